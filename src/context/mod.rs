@@ -1,0 +1,1 @@
+//! The build context: a filtered walk that honours `.dockerignore`.

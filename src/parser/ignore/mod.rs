@@ -1,0 +1,1 @@
+//! `.dockerignore` patterns and matching (filled in by the ignore matcher work).

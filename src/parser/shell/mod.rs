@@ -1,0 +1,1 @@
+//! BuildKit-compatible shell-word expansion (filled in by the shell lexer work).
