@@ -1,0 +1,1 @@
+//! Conformance corpus: `dockerignore` (filled in with the dockerignore work).

@@ -1,0 +1,1 @@
+//! Conformance corpus: `instructions` (filled in with the instructions work).

@@ -1,0 +1,10 @@
+//! Conformance tests: BuildKit's own test vectors, read from `../shared/conformance/`.
+//!
+//! Each corpus test prints `N passed, M failed` and fails if any vector fails. Vectors we
+//! deliberately do not follow are listed in `testdata/conformance-exceptions.txt`.
+
+mod dockerignore;
+mod instructions;
+mod parser;
+mod shell;
+mod support;

@@ -1,0 +1,1 @@
+//! Conformance corpus: `parser` (filled in with the parser work).

@@ -1,0 +1,1 @@
+//! Conformance corpus: `shell` (filled in with the shell work).
