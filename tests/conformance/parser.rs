@@ -1,1 +1,335 @@
-//! Conformance corpus: `parser` (filled in with the parser work).
+//! Conformance corpora `parser/`, `parser-negative/` and `parser-extra/`.
+
+use std::path::Path;
+use std::process::Command;
+
+use rbuild::parser::{self, args, directives, heredoc, words};
+use serde_json::Value;
+
+use crate::support::{self, Tally};
+
+fn case_dirs(corpus: &str) -> Vec<(String, std::path::PathBuf)> {
+    let mut out: Vec<_> = std::fs::read_dir(support::dir().join(corpus))
+        .unwrap_or_else(|e| panic!("reading {corpus}: {e}"))
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+        .collect();
+    out.sort();
+    out
+}
+
+fn parse_file(path: &Path) -> Result<parser::Ast, parser::ParseError> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    parser::parse_ast(&String::from_utf8_lossy(&bytes))
+}
+
+fn diff(expected: &str, actual: &str) -> String {
+    for (i, (e, a)) in expected.lines().zip(actual.lines()).enumerate() {
+        if e != a {
+            return format!("line {}: expected {e:?}, got {a:?}", i + 1);
+        }
+    }
+    format!("expected {} lines, got {}", expected.lines().count(), actual.lines().count())
+}
+
+#[test]
+fn dump_matches_buildkit() {
+    let mut tally = Tally::new("parser");
+    for (name, dir) in case_dirs("parser") {
+        let expected = std::fs::read_to_string(dir.join("result")).unwrap_or_default();
+        let outcome = match parse_file(&dir.join("Dockerfile")) {
+            Err(e) => Err(format!("parse failed: {e}")),
+            Ok(ast) if ast.dump() == expected => Ok(()),
+            Ok(ast) => Err(diff(&expected, &ast.dump())),
+        };
+        tally.check(&name, outcome);
+    }
+    tally.finish();
+}
+
+#[test]
+fn cli_dump_matches_buildkit() {
+    let mut tally = Tally::new("parser(cli)");
+    for (name, dir) in case_dirs("parser") {
+        let expected = std::fs::read(dir.join("result")).unwrap_or_default();
+        let out = Command::new(env!("CARGO_BIN_EXE_rbuild"))
+            .args(["parse", "--format", "dump", "-f"])
+            .arg(dir.join("Dockerfile"))
+            .output()
+            .expect("running rbuild");
+        let outcome = if !out.status.success() {
+            Err(format!("exit {}: {}", out.status, String::from_utf8_lossy(&out.stderr)))
+        } else if out.stdout == expected {
+            Ok(())
+        } else {
+            Err(diff(&String::from_utf8_lossy(&expected), &String::from_utf8_lossy(&out.stdout)))
+        };
+        tally.check(&name, outcome);
+    }
+    tally.finish();
+}
+
+#[test]
+fn negative_cases_fail() {
+    let mut tally = Tally::new("parser-negative");
+    for (name, dir) in case_dirs("parser-negative") {
+        let outcome = match parse_file(&dir.join("Dockerfile")).map(|ast| rbuild::parser::instructions::parse(&ast)) {
+            Ok(Ok(_)) => Err("parsed without error".to_owned()),
+            _ => Ok(()),
+        };
+        tally.check(&name, outcome);
+    }
+    tally.finish();
+}
+
+#[test]
+fn line_numbers() {
+    let mut tally = Tally::new("parser-extra/line-numbers");
+    let expected = support::read_json("parser-extra/line-numbers/expected.json");
+    let ast = parse_file(&support::dir().join("parser-extra/line-numbers/Dockerfile")).expect("parses");
+    let lines = |v: &Value| (v["start_line"].as_u64().unwrap_or(0) as usize, v["end_line"].as_u64().unwrap_or(0) as usize);
+    let root = lines(&expected["root"]);
+    tally.check("root", if ast.line_range() == root { Ok(()) } else { Err(format!("{:?} != {root:?}", ast.line_range())) });
+    let children = expected["children"].as_array().cloned().unwrap_or_default();
+    for (i, want) in children.iter().enumerate() {
+        let got = ast.children.get(i).map(|n| (n.start_line, n.end_line));
+        let outcome = if got == Some(lines(want)) { Ok(()) } else { Err(format!("{got:?} != {:?}", lines(want))) };
+        tally.check(&format!("child{i}"), outcome);
+    }
+    tally.check("count", if ast.children.len() == children.len() { Ok(()) } else { Err("child count".into()) });
+    tally.finish();
+}
+
+fn check_heredocs(tally: &mut Tally, case: &str) {
+    let expected = support::read_json(&format!("parser-extra/{case}/expected.json"));
+    let ast = parse_file(&support::dir().join(format!("parser-extra/{case}/Dockerfile"))).expect("parses");
+    for want in expected["children"].as_array().cloned().unwrap_or_default() {
+        let index = want["index"].as_u64().unwrap_or(0) as usize;
+        let Some(node) = ast.children.get(index) else {
+            tally.check(&format!("{index}"), Err("missing child".into()));
+            continue;
+        };
+        let got: Vec<Value> = node
+            .heredocs
+            .iter()
+            .map(|h| {
+                serde_json::json!({"name": h.name, "content": h.content, "expand": h.expand, "chomp": h.chomp, "fd": h.fd})
+            })
+            .collect();
+        let got = if got.is_empty() { Value::Null } else { Value::Array(got) };
+        let outcome = if node.original != want["instruction"].as_str().unwrap_or_default() {
+            Err(format!("instruction {:?}", node.original))
+        } else if got == want["heredocs"] {
+            Ok(())
+        } else {
+            Err(format!("got {got}, want {}", want["heredocs"]))
+        };
+        tally.check(&format!("{index}"), outcome);
+    }
+}
+
+#[test]
+fn heredoc_extraction() {
+    let mut tally = Tally::new("parser-extra/heredocs");
+    check_heredocs(&mut tally, "heredoc-extract");
+    check_heredocs(&mut tally, "heredoc-json");
+    tally.finish();
+}
+
+#[test]
+fn empty_continuation_warnings() {
+    let mut tally = Tally::new("parser-extra/empty-continuation-warning");
+    let expected = support::read_json("parser-extra/empty-continuation-warning/expected.json");
+    let ast = parse_file(&support::dir().join("parser-extra/empty-continuation-warning/Dockerfile")).expect("parses");
+    let count = expected["warning_count"].as_u64().unwrap_or(0) as usize;
+    tally.check("count", if ast.warnings.len() == count { Ok(()) } else { Err(format!("{} warnings", ast.warnings.len())) });
+    for (i, want) in expected["warnings"].as_array().cloned().unwrap_or_default().iter().enumerate() {
+        let Some(got) = ast.warnings.get(i) else { continue };
+        let mut problems = Vec::new();
+        for s in want["short_contains"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+            if !got.short.contains(s) {
+                problems.push(format!("short {:?} lacks {s:?}", got.short));
+            }
+        }
+        if let Some(d) = want["detail_contains"].as_str() {
+            if !got.detail.contains(d) {
+                problems.push(format!("detail lacks {d:?}"));
+            }
+        }
+        if want["short_per_source"].as_str().is_some_and(|s| s != got.short) {
+            problems.push("short differs".into());
+        }
+        if want["url_per_source"].as_str().is_some_and(|s| s != got.url) {
+            problems.push("url differs".into());
+        }
+        if want["line_per_source"].as_u64().is_some_and(|l| l as usize != got.line) {
+            problems.push(format!("line {}", got.line));
+        }
+        tally.check(&format!("warning{i}"), if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) });
+    }
+    tally.finish();
+}
+
+#[test]
+fn heredoc_words() {
+    let mut tally = Tally::new("parser-extra/heredoc-words.json");
+    let v = support::read_json("parser-extra/heredoc-words.json");
+    for (i, case) in v["parse_heredoc"].as_array().cloned().unwrap_or_default().iter().enumerate() {
+        let input = case["input"].as_str().unwrap_or_default();
+        let got = heredoc::parse_heredoc(input);
+        let outcome = match (&got, case.get("error"), &case["name"]) {
+            (Err(_), Some(_), _) => Ok(()),
+            (Ok(None), None, Value::Null) => Ok(()),
+            (Ok(Some(h)), None, Value::String(n)) if &h.name == n => Ok(()),
+            _ => Err(format!("{input:?}: got {got:?}")),
+        };
+        tally.check(&format!("parse_heredoc[{i}]"), outcome);
+    }
+    for (i, case) in v["heredocs_from_line"].as_array().cloned().unwrap_or_default().iter().enumerate() {
+        let line = case["line"].as_str().unwrap_or_default();
+        let want: Vec<&str> = case["names"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        let outcome = match heredoc::heredocs_from_line(line) {
+            Ok(docs) if docs.iter().map(|d| d.name.as_str()).eq(want.iter().copied()) => Ok(()),
+            other => Err(format!("{line:?}: got {other:?}")),
+        };
+        tally.check(&format!("heredocs_from_line[{i}]"), outcome);
+    }
+    for (i, case) in v["chomp"].as_array().cloned().unwrap_or_default().iter().enumerate() {
+        let got = heredoc::chomp_tabs(case["input"].as_str().unwrap_or_default());
+        let want = case["expect"].as_str().unwrap_or_default();
+        tally.check(&format!("chomp[{i}]"), if got == want { Ok(()) } else { Err(format!("{got:?}")) });
+    }
+    tally.finish();
+}
+
+fn opt_str(v: &Value) -> Option<&str> {
+    v.as_str()
+}
+
+#[test]
+fn directives() {
+    let mut tally = Tally::new("parser-extra/directives.json");
+    let v = support::read_json("parser-extra/directives.json");
+    for (i, case) in v["parse_all"].as_array().cloned().unwrap_or_default().iter().enumerate() {
+        let got = directives::parse_all(case["input"].as_str().unwrap_or_default());
+        let want: Vec<(String, String)> = case["directives"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|d| (d["name"].as_str().unwrap_or_default().to_owned(), d["value"].as_str().unwrap_or_default().to_owned()))
+            .collect();
+        let outcome = match got {
+            Ok(ds) if ds.iter().map(|d| (d.name.clone(), d.value.clone())).eq(want.iter().cloned()) => Ok(()),
+            other => Err(format!("got {other:?}")),
+        };
+        tally.check(&format!("parse_all[{i}]"), outcome);
+    }
+    let mut detect = |section: &str, f: &dyn Fn(&Value, &str) -> Option<directives::Found>| {
+        for (i, case) in v[section].as_array().cloned().unwrap_or_default().iter().enumerate() {
+            let input = case["input"].as_str().unwrap_or_default();
+            let got = f(case, input);
+            let want_found = case["found"].as_bool().unwrap_or(false);
+            let mut problems = Vec::new();
+            if got.is_some() != want_found {
+                problems.push(format!("found={}", got.is_some()));
+            }
+            let (r, c, l) = got.as_ref().map_or((String::new(), String::new(), 0), |f| (f.reference.clone(), f.cmdline.clone(), f.line));
+            if opt_str(&case["ref"]).is_some_and(|w| w != r) {
+                problems.push(format!("ref {r:?}"));
+            }
+            if opt_str(&case["cmdline"]).is_some_and(|w| w != c) {
+                problems.push(format!("cmdline {c:?}"));
+            }
+            if case["line"].as_u64().is_some_and(|w| w as usize != l) {
+                problems.push(format!("line {l}"));
+            }
+            tally.check(&format!("{section}[{i}]"), if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) });
+        }
+    };
+    detect("detect_syntax", &|_, input| directives::detect_syntax(input));
+    detect("parse_directive", &|case, input| directives::parse_directive(case["key"].as_str().unwrap_or_default(), input));
+    tally.finish();
+}
+
+#[test]
+fn json_arrays() {
+    let mut tally = Tally::new("parser-extra/json-arrays.json");
+    let v = support::read_json("parser-extra/json-arrays.json");
+    for (i, case) in v["valid"].as_array().cloned().unwrap_or_default().iter().enumerate() {
+        let input = case["input"].as_str().unwrap_or_default();
+        let want: Vec<&str> = case["expect"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        let outcome = match args::parse_json_array(input) {
+            args::Json::Strings(got) if got.iter().map(String::as_str).eq(want.iter().copied()) => Ok(()),
+            _ => Err(format!("{input:?} not parsed as {want:?}")),
+        };
+        tally.check(&format!("valid[{i}]"), outcome);
+    }
+    for (i, case) in v["not_string_array"].as_array().cloned().unwrap_or_default().iter().enumerate() {
+        let input = case.as_str().unwrap_or_default();
+        let whole = parser::parse_ast(&format!("FROM x\nCMD {input}\n"));
+        let outcome = match (args::parse_json_array(input), whole) {
+            (args::Json::NotStrings, Err(e)) if e.kind == parser::ErrorKind::NotStringArray => Ok(()),
+            _ => Err(format!("{input:?} accepted")),
+        };
+        tally.check(&format!("not_string_array[{i}]"), outcome);
+    }
+    tally.finish();
+}
+
+#[test]
+fn parse_words() {
+    let mut tally = Tally::new("parser-extra/parse-words.json");
+    let v = support::read_json("parser-extra/parse-words.json");
+    for (i, case) in v["cases"].as_array().cloned().unwrap_or_default().iter().enumerate() {
+        let input = case["input"].as_str().unwrap_or_default();
+        let want: Vec<&str> = case["expect"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        let got = words::parse_words(input, '\\');
+        tally.check(&format!("{i}"), if got.iter().map(String::as_str).eq(want.iter().copied()) { Ok(()) } else { Err(format!("{got:?}")) });
+    }
+    tally.finish();
+}
+
+#[test]
+fn name_values() {
+    let mut tally = Tally::new("parser-extra/nameval.json");
+    let v = support::read_json("parser-extra/nameval.json");
+    for (i, case) in v["cases"].as_array().cloned().unwrap_or_default().iter().enumerate() {
+        let line = format!("{} {}", case["instruction"].as_str().unwrap_or_default(), case["args"].as_str().unwrap_or_default());
+        let got = parser::node_from_line(&line, '\\');
+        let outcome = match (&got, case.get("error").and_then(Value::as_str)) {
+            (Err(e), Some(want)) if e.to_string() == want => Ok(()),
+            (Ok(node), None) => {
+                let want: Vec<&str> = case["nodes"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+                if node.args.iter().map(String::as_str).eq(want.iter().copied()) { Ok(()) } else { Err(format!("{:?}", node.args)) }
+            }
+            _ => Err(format!("{line:?}: got {got:?}")),
+        };
+        tally.check(&format!("{i}"), outcome);
+    }
+    tally.finish();
+}
+
+#[test]
+fn line_too_long() {
+    let mut tally = Tally::new("parser-extra/line-too-long.json");
+    let v = support::read_json("parser-extra/line-too-long.json");
+    for (i, case) in v["cases"].as_array().cloned().unwrap_or_default().iter().enumerate() {
+        let text = format!(
+            "{}{}{}",
+            case["prefix"].as_str().unwrap_or_default(),
+            case["repeat"].as_str().unwrap_or_default().repeat(case["repeat_count"].as_u64().unwrap_or(0) as usize),
+            case["suffix"].as_str().unwrap_or_default()
+        );
+        let want = case["error"].as_str().unwrap_or_default();
+        let outcome = match parser::parse_ast(&text) {
+            Err(e) if e.kind.to_string() == want => Ok(()),
+            other => Err(format!("got {:?}", other.map(|a| a.children.len()))),
+        };
+        tally.check(&format!("{i}"), outcome);
+    }
+    // The limit is exact: a line of 65535 bytes is fine.
+    let ok = format!("FROM x\nLABEL a={}\n", "a".repeat(parser::MAX_LINE - 8));
+    tally.check("boundary", parser::parse_ast(&ok).map(|_| ()).map_err(|e| e.to_string()));
+    tally.finish();
+}
