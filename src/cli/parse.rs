@@ -32,26 +32,36 @@ pub struct ParseArgs {
 pub fn run(args: ParseArgs) -> anyhow::Result<ExitCode> {
     let (name, bytes) = read_input(&args.file)?;
     let text = String::from_utf8_lossy(&bytes);
-    let ast = parser::parse_ast(&text).map_err(|e| anyhow!("{}", e.in_file(&name).render(&text)))?;
+    let ast =
+        parser::parse_ast(&text).map_err(|e| anyhow!("{}", e.in_file(&name).render(&text)))?;
     let out = match args.format {
         Format::Dump => ast.dump(),
         Format::Json => {
-            let mut s = serde_json::to_string_pretty(&ast).context("serializing the syntax tree")?;
+            let dockerfile = parser::instructions::parse(&ast)
+                .map_err(|e| anyhow!("{}", e.in_file(&name).render(&text)))?;
+            let tree = serde_json::json!({ "ast": ast, "dockerfile": dockerfile });
+            let mut s =
+                serde_json::to_string_pretty(&tree).context("serializing the syntax tree")?;
             s.push('\n');
             s
         }
     };
     let mut stdout = std::io::stdout().lock();
-    stdout.write_all(out.as_bytes()).context("writing to stdout")?;
+    stdout
+        .write_all(out.as_bytes())
+        .context("writing to stdout")?;
     Ok(ExitCode::SUCCESS)
 }
 
 fn read_input(path: &PathBuf) -> anyhow::Result<(String, Vec<u8>)> {
     if path.as_os_str() == "-" {
         let mut buf = Vec::new();
-        std::io::stdin().read_to_end(&mut buf).context("reading the Dockerfile from stdin")?;
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .context("reading the Dockerfile from stdin")?;
         return Ok(("Dockerfile".to_owned(), buf));
     }
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read Dockerfile `{}`", path.display()))?;
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read Dockerfile `{}`", path.display()))?;
     Ok((path.display().to_string(), bytes))
 }

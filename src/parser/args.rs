@@ -16,7 +16,10 @@ pub struct Args {
 
 impl Args {
     fn plain(values: Vec<String>) -> Self {
-        Args { values, json: false }
+        Args {
+            values,
+            json: false,
+        }
     }
 }
 
@@ -60,16 +63,25 @@ pub fn shape_of(name: &str) -> Shape {
 
 /// Parses `rest` (flags removed, trimmed) for an instruction of the given shape and
 /// keyword. [`Shape::SubCommand`] is handled by the caller.
-pub fn parse_args(shape: Shape, keyword: &str, rest: &str, escape: char) -> Result<Args, ErrorKind> {
+pub fn parse_args(
+    shape: Shape,
+    keyword: &str,
+    rest: &str,
+    escape: char,
+) -> Result<Args, ErrorKind> {
     match shape {
         Shape::MaybeJson => maybe_json(rest),
         Shape::MaybeJsonList => maybe_json_list(rest),
         Shape::Fields => Ok(Args::plain(split_fields(rest))),
-        Shape::Text | Shape::SubCommand => {
-            Ok(Args::plain(if rest.is_empty() { vec![] } else { vec![rest.to_owned()] }))
-        }
+        Shape::Text | Shape::SubCommand => Ok(Args::plain(if rest.is_empty() {
+            vec![]
+        } else {
+            vec![rest.to_owned()]
+        })),
         Shape::Words => Ok(Args::plain(parse_words(rest, escape))),
-        Shape::NameValue => name_values(&keyword.to_ascii_uppercase(), rest, escape).map(Args::plain),
+        Shape::NameValue => {
+            name_values(&keyword.to_ascii_uppercase(), rest, escape).map(Args::plain)
+        }
         Shape::Healthcheck => healthcheck(rest),
         Shape::Unknown => Ok(Args::plain(vec![String::new()])),
     }
@@ -94,8 +106,10 @@ pub fn parse_json_array(text: &str) -> Json {
     match serde_json::from_str::<Vec<serde_json::Value>>(text) {
         Err(_) => Json::NotJson,
         Ok(values) => {
-            let strings: Option<Vec<String>> =
-                values.into_iter().map(|v| v.as_str().map(str::to_owned)).collect();
+            let strings: Option<Vec<String>> = values
+                .into_iter()
+                .map(|v| v.as_str().map(str::to_owned))
+                .collect();
             strings.map_or(Json::NotStrings, Json::Strings)
         }
     }
@@ -130,7 +144,9 @@ fn name_values(keyword: &str, rest: &str, escape: char) -> Result<Vec<String>, E
     if !first.contains('=') {
         let (name, value) = split_once_fields(rest);
         let Some(value) = value else {
-            return Err(ErrorKind::MissingValue { keyword: keyword.to_owned() });
+            return Err(ErrorKind::MissingValue {
+                keyword: keyword.to_owned(),
+            });
         };
         return Ok(vec![name.to_owned(), value.to_owned(), String::new()]);
     }
@@ -147,16 +163,25 @@ fn name_values(keyword: &str, rest: &str, escape: char) -> Result<Vec<String>, E
 fn healthcheck(rest: &str) -> Result<Args, ErrorKind> {
     // Byte-wise scan, as BuildKit does: the type word ends at the first space byte.
     let bytes = rest.as_bytes();
-    let sep = bytes.iter().position(|&b| (b as char).is_whitespace()).unwrap_or(bytes.len());
+    let sep = bytes
+        .iter()
+        .position(|&b| (b as char).is_whitespace())
+        .unwrap_or(bytes.len());
     if sep == 0 {
         return Ok(Args::default());
     }
-    let next = bytes[sep..].iter().position(|&b| !(b as char).is_whitespace()).map_or(bytes.len(), |p| sep + p);
+    let next = bytes[sep..]
+        .iter()
+        .position(|&b| !(b as char).is_whitespace())
+        .map_or(bytes.len(), |p| sep + p);
     let kind = String::from_utf8_lossy(&bytes[..sep]).into_owned();
     let cmd = maybe_json(&String::from_utf8_lossy(&bytes[next..]))?;
     let mut values = vec![kind];
     values.extend(cmd.values);
-    Ok(Args { values, json: cmd.json })
+    Ok(Args {
+        values,
+        json: cmd.json,
+    })
 }
 
 #[cfg(test)]
@@ -167,14 +192,29 @@ mod tests {
     fn name_value_forms() {
         let nv = |s| name_values("ENV", s, '\\');
         assert_eq!(nv("a b c").unwrap(), ["a", "b c", ""]);
-        assert_eq!(nv("a=1 b=\"x y\"").unwrap(), ["a", "1", "=", "b", "\"x y\"", "="]);
-        assert_eq!(nv("a").unwrap_err().to_string(), "ENV must have two arguments");
-        assert!(nv("a=1 b").unwrap_err().to_string().contains(r#"can't find = in "b""#));
+        assert_eq!(
+            nv("a=1 b=\"x y\"").unwrap(),
+            ["a", "1", "=", "b", "\"x y\"", "="]
+        );
+        assert_eq!(
+            nv("a").unwrap_err().to_string(),
+            "ENV must have two arguments"
+        );
+        assert!(nv("a=1 b")
+            .unwrap_err()
+            .to_string()
+            .contains(r#"can't find = in "b""#));
     }
 
     #[test]
     fn json_forms() {
-        assert_eq!(maybe_json("[\"a\", \"b\"]").unwrap(), Args { values: vec!["a".into(), "b".into()], json: true });
+        assert_eq!(
+            maybe_json("[\"a\", \"b\"]").unwrap(),
+            Args {
+                values: vec!["a".into(), "b".into()],
+                json: true
+            }
+        );
         assert_eq!(maybe_json("[\"a\"").unwrap().values, ["[\"a\""]);
         assert!(matches!(maybe_json("[1]"), Err(ErrorKind::NotStringArray)));
         assert_eq!(maybe_json_list("a  b").unwrap().values, ["a", "b"]);

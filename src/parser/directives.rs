@@ -61,7 +61,12 @@ pub struct DirectiveParser {
 
 impl Default for DirectiveParser {
     fn default() -> Self {
-        DirectiveParser { line: 0, prefix: Prefix::Hash, seen: BTreeSet::new(), done: false }
+        DirectiveParser {
+            line: 0,
+            prefix: Prefix::Hash,
+            seen: BTreeSet::new(),
+            done: false,
+        }
     }
 }
 
@@ -85,7 +90,11 @@ impl DirectiveParser {
         if !self.seen.insert(name.clone()) {
             return Err(ErrorKind::DuplicateDirective { name });
         }
-        Ok(Some(Directive { name, value: caps[2].to_owned(), line: self.line }))
+        Ok(Some(Directive {
+            name,
+            value: caps[2].to_owned(),
+            line: self.line,
+        }))
     }
 
     /// Whether scanning has stopped (a non-directive line was seen).
@@ -142,11 +151,23 @@ fn find_directive(key: &str, text: &str, fallbacks: bool) -> Option<Found> {
     };
     let found = |d: Directive| {
         let reference = d.value.split(' ').next().unwrap_or_default().to_owned();
-        Found { reference, cmdline: d.value, line: d.line }
+        Found {
+            reference,
+            cmdline: d.value,
+            line: d.line,
+        }
     };
-    let prefixes: &[Prefix] = if fallbacks { &[Prefix::Hash, Prefix::Slashes] } else { &[Prefix::Hash] };
+    let prefixes: &[Prefix] = if fallbacks {
+        &[Prefix::Hash, Prefix::Slashes]
+    } else {
+        &[Prefix::Hash]
+    };
     for &prefix in prefixes {
-        let parser = DirectiveParser { line: skipped, prefix, ..DirectiveParser::default() };
+        let parser = DirectiveParser {
+            line: skipped,
+            prefix,
+            ..DirectiveParser::default()
+        };
         if let Ok(all) = parser.parse_all(text) {
             if let Some(d) = all.into_iter().find(|d| d.name == key) {
                 return Some(found(d));
@@ -158,7 +179,11 @@ fn find_directive(key: &str, text: &str, fallbacks: bool) -> Option<Found> {
     }
     let json: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text).ok()?;
     let value = json.get(key)?.as_str()?.to_owned();
-    Some(Found { reference: value.clone(), cmdline: value, line: skipped })
+    Some(Found {
+        reference: value.clone(),
+        cmdline: value,
+        line: skipped,
+    })
 }
 
 #[cfg(test)]
@@ -175,7 +200,10 @@ mod tests {
     #[test]
     fn rejects_duplicates() {
         let err = parse_all("# escape=`\n# ESCAPE=\\\n").unwrap_err();
-        assert_eq!(err.to_string(), "only one escape parser directive can be used");
+        assert_eq!(
+            err.to_string(),
+            "only one escape parser directive can be used"
+        );
     }
 
     #[test]

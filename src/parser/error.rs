@@ -23,7 +23,11 @@ pub struct Span {
 impl Span {
     /// A span covering lines `line..=end_line`, pointing at column `col` of the first.
     pub fn new(line: usize, end_line: usize, col: usize) -> Self {
-        Span { line, end_line: end_line.max(line), col: col.max(1) }
+        Span {
+            line,
+            end_line: end_line.max(line),
+            col: col.max(1),
+        }
     }
 }
 
@@ -68,7 +72,11 @@ pub struct ParseError {
 impl ParseError {
     /// An error in the default-named `Dockerfile` at `span`.
     pub fn new(span: Span, kind: impl Into<ErrorKind>) -> Self {
-        ParseError { file: "Dockerfile".to_owned(), span, kind: kind.into() }
+        ParseError {
+            file: "Dockerfile".to_owned(),
+            span,
+            kind: kind.into(),
+        }
     }
 
     /// Renames the file the error is reported in.
@@ -104,7 +112,11 @@ impl ParseError {
 
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file, self.span.line, self.span.col, self.kind)
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.span.line, self.span.col, self.kind
+        )
     }
 }
 
@@ -128,6 +140,9 @@ mod tests {
     fn renders_line_and_caret() {
         let err = ParseError::new(Span::new(2, 2, 5), ErrorKind::UnterminatedHeredoc);
         let text = err.render("FROM x\nRUN <<EOF\n");
-        assert_eq!(text, "Dockerfile:2:5: unterminated heredoc\n 2 | RUN <<EOF\n   |     ^");
+        assert_eq!(
+            text,
+            "Dockerfile:2:5: unterminated heredoc\n 2 | RUN <<EOF\n   |     ^"
+        );
     }
 }

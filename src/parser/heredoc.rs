@@ -27,14 +27,20 @@ pub fn parse_heredoc(word: &str) -> Result<Option<Heredoc>, ErrorKind> {
     let env = EnvList::default();
     let mut lex = Lex::new('\\');
     lex.skip_unset_env = true;
-    let words = lex.process_words(rest, &env).map_err(|source| ErrorKind::Heredoc { source })?;
+    let words = lex
+        .process_words(rest, &env)
+        .map_err(|source| ErrorKind::Heredoc { source })?;
     let [name] = words.as_slice() else {
         return Ok(None);
     };
     lex.raw_quotes = true;
-    let raw = lex.process_words(rest, &env).map_err(|source| ErrorKind::Heredoc { source })?;
+    let raw = lex
+        .process_words(rest, &env)
+        .map_err(|source| ErrorKind::Heredoc { source })?;
     let [raw_name] = raw.as_slice() else {
-        return Err(ErrorKind::HeredocInconsistent { word: rest.to_owned() });
+        return Err(ErrorKind::HeredocInconsistent {
+            word: rest.to_owned(),
+        });
     };
     let quotes = |s: &str| s.chars().filter(|&c| c == '\'' || c == '"').count();
     Ok(Some(Heredoc {
@@ -52,7 +58,9 @@ pub fn heredocs_from_line(line: &str) -> Result<Vec<Heredoc>, ErrorKind> {
     lex.raw_quotes = true;
     lex.raw_escapes = true;
     // Like BuildKit, a line the lexer cannot split has no heredocs.
-    let words = lex.process_words(line, &EnvList::default()).unwrap_or_default();
+    let words = lex
+        .process_words(line, &EnvList::default())
+        .unwrap_or_default();
     let mut docs = Vec::new();
     let mut i = 0;
     while i < words.len() {
@@ -72,7 +80,10 @@ pub fn heredocs_from_line(line: &str) -> Result<Vec<Heredoc>, ErrorKind> {
 
 /// Removes the leading tabs of every line of a `<<-` heredoc body.
 pub fn chomp_tabs(content: &str) -> String {
-    content.split_inclusive('\n').map(|l| l.trim_start_matches('\t')).collect()
+    content
+        .split_inclusive('\n')
+        .map(|l| l.trim_start_matches('\t'))
+        .collect()
 }
 
 #[cfg(test)]
@@ -96,7 +107,11 @@ mod tests {
 
     #[test]
     fn joins_separate_operator() {
-        let names: Vec<_> = heredocs_from_line("RUN << -EOF <<- X").unwrap().into_iter().map(|h| h.name).collect();
+        let names: Vec<_> = heredocs_from_line("RUN << -EOF <<- X")
+            .unwrap()
+            .into_iter()
+            .map(|h| h.name)
+            .collect();
         assert_eq!(names, ["-EOF", "X"]);
     }
 

@@ -93,7 +93,10 @@ pub struct Ast {
 impl Ast {
     /// The whole tree in BuildKit's dump format, one `(...)` line per instruction.
     pub fn dump(&self) -> String {
-        self.children.iter().map(|n| format!("({})\n", n.dump())).collect()
+        self.children
+            .iter()
+            .map(|n| format!("({})\n", n.dump()))
+            .collect()
     }
 
     /// First line of the first instruction and last line of the last one.

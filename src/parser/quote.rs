@@ -70,7 +70,10 @@ mod tests {
     #[test]
     fn quotes_like_go() {
         assert_eq!(go_quote("a b"), r#""a b""#);
-        assert_eq!(go_quote("\" \\ / \u{8} \u{c} \n \r \t \0"), r#""\" \\ / \b \f \n \r \t \x00""#);
+        assert_eq!(
+            go_quote("\" \\ / \u{8} \u{c} \n \r \t \0"),
+            r#""\" \\ / \b \f \n \r \t \x00""#
+        );
         assert_eq!(go_quote("♥☃"), "\"♥☃\"");
         assert_eq!(go_quote("\u{a0}"), r#""\u00a0""#);
         assert_eq!(go_quote("\u{7f}"), r#""\x7f""#);

@@ -69,7 +69,10 @@ impl<'a> Scanner<'a> {
         };
         self.next += 1;
         if trim_newline(line).len() > MAX_LINE || (line.len() > MAX_LINE && !line.ends_with('\n')) {
-            return Err(ParseError::new(Span::new(self.next, self.next, 1), ErrorKind::LineTooLong));
+            return Err(ParseError::new(
+                Span::new(self.next, self.next, 1),
+                ErrorKind::LineTooLong,
+            ));
         }
         Ok(Some(line))
     }
@@ -90,7 +93,9 @@ impl<'a> Scanner<'a> {
                         "\\" => '\\',
                         "`" => '`',
                         other => {
-                            let kind = ErrorKind::InvalidEscape { token: other.to_owned() };
+                            let kind = ErrorKind::InvalidEscape {
+                                token: other.to_owned(),
+                            };
                             return Err(ParseError::new(span, kind));
                         }
                     };
@@ -138,11 +143,16 @@ impl<'a> Scanner<'a> {
                 ended = end;
             }
             if empty_continuation {
-                self.warnings.push(empty_continuation_warning(&logical, self.next));
+                self.warnings
+                    .push(empty_continuation_warning(&logical, self.next));
             }
-            let col = 1 + trim_newline(raw).chars().take_while(|c| c.is_whitespace()).count();
+            let col = 1 + trim_newline(raw)
+                .chars()
+                .take_while(|c| c.is_whitespace())
+                .count();
             let span = Span::new(start, self.next, col);
-            let mut node = node_from_line(&logical, self.escape).map_err(|k| ParseError::new(span, k))?;
+            let mut node =
+                node_from_line(&logical, self.escape).map_err(|k| ParseError::new(span, k))?;
             node.start_line = start;
             node.col = col;
             node.comments = std::mem::take(&mut comments);
@@ -156,7 +166,12 @@ impl<'a> Scanner<'a> {
             let span = Span::new(self.next.max(1), self.next.max(1), 1);
             return Err(ParseError::new(span, ErrorKind::NoInstructions));
         }
-        Ok(Ast { children, escape: self.escape, directives: self.found, warnings: self.warnings })
+        Ok(Ast {
+            children,
+            escape: self.escape,
+            directives: self.found,
+            warnings: self.warnings,
+        })
     }
 
     fn read_heredocs(&mut self, node: &mut Node, line: &str, span: Span) -> Result<()> {
@@ -175,7 +190,10 @@ impl<'a> Scanner<'a> {
                 doc.content.push_str(raw);
             }
             if !terminated {
-                let span = Span::new(span.line, self.next, span.col);
+                let col = line
+                    .find("<<")
+                    .map_or(span.col, |at| span.col + line[..at].chars().count());
+                let span = Span::new(span.line, self.next, col);
                 return Err(ParseError::new(span, ErrorKind::UnterminatedHeredoc));
             }
             let target = match &mut node.sub {

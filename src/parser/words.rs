@@ -18,7 +18,10 @@ pub fn is_field_separator(c: char) -> bool {
 /// Splits `s` on runs of [`is_field_separator`] characters, dropping empty pieces at the
 /// ends (Go's `regexp.Split` on a trimmed string).
 pub fn split_fields(s: &str) -> Vec<String> {
-    s.split(is_field_separator).filter(|p| !p.is_empty()).map(str::to_owned).collect()
+    s.split(is_field_separator)
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Splits `s` once at the first run of field separators.
@@ -48,7 +51,11 @@ pub fn split_command(line: &str, escape: char) -> CommandLine {
         Some(tail) => extract_flags(tail, escape),
         None => (String::new(), Vec::new()),
     };
-    CommandLine { keyword: keyword.to_owned(), flags, rest: rest.trim().to_owned() }
+    CommandLine {
+        keyword: keyword.to_owned(),
+        flags,
+        rest: rest.trim().to_owned(),
+    }
 }
 
 /// Reads the leading `--name[=value]` words of `line`; returns the remaining text and
@@ -229,9 +236,15 @@ mod tests {
 
     #[test]
     fn flags_stop_at_first_plain_word() {
-        assert_eq!(flags("--a=1 --b x --c"), ("x --c".to_owned(), vec!["--a=1".into(), "--b".into()]));
-        assert_eq!(flags("-- x"), ("x".to_owned(), vec![]));
-        assert_eq!(flags("--x='a b' y"), ("y".to_owned(), vec!["--x=a b".into()]));
+        assert_eq!(
+            flags("--a=1 --b x --c"),
+            ("x --c".to_owned(), vec!["--a=1".into(), "--b".into()])
+        );
+        assert_eq!(flags("-- x"), (" x".to_owned(), vec![]));
+        assert_eq!(
+            flags("--x='a b' y"),
+            ("y".to_owned(), vec!["--x=a b".into()])
+        );
         assert_eq!(flags("--x=\"\" y").1, vec!["--x=".to_owned()]);
     }
 
@@ -249,7 +262,10 @@ mod tests {
 
     #[test]
     fn words_keep_quotes_and_escapes() {
-        assert_eq!(parse_words(r#"a\ b "c d" 'e\'"#, '\\'), [r"a\ b", r#""c d""#, r"'e\'"]);
+        assert_eq!(
+            parse_words(r#"a\ b "c d" 'e\'"#, '\\'),
+            [r"a\ b", r#""c d""#, r"'e\'"]
+        );
         assert_eq!(parse_words("x\\", '\\'), ["x"]);
     }
 

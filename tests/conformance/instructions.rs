@@ -10,7 +10,12 @@ use serde_json::{json, Value};
 use crate::support::{self, Tally};
 
 fn strs(v: &Value) -> Vec<String> {
-    v.as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect()
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The node a vector is about: the first instruction of `dockerfile`, or a hand-built
@@ -18,7 +23,11 @@ fn strs(v: &Value) -> Vec<String> {
 fn first_node(case: &Value) -> Result<Node, String> {
     if let Some(text) = case["dockerfile"].as_str() {
         let ast = parser::parse_ast(text).map_err(|e| format!("parse failed: {e}"))?;
-        return ast.children.first().cloned().ok_or_else(|| "no instruction".to_owned());
+        return ast
+            .children
+            .first()
+            .cloned()
+            .ok_or_else(|| "no instruction".to_owned());
     }
     let ast = &case["ast"];
     let keyword = ast["value"].as_str().unwrap_or_default().to_owned();
@@ -32,19 +41,29 @@ fn first_node(case: &Value) -> Result<Node, String> {
 fn errors() {
     let mut tally = Tally::new("instructions/errors.json");
     let v = support::read_json("instructions/errors.json");
-    for (i, case) in v["cases"].as_array().cloned().unwrap_or_default().iter().enumerate() {
-        let outcome = first_node(case).and_then(|node| match instructions::parse_instruction(&node) {
-            Ok(p) => Err(format!("converted without error: {p:?}")),
-            Err(e) => {
-                let msg = e.to_string();
-                match (case["error"].as_str(), case["error_contains"].as_str()) {
-                    (Some(want), _) if msg == want => Ok(()),
-                    (_, Some(want)) if msg.contains(want) => Ok(()),
-                    _ => Err(format!("wrong error {msg:?}")),
+    for (i, case) in v["cases"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        let outcome =
+            first_node(case).and_then(|node| match instructions::parse_instruction(&node) {
+                Ok(p) => Err(format!("converted without error: {p:?}")),
+                Err(e) => {
+                    let msg = e.to_string();
+                    match (case["error"].as_str(), case["error_contains"].as_str()) {
+                        (Some(want), _) if msg == want => Ok(()),
+                        (_, Some(want)) if msg.contains(want) => Ok(()),
+                        _ => Err(format!("wrong error {msg:?}")),
+                    }
                 }
-            }
-        });
-        tally.check(&format!("{i}:{}", case["source"].as_str().unwrap_or_default()), outcome);
+            });
+        tally.check(
+            &format!("{i}:{}", case["source"].as_str().unwrap_or_default()),
+            outcome,
+        );
     }
     tally.finish();
 }
@@ -60,8 +79,12 @@ fn check_command(case: &Value, parsed: &Parsed) -> Result<(), String> {
             if want.get("run_flags_used").is_some() {
                 got.insert("run_flags_used".into(), json!(r.flags_used));
             }
-            let files: Vec<Value> =
-                r.command.files.iter().map(|f| json!({"name": f.name, "data": f.data, "chomp": f.chomp})).collect();
+            let files: Vec<Value> = r
+                .command
+                .files
+                .iter()
+                .map(|f| json!({"name": f.name, "data": f.data, "chomp": f.chomp}))
+                .collect();
             if want.get("run").is_some() {
                 got.insert(
                     "run".into(),
@@ -70,9 +93,15 @@ fn check_command(case: &Value, parsed: &Parsed) -> Result<(), String> {
             }
         }
         Parsed::Instruction(Instruction::Copy(c) | Instruction::Add(c)) => {
-            let contents: Vec<Value> =
-                c.contents.iter().map(|s| json!({"path": s.path, "data": s.data, "expand": s.expand})).collect();
-            got.insert("copy".into(), json!({"dest": c.dest, "source_paths": c.sources, "source_contents": contents}));
+            let contents: Vec<Value> = c
+                .contents
+                .iter()
+                .map(|s| json!({"path": s.path, "data": s.data, "expand": s.expand}))
+                .collect();
+            got.insert(
+                "copy".into(),
+                json!({"dest": c.dest, "source_paths": c.sources, "source_contents": contents}),
+            );
         }
         other => return Err(format!("unexpected {other:?}")),
     }
@@ -88,12 +117,21 @@ fn check_command(case: &Value, parsed: &Parsed) -> Result<(), String> {
 fn commands() {
     let mut tally = Tally::new("instructions/commands.json");
     let v = support::read_json("instructions/commands.json");
-    for (i, case) in v["cases"].as_array().cloned().unwrap_or_default().iter().enumerate() {
+    for (i, case) in v["cases"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
         let outcome = first_node(case).and_then(|node| {
             let parsed = instructions::parse_instruction(&node).map_err(|e| e.to_string())?;
             check_command(case, &parsed)
         });
-        tally.check(&format!("{i}:{}", case["source"].as_str().unwrap_or_default()), outcome);
+        tally.check(
+            &format!("{i}:{}", case["source"].as_str().unwrap_or_default()),
+            outcome,
+        );
     }
     tally.finish();
 }
@@ -102,13 +140,25 @@ fn commands() {
 fn flags() {
     let mut tally = Tally::new("instructions/flags.json");
     let v = support::read_json("instructions/flags.json");
-    for (i, case) in v["cases"].as_array().cloned().unwrap_or_default().iter().enumerate() {
+    for (i, case) in v["cases"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
         let mut flags = Flags::default();
         for def in case["defs"].as_array().into_iter().flatten() {
             let name = def["name"].as_str().unwrap_or_default();
             let (kind, default) = match def["type"].as_str() {
-                Some("bool") => (FlagKind::Bool, def["default"].as_bool().unwrap_or(false).to_string()),
-                _ => (FlagKind::String, def["default"].as_str().unwrap_or_default().to_owned()),
+                Some("bool") => (
+                    FlagKind::Bool,
+                    def["default"].as_bool().unwrap_or(false).to_string(),
+                ),
+                _ => (
+                    FlagKind::String,
+                    def["default"].as_str().unwrap_or_default().to_owned(),
+                ),
             };
             flags.declare(name, kind, &default);
         }
@@ -134,7 +184,14 @@ fn flags() {
                 problems.push(format!("used {:?}", flags.used()));
             }
         }
-        tally.check(&format!("{i}"), if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) });
+        tally.check(
+            &format!("{i}"),
+            if problems.is_empty() {
+                Ok(())
+            } else {
+                Err(problems.join("; "))
+            },
+        );
     }
     tally.finish();
 }
@@ -143,10 +200,26 @@ fn flags() {
 fn json_args() {
     let mut tally = Tally::new("instructions/json-args.json");
     let v = support::read_json("instructions/json-args.json");
-    for (i, case) in v["cases"].as_array().cloned().unwrap_or_default().iter().enumerate() {
-        let got = instructions::json_args(&strs(&case["args"]), case["json"].as_bool().unwrap_or(false));
+    for (i, case) in v["cases"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        let got = instructions::json_args(
+            &strs(&case["args"]),
+            case["json"].as_bool().unwrap_or(false),
+        );
         let want = strs(&case["expect"]);
-        tally.check(&format!("{i}"), if got == want { Ok(()) } else { Err(format!("{got:?}")) });
+        tally.check(
+            &format!("{i}"),
+            if got == want {
+                Ok(())
+            } else {
+                Err(format!("{got:?}"))
+            },
+        );
     }
     tally.finish();
 }
@@ -155,9 +228,12 @@ fn json_args() {
 fn doc_comments() {
     let mut tally = Tally::new("instructions/doc-comments.json");
     let v = support::read_json("instructions/doc-comments.json");
-    let df = instructions::parse_text(v["dockerfile"].as_str().unwrap_or_default()).expect("parses");
+    let df =
+        instructions::parse_text(v["dockerfile"].as_str().unwrap_or_default()).expect("parses");
     let args_json = |args: &[instructions::ArgDef]| -> Vec<Value> {
-        args.iter().map(|a| json!({"key": a.key, "doc_comment": a.doc_comment})).collect()
+        args.iter()
+            .map(|a| json!({"key": a.key, "doc_comment": a.doc_comment}))
+            .collect()
     };
     let stages: Vec<Value> = df
         .stages
@@ -176,7 +252,21 @@ fn doc_comments() {
         .collect();
     let got = json!({"stages": stages, "meta_args": args_json(&df.meta_args)});
     let want = &v["expect"];
-    tally.check("stages", if got["stages"] == want["stages"] { Ok(()) } else { Err(format!("{}", got["stages"])) });
-    tally.check("meta_args", if got["meta_args"] == want["meta_args"] { Ok(()) } else { Err(format!("{}", got["meta_args"])) });
+    tally.check(
+        "stages",
+        if got["stages"] == want["stages"] {
+            Ok(())
+        } else {
+            Err(format!("{}", got["stages"]))
+        },
+    );
+    tally.check(
+        "meta_args",
+        if got["meta_args"] == want["meta_args"] {
+            Ok(())
+        } else {
+            Err(format!("{}", got["meta_args"]))
+        },
+    );
     tally.finish();
 }

@@ -2,7 +2,8 @@
 //! argument counts, flags, heredoc sources, ONBUILD triggers, HEALTHCHECK options.
 
 use super::commands::{
-    ArgDef, CommandLine, CopySpec, From, HealthSpec, InlineFile, Instruction, KeyValue, RunSpec, SourceContent,
+    ArgDef, CommandLine, CopySpec, From, HealthSpec, InlineFile, Instruction, KeyValue, RunSpec,
+    SourceContent,
 };
 use super::error::InstructionError as E;
 use super::flags::{FlagKind, Flags};
@@ -20,12 +21,24 @@ pub enum Parsed {
 pub fn parse_instruction(node: &Node) -> Result<Parsed, E> {
     let instruction = match node.name().as_str() {
         "from" => return parse_from(node).map(Parsed::From),
-        "env" => Instruction::Env { pairs: key_values(node, "ENV")? },
-        "label" => Instruction::Label { pairs: key_values(node, "LABEL")? },
-        "maintainer" => Instruction::Maintainer { name: exactly_one(node, "MAINTAINER")? },
-        "workdir" => Instruction::Workdir { path: exactly_one(node, "WORKDIR")? },
-        "user" => Instruction::User { user: exactly_one(node, "USER")? },
-        "stopsignal" => Instruction::Stopsignal { signal: exactly_one(node, "STOPSIGNAL")? },
+        "env" => Instruction::Env {
+            pairs: key_values(node, "ENV")?,
+        },
+        "label" => Instruction::Label {
+            pairs: key_values(node, "LABEL")?,
+        },
+        "maintainer" => Instruction::Maintainer {
+            name: exactly_one(node, "MAINTAINER")?,
+        },
+        "workdir" => Instruction::Workdir {
+            path: exactly_one(node, "WORKDIR")?,
+        },
+        "user" => Instruction::User {
+            user: exactly_one(node, "USER")?,
+        },
+        "stopsignal" => Instruction::Stopsignal {
+            signal: exactly_one(node, "STOPSIGNAL")?,
+        },
         "add" => Instruction::Add(parse_copy(node, "ADD")?),
         "copy" => Instruction::Copy(parse_copy(node, "COPY")?),
         "onbuild" => parse_onbuild(node)?,
@@ -33,11 +46,19 @@ pub fn parse_instruction(node: &Node) -> Result<Parsed, E> {
         "cmd" => Instruction::Cmd(command_line(node, "CMD")?),
         "entrypoint" => Instruction::Entrypoint(command_line(node, "ENTRYPOINT")?),
         "healthcheck" => Instruction::Healthcheck(parse_healthcheck(node)?),
-        "expose" => Instruction::Expose { ports: at_least_one(node, "EXPOSE")? },
+        "expose" => Instruction::Expose {
+            ports: at_least_one(node, "EXPOSE")?,
+        },
         "volume" => parse_volume(node)?,
-        "arg" => Instruction::Arg { args: parse_arg(node)? },
+        "arg" => Instruction::Arg {
+            args: parse_arg(node)?,
+        },
         "shell" => parse_shell(node)?,
-        _ => return Err(E::UnknownInstruction { keyword: node.keyword.clone() }),
+        _ => {
+            return Err(E::UnknownInstruction {
+                keyword: node.keyword.clone(),
+            })
+        }
     };
     Ok(Parsed::Instruction(instruction))
 }
@@ -84,7 +105,11 @@ fn key_values(node: &Node, keyword: &'static str) -> Result<Vec<KeyValue>, E> {
         .chunks(3)
         .map(|c| match c {
             [key, _, _] if key.is_empty() => Err(E::BlankName { keyword }),
-            [key, value, delim] => Ok(KeyValue { key: key.clone(), value: value.clone(), legacy: delim.is_empty() }),
+            [key, value, delim] => Ok(KeyValue {
+                key: key.clone(),
+                value: value.clone(),
+                legacy: delim.is_empty(),
+            }),
             _ => Err(E::TooManyArguments { keyword }),
         })
         .collect()
@@ -117,7 +142,8 @@ fn parse_from(node: &Node) -> Result<From, E> {
 fn valid_stage_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_lowercase())
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'))
+        && chars
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'))
 }
 
 fn parse_copy(node: &Node, keyword: &'static str) -> Result<CopySpec, E> {
@@ -144,7 +170,10 @@ fn parse_copy(node: &Node, keyword: &'static str) -> Result<CopySpec, E> {
     let flags = flags(node, &decl)?;
     let (dest, sources) = node.args.split_last().ok_or(E::NoDestination { keyword })?;
     if matches!(parse_heredoc(dest), Ok(Some(_))) {
-        return Err(E::BadHeredoc { keyword, role: "a destination" });
+        return Err(E::BadHeredoc {
+            keyword,
+            role: "a destination",
+        });
     }
     let mut spec = CopySpec {
         sources: Vec::new(),
@@ -163,10 +192,22 @@ fn parse_copy(node: &Node, keyword: &'static str) -> Result<CopySpec, E> {
     for src in sources {
         match parse_heredoc(src) {
             Ok(Some(doc)) if !node.json => {
-                let body = node.heredocs.iter().find(|h| h.name == doc.name).map(|h| h.content.as_str());
+                let body = node
+                    .heredocs
+                    .iter()
+                    .find(|h| h.name == doc.name)
+                    .map(|h| h.content.as_str());
                 let body = body.unwrap_or_default();
-                let data = if doc.chomp { chomp_tabs(body) } else { body.to_owned() };
-                spec.contents.push(SourceContent { path: doc.name, data, expand: doc.expand });
+                let data = if doc.chomp {
+                    chomp_tabs(body)
+                } else {
+                    body.to_owned()
+                };
+                spec.contents.push(SourceContent {
+                    path: doc.name,
+                    data,
+                    expand: doc.expand,
+                });
             }
             _ => {
                 if !is_add && (src.starts_with("http://") || src.starts_with("https://")) {
@@ -193,8 +234,13 @@ fn parse_onbuild(node: &Node) -> Result<Instruction, E> {
     // The trigger is validated now so errors point at the ONBUILD line.
     parse_instruction(sub)?;
     let original = node.original.trim_start();
-    let expression = original.get(node.keyword.len()..).unwrap_or_default().trim_start();
-    Ok(Instruction::Onbuild { expression: expression.to_owned() })
+    let expression = original
+        .get(node.keyword.len()..)
+        .unwrap_or_default()
+        .trim_start();
+    Ok(Instruction::Onbuild {
+        expression: expression.to_owned(),
+    })
 }
 
 /// The command list of a CMD/ENTRYPOINT/RUN/SHELL node: exec form as-is, shell form
@@ -215,9 +261,18 @@ fn shell_dependent(node: &Node) -> CommandLine {
     let files = node
         .heredocs
         .iter()
-        .map(|h| InlineFile { name: h.name.clone(), data: h.content.clone(), chomp: h.chomp, expand: h.expand })
+        .map(|h| InlineFile {
+            name: h.name.clone(),
+            data: h.content.clone(),
+            chomp: h.chomp,
+            expand: h.expand,
+        })
         .collect();
-    CommandLine { args: json_args(&node.args, node.json), prepend_shell: !node.json, files }
+    CommandLine {
+        args: json_args(&node.args, node.json),
+        prepend_shell: !node.json,
+        files,
+    }
 }
 
 fn parse_run(node: &Node) -> Result<RunSpec, E> {
@@ -242,7 +297,9 @@ fn parse_run(node: &Node) -> Result<RunSpec, E> {
 
 fn parse_healthcheck(node: &Node) -> Result<HealthSpec, E> {
     let Some((kind, rest)) = node.args.split_first() else {
-        return Err(E::AtLeastOneArgument { keyword: "HEALTHCHECK" });
+        return Err(E::AtLeastOneArgument {
+            keyword: "HEALTHCHECK",
+        });
     };
     let kind = kind.to_uppercase();
     if kind == "NONE" {
@@ -250,10 +307,23 @@ fn parse_healthcheck(node: &Node) -> Result<HealthSpec, E> {
             return Err(E::HealthcheckNoneArgs);
         }
         let test = vec![kind];
-        return Ok(HealthSpec { test, interval: None, timeout: None, start_period: None, start_interval: None, retries: None });
+        return Ok(HealthSpec {
+            test,
+            interval: None,
+            timeout: None,
+            start_period: None,
+            start_interval: None,
+            retries: None,
+        });
     }
     let s = FlagKind::String;
-    let names = ["interval", "timeout", "start-period", "start-interval", "retries"];
+    let names = [
+        "interval",
+        "timeout",
+        "start-period",
+        "start-interval",
+        "retries",
+    ];
     let flags = flags(node, &names.map(|n| (n, s, "")))?;
     if kind != "CMD" {
         return Err(E::HealthcheckType { kind });
@@ -262,7 +332,11 @@ fn parse_healthcheck(node: &Node) -> Result<HealthSpec, E> {
     if cmd.is_empty() {
         return Err(E::HealthcheckMissingCmd);
     }
-    let mut test = vec![if node.json { "CMD".to_owned() } else { "CMD-SHELL".to_owned() }];
+    let mut test = vec![if node.json {
+        "CMD".to_owned()
+    } else {
+        "CMD-SHELL".to_owned()
+    }];
     test.extend(cmd);
     let retries = match flags.opt_string("retries").filter(|v| !v.is_empty()) {
         None => None,
@@ -305,7 +379,11 @@ fn parse_arg(node: &Node) -> Result<Vec<ArgDef>, E> {
                 None => (arg.clone(), None),
             };
             let doc_comment = doc_comment(&node.comments, &key);
-            ArgDef { key, default, doc_comment }
+            ArgDef {
+                key,
+                default,
+                doc_comment,
+            }
         })
         .collect())
 }
@@ -316,7 +394,11 @@ pub fn doc_comment(comments: &[String], name: &str) -> String {
         return String::new();
     }
     let prefix = format!("{name} ");
-    comments.iter().find_map(|c| c.strip_prefix(&prefix)).unwrap_or_default().to_owned()
+    comments
+        .iter()
+        .find_map(|c| c.strip_prefix(&prefix))
+        .unwrap_or_default()
+        .to_owned()
 }
 
 fn parse_shell(node: &Node) -> Result<Instruction, E> {

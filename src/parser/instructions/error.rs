@@ -16,7 +16,10 @@ pub enum InstructionError {
     #[error("{keyword} names can not be blank")]
     BlankName { keyword: &'static str },
     #[error("{keyword} cannot accept a heredoc as {role}")]
-    BadHeredoc { keyword: &'static str, role: &'static str },
+    BadHeredoc {
+        keyword: &'static str,
+        role: &'static str,
+    },
     #[error("{keyword} requires the arguments to be in JSON form")]
     NotJson { keyword: &'static str },
     #[error("FROM requires either one or three arguments")]
@@ -46,7 +49,10 @@ pub enum InstructionError {
     #[error("arg should start with -- : {word}")]
     FlagWithoutDashes { word: String },
     #[error("unknown flag: --{flag}{}", .suggestion.as_ref().map(|s| format!(" (did you mean --{s}?)")).unwrap_or_default())]
-    UnknownFlag { flag: String, suggestion: Option<String> },
+    UnknownFlag {
+        flag: String,
+        suggestion: Option<String>,
+    },
     #[error("duplicate flag specified: {flag}")]
     DuplicateFlag { flag: String },
     #[error("missing a value on flag: {flag}")]

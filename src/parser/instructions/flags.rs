@@ -38,7 +38,12 @@ pub struct Flags {
 impl Flags {
     /// Declares a flag with its default value (`"true"`/`"false"` for bools).
     pub fn declare(&mut self, name: &str, kind: FlagKind, default: &str) -> &mut Self {
-        let def = FlagDef { kind, default: default.to_owned(), values: Vec::new(), used: false };
+        let def = FlagDef {
+            kind,
+            default: default.to_owned(),
+            values: Vec::new(),
+            used: false,
+        };
         self.defs.insert(name.to_owned(), def);
         self
     }
@@ -56,18 +61,29 @@ impl Flags {
                 Some((n, v)) => (n, Some(v)),
                 None => (body, None),
             };
-            let suggestion = self.suggest(name);
+            if !self.defs.contains_key(name) {
+                let suggestion = self.suggest(name);
+                return Err(InstructionError::UnknownFlag {
+                    flag: name.to_owned(),
+                    suggestion,
+                });
+            }
+            // invariant: checked just above.
             let Some(def) = self.defs.get_mut(name) else {
-                return Err(InstructionError::UnknownFlag { flag: name.to_owned(), suggestion });
+                continue;
             };
             if def.used && def.kind != FlagKind::Strings {
-                return Err(InstructionError::DuplicateFlag { flag: name.to_owned() });
+                return Err(InstructionError::DuplicateFlag {
+                    flag: name.to_owned(),
+                });
             }
             def.used = true;
             match (def.kind, value) {
                 (FlagKind::Bool, None) => def.values = vec!["true".to_owned()],
                 (FlagKind::Bool, Some("")) | (FlagKind::String | FlagKind::Strings, None) => {
-                    return Err(InstructionError::MissingFlagValue { flag: name.to_owned() });
+                    return Err(InstructionError::MissingFlagValue {
+                        flag: name.to_owned(),
+                    });
                 }
                 (FlagKind::Bool, Some(v)) => match v.to_ascii_lowercase().as_str() {
                     b @ ("true" | "false") => def.values = vec![b.to_owned()],
@@ -99,12 +115,19 @@ impl Flags {
 
     /// The value of a string flag (its default when not given).
     pub fn string(&self, name: &str) -> String {
-        self.def(name).map_or_else(String::new, |d| d.values.last().cloned().unwrap_or_else(|| d.default.clone()))
+        self.def(name).map_or_else(String::new, |d| {
+            d.values
+                .last()
+                .cloned()
+                .unwrap_or_else(|| d.default.clone())
+        })
     }
 
     /// The value of a string flag, `None` when it was not given.
     pub fn opt_string(&self, name: &str) -> Option<String> {
-        self.def(name).filter(|d| d.used).and_then(|d| d.values.last().cloned())
+        self.def(name)
+            .filter(|d| d.used)
+            .and_then(|d| d.values.last().cloned())
     }
 
     /// The value of a bool flag.
@@ -124,23 +147,39 @@ impl Flags {
 
     /// Names of the flags that appeared, sorted.
     pub fn used(&self) -> Vec<String> {
-        self.defs.iter().filter(|(_, d)| d.used).map(|(k, _)| k.clone()).collect()
+        self.defs
+            .iter()
+            .filter(|(_, d)| d.used)
+            .map(|(k, _)| k.clone())
+            .collect()
     }
 }
 
-/// Levenshtein distance, for "did you mean" hints.
+/// Edit distance with adjacent transpositions (optimal string alignment), for "did you
+/// mean" hints: `chwon` is one step from `chown`.
 fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
     }
-    prev[b.len()]
+    for j in 0..=b.len() {
+        d[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
 }
 
 #[cfg(test)]
@@ -154,9 +193,16 @@ mod tests {
     #[test]
     fn parses_kinds() {
         let mut f = Flags::default();
-        f.declare("from", FlagKind::String, "").declare("link", FlagKind::Bool, "false");
+        f.declare("from", FlagKind::String, "")
+            .declare("link", FlagKind::Bool, "false");
         f.declare("exclude", FlagKind::Strings, "");
-        f.parse(&words(&["--from=a", "--link", "--exclude=x", "--exclude=y"])).unwrap();
+        f.parse(&words(&[
+            "--from=a",
+            "--link",
+            "--exclude=x",
+            "--exclude=y",
+        ]))
+        .unwrap();
         assert_eq!(f.string("from"), "a");
         assert!(f.bool("link"));
         assert_eq!(f.strings("exclude"), ["x", "y"]);
@@ -168,7 +214,10 @@ mod tests {
         let mut f = Flags::default();
         f.declare("chown", FlagKind::String, "");
         let err = f.parse(&words(&["--chwon=1"])).unwrap_err();
-        assert_eq!(err.to_string(), "unknown flag: --chwon (did you mean --chown?)");
+        assert_eq!(
+            err.to_string(),
+            "unknown flag: --chwon (did you mean --chown?)"
+        );
         let err = f.parse(&words(&["--chown"])).unwrap_err();
         assert_eq!(err.to_string(), "missing a value on flag: chown");
     }

@@ -11,8 +11,8 @@ mod error;
 mod flags;
 
 pub use commands::{
-    ArgDef, Command, CommandLine, CopySpec, From, HealthSpec, InlineFile, Instruction, KeyValue, RunSpec,
-    SourceContent,
+    ArgDef, Command, CommandLine, CopySpec, From, HealthSpec, InlineFile, Instruction, KeyValue,
+    RunSpec, SourceContent,
 };
 pub use convert::{doc_comment, json_args, parse_instruction, Parsed};
 pub use error::InstructionError;
@@ -56,20 +56,47 @@ fn span_of(node: &Node) -> Span {
     Span::new(node.start_line, node.end_line, node.col)
 }
 
+/// The span of an error in `node`, pointing at the flag or word it names when that is
+/// on the instruction's first line.
+fn error_span(node: &Node, err: &InstructionError) -> Span {
+    let needle = match err {
+        InstructionError::UnknownFlag { flag, .. }
+        | InstructionError::DuplicateFlag { flag }
+        | InstructionError::MissingFlagValue { flag }
+        | InstructionError::BadBool { flag, .. } => format!("--{flag}"),
+        InstructionError::OnbuildTrigger { trigger } => trigger.clone(),
+        _ => return span_of(node),
+    };
+    let first_line = node.original.lines().next().unwrap_or_default();
+    let found = first_line
+        .to_ascii_lowercase()
+        .find(&needle.to_ascii_lowercase());
+    let col = found.map_or(node.col, |at| node.col + first_line[..at].chars().count());
+    Span::new(node.start_line, node.end_line, col)
+}
+
 /// Converts the untyped tree into a [`Dockerfile`].
 pub fn parse(ast: &Ast) -> Result<Dockerfile, ParseError> {
     let mut meta_args = Vec::new();
     let mut stages: Vec<Stage> = Vec::new();
     for node in &ast.children {
-        let at = |e: InstructionError| ParseError::new(span_of(node), e);
+        let at = |e: InstructionError| ParseError::new(error_span(node, &e), e);
         match parse_instruction(node).map_err(at)? {
             Parsed::From(mut from) => {
-                from.doc_comment = doc_comment(&node.comments, from.name.as_deref().unwrap_or_default());
-                stages.push(Stage { from, commands: Vec::new() });
+                from.doc_comment =
+                    doc_comment(&node.comments, from.name.as_deref().unwrap_or_default());
+                stages.push(Stage {
+                    from,
+                    commands: Vec::new(),
+                });
             }
             Parsed::Instruction(instruction) => match stages.last_mut() {
                 Some(stage) => {
-                    let command = Command { instruction, original: node.original.clone(), span: span_of(node) };
+                    let command = Command {
+                        instruction,
+                        original: node.original.clone(),
+                        span: span_of(node),
+                    };
                     stage.commands.push(command);
                 }
                 None => match instruction {
@@ -91,4 +118,53 @@ pub fn parse(ast: &Ast) -> Result<Dockerfile, ParseError> {
 /// Parses Dockerfile text all the way to the typed [`Dockerfile`].
 pub fn parse_text(text: &str) -> Result<Dockerfile, ParseError> {
     parse(&super::parse_ast(text)?)
+}
+
+#[cfg(test)]
+mod fuzz {
+    //! No input may make the front end panic: arbitrary text biased towards Dockerfile
+    //! syntax goes through both layers and the dump. `PROPTEST_CASES` raises the count.
+
+    use proptest::prelude::*;
+
+    fn dockerfile_like() -> impl Strategy<Value = String> {
+        let token = prop_oneof![
+            Just("FROM ".to_owned()),
+            Just("RUN ".to_owned()),
+            Just("COPY ".to_owned()),
+            Just("ONBUILD ".to_owned()),
+            Just("HEALTHCHECK ".to_owned()),
+            Just("ENV ".to_owned()),
+            Just("ARG ".to_owned()),
+            Just("--mount=".to_owned()),
+            Just("<<".to_owned()),
+            Just("<<-".to_owned()),
+            Just("EOF".to_owned()),
+            Just("# escape=`\n".to_owned()),
+            Just("\\\n".to_owned()),
+            Just("`\n".to_owned()),
+            Just("[\"a\", 1]".to_owned()),
+            "[ \t\r\n\"'\\\\`=#${}\\[\\]:,-]{1,4}",
+            "\\PC{0,6}",
+        ];
+        proptest::collection::vec(token, 0..40).prop_map(|v| v.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(
+            std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(2000)))]
+
+        #[test]
+        fn never_panics(text in dockerfile_like()) {
+            if let Ok(ast) = crate::parser::parse_ast(&text) {
+                let _ = ast.dump();
+                let _ = super::parse(&ast);
+            }
+        }
+
+        #[test]
+        fn never_panics_on_any_text(text in "\\PC{0,200}") {
+            let _ = super::parse_text(&text);
+        }
+    }
 }
