@@ -57,6 +57,7 @@ pub fn heredocs_from_line(line: &str) -> Result<Vec<Heredoc>, ErrorKind> {
     let mut lex = Lex::new('\\');
     lex.raw_quotes = true;
     lex.raw_escapes = true;
+    lex.skip_unset_env = true;
     // Like BuildKit, a line the lexer cannot split has no heredocs.
     let words = lex
         .process_words(line, &EnvList::default())

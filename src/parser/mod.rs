@@ -6,8 +6,8 @@
 //!
 //! Two layers, as in BuildKit: [`parse_ast`] turns text into untyped [`Node`]s (one per
 //! instruction, arguments split the way each instruction splits them, the form the AST
-//! dump shows); [`instructions`] turns nodes into typed [`Instruction`]s and the
-//! [`Dockerfile`] value (directives, global `ARG`s, stages).
+//! dump shows); [`instructions`] turns nodes into typed [`instructions::Instruction`]s and the
+//! [`instructions::Dockerfile`] value (directives, global `ARG`s, stages).
 
 pub mod args;
 pub mod directives;

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh Debian 12 machine: installs what the tests need,
+# then runs formatting, lints, docs and every test. `.ci/run` calls this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# System packages the build and the tests use (installed only when missing).
+packages=(pkg-config)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if [ ! -f ../shared/conformance/README.md ]; then
+  echo "error: ../shared/conformance not found beside the repository (conformance tests need it)" >&2
+  exit 1
+fi
+
+set -x
+cargo fmt --all -- --check
+cargo clippy --all-targets -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --document-private-items --quiet
+cargo test --lib --bins --tests --quiet
+# The conformance corpora print their "N passed, M failed" tallies.
+cargo test --quiet --test conformance -- --nocapture --test-threads=1 2>&1 | grep -E "passed, [0-9]+ failed|^test result"
