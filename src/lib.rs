@@ -13,4 +13,5 @@
 
 pub mod cli;
 pub mod context;
+pub mod digest;
 pub mod parser;
