@@ -14,4 +14,6 @@
 pub mod cli;
 pub mod context;
 pub mod digest;
+pub mod image;
 pub mod parser;
+pub mod plan;

@@ -3,6 +3,7 @@
 //! Each corpus test prints `N passed, M failed` and fails if any vector fails. Vectors we
 //! deliberately do not follow are listed in `testdata/conformance-exceptions.txt`.
 
+mod convert;
 mod dockerignore;
 mod instructions;
 mod parser;

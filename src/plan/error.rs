@@ -1,0 +1,41 @@
+//! Plan errors: each names the Dockerfile line it comes from when there is one.
+
+use crate::parser::{shell, Span};
+
+/// Why a Dockerfile cannot be planned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("Dockerfile contains no stages to build")]
+    NoStages,
+    #[error("target stage {target:?} could not be found")]
+    UnknownTarget { target: String },
+    #[error("circular dependency detected on stage: {stage}")]
+    Cycle { stage: String },
+    #[error("base name ({base}) should not be blank")]
+    BlankBase { base: String, span: Span },
+    #[error("{what}: {source}")]
+    Expand { what: String, span: Span, source: shell::Error },
+    #[error("cannot resolve base image {reference}: {reason}")]
+    Base { reference: String, reason: String, span: Span },
+    #[error("{message}")]
+    Invalid { message: String, span: Span },
+    #[error("unsupported frontend {reference:?}: rbuild builds Dockerfiles itself and accepts only docker/dockerfile syntax references")]
+    Frontend { reference: String, span: Span },
+}
+
+impl PlanError {
+    /// The Dockerfile location of the error, when it has one.
+    pub fn span(&self) -> Option<Span> {
+        match self {
+            PlanError::BlankBase { span, .. }
+            | PlanError::Expand { span, .. }
+            | PlanError::Base { span, .. }
+            | PlanError::Invalid { span, .. }
+            | PlanError::Frontend { span, .. } => Some(*span),
+            _ => None,
+        }
+    }
+}
+
+/// Result of planning.
+pub type Result<T, E = PlanError> = std::result::Result<T, E>;

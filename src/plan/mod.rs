@@ -1,0 +1,241 @@
+//! The plan: a typed [`Dockerfile`] plus build options in, a [`Plan`] out.
+//!
+//! Owns stages (`FROM` resolution to scratch, a stage or an image), global versus stage
+//! `ARG`s, `--build-arg`, `--target`, which stages the target needs (and cycles among
+//! them), word expansion of every instruction BuildKit expands, and the image
+//! configuration each stage ends with. It runs nothing and reads no files: base images
+//! come through the [`BaseResolver`] the caller passes.
+
+mod dispatch;
+mod error;
+mod platform;
+mod stages;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+pub use dispatch::{empty_image, go_duration, healthcheck_created_by, DEFAULT_PATH};
+pub use error::{PlanError, Result};
+pub use platform::{Platform, PlatformError};
+
+use crate::digest::Digest;
+use crate::image::{History, ImageConfig};
+use crate::parser::instructions::{Dockerfile, InlineFile, SourceContent};
+use crate::parser::Span;
+
+/// What the caller decides about a build.
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    /// `--build-arg KEY=VALUE`.
+    pub build_args: BTreeMap<String, String>,
+    /// `--target`: the stage to build (case-insensitive); the last stage when `None`.
+    pub target: Option<String>,
+    /// `--platform`; the host when `None`.
+    pub platform: Option<Platform>,
+    /// `--label`, added to the target's configuration.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A base image the resolver found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseImage {
+    /// The reference as written after expansion (`alpine:3.20`).
+    pub reference: String,
+    /// The manifest digest (what cache keys use).
+    pub digest: Digest,
+    /// Its configuration.
+    pub config: ImageConfig,
+}
+
+/// Looks up base images (the local store, later a registry).
+pub trait BaseResolver {
+    /// Resolves `reference` for `platform`; the error text says why it failed.
+    fn resolve(&self, reference: &str, platform: &Platform) -> std::result::Result<BaseImage, String>;
+}
+
+/// Where a stage starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Base {
+    /// `FROM scratch`.
+    Scratch,
+    /// `FROM <earlier stage>`: its index.
+    Stage(usize),
+    /// `FROM <image>`.
+    Image(BaseImage),
+}
+
+/// Where a `COPY --from` or `RUN --mount from=` reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The build context.
+    Context,
+    /// Another stage's final filesystem.
+    Stage(usize),
+    /// An image's filesystem.
+    Image(BaseImage),
+}
+
+/// A `COPY` or `ADD`, expanded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyOp {
+    pub is_add: bool,
+    pub source: Source,
+    /// Source paths, patterns or URLs, expanded.
+    pub sources: Vec<String>,
+    /// Inline heredoc files (expanded when their delimiter was unquoted).
+    pub contents: Vec<SourceContent>,
+    /// The destination, expanded and made absolute against the working directory; a
+    /// trailing `/` is kept (it means "into this directory").
+    pub dest: String,
+    pub chown: Option<String>,
+    pub chmod: Option<String>,
+    pub link: bool,
+    pub parents: bool,
+    pub exclude: Vec<String>,
+    pub checksum: Option<String>,
+    pub keep_git_dir: bool,
+    pub unpack: Option<bool>,
+}
+
+/// A `RUN`, expanded as far as BuildKit expands it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOp {
+    /// The argv to execute (shell form already wrapped in `SHELL`).
+    pub argv: Vec<String>,
+    /// Heredoc files that are not the script itself.
+    pub files: Vec<InlineFile>,
+    /// `--mount` values, expanded.
+    pub mounts: Vec<String>,
+    /// `--network` (`default`, `none`, `host`) when given.
+    pub network: Option<String>,
+    /// `--security` when given.
+    pub security: Option<String>,
+}
+
+/// What a step does to the filesystem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// Configuration only (ENV, LABEL, CMD, ...): no layer.
+    Meta,
+    /// `WORKDIR`: the directory is created when missing.
+    Workdir { path: String },
+    Copy(CopyOp),
+    Run(RunOp),
+}
+
+/// The process state a step sees.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StepState {
+    /// Environment: the stage's ENV plus the build args in scope.
+    pub env: Vec<String>,
+    /// Build args in scope with their values (`ARG` declared in this stage).
+    pub build_args: Vec<(String, String)>,
+    pub user: String,
+    pub workdir: String,
+    pub shell: Vec<String>,
+}
+
+/// One instruction of a stage, planned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub span: Span,
+    /// The instruction as written (logical line), for progress.
+    pub original: String,
+    pub op: Op,
+    /// The state in effect when the step runs.
+    pub state: StepState,
+    /// The history entry the step adds.
+    pub history: History,
+}
+
+/// A stage, planned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagePlan {
+    pub index: usize,
+    pub name: Option<String>,
+    pub base: Base,
+    pub platform: Platform,
+    pub steps: Vec<Step>,
+    /// The configuration the stage ends with (history included; `rootfs` is filled in
+    /// by the executor from the layers it makes).
+    pub config: ImageConfig,
+    /// Stages this one needs (FROM, COPY --from, RUN --mount from=).
+    pub deps: BTreeSet<usize>,
+    pub span: Span,
+}
+
+/// A whole build: the stages the target needs, in an order that builds dependencies
+/// first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Planned stages by index (`None`: not needed by the target).
+    pub stages: Vec<Option<StagePlan>>,
+    /// The stage to export.
+    pub target: usize,
+    /// Needed stages, dependencies first.
+    pub order: Vec<usize>,
+}
+
+impl Plan {
+    /// The target stage.
+    pub fn target_stage(&self) -> Option<&StagePlan> {
+        self.stages.get(self.target).and_then(Option::as_ref)
+    }
+}
+
+/// Plans `dockerfile` with `options`, resolving base images through `resolver`.
+pub fn plan(dockerfile: &Dockerfile, options: &PlanOptions, resolver: &dyn BaseResolver) -> Result<Plan> {
+    check_syntax(dockerfile)?;
+    let platform = options.platform.clone().unwrap_or_else(Platform::host);
+    let graph = stages::resolve(dockerfile, options, &platform)?;
+    let mut planned: Vec<Option<StagePlan>> = vec![None; dockerfile.stages.len()];
+    for &index in &graph.order {
+        let stage = dispatch::dispatch(dockerfile, &graph, index, options, &platform, resolver, &planned)?;
+        planned[index] = Some(stage);
+    }
+    Ok(Plan { stages: planned, target: graph.target, order: graph.order })
+}
+
+/// The proxy variables a build passes to every `RUN` without an `ARG` (BuildKit's
+/// predefined proxy args), lower-case names; the lower-case spelling of a build arg wins
+/// over the upper-case one. `None` when no proxy is set.
+pub fn proxy_env(build_args: &BTreeMap<String, String>) -> Option<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for name in ["http_proxy", "https_proxy", "ftp_proxy", "no_proxy", "all_proxy"] {
+        let value = build_args.get(name).or_else(|| build_args.get(&name.to_ascii_uppercase()));
+        if let Some(v) = value {
+            out.insert(name.to_owned(), v.clone());
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// Why a `SOURCE_DATE_EPOCH` value is unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid SOURCE_DATE_EPOCH: {value:?} is not a Unix timestamp")]
+pub struct EpochError {
+    pub value: String,
+}
+
+/// The `SOURCE_DATE_EPOCH` build-arg value: a decimal Unix timestamp, or `context`
+/// (no fixed time).
+pub fn source_date_epoch(value: &str) -> std::result::Result<Option<i64>, EpochError> {
+    if value == "context" || value.is_empty() {
+        return Ok(None);
+    }
+    value.parse::<i64>().map(Some).map_err(|_| EpochError { value: value.to_owned() })
+}
+
+/// rbuild implements the Dockerfile frontend itself: a `# syntax=` directive may name
+/// only a `docker/dockerfile` frontend (whose syntax rbuild follows).
+fn check_syntax(dockerfile: &Dockerfile) -> Result<()> {
+    let Some(d) = dockerfile.directives.iter().find(|d| d.name == "syntax") else {
+        return Ok(());
+    };
+    let reference = d.value.split_whitespace().next().unwrap_or_default();
+    let repo = reference.split(['@', ':']).next().unwrap_or_default();
+    let repo = repo.trim_start_matches("docker.io/");
+    if matches!(repo, "docker/dockerfile" | "docker/dockerfile-upstream") {
+        return Ok(());
+    }
+    Err(PlanError::Frontend { reference: reference.to_owned(), span: Span::new(d.line, d.line, 1) })
+}
