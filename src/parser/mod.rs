@@ -5,4 +5,5 @@
 //! ([`ignore`]). It never touches the filesystem beyond reading its two inputs.
 
 pub mod ignore;
+pub mod instructions;
 pub mod shell;

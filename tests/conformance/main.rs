@@ -8,3 +8,4 @@ mod instructions;
 mod parser;
 mod shell;
 mod support;
+mod values;
