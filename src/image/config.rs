@@ -90,7 +90,10 @@ impl RunConfig {
 /// `key` without `=` counts), else appends (BuildKit's `addEnv`).
 pub fn add_env(env: &mut Vec<String>, key: &str, value: &str) {
     let entry = format!("{key}={value}");
-    match env.iter_mut().find(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == key) {
+    match env
+        .iter_mut()
+        .find(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == key)
+    {
         Some(slot) => *slot = entry,
         None => env.push(entry),
     }
@@ -124,7 +127,10 @@ pub struct RootFs {
 
 impl Default for RootFs {
     fn default() -> Self {
-        RootFs { kind: "layers".to_owned(), diff_ids: Vec::new() }
+        RootFs {
+            kind: "layers".to_owned(),
+            diff_ids: Vec::new(),
+        }
     }
 }
 
@@ -160,7 +166,11 @@ mod tests {
 
     #[test]
     fn add_env_replaces_first() {
-        let mut env = vec!["key1=val1".to_owned(), "key1=val2".to_owned(), "k3".to_owned()];
+        let mut env = vec![
+            "key1=val1".to_owned(),
+            "key1=val2".to_owned(),
+            "k3".to_owned(),
+        ];
         add_env(&mut env, "key1", "x");
         add_env(&mut env, "k3", "v");
         add_env(&mut env, "new", "n");
@@ -169,7 +179,11 @@ mod tests {
 
     #[test]
     fn canonical_json_sorts_keys() {
-        let mut cfg = ImageConfig { architecture: "amd64".into(), os: "linux".into(), ..Default::default() };
+        let mut cfg = ImageConfig {
+            architecture: "amd64".into(),
+            os: "linux".into(),
+            ..Default::default()
+        };
         cfg.config.labels.insert("b".into(), "2".into());
         cfg.config.labels.insert("a".into(), "1".into());
         let text = String::from_utf8(canonical_json(&cfg).unwrap()).unwrap();

@@ -5,5 +5,6 @@
 mod config;
 
 pub use config::{
-    add_env, canonical_json, parse_key_value, Empty, Healthcheck, History, ImageConfig, RootFs, RunConfig,
+    add_env, canonical_json, parse_key_value, Empty, Healthcheck, History, ImageConfig, RootFs,
+    RunConfig,
 };

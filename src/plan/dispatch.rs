@@ -6,11 +6,15 @@ use std::collections::BTreeMap;
 
 use super::error::{PlanError, Result};
 use super::stages::{stage_by_ref, BaseRef, Graph};
-use super::{Base, BaseImage, BaseResolver, CopyOp, Op, Platform, PlanOptions, RunOp, Source, StagePlan, Step, StepState};
+use super::{
+    Base, BaseImage, BaseResolver, CopyOp, Op, PlanOptions, Platform, RunOp, Source, StagePlan,
+    Step, StepState,
+};
 use crate::image::{add_env, Empty, Healthcheck, History, ImageConfig};
 use crate::parser::heredoc::{chomp_tabs, parse_heredoc};
 use crate::parser::instructions::{
-    parse_text, ArgDef, Command, CommandLine, CopySpec, Dockerfile, HealthSpec, Instruction, KeyValue, RunSpec,
+    parse_text, ArgDef, Command, CommandLine, CopySpec, Dockerfile, HealthSpec, Instruction,
+    KeyValue, RunSpec,
 };
 use crate::parser::shell::{EnvList, Lex};
 use crate::parser::Span;
@@ -31,25 +35,40 @@ pub fn dispatch(
     let stage = &dockerfile.stages[index];
     let span = stage.from.span;
     let platform = match &graph.platforms[index] {
-        Some(p) => p.parse::<Platform>().map_err(|e| PlanError::Invalid { message: e.to_string(), span })?,
+        Some(p) => p.parse::<Platform>().map_err(|e| PlanError::Invalid {
+            message: e.to_string(),
+            span,
+        })?,
         None => platform.clone(),
     };
     let (base, config) = match &graph.bases[index] {
         BaseRef::Scratch => (Base::Scratch, empty_image(&platform)),
         BaseRef::Stage(j) => {
-            let parent = planned.get(*j).and_then(Option::as_ref).ok_or_else(|| PlanError::Invalid {
-                message: format!("stage {j} is used before it is planned"),
-                span,
-            })?;
+            let parent =
+                planned
+                    .get(*j)
+                    .and_then(Option::as_ref)
+                    .ok_or_else(|| PlanError::Invalid {
+                        message: format!("stage {j} is used before it is planned"),
+                        span,
+                    })?;
             (Base::Stage(*j), parent.config.clone())
         }
         BaseRef::Image(reference) => {
             let image = resolve_image(resolver, reference, &platform, span)?;
             let config = image.config.clone();
-            (Base::Image(image), config)
+            (Base::Image(Box::new(image)), config)
         }
     };
-    let mut d = Dispatcher::new(dockerfile, graph, options, resolver, planned, platform.clone(), config);
+    let mut d = Dispatcher::new(
+        dockerfile,
+        graph,
+        options,
+        resolver,
+        planned,
+        platform.clone(),
+        config,
+    );
     d.run_onbuild_triggers(span)?;
     for cmd in &stage.commands {
         d.dispatch(cmd)?;
@@ -69,10 +88,19 @@ pub fn dispatch(
     })
 }
 
-fn resolve_image(resolver: &dyn BaseResolver, reference: &str, platform: &Platform, span: Span) -> Result<BaseImage> {
+fn resolve_image(
+    resolver: &dyn BaseResolver,
+    reference: &str,
+    platform: &Platform,
+    span: Span,
+) -> Result<BaseImage> {
     resolver
         .resolve(reference, platform)
-        .map_err(|reason| PlanError::Base { reference: reference.to_owned(), reason, span })
+        .map_err(|reason| PlanError::Base {
+            reference: reference.to_owned(),
+            reason,
+            span,
+        })
 }
 
 /// The configuration of `FROM scratch`: default `PATH`, working directory `/`.
@@ -116,7 +144,11 @@ impl<'a> Dispatcher<'a> {
             env: config.config.env.clone(),
             build_args: Vec::new(),
             user: config.config.user.clone(),
-            workdir: if config.config.working_dir.is_empty() { "/".into() } else { config.config.working_dir.clone() },
+            workdir: if config.config.working_dir.is_empty() {
+                "/".into()
+            } else {
+                config.config.working_dir.clone()
+            },
             shell: if config.config.shell.is_empty() {
                 vec!["/bin/sh".into(), "-c".into()]
             } else {
@@ -142,8 +174,12 @@ impl<'a> Dispatcher<'a> {
     fn run_onbuild_triggers(&mut self, span: Span) -> Result<()> {
         let triggers = std::mem::take(&mut self.config.config.on_build);
         for trigger in triggers {
-            let parsed = parse_text(&format!("FROM scratch\n{trigger}\n"))
-                .map_err(|e| PlanError::Invalid { message: format!("invalid ONBUILD trigger {trigger:?}: {}", e.kind), span })?;
+            let parsed = parse_text(&format!("FROM scratch\n{trigger}\n")).map_err(|e| {
+                PlanError::Invalid {
+                    message: format!("invalid ONBUILD trigger {trigger:?}: {}", e.kind),
+                    span,
+                }
+            })?;
             for stage in parsed.stages {
                 for mut cmd in stage.commands {
                     cmd.span = span;
@@ -161,7 +197,11 @@ impl<'a> Dispatcher<'a> {
     fn expand(&self, word: &str, span: Span, what: &str) -> Result<String> {
         self.lex
             .process_word(word, &self.env())
-            .map_err(|source| PlanError::Expand { what: what.to_owned(), span, source })
+            .map_err(|source| PlanError::Expand {
+                what: what.to_owned(),
+                span,
+                source,
+            })
     }
 
     fn dispatch(&mut self, cmd: &Command) -> Result<()> {
@@ -176,7 +216,11 @@ impl<'a> Dispatcher<'a> {
             }
             Instruction::Workdir { path } => {
                 let path = self.workdir(path, span)?;
-                (Op::Workdir { path: path.clone() }, format!("WORKDIR {path}"), true)
+                (
+                    Op::Workdir { path: path.clone() },
+                    format!("WORKDIR {path}"),
+                    true,
+                )
             }
             Instruction::Add(spec) => self.copy(spec, true, span)?,
             Instruction::Copy(spec) => self.copy(spec, false, span)?,
@@ -189,7 +233,11 @@ impl<'a> Dispatcher<'a> {
             }
             Instruction::Entrypoint(line) => {
                 let argv = self.with_shell(line);
-                self.config.config.entrypoint = if argv.is_empty() { None } else { Some(argv.clone()) };
+                self.config.config.entrypoint = if argv.is_empty() {
+                    None
+                } else {
+                    Some(argv.clone())
+                };
                 if !self.cmd_set {
                     self.config.config.cmd = None;
                 }
@@ -208,7 +256,10 @@ impl<'a> Dispatcher<'a> {
                 for p in paths {
                     let p = self.expand(p, span, "VOLUME")?;
                     if p.is_empty() {
-                        return Err(PlanError::Invalid { message: "VOLUME specified can not be an empty string".into(), span });
+                        return Err(PlanError::Invalid {
+                            message: "VOLUME specified can not be an empty string".into(),
+                            span,
+                        });
                     }
                     self.config.config.volumes.insert(p.clone(), Empty {});
                     expanded.push(p);
@@ -231,16 +282,36 @@ impl<'a> Dispatcher<'a> {
                 (Op::Meta, format!("ONBUILD {expression}"), false)
             }
         };
-        let history = History { created_by, empty_layer: !layer, ..Default::default() };
+        let history = History {
+            created_by,
+            empty_layer: !layer,
+            ..Default::default()
+        };
         self.config.history.push(history.clone());
-        self.steps.push(Step { span, original: cmd.original.clone(), op, state: state_before, history });
+        self.steps.push(Step {
+            span,
+            original: cmd.original.clone(),
+            op,
+            state: state_before,
+            history,
+        });
         Ok(())
     }
 
-    fn key_values(&self, pairs: &[KeyValue], span: Span, what: &str) -> Result<Vec<(String, String)>> {
+    fn key_values(
+        &self,
+        pairs: &[KeyValue],
+        span: Span,
+        what: &str,
+    ) -> Result<Vec<(String, String)>> {
         pairs
             .iter()
-            .map(|kv| Ok((self.expand(&kv.key, span, what)?, self.expand(&kv.value, span, what)?)))
+            .map(|kv| {
+                Ok((
+                    self.expand(&kv.key, span, what)?,
+                    self.expand(&kv.value, span, what)?,
+                ))
+            })
             .collect()
     }
 
@@ -267,7 +338,11 @@ impl<'a> Dispatcher<'a> {
 
     fn workdir(&mut self, path: &str, span: Span) -> Result<String> {
         let path = self.expand(path, span, "WORKDIR")?;
-        let joined = if path.starts_with('/') { path } else { format!("{}/{path}", self.state.workdir) };
+        let joined = if path.starts_with('/') {
+            path
+        } else {
+            format!("{}/{path}", self.state.workdir)
+        };
         let clean = clean_path(&joined);
         self.config.config.working_dir = clean.clone();
         self.state.workdir = clean.clone();
@@ -282,7 +357,13 @@ impl<'a> Dispatcher<'a> {
                 Some(v) => Some(v.clone()),
                 None => match &arg.default {
                     Some(d) => Some(self.expand(d, span, "ARG")?),
-                    None => self.graph.meta_values.get(&key).cloned().flatten().or_else(|| self.automatic_arg(&key)),
+                    None => self
+                        .graph
+                        .meta_values
+                        .get(&key)
+                        .cloned()
+                        .flatten()
+                        .or_else(|| self.automatic_arg(&key)),
                 },
             };
             if let Some(v) = value.take() {
@@ -298,7 +379,11 @@ impl<'a> Dispatcher<'a> {
     }
 
     fn automatic_arg(&self, key: &str) -> Option<String> {
-        self.platform.default_args().into_iter().find(|(k, _)| k == key).map(|(_, v)| v)
+        self.platform
+            .default_args()
+            .into_iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
     }
 
     /// Shell form wrapped in `SHELL`; exec form as is.
@@ -312,7 +397,9 @@ impl<'a> Dispatcher<'a> {
     }
 
     fn source(&self, from: Option<&str>, span: Span) -> Result<Source> {
-        let Some(from) = from else { return Ok(Source::Context) };
+        let Some(from) = from else {
+            return Ok(Source::Context);
+        };
         let from = self.expand(from, span, "--from")?;
         let names: BTreeMap<String, usize> = self
             .dockerfile
@@ -323,22 +410,39 @@ impl<'a> Dispatcher<'a> {
             .collect();
         match stage_by_ref(&from, &names, self.dockerfile.stages.len()) {
             Some(j) if self.planned.get(j).is_some_and(Option::is_some) => Ok(Source::Stage(j)),
-            Some(j) => Err(PlanError::Invalid { message: format!("stage {from} ({j}) is not built before it is used"), span }),
-            None => Ok(Source::Image(resolve_image(self.resolver, &from, &self.platform, span)?)),
+            Some(j) => Err(PlanError::Invalid {
+                message: format!("stage {from} ({j}) is not built before it is used"),
+                span,
+            }),
+            None => {
+                let image = resolve_image(self.resolver, &from, &self.platform, span)?;
+                Ok(Source::Image(Box::new(image)))
+            }
         }
     }
 
     fn copy(&mut self, spec: &CopySpec, is_add: bool, span: Span) -> Result<(Op, String, bool)> {
         let what = if is_add { "ADD" } else { "COPY" };
-        let sources = spec.sources.iter().map(|s| self.expand(s, span, what)).collect::<Result<Vec<_>>>()?;
-        let raw = Lex { skip_process_quotes: true, ..Lex::new('\\') };
+        let sources = spec
+            .sources
+            .iter()
+            .map(|s| self.expand(s, span, what))
+            .collect::<Result<Vec<_>>>()?;
+        let raw = Lex {
+            skip_process_quotes: true,
+            ..Lex::new('\\')
+        };
         let mut contents = Vec::new();
         for c in &spec.contents {
             let mut c = c.clone();
             if c.expand {
-                c.data = raw
-                    .process_word(&c.data, &self.env())
-                    .map_err(|source| PlanError::Expand { what: format!("{what} heredoc"), span, source })?;
+                c.data =
+                    raw.process_word(&c.data, &self.env())
+                        .map_err(|source| PlanError::Expand {
+                            what: format!("{what} heredoc"),
+                            span,
+                            source,
+                        })?;
             }
             contents.push(c);
         }
@@ -352,7 +456,11 @@ impl<'a> Dispatcher<'a> {
             source: self.source(spec.from.as_deref(), span)?,
             chown: opt(&spec.chown, "--chown")?,
             chmod: opt(&spec.chmod, "--chmod")?,
-            exclude: spec.exclude.iter().map(|e| self.expand(e, span, "--exclude")).collect::<Result<_>>()?,
+            exclude: spec
+                .exclude
+                .iter()
+                .map(|e| self.expand(e, span, "--exclude"))
+                .collect::<Result<_>>()?,
             checksum: opt(&spec.checksum, "--checksum")?,
             link: spec.link,
             parents: spec.parents,
@@ -365,18 +473,26 @@ impl<'a> Dispatcher<'a> {
         let mut names: Vec<String> = op.sources.clone();
         names.extend(op.contents.iter().map(|c| c.path.clone()));
         let created_by = format!("{what} {} {} # buildkit", names.join(" "), op.dest);
-        Ok((Op::Copy(op), created_by, true))
+        Ok((Op::Copy(Box::new(op)), created_by, true))
     }
 
     fn run(&mut self, spec: &RunSpec, span: Span) -> Result<(Op, String, bool)> {
-        let mounts = spec.mounts.iter().map(|m| self.expand(m, span, "--mount")).collect::<Result<Vec<_>>>()?;
+        let mounts = spec
+            .mounts
+            .iter()
+            .map(|m| self.expand(m, span, "--mount"))
+            .collect::<Result<Vec<_>>>()?;
         let mut args = spec.command.args.clone();
         let mut files = spec.command.files.clone();
         if !files.is_empty() && spec.command.prepend_shell && args.len() == 1 {
             let first = files[0].clone();
             if matches!(parse_heredoc(&args[0]), Ok(Some(_))) {
                 // `RUN <<EOF`: the body is the script, run by the shell.
-                args = vec![if first.chomp { chomp_tabs(&first.data) } else { first.data.clone() }];
+                args = vec![if first.chomp {
+                    chomp_tabs(&first.data)
+                } else {
+                    first.data.clone()
+                }];
                 files.remove(0);
             } else {
                 // A more complex heredoc line: hand the whole text to the shell.
@@ -390,26 +506,49 @@ impl<'a> Dispatcher<'a> {
                 files.clear();
             }
         }
-        let line = CommandLine { args, prepend_shell: spec.command.prepend_shell, files: Vec::new() };
+        let line = CommandLine {
+            args,
+            prepend_shell: spec.command.prepend_shell,
+            files: Vec::new(),
+        };
         let argv = self.with_shell(&line);
         let args_text = if self.state.build_args.is_empty() {
             argv.join(" ")
         } else {
-            let pairs: Vec<String> = self.state.build_args.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let pairs: Vec<String> = self
+                .state
+                .build_args
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
             format!("|{} {} {}", pairs.len(), pairs.join(" "), argv.join(" "))
         };
-        let op = RunOp { argv, files, mounts, network: spec.network.clone(), security: spec.security.clone() };
-        Ok((Op::Run(op), format!("RUN {args_text} # buildkit"), true))
+        let op = RunOp {
+            argv,
+            files,
+            mounts,
+            network: spec.network.clone(),
+            security: spec.security.clone(),
+        };
+        Ok((
+            Op::Run(Box::new(op)),
+            format!("RUN {args_text} # buildkit"),
+            true,
+        ))
     }
 
     fn healthcheck(&mut self, h: &HealthSpec, span: Span) -> Result<String> {
-        let ns = |v: &Option<String>, flag: &str| -> Result<i64> {
-            match v {
-                None => Ok(0),
-                Some(text) => crate::parser::instructions::parse_duration_flag(flag, text)
-                    .map_err(|e| PlanError::Invalid { message: e.to_string(), span }),
-            }
-        };
+        let ns =
+            |v: &Option<String>, flag: &str| -> Result<i64> {
+                match v {
+                    None => Ok(0),
+                    Some(text) => crate::parser::instructions::parse_duration_flag(flag, text)
+                        .map_err(|e| PlanError::Invalid {
+                            message: e.to_string(),
+                            span,
+                        }),
+                }
+            };
         let check = Healthcheck {
             test: h.test.clone(),
             interval: ns(&h.interval, "interval")?,
@@ -426,14 +565,21 @@ impl<'a> Dispatcher<'a> {
     fn expose(&mut self, ports: &[String], span: Span) -> Result<String> {
         let mut specs = Vec::new();
         for p in ports {
-            let words = self
-                .lex
-                .process_words(p, &self.env())
-                .map_err(|source| PlanError::Expand { what: "EXPOSE".into(), span, source })?;
+            let words =
+                self.lex
+                    .process_words(p, &self.env())
+                    .map_err(|source| PlanError::Expand {
+                        what: "EXPOSE".into(),
+                        span,
+                        source,
+                    })?;
             specs.extend(words);
         }
-        let keys = crate::parser::instructions::expose_keys(&specs)
-            .map_err(|e| PlanError::Invalid { message: e.to_string(), span })?;
+        let keys =
+            crate::parser::instructions::expose_keys(&specs).map_err(|e| PlanError::Invalid {
+                message: e.to_string(),
+                span,
+            })?;
         for k in &keys {
             self.config.config.exposed_ports.insert(k.clone(), Empty {});
         }
@@ -465,7 +611,11 @@ pub fn go_duration(ns: i64) -> String {
     if ns == 0 {
         return "0s".into();
     }
-    let (sign, ns) = if ns < 0 { ("-", ns.unsigned_abs()) } else { ("", ns as u64) };
+    let (sign, ns) = if ns < 0 {
+        ("-", ns.unsigned_abs())
+    } else {
+        ("", ns as u64)
+    };
     if ns < 1_000 {
         return format!("{sign}{ns}ns");
     }
@@ -491,26 +641,24 @@ fn trim_float(v: f64) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
-/// Lexical path cleaning (Go's `path.Clean`) of an absolute path.
+/// Lexical path cleaning (Go's `path.Clean`).
 pub fn clean_path(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            p => parts.push(p),
-        }
-    }
-    format!("/{}", parts.join("/"))
+    crate::parser::instructions::values::clean_path(path)
 }
 
 /// A COPY destination made absolute against `workdir`, trailing `/` kept (and added
 /// for `.`-like destinations that name a directory).
 fn absolute_dest(dest: &str, workdir: &str) -> String {
-    let dir_like = dest.ends_with('/') || dest == "." || dest.ends_with("/.") || dest == ".." || dest.ends_with("/..");
-    let joined = if dest.starts_with('/') { dest.to_owned() } else { format!("{workdir}/{dest}") };
+    let dir_like = dest.ends_with('/')
+        || dest == "."
+        || dest.ends_with("/.")
+        || dest == ".."
+        || dest.ends_with("/..");
+    let joined = if dest.starts_with('/') {
+        dest.to_owned()
+    } else {
+        format!("{workdir}/{dest}")
+    };
     let mut clean = clean_path(&joined);
     if dir_like && !clean.ends_with('/') {
         clean.push('/');

@@ -14,9 +14,17 @@ pub enum PlanError {
     #[error("base name ({base}) should not be blank")]
     BlankBase { base: String, span: Span },
     #[error("{what}: {source}")]
-    Expand { what: String, span: Span, source: shell::Error },
+    Expand {
+        what: String,
+        span: Span,
+        source: shell::Error,
+    },
     #[error("cannot resolve base image {reference}: {reason}")]
-    Base { reference: String, reason: String, span: Span },
+    Base {
+        reference: String,
+        reason: String,
+        span: Span,
+    },
     #[error("{message}")]
     Invalid { message: String, span: Span },
     #[error("unsupported frontend {reference:?}: rbuild builds Dockerfiles itself and accepts only docker/dockerfile syntax references")]

@@ -49,7 +49,11 @@ pub struct BaseImage {
 /// Looks up base images (the local store, later a registry).
 pub trait BaseResolver {
     /// Resolves `reference` for `platform`; the error text says why it failed.
-    fn resolve(&self, reference: &str, platform: &Platform) -> std::result::Result<BaseImage, String>;
+    fn resolve(
+        &self,
+        reference: &str,
+        platform: &Platform,
+    ) -> std::result::Result<BaseImage, String>;
 }
 
 /// Where a stage starts.
@@ -60,7 +64,7 @@ pub enum Base {
     /// `FROM <earlier stage>`: its index.
     Stage(usize),
     /// `FROM <image>`.
-    Image(BaseImage),
+    Image(Box<BaseImage>),
 }
 
 /// Where a `COPY --from` or `RUN --mount from=` reads.
@@ -71,7 +75,7 @@ pub enum Source {
     /// Another stage's final filesystem.
     Stage(usize),
     /// An image's filesystem.
-    Image(BaseImage),
+    Image(Box<BaseImage>),
 }
 
 /// A `COPY` or `ADD`, expanded.
@@ -117,9 +121,11 @@ pub enum Op {
     /// Configuration only (ENV, LABEL, CMD, ...): no layer.
     Meta,
     /// `WORKDIR`: the directory is created when missing.
-    Workdir { path: String },
-    Copy(CopyOp),
-    Run(RunOp),
+    Workdir {
+        path: String,
+    },
+    Copy(Box<CopyOp>),
+    Run(Box<RunOp>),
 }
 
 /// The process state a step sees.
@@ -183,16 +189,26 @@ impl Plan {
 }
 
 /// Plans `dockerfile` with `options`, resolving base images through `resolver`.
-pub fn plan(dockerfile: &Dockerfile, options: &PlanOptions, resolver: &dyn BaseResolver) -> Result<Plan> {
+pub fn plan(
+    dockerfile: &Dockerfile,
+    options: &PlanOptions,
+    resolver: &dyn BaseResolver,
+) -> Result<Plan> {
     check_syntax(dockerfile)?;
     let platform = options.platform.clone().unwrap_or_else(Platform::host);
     let graph = stages::resolve(dockerfile, options, &platform)?;
     let mut planned: Vec<Option<StagePlan>> = vec![None; dockerfile.stages.len()];
     for &index in &graph.order {
-        let stage = dispatch::dispatch(dockerfile, &graph, index, options, &platform, resolver, &planned)?;
+        let stage = dispatch::dispatch(
+            dockerfile, &graph, index, options, &platform, resolver, &planned,
+        )?;
         planned[index] = Some(stage);
     }
-    Ok(Plan { stages: planned, target: graph.target, order: graph.order })
+    Ok(Plan {
+        stages: planned,
+        target: graph.target,
+        order: graph.order,
+    })
 }
 
 /// The proxy variables a build passes to every `RUN` without an `ARG` (BuildKit's
@@ -200,8 +216,16 @@ pub fn plan(dockerfile: &Dockerfile, options: &PlanOptions, resolver: &dyn BaseR
 /// over the upper-case one. `None` when no proxy is set.
 pub fn proxy_env(build_args: &BTreeMap<String, String>) -> Option<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
-    for name in ["http_proxy", "https_proxy", "ftp_proxy", "no_proxy", "all_proxy"] {
-        let value = build_args.get(name).or_else(|| build_args.get(&name.to_ascii_uppercase()));
+    for name in [
+        "http_proxy",
+        "https_proxy",
+        "ftp_proxy",
+        "no_proxy",
+        "all_proxy",
+    ] {
+        let value = build_args
+            .get(name)
+            .or_else(|| build_args.get(&name.to_ascii_uppercase()));
         if let Some(v) = value {
             out.insert(name.to_owned(), v.clone());
         }
@@ -222,7 +246,9 @@ pub fn source_date_epoch(value: &str) -> std::result::Result<Option<i64>, EpochE
     if value == "context" || value.is_empty() {
         return Ok(None);
     }
-    value.parse::<i64>().map(Some).map_err(|_| EpochError { value: value.to_owned() })
+    value.parse::<i64>().map(Some).map_err(|_| EpochError {
+        value: value.to_owned(),
+    })
 }
 
 /// rbuild implements the Dockerfile frontend itself: a `# syntax=` directive may name
@@ -237,5 +263,8 @@ fn check_syntax(dockerfile: &Dockerfile) -> Result<()> {
     if matches!(repo, "docker/dockerfile" | "docker/dockerfile-upstream") {
         return Ok(());
     }
-    Err(PlanError::Frontend { reference: reference.to_owned(), span: Span::new(d.line, d.line, 1) })
+    Err(PlanError::Frontend {
+        reference: reference.to_owned(),
+        span: Span::new(d.line, d.line, 1),
+    })
 }

@@ -32,7 +32,11 @@ impl Platform {
             other => other,
         };
         let variant = if architecture == "arm64" { "v8" } else { "" };
-        Platform { os: "linux".into(), architecture: architecture.into(), variant: variant.into() }
+        Platform {
+            os: "linux".into(),
+            architecture: architecture.into(),
+            variant: variant.into(),
+        }
     }
 
     /// The automatic build arguments BuildKit defines for a target platform, with the
@@ -68,7 +72,11 @@ impl FromStr for Platform {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = || PlatformError { text: s.to_owned() };
         let parts: Vec<&str> = s.trim().split('/').collect();
-        let valid = |p: &&str| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        let valid = |p: &&str| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        };
         if !(2..=3).contains(&parts.len()) || !parts.iter().all(valid) {
             return Err(err());
         }
@@ -80,7 +88,10 @@ impl FromStr for Platform {
         Ok(Platform {
             os: parts[0].to_ascii_lowercase(),
             architecture,
-            variant: parts.get(2).map(|v| v.to_ascii_lowercase()).unwrap_or_default(),
+            variant: parts
+                .get(2)
+                .map(|v| v.to_ascii_lowercase())
+                .unwrap_or_default(),
         })
     }
 }
@@ -93,7 +104,10 @@ mod tests {
     fn parses_and_prints() {
         let p: Platform = "linux/arm64/v8".parse().unwrap();
         assert_eq!(p.to_string(), "linux/arm64/v8");
-        assert_eq!("linux/x86_64".parse::<Platform>().unwrap().architecture, "amd64");
+        assert_eq!(
+            "linux/x86_64".parse::<Platform>().unwrap().architecture,
+            "amd64"
+        );
         assert!("linux".parse::<Platform>().is_err());
         assert!("linux//".parse::<Platform>().is_err());
     }

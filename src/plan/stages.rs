@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::error::{PlanError, Result};
-use super::{Platform, PlanOptions};
+use super::{PlanOptions, Platform};
 use crate::parser::instructions::{Dockerfile, Instruction};
 use crate::parser::shell::{EnvList, Lex};
 use crate::parser::Span;
@@ -20,8 +20,6 @@ pub enum BaseRef {
 /// The resolved stage graph.
 #[derive(Debug, Clone)]
 pub struct Graph {
-    /// Global build args (automatic platform args, then the ARGs before FROM).
-    pub globals: EnvList,
     /// Values of the ARGs before FROM, for stage `ARG NAME` without default.
     pub meta_values: BTreeMap<String, Option<String>>,
     /// Per stage: its base.
@@ -35,7 +33,11 @@ pub struct Graph {
 }
 
 /// Resolves the graph of `dockerfile`.
-pub fn resolve(dockerfile: &Dockerfile, options: &PlanOptions, platform: &Platform) -> Result<Graph> {
+pub fn resolve(
+    dockerfile: &Dockerfile,
+    options: &PlanOptions,
+    platform: &Platform,
+) -> Result<Graph> {
     if dockerfile.stages.is_empty() {
         return Err(PlanError::NoStages);
     }
@@ -53,7 +55,10 @@ pub fn resolve(dockerfile: &Dockerfile, options: &PlanOptions, platform: &Platfo
         let span = stage.from.span;
         let base = expand(&lex, &stage.from.base, &globals, "FROM", span)?;
         if base.is_empty() {
-            return Err(PlanError::BlankBase { base: stage.from.base.clone(), span });
+            return Err(PlanError::BlankBase {
+                base: stage.from.base.clone(),
+                span,
+            });
         }
         let lower = base.to_lowercase();
         let base = match names.get(&lower) {
@@ -74,14 +79,29 @@ pub fn resolve(dockerfile: &Dockerfile, options: &PlanOptions, platform: &Platfo
     let deps = dependencies(dockerfile, &bases, &names, &globals, &lex)?;
     let target = match &options.target {
         None => dockerfile.stages.len() - 1,
-        Some(t) => *names.get(&t.to_lowercase()).ok_or_else(|| PlanError::UnknownTarget { target: t.clone() })?,
+        Some(t) => *names
+            .get(&t.to_lowercase())
+            .ok_or_else(|| PlanError::UnknownTarget { target: t.clone() })?,
     };
-    let order = build_order(dockerfile, target, &deps)?;
-    Ok(Graph { globals, meta_values, bases, platforms, deps, target, order })
+    detect_cycles(dockerfile, &deps)?;
+    let order = build_order(target, &deps);
+    Ok(Graph {
+        meta_values,
+        bases,
+        platforms,
+        deps,
+        target,
+        order,
+    })
 }
 
 fn expand(lex: &Lex, word: &str, env: &EnvList, what: &str, span: Span) -> Result<String> {
-    lex.process_word(word, env).map_err(|source| PlanError::Expand { what: what.to_owned(), span, source })
+    lex.process_word(word, env)
+        .map_err(|source| PlanError::Expand {
+            what: what.to_owned(),
+            span,
+            source,
+        })
 }
 
 /// The global scope: the automatic platform args, then each ARG before the first FROM
@@ -97,7 +117,11 @@ fn global_args(
         globals.set(k, v);
     }
     let mut meta = BTreeMap::new();
-    let span = dockerfile.stages.first().map(|s| s.from.span).unwrap_or_default();
+    let span = dockerfile
+        .stages
+        .first()
+        .map(|s| s.from.span)
+        .unwrap_or_default();
     for arg in &dockerfile.meta_args {
         let mut value = match &arg.default {
             Some(d) => Some(expand(lex, d, &globals, &format!("ARG {}", arg.key), span)?),
@@ -149,59 +173,95 @@ fn dependencies(
 
 /// The `from=` field of a `--mount` value, if any.
 fn mount_from(mount: &str) -> Option<String> {
-    mount.split(',').find_map(|field| field.trim().strip_prefix("from=").map(|v| v.trim_matches('"').to_owned()))
+    mount.split(',').find_map(|field| {
+        field
+            .trim()
+            .strip_prefix("from=")
+            .map(|v| v.trim_matches('"').to_owned())
+    })
 }
 
 /// A stage named `reference` (case-insensitive) or numbered by it.
-pub fn stage_by_ref(reference: &str, names: &BTreeMap<String, usize>, count: usize) -> Option<usize> {
+pub fn stage_by_ref(
+    reference: &str,
+    names: &BTreeMap<String, usize>,
+    count: usize,
+) -> Option<usize> {
     if let Some(&j) = names.get(&reference.to_lowercase()) {
         return Some(j);
     }
     reference.parse::<usize>().ok().filter(|&j| j < count)
 }
 
-/// Depth-first from the target: dependencies before dependents, a cycle is an error
-/// naming the first stage found on it.
-fn build_order(dockerfile: &Dockerfile, target: usize, deps: &[BTreeSet<usize>]) -> Result<Vec<usize>> {
-    #[derive(Clone, Copy, PartialEq)]
-    enum Mark {
-        New,
-        Visiting,
-        Done,
+/// Rejects any cycle among all stages (needed or not), as BuildKit does: stages are
+/// visited in file order and the error names the stage the failing visit started from.
+fn detect_cycles(dockerfile: &Dockerfile, deps: &[BTreeSet<usize>]) -> Result<()> {
+    let mut visited = vec![false; deps.len()];
+    for root in 0..deps.len() {
+        if visited[root] {
+            continue;
+        }
+        let mut on_path = vec![false; deps.len()];
+        // Iterative DFS: (stage, next dependency position).
+        let mut stack: Vec<(usize, usize)> = vec![(root, 0)];
+        visited[root] = true;
+        on_path[root] = true;
+        while let Some(top) = stack.last_mut() {
+            let node = top.0;
+            let next = deps[node].iter().nth(top.1).copied();
+            top.1 += 1;
+            match next {
+                None => {
+                    on_path[node] = false;
+                    stack.pop();
+                }
+                Some(dep) if on_path[dep] => {
+                    return Err(PlanError::Cycle {
+                        stage: stage_label(dockerfile, root),
+                    })
+                }
+                Some(dep) if !visited[dep] => {
+                    visited[dep] = true;
+                    on_path[dep] = true;
+                    stack.push((dep, 0));
+                }
+                Some(_) => {}
+            }
+        }
     }
-    let mut marks = vec![Mark::New; deps.len()];
+    Ok(())
+}
+
+/// The stages the target needs, dependencies before dependents (the graph is acyclic).
+fn build_order(target: usize, deps: &[BTreeSet<usize>]) -> Vec<usize> {
+    let mut done = vec![false; deps.len()];
     let mut order = Vec::new();
-    // Iterative DFS: (stage, next dependency position).
     let mut stack: Vec<(usize, usize)> = vec![(target, 0)];
-    marks[target] = Mark::Visiting;
     while let Some(top) = stack.last_mut() {
         let node = top.0;
         let next = deps[node].iter().nth(top.1).copied();
         top.1 += 1;
         match next {
             None => {
-                marks[node] = Mark::Done;
-                order.push(node);
+                if !done[node] {
+                    done[node] = true;
+                    order.push(node);
+                }
                 stack.pop();
             }
-            Some(dep) => match marks[dep] {
-                Mark::Done => {}
-                Mark::Visiting => {
-                    let stage = stage_label(dockerfile, dep);
-                    return Err(PlanError::Cycle { stage });
-                }
-                Mark::New => {
-                    marks[dep] = Mark::Visiting;
-                    stack.push((dep, 0));
-                }
-            },
+            Some(dep) if !done[dep] => stack.push((dep, 0)),
+            Some(_) => {}
         }
     }
-    Ok(order)
+    order
 }
 
 fn stage_label(dockerfile: &Dockerfile, index: usize) -> String {
-    dockerfile.stages.get(index).and_then(|s| s.name().map(str::to_owned)).unwrap_or_else(|| index.to_string())
+    dockerfile
+        .stages
+        .get(index)
+        .and_then(|s| s.name().map(str::to_owned))
+        .unwrap_or_else(|| index.to_string())
 }
 
 #[cfg(test)]
@@ -211,7 +271,10 @@ mod tests {
 
     fn graph(text: &str, target: Option<&str>) -> Result<Graph> {
         let df = parse_text(text).unwrap();
-        let options = PlanOptions { target: target.map(str::to_owned), ..Default::default() };
+        let options = PlanOptions {
+            target: target.map(str::to_owned),
+            ..Default::default()
+        };
         resolve(&df, &options, &Platform::host())
     }
 
@@ -224,14 +287,24 @@ mod tests {
 
     #[test]
     fn detects_cycles() {
-        let err = graph("FROM busybox AS stage0\nCOPY --from=stage0 f1 /sub/\n", None).unwrap_err();
-        assert_eq!(err.to_string(), "circular dependency detected on stage: stage0");
+        let err = graph(
+            "FROM busybox AS stage0\nCOPY --from=stage0 f1 /sub/\n",
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "circular dependency detected on stage: stage0"
+        );
     }
 
     #[test]
     fn expands_from_with_global_args() {
         let g = graph("ARG B=alpine\nARG T=${B}:3\nFROM $T\n", None).unwrap();
         assert_eq!(g.bases[0], BaseRef::Image("alpine:3".into()));
-        assert!(matches!(graph("FROM ${BLANK} AS foo\n", None), Err(PlanError::BlankBase { .. })));
+        assert!(matches!(
+            graph("FROM ${BLANK} AS foo\n", None),
+            Err(PlanError::BlankBase { .. })
+        ));
     }
 }

@@ -11,40 +11,80 @@ use serde_json::Value;
 
 use crate::support::{self, Tally};
 
-/// Conversion never needs image contents: every image resolves to an empty config.
+/// Conversion never needs image contents: the images the corpus builds from resolve to
+/// an empty config; any other name is missing, as it would be from a registry.
 struct AnyImage;
 
 impl BaseResolver for AnyImage {
     fn resolve(&self, reference: &str, platform: &Platform) -> Result<BaseImage, String> {
-        let config = ImageConfig { os: platform.os.clone(), architecture: platform.architecture.clone(), ..Default::default() };
-        Ok(BaseImage { reference: reference.to_owned(), digest: Digest::of(reference.as_bytes()), config })
+        let repo = reference.split([':', '@']).next().unwrap_or_default();
+        if !matches!(repo, "alpine" | "busybox") {
+            return Err(format!("image {reference} not found"));
+        }
+        let config = ImageConfig {
+            os: platform.os.clone(),
+            architecture: platform.architecture.clone(),
+            ..Default::default()
+        };
+        Ok(BaseImage {
+            reference: reference.to_owned(),
+            digest: Digest::of(reference.as_bytes()),
+            config,
+        })
     }
 }
 
 fn convert(text: &str, target: Option<&str>) -> Result<Plan, String> {
     let df = instructions::parse_text(text).map_err(|e| e.to_string())?;
-    let options = PlanOptions { target: target.map(str::to_owned), ..Default::default() };
+    let options = PlanOptions {
+        target: target.map(str::to_owned),
+        ..Default::default()
+    };
     plan::plan(&df, &options, &AnyImage).map_err(|e| e.to_string())
 }
 
 fn strs(v: &Value) -> Vec<String> {
-    v.as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect()
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect()
 }
 
 #[test]
 fn dockerfiles() {
     let mut tally = Tally::new("instructions/convert.json");
     let v = support::read_json("instructions/convert.json");
-    for (i, case) in v["dockerfiles"].as_array().cloned().unwrap_or_default().iter().enumerate() {
-        let result = convert(case["dockerfile"].as_str().unwrap_or_default(), case["target"].as_str());
+    for (i, case) in v["dockerfiles"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        let result = convert(
+            case["dockerfile"].as_str().unwrap_or_default(),
+            case["target"].as_str(),
+        );
         let outcome = match (&result, &case["error"]) {
             (Ok(_), Value::Null) => match case["expect_image_labels"].as_object() {
                 None => Ok(()),
                 Some(want) => {
-                    let got = result.as_ref().ok().and_then(Plan::target_stage).map(|s| s.config.config.labels.clone());
-                    let want: BTreeMap<String, String> =
-                        want.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned())).collect();
-                    if got.as_ref() == Some(&want) { Ok(()) } else { Err(format!("labels {got:?}")) }
+                    let got = result
+                        .as_ref()
+                        .ok()
+                        .and_then(Plan::target_stage)
+                        .map(|s| s.config.config.labels.clone());
+                    let want: BTreeMap<String, String> = want
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                        .collect();
+                    if got.as_ref() == Some(&want) {
+                        Ok(())
+                    } else {
+                        Err(format!("labels {got:?}"))
+                    }
                 }
             },
             (Err(_), Value::Bool(true)) => Ok(()),
@@ -61,17 +101,53 @@ fn dockerfiles() {
 fn config_helpers() {
     let mut tally = Tally::new("instructions/convert.json(helpers)");
     let v = support::read_json("instructions/convert.json");
-    for (i, case) in v["add_env"]["cases"].as_array().cloned().unwrap_or_default().iter().enumerate() {
+    for (i, case) in v["add_env"]["cases"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
         let mut env = strs(&case["env"]);
-        image::add_env(&mut env, case["key"].as_str().unwrap_or_default(), case["value"].as_str().unwrap_or_default());
-        tally.check(&format!("add_env[{i}]"), if env == strs(&case["expect"]) { Ok(()) } else { Err(format!("{env:?}")) });
+        image::add_env(
+            &mut env,
+            case["key"].as_str().unwrap_or_default(),
+            case["value"].as_str().unwrap_or_default(),
+        );
+        tally.check(
+            &format!("add_env[{i}]"),
+            if env == strs(&case["expect"]) {
+                Ok(())
+            } else {
+                Err(format!("{env:?}"))
+            },
+        );
     }
-    for (i, case) in v["parse_key_value"]["cases"].as_array().cloned().unwrap_or_default().iter().enumerate() {
+    for (i, case) in v["parse_key_value"]["cases"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
         let c = strs(case);
         let got = image::parse_key_value(&c[0]);
-        tally.check(&format!("parse_key_value[{i}]"), if got == (c[1].as_str(), c[2].as_str()) { Ok(()) } else { Err(format!("{got:?}")) });
+        tally.check(
+            &format!("parse_key_value[{i}]"),
+            if got == (c[1].as_str(), c[2].as_str()) {
+                Ok(())
+            } else {
+                Err(format!("{got:?}"))
+            },
+        );
     }
-    for (i, case) in v["proxy_env_from_build_args"]["cases"].as_array().cloned().unwrap_or_default().iter().enumerate() {
+    for (i, case) in v["proxy_env_from_build_args"]["cases"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
         let args: BTreeMap<String, String> = case["args"]
             .as_object()
             .into_iter()
@@ -79,10 +155,24 @@ fn config_helpers() {
             .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
             .collect();
         let got = serde_json::to_value(plan::proxy_env(&args)).unwrap_or_default();
-        tally.check(&format!("proxy_env[{i}]"), if got == case["expect"] { Ok(()) } else { Err(format!("{got}")) });
+        tally.check(
+            &format!("proxy_env[{i}]"),
+            if got == case["expect"] {
+                Ok(())
+            } else {
+                Err(format!("{got}"))
+            },
+        );
     }
-    for (i, case) in v["healthcheck_history"]["cases"].as_array().cloned().unwrap_or_default().iter().enumerate() {
-        let ns = |k: &str| instructions::parse_duration_flag(k, case[k].as_str().unwrap_or_default());
+    for (i, case) in v["healthcheck_history"]["cases"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        let ns =
+            |k: &str| instructions::parse_duration_flag(k, case[k].as_str().unwrap_or_default());
         let check = (|| -> Result<image::Healthcheck, String> {
             Ok(image::Healthcheck {
                 test: strs(&case["test"]),
@@ -96,17 +186,31 @@ fn config_helpers() {
         let want = case["created_by"].as_str().unwrap_or_default();
         let outcome = check.and_then(|h| {
             let got = plan::healthcheck_created_by(&h);
-            if got == want { Ok(()) } else { Err(format!("{got:?}")) }
+            if got == want {
+                Ok(())
+            } else {
+                Err(format!("{got:?}"))
+            }
         });
         tally.check(&format!("healthcheck_history[{i}]"), outcome);
     }
-    for (i, case) in v["source_date_epoch"]["cases"].as_array().cloned().unwrap_or_default().iter().enumerate() {
+    for (i, case) in v["source_date_epoch"]["cases"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
         let got = plan::source_date_epoch(case["value"].as_str().unwrap_or_default());
         let outcome = match (got, case["error_contains"].as_str()) {
             (Err(e), Some(want)) if e.to_string().contains(want) => Ok(()),
             (Ok(t), None) if t == case["expect_unix"].as_i64() => {
                 let formatted = t.map(|t| t.to_string()).unwrap_or_default();
-                if formatted == case["formatted"].as_str().unwrap_or_default() { Ok(()) } else { Err(formatted) }
+                if formatted == case["formatted"].as_str().unwrap_or_default() {
+                    Ok(())
+                } else {
+                    Err(formatted)
+                }
             }
             (other, _) => Err(format!("{other:?}")),
         };
@@ -124,7 +228,12 @@ fn error_lines() {
     for case in v["cases"].as_array().cloned().unwrap_or_default() {
         let name = case["name"].as_str().unwrap_or_default();
         let text = case["dockerfile"].as_str().unwrap_or_default();
-        let want: Vec<u64> = case["error_lines"].as_array().into_iter().flatten().filter_map(Value::as_u64).collect();
+        let want: Vec<u64> = case["error_lines"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_u64)
+            .collect();
         let lines = match instructions::parse_text(text) {
             Err(e) => Some((e.span.line, e.span.end_line)),
             Ok(df) => match plan::plan(&df, &PlanOptions::default(), &AnyImage) {
@@ -136,7 +245,11 @@ fn error_lines() {
             None => Err("no parse or plan error".to_owned()),
             Some((start, end)) => {
                 let got: Vec<u64> = (start as u64..=end as u64).collect();
-                if got == want { Ok(()) } else { Err(format!("lines {got:?}")) }
+                if got == want {
+                    Ok(())
+                } else {
+                    Err(format!("lines {got:?}"))
+                }
             }
         };
         tally.check(name, outcome);

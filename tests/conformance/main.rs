@@ -9,3 +9,4 @@ mod instructions;
 mod parser;
 mod shell;
 mod support;
+mod values;

@@ -9,6 +9,7 @@ mod commands;
 mod convert;
 mod error;
 mod flags;
+pub mod values;
 
 pub use commands::{
     ArgDef, Command, CommandLine, CopySpec, From, HealthSpec, InlineFile, Instruction, KeyValue,
@@ -118,6 +119,20 @@ pub fn parse(ast: &Ast) -> Result<Dockerfile, ParseError> {
 /// Parses Dockerfile text all the way to the typed [`Dockerfile`].
 pub fn parse_text(text: &str) -> Result<Dockerfile, ParseError> {
     parse(&super::parse_ast(text)?)
+}
+
+/// A HEALTHCHECK duration flag in nanoseconds (0 when empty), with BuildKit's rules.
+pub fn parse_duration_flag(flag: &str, value: &str) -> Result<i64, values::Error> {
+    let d = values::parse_opt_interval(flag, value)?;
+    Ok(d.map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)))
+}
+
+/// The `ExposedPorts` keys (`80/tcp`) of EXPOSE arguments, in order.
+pub fn expose_keys(specs: &[String]) -> Result<Vec<String>, values::Error> {
+    Ok(values::parse_ports(specs)?
+        .iter()
+        .map(ToString::to_string)
+        .collect())
 }
 
 #[cfg(test)]
