@@ -14,6 +14,7 @@
 pub mod cli;
 pub mod context;
 pub mod digest;
+pub mod executor;
 pub mod image;
 pub mod parser;
 pub mod plan;

@@ -1,0 +1,96 @@
+//! Build progress as events: the executor emits [`BuildEvent`]s to a [`Reporter`]; the
+//! CLI renders them (a live view on a terminal, plain lines in CI, JSON for tools). The
+//! library never prints.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// Identifies one step of one stage in events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StepId {
+    /// Stage index.
+    pub stage: usize,
+    /// Stage name, if any.
+    pub stage_name: Option<String>,
+    /// Step number within the stage, 1-based (0 for the `FROM` step).
+    pub step: usize,
+    /// Steps in the stage, `FROM` excluded.
+    pub steps: usize,
+    /// The instruction as written, for display.
+    pub text: String,
+    /// Its first Dockerfile line.
+    pub line: usize,
+}
+
+/// Something that happened during a build.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum BuildEvent {
+    /// A step started.
+    StepStarted { id: StepId },
+    /// A step was satisfied from the cache; `reason` is empty for a hit.
+    StepCached { id: StepId },
+    /// Output of a step (a line, without newline).
+    StepLog { id: StepId, line: String },
+    /// A step finished; `layer` tells whether it added a layer.
+    StepFinished {
+        id: StepId,
+        #[serde(with = "millis")]
+        elapsed: Duration,
+        layer: bool,
+    },
+    /// A step failed; the build stops.
+    StepFailed { id: StepId, error: String },
+    /// An image was written to the store or exported.
+    ImageWritten {
+        name: Option<String>,
+        digest: String,
+    },
+    /// A free-form note (exports, warnings).
+    Note { message: String },
+}
+
+mod millis {
+    use std::time::Duration;
+
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+}
+
+/// Receives build events. Implementations must be cheap and thread-safe: parallel
+/// stages report concurrently.
+pub trait Reporter: Send + Sync {
+    /// Handles one event.
+    fn event(&self, event: BuildEvent);
+}
+
+/// Discards events.
+pub struct NoReporter;
+
+impl Reporter for NoReporter {
+    fn event(&self, _event: BuildEvent) {}
+}
+
+/// Keeps every event, for tests.
+#[derive(Default)]
+pub struct Recorder {
+    events: Mutex<Vec<BuildEvent>>,
+}
+
+impl Recorder {
+    /// The events so far.
+    pub fn events(&self) -> Vec<BuildEvent> {
+        self.events.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+}
+
+impl Reporter for Recorder {
+    fn event(&self, event: BuildEvent) {
+        if let Ok(mut e) = self.events.lock() {
+            e.push(event);
+        }
+    }
+}

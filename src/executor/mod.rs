@@ -1,0 +1,11 @@
+//! The executor: walks the plan, runs each step and produces layers and images.
+//!
+//! Owns scheduling, the file steps (COPY/ADD/WORKDIR), RUN (later, in `sandbox/`), and
+//! progress events. It knows nothing of tar or compression (`layers/` does).
+
+mod events;
+mod options;
+pub mod users;
+
+pub use events::{BuildEvent, NoReporter, Recorder, Reporter, StepId};
+pub use options::{BuildOptions, CompressionKind, Output, OutputError};

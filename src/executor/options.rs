@@ -1,0 +1,135 @@
+//! What a build is asked to do: the validated options the CLI hands to the library.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::plan::Platform;
+
+/// Layer compression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CompressionKind {
+    /// gzip (the default, what every registry and runtime reads).
+    #[default]
+    Gzip,
+    /// zstd.
+    Zstd,
+    /// No compression.
+    Uncompressed,
+}
+
+/// Where the result goes besides the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// An OCI image layout, as a tar file or (with `tar=false`) a directory.
+    Oci { dest: PathBuf, tar: bool },
+    /// A docker-archive tar (`docker load`, `podman load`).
+    Docker { dest: PathBuf },
+    /// The final root filesystem as a directory.
+    Local { dest: PathBuf },
+    /// The final root filesystem as a tar file.
+    Tar { dest: PathBuf },
+}
+
+/// Why an `--output` value is malformed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OutputError {
+    #[error("invalid --output {spec:?}: {reason}")]
+    Invalid { spec: String, reason: String },
+}
+
+impl Output {
+    /// Parses `type=oci,dest=out.tar[,tar=false]` (a bare path means `type=local`).
+    pub fn parse(spec: &str) -> Result<Output, OutputError> {
+        let invalid = |reason: &str| OutputError::Invalid {
+            spec: spec.to_owned(),
+            reason: reason.to_owned(),
+        };
+        if !spec.contains('=') {
+            return Ok(Output::Local {
+                dest: PathBuf::from(spec),
+            });
+        }
+        let mut fields = BTreeMap::new();
+        for field in spec.split(',') {
+            let (k, v) = field
+                .split_once('=')
+                .ok_or_else(|| invalid(&format!("field {field:?} is not key=value")))?;
+            fields.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
+        }
+        let dest = fields.get("dest").map(PathBuf::from);
+        let need_dest = || dest.clone().ok_or_else(|| invalid("dest= is required"));
+        let tar = match fields.get("tar").map(String::as_str) {
+            None | Some("true") => true,
+            Some("false") => false,
+            Some(_) => return Err(invalid("tar= must be true or false")),
+        };
+        match fields.get("type").map(String::as_str) {
+            Some("oci") => Ok(Output::Oci {
+                dest: need_dest()?,
+                tar,
+            }),
+            Some("docker") => Ok(Output::Docker { dest: need_dest()? }),
+            Some("local") => Ok(Output::Local { dest: need_dest()? }),
+            Some("tar") => Ok(Output::Tar { dest: need_dest()? }),
+            Some(other) => Err(invalid(&format!(
+                "unknown type {other:?} (expected oci, docker, local or tar)"
+            ))),
+            None => Err(invalid("type= is required")),
+        }
+    }
+}
+
+/// Everything a build needs to know.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// The store root.
+    pub root: PathBuf,
+    /// The build context directory.
+    pub context: PathBuf,
+    /// The Dockerfile (`<context>/Dockerfile` by default).
+    pub dockerfile: PathBuf,
+    /// Names to give the image in the store.
+    pub tags: Vec<String>,
+    pub build_args: BTreeMap<String, String>,
+    pub target: Option<String>,
+    pub platform: Option<Platform>,
+    pub labels: BTreeMap<String, String>,
+    pub outputs: Vec<Output>,
+    pub compression: CompressionKind,
+    pub compression_level: Option<i32>,
+    /// Write the image ID (config digest) here.
+    pub iidfile: Option<PathBuf>,
+    /// Write build metadata JSON here.
+    pub metadata_file: Option<PathBuf>,
+    /// `SOURCE_DATE_EPOCH`: clamp mtimes and fix `created`.
+    pub source_date_epoch: Option<i64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_outputs() {
+        assert_eq!(
+            Output::parse("type=oci,dest=a.tar").unwrap(),
+            Output::Oci {
+                dest: "a.tar".into(),
+                tar: true
+            }
+        );
+        assert_eq!(
+            Output::parse("type=oci,dest=d,tar=false").unwrap(),
+            Output::Oci {
+                dest: "d".into(),
+                tar: false
+            }
+        );
+        assert_eq!(
+            Output::parse("out").unwrap(),
+            Output::Local { dest: "out".into() }
+        );
+        assert!(Output::parse("type=oci").is_err());
+        assert!(Output::parse("type=zip,dest=x").is_err());
+    }
+}
