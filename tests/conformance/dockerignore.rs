@@ -8,11 +8,33 @@ use std::fs;
 use std::io::Read;
 use std::path::Path;
 
-use rbuild::context::{dockerignore_for, BuildContext, Entry, EntryKind, Filter};
+use rbuild::context::{dockerignore_for, BuildContext, Entry, Filter};
 use rbuild::parser::ignore::{legacy_matches, read_all, IgnoreMatcher, MatchInfo, MatchType};
 use serde_json::Value;
 
 use crate::support::{read, read_json, Tally};
+
+/// Runs `check` on every case of a JSON corpus, naming each by its `name` (if any) and index.
+fn run_json(corpus: &str, check: fn(&Value) -> Result<(), String>) {
+    let json = read_json(corpus);
+    let mut tally = Tally::new(corpus);
+    for (i, case) in json["cases"].as_array().into_iter().flatten().enumerate() {
+        let name = case["name"].as_str().unwrap_or("case");
+        tally.check(&format!("{name}#{i}"), check(case));
+    }
+    tally.finish();
+}
+
+/// A JSON array of strings (absent or malformed: empty).
+fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect()
+}
 
 /// One data row of `cases.tsv`.
 struct Case<'a> {
@@ -242,22 +264,11 @@ fn instantiate(pattern: &str, fill: &str) -> String {
 
 #[test]
 fn new_patterns_json() {
-    let corpus = read_json("dockerignore/new-patterns.json");
-    let mut tally = Tally::new("dockerignore/new-patterns.json");
-    for (i, case) in corpus["cases"].as_array().into_iter().flatten().enumerate() {
-        let patterns: Vec<&str> = case["patterns"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
-        tally.check(&format!("case{i}"), check_new(&patterns, case));
-    }
-    tally.finish();
+    run_json("dockerignore/new-patterns.json", check_new);
 }
 
-fn check_new(patterns: &[&str], case: &Value) -> Result<(), String> {
-    let built = IgnoreMatcher::new(patterns);
+fn check_new(case: &Value) -> Result<(), String> {
+    let built = IgnoreMatcher::new(strings(&case["patterns"]));
     if let Some(want) = case["error"].as_bool() {
         if built.is_err() != want {
             return Err(format!("expected error={want}, got {built:?}"));
@@ -284,38 +295,19 @@ fn check_new(patterns: &[&str], case: &Value) -> Result<(), String> {
 
 #[test]
 fn readall_json() {
-    let corpus = read_json("dockerignore/readall.json");
-    let mut tally = Tally::new("dockerignore/readall.json");
-    for (i, case) in corpus["cases"].as_array().into_iter().flatten().enumerate() {
+    run_json("dockerignore/readall.json", |case| {
         let input = case["input"].as_str().unwrap_or_default();
-        let want: Vec<&str> = case["patterns"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
-        let outcome = match read_all(input.as_bytes()) {
+        let want = strings(&case["patterns"]);
+        match read_all(input.as_bytes()) {
             Ok(got) if got == want => Ok(()),
             Ok(got) => Err(format!("expected {want:?}, got {got:?}")),
             Err(e) => Err(e.to_string()),
-        };
-        tally.check(&format!("case{i}"), outcome);
-    }
-    tally.finish();
+        }
+    });
 }
 
 // ---------------------------------------------------------------------------------------
 // Context corpora: walk-cases.json and build-cases.json.
-
-fn strings(value: &Value) -> Vec<String> {
-    value
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .map(str::to_owned)
-        .collect()
-}
 
 /// Creates the case's tree (empty files, in the listed order).
 fn build_tree(root: &Path, tree: &Value) -> std::io::Result<()> {
@@ -372,13 +364,7 @@ fn chain(error: &dyn std::error::Error) -> String {
 
 #[test]
 fn walk_cases_json() {
-    let corpus = read_json("dockerignore/walk-cases.json");
-    let mut tally = Tally::new("dockerignore/walk-cases.json");
-    for (i, case) in corpus["cases"].as_array().into_iter().flatten().enumerate() {
-        let name = case["name"].as_str().unwrap_or("case");
-        tally.check(&format!("{name}#{i}"), check_walk(case));
-    }
-    tally.finish();
+    run_json("dockerignore/walk-cases.json", check_walk);
 }
 
 fn check_walk(case: &Value) -> Result<(), String> {
@@ -449,12 +435,8 @@ fn walk_and_check(root: &Path, case: &Value, unreadable: &[String]) -> Result<()
 }
 
 fn describe(entry: &Entry) -> String {
-    let kind = match entry.kind() {
-        EntryKind::Dir => "dir",
-        EntryKind::File => "file",
-        EntryKind::Symlink => "symlink",
-        EntryKind::Other => "other",
-    };
+    // `Dir` → `dir`, `File` → `file`: the corpus spelling.
+    let kind = format!("{:?}", entry.kind()).to_lowercase();
     format!("{kind} {}", entry.path_str())
 }
 
@@ -480,13 +462,7 @@ fn check_open(root: &Path, case: &Value) -> Result<(), String> {
 
 #[test]
 fn build_cases_json() {
-    let corpus = read_json("dockerignore/build-cases.json");
-    let mut tally = Tally::new("dockerignore/build-cases.json");
-    for (i, case) in corpus["cases"].as_array().into_iter().flatten().enumerate() {
-        let name = case["name"].as_str().unwrap_or("case");
-        tally.check(&format!("{name}#{i}"), check_build(case));
-    }
-    tally.finish();
+    run_json("dockerignore/build-cases.json", check_build);
 }
 
 /// What `COPY . .` would see: the context filtered by the selected ignore file.
