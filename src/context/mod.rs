@@ -111,3 +111,18 @@ impl Entry {
         &self.metadata
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_kinds_come_from_lstat() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(dir.path(), &link).unwrap();
+        let kind = |p: &Path| EntryKind::of(std::fs::symlink_metadata(p).unwrap().file_type());
+        assert_eq!(kind(dir.path()), EntryKind::Dir);
+        assert_eq!(kind(&link), EntryKind::Symlink);
+    }
+}

@@ -51,3 +51,25 @@ pub use file::read_all;
 pub use matcher::{legacy_matches, IgnoreMatcher, MatchInfo};
 pub use pattern::Pattern;
 pub use translate::MatchType;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_to_matcher_end_to_end() {
+        let patterns = read_all(b"# build output\n/target\n*.log\n!keep.log\n").unwrap();
+        let matcher = IgnoreMatcher::new(&patterns).unwrap();
+        assert!(matcher.matches("target/debug/x").unwrap());
+        assert!(matcher.matches("a.log").unwrap());
+        assert!(!matcher.matches("keep.log").unwrap());
+        assert!(
+            !matcher.matches("sub/a.log").unwrap(),
+            "`*` does not cross `/`"
+        );
+        assert_eq!(
+            matcher.patterns()[1].match_type().unwrap(),
+            MatchType::Regexp
+        );
+    }
+}
