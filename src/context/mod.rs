@@ -1,1 +1,128 @@
-//! The build context: a filtered walk that honours `.dockerignore`.
+//! The build context: a directory walked deterministically through stacked filters that
+//! honour `.dockerignore` (the part of BuildKit that tonistiigi/fsutil implements).
+//!
+//! Owns: the filtered walk ([`BuildContext::walk`]), opening files through the same
+//! view ([`BuildContext::open`]) and choosing the ignore file ([`dockerignore_for`]).
+//! Does not own: pattern syntax and matching ([`crate::parser::ignore`]), copying or
+//! archiving the entries (later stages consume [`Entry`] values).
+//!
+//! Invariants:
+//! * entries come depth-first, names sorted bytewise within each directory;
+//! * a directory that is itself filtered out is emitted (once, just before) when
+//!   something below it passes, so every emitted entry's parents were emitted first;
+//! * a directory is not read when no path below it could pass, so unreadable excluded
+//!   directories are no error;
+//! * symlinks are entries of their own and are never followed; each entry carries the
+//!   `lstat` metadata read during the walk, so nothing needs to stat it again.
+//!
+//! ```no_run
+//! use rbuild::context::{dockerignore_for, BuildContext, Filter};
+//! use std::path::Path;
+//!
+//! let root = Path::new("app");
+//! let mut filter = Filter::new();
+//! if let Some(file) = dockerignore_for(root, &root.join("Dockerfile"))? {
+//!     filter = filter.with_exclude(file.matcher().clone());
+//! }
+//! for entry in BuildContext::new(root).with_filter(filter).entries()? {
+//!     println!("{:?} {}", entry.kind(), entry.path_str());
+//! }
+//! # Ok::<(), rbuild::context::Error>(())
+//! ```
+
+mod error;
+mod filter;
+mod ignore_file;
+mod walk;
+
+#[cfg(test)]
+mod proptests;
+
+use std::fs::{FileType, Metadata};
+use std::path::{Path, PathBuf};
+
+pub use error::{Error, PatternList, Result};
+pub use filter::Filter;
+pub use ignore_file::{dockerignore_for, IgnoreFile};
+pub use walk::BuildContext;
+
+/// What kind of filesystem object an entry is (from `lstat`: symlinks are not followed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link.
+    Symlink,
+    /// Anything else: device, FIFO, socket.
+    Other,
+}
+
+impl EntryKind {
+    fn of(file_type: FileType) -> Self {
+        if file_type.is_symlink() {
+            EntryKind::Symlink
+        } else if file_type.is_dir() {
+            EntryKind::Dir
+        } else if file_type.is_file() {
+            EntryKind::File
+        } else {
+            EntryKind::Other
+        }
+    }
+}
+
+/// One object of the build context, as the walk found it.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    path: PathBuf,
+    path_str: String,
+    kind: EntryKind,
+    metadata: Metadata,
+    /// Number of components of `path` (children of the root have depth 1).
+    depth: usize,
+}
+
+impl Entry {
+    /// The path relative to the context root.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The relative path with `/` separators, as the patterns saw it (names that are not
+    /// UTF-8 are converted lossily here; [`path`](Self::path) is exact).
+    pub fn path_str(&self) -> &str {
+        &self.path_str
+    }
+
+    /// The kind of object.
+    pub fn kind(&self) -> EntryKind {
+        self.kind
+    }
+
+    /// Whether the entry is a directory (not a symlink to one).
+    pub fn is_dir(&self) -> bool {
+        self.kind == EntryKind::Dir
+    }
+
+    /// The `lstat` metadata read during the walk.
+    pub fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_kinds_come_from_lstat() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(dir.path(), &link).unwrap();
+        let kind = |p: &Path| EntryKind::of(std::fs::symlink_metadata(p).unwrap().file_type());
+        assert_eq!(kind(dir.path()), EntryKind::Dir);
+        assert_eq!(kind(&link), EntryKind::Symlink);
+    }
+}

@@ -1,0 +1,111 @@
+//! Choosing and loading the ignore file of a build.
+//!
+//! BuildKit's rule: `<dockerfile-name>.dockerignore` next to the Dockerfile (for example
+//! `build/Dockerfile.dev.dockerignore`) wins over `.dockerignore` at the context root. A
+//! missing file is normal; an unreadable or invalid one is an error naming the file.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::error::{Error, Result};
+use crate::parser::ignore::{read_all, IgnoreMatcher};
+
+/// A loaded ignore file.
+#[derive(Debug, Clone)]
+pub struct IgnoreFile {
+    path: PathBuf,
+    patterns: Vec<String>,
+    matcher: IgnoreMatcher,
+}
+
+impl IgnoreFile {
+    /// Where the patterns came from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The patterns as read from the file.
+    pub fn patterns(&self) -> &[String] {
+        &self.patterns
+    }
+
+    /// The compiled patterns.
+    pub fn matcher(&self) -> &IgnoreMatcher {
+        &self.matcher
+    }
+}
+
+/// Finds and loads the ignore file for the Dockerfile at `dockerfile` (a path as given
+/// on the command line) building `context_dir`. `Ok(None)` when there is none.
+pub fn dockerignore_for(context_dir: &Path, dockerfile: &Path) -> Result<Option<IgnoreFile>> {
+    for path in candidates(context_dir, dockerfile) {
+        match fs::read(&path) {
+            Ok(bytes) => return load(path, &bytes).map(Some),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => return Err(Error::ReadIgnoreFile { path, source }),
+        }
+    }
+    Ok(None)
+}
+
+/// The candidate files, most specific first.
+fn candidates(context_dir: &Path, dockerfile: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::with_capacity(2);
+    if let Some(name) = dockerfile.file_name() {
+        let mut ignore_name = name.to_os_string();
+        ignore_name.push(".dockerignore");
+        out.push(dockerfile.with_file_name(ignore_name));
+    }
+    out.push(context_dir.join(".dockerignore"));
+    out
+}
+
+fn load(path: PathBuf, bytes: &[u8]) -> Result<IgnoreFile> {
+    let parsed = read_all(bytes).and_then(|patterns| {
+        let matcher = IgnoreMatcher::new(&patterns)?;
+        Ok((patterns, matcher))
+    });
+    match parsed {
+        Ok((patterns, matcher)) => Ok(IgnoreFile {
+            path,
+            patterns,
+            matcher,
+        }),
+        Err(source) => Err(Error::IgnoreFile { path, source }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dockerfile_specific_file_wins() {
+        let ctx = tempfile::tempdir().unwrap();
+        fs::write(ctx.path().join(".dockerignore"), "a\n").unwrap();
+        fs::write(ctx.path().join("Dockerfile.dev.dockerignore"), "b\n").unwrap();
+        let dev = dockerignore_for(ctx.path(), &ctx.path().join("Dockerfile.dev"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(dev.patterns(), ["b"]);
+        assert!(dev.path().ends_with("Dockerfile.dev.dockerignore"));
+        let plain = dockerignore_for(ctx.path(), &ctx.path().join("Dockerfile"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(plain.patterns(), ["a"]);
+        assert!(plain.matcher().matches("a/x").unwrap());
+    }
+
+    #[test]
+    fn missing_is_none_and_invalid_names_the_file() {
+        let ctx = tempfile::tempdir().unwrap();
+        assert!(dockerignore_for(ctx.path(), Path::new("Dockerfile"))
+            .unwrap()
+            .is_none());
+        fs::write(ctx.path().join(".dockerignore"), "!\n").unwrap();
+        let err = dockerignore_for(ctx.path(), Path::new("Dockerfile")).unwrap_err();
+        assert!(err.to_string().contains(".dockerignore"), "{err}");
+        assert!(matches!(err, Error::IgnoreFile { .. }));
+    }
+}
