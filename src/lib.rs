@@ -14,4 +14,5 @@
 pub mod cli;
 pub mod context;
 pub mod digest;
+pub mod layers;
 pub mod parser;
