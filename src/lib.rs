@@ -16,5 +16,6 @@ pub mod context;
 pub mod digest;
 pub mod executor;
 pub mod image;
+pub mod layers;
 pub mod parser;
 pub mod plan;

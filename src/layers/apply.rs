@@ -1,0 +1,594 @@
+//! Applying a layer (plain, gzip or zstd tar) to a directory, as root.
+//!
+//! Security invariants (the tar is untrusted input):
+//! - every name is normalised by `resolve::normalize`: absolute names become relative,
+//!   a `..` that climbs above the target refuses the entry;
+//! - every write goes through a directory descriptor opened by `resolve::DirWalker`,
+//!   which never follows a symlink, and through `*at` calls on the final name that do
+//!   not follow it either (`O_NOFOLLOW`, `AT_SYMLINK_NOFOLLOW`, `unlinkat` before
+//!   create); a parent that is a symlink refuses the entry;
+//! - hardlink targets are normalised and walked the same way;
+//! - `trusted.overlay.*` xattrs from the tar are never applied (they would steer overlayfs).
+//!
+//! Semantics follow containerd's `archive/tar.go`: an existing directory is kept and
+//! its metadata updated when the entry is a directory, anything else at the path is
+//! removed first; missing parents are created 0755; directory mtimes are set after all
+//! entries, deepest first. Whiteouts follow [`WhiteoutMode`].
+
+use std::collections::HashSet;
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io::{self, BufReader, Read, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
+use rustix::io::Errno;
+
+use super::compress::{decoder, Compression};
+use super::error::{Error, Result, UnsafeReason};
+use super::resolve::{normalize, DirWalker, WalkError};
+use super::sys;
+use super::tar_write::{OPAQUE_MARKER, WHITEOUT_PREFIX};
+use crate::digest::{Digest, Hasher};
+
+/// What to do with whiteout entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhiteoutMode {
+    /// Keep them in overlayfs form, so the target can be an overlay lowerdir: `.wh.NAME`
+    /// becomes a 0:0 character device `NAME`, `.wh..wh..opq` sets
+    /// `trusted.overlay.opaque=y` on its directory.
+    Overlay,
+    /// Carry them out on the target: remove `NAME`; remove what an opaque directory held
+    /// before this layer (native snapshots, `--output type=local`).
+    Delete,
+}
+
+/// How to apply a layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApplyOptions {
+    /// Whiteout handling.
+    pub whiteouts: WhiteoutMode,
+    /// The layer's compression (e.g. from its media type); `None` detects it from the
+    /// magic bytes.
+    pub compression: Option<Compression>,
+}
+
+/// What applying read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// Digest of the layer stream as read (compressed): check it against the manifest.
+    pub digest: Digest,
+    /// Digest of the uncompressed tar: check it against the config's diff IDs.
+    pub diff_id: Digest,
+    /// Bytes read from the layer stream.
+    pub size: u64,
+    /// Tar entries seen.
+    pub entries: u64,
+}
+
+/// Applies the layer read from `layer` to the directory `target`.
+pub fn apply_layer(layer: impl Read, target: &Path, opts: &ApplyOptions) -> Result<Applied> {
+    let read_err = |source| Error::ReadLayer { source };
+    let mut raw = BufReader::with_capacity(256 * 1024, HashRead::new(layer));
+    let tar_stream = HashRead::new(decoder(&mut raw, opts.compression).map_err(read_err)?);
+    let mut archive = tar::Archive::new(tar_stream);
+    let mut ap = Applier {
+        walker: DirWalker::new(target).map_err(Error::fs("open", target))?,
+        mode: opts.whiteouts,
+        written: HashSet::new(),
+        dirs: Vec::new(),
+        buf: vec![0u8; 256 * 1024],
+    };
+    let mut entries = 0;
+    for entry in archive.entries().map_err(read_err)? {
+        ap.entry(entry.map_err(read_err)?)?;
+        entries += 1;
+    }
+    ap.finish()?;
+    // Hash what follows the end-of-archive blocks too: the digests cover every byte.
+    let mut tar_stream = archive.into_inner();
+    io::copy(&mut tar_stream, &mut io::sink()).map_err(read_err)?;
+    let (diff_id, _) = tar_stream.finish(); // also ends the decoder's borrow of `raw`
+    io::copy(&mut raw, &mut io::sink()).map_err(read_err)?;
+    let (digest, size) = raw.into_inner().finish();
+    Ok(Applied {
+        digest,
+        diff_id,
+        size,
+        entries,
+    })
+}
+
+/// A reader that hashes what it reads.
+struct HashRead<R> {
+    inner: R,
+    hasher: Hasher<io::Sink>,
+}
+
+impl<R: Read> HashRead<R> {
+    fn new(inner: R) -> Self {
+        HashRead {
+            inner,
+            hasher: Hasher::new(io::sink()),
+        }
+    }
+
+    fn finish(self) -> (Digest, u64) {
+        let (d, n, _) = self.hasher.finish();
+        (d, n)
+    }
+}
+
+impl<R: Read> Read for HashRead<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.write_all(&buf[..n])?;
+        Ok(n)
+    }
+}
+
+/// Metadata of one entry, with PAX overrides applied.
+struct Meta {
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    mtime: Timespec,
+    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+struct Applier {
+    walker: DirWalker,
+    mode: WhiteoutMode,
+    /// Paths this layer wrote (only tracked in `Delete` mode, for opaque directories).
+    written: HashSet<Vec<OsString>>,
+    /// Directories whose mtime is set at the end.
+    dirs: Vec<(Vec<OsString>, Timespec)>,
+    buf: Vec<u8>,
+}
+
+impl Applier {
+    fn entry<R: Read>(&mut self, mut e: tar::Entry<'_, R>) -> Result<()> {
+        let raw_name = e.path_bytes().into_owned();
+        let name = String::from_utf8_lossy(&raw_name).into_owned();
+        let kind = e.header().entry_type();
+        if matches!(kind, tar::EntryType::XGlobalHeader) {
+            return Ok(());
+        }
+        let unsafe_entry = |reason| Error::UnsafeEntry {
+            entry: name.clone(),
+            reason,
+        };
+        let comps = normalize(&raw_name).ok_or_else(|| unsafe_entry(UnsafeReason::EscapesRoot))?;
+        let meta = read_meta(&mut e, &name)?;
+        let Some((base, parent_comps)) = comps.split_last() else {
+            if kind.is_dir() {
+                let root = self
+                    .walker
+                    .root()
+                    .try_clone()
+                    .map_err(Error::apply("open", &name))?;
+                self.dirs.push((Vec::new(), meta.mtime));
+                return set_owner_mode_xattrs(&root, &meta, &name);
+            }
+            return Err(unsafe_entry(UnsafeReason::ReplacesRoot));
+        };
+        if let Some(rest) = base.as_bytes().strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
+            return self.whiteout(parent_comps, base, rest, &name);
+        }
+        let parent = self.parent(parent_comps, true, &name)?;
+        match kind {
+            tar::EntryType::Directory => self.dir(&parent, &comps, &meta, &name)?,
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                self.replace(&parent, base, false, &name)?;
+                let flags = OFlags::WRONLY
+                    | OFlags::CREATE
+                    | OFlags::EXCL
+                    | OFlags::NOFOLLOW
+                    | OFlags::CLOEXEC;
+                let fd = rfs::openat(&parent, base.as_os_str(), flags, Mode::from_raw_mode(0o600))
+                    .map_err(|e| Error::apply("create file", &name)(e.into()))?;
+                let mut file = File::from(fd);
+                copy(&mut e, &mut file, &mut self.buf)
+                    .map_err(Error::apply("write file", &name))?;
+                let fd = OwnedFd::from(file);
+                set_owner_mode_xattrs(&fd, &meta, &name)?;
+                let ts = times(meta.mtime);
+                rfs::futimens(&fd, &ts).map_err(|e| Error::apply("set mtime", &name)(e.into()))?;
+            }
+            tar::EntryType::Link => self.hardlink(&mut e, &parent, base, &name)?,
+            tar::EntryType::Symlink => {
+                let target = e
+                    .link_name_bytes()
+                    .map(|l| l.into_owned())
+                    .unwrap_or_default();
+                self.replace(&parent, base, false, &name)?;
+                rfs::symlinkat(OsStr::from_bytes(&target), &parent, base.as_os_str())
+                    .map_err(|e| Error::apply("create symlink", &name)(e.into()))?;
+                self.finish_node(&parent, base, &meta, false, &name)?;
+            }
+            tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
+                let (ft, dev) = match kind {
+                    tar::EntryType::Char => (FileType::CharacterDevice, device(&e)),
+                    tar::EntryType::Block => (FileType::BlockDevice, device(&e)),
+                    _ => (FileType::Fifo, 0),
+                };
+                self.replace(&parent, base, false, &name)?;
+                rfs::mknodat(&parent, base.as_os_str(), ft, Mode::empty(), dev)
+                    .map_err(|e| Error::apply("create device node", &name)(e.into()))?;
+                self.finish_node(&parent, base, &meta, true, &name)?;
+            }
+            other => {
+                return Err(Error::UnsupportedEntry {
+                    entry: name,
+                    kind: other.as_byte() as char,
+                })
+            }
+        }
+        if self.mode == WhiteoutMode::Delete {
+            self.written.insert(comps);
+        }
+        Ok(())
+    }
+
+    /// Opens the parent directory of an entry, refusing symlinked parents.
+    fn parent(&mut self, comps: &[OsString], create: bool, name: &str) -> Result<OwnedFd> {
+        self.walker
+            .open_dir(comps, create)
+            .map_err(|e| walk_error(e, name))
+    }
+
+    /// A directory entry: keep an existing directory, else replace what is there.
+    fn dir(&mut self, parent: &OwnedFd, comps: &[OsString], meta: &Meta, name: &str) -> Result<()> {
+        let base = comps.last().map(OsString::as_os_str).unwrap_or_default();
+        let exists_as_dir = self.replace(parent, base, true, name)?;
+        if !exists_as_dir {
+            rfs::mkdirat(parent, base, Mode::from_raw_mode(0o700))
+                .map_err(|e| Error::apply("create directory", name)(e.into()))?;
+        }
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = rfs::openat(parent, base, flags, Mode::empty())
+            .map_err(|e| Error::apply("open directory", name)(e.into()))?;
+        set_owner_mode_xattrs(&fd, meta, name)?;
+        self.dirs.push((comps.to_vec(), meta.mtime));
+        Ok(())
+    }
+
+    /// Removes whatever is at `parent/base` unless it is a directory and `keep_dir`;
+    /// returns whether a directory was kept.
+    fn replace(
+        &mut self,
+        parent: &OwnedFd,
+        base: &OsStr,
+        keep_dir: bool,
+        name: &str,
+    ) -> Result<bool> {
+        let st = match rfs::statat(parent, base, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(Errno::NOENT) => return Ok(false),
+            Err(e) => return Err(Error::apply("stat existing path", name)(e.into())),
+        };
+        if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+            if keep_dir {
+                return Ok(true);
+            }
+            self.walker.invalidate();
+            remove_tree(parent, base).map_err(Error::apply("remove existing directory", name))?;
+        } else {
+            rfs::unlinkat(parent, base, AtFlags::empty())
+                .map_err(|e| Error::apply("remove existing file", name)(e.into()))?;
+        }
+        Ok(false)
+    }
+
+    /// Owner, mode (not for symlinks), xattrs and mtime of a node without a descriptor.
+    fn finish_node(
+        &self,
+        parent: &OwnedFd,
+        base: &OsStr,
+        meta: &Meta,
+        chmod: bool,
+        name: &str,
+    ) -> Result<()> {
+        let (uid, gid) = ids(meta);
+        rfs::chownat(
+            parent,
+            base,
+            Some(uid),
+            Some(gid),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| Error::apply("set owner", name)(e.into()))?;
+        if chmod {
+            // The node was created just now by us, so the name cannot be a symlink.
+            rfs::chmodat(
+                parent,
+                base,
+                Mode::from_raw_mode(meta.mode),
+                AtFlags::empty(),
+            )
+            .map_err(|e| Error::apply("set mode", name)(e.into()))?;
+        }
+        for (k, v) in applicable(&meta.xattrs) {
+            sys::set_xattr_at(parent, base, k, v).map_err(Error::apply("set xattr", name))?;
+        }
+        rfs::utimensat(parent, base, &times(meta.mtime), AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| Error::apply("set mtime", name)(e.into()))?;
+        Ok(())
+    }
+
+    fn hardlink<R: Read>(
+        &mut self,
+        e: &mut tar::Entry<'_, R>,
+        parent: &OwnedFd,
+        base: &OsStr,
+        name: &str,
+    ) -> Result<()> {
+        let target = e
+            .link_name_bytes()
+            .map(|l| l.into_owned())
+            .unwrap_or_default();
+        let target_name = String::from_utf8_lossy(&target).into_owned();
+        let missing = || Error::MissingLinkTarget {
+            entry: name.to_owned(),
+            target: target_name.clone(),
+        };
+        let tcomps = normalize(&target).ok_or_else(|| Error::UnsafeEntry {
+            entry: name.to_owned(),
+            reason: UnsafeReason::LinkEscapesRoot,
+        })?;
+        let Some((tbase, tparent_comps)) = tcomps.split_last() else {
+            return Err(missing());
+        };
+        let tparent = match self.walker.open_dir(tparent_comps, false) {
+            Ok(fd) => fd,
+            Err(WalkError::NotFound) => return Err(missing()),
+            Err(e) => return Err(walk_error(e, name)),
+        };
+        let tst = match rfs::statat(&tparent, tbase, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(Errno::NOENT) => return Err(missing()),
+            Err(e) => return Err(Error::apply("stat hardlink target", name)(e.into())),
+        };
+        if let Ok(st) = rfs::statat(parent, base, AtFlags::SYMLINK_NOFOLLOW) {
+            if st.st_dev == tst.st_dev && st.st_ino == tst.st_ino {
+                return Ok(()); // already this inode
+            }
+        }
+        self.replace(parent, base, false, name)?;
+        rfs::linkat(&tparent, tbase, parent, base, AtFlags::empty())
+            .map_err(|e| Error::apply("create hardlink", name)(e.into()))
+    }
+
+    /// `.wh.NAME` and `.wh..wh..opq` entries.
+    fn whiteout(
+        &mut self,
+        parent_comps: &[OsString],
+        base: &OsStr,
+        rest: &[u8],
+        name: &str,
+    ) -> Result<()> {
+        let opaque = base.as_bytes() == OPAQUE_MARKER.as_bytes();
+        if !opaque && rest.starts_with(WHITEOUT_PREFIX.as_bytes()) {
+            return Ok(()); // other `.wh..wh.*` names are AUFS metadata: ignored
+        }
+        let target = OsStr::from_bytes(rest);
+        match (self.mode, opaque) {
+            (WhiteoutMode::Overlay, true) => {
+                let dir = self.parent(parent_comps, true, name)?;
+                sys::fset_xattr(&dir, sys::OPAQUE_XATTR.as_bytes(), b"y")
+                    .map_err(Error::apply("mark directory opaque", name))
+            }
+            (WhiteoutMode::Overlay, false) => {
+                let parent = self.parent(parent_comps, true, name)?;
+                self.replace(&parent, target, false, name)?;
+                rfs::mknodat(&parent, target, FileType::CharacterDevice, Mode::empty(), 0)
+                    .map_err(|e| Error::apply("create whiteout", name)(e.into()))
+            }
+            (WhiteoutMode::Delete, false) => {
+                let parent = match self.walker.open_dir(parent_comps, false) {
+                    Ok(fd) => fd,
+                    Err(WalkError::NotFound) => return Ok(()),
+                    Err(e) => return Err(walk_error(e, name)),
+                };
+                self.replace(&parent, target, false, name).map(|_| ())
+            }
+            (WhiteoutMode::Delete, true) => {
+                let dir = self.parent(parent_comps, true, name)?;
+                for child in list_dir(&dir).map_err(Error::apply("list opaque directory", name))? {
+                    let mut path = parent_comps.to_vec();
+                    path.push(child.clone());
+                    if !self.written.contains(&path) {
+                        self.replace(&dir, &child, false, name)?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Sets directory mtimes, deepest first (children changed them while applying).
+    fn finish(&mut self) -> Result<()> {
+        for (comps, mtime) in std::mem::take(&mut self.dirs).into_iter().rev() {
+            let shown = comps.join(OsStr::new("/")).to_string_lossy().into_owned();
+            let ts = times(mtime);
+            let Some((base, parent_comps)) = comps.split_last() else {
+                rfs::futimens(self.walker.root(), &ts)
+                    .map_err(|e| Error::apply("set mtime", &shown)(e.into()))?;
+                continue;
+            };
+            let parent = match self.walker.open_dir(parent_comps, false) {
+                Ok(fd) => fd,
+                Err(WalkError::NotFound) => continue, // removed by a later whiteout
+                Err(e) => return Err(walk_error(e, &shown)),
+            };
+            match rfs::utimensat(&parent, base, &ts, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(()) | Err(Errno::NOENT) => {}
+                Err(e) => return Err(Error::apply("set mtime", &shown)(e.into())),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Maps a walk failure to the error naming the entry.
+fn walk_error(e: WalkError, name: &str) -> Error {
+    let unsafe_entry = |reason| Error::UnsafeEntry {
+        entry: name.to_owned(),
+        reason,
+    };
+    match e {
+        WalkError::Symlink => unsafe_entry(UnsafeReason::ThroughSymlink),
+        WalkError::NotDir => unsafe_entry(UnsafeReason::ParentNotDirectory),
+        WalkError::NotFound => Error::apply("open parent directory", name)(Errno::NOENT.into()),
+        WalkError::Io(e) => Error::apply("open parent directory", name)(e),
+    }
+}
+
+/// Owner, then mode (chown clears setuid bits), then xattrs (chown clears file
+/// capabilities), on an open file or directory.
+fn set_owner_mode_xattrs(fd: &OwnedFd, meta: &Meta, name: &str) -> Result<()> {
+    let (uid, gid) = ids(meta);
+    rfs::fchown(fd, Some(uid), Some(gid)).map_err(|e| Error::apply("set owner", name)(e.into()))?;
+    rfs::fchmod(fd, Mode::from_raw_mode(meta.mode))
+        .map_err(|e| Error::apply("set mode", name)(e.into()))?;
+    for (k, v) in applicable(&meta.xattrs) {
+        sys::fset_xattr(fd, k, v).map_err(Error::apply("set xattr", name))?;
+    }
+    Ok(())
+}
+
+fn ids(meta: &Meta) -> (rfs::Uid, rfs::Gid) {
+    (rfs::Uid::from_raw(meta.uid), rfs::Gid::from_raw(meta.gid))
+}
+
+/// The xattrs that may be applied: never overlayfs' own.
+fn applicable(xattrs: &[(Vec<u8>, Vec<u8>)]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    xattrs
+        .iter()
+        .filter(|(k, _)| !k.starts_with(sys::OVERLAY_XATTR_PREFIX))
+        .map(|(k, v)| (k.as_slice(), v.as_slice()))
+}
+
+fn times(mtime: Timespec) -> Timestamps {
+    Timestamps {
+        last_access: mtime,
+        last_modification: mtime,
+    }
+}
+
+fn device<R: Read>(e: &tar::Entry<'_, R>) -> rfs::Dev {
+    let h = e.header();
+    let major = h.device_major().ok().flatten().unwrap_or(0);
+    let minor = h.device_minor().ok().flatten().unwrap_or(0);
+    rfs::makedev(major, minor)
+}
+
+/// Reads mode, owner, mtime and xattrs, applying PAX `uid`/`gid`/`mtime` overrides.
+fn read_meta<R: Read>(e: &mut tar::Entry<'_, R>, name: &str) -> Result<Meta> {
+    let bad =
+        |what: &'static str| Error::apply(what, name)(io::Error::from(io::ErrorKind::InvalidData));
+    let h = e.header();
+    let mode = h.mode().map_err(|_| bad("read mode"))? & 0o7777;
+    let mut uid = h.uid().map_err(|_| bad("read uid"))?;
+    let mut gid = h.gid().map_err(|_| bad("read gid"))?;
+    let mut mtime = Timespec {
+        tv_sec: h.mtime().map_err(|_| bad("read mtime"))? as i64,
+        tv_nsec: 0,
+    };
+    let mut xattrs = Vec::new();
+    if let Some(pax) = e
+        .pax_extensions()
+        .map_err(Error::apply("read PAX header", name))?
+    {
+        for ext in pax {
+            let ext = ext.map_err(Error::apply("read PAX header", name))?;
+            let (key, value) = (ext.key_bytes(), ext.value_bytes());
+            let num = || {
+                std::str::from_utf8(value)
+                    .ok()
+                    .and_then(|s| s.parse::<u64>().ok())
+            };
+            match key {
+                b"uid" => uid = num().ok_or_else(|| bad("read PAX uid"))?,
+                b"gid" => gid = num().ok_or_else(|| bad("read PAX gid"))?,
+                b"mtime" => mtime = parse_pax_time(value).ok_or_else(|| bad("read PAX mtime"))?,
+                _ => {
+                    if let Some(x) = key.strip_prefix(b"SCHILY.xattr.") {
+                        xattrs.push((x.to_vec(), value.to_vec()));
+                    }
+                }
+            }
+        }
+    }
+    Ok(Meta {
+        mode,
+        uid: u32::try_from(uid).map_err(|_| bad("use uid over 2^32"))?,
+        gid: u32::try_from(gid).map_err(|_| bad("use gid over 2^32"))?,
+        mtime,
+        xattrs,
+    })
+}
+
+/// A PAX time: `[-]seconds[.fraction]`.
+fn parse_pax_time(v: &[u8]) -> Option<Timespec> {
+    let s = std::str::from_utf8(v).ok()?;
+    let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
+    let mut tv_sec: i64 = secs.parse().ok()?;
+    let digits: String = frac.chars().take(9).collect();
+    let mut tv_nsec: i64 = if digits.is_empty() {
+        0
+    } else {
+        format!("{digits:0<9}").parse().ok()?
+    };
+    if secs.starts_with('-') && tv_nsec > 0 {
+        tv_sec -= 1;
+        tv_nsec = 1_000_000_000 - tv_nsec;
+    }
+    Some(Timespec { tv_sec, tv_nsec })
+}
+
+fn copy(r: &mut impl Read, w: &mut impl Write, buf: &mut [u8]) -> io::Result<()> {
+    loop {
+        match r.read(buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => w.write_all(&buf[..n])?,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The names in an open directory (without `.` and `..`).
+fn list_dir(dir: &OwnedFd) -> io::Result<Vec<OsString>> {
+    let mut out = Vec::new();
+    for entry in rfs::Dir::read_from(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_bytes();
+        if name != b"." && name != b".." {
+            out.push(OsStr::from_bytes(name).to_os_string());
+        }
+    }
+    Ok(out)
+}
+
+/// Removes the directory `parent/name` and everything in it, never following symlinks.
+fn remove_tree(parent: &OwnedFd, name: &OsStr) -> io::Result<()> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let dir = rfs::openat(parent, name, flags, Mode::empty())?;
+    for child in list_dir(&dir)? {
+        let st = rfs::statat(&dir, &child, AtFlags::SYMLINK_NOFOLLOW)?;
+        if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+            remove_tree(&dir, &child)?;
+        } else {
+            rfs::unlinkat(&dir, &child, AtFlags::empty())?;
+        }
+    }
+    rfs::unlinkat(parent, name, AtFlags::REMOVEDIR)?;
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "apply_tests.rs"]
+mod tests;

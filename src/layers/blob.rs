@@ -1,0 +1,149 @@
+//! One streaming pass from a change set to a content-addressed layer blob:
+//!
+//! ```text
+//! tar writer -> buffer -> sha256 (diff ID) -> compressor -> sha256 + count (digest, size) -> sink
+//! ```
+//!
+//! Invariants: both digests are computed over exactly the bytes that pass (the diff ID
+//! over the uncompressed tar, the digest over what the sink receives); nothing holds a
+//! whole file or the whole layer in memory; the same tree and options give the same
+//! bytes, so the same digests.
+
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use super::changes::{tree_changes, upperdir_changes, ChangeSet};
+use super::compress::{Compression, Encoder};
+use super::diff::diff;
+use super::error::{Error, Result};
+use super::tar_write::{write_tar, TarOptions};
+use crate::digest::{Digest, Hasher};
+
+/// A written layer: what a manifest and a config need to reference it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerBlob {
+    /// Digest of the blob as written (compressed).
+    pub digest: Digest,
+    /// Digest of the uncompressed tar (the config's `rootfs.diff_ids` entry).
+    pub diff_id: Digest,
+    /// Size of the blob in bytes.
+    pub size: u64,
+    /// OCI media type; see [`super::docker_media_type`] for Docker manifests.
+    pub media_type: &'static str,
+}
+
+/// How to write a layer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteOptions {
+    /// Compression of the blob (gzip level 6 by default).
+    pub compression: Compression,
+    /// `SOURCE_DATE_EPOCH`: clamp every mtime in the tar to at most this.
+    pub source_date_epoch: Option<i64>,
+    /// Worker threads for gzip (0 means one per available core). The output is the same
+    /// for any value.
+    pub threads: usize,
+}
+
+/// Where the entries of a layer come from.
+#[derive(Debug, Clone, Copy)]
+pub enum Changes<'a> {
+    /// An overlay upperdir: whiteouts and opaque directories are translated.
+    Upperdir(&'a Path),
+    /// A whole directory tree, every entry added (e.g. `FROM scratch` + `COPY`).
+    Tree(&'a Path),
+    /// The difference between two trees (`--snapshotter=native`).
+    Diff {
+        /// The tree before the step.
+        lower: &'a Path,
+        /// The tree after the step.
+        upper: &'a Path,
+    },
+}
+
+impl Changes<'_> {
+    /// The change set, in tar order.
+    pub fn collect(&self) -> Result<ChangeSet> {
+        match *self {
+            Changes::Upperdir(p) => upperdir_changes(p),
+            Changes::Tree(p) => tree_changes(p),
+            Changes::Diff { lower, upper } => diff(lower, upper),
+        }
+    }
+}
+
+/// Writes the layer of `source` to `sink` in one pass and returns its identity.
+pub fn write_layer(
+    source: Changes<'_>,
+    opts: &WriteOptions,
+    sink: impl Write,
+) -> Result<LayerBlob> {
+    write_changes(&source.collect()?, opts, sink)
+}
+
+/// Writes the layer of an already collected change set.
+pub fn write_changes(set: &ChangeSet, opts: &WriteOptions, sink: impl Write) -> Result<LayerBlob> {
+    let threads = match opts.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let blob_error = |source| Error::WriteBlob { source };
+    let compressed = Hasher::new(sink);
+    let encoder = Encoder::new(opts.compression, compressed, threads).map_err(blob_error)?;
+    let mut tar = BufWriter::with_capacity(256 * 1024, Hasher::new(encoder));
+    let tar_opts = TarOptions {
+        source_date_epoch: opts.source_date_epoch,
+    };
+    write_tar(set, &tar_opts, &mut tar)?;
+    let tar_hasher = tar.into_inner().map_err(|e| blob_error(e.into_error()))?;
+    let (diff_id, _, encoder) = tar_hasher.finish();
+    let compressed = encoder.finish().map_err(blob_error)?;
+    let (digest, size, mut sink) = compressed.finish();
+    sink.flush().map_err(blob_error)?;
+    Ok(LayerBlob {
+        digest,
+        diff_id,
+        size,
+        media_type: opts.compression.media_type(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    #[test]
+    fn digests_cover_the_bytes_and_repeat() {
+        let t = tempfile::tempdir().unwrap();
+        fs::create_dir(t.path().join("d")).unwrap();
+        fs::write(t.path().join("d/f"), vec![7u8; 300_000]).unwrap();
+        for compression in [
+            Compression::None,
+            Compression::default(),
+            Compression::zstd(),
+        ] {
+            let opts = WriteOptions {
+                compression,
+                ..WriteOptions::default()
+            };
+            let mut a = Vec::new();
+            let blob = write_layer(Changes::Tree(t.path()), &opts, &mut a).unwrap();
+            assert_eq!(blob.digest, Digest::of(&a));
+            assert_eq!(blob.size, a.len() as u64);
+            assert_eq!(blob.media_type, compression.media_type());
+            let mut tar = Vec::new();
+            let plain = WriteOptions {
+                compression: Compression::None,
+                ..opts.clone()
+            };
+            write_layer(Changes::Tree(t.path()), &plain, &mut tar).unwrap();
+            assert_eq!(blob.diff_id, Digest::of(&tar));
+            let mut b = Vec::new();
+            assert_eq!(
+                write_layer(Changes::Tree(t.path()), &opts, &mut b).unwrap(),
+                blob
+            );
+            assert_eq!(a, b);
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! Layer compression: the [`Compression`] choice, its media types, the streaming
+//! encoders used by the blob writer and the decoders used by the applier.
+//!
+//! Invariants: encoders are deterministic for a given input and [`Compression`] value
+//! (gzip: fixed header and fixed block boundaries, see `pargz.rs`; zstd: a fixed worker
+//! count, no checksum, no content size); memory use does not grow with the layer size.
+
+use std::io::{self, BufRead, Read, Write};
+
+use super::pargz::ParGzWriter;
+
+/// OCI media type of an uncompressed layer.
+pub const MEDIA_TYPE_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+/// OCI media type of a gzip layer.
+pub const MEDIA_TYPE_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+/// OCI media type of a zstd layer.
+pub const MEDIA_TYPE_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+/// Docker v2 schema 2 media type of an uncompressed layer.
+pub const DOCKER_MEDIA_TYPE_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";
+/// Docker v2 schema 2 media type of a gzip layer.
+pub const DOCKER_MEDIA_TYPE_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+
+/// gzip level used by [`Compression::default`] (zlib's default, as BuildKit uses).
+pub const DEFAULT_GZIP_LEVEL: u32 = 6;
+/// zstd level used by [`Compression::zstd`] (zstd's default).
+pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
+/// zstd worker threads. Fixed, not the core count, so that output does not depend on
+/// the machine.
+const ZSTD_WORKERS: u32 = 2;
+
+/// How a layer blob is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// A plain tar.
+    None,
+    /// gzip at `level` 0-9 (1 fastest, 9 smallest).
+    Gzip {
+        /// Compression level.
+        level: u32,
+    },
+    /// zstd at `level` 1-22.
+    Zstd {
+        /// Compression level.
+        level: i32,
+    },
+}
+
+impl Default for Compression {
+    fn default() -> Self {
+        Compression::Gzip {
+            level: DEFAULT_GZIP_LEVEL,
+        }
+    }
+}
+
+impl Compression {
+    /// zstd at its default level.
+    pub fn zstd() -> Self {
+        Compression::Zstd {
+            level: DEFAULT_ZSTD_LEVEL,
+        }
+    }
+
+    /// The OCI layer media type.
+    pub fn media_type(&self) -> &'static str {
+        match self {
+            Compression::None => MEDIA_TYPE_TAR,
+            Compression::Gzip { .. } => MEDIA_TYPE_GZIP,
+            Compression::Zstd { .. } => MEDIA_TYPE_ZSTD,
+        }
+    }
+
+    /// The compression a layer media type (OCI or Docker) names, with default levels;
+    /// `None` for a media type that is not a layer.
+    pub fn from_media_type(media_type: &str) -> Option<Self> {
+        match media_type {
+            MEDIA_TYPE_TAR | DOCKER_MEDIA_TYPE_TAR => Some(Compression::None),
+            MEDIA_TYPE_GZIP | DOCKER_MEDIA_TYPE_GZIP => Some(Compression::default()),
+            MEDIA_TYPE_ZSTD => Some(Compression::zstd()),
+            _ => None,
+        }
+    }
+}
+
+/// The Docker v2 schema 2 equivalent of an OCI layer media type. zstd has none: Docker
+/// manifests cannot carry zstd layers.
+pub fn docker_media_type(oci_media_type: &str) -> Option<&'static str> {
+    match oci_media_type {
+        MEDIA_TYPE_TAR => Some(DOCKER_MEDIA_TYPE_TAR),
+        MEDIA_TYPE_GZIP => Some(DOCKER_MEDIA_TYPE_GZIP),
+        _ => None,
+    }
+}
+
+/// A streaming compressor in front of `W`.
+pub(crate) enum Encoder<W: Write> {
+    Plain(W),
+    Gzip(Box<ParGzWriter<W>>),
+    Zstd(zstd::stream::write::Encoder<'static, W>),
+}
+
+impl<W: Write> Encoder<W> {
+    /// The encoder for `c`; gzip uses up to `threads` workers (output is the same for
+    /// any count).
+    pub(crate) fn new(c: Compression, sink: W, threads: usize) -> io::Result<Self> {
+        Ok(match c {
+            Compression::None => Encoder::Plain(sink),
+            Compression::Gzip { level } => {
+                Encoder::Gzip(Box::new(ParGzWriter::new(sink, level, threads)))
+            }
+            Compression::Zstd { level } => {
+                let mut z = zstd::stream::write::Encoder::new(sink, level)?;
+                z.multithread(ZSTD_WORKERS)?;
+                z.include_checksum(false)?;
+                z.include_contentsize(false)?;
+                Encoder::Zstd(z)
+            }
+        })
+    }
+
+    /// Ends the stream and returns the sink.
+    pub(crate) fn finish(self) -> io::Result<W> {
+        match self {
+            Encoder::Plain(w) => Ok(w),
+            Encoder::Gzip(g) => g.finish(),
+            Encoder::Zstd(z) => z.finish(),
+        }
+    }
+}
+
+impl<W: Write> Write for Encoder<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Encoder::Plain(w) => w.write(buf),
+            Encoder::Gzip(g) => g.write(buf),
+            Encoder::Zstd(z) => z.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Encoder::Plain(w) => w.flush(),
+            Encoder::Gzip(g) => g.flush(),
+            Encoder::Zstd(z) => z.flush(),
+        }
+    }
+}
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+/// Which compression `r` starts with, peeking at its first bytes without consuming them.
+pub(crate) fn detect(r: &mut impl BufRead) -> io::Result<Compression> {
+    let head = r.fill_buf()?;
+    Ok(if head.starts_with(&GZIP_MAGIC) {
+        Compression::default()
+    } else if head.starts_with(&ZSTD_MAGIC) {
+        Compression::zstd()
+    } else {
+        Compression::None
+    })
+}
+
+/// A decompressing reader over `r`; with `hint` `None` the format is detected from the
+/// magic bytes. gzip streams may have several members (pigz, concatenated blobs).
+pub(crate) fn decoder<'a, R: BufRead + 'a>(
+    mut r: R,
+    hint: Option<Compression>,
+) -> io::Result<Box<dyn Read + 'a>> {
+    let c = match hint {
+        Some(c) => c,
+        None => detect(&mut r)?,
+    };
+    Ok(match c {
+        Compression::None => Box::new(r),
+        Compression::Gzip { .. } => Box::new(flate2::bufread::MultiGzDecoder::new(r)),
+        Compression::Zstd { .. } => Box::new(zstd::stream::read::Decoder::with_buffer(r)?),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(len: usize) -> Vec<u8> {
+        // Compressible but not trivial: words from a small vocabulary, xorshift-chosen.
+        let words: [&[u8]; 6] = [b"layer ", b"tar ", b"overlay ", b"rbuild\n", b"0", b"x"];
+        let (mut x, mut out) = (0x9E3779B97F4A7C15u64, Vec::with_capacity(len));
+        while out.len() < len {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            out.extend_from_slice(words[(x % 6) as usize]);
+            if x % 5 == 0 {
+                out.push((x >> 32) as u8);
+            }
+        }
+        out.truncate(len);
+        out
+    }
+
+    fn encode(c: Compression, data: &[u8], threads: usize, chunk: usize) -> Vec<u8> {
+        let mut e = Encoder::new(c, Vec::new(), threads).unwrap();
+        for piece in data.chunks(chunk.max(1)) {
+            e.write_all(piece).unwrap();
+        }
+        e.finish().unwrap()
+    }
+
+    fn decode(blob: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        decoder(blob, None).unwrap().read_to_end(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn every_compression_round_trips() {
+        let data = sample(3 * super::super::pargz::BLOCK_SIZE + 12345);
+        for c in [
+            Compression::None,
+            Compression::Gzip { level: 1 },
+            Compression::default(),
+            Compression::zstd(),
+        ] {
+            let blob = encode(c, &data, 2, 100_000);
+            assert_eq!(decode(&blob), data, "{c:?}");
+            assert_eq!(detect(&mut &blob[..]).unwrap().media_type(), c.media_type());
+        }
+        assert_eq!(decode(&encode(Compression::default(), b"", 2, 1)), b"");
+    }
+
+    #[test]
+    fn gzip_bytes_do_not_depend_on_threads_or_write_sizes() {
+        let data = sample(2 * super::super::pargz::BLOCK_SIZE + 77);
+        let a = encode(Compression::default(), &data, 1, 4096);
+        let b = encode(Compression::default(), &data, 2, 1_000_003);
+        let c = encode(Compression::default(), &data, 3, 512);
+        assert!(a == b && b == c);
+        // Fixed header: no mtime, no name, OS 255; and GNU gzip agrees it is valid.
+        assert_eq!(&a[..10], &[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255]);
+        let mut flate = flate2::read::GzDecoder::new(&a[..]);
+        let mut out = Vec::new();
+        flate.read_to_end(&mut out).unwrap();
+        assert_eq!(out, data);
+    }
+
+    #[test]
+    fn zstd_is_deterministic_and_media_types_map() {
+        let data = sample(500_000);
+        assert_eq!(
+            encode(Compression::zstd(), &data, 1, 999),
+            encode(Compression::zstd(), &data, 2, 65536)
+        );
+        assert_eq!(
+            docker_media_type(MEDIA_TYPE_GZIP),
+            Some(DOCKER_MEDIA_TYPE_GZIP)
+        );
+        assert_eq!(docker_media_type(MEDIA_TYPE_ZSTD), None);
+        assert_eq!(
+            Compression::from_media_type(DOCKER_MEDIA_TYPE_GZIP),
+            Some(Compression::default())
+        );
+    }
+}

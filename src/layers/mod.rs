@@ -1,0 +1,52 @@
+//! Layers: everything between "a directory of changes" and "a content-addressed,
+//! compressed layer blob", and back.
+//!
+//! ```text
+//! overlay upperdir ─┐
+//! full tree ────────┼─> ChangeSet ─> tar writer ─> sha256 (diff ID) ─> gzip/zstd ─> sha256 ─> sink
+//! two trees (diff) ─┘                                                        (LayerBlob)
+//! layer stream ─> decompress ─> tar reader ─> apply (whiteouts as overlay or deletions)
+//! ```
+//!
+//! | file | owns |
+//! |---|---|
+//! | `changes.rs` | [`ChangeSet`], the upperdir and full-tree walkers, tar order |
+//! | `diff.rs` | the native differ between two trees |
+//! | `tar_write.rs` | deterministic USTAR+PAX writing, whiteouts, hardlinks, xattrs |
+//! | `compress.rs`, `pargz.rs` | [`Compression`], media types, encoders/decoders, parallel gzip |
+//! | `blob.rs` | [`write_layer`]: the one streaming pass and [`LayerBlob`] |
+//! | `apply.rs` | [`apply_layer`]: extraction that never leaves the target |
+//! | `resolve.rs` | [`resolve_in_root`] and the no-symlink directory walk the applier uses |
+//! | `overlay.rs` | [`OverlayMount`]: a step's overlay and its RAII unmount |
+//! | `sys.rs` | syscall helpers; the module's only `unsafe` |
+//! | `error.rs` | [`Error`] |
+//!
+//! This module knows nothing of Dockerfiles: the executor decides what to mount and
+//! which directory to turn into a layer.
+
+mod apply;
+mod blob;
+mod changes;
+mod compress;
+mod diff;
+mod error;
+mod overlay;
+mod pargz;
+mod resolve;
+mod sys;
+mod tar_write;
+#[cfg(test)]
+mod testutil;
+
+pub use apply::{apply_layer, Applied, ApplyOptions, WhiteoutMode};
+pub use blob::{write_changes, write_layer, Changes, LayerBlob, WriteOptions};
+pub use changes::{tree_changes, upperdir_changes, Change, ChangeKind, ChangeSet};
+pub use compress::{
+    docker_media_type, Compression, DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL, DOCKER_MEDIA_TYPE_GZIP,
+    DOCKER_MEDIA_TYPE_TAR, MEDIA_TYPE_GZIP, MEDIA_TYPE_TAR, MEDIA_TYPE_ZSTD,
+};
+pub use diff::diff;
+pub use error::{Error, Result, UnsafeReason};
+pub use overlay::{OverlayMount, OverlaySpec};
+pub use resolve::resolve_in_root;
+pub use tar_write::{write_tar, TarOptions};
