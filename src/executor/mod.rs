@@ -3,9 +3,12 @@
 //! Owns scheduling, the file steps (COPY/ADD/WORKDIR), RUN (later, in `sandbox/`), and
 //! progress events. It knows nothing of tar or compression (`layers/` does).
 
+pub mod copy;
+mod error;
 mod events;
 mod options;
 pub mod users;
 
+pub use error::{ExecError, Result};
 pub use events::{BuildEvent, NoReporter, Recorder, Reporter, StepId};
 pub use options::{BuildOptions, CompressionKind, Output, OutputError};

@@ -1,0 +1,293 @@
+//! COPY and ADD into a step's root filesystem, with BuildKit's semantics: wildcards,
+//! directory-contents copies, the trailing-slash destination rules, `--parents`,
+//! `--exclude`, `--chown`/`--chmod`, inline heredoc files, `.dockerignore` (through the
+//! context index), and sources that can never leave their tree.
+
+mod source;
+mod write;
+
+pub use source::{clean_relative, has_wildcards, ContextIndex, Node, SourceTree};
+pub use write::{ensure_dir, host_path, Attrs};
+
+use std::path::Path;
+
+use super::error::{ExecError, Result};
+use crate::parser::ignore::IgnoreMatcher;
+use crate::parser::instructions::SourceContent;
+
+/// One COPY/ADD, expanded, with ids already resolved.
+#[derive(Debug, Clone)]
+pub struct CopyRequest<'a> {
+    /// Source paths or patterns, relative to the source tree.
+    pub sources: &'a [String],
+    /// Inline heredoc files.
+    pub contents: &'a [SourceContent],
+    /// Absolute destination; a trailing `/` means "into this directory".
+    pub dest: &'a str,
+    pub attrs: Attrs,
+    pub parents: bool,
+    pub exclude: &'a [String],
+    /// mtime of heredoc files.
+    pub created: i64,
+}
+
+struct Selected {
+    node: source::Node,
+    /// The path as the Dockerfile names it (after wildcard expansion): what the
+    /// destination is named after, even when `node` is a followed symlink's target.
+    rel: String,
+}
+
+/// Performs `req`, reading from `tree` and writing into the root filesystem at `root`.
+pub fn copy(tree: &SourceTree<'_>, req: &CopyRequest<'_>, root: &Path) -> Result<()> {
+    let exclude = IgnoreMatcher::new(req.exclude).map_err(|e| ExecError::BadPattern {
+        pattern: req.exclude.join(","),
+        reason: e.to_string(),
+    })?;
+    let keep = |rel: &str| -> Result<bool> {
+        if exclude.is_empty() {
+            return Ok(true);
+        }
+        let excluded = exclude.matches(rel).map_err(|e| ExecError::BadPattern {
+            pattern: req.exclude.join(","),
+            reason: e.to_string(),
+        })?;
+        Ok(!excluded)
+    };
+    let mut selected = Vec::new();
+    let mut wildcard_hits = 0;
+    for src in req.sources {
+        let is_context = matches!(tree, SourceTree::Context(_));
+        let rel = match clean_relative(src.trim_start_matches('/')) {
+            Some(rel) => rel,
+            None if is_context => {
+                return Err(ExecError::OutsideContext {
+                    source_path: src.clone(),
+                })
+            }
+            None => String::new(),
+        };
+        if has_wildcards(&rel) {
+            let hits = tree.glob(&rel)?;
+            wildcard_hits += hits.len();
+            for node in hits {
+                if keep(&node.rel)? {
+                    let rel = node.rel.clone();
+                    let node = match tree.lookup(&rel, true)? {
+                        Some(target) => target,
+                        None => node,
+                    };
+                    selected.push(Selected { node, rel });
+                }
+            }
+            continue;
+        }
+        match tree.lookup(&rel, true)? {
+            Some(node) => selected.push(Selected { node, rel }),
+            None => {
+                return Err(ExecError::SourceNotFound {
+                    source_path: src.clone(),
+                    origin: tree.origin(),
+                })
+            }
+        }
+    }
+    let literal_many = req.sources.len() + req.contents.len() > 1;
+    if literal_many && !req.dest.ends_with('/') {
+        return Err(ExecError::DestNotDir);
+    }
+    let owner = req.attrs.owner.unwrap_or((0, 0));
+    let dest_path = req.dest.trim_end_matches('/');
+    let dest_is_dir = req.dest.ends_with('/') || wildcard_hits > 1 || {
+        let host = host_path(root, req.dest, true)?;
+        std::fs::metadata(host).is_ok_and(|m| m.is_dir())
+    };
+    for Selected { node, rel } in &selected {
+        let is_dir = node.meta.is_dir();
+        if is_dir {
+            let target = if req.parents && !rel.is_empty() {
+                format!("{dest_path}/{rel}")
+            } else {
+                dest_path.to_owned()
+            };
+            let host = ensure_dir(root, &target, owner)?;
+            write::copy_dir_contents(tree, node, &host, &req.attrs, &keep)?;
+            continue;
+        }
+        let target = if dest_is_dir {
+            let tail = if req.parents {
+                rel.clone()
+            } else {
+                basename(rel).to_owned()
+            };
+            format!("{dest_path}/{tail}")
+        } else {
+            dest_path.to_owned()
+        };
+        let host = place(root, &target, owner)?;
+        write::copy_node(tree, node, &host, &req.attrs, &keep)?;
+    }
+    for content in req.contents {
+        let target = if req.dest.ends_with('/') {
+            format!("{dest_path}/{}", content.path)
+        } else {
+            dest_path.to_owned()
+        };
+        let host = place(root, &target, owner)?;
+        let mode = req.attrs.mode.unwrap_or(0o644);
+        write::write_file(&host, content.data.as_bytes(), mode, owner, req.created)?;
+    }
+    Ok(())
+}
+
+/// Makes the parent of image path `target` exist and returns the host path of
+/// `target` itself (not following a final symlink: it is replaced).
+fn place(root: &Path, target: &str, owner: (u32, u32)) -> Result<std::path::PathBuf> {
+    let (parent, name) = target.rsplit_once('/').unwrap_or(("", target));
+    let parent_host = ensure_dir(root, if parent.is_empty() { "/" } else { parent }, owner)?;
+    Ok(parent_host.join(name))
+}
+
+fn basename(rel: &str) -> &str {
+    rel.rsplit('/').next().unwrap_or(rel)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    use super::*;
+    use crate::context::BuildContext;
+
+    fn context() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        fs::create_dir_all(p.join("src/sub")).unwrap();
+        fs::write(p.join("a.txt"), "a").unwrap();
+        fs::write(p.join("b.txt"), "b").unwrap();
+        fs::write(p.join("src/main.rs"), "fn main() {}").unwrap();
+        fs::write(p.join("src/sub/x.rs"), "x").unwrap();
+        std::os::unix::fs::symlink("../../etc/passwd", p.join("escape")).unwrap();
+        std::os::unix::fs::symlink("a.txt", p.join("alias")).unwrap();
+        dir
+    }
+
+    fn run(
+        ctx: &Path,
+        sources: &[&str],
+        dest: &str,
+        parents: bool,
+    ) -> (tempfile::TempDir, Result<()>) {
+        let root = tempfile::tempdir().unwrap();
+        let index = ContextIndex::new(&BuildContext::new(ctx)).unwrap();
+        let sources: Vec<String> = sources.iter().map(|s| s.to_string()).collect();
+        let req = CopyRequest {
+            sources: &sources,
+            contents: &[],
+            dest,
+            attrs: Attrs::default(),
+            parents,
+            exclude: &[],
+            created: 0,
+        };
+        let result = copy(&SourceTree::Context(&index), &req, root.path());
+        (root, result)
+    }
+
+    #[test]
+    fn copies_directory_contents_and_files() {
+        let ctx = context();
+        let (root, r) = run(ctx.path(), &["src"], "/app/", false);
+        r.unwrap();
+        assert_eq!(
+            fs::read_to_string(root.path().join("app/main.rs")).unwrap(),
+            "fn main() {}"
+        );
+        assert!(root.path().join("app/sub/x.rs").is_file());
+        let (root, r) = run(ctx.path(), &["a.txt"], "/renamed", false);
+        r.unwrap();
+        assert_eq!(
+            fs::read_to_string(root.path().join("renamed")).unwrap(),
+            "a"
+        );
+        let (root, r) = run(ctx.path(), &["alias"], "/d/", false);
+        r.unwrap();
+        assert_eq!(
+            fs::read_to_string(root.path().join("d/alias")).unwrap(),
+            "a",
+            "a top-level link is followed"
+        );
+    }
+
+    #[test]
+    fn wildcards_and_parents() {
+        let ctx = context();
+        let (root, r) = run(ctx.path(), &["*.txt"], "/t", false);
+        r.unwrap();
+        assert!(root.path().join("t/a.txt").is_file() && root.path().join("t/b.txt").is_file());
+        let (root, r) = run(ctx.path(), &["src/sub/x.rs"], "/p/", true);
+        r.unwrap();
+        assert!(root.path().join("p/src/sub/x.rs").is_file());
+        let (_, r) = run(ctx.path(), &["*.none"], "/t/", false);
+        r.unwrap();
+    }
+
+    #[test]
+    fn refuses_escapes_and_missing_sources() {
+        let ctx = context();
+        assert!(matches!(
+            run(ctx.path(), &["../x"], "/", false).1,
+            Err(ExecError::OutsideContext { .. })
+        ));
+        assert!(matches!(
+            run(ctx.path(), &["escape"], "/", false).1,
+            Err(ExecError::OutsideContext { .. })
+        ));
+        assert!(matches!(
+            run(ctx.path(), &["nope"], "/", false).1,
+            Err(ExecError::SourceNotFound { .. })
+        ));
+        assert!(matches!(
+            run(ctx.path(), &["a.txt", "b.txt"], "/x", false).1,
+            Err(ExecError::DestNotDir)
+        ));
+    }
+
+    #[test]
+    fn destination_symlinks_stay_inside_the_root() {
+        let ctx = context();
+        let root = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.path().join("link")).unwrap();
+        let index = ContextIndex::new(&BuildContext::new(ctx.path())).unwrap();
+        let sources = vec!["a.txt".to_owned()];
+        let req = CopyRequest {
+            sources: &sources,
+            contents: &[],
+            dest: "/link/",
+            attrs: Attrs {
+                owner: Some((1000, 1000)),
+                keep_owner: false,
+                mode: Some(0o600),
+            },
+            parents: false,
+            exclude: &[],
+            created: 0,
+        };
+        copy(&SourceTree::Context(&index), &req, root.path()).unwrap();
+        assert!(
+            !outside.path().join("a.txt").exists(),
+            "nothing written through the link"
+        );
+        let inside = root
+            .path()
+            .join(outside.path().strip_prefix("/").unwrap())
+            .join("a.txt");
+        let meta = fs::metadata(&inside).unwrap();
+        assert_eq!(
+            (meta.uid(), meta.gid(), meta.permissions().mode() & 0o777),
+            (1000, 1000, 0o600)
+        );
+    }
+}

@@ -1,0 +1,288 @@
+//! Where COPY/ADD read: the build context (filtered by `.dockerignore`) or another
+//! stage's or image's root filesystem. Both answer the same questions: look a path up
+//! (following symlinks *inside* the tree), list a directory, expand a wildcard.
+
+use std::collections::BTreeMap;
+use std::fs::Metadata;
+use std::path::{Path, PathBuf};
+
+use crate::context::{BuildContext, Entry};
+use crate::executor::error::{ExecError, Result};
+use crate::layers::resolve_in_root;
+use crate::parser::ignore::legacy_matches;
+
+/// Symlinks followed before giving up.
+const MAX_HOPS: usize = 40;
+
+/// A file, directory or link of a source tree.
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// Path relative to the tree root, `/`-separated, `""` for the root.
+    pub rel: String,
+    /// The host path to read.
+    pub host: PathBuf,
+    /// Its metadata (not following a final symlink).
+    pub meta: Metadata,
+}
+
+/// The build context, walked once (filtered, sorted) and indexed by path.
+pub struct ContextIndex {
+    root: PathBuf,
+    entries: BTreeMap<String, Entry>,
+    root_meta: Metadata,
+}
+
+impl ContextIndex {
+    /// Walks `context` once.
+    pub fn new(context: &BuildContext) -> Result<Self> {
+        let mut entries = BTreeMap::new();
+        context.walk(&mut |e: Entry| {
+            entries.insert(e.path_str().to_owned(), e);
+        })?;
+        let root = context.root().to_path_buf();
+        let root_meta =
+            std::fs::metadata(&root).map_err(ExecError::fs("cannot stat build context", &root))?;
+        Ok(ContextIndex {
+            root,
+            entries,
+            root_meta,
+        })
+    }
+
+    /// Every entry, sorted by path.
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.values()
+    }
+}
+
+/// A tree COPY reads from.
+pub enum SourceTree<'a> {
+    /// The build context.
+    Context(&'a ContextIndex),
+    /// A root filesystem (a stage's or an image's), read-only.
+    Root(&'a Path),
+}
+
+/// Whether a COPY source uses wildcards (`*`, `?`, `[` not escaped).
+pub fn has_wildcards(pattern: &str) -> bool {
+    let mut escaped = false;
+    for c in pattern.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '*' | '?' | '[' => return true,
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Cleans a source path to a root-relative form. `None` when it climbs out of the root.
+pub fn clean_relative(path: &str) -> Option<String> {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            p => parts.push(p),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+impl SourceTree<'_> {
+    /// Describes the tree in errors.
+    pub fn origin(&self) -> String {
+        match self {
+            SourceTree::Context(_) => "the build context".into(),
+            SourceTree::Root(p) => format!("the source filesystem {}", p.display()),
+        }
+    }
+
+    /// Looks `rel` up; with `follow`, a final symlink is followed inside the tree.
+    pub fn lookup(&self, rel: &str, follow: bool) -> Result<Option<Node>> {
+        match self {
+            SourceTree::Context(index) => index.lookup(rel, follow),
+            SourceTree::Root(root) => {
+                let host = resolve_in_root(root, Path::new(rel), follow)?;
+                match std::fs::symlink_metadata(&host) {
+                    Ok(meta) => {
+                        let rel = host
+                            .strip_prefix(root)
+                            .map(|p| p.to_string_lossy().into_owned())
+                            .unwrap_or_default();
+                        Ok(Some(Node { rel, host, meta }))
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(e) if e.raw_os_error() == Some(20) => Ok(None), // ENOTDIR
+                    Err(e) => Err(ExecError::fs("cannot stat", host)(e)),
+                }
+            }
+        }
+    }
+
+    /// The entries directly inside directory `rel`, sorted by name.
+    pub fn children(&self, rel: &str) -> Result<Vec<Node>> {
+        match self {
+            SourceTree::Context(index) => Ok(index.children(rel)),
+            SourceTree::Root(root) => {
+                let dir = root.join(rel);
+                let mut out = Vec::new();
+                let read = std::fs::read_dir(&dir)
+                    .map_err(ExecError::fs("cannot read directory", &dir))?;
+                for entry in read {
+                    let entry = entry.map_err(ExecError::fs("cannot read directory", &dir))?;
+                    let host = entry.path();
+                    let meta = std::fs::symlink_metadata(&host)
+                        .map_err(ExecError::fs("cannot stat", &host))?;
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    let rel = if rel.is_empty() {
+                        name
+                    } else {
+                        format!("{rel}/{name}")
+                    };
+                    out.push(Node { rel, host, meta });
+                }
+                out.sort_by(|a, b| a.rel.as_bytes().cmp(b.rel.as_bytes()));
+                Ok(out)
+            }
+        }
+    }
+
+    /// Expands `pattern` (root-relative, cleaned) component by component with Go's
+    /// `filepath.Match`; the matches are sorted.
+    pub fn glob(&self, pattern: &str) -> Result<Vec<Node>> {
+        let mut current: Vec<String> = vec![String::new()];
+        let components: Vec<&str> = pattern.split('/').filter(|c| !c.is_empty()).collect();
+        let mut matched: Vec<Node> = Vec::new();
+        for (i, component) in components.iter().enumerate() {
+            let last = i + 1 == components.len();
+            let mut next = Vec::new();
+            for dir in &current {
+                let Some(node) = self.lookup(dir, true)? else {
+                    continue;
+                };
+                if !node.meta.is_dir() {
+                    continue;
+                }
+                for child in self.children(&node.rel)? {
+                    let name = child.rel.rsplit('/').next().unwrap_or_default().to_owned();
+                    let hit = if has_wildcards(component) {
+                        legacy_matches(&name, [*component]).map_err(|e| ExecError::BadPattern {
+                            pattern: pattern.to_owned(),
+                            reason: e.to_string(),
+                        })?
+                    } else {
+                        name == *component
+                    };
+                    if hit {
+                        if last {
+                            matched.push(child);
+                        } else {
+                            next.push(child.rel);
+                        }
+                    }
+                }
+            }
+            current = next;
+        }
+        Ok(matched)
+    }
+}
+
+impl ContextIndex {
+    fn node(&self, rel: &str) -> Option<Node> {
+        if rel.is_empty() {
+            return Some(Node {
+                rel: String::new(),
+                host: self.root.clone(),
+                meta: self.root_meta.clone(),
+            });
+        }
+        let entry = self.entries.get(rel)?;
+        Some(Node {
+            rel: rel.to_owned(),
+            host: self.root.join(entry.path()),
+            meta: entry.metadata().clone(),
+        })
+    }
+
+    /// Looks `rel` up, following symlinks lexically inside the context; a link that
+    /// leads out of the context is an error.
+    fn lookup(&self, rel: &str, follow: bool) -> Result<Option<Node>> {
+        let mut path = rel.to_owned();
+        for _ in 0..MAX_HOPS {
+            // Resolve symlinks in the parent components first.
+            let mut resolved = String::new();
+            let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+            let mut restart = None;
+            for (i, part) in parts.iter().enumerate() {
+                let candidate = if resolved.is_empty() {
+                    (*part).to_owned()
+                } else {
+                    format!("{resolved}/{part}")
+                };
+                let is_last = i + 1 == parts.len();
+                let Some(node) = self.node(&candidate) else {
+                    return Ok(None);
+                };
+                if node.meta.file_type().is_symlink() && (!is_last || follow) {
+                    let target = std::fs::read_link(&node.host)
+                        .map_err(ExecError::fs("cannot read link", &node.host))?;
+                    let target = target.to_string_lossy().into_owned();
+                    let base = if target.starts_with('/') {
+                        String::new()
+                    } else {
+                        resolved.clone()
+                    };
+                    let joined = format!("{base}/{target}/{}", parts[i + 1..].join("/"));
+                    let next = clean_relative(&joined)
+                        .filter(|_| !target.starts_with('/'))
+                        .ok_or_else(|| ExecError::OutsideContext {
+                            source_path: rel.to_owned(),
+                        })?;
+                    restart = Some(next);
+                    break;
+                }
+                resolved = candidate;
+            }
+            match restart {
+                Some(next) => path = next,
+                None => return Ok(self.node(&resolved)),
+            }
+        }
+        Err(ExecError::OutsideContext {
+            source_path: rel.to_owned(),
+        })
+    }
+
+    fn children(&self, rel: &str) -> Vec<Node> {
+        let prefix = if rel.is_empty() {
+            String::new()
+        } else {
+            format!("{rel}/")
+        };
+        self.entries
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .filter(|(k, _)| !k[prefix.len()..].contains('/'))
+            .filter_map(|(k, _)| self.node(k))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cleans_and_detects() {
+        assert_eq!(clean_relative("/a/./b/../c/").as_deref(), Some("a/c"));
+        assert_eq!(clean_relative("../x"), None);
+        assert_eq!(clean_relative(".").as_deref(), Some(""));
+        assert!(has_wildcards("src/*.rs"));
+        assert!(!has_wildcards("a\\*b"));
+    }
+}

@@ -1,0 +1,246 @@
+//! Writing copied entries into a step's root filesystem: every destination path is
+//! resolved inside the root (a symlink in the image never leads out of it), parents are
+//! created as needed, and mode, owner and mtime are set the way BuildKit sets them.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{self as rfs, AtFlags, Timespec, Timestamps, CWD};
+
+use super::source::{Node, SourceTree};
+use crate::executor::error::{ExecError, Result};
+use crate::layers::resolve_in_root;
+
+/// How copied entries are owned and moded.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Attrs {
+    /// `--chown` ids; `None` keeps the source's (a stage) or uses 0:0 (the context).
+    pub owner: Option<(u32, u32)>,
+    /// Whether source owners are kept when there is no `--chown` (stage/image sources).
+    pub keep_owner: bool,
+    /// `--chmod`: replaces the permission bits of every copied entry.
+    pub mode: Option<u32>,
+}
+
+impl Attrs {
+    fn owner_of(&self, meta: &fs::Metadata) -> (u32, u32) {
+        match (self.owner, self.keep_owner) {
+            (Some(o), _) => o,
+            (None, true) => (meta.uid(), meta.gid()),
+            (None, false) => (0, 0),
+        }
+    }
+
+    fn mode_of(&self, meta: &fs::Metadata) -> u32 {
+        self.mode.unwrap_or(meta.mode() & 0o7777)
+    }
+}
+
+/// The host path of image path `abs` inside `root`, symlinks in its parents followed
+/// inside the root; the final component is followed too when `follow_final`.
+pub fn host_path(root: &Path, abs: &str, follow_final: bool) -> Result<PathBuf> {
+    Ok(resolve_in_root(root, Path::new(abs), follow_final)?)
+}
+
+/// `mkdir -p` of image path `abs` inside `root` (symlinks followed inside the root);
+/// created directories get mode 0755 and `owner`. Returns the host path.
+pub fn ensure_dir(root: &Path, abs: &str, owner: (u32, u32)) -> Result<PathBuf> {
+    let host = host_path(root, abs, true)?;
+    // Every existing prefix of the resolved path is a real directory (symlinks were
+    // resolved), so only missing components remain to be made.
+    let rel = host
+        .strip_prefix(root)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let mut current = root.to_path_buf();
+    for part in rel.components() {
+        current.push(part);
+        match fs::symlink_metadata(&current) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                let err = io::Error::from(io::ErrorKind::NotADirectory);
+                return Err(ExecError::fs(
+                    "cannot create directory over a file",
+                    &current,
+                )(err));
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir(&current)
+                    .map_err(ExecError::fs("cannot create directory", &current))?;
+                fs::set_permissions(&current, fs::Permissions::from_mode(0o755))
+                    .map_err(ExecError::fs("cannot set mode of", &current))?;
+                chown(&current, owner)?;
+            }
+            Err(e) => return Err(ExecError::fs("cannot stat", current)(e)),
+        }
+    }
+    Ok(host)
+}
+
+fn chown(path: &Path, (uid, gid): (u32, u32)) -> Result<()> {
+    std::os::unix::fs::lchown(path, Some(uid), Some(gid))
+        .map_err(ExecError::fs("cannot change owner of", path))
+}
+
+fn set_mtime(path: &Path, meta: &fs::Metadata) -> Result<()> {
+    let ts = Timespec {
+        tv_sec: meta.mtime(),
+        tv_nsec: meta.mtime_nsec(),
+    };
+    let times = Timestamps {
+        last_access: ts,
+        last_modification: ts,
+    };
+    rfs::utimensat(CWD, path, &times, AtFlags::SYMLINK_NOFOLLOW)
+        .map_err(|e| ExecError::fs("cannot set times of", path)(e.into()))
+}
+
+/// Removes whatever non-directory is at `host` so a new entry can take its place.
+fn clear(host: &Path) -> Result<()> {
+    match fs::symlink_metadata(host) {
+        Ok(m) if m.is_dir() => Err(ExecError::DirOntoFile {
+            source_path: String::new(),
+            dest: host.display().to_string(),
+        }),
+        Ok(_) => fs::remove_file(host).map_err(ExecError::fs("cannot replace", host)),
+        Err(_) => Ok(()),
+    }
+}
+
+/// Copies one node (recursively for directories) to host path `dest`, whose parent
+/// exists. `keep` filters descendants by their tree-relative path.
+pub fn copy_node(
+    tree: &SourceTree<'_>,
+    node: &Node,
+    dest: &Path,
+    attrs: &Attrs,
+    keep: &dyn Fn(&str) -> Result<bool>,
+) -> Result<()> {
+    let ft = node.meta.file_type();
+    if ft.is_dir() {
+        match fs::symlink_metadata(dest) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(ExecError::DirOntoFile {
+                    source_path: node.rel.clone(),
+                    dest: dest.display().to_string(),
+                });
+            }
+            Err(_) => {
+                fs::create_dir(dest).map_err(ExecError::fs("cannot create directory", dest))?
+            }
+        }
+        chown(dest, attrs.owner_of(&node.meta))?;
+        fs::set_permissions(dest, fs::Permissions::from_mode(attrs.mode_of(&node.meta)))
+            .map_err(ExecError::fs("cannot set mode of", dest))?;
+        copy_children(tree, node, dest, attrs, keep)?;
+        return set_mtime(dest, &node.meta);
+    }
+    clear(dest)?;
+    if ft.is_symlink() {
+        let target =
+            fs::read_link(&node.host).map_err(ExecError::fs("cannot read link", &node.host))?;
+        std::os::unix::fs::symlink(&target, dest)
+            .map_err(ExecError::fs("cannot create symlink", dest))?;
+        chown(dest, attrs.owner_of(&node.meta))?;
+    } else if ft.is_file() {
+        copy_file(&node.host, dest)?;
+        chown(dest, attrs.owner_of(&node.meta))?;
+        fs::set_permissions(dest, fs::Permissions::from_mode(attrs.mode_of(&node.meta)))
+            .map_err(ExecError::fs("cannot set mode of", dest))?;
+    } else {
+        make_special(&node.meta, dest)?;
+        chown(dest, attrs.owner_of(&node.meta))?;
+    }
+    set_mtime(dest, &node.meta)
+}
+
+fn copy_children(
+    tree: &SourceTree<'_>,
+    node: &Node,
+    dest: &Path,
+    attrs: &Attrs,
+    keep: &dyn Fn(&str) -> Result<bool>,
+) -> Result<()> {
+    for child in tree.children(&node.rel)? {
+        if !keep(&child.rel)? {
+            continue;
+        }
+        let name = child.rel.rsplit('/').next().unwrap_or_default();
+        copy_node(tree, &child, &dest.join(name), attrs, keep)?;
+    }
+    Ok(())
+}
+
+/// Copies the contents of directory `node` into existing host directory `dest`.
+pub fn copy_dir_contents(
+    tree: &SourceTree<'_>,
+    node: &Node,
+    dest: &Path,
+    attrs: &Attrs,
+    keep: &dyn Fn(&str) -> Result<bool>,
+) -> Result<()> {
+    copy_children(tree, node, dest, attrs, keep)
+}
+
+/// Streams a regular file's content (the kernel's copy_file_range where possible).
+fn copy_file(src: &Path, dest: &Path) -> Result<()> {
+    let mut input = File::open(src).map_err(ExecError::fs("cannot open", src))?;
+    let mut output = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc_o_nofollow())
+        .mode(0o600)
+        .open(dest)
+        .map_err(ExecError::fs("cannot create", dest))?;
+    io::copy(&mut input, &mut output).map_err(ExecError::fs("cannot copy to", dest))?;
+    Ok(())
+}
+
+/// Writes `data` to a new file at host path `dest`.
+pub fn write_file(
+    dest: &Path,
+    data: &[u8],
+    mode: u32,
+    owner: (u32, u32),
+    mtime: i64,
+) -> Result<()> {
+    clear(dest)?;
+    fs::write(dest, data).map_err(ExecError::fs("cannot write", dest))?;
+    chown(dest, owner)?;
+    fs::set_permissions(dest, fs::Permissions::from_mode(mode))
+        .map_err(ExecError::fs("cannot set mode of", dest))?;
+    let ts = Timespec {
+        tv_sec: mtime,
+        tv_nsec: 0,
+    };
+    rfs::utimensat(
+        CWD,
+        dest,
+        &Timestamps {
+            last_access: ts,
+            last_modification: ts,
+        },
+        AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| ExecError::fs("cannot set times of", dest)(e.into()))
+}
+
+fn make_special(meta: &fs::Metadata, dest: &Path) -> Result<()> {
+    let mode = meta.mode();
+    let kind = rfs::FileType::from_raw_mode(mode);
+    rfs::mknodat(
+        CWD,
+        dest,
+        kind,
+        rfs::Mode::from_raw_mode(mode & 0o7777),
+        meta.rdev(),
+    )
+    .map_err(|e| ExecError::fs("cannot create special file", dest)(e.into()))
+}
+
+const fn libc_o_nofollow() -> i32 {
+    rustix::fs::OFlags::NOFOLLOW.bits() as i32
+}

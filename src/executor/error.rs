@@ -1,0 +1,53 @@
+//! Executor errors: each names the file, path or step it is about.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Why a build step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("{op} `{}`", path.display())]
+    Fs {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("COPY source `{source_path}` not found in {origin}")]
+    SourceNotFound { source_path: String, origin: String },
+    #[error("COPY source `{source_path}` is outside the build context")]
+    OutsideContext { source_path: String },
+    #[error("When using COPY with more than one source file, the destination must be a directory and end with a /")]
+    DestNotDir,
+    #[error("cannot copy directory `{source_path}` onto file `{dest}`")]
+    DirOntoFile { source_path: String, dest: String },
+    #[error("invalid COPY source pattern {pattern:?}: {reason}")]
+    BadPattern { pattern: String, reason: String },
+    #[error("invalid --chmod value {value:?}: expected an octal mode such as 0644")]
+    BadChmod { value: String },
+    #[error(transparent)]
+    User(#[from] super::users::UserError),
+    #[error(transparent)]
+    Context(#[from] crate::context::Error),
+    #[error(transparent)]
+    Layers(#[from] crate::layers::Error),
+    #[error("checksum mismatch for {url}: expected {expected}, got {actual}")]
+    Checksum {
+        url: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("cannot download {url}: {reason}")]
+    Download { url: String, reason: String },
+}
+
+impl ExecError {
+    /// An I/O error on `path` during `op`.
+    pub fn fs(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> ExecError {
+        let path = path.into();
+        move |source| ExecError::Fs { op, path, source }
+    }
+}
+
+/// Result of executor operations.
+pub type Result<T, E = ExecError> = std::result::Result<T, E>;
