@@ -19,3 +19,4 @@ pub mod image;
 pub mod layers;
 pub mod parser;
 pub mod plan;
+pub mod store;

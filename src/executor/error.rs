@@ -31,6 +31,16 @@ pub enum ExecError {
     Context(#[from] crate::context::Error),
     #[error(transparent)]
     Layers(#[from] crate::layers::Error),
+    #[error("RUN is not supported yet: the sandbox arrives with the next milestone (use a base image that already has what the step would install)")]
+    RunUnsupported,
+    #[error("image {reference} is invalid: {reason}")]
+    BadImage { reference: String, reason: String },
+    #[error(transparent)]
+    Store(#[from] crate::store::Error),
+    #[error(transparent)]
+    Image(#[from] crate::image::Error),
+    #[error("internal error: {what} (please report this as a bug)")]
+    Internal { what: &'static str },
     #[error("checksum mismatch for {url}: expected {expected}, got {actual}")]
     Checksum {
         url: String,
@@ -46,6 +56,54 @@ impl ExecError {
     pub fn fs(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> ExecError {
         let path = path.into();
         move |source| ExecError::Fs { op, path, source }
+    }
+}
+
+/// A build failure, with where it happened in the Dockerfile when it has a place.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("cannot read Dockerfile `{}`", path.display())]
+    ReadDockerfile {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// Already rendered: `Dockerfile:LINE:COL: what`, the line and a caret.
+    #[error("{rendered}")]
+    Parse { rendered: String },
+    #[error("{location}: {source}")]
+    Plan {
+        location: String,
+        #[source]
+        source: Box<crate::plan::PlanError>,
+    },
+    #[error("{location}: {}{source}", instruction.as_ref().map(|i| format!("{i}: ")).unwrap_or_default())]
+    Step {
+        location: String,
+        instruction: Option<String>,
+        #[source]
+        source: Box<ExecError>,
+    },
+    #[error(transparent)]
+    Exec(Box<ExecError>),
+}
+
+impl From<ExecError> for BuildError {
+    fn from(e: ExecError) -> Self {
+        BuildError::Exec(Box::new(e))
+    }
+}
+
+impl BuildError {
+    /// A step failure at `span` of the build's Dockerfile.
+    pub fn step(
+        options: &super::BuildOptions,
+        span: crate::parser::Span,
+        instruction: Option<String>,
+        source: ExecError,
+    ) -> Self {
+        let location = format!("{}:{}", options.dockerfile.display(), span.line);
+        BuildError::Step { location, instruction, source: Box::new(source) }
     }
 }
 

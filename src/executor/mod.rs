@@ -3,12 +3,17 @@
 //! Owns scheduling, the file steps (COPY/ADD/WORKDIR), RUN (later, in `sandbox/`), and
 //! progress events. It knows nothing of tar or compression (`layers/` does).
 
+mod build;
 pub mod copy;
 mod error;
 mod events;
+mod export;
 mod options;
+mod resolver;
+mod stage;
 pub mod users;
 
-pub use error::{ExecError, Result};
+pub use build::{build, rfc3339, BuildResult};
+pub use error::{BuildError, ExecError, Result};
 pub use events::{BuildEvent, NoReporter, Recorder, Reporter, StepId};
 pub use options::{BuildOptions, CompressionKind, Output, OutputError};

@@ -1,0 +1,166 @@
+//! `rbuild build` (and the shorthand `rbuild -t app:1 .`): flags -> [`BuildOptions`].
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+
+use super::progress::ProgressMode;
+use crate::executor::{BuildOptions, CompressionKind, Output};
+
+/// `--compression`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Compression {
+    Gzip,
+    Zstd,
+    Uncompressed,
+}
+
+/// Arguments of `rbuild build`.
+#[derive(Debug, clap::Args)]
+pub struct BuildArgs {
+    /// The build context directory.
+    #[arg(default_value = ".")]
+    pub context: PathBuf,
+    /// Name (and tag) for the image; may be repeated.
+    #[arg(short = 't', long = "tag")]
+    pub tags: Vec<String>,
+    /// The Dockerfile (default: `<context>/Dockerfile`; `-` reads standard input).
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<PathBuf>,
+    /// A build argument `KEY=VALUE` (or `KEY` to take it from the environment).
+    #[arg(long = "build-arg", value_name = "KEY=VALUE")]
+    pub build_args: Vec<String>,
+    /// The stage to build.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Target platform (`linux/amd64`).
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// A label `KEY=VALUE` for the image; may be repeated.
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Export: `type=oci|docker|local|tar,dest=PATH[,tar=false]`, or a directory.
+    #[arg(short = 'o', long = "output")]
+    pub outputs: Vec<String>,
+    /// How to show progress.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
+    /// Layer compression.
+    #[arg(long, value_enum, default_value_t = Compression::Gzip)]
+    pub compression: Compression,
+    /// Compression level (gzip 0-9, zstd 1-22).
+    #[arg(long = "compression-level")]
+    pub compression_level: Option<i32>,
+    /// Write the image ID to this file.
+    #[arg(long)]
+    pub iidfile: Option<PathBuf>,
+    /// Write build metadata (JSON) to this file.
+    #[arg(long = "metadata-file")]
+    pub metadata_file: Option<PathBuf>,
+}
+
+fn key_values(
+    items: &[String],
+    what: &str,
+    from_env: bool,
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for item in items {
+        match item.split_once('=') {
+            Some((k, v)) if !k.is_empty() => {
+                out.insert(k.to_owned(), v.to_owned());
+            }
+            None if from_env && !item.is_empty() => {
+                // `--build-arg KEY` takes the value from rbuild's own environment.
+                if let Ok(v) = std::env::var(item) {
+                    out.insert(item.clone(), v);
+                }
+            }
+            _ => bail!("invalid {what} {item:?}: expected KEY=VALUE"),
+        }
+    }
+    Ok(out)
+}
+
+impl BuildArgs {
+    /// Validates the flags into [`BuildOptions`] for store `root`.
+    pub fn into_options(self, root: PathBuf) -> anyhow::Result<(BuildOptions, ProgressMode)> {
+        let dockerfile = self
+            .file
+            .clone()
+            .unwrap_or_else(|| self.context.join("Dockerfile"));
+        let build_args = key_values(&self.build_args, "--build-arg", true)?;
+        let source_date_epoch = match build_args
+            .get("SOURCE_DATE_EPOCH")
+            .cloned()
+            .or_else(|| std::env::var("SOURCE_DATE_EPOCH").ok())
+        {
+            Some(v) => crate::plan::source_date_epoch(&v)?,
+            None => None,
+        };
+        let outputs = self
+            .outputs
+            .iter()
+            .map(|o| Output::parse(o))
+            .collect::<Result<Vec<_>, _>>()?;
+        let platform = self
+            .platform
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .context("--platform")?;
+        let options = BuildOptions {
+            root,
+            context: self.context,
+            dockerfile,
+            tags: self.tags,
+            build_args,
+            target: self.target,
+            platform,
+            labels: key_values(&self.labels, "--label", false)?,
+            outputs,
+            compression: match self.compression {
+                Compression::Gzip => CompressionKind::Gzip,
+                Compression::Zstd => CompressionKind::Zstd,
+                Compression::Uncompressed => CompressionKind::Uncompressed,
+            },
+            compression_level: self.compression_level,
+            iidfile: self.iidfile,
+            metadata_file: self.metadata_file,
+            source_date_epoch,
+        };
+        Ok((options, self.progress))
+    }
+}
+
+/// Runs `rbuild build`.
+pub fn run(args: BuildArgs, root: PathBuf) -> anyhow::Result<ExitCode> {
+    let (options, progress) = args.into_options(root)?;
+    private_mounts();
+    let reporter = super::progress::reporter(progress);
+    let result = crate::executor::build(&options, reporter.as_ref())?;
+    let mut stdout = std::io::stdout().lock();
+    use std::io::Write;
+    writeln!(stdout, "{}", result.manifest).context("writing to stdout")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Moves this process into its own mount namespace with private propagation, so every
+/// overlay mount of the build disappears with the process, however it ends (even
+/// `kill -9`), and none leaks into the host's view. Without privileges this does
+/// nothing (the build then fails at its first mount with a clear error).
+fn private_mounts() {
+    use rustix::mount::{mount_change, MountPropagationFlags};
+    use rustix::thread::{unshare_unsafe, UnshareFlags};
+    // SAFETY: called before any thread is spawned; unsharing the mount namespace does
+    // not invalidate any memory or file descriptor this process holds.
+    let unshared = unsafe { unshare_unsafe(UnshareFlags::NEWNS) };
+    if unshared.is_ok() {
+        let _ = mount_change(
+            "/",
+            MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
+        );
+    }
+}

@@ -1,0 +1,93 @@
+//! Exports besides the store: OCI layout and docker-archive (written by `image::export`
+//! from the store's blobs), and the final root filesystem as a directory or a tar.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
+use std::path::Path;
+
+use super::error::{BuildError, ExecError};
+use super::events::{BuildEvent, Reporter};
+use super::stage::StageOutput;
+use super::{BuildOptions, Output};
+use crate::image::ManifestRef;
+use crate::layers::{apply_layer, write_tar, ApplyOptions, Compression, TarOptions, WhiteoutMode};
+use crate::store::Store;
+
+/// Writes `output` for the built `image` (the target stage `stage`).
+pub fn export(
+    store: &Store,
+    image: &ManifestRef,
+    stage: &StageOutput,
+    options: &BuildOptions,
+    output: &Output,
+    reporter: &dyn Reporter,
+) -> Result<(), BuildError> {
+    let name = options.tags.first().cloned();
+    match output {
+        Output::Oci { .. } | Output::Docker { .. } => {
+            let _ = (image, name);
+            return Err(ExecError::Internal {
+                what: "PENDING-EXPORT",
+            }
+            .into());
+        }
+        Output::Local { dest } => rootfs_dir(store, stage, dest)?,
+        Output::Tar { dest } => rootfs_tar(store, stage, dest, options.source_date_epoch)?,
+    }
+    reporter.event(BuildEvent::Note {
+        message: format!("exported {}", describe(output)),
+    });
+    Ok(())
+}
+
+fn describe(output: &Output) -> String {
+    match output {
+        Output::Oci { dest, .. } => format!("OCI layout to {}", dest.display()),
+        Output::Docker { dest } => format!("docker archive to {}", dest.display()),
+        Output::Local { dest } => format!("root filesystem to {}", dest.display()),
+        Output::Tar { dest } => format!("root filesystem tar to {}", dest.display()),
+    }
+}
+
+/// Applies every layer, whiteouts carried out, into directory `dest`.
+fn rootfs_dir(store: &Store, stage: &StageOutput, dest: &Path) -> Result<(), ExecError> {
+    std::fs::create_dir_all(dest).map_err(ExecError::fs("cannot create", dest))?;
+    for layer in &stage.layers {
+        let blob = store.open_blob(&layer.blob.digest)?;
+        let opts = ApplyOptions {
+            whiteouts: WhiteoutMode::Delete,
+            compression: Compression::from_media_type(&layer.blob.media_type),
+        };
+        apply_layer(BufReader::new(blob), dest, &opts)?;
+    }
+    Ok(())
+}
+
+/// The root filesystem as one uncompressed tar.
+fn rootfs_tar(
+    store: &Store,
+    stage: &StageOutput,
+    dest: &Path,
+    epoch: Option<i64>,
+) -> Result<(), ExecError> {
+    let dir = tempfile::Builder::new()
+        .prefix("rootfs-")
+        .tempdir_in(store.work_dir())
+        .map_err(ExecError::fs(
+            "cannot create a directory in",
+            store.work_dir(),
+        ))?;
+    rootfs_dir(store, stage, dir.path())?;
+    let set = crate::layers::tree_changes(dir.path())?;
+    let file = File::create(dest).map_err(ExecError::fs("cannot create", dest))?;
+    let mut out = BufWriter::new(file);
+    write_tar(
+        &set,
+        &TarOptions {
+            source_date_epoch: epoch,
+        },
+        &mut out,
+    )?;
+    out.flush().map_err(ExecError::fs("cannot write", dest))?;
+    Ok(())
+}

@@ -1,0 +1,362 @@
+//! One stage, step by step: base layers, then each filesystem step on an overlay of the
+//! layers below (its upperdir becomes the step's layer and, renamed into the store, the
+//! snapshot the next step stacks on), metadata steps folded into the configuration.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use super::copy::{self, Attrs, CopyRequest, SourceTree};
+use super::error::{BuildError, ExecError};
+use super::events::{BuildEvent, Reporter, StepId};
+use super::users::resolve_user;
+use super::BuildOptions;
+use crate::digest::Digest;
+use crate::image::{read_config, read_manifest, ImageConfig, LayerDescriptor};
+use crate::layers::{
+    apply_layer, upperdir_changes, write_changes, ApplyOptions, Compression, OverlayMount,
+    OverlaySpec, WhiteoutMode, WriteOptions,
+};
+use crate::plan::{Base, BaseImage, CopyOp, Op, Source, StagePlan, Step};
+use crate::store::{chain_id, Prepared, Store};
+
+/// A layer of a built stage: its blob and where its snapshot is.
+#[derive(Debug, Clone)]
+pub struct Layer {
+    pub blob: LayerDescriptor,
+    pub diff_id: Digest,
+    /// Chain ID of the layers up to and including this one (the snapshot's name).
+    pub chain: Digest,
+}
+
+/// What a stage produced.
+#[derive(Debug, Clone)]
+pub struct StageOutput {
+    pub layers: Vec<Layer>,
+    pub config: ImageConfig,
+}
+
+/// Everything a stage needs from the build.
+pub struct StageEnv<'a> {
+    pub store: &'a Store,
+    pub options: &'a BuildOptions,
+    pub reporter: &'a dyn Reporter,
+    pub context: &'a super::build::LazyContext<'a>,
+    pub outputs: &'a [Option<StageOutput>],
+    pub write: WriteOptions,
+    pub created: String,
+    pub epoch: i64,
+}
+
+/// Builds `stage`.
+pub fn run_stage(env: &StageEnv<'_>, stage: &StagePlan) -> Result<StageOutput, BuildError> {
+    let at = |step: Option<&Step>, source: ExecError| {
+        BuildError::step(
+            env.options,
+            step.map_or(stage.span, |s| s.span),
+            step.map(|s| s.original.clone()),
+            source,
+        )
+    };
+    let mut layers = base_layers(env, &stage.base).map_err(|e| at(None, e))?;
+    let mut config = stage.config.clone();
+    let base_history = config.history.len().saturating_sub(stage.steps.len());
+    if let Base::Stage(j) = &stage.base {
+        // The base stage's history as built (timestamps, which steps made layers).
+        if let Some(parent) = env.outputs.get(*j).and_then(Option::as_ref) {
+            if parent.config.history.len() == base_history {
+                config.history[..base_history].clone_from_slice(&parent.config.history);
+            }
+        }
+    }
+    for (i, step) in stage.steps.iter().enumerate() {
+        let id = StepId {
+            stage: stage.index,
+            stage_name: stage.name.clone(),
+            step: i + 1,
+            steps: stage.steps.len(),
+            text: step.original.clone(),
+            line: step.span.line,
+        };
+        env.reporter
+            .event(BuildEvent::StepStarted { id: id.clone() });
+        let started = Instant::now();
+        let layer = match &step.op {
+            Op::Meta => None,
+            Op::Run(_) => {
+                let err = ExecError::RunUnsupported;
+                env.reporter.event(BuildEvent::StepFailed {
+                    id,
+                    error: err.to_string(),
+                });
+                return Err(at(Some(step), err));
+            }
+            op => match fs_step(env, &layers, op, step) {
+                Ok(layer) => layer,
+                Err(e) => {
+                    env.reporter.event(BuildEvent::StepFailed {
+                        id,
+                        error: e.to_string(),
+                    });
+                    return Err(at(Some(step), e));
+                }
+            },
+        };
+        let history = &mut config.history[base_history + i];
+        history.created = Some(env.created.clone());
+        history.empty_layer = layer.is_none();
+        env.reporter.event(BuildEvent::StepFinished {
+            id,
+            elapsed: started.elapsed(),
+            layer: layer.is_some(),
+        });
+        layers.extend(layer);
+    }
+    config.rootfs.diff_ids = layers.iter().map(|l| l.diff_id).collect();
+    config.created = Some(env.created.clone());
+    Ok(StageOutput { layers, config })
+}
+
+/// The layers a stage starts from, their snapshots made when missing.
+fn base_layers(env: &StageEnv<'_>, base: &Base) -> Result<Vec<Layer>, ExecError> {
+    match base {
+        Base::Scratch => Ok(Vec::new()),
+        Base::Stage(j) => Ok(env
+            .outputs
+            .get(*j)
+            .and_then(Option::as_ref)
+            .map(|o| o.layers.clone())
+            .unwrap_or_default()),
+        Base::Image(image) => image_layers(env.store, image),
+    }
+}
+
+/// An image's layers from the store, each applied once to its snapshot.
+pub fn image_layers(store: &Store, image: &BaseImage) -> Result<Vec<Layer>, ExecError> {
+    let manifest = read_manifest(store, &image.digest)?;
+    let config = read_config(store, &manifest.config.digest)?;
+    if config.rootfs.diff_ids.len() != manifest.layers.len() {
+        return Err(ExecError::BadImage {
+            reference: image.reference.clone(),
+            reason: "layer count differs from diff_ids".into(),
+        });
+    }
+    let mut out = Vec::new();
+    for (i, (desc, diff_id)) in manifest
+        .layers
+        .iter()
+        .zip(&config.rootfs.diff_ids)
+        .enumerate()
+    {
+        let chain = chain_id(&config.rootfs.diff_ids[..=i]).ok_or_else(|| ExecError::BadImage {
+            reference: image.reference.clone(),
+            reason: "empty layer list".into(),
+        })?;
+        if let Prepared::Build(builder) = store.prepare_snapshot(&chain)? {
+            let blob = store.open_blob(&desc.digest)?;
+            let opts = ApplyOptions {
+                whiteouts: WhiteoutMode::Overlay,
+                compression: Compression::from_media_type(&desc.media_type),
+            };
+            let applied = apply_layer(std::io::BufReader::new(blob), builder.path(), &opts)?;
+            if applied.diff_id != *diff_id {
+                return Err(ExecError::BadImage {
+                    reference: image.reference.clone(),
+                    reason: format!(
+                        "layer {} has diff ID {}, config says {diff_id}",
+                        desc.digest, applied.diff_id
+                    ),
+                });
+            }
+            builder.commit()?;
+        }
+        let blob = LayerDescriptor {
+            digest: desc.digest,
+            size: desc.size,
+            media_type: desc.media_type.clone(),
+        };
+        out.push(Layer {
+            blob,
+            diff_id: *diff_id,
+            chain,
+        });
+    }
+    Ok(out)
+}
+
+/// Scratch directories of one step, removed on drop (after the mount guard).
+struct StepDirs {
+    dir: tempfile::TempDir,
+}
+
+impl StepDirs {
+    fn new(store: &Store) -> Result<Self, ExecError> {
+        let dir = tempfile::Builder::new()
+            .prefix("step-")
+            .tempdir_in(store.work_dir())
+            .map_err(ExecError::fs(
+                "cannot create step directory in",
+                store.work_dir(),
+            ))?;
+        for sub in ["upper", "work", "merged", "empty"] {
+            let p = dir.path().join(sub);
+            std::fs::create_dir(&p).map_err(ExecError::fs("cannot create", &p))?;
+        }
+        Ok(StepDirs { dir })
+    }
+
+    fn path(&self, sub: &str) -> PathBuf {
+        self.dir.path().join(sub)
+    }
+
+    /// Mounts an overlay of `layers` (top first) at `merged`.
+    fn mount(&self, store: &Store, layers: &[Layer]) -> Result<OverlayMount, ExecError> {
+        let mut lowerdirs: Vec<PathBuf> = layers
+            .iter()
+            .rev()
+            .map(|l| store.snapshot_path(&l.chain))
+            .collect();
+        if lowerdirs.is_empty() {
+            lowerdirs.push(self.path("empty"));
+        }
+        let spec = OverlaySpec {
+            lowerdirs,
+            upperdir: self.path("upper"),
+            workdir: self.path("work"),
+        };
+        Ok(OverlayMount::mount(&spec, &self.path("merged"))?)
+    }
+}
+
+/// Runs a WORKDIR or COPY/ADD on an overlay of `layers`; returns the new layer, or
+/// `None` when the step changed nothing.
+fn fs_step(
+    env: &StageEnv<'_>,
+    layers: &[Layer],
+    op: &Op,
+    step: &Step,
+) -> Result<Option<Layer>, ExecError> {
+    let dirs = StepDirs::new(env.store)?;
+    let mount = dirs.mount(env.store, layers)?;
+    let root = mount.target().to_path_buf();
+    match op {
+        Op::Workdir { path } => {
+            let owner = owner_of(&root, &step.state.user)?;
+            copy::ensure_dir(&root, path, owner)?;
+        }
+        Op::Copy(c) => copy_step(env, c, &root)?,
+        Op::Meta | Op::Run(_) => {}
+    }
+    mount.unmount()?;
+    commit_layer(env, layers, &dirs.path("upper"))
+}
+
+/// Turns an upperdir into a layer blob and a snapshot.
+fn commit_layer(
+    env: &StageEnv<'_>,
+    layers: &[Layer],
+    upper: &Path,
+) -> Result<Option<Layer>, ExecError> {
+    let set = upperdir_changes(upper)?;
+    if set.is_empty() {
+        return Ok(None);
+    }
+    let mut writer = env.store.blob_writer()?;
+    let blob = write_changes(&set, &env.write, &mut writer)?;
+    writer.commit(Some(blob.digest))?;
+    let mut diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id).collect();
+    diff_ids.push(blob.diff_id);
+    let chain = chain_id(&diff_ids).ok_or(ExecError::Internal {
+        what: "chain ID of an empty layer list",
+    })?;
+    if let Prepared::Build(builder) = env.store.prepare_snapshot(&chain)? {
+        // The upperdir is the layer in overlay form: it becomes the snapshot as is.
+        let target = builder.path().to_path_buf();
+        std::fs::remove_dir(&target).map_err(ExecError::fs("cannot replace", &target))?;
+        std::fs::rename(upper, &target)
+            .map_err(ExecError::fs("cannot move snapshot into", &target))?;
+        builder.commit()?;
+    }
+    let descriptor = LayerDescriptor {
+        digest: blob.digest,
+        size: blob.size,
+        media_type: blob.media_type.to_owned(),
+    };
+    Ok(Some(Layer {
+        blob: descriptor,
+        diff_id: blob.diff_id,
+        chain,
+    }))
+}
+
+/// uid/gid of `user` resolved in the root filesystem's passwd and group files.
+fn owner_of(root: &Path, user: &str) -> Result<(u32, u32), ExecError> {
+    if user.is_empty() {
+        return Ok((0, 0));
+    }
+    let u = resolve_user(user, &read_etc(root, "passwd"), &read_etc(root, "group"))?;
+    Ok((u.uid, u.gid))
+}
+
+fn read_etc(root: &Path, name: &str) -> String {
+    copy::host_path(root, &format!("/etc/{name}"), true)
+        .ok()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .unwrap_or_default()
+}
+
+fn copy_step(env: &StageEnv<'_>, op: &CopyOp, root: &Path) -> Result<(), ExecError> {
+    let owner = match &op.chown {
+        Some(spec) => Some(owner_of(root, spec)?),
+        None => None,
+    };
+    let mode = match &op.chmod {
+        Some(m) => {
+            Some(u32::from_str_radix(m, 8).map_err(|_| ExecError::BadChmod { value: m.clone() })?)
+        }
+        None => None,
+    };
+    let keep_owner = !matches!(op.source, Source::Context);
+    let req = CopyRequest {
+        sources: &op.sources,
+        contents: &op.contents,
+        dest: &op.dest,
+        attrs: Attrs {
+            owner,
+            keep_owner,
+            mode,
+        },
+        parents: op.parents,
+        exclude: &op.exclude,
+        created: env.epoch,
+    };
+    match &op.source {
+        Source::Context => copy::copy(&SourceTree::Context(env.context.get()?), &req, root),
+        Source::Stage(j) => {
+            let layers = env
+                .outputs
+                .get(*j)
+                .and_then(Option::as_ref)
+                .map(|o| o.layers.clone())
+                .unwrap_or_default();
+            copy_from_layers(env, &layers, &req, root)
+        }
+        Source::Image(image) => {
+            let layers = image_layers(env.store, image)?;
+            copy_from_layers(env, &layers, &req, root)
+        }
+    }
+}
+
+/// COPY --from: a read-only view of `layers` (an overlay whose writes are discarded).
+fn copy_from_layers(
+    env: &StageEnv<'_>,
+    layers: &[Layer],
+    req: &CopyRequest<'_>,
+    root: &Path,
+) -> Result<(), ExecError> {
+    let dirs = StepDirs::new(env.store)?;
+    let view = dirs.mount(env.store, layers)?;
+    let result = copy::copy(&SourceTree::Root(view.target()), req, root);
+    view.unmount()?;
+    result
+}

@@ -1,0 +1,5 @@
+//! Integration tests: the real `rbuild` binary on real contexts and a real store,
+//! checked with independent readers (umoci, skopeo, oci-image-tool) where installed.
+
+mod build;
+mod support;

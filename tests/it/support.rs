@@ -1,0 +1,113 @@
+//! Test harness: a temporary store and context, running the real binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A store root and a build context in temporary directories.
+pub struct TestContext {
+    pub dir: tempfile::TempDir,
+}
+
+impl TestContext {
+    /// A context containing `files` (path, content) and a `Dockerfile`.
+    pub fn new(dockerfile: &str, files: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ctx = dir.path().join("ctx");
+        std::fs::create_dir_all(&ctx).expect("context dir");
+        std::fs::write(ctx.join("Dockerfile"), dockerfile).expect("Dockerfile");
+        for (path, content) in files {
+            let p = ctx.join(path);
+            std::fs::create_dir_all(p.parent().expect("parent")).expect("dirs");
+            std::fs::write(p, content).expect("file");
+        }
+        TestContext { dir }
+    }
+
+    pub fn context(&self) -> PathBuf {
+        self.dir.path().join("ctx")
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Runs `rbuild --root <store> ARGS`.
+    pub fn rbuild(&self, args: &[&str]) -> Output {
+        rbuild_in(&self.root(), args, &[])
+    }
+
+    /// Runs a build of the context with extra arguments; panics with stderr on failure.
+    pub fn build(&self, args: &[&str]) -> String {
+        let ctx = self.context();
+        let mut all: Vec<&str> = vec!["build", "--progress", "plain"];
+        all.extend_from_slice(args);
+        let ctx = ctx.to_string_lossy().into_owned();
+        all.push(&ctx);
+        let out = self.rbuild(&all);
+        assert!(out.status.success(), "build failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// Runs a build expected to fail; returns stderr.
+    pub fn build_fails(&self, args: &[&str]) -> String {
+        let ctx = self.context().to_string_lossy().into_owned();
+        let mut all: Vec<&str> = vec!["build", "--progress", "plain"];
+        all.extend_from_slice(args);
+        all.push(&ctx);
+        let out = self.rbuild(&all);
+        assert!(!out.status.success(), "build unexpectedly succeeded");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+}
+
+/// Runs the binary with a store root and environment.
+pub fn rbuild_in(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rbuild"));
+    cmd.arg("--root").arg(root).args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("running rbuild")
+}
+
+/// Whether an external tool is available; without it, a test skips with a message
+/// unless `CI` is set, where it fails.
+pub fn have(tool: &str) -> bool {
+    let found = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(std::env::var_os("CI").is_none(), "{tool} is required in CI");
+        eprintln!("skipping: {tool} not installed");
+    }
+    found
+}
+
+/// Whether this process may mount (root with overlayfs): the builder needs it.
+pub fn can_mount() -> bool {
+    let root = rustix::process::geteuid().is_root();
+    if !root {
+        assert!(std::env::var_os("CI").is_none(), "CI runs the tests as root");
+        eprintln!("skipping: needs root for overlay mounts");
+    }
+    root
+}
+
+/// Overlay mounts in the host's mount table that belong to test stores.
+pub fn leaked_mounts(root: &Path) -> Vec<String> {
+    let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let root = root.to_string_lossy();
+    table.lines().filter(|l| l.contains(root.as_ref())).map(str::to_owned).collect()
+}
+
+/// Unpacks image `name` from the store with umoci; returns the rootfs path.
+pub fn umoci_unpack(t: &TestContext, name: &str) -> PathBuf {
+    let bundle = t.path("bundle");
+    let _ = std::fs::remove_dir_all(&bundle);
+    let image = format!("{}:{name}", t.root().display());
+    let out = Command::new("umoci").args(["unpack", "--image", &image]).arg(&bundle).output().expect("umoci");
+    assert!(out.status.success(), "umoci unpack failed: {}", String::from_utf8_lossy(&out.stderr));
+    bundle.join("rootfs")
+}
