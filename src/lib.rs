@@ -17,3 +17,4 @@ pub mod digest;
 pub mod image;
 pub mod parser;
 pub mod plan;
+pub mod store;
