@@ -60,7 +60,7 @@ pub fn assemble(
             })?;
         let actual = store.blob_size(&layer.digest)?;
         if actual != layer.size {
-            return Err(Error::LayerSize {
+            return Err(Error::BlobSize {
                 digest: layer.digest,
                 expected: layer.size,
                 actual,
@@ -186,7 +186,7 @@ mod tests {
         layers[0].size += 1;
         assert!(matches!(
             assemble(&store, &config, &layers, Format::Oci),
-            Err(Error::LayerSize { .. })
+            Err(Error::BlobSize { .. })
         ));
         layers[0].size -= 1;
         layers[0].media_type = OCI_LAYER_ZSTD.into();

@@ -1,7 +1,7 @@
 //! Image assembly and export errors: each names the blob, image or path it is about.
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::media_types::Format;
 use crate::digest::Digest;
@@ -40,9 +40,9 @@ pub enum Error {
         media_type: String,
         format: Format,
     },
-    /// A layer blob in the store does not have the size its descriptor says.
-    #[error("layer {digest} has {actual} bytes in the store, its descriptor says {expected}")]
-    LayerSize {
+    /// A blob in the store does not have the size its descriptor says.
+    #[error("blob {digest} has {actual} bytes in the store, its descriptor says {expected}")]
+    BlobSize {
         digest: Digest,
         expected: u64,
         actual: u64,
@@ -79,3 +79,12 @@ pub enum Error {
 
 /// Result of image operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Builds a closure turning an `io::Error` into [`Error::Io`] for `path`.
+pub(crate) fn io_err<'p>(op: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> Error + 'p {
+    move |source| Error::Io {
+        op,
+        path: path.to_owned(),
+        source,
+    }
+}
