@@ -2,7 +2,7 @@
 //! directory) and a docker archive (`type=docker`, what `docker save` writes).
 //!
 //! Both contain exactly the blobs the image reaches, streamed from the store with
-//! bounded memory and re-verified on the way (see [`sink`]). `type=local` and
+//! bounded memory and re-verified on the way (see `sink.rs`). `type=local` and
 //! `type=tar` (the final root filesystem) need the layer applier and live elsewhere.
 //!
 //! Names: in an exported `index.json` each name is one entry annotated with
