@@ -4,15 +4,22 @@
 //! module renders what comes back (data on stdout, diagnostics on stderr).
 
 mod parse;
+mod store_cmds;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 /// rbuild: build OCI images from Dockerfiles, without a daemon.
 #[derive(Debug, Parser)]
 #[command(name = "rbuild", version, about, max_term_width = 100)]
 pub struct Args {
+    /// The store directory [default: /var/lib/rbuild as root, else
+    /// $XDG_DATA_HOME/rbuild or ~/.local/share/rbuild]
+    #[arg(long, global = true, env = "RBUILD_ROOT", value_name = "DIR")]
+    root: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -21,13 +28,38 @@ pub struct Args {
 enum Command {
     /// Parse a Dockerfile and print its syntax tree.
     Parse(parse::ParseArgs),
+    /// List the images in the store.
+    Images(store_cmds::ImagesArgs),
+    /// Give an image another name.
+    Tag(store_cmds::TagArgs),
+    /// Remove image names.
+    Rmi(store_cmds::RmiArgs),
+    /// Print an image's manifest and config as JSON.
+    Inspect(store_cmds::InspectArgs),
+}
+
+/// The store root: `--root`/`RBUILD_ROOT`, else the default for this user.
+fn store_root(root: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    if let Some(root) = root {
+        return Ok(root);
+    }
+    crate::store::default_root(
+        rustix::process::geteuid().is_root(),
+        std::env::var_os("XDG_DATA_HOME").as_deref(),
+        std::env::var_os("HOME").as_deref(),
+    )
+    .context("cannot choose a store directory (HOME is not set): pass --root or set RBUILD_ROOT")
 }
 
 /// Entry point of the `rbuild` binary.
 pub fn run() -> ExitCode {
-    let args = Args::parse();
-    let result = match args.command {
+    let Args { root, command } = Args::parse();
+    let result = match command {
         Command::Parse(a) => parse::run(a),
+        Command::Images(a) => store_root(root).and_then(|r| store_cmds::run_images(&r, &a)),
+        Command::Tag(a) => store_root(root).and_then(|r| store_cmds::run_tag(&r, &a)),
+        Command::Rmi(a) => store_root(root).and_then(|r| store_cmds::run_rmi(&r, &a)),
+        Command::Inspect(a) => store_root(root).and_then(|r| store_cmds::run_inspect(&r, &a)),
     };
     match result {
         Ok(code) => code,

@@ -22,6 +22,8 @@ pub mod layout;
 mod lock;
 mod names;
 mod snapshots;
+#[cfg(test)]
+pub(crate) mod testutil;
 mod workdir;
 
 use std::ffi::OsStr;

@@ -2,34 +2,7 @@
 //! concurrent writers of `index.json` (threads and processes).
 
 use super::*;
-use crate::image::{assemble, media_types, Format, ImageConfig, LayerDescriptor};
-
-/// A store with one small image assembled in it (not named).
-pub(crate) fn store_with_image(layer: &[u8]) -> (tempfile::TempDir, Store, Descriptor) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let desc = image_in(&store, layer);
-    (dir, store, desc)
-}
-
-/// Assembles an image whose single "layer" is `layer` in `store`.
-pub(crate) fn image_in(store: &Store, layer: &[u8]) -> Descriptor {
-    let (digest, size) = store.put_bytes(layer).unwrap();
-    let mut config = ImageConfig {
-        architecture: "amd64".into(),
-        os: "linux".into(),
-        ..Default::default()
-    };
-    config.rootfs.diff_ids.push(Digest::of(layer));
-    let layers = [LayerDescriptor {
-        digest,
-        size,
-        media_type: media_types::OCI_LAYER.into(),
-    }];
-    assemble(store, &config, &layers, Format::Oci)
-        .unwrap()
-        .descriptor
-}
+use crate::store::testutil::{image_in, store_with_image};
 
 fn name(s: &str) -> ImageName {
     ImageName::parse(s).unwrap()

@@ -18,6 +18,11 @@ use std::collections::BTreeSet;
 pub use docker::export_docker;
 pub use oci::{export_oci_dir, export_oci_tar};
 
+/// The blobs an image reaches (see [`image_blobs`]) and their total size in bytes.
+pub fn image_size(store: &Store, image: &Descriptor) -> Result<u64> {
+    Ok(image_blobs(store, image)?.iter().map(|d| d.size).sum())
+}
+
 use super::descriptor::Descriptor;
 use super::error::{Error, Result};
 use super::manifest::{Index, Manifest};
@@ -29,7 +34,7 @@ const MAX_NESTING: usize = 8;
 
 /// The blobs `image` reaches, each once, children before parents: for a manifest its
 /// config, its layers, then itself; for an index each child's blobs, then itself.
-pub(crate) fn image_blobs(store: &Store, image: &Descriptor) -> Result<Vec<Descriptor>> {
+pub fn image_blobs(store: &Store, image: &Descriptor) -> Result<Vec<Descriptor>> {
     let mut out = Vec::new();
     let mut seen = BTreeSet::new();
     collect(store, image, 0, &mut out, &mut seen)?;
