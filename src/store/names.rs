@@ -246,8 +246,9 @@ impl Store {
     }
 
     /// Finds an image by name (`app` means `app:latest`), by manifest digest
-    /// (`sha256:<hex>`), or by a digest prefix (`3fa2`, `sha256:3fa2`) that matches one
-    /// image only. `None` when nothing matches.
+    /// (`sha256:<hex>`, also of an unnamed manifest or index blob in the store), or by a
+    /// digest prefix (`3fa2`, `sha256:3fa2`) that matches one named image only. `None`
+    /// when nothing matches.
     pub fn resolve(&self, reference: &str) -> Result<Option<Descriptor>> {
         let index = self.read_index()?;
         let parsed = ImageName::parse(reference);
@@ -269,6 +270,12 @@ impl Store {
         if !is_hex {
             return parsed.map(|_| None);
         }
+        if let Ok(digest) = reference.parse::<Digest>() {
+            if !index.manifests.iter().any(|d| d.digest == digest) {
+                // An unnamed image (a build without a tag): describe its blob.
+                return self.describe_blob(&digest);
+            }
+        }
         let matching: Vec<&Descriptor> = index
             .manifests
             .iter()
@@ -283,6 +290,41 @@ impl Store {
                 count,
             }),
         }
+    }
+
+    /// A descriptor for the manifest or index blob `digest`, if it is in the store;
+    /// the media type comes from the blob's `mediaType` (or its shape, when absent).
+    fn describe_blob(&self, digest: &Digest) -> Result<Option<Descriptor>> {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Shape {
+            media_type: Option<String>,
+            manifests: Option<serde::de::IgnoredAny>,
+            config: Option<serde::de::IgnoredAny>,
+        }
+        // Layers are blobs too, and may be large: those are not images.
+        if !self.has_blob(digest) || self.blob_size(digest)? > super::MAX_JSON_BLOB {
+            return Ok(None);
+        }
+        let bytes = self.read_blob(digest)?;
+        let Ok(shape) = serde_json::from_slice::<Shape>(&bytes) else {
+            return Ok(None);
+        };
+        let media_type = match shape {
+            Shape {
+                media_type: Some(m),
+                ..
+            } => m,
+            Shape {
+                manifests: Some(_), ..
+            } => media_types::OCI_INDEX.to_owned(),
+            Shape {
+                config: Some(_), ..
+            } => media_types::OCI_MANIFEST.to_owned(),
+            _ => return Ok(None),
+        };
+        let is_image = media_types::is_manifest(&media_type) || media_types::is_index(&media_type);
+        Ok(is_image.then(|| Descriptor::new(media_type, *digest, bytes.len() as u64)))
     }
 
     /// All named images, sorted by name.

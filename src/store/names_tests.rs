@@ -110,6 +110,31 @@ fn resolve_by_digest_and_prefix() {
 }
 
 #[test]
+fn unnamed_images_resolve_by_full_digest() {
+    let (_d, store, desc) = store_with_image(b"layer");
+    let mut found = store.resolve(&desc.digest.to_string()).unwrap().unwrap();
+    assert_eq!(
+        (found.media_type.as_str(), found.size),
+        (desc.media_type.as_str(), desc.size)
+    );
+    found.platform = desc.platform.clone();
+    assert_eq!(found, desc);
+    store
+        .tag(&desc.digest.to_string(), &name("now:named"))
+        .unwrap();
+    assert!(store.resolve("now:named").unwrap().is_some());
+    // A layer blob is not an image.
+    let manifest: Manifest =
+        serde_json::from_slice(&store.read_blob(&desc.digest).unwrap()).unwrap();
+    assert_eq!(
+        store
+            .resolve(&manifest.layers[0].digest.to_string())
+            .unwrap(),
+        None
+    );
+}
+
+#[test]
 fn ambiguous_prefix_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
