@@ -68,15 +68,22 @@ impl ImageName {
 
     /// The name as Docker normalizes it: `app:1` -> `docker.io/library/app:1`.
     pub fn fully_qualified(&self) -> String {
-        let first = self.repository.split('/').next().unwrap_or_default();
-        let has_domain =
-            self.repository.contains('/') && (first.contains(['.', ':']) || first == "localhost");
-        match (has_domain, self.repository.contains('/')) {
-            (true, _) => self.to_string(),
-            (false, true) => format!("docker.io/{self}"),
-            (false, false) => format!("docker.io/library/{self}"),
+        match (
+            registry_host(&self.repository),
+            self.repository.contains('/'),
+        ) {
+            (Some(_), _) => self.to_string(),
+            (None, true) => format!("docker.io/{self}"),
+            (None, false) => format!("docker.io/library/{self}"),
         }
     }
+}
+
+/// The registry host of a repository (`localhost:5000/app` -> `localhost:5000`), told
+/// apart as Docker does: a first component with a `.` or `:`, or `localhost`.
+fn registry_host(repository: &str) -> Option<&str> {
+    let (first, _) = repository.split_once('/')?;
+    (first.contains(['.', ':']) || first == "localhost").then_some(first)
 }
 
 impl fmt::Display for ImageName {
@@ -110,16 +117,13 @@ fn check_repository(repo: &str) -> std::result::Result<(), &'static str> {
     if repo.len() > 255 {
         return Err("repository longer than 255 characters");
     }
-    let mut parts = repo.split('/').peekable();
-    if let Some(first) = parts.peek() {
-        let is_domain = repo.contains('/') && (first.contains(['.', ':']) || *first == "localhost");
-        if is_domain {
-            let ok = |b: u8| b.is_ascii_alphanumeric() || b"-.:".contains(&b);
-            if first.is_empty() || !first.bytes().all(ok) {
-                return Err("invalid registry host");
-            }
-            parts.next();
+    let mut parts = repo.split('/');
+    if let Some(host) = registry_host(repo) {
+        let ok = |b: u8| b.is_ascii_alphanumeric() || b"-.:".contains(&b);
+        if !host.bytes().all(ok) {
+            return Err("invalid registry host");
         }
+        parts.next();
     }
     for part in parts {
         // Path components: lowercase alphanumerics joined by `.`, `_`, `__` or dashes.

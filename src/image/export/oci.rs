@@ -14,7 +14,7 @@ use crate::image::error::Result;
 use crate::store::{ImageName, Store};
 
 /// The `oci-layout` marker file.
-pub(crate) const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 
 /// Writes the image `image` (a manifest or index in `store`) as an OCI layout tar to
 /// `out`, listed under `names`; returns `out`.
@@ -41,7 +41,8 @@ pub fn export_oci_dir(
     write_layout(store, image, names, &mut sink)
 }
 
-fn write_layout(
+/// Writes the layout's files into `sink` (the docker archive adds `manifest.json`).
+pub(crate) fn write_layout(
     store: &Store,
     image: &Descriptor,
     names: &[ImageName],
