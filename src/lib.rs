@@ -5,11 +5,14 @@
 //! ```text
 //! parser/  Dockerfile bytes -> typed AST with positions; word expansion; .dockerignore
 //! context/ the build context: filtered walk honouring .dockerignore
+//! plan/    stages, ARG/ENV expansion, the op graph
+//! store/   the on-disk store: an OCI layout with blobs, names, snapshots, locks, tmp
+//! image/   config/manifest/index types (canonical JSON), assembly, OCI/docker exports
 //! cli/     command-line edge: flags -> options, rendering of results and errors
 //! ```
 //!
-//! Later stages (plan, executor, layers, cache, store, image, push) are added as the
-//! issues that deliver them land.
+//! Later stages (executor, layers, cache, push) are added as the issues that deliver
+//! them land.
 
 pub mod cli;
 pub mod context;

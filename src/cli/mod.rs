@@ -6,19 +6,22 @@
 mod build;
 mod parse;
 mod progress;
+mod store_cmds;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 /// rbuild: build OCI images from Dockerfiles, without a daemon.
 #[derive(Debug, Parser)]
 #[command(name = "rbuild", version, about, max_term_width = 100)]
 pub struct Args {
-    /// The store directory (default: /var/lib/rbuild as root, else $XDG_DATA_HOME/rbuild).
-    #[arg(long, global = true, env = "RBUILD_ROOT")]
+    /// The store directory [default: /var/lib/rbuild as root, else
+    /// $XDG_DATA_HOME/rbuild or ~/.local/share/rbuild]
+    #[arg(long, global = true, env = "RBUILD_ROOT", value_name = "DIR")]
     root: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
@@ -30,9 +33,30 @@ enum Command {
     Build(Box<build::BuildArgs>),
     /// Parse a Dockerfile and print its syntax tree.
     Parse(parse::ParseArgs),
+    /// List the images in the store.
+    Images(store_cmds::ImagesArgs),
+    /// Give an image another name.
+    Tag(store_cmds::TagArgs),
+    /// Remove image names.
+    Rmi(store_cmds::RmiArgs),
+    /// Print an image's manifest and config as JSON.
+    Inspect(store_cmds::InspectArgs),
 }
 
-const SUBCOMMANDS: [&str; 3] = ["build", "parse", "help"];
+/// The store root: `--root`/`RBUILD_ROOT`, else the default for this user.
+fn store_root(root: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    if let Some(root) = root {
+        return Ok(root);
+    }
+    crate::store::default_root(
+        rustix::process::geteuid().is_root(),
+        std::env::var_os("XDG_DATA_HOME").as_deref(),
+        std::env::var_os("HOME").as_deref(),
+    )
+    .context("cannot choose a store directory (HOME is not set): pass --root or set RBUILD_ROOT")
+}
+
+const SUBCOMMANDS: [&str; 7] = ["build", "parse", "images", "tag", "rmi", "inspect", "help"];
 
 /// `rbuild -t app:1 .` means `rbuild build -t app:1 .`: inserts `build` before the
 /// first argument that is not a global option when no subcommand is named.
@@ -58,28 +82,17 @@ fn with_default_subcommand(mut argv: Vec<OsString>) -> Vec<OsString> {
     argv
 }
 
-/// The store root: `--root`, `RBUILD_ROOT`, or the default for this user.
-fn store_root(root: Option<PathBuf>) -> PathBuf {
-    if let Some(root) = root {
-        return root;
-    }
-    if rustix::process::geteuid().is_root() {
-        return PathBuf::from("/var/lib/rbuild");
-    }
-    let data = std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
-        .unwrap_or_else(|| PathBuf::from("."));
-    data.join("rbuild")
-}
-
 /// Entry point of the `rbuild` binary.
 pub fn run() -> ExitCode {
-    let args = Args::parse_from(with_default_subcommand(std::env::args_os().collect()));
-    let root = store_root(args.root);
-    let result = match args.command {
-        Command::Build(a) => build::run(*a, root),
+    let Args { root, command } =
+        Args::parse_from(with_default_subcommand(std::env::args_os().collect()));
+    let result = match command {
+        Command::Build(a) => store_root(root).and_then(|r| build::run(*a, r)),
         Command::Parse(a) => parse::run(a),
+        Command::Images(a) => store_root(root).and_then(|r| store_cmds::run_images(&r, &a)),
+        Command::Tag(a) => store_root(root).and_then(|r| store_cmds::run_tag(&r, &a)),
+        Command::Rmi(a) => store_root(root).and_then(|r| store_cmds::run_rmi(&r, &a)),
+        Command::Inspect(a) => store_root(root).and_then(|r| store_cmds::run_inspect(&r, &a)),
     };
     match result {
         Ok(code) => code,

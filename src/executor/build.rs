@@ -54,7 +54,10 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRes
             let line = source
                 .span()
                 .map_or(String::new(), |s| format!(":{}", s.line));
-            BuildError::Plan { location: format!("{name}{line}"), source: Box::new(source) }
+            BuildError::Plan {
+                location: format!("{name}{line}"),
+                source: Box::new(source),
+            }
         },
     )?;
 

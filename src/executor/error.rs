@@ -103,7 +103,11 @@ impl BuildError {
         source: ExecError,
     ) -> Self {
         let location = format!("{}:{}", options.dockerfile.display(), span.line);
-        BuildError::Step { location, instruction, source: Box::new(source) }
+        BuildError::Step {
+            location,
+            instruction,
+            source: Box::new(source),
+        }
     }
 }
 

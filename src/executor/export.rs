@@ -9,9 +9,10 @@ use super::error::{BuildError, ExecError};
 use super::events::{BuildEvent, Reporter};
 use super::stage::StageOutput;
 use super::{BuildOptions, Output};
+use crate::image::export::{export_docker, export_oci_dir, export_oci_tar};
 use crate::image::ManifestRef;
 use crate::layers::{apply_layer, write_tar, ApplyOptions, Compression, TarOptions, WhiteoutMode};
-use crate::store::Store;
+use crate::store::{ImageName, Store};
 
 /// Writes `output` for the built `image` (the target stage `stage`).
 pub fn export(
@@ -22,14 +23,27 @@ pub fn export(
     output: &Output,
     reporter: &dyn Reporter,
 ) -> Result<(), BuildError> {
-    let name = options.tags.first().cloned();
+    let names = options
+        .tags
+        .iter()
+        .map(|t| ImageName::parse(t))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ExecError::from)?;
     match output {
-        Output::Oci { .. } | Output::Docker { .. } => {
-            let _ = (image, name);
-            return Err(ExecError::Internal {
-                what: "PENDING-EXPORT",
-            }
-            .into());
+        Output::Oci { dest, tar: true } => {
+            let file = create(dest)?;
+            let mut out =
+                export_oci_tar(store, &image.descriptor, &names, file).map_err(ExecError::from)?;
+            out.flush().map_err(ExecError::fs("cannot write", dest))?;
+        }
+        Output::Oci { dest, tar: false } => {
+            export_oci_dir(store, &image.descriptor, &names, dest).map_err(ExecError::from)?;
+        }
+        Output::Docker { dest } => {
+            let file = create(dest)?;
+            let mut out =
+                export_docker(store, &image.descriptor, &names, file).map_err(ExecError::from)?;
+            out.flush().map_err(ExecError::fs("cannot write", dest))?;
         }
         Output::Local { dest } => rootfs_dir(store, stage, dest)?,
         Output::Tar { dest } => rootfs_tar(store, stage, dest, options.source_date_epoch)?,
@@ -38,6 +52,12 @@ pub fn export(
         message: format!("exported {}", describe(output)),
     });
     Ok(())
+}
+
+fn create(dest: &Path) -> Result<BufWriter<File>, ExecError> {
+    Ok(BufWriter::new(
+        File::create(dest).map_err(ExecError::fs("cannot create", dest))?,
+    ))
 }
 
 fn describe(output: &Output) -> String {

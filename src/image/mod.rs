@@ -1,10 +1,23 @@
-//! OCI and Docker image types: configuration, history, canonical JSON.
+//! OCI and Docker image types: configuration, history, descriptors, manifests and
+//! indexes (all serialized through [`canonical_json`]), image assembly, and exports.
 //!
-//! Owns the image formats; knows nothing of the network or the store's layout.
+//! Owns the image formats; knows nothing of the network. Reads and writes blobs through
+//! [`crate::store::Store`], never through the store's paths.
 
+mod assemble;
 mod config;
+mod descriptor;
+mod error;
+pub mod export;
+mod manifest;
+pub mod media_types;
 
+pub use assemble::{assemble, read_config, read_manifest, LayerDescriptor, ManifestRef};
 pub use config::{
     add_env, canonical_json, parse_key_value, Empty, Healthcheck, History, ImageConfig, RootFs,
     RunConfig,
 };
+pub use descriptor::{Descriptor, Platform};
+pub use error::{Error, Result};
+pub use manifest::{Index, Manifest};
+pub use media_types::Format;

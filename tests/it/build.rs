@@ -29,7 +29,13 @@ CMD [\"/etc/motd\"]
 fn multi() -> TestContext {
     TestContext::new(
         MULTI,
-        &[("src/a.txt", "a\n"), ("src/sub/c.txt", "c\n"), ("b.txt", "b\n"), ("secret.txt", "s\n"), (".dockerignore", "secret.txt\n")],
+        &[
+            ("src/a.txt", "a\n"),
+            ("src/sub/c.txt", "c\n"),
+            ("b.txt", "b\n"),
+            ("secret.txt", "s\n"),
+            (".dockerignore", "secret.txt\n"),
+        ],
     )
 }
 
@@ -40,14 +46,32 @@ fn builds_a_multi_stage_image_that_umoci_unpacks() {
     }
     let t = multi();
     let out = t.build(&["-t", "app:1"]);
-    assert!(out.starts_with("sha256:"), "prints the manifest digest: {out}");
+    assert!(
+        out.starts_with("sha256:"),
+        "prints the manifest digest: {out}"
+    );
     let rootfs = umoci_unpack(&t, "app:1");
-    assert_eq!(std::fs::read_to_string(rootfs.join("data/a.txt")).unwrap(), "a\n");
-    assert_eq!(std::fs::read_to_string(rootfs.join("data/sub/c.txt")).unwrap(), "c\n");
-    assert_eq!(std::fs::read_to_string(rootfs.join("etc/motd")).unwrap(), "hello world\n");
-    assert_eq!(std::fs::read_to_string(rootfs.join("copied.txt")).unwrap(), "a\n");
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("data/a.txt")).unwrap(),
+        "a\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("data/sub/c.txt")).unwrap(),
+        "c\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("etc/motd")).unwrap(),
+        "hello world\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("copied.txt")).unwrap(),
+        "a\n"
+    );
     let meta = std::fs::metadata(rootfs.join("app/b.txt")).unwrap();
-    assert_eq!((meta.uid(), meta.gid(), meta.permissions().mode() & 0o777), (1000, 1000, 0o600));
+    assert_eq!(
+        (meta.uid(), meta.gid(), meta.permissions().mode() & 0o777),
+        (1000, 1000, 0o600)
+    );
     assert!(!rootfs.join("secret.txt").exists());
     assert!(leaked_mounts(&t.root()).is_empty(), "no mounts left behind");
 }
@@ -60,18 +84,29 @@ fn config_follows_buildkit() {
     let t = multi();
     t.build(&["-t", "app:1", "--label", "extra=yes"]);
     let out = t.rbuild(&["inspect", "app:1"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let cfg = &v["config"]["config"];
     assert_eq!(cfg["Entrypoint"], serde_json::json!(["/bin/cat"]));
     assert_eq!(cfg["Cmd"], serde_json::json!(["/etc/motd"]));
     assert_eq!(cfg["WorkingDir"], "/app");
     assert_eq!(cfg["Env"], serde_json::json!(["PATH=/bin"]));
-    assert_eq!(cfg["Labels"], serde_json::json!({"version": "1", "extra": "yes"}));
+    assert_eq!(
+        cfg["Labels"],
+        serde_json::json!({"version": "1", "extra": "yes"})
+    );
     let history = v["config"]["history"].as_array().unwrap();
     let layers = v["config"]["rootfs"]["diff_ids"].as_array().unwrap();
     let with_layer = history.iter().filter(|h| h["empty_layer"] != true).count();
-    assert_eq!(with_layer, layers.len(), "one non-empty history entry per layer");
+    assert_eq!(
+        with_layer,
+        layers.len(),
+        "one non-empty history entry per layer"
+    );
 }
 
 #[test]
@@ -82,8 +117,16 @@ fn same_inputs_give_the_same_digest() {
     let t = multi();
     let env = [("SOURCE_DATE_EPOCH", "1700000000")];
     let ctx = t.context().to_string_lossy().into_owned();
-    let a = rbuild_in(&t.path("store-a"), &["build", "--progress", "quiet", &ctx], &env);
-    let b = rbuild_in(&t.path("store-b"), &["build", "--progress", "quiet", &ctx], &env);
+    let a = rbuild_in(
+        &t.path("store-a"),
+        &["build", "--progress", "quiet", &ctx],
+        &env,
+    );
+    let b = rbuild_in(
+        &t.path("store-b"),
+        &["build", "--progress", "quiet", &ctx],
+        &env,
+    );
     assert!(a.status.success() && b.status.success());
     assert_eq!(a.stdout, b.stdout, "reproducible manifest digest");
 }
@@ -95,11 +138,25 @@ fn target_builds_only_what_it_needs() {
     }
     let t = multi();
     let ctx = t.context().to_string_lossy().into_owned();
-    let out = rbuild_in(&t.root(), &["build", "--progress", "plain", "--target", "base", &ctx], &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = rbuild_in(
+        &t.root(),
+        &["build", "--progress", "plain", "--target", "base", &ctx],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let log = String::from_utf8_lossy(&out.stderr);
-    assert!(!log.contains("nothing-here"), "the unused stage is not built:\n{log}");
-    assert!(!log.contains("LABEL"), "stages after the target are not built:\n{log}");
+    assert!(
+        !log.contains("nothing-here"),
+        "the unused stage is not built:\n{log}"
+    );
+    assert!(
+        !log.contains("LABEL"),
+        "stages after the target are not built:\n{log}"
+    );
 }
 
 #[test]
@@ -109,19 +166,52 @@ fn builds_from_an_image_in_the_store_and_exports() {
     }
     let base = multi();
     base.build(&["-t", "base:1"]);
-    let t = TestContext::new("FROM base:1\nCOPY extra.txt /extra.txt\n", &[("extra.txt", "x\n")]);
+    let t = TestContext::new(
+        "FROM base:1\nCOPY extra.txt /extra.txt\n",
+        &[("extra.txt", "x\n")],
+    );
     let ctx = t.context().to_string_lossy().into_owned();
     let out_dir = t.path("out");
     let local = format!("type=local,dest={}", out_dir.display());
     let tarball = t.path("rootfs.tar");
     let tar = format!("type=tar,dest={}", tarball.display());
-    let out = rbuild_in(&base.root(), &["build", "--progress", "quiet", "-o", &local, "-o", &tar, &ctx], &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(std::fs::read_to_string(out_dir.join("extra.txt")).unwrap(), "x\n");
-    assert_eq!(std::fs::read_to_string(out_dir.join("data/a.txt")).unwrap(), "a\n");
-    let listing = Command::new("tar").arg("-tf").arg(&tarball).output().unwrap();
+    let out = rbuild_in(
+        &base.root(),
+        &[
+            "build",
+            "--progress",
+            "quiet",
+            "-o",
+            &local,
+            "-o",
+            &tar,
+            &ctx,
+        ],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(out_dir.join("extra.txt")).unwrap(),
+        "x\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out_dir.join("data/a.txt")).unwrap(),
+        "a\n"
+    );
+    let listing = Command::new("tar")
+        .arg("-tf")
+        .arg(&tarball)
+        .output()
+        .unwrap();
     let listing = String::from_utf8_lossy(&listing.stdout);
-    assert!(listing.contains("extra.txt") && listing.contains("data/a.txt"), "{listing}");
+    assert!(
+        listing.contains("extra.txt") && listing.contains("data/a.txt"),
+        "{listing}"
+    );
 }
 
 fn fails_with(dockerfile: &str, files: &[(&str, &str)], needles: &[&str]) {
@@ -132,9 +222,15 @@ fn fails_with(dockerfile: &str, files: &[(&str, &str)], needles: &[&str]) {
     }
     assert!(leaked_mounts(&t.root()).is_empty(), "no mounts left behind");
     let tmp = t.root().join("tmp");
-    let leftovers: Vec<_> = std::fs::read_dir(&tmp).map(|d| d.filter_map(Result::ok).collect()).unwrap_or_default();
+    let leftovers: Vec<_> = std::fs::read_dir(&tmp)
+        .map(|d| d.filter_map(Result::ok).collect())
+        .unwrap_or_default();
     assert!(
-        leftovers.iter().all(|e| e.path().read_dir().map(|mut d| d.next().is_none()).unwrap_or(true)),
+        leftovers.iter().all(|e| e
+            .path()
+            .read_dir()
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(true)),
         "temporary directories removed: {leftovers:?}"
     );
 }
@@ -144,13 +240,37 @@ fn bad_input_is_a_clear_error_with_its_line() {
     if !can_mount() {
         return;
     }
-    fails_with("FROM scratch\nCOPY ../x /x\n", &[], &["Dockerfile:2", "outside the build context"]);
-    fails_with("FROM scratch\nCOPY missing.txt /x\n", &[], &["Dockerfile:2", "missing.txt", "not found"]);
-    fails_with("FROM scratch\nCOPY --chown=nobody a /a\n", &[("a", "a")], &["Dockerfile:2", "unable to find user nobody"]);
+    fails_with(
+        "FROM scratch\nCOPY ../x /x\n",
+        &[],
+        &["Dockerfile:2", "outside the build context"],
+    );
+    fails_with(
+        "FROM scratch\nCOPY missing.txt /x\n",
+        &[],
+        &["Dockerfile:2", "missing.txt", "not found"],
+    );
+    fails_with(
+        "FROM scratch\nCOPY --chown=nobody a /a\n",
+        &[("a", "a")],
+        &["Dockerfile:2", "unable to find user nobody"],
+    );
     fails_with("FROM nosuch:1\n", &[], &["Dockerfile:1", "nosuch:1"]);
-    fails_with("FROM scratch\nCOPY --from=nosuchstage /a /a\n", &[], &["Dockerfile:2", "nosuchstage"]);
-    fails_with("FROM scratch\nCOPY a b /dest\n", &[("a", ""), ("b", "")], &["Dockerfile:2", "must be a directory and end with a /"]);
-    fails_with("FROM scratch\nCOPY --chwon=1 a /a\n", &[("a", "")], &["Dockerfile:2:6", "did you mean --chown"]);
+    fails_with(
+        "FROM scratch\nCOPY --from=nosuchstage /a /a\n",
+        &[],
+        &["Dockerfile:2", "nosuchstage"],
+    );
+    fails_with(
+        "FROM scratch\nCOPY a b /dest\n",
+        &[("a", ""), ("b", "")],
+        &["Dockerfile:2", "must be a directory and end with a /"],
+    );
+    fails_with(
+        "FROM scratch\nCOPY --chwon=1 a /a\n",
+        &[("a", "")],
+        &["Dockerfile:2:6", "did you mean --chown"],
+    );
 }
 
 #[test]

@@ -48,7 +48,11 @@ impl TestContext {
         let ctx = ctx.to_string_lossy().into_owned();
         all.push(&ctx);
         let out = self.rbuild(&all);
-        assert!(out.status.success(), "build failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "build failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
@@ -77,7 +81,11 @@ pub fn rbuild_in(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
 /// Whether an external tool is available; without it, a test skips with a message
 /// unless `CI` is set, where it fails.
 pub fn have(tool: &str) -> bool {
-    let found = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().is_ok_and(|o| o.status.success());
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !found {
         assert!(std::env::var_os("CI").is_none(), "{tool} is required in CI");
         eprintln!("skipping: {tool} not installed");
@@ -89,7 +97,10 @@ pub fn have(tool: &str) -> bool {
 pub fn can_mount() -> bool {
     let root = rustix::process::geteuid().is_root();
     if !root {
-        assert!(std::env::var_os("CI").is_none(), "CI runs the tests as root");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs the tests as root"
+        );
         eprintln!("skipping: needs root for overlay mounts");
     }
     root
@@ -99,7 +110,11 @@ pub fn can_mount() -> bool {
 pub fn leaked_mounts(root: &Path) -> Vec<String> {
     let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let root = root.to_string_lossy();
-    table.lines().filter(|l| l.contains(root.as_ref())).map(str::to_owned).collect()
+    table
+        .lines()
+        .filter(|l| l.contains(root.as_ref()))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Unpacks image `name` from the store with umoci; returns the rootfs path.
@@ -107,7 +122,15 @@ pub fn umoci_unpack(t: &TestContext, name: &str) -> PathBuf {
     let bundle = t.path("bundle");
     let _ = std::fs::remove_dir_all(&bundle);
     let image = format!("{}:{name}", t.root().display());
-    let out = Command::new("umoci").args(["unpack", "--image", &image]).arg(&bundle).output().expect("umoci");
-    assert!(out.status.success(), "umoci unpack failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("umoci")
+        .args(["unpack", "--image", &image])
+        .arg(&bundle)
+        .output()
+        .expect("umoci");
+    assert!(
+        out.status.success(),
+        "umoci unpack failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     bundle.join("rootfs")
 }

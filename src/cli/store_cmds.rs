@@ -1,0 +1,411 @@
+//! `rbuild images`, `rbuild tag`, `rbuild rmi`, `rbuild inspect`: the local image store.
+//!
+//! Each command takes the store root (from `--root`, `RBUILD_ROOT` or the default) and
+//! prints data on stdout; errors name the image they are about.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context};
+
+use crate::image::{self, media_types, Descriptor};
+use crate::store::{self, ImageName, NamedImage, Store};
+
+/// Arguments of `rbuild images`.
+#[derive(Debug, clap::Args)]
+pub struct ImagesArgs {
+    /// Print only the image digests.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Print whole digests.
+    #[arg(long)]
+    no_trunc: bool,
+}
+
+/// Arguments of `rbuild tag`.
+#[derive(Debug, clap::Args)]
+pub struct TagArgs {
+    /// The image to name (a name or a manifest digest or digest prefix).
+    src: String,
+    /// The new name (`repo[:tag]`; the tag defaults to `latest`).
+    dst: String,
+}
+
+/// Arguments of `rbuild rmi`.
+#[derive(Debug, clap::Args)]
+pub struct RmiArgs {
+    /// Names (or digests) to remove; blobs stay until garbage collection.
+    #[arg(required = true)]
+    names: Vec<String>,
+    /// With a digest: remove every name the image has.
+    #[arg(short, long)]
+    force: bool,
+}
+
+/// Arguments of `rbuild inspect`.
+#[derive(Debug, clap::Args)]
+pub struct InspectArgs {
+    /// The image (a name or a manifest digest or digest prefix).
+    name: String,
+}
+
+fn open(root: &Path) -> anyhow::Result<Store> {
+    Store::open(root).with_context(|| format!("cannot open the image store `{}`", root.display()))
+}
+
+fn print(text: &str) -> anyhow::Result<()> {
+    std::io::stdout()
+        .lock()
+        .write_all(text.as_bytes())
+        .context("writing to stdout")
+}
+
+/// Resolves a name or digest to its descriptor, or fails naming it.
+fn resolve(store: &Store, reference: &str) -> anyhow::Result<Descriptor> {
+    store
+        .resolve(reference)?
+        .ok_or_else(|| store::Error::ImageNotFound {
+            name: reference.to_owned(),
+        })
+        .map_err(Into::into)
+}
+
+/// `rbuild images`: a table of named images.
+pub fn run_images(root: &Path, args: &ImagesArgs) -> anyhow::Result<ExitCode> {
+    let store = open(root)?;
+    let images = store.list()?;
+    if args.quiet {
+        let mut out = String::new();
+        for image in &images {
+            out.push_str(&digest_text(&image.descriptor, args.no_trunc));
+            out.push('\n');
+        }
+        print(&out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let mut rows = vec![["NAME", "DIGEST", "SIZE", "CREATED"].map(String::from)];
+    for image in &images {
+        rows.push(image_row(&store, image, args.no_trunc, now)?);
+    }
+    print(&render_table(&rows))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn digest_text(descriptor: &Descriptor, no_trunc: bool) -> String {
+    if no_trunc {
+        descriptor.digest.to_string()
+    } else {
+        descriptor.digest.short()
+    }
+}
+
+fn image_row(
+    store: &Store,
+    image: &NamedImage,
+    no_trunc: bool,
+    now: i64,
+) -> anyhow::Result<[String; 4]> {
+    let what = || format!("image {}", image.name);
+    let size = image::export::image_size(store, &image.descriptor).with_context(what)?;
+    let created = if media_types::is_manifest(&image.descriptor.media_type) {
+        let manifest = image::read_manifest(store, &image.descriptor.digest).with_context(what)?;
+        let config = image::read_config(store, &manifest.config.digest).with_context(what)?;
+        config
+            .created
+            .map_or("N/A".to_owned(), |c| relative_time(&c, now))
+    } else {
+        "N/A".to_owned()
+    };
+    Ok([
+        image.name.to_string(),
+        digest_text(&image.descriptor, no_trunc),
+        human_size(size),
+        created,
+    ])
+}
+
+/// Left-aligned columns separated by three spaces.
+fn render_table(rows: &[[String; 4]]) -> String {
+    let mut widths = [0usize; 4];
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<width$}   ", width = widths[i]));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// Sizes as Docker prints them: decimal units, three significant digits (`7.79MB`).
+fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    let int_digits = if value >= 100.0 {
+        3
+    } else if value >= 10.0 {
+        2
+    } else {
+        1
+    };
+    let mut text = format!("{value:.prec$}", prec = 3 - int_digits);
+    if text.contains('.') {
+        text = text.trim_end_matches('0').trim_end_matches('.').to_owned();
+    }
+    format!("{text}{}", UNITS[unit])
+}
+
+/// `2024-01-01T00:00:00Z` -> `3 months ago`; unparseable text is shown as it is.
+fn relative_time(rfc3339: &str, now: i64) -> String {
+    let Some(then) = parse_rfc3339(rfc3339) else {
+        return rfc3339.to_owned();
+    };
+    let secs = now - then;
+    if secs < 1 {
+        return "Less than a second ago".to_owned();
+    }
+    let steps = [
+        (60 * 60 * 24 * 365, "year"),
+        (60 * 60 * 24 * 30, "month"),
+        (60 * 60 * 24 * 7, "week"),
+        (60 * 60 * 24, "day"),
+        (60 * 60, "hour"),
+        (60, "minute"),
+        (1, "second"),
+    ];
+    let (n, unit) = steps
+        .iter()
+        .find(|(s, _)| secs >= *s)
+        .map_or((secs, "second"), |(s, u)| (secs / s, *u));
+    let plural = if n == 1 { "" } else { "s" };
+    format!("{n} {unit}{plural} ago")
+}
+
+/// Seconds since the epoch of an RFC 3339 time (`Z` or a `±HH:MM` offset).
+fn parse_rfc3339(text: &str) -> Option<i64> {
+    let num = |s: &str| -> Option<i64> {
+        s.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| s.parse().ok())?
+    };
+    let (date, time) = text.split_once(['T', 't', ' '])?;
+    let mut d = date.splitn(3, '-');
+    let (y, mo, da) = (num(d.next()?)?, num(d.next()?)?, num(d.next()?)?);
+    let (clock, offset) = match time.find(['Z', 'z', '+', '-']) {
+        Some(i) => time.split_at(i),
+        None => return None,
+    };
+    let clock = clock.split('.').next()?;
+    let mut c = clock.splitn(3, ':');
+    let (h, mi, s) = (num(c.next()?)?, num(c.next()?)?, num(c.next()?)?);
+    let offset_secs = match offset.as_bytes().first()? {
+        b'Z' | b'z' => 0,
+        sign => {
+            let (oh, om) = offset[1..].split_once(':')?;
+            let secs = num(oh)? * 3600 + num(om)? * 60;
+            if *sign == b'-' {
+                -secs
+            } else {
+                secs
+            }
+        }
+    };
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&da) || h > 23 || mi > 59 || s > 60 {
+        return None;
+    }
+    // Days from the civil date (H. Hinnant's algorithm).
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((mo + 9) % 12) + 2) / 5 + da - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + h * 3600 + mi * 60 + s - offset_secs)
+}
+
+/// `rbuild tag SRC DST`.
+pub fn run_tag(root: &Path, args: &TagArgs) -> anyhow::Result<ExitCode> {
+    let store = open(root)?;
+    let dst = ImageName::parse(&args.dst)?;
+    store
+        .tag(&args.src, &dst)
+        .with_context(|| format!("cannot tag {} as {dst}", args.src))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `rbuild rmi NAME...`: removes names; prints `Untagged: NAME` for each. Goes on after
+/// an error and fails at the end, as `docker rmi` does.
+pub fn run_rmi(root: &Path, args: &RmiArgs) -> anyhow::Result<ExitCode> {
+    let store = open(root)?;
+    let mut code = ExitCode::SUCCESS;
+    for reference in &args.names {
+        match remove(&store, reference, args.force) {
+            Ok(removed) => {
+                let lines: String = removed.iter().map(|n| format!("Untagged: {n}\n")).collect();
+                print(&lines)?;
+            }
+            Err(err) => {
+                super::report(&err);
+                code = ExitCode::FAILURE;
+            }
+        }
+    }
+    Ok(code)
+}
+
+fn remove(store: &Store, reference: &str, force: bool) -> anyhow::Result<Vec<ImageName>> {
+    if let Ok(name) = ImageName::parse(reference) {
+        if store.list()?.iter().any(|i| i.name == name) {
+            store.remove_name(&name)?;
+            return Ok(vec![name]);
+        }
+    }
+    let descriptor = resolve(store, reference)?;
+    let names: Vec<ImageName> = store
+        .list()?
+        .into_iter()
+        .filter(|i| i.descriptor.digest == descriptor.digest)
+        .map(|i| i.name)
+        .collect();
+    if names.len() > 1 && !force {
+        let list: Vec<String> = names.iter().map(ToString::to_string).collect();
+        bail!(
+            "image {reference} has {} names ({}): remove them by name, or use --force",
+            names.len(),
+            list.join(", ")
+        );
+    }
+    for name in &names {
+        store.remove_name(name)?;
+    }
+    Ok(names)
+}
+
+/// `rbuild inspect NAME`: `{"digest", "manifest", "config"}` (or `"index"`) as JSON.
+pub fn run_inspect(root: &Path, args: &InspectArgs) -> anyhow::Result<ExitCode> {
+    let store = open(root)?;
+    let descriptor = resolve(&store, &args.name)?;
+    let what = || format!("cannot inspect image {}", args.name);
+    let value = |digest| -> anyhow::Result<serde_json::Value> {
+        let bytes = store.read_blob(digest).with_context(what)?;
+        serde_json::from_slice(&bytes)
+            .with_context(|| format!("blob {digest} is not JSON"))
+            .with_context(what)
+    };
+    let mut out = serde_json::Map::new();
+    out.insert("digest".into(), descriptor.digest.to_string().into());
+    if media_types::is_manifest(&descriptor.media_type) {
+        let manifest = image::read_manifest(&store, &descriptor.digest).with_context(what)?;
+        out.insert("manifest".into(), value(&descriptor.digest)?);
+        out.insert("config".into(), value(&manifest.config.digest)?);
+    } else {
+        out.insert("index".into(), value(&descriptor.digest)?);
+    }
+    let mut text = serde_json::to_string_pretty(&out).context("serializing the inspection")?;
+    text.push('\n');
+    print(&text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testutil::store_with_image;
+
+    #[test]
+    fn sizes_read_like_docker() {
+        assert_eq!(human_size(0), "0B");
+        assert_eq!(human_size(999), "999B");
+        assert_eq!(human_size(1200), "1.2kB");
+        assert_eq!(human_size(7_790_000), "7.79MB");
+        assert_eq!(human_size(123_456_789), "123MB");
+    }
+
+    #[test]
+    fn times_are_relative() {
+        let epoch = parse_rfc3339("2024-01-01T00:00:00Z").unwrap();
+        assert_eq!(epoch, 1_704_067_200);
+        assert_eq!(parse_rfc3339("2024-01-01T01:00:00.5+01:00"), Some(epoch));
+        assert_eq!(parse_rfc3339("yesterday"), None);
+        assert_eq!(
+            relative_time("2024-01-01T00:00:00Z", epoch + 7200),
+            "2 hours ago"
+        );
+        assert_eq!(
+            relative_time("2024-01-01T00:00:00Z", epoch + 86_400),
+            "1 day ago"
+        );
+        assert_eq!(relative_time("soon", epoch), "soon");
+    }
+
+    #[test]
+    fn table_aligns_columns() {
+        let rows = vec![
+            ["NAME", "DIGEST", "SIZE", "CREATED"].map(String::from),
+            ["app:1", "abc", "1kB", "N/A"].map(String::from),
+        ];
+        assert_eq!(
+            render_table(&rows),
+            "NAME    DIGEST   SIZE   CREATED\napp:1   abc      1kB    N/A\n"
+        );
+    }
+
+    #[test]
+    fn commands_edit_the_store() {
+        let (dir, store, desc) = store_with_image(b"layer");
+        store
+            .set_name(&ImageName::parse("app:1").unwrap(), &desc)
+            .unwrap();
+        let root = dir.path();
+        let tag = TagArgs {
+            src: "app:1".into(),
+            dst: "app:2".into(),
+        };
+        run_tag(root, &tag).unwrap();
+        let row = image_row(&store, &store.list().unwrap()[1], false, 1_704_067_200 + 60).unwrap();
+        assert_eq!(row[0], "app:2");
+        assert_eq!(row[3], "1 minute ago");
+        // A digest with two names needs --force.
+        let by_digest = RmiArgs {
+            names: vec![desc.digest.hex()[..10].to_owned()],
+            force: false,
+        };
+        assert!(remove(&store, &by_digest.names[0], false).is_err());
+        let removed = remove(&store, &by_digest.names[0], true).unwrap();
+        assert_eq!(removed.len(), 2);
+        assert!(store.list().unwrap().is_empty());
+        let err = run_inspect(
+            root,
+            &InspectArgs {
+                name: "app:1".into(),
+            },
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("app:1"), "{err}");
+        assert!(run_tag(root, &tag)
+            .unwrap_err()
+            .to_string()
+            .contains("app:1"));
+    }
+}

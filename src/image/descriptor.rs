@@ -1,0 +1,65 @@
+//! Content descriptors (OCI image spec `descriptor.md`) and platforms.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::Digest;
+
+/// Points at a blob: its media type, digest and size, plus optional annotations and
+/// (in an index) the platform it is for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Descriptor {
+    /// The media type of the referenced content.
+    pub media_type: String,
+    /// The digest of the referenced content.
+    pub digest: Digest,
+    /// The size of the referenced content in bytes.
+    pub size: u64,
+    /// URLs the content may be fetched from (foreign layers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub urls: Vec<String>,
+    /// Arbitrary metadata (`org.opencontainers.image.ref.name`, ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// The platform of a manifest listed in an index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
+}
+
+impl Descriptor {
+    /// A descriptor with no annotations and no platform.
+    pub fn new(media_type: impl Into<String>, digest: Digest, size: u64) -> Self {
+        Descriptor {
+            media_type: media_type.into(),
+            digest,
+            size,
+            urls: Vec::new(),
+            annotations: BTreeMap::new(),
+            platform: None,
+        }
+    }
+}
+
+/// The platform an image runs on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Platform {
+    /// CPU architecture (`amd64`, `arm64`, ...).
+    pub architecture: String,
+    /// Operating system (`linux`, ...).
+    pub os: String,
+    /// OS version (Windows).
+    #[serde(
+        rename = "os.version",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub os_version: String,
+    /// Required OS features (Windows).
+    #[serde(rename = "os.features", default, skip_serializing_if = "Vec::is_empty")]
+    pub os_features: Vec<String>,
+    /// CPU variant (`v7`, `v8`, ...).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub variant: String,
+}

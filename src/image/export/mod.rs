@@ -1,0 +1,125 @@
+//! Exports of an image from the store: an OCI image layout (`type=oci`, as a tar or a
+//! directory) and a docker archive (`type=docker`, what `docker save` writes).
+//!
+//! Both contain exactly the blobs the image reaches, streamed from the store with
+//! bounded memory and re-verified on the way (see `sink.rs`). `type=local` and
+//! `type=tar` (the final root filesystem) need the layer applier and live elsewhere.
+//!
+//! Names: in an exported `index.json` each name is one entry annotated with
+//! `org.opencontainers.image.ref.name` = the tag (as BuildKit and `docker save` write
+//! it) and `io.containerd.image.name` = the fully qualified name.
+
+mod docker;
+mod oci;
+mod sink;
+
+use std::collections::BTreeSet;
+
+pub use docker::export_docker;
+pub use oci::{export_oci_dir, export_oci_tar};
+
+/// The blobs an image reaches (see [`image_blobs`]) and their total size in bytes.
+pub fn image_size(store: &Store, image: &Descriptor) -> Result<u64> {
+    Ok(image_blobs(store, image)?.iter().map(|d| d.size).sum())
+}
+
+use super::descriptor::Descriptor;
+use super::error::{Error, Result};
+use super::manifest::{Index, Manifest};
+use super::media_types;
+use crate::store::{ImageName, Store, CONTAINERD_NAME_ANNOTATION, REF_NAME_ANNOTATION};
+
+/// How deep nested indexes may go (real images have one level).
+const MAX_NESTING: usize = 8;
+
+/// The blobs `image` reaches, each once, children before parents: for a manifest its
+/// config, its layers, then itself; for an index each child's blobs, then itself.
+pub fn image_blobs(store: &Store, image: &Descriptor) -> Result<Vec<Descriptor>> {
+    let mut out = Vec::new();
+    let mut seen = BTreeSet::new();
+    collect(store, image, 0, &mut out, &mut seen)?;
+    Ok(out)
+}
+
+fn collect(
+    store: &Store,
+    desc: &Descriptor,
+    depth: usize,
+    out: &mut Vec<Descriptor>,
+    seen: &mut BTreeSet<crate::digest::Digest>,
+) -> Result<()> {
+    if seen.contains(&desc.digest) {
+        return Ok(());
+    }
+    if media_types::is_manifest(&desc.media_type) {
+        let manifest: Manifest = decode(store, desc, "manifest")?;
+        for child in std::iter::once(&manifest.config).chain(&manifest.layers) {
+            if seen.insert(child.digest) {
+                out.push(child.clone());
+            }
+        }
+    } else if media_types::is_index(&desc.media_type) && depth < MAX_NESTING {
+        let index: Index = decode(store, desc, "index")?;
+        for child in &index.manifests {
+            collect(store, child, depth + 1, out, seen)?;
+        }
+    } else {
+        return Err(Error::Unsupported {
+            digest: desc.digest,
+            media_type: desc.media_type.clone(),
+            reason: "not an image manifest or index",
+        });
+    }
+    seen.insert(desc.digest);
+    out.push(plain(desc));
+    Ok(())
+}
+
+/// Reads and parses a JSON blob.
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(
+    store: &Store,
+    desc: &Descriptor,
+    what: &'static str,
+) -> Result<T> {
+    let bytes = store.read_blob(&desc.digest)?;
+    serde_json::from_slice(&bytes).map_err(|source| Error::Decode {
+        digest: desc.digest,
+        what,
+        source,
+    })
+}
+
+/// The descriptor without annotations (they belong to where it is listed, not to it).
+fn plain(desc: &Descriptor) -> Descriptor {
+    let mut d = desc.clone();
+    d.annotations.clear();
+    d
+}
+
+/// The `index.json` of an exported layout: one entry per name (or one unnamed entry).
+pub(crate) fn export_index(image: &Descriptor, names: &[ImageName]) -> Index {
+    let mut index = Index::default();
+    if names.is_empty() {
+        index.manifests.push(plain(image));
+    }
+    for name in names {
+        let mut entry = plain(image);
+        entry
+            .annotations
+            .insert(REF_NAME_ANNOTATION.to_owned(), name.tag().to_owned());
+        entry.annotations.insert(
+            CONTAINERD_NAME_ANNOTATION.to_owned(),
+            name.fully_qualified(),
+        );
+        index.manifests.push(entry);
+    }
+    index
+}
+
+/// Canonical JSON of an export record.
+pub(crate) fn encode<T: serde::Serialize>(value: &T, what: &'static str) -> Result<Vec<u8>> {
+    super::canonical_json(value).map_err(|source| Error::Encode { what, source })
+}
+
+#[cfg(test)]
+mod interop_tests;

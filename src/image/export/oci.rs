@@ -1,0 +1,60 @@
+//! `type=oci`: the image as an OCI image layout, in a tar stream or a directory.
+//!
+//! Layout order: `oci-layout`, `blobs/sha256/...` (children before parents), then
+//! `index.json` last, so in a directory the entry point appears only once everything
+//! it points to is written.
+
+use std::io::Write;
+use std::path::Path;
+
+use super::sink::{DirSink, Sink, TarSink};
+use super::{encode, export_index, image_blobs};
+use crate::image::descriptor::Descriptor;
+use crate::image::error::Result;
+use crate::store::{ImageName, Store};
+
+/// The `oci-layout` marker file.
+const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+
+/// Writes the image `image` (a manifest or index in `store`) as an OCI layout tar to
+/// `out`, listed under `names`; returns `out`.
+pub fn export_oci_tar<W: Write>(
+    store: &Store,
+    image: &Descriptor,
+    names: &[ImageName],
+    out: W,
+) -> Result<W> {
+    let mut sink = TarSink::new(out);
+    write_layout(store, image, names, &mut sink)?;
+    sink.finish()
+}
+
+/// Writes the image as an OCI layout into the directory `dest` (created if absent; it
+/// must be empty if present).
+pub fn export_oci_dir(
+    store: &Store,
+    image: &Descriptor,
+    names: &[ImageName],
+    dest: &Path,
+) -> Result<()> {
+    let mut sink = DirSink::create(dest)?;
+    write_layout(store, image, names, &mut sink)
+}
+
+/// Writes the layout's files into `sink` (the docker archive adds `manifest.json`).
+pub(crate) fn write_layout(
+    store: &Store,
+    image: &Descriptor,
+    names: &[ImageName],
+    sink: &mut dyn Sink,
+) -> Result<()> {
+    let blobs = image_blobs(store, image)?;
+    sink.file("oci-layout", OCI_LAYOUT)?;
+    sink.dir("blobs")?;
+    sink.dir("blobs/sha256")?;
+    for blob in &blobs {
+        sink.blob(store, blob)?;
+    }
+    let index = encode(&export_index(image, names), "index.json")?;
+    sink.file("index.json", &index)
+}

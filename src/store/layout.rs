@@ -1,0 +1,193 @@
+//! The store's directory layout and its crash-safe file primitives.
+//!
+//! ```text
+//! <root>/oci-layout          {"imageLayoutVersion":"1.0.0"}   (OCI image-layout spec)
+//! <root>/index.json          OCI index; named images carry org.opencontainers.image.ref.name
+//! <root>/blobs/sha256/<hex>  content-addressed blobs
+//! <root>/snapshots/<hex>/    extracted layer stacks, named by chain ID
+//! <root>/cache/              op cache records (owned by the cache module)
+//! <root>/locks/              flock files: index.lock, snap-<hex>.lock
+//! <root>/tmp/<id>/ + <id>.lock   one work dir per running process
+//! ```
+//!
+//! Every file is written in the process's work dir, fsynced, renamed into place, and
+//! its parent directory fsynced: a reader sees the old file or the new one, never a
+//! torn one, and after a crash the rename is either durable or never happened.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{io_err, Error, Result};
+use crate::image::{canonical_json, Index};
+
+/// `oci-layout`, the marker file of an OCI image layout.
+pub const OCI_LAYOUT_FILE: &str = "oci-layout";
+/// `index.json`, the entry point of an OCI image layout.
+pub const INDEX_FILE: &str = "index.json";
+/// Where blobs live, relative to the root.
+pub const BLOBS_DIR: &str = "blobs/sha256";
+/// Where extracted snapshots live, relative to the root.
+pub const SNAPSHOTS_DIR: &str = "snapshots";
+/// Where the cache module keeps its records, relative to the root.
+pub const CACHE_DIR: &str = "cache";
+/// Where per-process work dirs live, relative to the root.
+pub const TMP_DIR: &str = "tmp";
+/// Where lock files live, relative to the root.
+pub const LOCKS_DIR: &str = "locks";
+/// The lock serializing read-modify-write of `index.json`, relative to the root.
+pub const INDEX_LOCK: &str = "locks/index.lock";
+
+/// The only image-layout version defined by the OCI image spec.
+const LAYOUT_VERSION: &str = "1.0.0";
+
+/// The content of `oci-layout`.
+#[derive(Debug, Serialize, Deserialize)]
+struct OciLayout {
+    #[serde(rename = "imageLayoutVersion")]
+    image_layout_version: String,
+}
+
+/// Creates the directories and marker files of a store at `root`, or checks those that
+/// exist. Files are written through `tmp` (a work dir on the same filesystem).
+pub(crate) fn ensure(root: &Path, tmp: &Path) -> Result<()> {
+    let layout_path = root.join(OCI_LAYOUT_FILE);
+    match fs::read(&layout_path) {
+        Ok(bytes) => {
+            let layout: OciLayout =
+                serde_json::from_slice(&bytes).map_err(|source| Error::CorruptFile {
+                    path: layout_path.clone(),
+                    source,
+                })?;
+            if layout.image_layout_version != LAYOUT_VERSION {
+                return Err(Error::LayoutVersion {
+                    path: layout_path,
+                    found: layout.image_layout_version,
+                });
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let layout = OciLayout {
+                image_layout_version: LAYOUT_VERSION.to_owned(),
+            };
+            let bytes = encode(&layout, "oci-layout")?;
+            write_atomic(tmp, &layout_path, &bytes)?;
+        }
+        Err(e) => return Err(io_err("read", &layout_path)(e)),
+    }
+    let index_path = root.join(INDEX_FILE);
+    if !index_path.exists() {
+        // Two processes racing here both write the same empty index; the second rename
+        // could only drop a name the first process set in the meantime, so take the lock.
+        let _lock = super::lock::FileLock::exclusive(&root.join(INDEX_LOCK))?;
+        if !index_path.exists() {
+            write_atomic(tmp, &index_path, &encode(&Index::default(), "index.json")?)?;
+        }
+    }
+    Ok(())
+}
+
+/// Creates the directories of a store at `root` (idempotent).
+pub(crate) fn create_dirs(root: &Path) -> Result<()> {
+    for dir in [BLOBS_DIR, SNAPSHOTS_DIR, CACHE_DIR, TMP_DIR, LOCKS_DIR] {
+        let path = root.join(dir);
+        fs::create_dir_all(&path).map_err(io_err("create directory", &path))?;
+    }
+    Ok(())
+}
+
+/// Reads and parses `index.json`.
+pub(crate) fn read_index(root: &Path) -> Result<Index> {
+    let path = root.join(INDEX_FILE);
+    let bytes = fs::read(&path).map_err(io_err("read", &path))?;
+    serde_json::from_slice(&bytes).map_err(|source| Error::CorruptFile { path, source })
+}
+
+/// Serializes a record through the image module's canonical JSON.
+pub(crate) fn encode<T: Serialize>(value: &T, what: &'static str) -> Result<Vec<u8>> {
+    canonical_json(value).map_err(|source| Error::Encode { what, source })
+}
+
+/// Writes `bytes` to `dest` atomically: a temp file in `tmp`, fsync, rename, fsync of
+/// the destination directory.
+pub(crate) fn write_atomic(tmp: &Path, dest: &Path, bytes: &[u8]) -> Result<()> {
+    let temp = tmp.join(unique_name("file"));
+    let result = (|| {
+        let mut file = File::create(&temp).map_err(io_err("create", &temp))?;
+        file.write_all(bytes).map_err(io_err("write", &temp))?;
+        file.sync_all().map_err(io_err("fsync", &temp))?;
+        fs::rename(&temp, dest).map_err(io_err("rename into place", dest))?;
+        sync_parent(dest)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    result
+}
+
+/// Fsyncs the directory containing `path`, making a rename into it durable.
+pub(crate) fn sync_parent(path: &Path) -> Result<()> {
+    match path.parent() {
+        Some(dir) => sync_dir(dir),
+        None => Ok(()),
+    }
+}
+
+/// Fsyncs a directory.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    let handle = File::open(dir).map_err(io_err("open directory", dir))?;
+    handle.sync_all().map_err(io_err("fsync directory", dir))
+}
+
+/// A name no other call in any process will produce: pid, time and a counter.
+pub(crate) fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{prefix}-{}-{nanos:x}-{n}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_atomic_replaces_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = dir.path().join("tmp");
+        fs::create_dir(&tmp).unwrap();
+        let dest = dir.path().join("f");
+        write_atomic(&tmp, &dest, b"one").unwrap();
+        write_atomic(&tmp, &dest, b"two").unwrap();
+        assert_eq!(fs::read(&dest).unwrap(), b"two");
+        assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn wrong_layout_version_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        create_dirs(root).unwrap();
+        fs::write(
+            root.join(OCI_LAYOUT_FILE),
+            br#"{"imageLayoutVersion":"2.0.0"}"#,
+        )
+        .unwrap();
+        let err = ensure(root, &root.join(TMP_DIR)).unwrap_err();
+        assert!(
+            matches!(err, Error::LayoutVersion { ref found, .. } if found == "2.0.0"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unique_names_differ() {
+        assert_ne!(unique_name("x"), unique_name("x"));
+    }
+}

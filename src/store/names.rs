@@ -1,0 +1,379 @@
+//! Local image names: `index.json` entries annotated `org.opencontainers.image.ref.name`.
+//!
+//! The annotation holds the full name (`app:1`, `registry.example/team/app:1`), so the
+//! store reads as an OCI layout with those refs (`skopeo inspect oci:<root>:app:1`). A
+//! name without a tag means `:latest`. Entries without the annotation (if another tool
+//! adds some) are kept untouched. `index.json` is rewritten only under
+//! `locks/index.lock`, and an entry is added only after every blob it reaches exists.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::str::FromStr;
+
+use super::error::{Error, Result};
+use super::layout::{self, INDEX_FILE, INDEX_LOCK};
+use super::lock::FileLock;
+use super::Store;
+use crate::digest::Digest;
+use crate::image::{media_types, Descriptor, Index, Manifest};
+
+/// The OCI annotation naming an image in an image layout.
+pub const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
+/// The annotation containerd (and Docker 25+ `docker save`) use for the full name.
+pub const CONTAINERD_NAME_ANNOTATION: &str = "io.containerd.image.name";
+
+/// How deep nested indexes may go before a name is refused (real ones have 1 level).
+const MAX_NESTING: usize = 8;
+
+/// A local image name: `repository:tag`, as the user wrote it (not qualified).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ImageName {
+    repository: String,
+    tag: String,
+}
+
+impl ImageName {
+    /// Parses `repo[:tag]` (Docker's reference grammar without a digest); a missing tag
+    /// becomes `latest`.
+    pub fn parse(text: &str) -> Result<ImageName> {
+        let invalid = |reason| Error::InvalidName {
+            name: text.to_owned(),
+            reason,
+        };
+        if text.contains('@') {
+            return Err(invalid("a digest reference cannot name a local image"));
+        }
+        let slash = text.rfind('/').map_or(0, |i| i + 1);
+        let (repository, tag) = match text[slash..].rfind(':') {
+            Some(i) => (&text[..slash + i], &text[slash + i + 1..]),
+            None => (text, "latest"),
+        };
+        check_tag(tag).map_err(invalid)?;
+        check_repository(repository).map_err(invalid)?;
+        Ok(ImageName {
+            repository: repository.to_owned(),
+            tag: tag.to_owned(),
+        })
+    }
+
+    /// The repository part (`app`, `registry.example/team/app`).
+    pub fn repository(&self) -> &str {
+        &self.repository
+    }
+
+    /// The tag.
+    pub fn tag(&self) -> &str {
+        &self.tag
+    }
+
+    /// The name as Docker normalizes it: `app:1` -> `docker.io/library/app:1`.
+    pub fn fully_qualified(&self) -> String {
+        match (
+            registry_host(&self.repository),
+            self.repository.contains('/'),
+        ) {
+            (Some(_), _) => self.to_string(),
+            (None, true) => format!("docker.io/{self}"),
+            (None, false) => format!("docker.io/library/{self}"),
+        }
+    }
+}
+
+/// The registry host of a repository (`localhost:5000/app` -> `localhost:5000`), told
+/// apart as Docker does: a first component with a `.` or `:`, or `localhost`.
+fn registry_host(repository: &str) -> Option<&str> {
+    let (first, _) = repository.split_once('/')?;
+    (first.contains(['.', ':']) || first == "localhost").then_some(first)
+}
+
+impl fmt::Display for ImageName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.repository, self.tag)
+    }
+}
+
+impl FromStr for ImageName {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        ImageName::parse(s)
+    }
+}
+
+fn check_tag(tag: &str) -> std::result::Result<(), &'static str> {
+    let ok_first = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let ok_rest = |b: u8| ok_first(b) || b == b'.' || b == b'-';
+    match tag.as_bytes() {
+        [] => Err("empty tag"),
+        t if t.len() > 128 => Err("tag longer than 128 characters"),
+        [first, rest @ ..] if ok_first(*first) && rest.iter().all(|&b| ok_rest(b)) => Ok(()),
+        _ => Err("a tag is [A-Za-z0-9_][A-Za-z0-9_.-]*"),
+    }
+}
+
+fn check_repository(repo: &str) -> std::result::Result<(), &'static str> {
+    if repo.is_empty() {
+        return Err("empty repository");
+    }
+    if repo.len() > 255 {
+        return Err("repository longer than 255 characters");
+    }
+    let mut parts = repo.split('/');
+    if let Some(host) = registry_host(repo) {
+        let ok = |b: u8| b.is_ascii_alphanumeric() || b"-.:".contains(&b);
+        if !host.bytes().all(ok) {
+            return Err("invalid registry host");
+        }
+        parts.next();
+    }
+    for part in parts {
+        // Path components: lowercase alphanumerics joined by `.`, `_`, `__` or dashes.
+        let bytes = part.as_bytes();
+        let alnum = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+        let sep = |b: &u8| matches!(b, b'.' | b'_' | b'-');
+        let ends_ok = bytes.first().is_some_and(alnum) && bytes.last().is_some_and(alnum);
+        let chars_ok = bytes.iter().all(|b| alnum(b) || sep(b));
+        let seps_ok = !part.contains("..")
+            && !part.contains("___")
+            && !part.contains("._")
+            && !part.contains("_.");
+        if !(ends_ok && chars_ok && seps_ok) {
+            return Err("a repository path is lowercase letters and digits separated by `/`, `.`, `_` or `-`");
+        }
+    }
+    Ok(())
+}
+
+/// A named image of the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedImage {
+    /// Its name.
+    pub name: ImageName,
+    /// Its manifest (or index) descriptor, without the ref-name annotation.
+    pub descriptor: Descriptor,
+}
+
+/// The name an index entry carries, if any (and if it parses).
+fn entry_name(entry: &Descriptor) -> Option<ImageName> {
+    entry
+        .annotations
+        .get(REF_NAME_ANNOTATION)
+        .and_then(|n| ImageName::parse(n).ok())
+}
+
+/// The descriptor without its ref-name annotation.
+fn unnamed(entry: &Descriptor) -> Descriptor {
+    let mut d = entry.clone();
+    d.annotations.remove(REF_NAME_ANNOTATION);
+    d
+}
+
+impl Store {
+    /// Reads `index.json`.
+    pub fn read_index(&self) -> Result<Index> {
+        layout::read_index(&self.root)
+    }
+
+    /// Read-modify-write of `index.json` under the exclusive index lock; `edit` returning
+    /// an error leaves the file as it was.
+    fn update_index<T>(&self, edit: impl FnOnce(&mut Index) -> Result<T>) -> Result<T> {
+        let _lock = FileLock::exclusive(&self.root.join(INDEX_LOCK))?;
+        let mut index = self.read_index()?;
+        let out = edit(&mut index)?;
+        // Entries sorted by name, unnamed ones first: the file depends only on the set.
+        index.manifests.sort_by(|a, b| {
+            a.annotations
+                .get(REF_NAME_ANNOTATION)
+                .cmp(&b.annotations.get(REF_NAME_ANNOTATION))
+        });
+        let bytes = layout::encode(&index, "index.json")?;
+        layout::write_atomic(self.work_dir(), &self.root.join(INDEX_FILE), &bytes)?;
+        Ok(out)
+    }
+
+    /// Names `descriptor` (a manifest or index already in the store) `name`, replacing
+    /// whatever the name pointed to. Every blob the image reaches must exist.
+    pub fn set_name(&self, name: &ImageName, descriptor: &Descriptor) -> Result<()> {
+        self.check_complete(name, descriptor, 0)?;
+        let mut entry = descriptor.clone();
+        entry
+            .annotations
+            .insert(REF_NAME_ANNOTATION.to_owned(), name.to_string());
+        self.update_index(|index| {
+            index
+                .manifests
+                .retain(|d| entry_name(d).as_ref() != Some(name));
+            index.manifests.push(entry);
+            Ok(())
+        })
+    }
+
+    /// Checks that the blob of `descriptor` and every blob it refers to are present.
+    fn check_complete(
+        &self,
+        name: &ImageName,
+        descriptor: &Descriptor,
+        depth: usize,
+    ) -> Result<()> {
+        let missing = |digest: &Digest| Error::Incomplete {
+            name: name.to_string(),
+            missing: *digest,
+        };
+        if !self.has_blob(&descriptor.digest) {
+            return Err(missing(&descriptor.digest));
+        }
+        let what = if media_types::is_manifest(&descriptor.media_type) {
+            "manifest"
+        } else if media_types::is_index(&descriptor.media_type) && depth < MAX_NESTING {
+            "index"
+        } else {
+            return Ok(());
+        };
+        let bytes = self.read_blob(&descriptor.digest)?;
+        let corrupt = |source| Error::CorruptBlob {
+            digest: descriptor.digest,
+            what,
+            source,
+        };
+        if what == "manifest" {
+            let manifest: Manifest = serde_json::from_slice(&bytes).map_err(corrupt)?;
+            let blobs = std::iter::once(&manifest.config).chain(&manifest.layers);
+            if let Some(absent) = blobs.map(|d| &d.digest).find(|d| !self.has_blob(d)) {
+                return Err(missing(absent));
+            }
+        } else {
+            let index: Index = serde_json::from_slice(&bytes).map_err(corrupt)?;
+            for child in &index.manifests {
+                self.check_complete(name, child, depth + 1)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Finds an image by name (`app` means `app:latest`), by manifest digest
+    /// (`sha256:<hex>`, also of an unnamed manifest or index blob in the store), or by a
+    /// digest prefix (`3fa2`, `sha256:3fa2`) that matches one named image only. `None`
+    /// when nothing matches.
+    pub fn resolve(&self, reference: &str) -> Result<Option<Descriptor>> {
+        let index = self.read_index()?;
+        let parsed = ImageName::parse(reference);
+        if let Ok(name) = &parsed {
+            if let Some(d) = index
+                .manifests
+                .iter()
+                .find(|d| entry_name(d).as_ref() == Some(name))
+            {
+                return Ok(Some(unnamed(d)));
+            }
+        }
+        let hex = reference.strip_prefix("sha256:").unwrap_or(reference);
+        let is_hex = !hex.is_empty()
+            && hex.len() <= 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !is_hex {
+            return parsed.map(|_| None);
+        }
+        if let Ok(digest) = reference.parse::<Digest>() {
+            if !index.manifests.iter().any(|d| d.digest == digest) {
+                // An unnamed image (a build without a tag): describe its blob.
+                return self.describe_blob(&digest);
+            }
+        }
+        let matching: Vec<&Descriptor> = index
+            .manifests
+            .iter()
+            .filter(|d| d.digest.hex().starts_with(hex))
+            .collect();
+        let distinct: BTreeSet<Digest> = matching.iter().map(|d| d.digest).collect();
+        match distinct.len() {
+            0 => Ok(None),
+            1 => Ok(matching.first().map(|d| unnamed(d))),
+            count => Err(Error::AmbiguousDigest {
+                prefix: reference.to_owned(),
+                count,
+            }),
+        }
+    }
+
+    /// A descriptor for the manifest or index blob `digest`, if it is in the store;
+    /// the media type comes from the blob's `mediaType` (or its shape, when absent).
+    fn describe_blob(&self, digest: &Digest) -> Result<Option<Descriptor>> {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Shape {
+            media_type: Option<String>,
+            manifests: Option<serde::de::IgnoredAny>,
+            config: Option<serde::de::IgnoredAny>,
+        }
+        // Layers are blobs too, and may be large: those are not images.
+        if !self.has_blob(digest) || self.blob_size(digest)? > super::MAX_JSON_BLOB {
+            return Ok(None);
+        }
+        let bytes = self.read_blob(digest)?;
+        let Ok(shape) = serde_json::from_slice::<Shape>(&bytes) else {
+            return Ok(None);
+        };
+        let media_type = match shape {
+            Shape {
+                media_type: Some(m),
+                ..
+            } => m,
+            Shape {
+                manifests: Some(_), ..
+            } => media_types::OCI_INDEX.to_owned(),
+            Shape {
+                config: Some(_), ..
+            } => media_types::OCI_MANIFEST.to_owned(),
+            _ => return Ok(None),
+        };
+        let is_image = media_types::is_manifest(&media_type) || media_types::is_index(&media_type);
+        Ok(is_image.then(|| Descriptor::new(media_type, *digest, bytes.len() as u64)))
+    }
+
+    /// All named images, sorted by name.
+    pub fn list(&self) -> Result<Vec<NamedImage>> {
+        let index = self.read_index()?;
+        let mut images: Vec<NamedImage> = index
+            .manifests
+            .iter()
+            .filter_map(|d| {
+                entry_name(d).map(|name| NamedImage {
+                    name,
+                    descriptor: unnamed(d),
+                })
+            })
+            .collect();
+        images.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(images)
+    }
+
+    /// Removes a name; returns what it pointed to. The blobs stay (garbage collection
+    /// removes unreferenced ones).
+    pub fn remove_name(&self, name: &ImageName) -> Result<Descriptor> {
+        self.update_index(|index| {
+            let pos = index
+                .manifests
+                .iter()
+                .position(|d| entry_name(d).as_ref() == Some(name))
+                .ok_or_else(|| Error::ImageNotFound {
+                    name: name.to_string(),
+                })?;
+            Ok(unnamed(&index.manifests.remove(pos)))
+        })
+    }
+
+    /// Gives the image `src` (a name or digest, as in [`resolve`](Self::resolve)) the
+    /// additional name `dst`; returns its descriptor.
+    pub fn tag(&self, src: &str, dst: &ImageName) -> Result<Descriptor> {
+        let descriptor = self.resolve(src)?.ok_or_else(|| Error::ImageNotFound {
+            name: src.to_owned(),
+        })?;
+        self.set_name(dst, &descriptor)?;
+        Ok(descriptor)
+    }
+}
+
+#[cfg(test)]
+#[path = "names_tests.rs"]
+mod tests;

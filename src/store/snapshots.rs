@@ -1,0 +1,243 @@
+//! Snapshots: a layer stack applied once to a directory, `snapshots/<chain-id-hex>/`.
+//!
+//! A snapshot is named by the chain ID of its layers (OCI image spec, config.md "Layer
+//! ChainID"): `ChainID(L0) = DiffID(L0)` and
+//! `ChainID(L0..n) = sha256(ChainID(L0..n-1) + " " + DiffID(Ln))`, over the
+//! `sha256:<hex>` strings. Images sharing a base share its snapshots; they are the
+//! overlay lower dirs of the sandbox.
+//!
+//! Building one: [`Store::prepare_snapshot`] takes `locks/snap-<hex>.lock` (waiting for
+//! a process already building it) and hands out a temp dir in the work dir; the layers
+//! module fills it; [`SnapshotBuilder::commit`] syncs the filesystem and renames the dir
+//! into place. A committed snapshot is never modified. This module manages directories
+//! only; it never applies a layer.
+
+use std::fs;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{renameat_with, RenameFlags, CWD};
+use rustix::io::Errno;
+
+use super::error::{io_err, Result};
+use super::layout::{self, LOCKS_DIR, SNAPSHOTS_DIR};
+use super::lock::FileLock;
+use super::Store;
+use crate::digest::Digest;
+
+/// The chain ID of a layer stack given its diff IDs (base first); `None` when empty.
+pub fn chain_id(diff_ids: &[Digest]) -> Option<Digest> {
+    chain_ids(diff_ids).pop()
+}
+
+/// The chain IDs of every prefix of a layer stack: element `i` names layers `0..=i`.
+pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
+    let mut out: Vec<Digest> = Vec::with_capacity(diff_ids.len());
+    for diff_id in diff_ids {
+        let next = match out.last() {
+            None => *diff_id,
+            Some(parent) => Digest::of(format!("{parent} {diff_id}").as_bytes()),
+        };
+        out.push(next);
+    }
+    out
+}
+
+/// The outcome of [`Store::prepare_snapshot`].
+#[derive(Debug)]
+pub enum Prepared<'s> {
+    /// The snapshot exists (maybe built meanwhile by another process): its path.
+    Ready(PathBuf),
+    /// It does not: fill [`SnapshotBuilder::path`], then commit.
+    Build(SnapshotBuilder<'s>),
+}
+
+/// A snapshot being built; holds the snapshot's lock until committed or dropped. A
+/// builder dropped without commit removes its temp dir.
+#[derive(Debug)]
+pub struct SnapshotBuilder<'s> {
+    store: &'s Store,
+    chain_id: Digest,
+    temp: PathBuf,
+    committed: bool,
+    _lock: FileLock,
+}
+
+impl Store {
+    /// Where the snapshot `chain_id` lives (whether or not it exists).
+    pub fn snapshot_path(&self, chain_id: &Digest) -> PathBuf {
+        self.root.join(SNAPSHOTS_DIR).join(chain_id.hex())
+    }
+
+    /// Whether the snapshot `chain_id` exists.
+    pub fn has_snapshot(&self, chain_id: &Digest) -> bool {
+        self.snapshot_path(chain_id).is_dir()
+    }
+
+    /// Gets the snapshot `chain_id`, or the right to build it. Waits while another
+    /// process (or thread) is building the same snapshot, then reports it ready.
+    pub fn prepare_snapshot(&self, chain_id: &Digest) -> Result<Prepared<'_>> {
+        let path = self.snapshot_path(chain_id);
+        if path.is_dir() {
+            return Ok(Prepared::Ready(path));
+        }
+        let lock_path = self
+            .root
+            .join(LOCKS_DIR)
+            .join(format!("snap-{}.lock", chain_id.hex()));
+        let lock = FileLock::exclusive(&lock_path)?;
+        if path.is_dir() {
+            return Ok(Prepared::Ready(path));
+        }
+        let temp = self.temp_path("snap");
+        fs::create_dir(&temp).map_err(io_err("create snapshot dir", &temp))?;
+        Ok(Prepared::Build(SnapshotBuilder {
+            store: self,
+            chain_id: *chain_id,
+            temp,
+            committed: false,
+            _lock: lock,
+        }))
+    }
+}
+
+impl SnapshotBuilder<'_> {
+    /// The directory to fill (in the work dir, on the store's filesystem).
+    pub fn path(&self) -> &Path {
+        &self.temp
+    }
+
+    /// The chain ID being built.
+    pub fn chain_id(&self) -> &Digest {
+        &self.chain_id
+    }
+
+    /// Makes the content durable (`syncfs`) and renames the directory into place;
+    /// returns the snapshot's path. If the snapshot appeared meanwhile (a process that
+    /// did not take the lock), the existing one is kept and ours removed.
+    pub fn commit(mut self) -> Result<PathBuf> {
+        let dest = self.store.snapshot_path(&self.chain_id);
+        let dir = fs::File::open(&self.temp).map_err(io_err("open snapshot dir", &self.temp))?;
+        rustix::fs::syncfs(dir.as_fd()).map_err(|e| io_err("sync", &self.temp)(e.into()))?;
+        drop(dir);
+        match renameat_with(CWD, &self.temp, CWD, &dest, RenameFlags::NOREPLACE) {
+            Ok(()) => {
+                self.committed = true;
+                layout::sync_parent(&dest)?;
+            }
+            Err(Errno::EXIST | Errno::NOTEMPTY) => {
+                // Lost a race: keep the existing snapshot; Drop removes ours.
+            }
+            Err(e) => return Err(io_err("rename snapshot into place", &dest)(e.into())),
+        }
+        Ok(dest)
+    }
+}
+
+impl Drop for SnapshotBuilder<'_> {
+    fn drop(&mut self) {
+        if !self.committed {
+            // Best effort: what is left goes with the work dir.
+            let _ = fs::remove_dir_all(&self.temp);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    #[test]
+    fn chain_id_matches_known_vector() {
+        // Independently computed with coreutils:
+        //   printf 'sha256:<a> sha256:<b>' | sha256sum
+        let a = Digest::of(b"layer a");
+        let b = Digest::of(b"layer b");
+        let c = Digest::of(b"layer c");
+        assert_eq!(chain_id(&[]), None);
+        assert_eq!(chain_id(&[a]), Some(a));
+        let ab: Digest = "sha256:96097a2f877d2a7d46e93242c3e704909aa0d4486b8e4a03c8d91739d51f35c8"
+            .parse()
+            .unwrap();
+        let abc: Digest = "sha256:eb60e3bb7bee074fb571fcbd9d3494f1ab5477da651e899915c6ee6bfb985b4f"
+            .parse()
+            .unwrap();
+        assert_eq!(chain_ids(&[a, b, c]), vec![a, ab, abc]);
+    }
+
+    #[test]
+    fn build_commit_then_ready() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let id = Digest::of(b"chain");
+        assert!(!store.has_snapshot(&id));
+        let Prepared::Build(builder) = store.prepare_snapshot(&id).unwrap() else {
+            panic!("expected a builder");
+        };
+        fs::write(builder.path().join("etc"), b"x").unwrap();
+        let path = builder.commit().unwrap();
+        assert_eq!(path, store.snapshot_path(&id));
+        assert_eq!(fs::read(path.join("etc")).unwrap(), b"x");
+        assert!(matches!(store.prepare_snapshot(&id).unwrap(), Prepared::Ready(p) if p == path));
+        assert_eq!(fs::read_dir(store.work_dir()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn dropped_builder_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let id = Digest::of(b"chain");
+        let Prepared::Build(builder) = store.prepare_snapshot(&id).unwrap() else {
+            panic!("expected a builder");
+        };
+        fs::create_dir(builder.path().join("d")).unwrap();
+        drop(builder);
+        assert!(!store.has_snapshot(&id));
+        assert_eq!(fs::read_dir(store.work_dir()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn concurrent_preparers_build_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_owned();
+        Store::open(&root).unwrap();
+        let id = Digest::of(b"shared chain");
+        let builds = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    let store = Store::open(&root).unwrap();
+                    match store.prepare_snapshot(&id).unwrap() {
+                        Prepared::Build(b) => {
+                            builds.fetch_add(1, Ordering::SeqCst);
+                            std::thread::sleep(Duration::from_millis(50));
+                            fs::write(b.path().join("f"), b"x").unwrap();
+                            b.commit().unwrap();
+                        }
+                        Prepared::Ready(p) => assert!(p.join("f").is_file()),
+                    };
+                });
+            }
+        });
+        assert_eq!(builds.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn losing_a_race_keeps_the_existing_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let id = Digest::of(b"chain");
+        let Prepared::Build(builder) = store.prepare_snapshot(&id).unwrap() else {
+            panic!("expected a builder");
+        };
+        fs::write(builder.path().join("ours"), b"").unwrap();
+        // Someone who did not take the lock got there first.
+        fs::create_dir(store.snapshot_path(&id)).unwrap();
+        fs::write(store.snapshot_path(&id).join("theirs"), b"").unwrap();
+        let path = builder.commit().unwrap();
+        assert!(path.join("theirs").exists() && !path.join("ours").exists());
+        assert_eq!(fs::read_dir(store.work_dir()).unwrap().count(), 0);
+    }
+}
