@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Builds rbuild and runs it on the example in examples/hello.
-# Until the image builder lands (issue 3), this parses the example and prints its
-# syntax tree in BuildKit's dump format and as typed JSON.
+# Builds rbuild and, with it, the example image in examples/hello (as root: the build
+# mounts overlays). The image lands in the store (./target/example-store) as hello:1,
+# and is exported as an OCI archive and as its root filesystem.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+command -v pkg-config >/dev/null || { apt-get update -qq && apt-get install -y -qq pkg-config >/dev/null; }
 cargo build --release --quiet
-./target/release/rbuild parse -f examples/hello/Dockerfile
-./target/release/rbuild parse --format json -f examples/hello/Dockerfile > target/hello.json
-echo "typed JSON tree written to target/hello.json"
+store=target/example-store
+./target/release/rbuild --root "$store" build -t hello:1 \
+  -o type=oci,dest=target/hello-oci.tar -o type=local,dest=target/hello-rootfs \
+  examples/hello
+./target/release/rbuild --root "$store" images
+echo "root filesystem:"; find target/hello-rootfs | sort

@@ -283,3 +283,37 @@ fn a_symlink_out_of_the_context_is_refused() {
     let err = t.build_fails(&[]);
     assert!(err.contains("outside the build context"), "{err}");
 }
+
+#[test]
+fn exports_are_read_by_skopeo_and_podman() {
+    if !can_mount() || !have("skopeo") || !have("podman") {
+        return;
+    }
+    let t = multi();
+    let oci = t.path("image-oci.tar");
+    let docker = t.path("image-docker.tar");
+    let oci_spec = format!("type=oci,dest={}", oci.display());
+    let docker_spec = format!("type=docker,dest={}", docker.display());
+    t.build(&["-t", "exported:1", "-o", &oci_spec, "-o", &docker_spec]);
+    let inspect = Command::new("skopeo")
+        .args(["inspect", "--config"])
+        .arg(format!("oci-archive:{}", oci.display()))
+        .output()
+        .unwrap();
+    assert!(inspect.status.success(), "skopeo: {}", String::from_utf8_lossy(&inspect.stderr));
+    let config: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    assert_eq!(config["config"]["WorkingDir"], "/app");
+    let podman_root = t.path("podman");
+    let load = Command::new("podman")
+        .arg("--root")
+        .arg(&podman_root)
+        .arg("--runroot")
+        .arg(t.path("podman-run"))
+        .args(["--storage-driver", "vfs", "load", "-i"])
+        .arg(&docker)
+        .output()
+        .unwrap();
+    assert!(load.status.success(), "podman load: {}", String::from_utf8_lossy(&load.stderr));
+    let stdout = String::from_utf8_lossy(&load.stdout);
+    assert!(stdout.contains("exported:1"), "{stdout}");
+}
