@@ -300,7 +300,11 @@ fn exports_are_read_by_skopeo_and_podman() {
         .arg(format!("oci-archive:{}", oci.display()))
         .output()
         .unwrap();
-    assert!(inspect.status.success(), "skopeo: {}", String::from_utf8_lossy(&inspect.stderr));
+    assert!(
+        inspect.status.success(),
+        "skopeo: {}",
+        String::from_utf8_lossy(&inspect.stderr)
+    );
     let config: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
     assert_eq!(config["config"]["WorkingDir"], "/app");
     let podman_root = t.path("podman");
@@ -313,7 +317,11 @@ fn exports_are_read_by_skopeo_and_podman() {
         .arg(&docker)
         .output()
         .unwrap();
-    assert!(load.status.success(), "podman load: {}", String::from_utf8_lossy(&load.stderr));
+    assert!(
+        load.status.success(),
+        "podman load: {}",
+        String::from_utf8_lossy(&load.stderr)
+    );
     let stdout = String::from_utf8_lossy(&load.stdout);
     assert!(stdout.contains("exported:1"), "{stdout}");
 }
