@@ -196,7 +196,7 @@ fn rich_tree(root: &Path) {
     rustix::fs::setxattr(
         root.join("usr/bin/tool").as_path(),
         "user.k",
-        b"v",
+        b"binary\n=value\n", // newlines: PAX records are parsed by length
         rustix::fs::XattrFlags::empty(),
     )
     .unwrap();
@@ -249,7 +249,8 @@ fn write_apply_write_round_trips_for_every_compression() {
         );
         assert_eq!(applied.size, written.size);
         let again = tar_of(Changes::Tree(dst.path()), Some(1_700_000_000));
-        assert_eq!(list_tar(&again), list_tar(&first), "{compression:?}");
+        let x = sys::get_xattr(&dst.path().join("usr/bin/tool"), OsStr::new("user.k")).unwrap();
+        assert_eq!(x.as_deref(), Some(&b"binary\n=value\n"[..]));
         assert_eq!(again, first, "{compression:?}");
     }
 }
@@ -306,15 +307,11 @@ fn whiteouts_in_both_modes() {
 }
 
 #[test]
-fn trailing_garbage_is_hashed_and_pax_times_parse() {
+fn trailing_garbage_is_hashed() {
     let mut tar = raw_tar(&[Raw::File("a", b"1")]);
     tar.extend_from_slice(&[0u8; 4096]);
     let s = sandbox();
     let applied = apply_layer(&tar[..], &s.root, &OVERLAY).unwrap();
     assert_eq!(applied.diff_id, Digest::of(&tar));
     assert_eq!(applied.entries, 1);
-    let t = |s: &str| parse_pax_time(s.as_bytes()).map(|t| (t.tv_sec, t.tv_nsec));
-    assert_eq!(t("12.5"), Some((12, 500_000_000)));
-    assert_eq!(t("-1.25"), Some((-2, 750_000_000)));
-    assert_eq!(t("x"), None);
 }
