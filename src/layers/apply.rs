@@ -72,8 +72,9 @@ pub struct Applied {
 /// Applies the layer read from `layer` to the directory `target`.
 pub fn apply_layer(layer: impl Read, target: &Path, opts: &ApplyOptions) -> Result<Applied> {
     let read_err = |source| Error::ReadLayer { source };
-    let mut raw = BufReader::with_capacity(256 * 1024, HashRead::new(layer));
-    let tar_stream = HashRead::new(decoder(&mut raw, opts.compression).map_err(read_err)?);
+    let mut raw = HashRead::new(layer);
+    let decompressed = decoder(&mut raw, opts.compression).map_err(read_err)?;
+    let tar_stream = HashRead::new(BufReader::with_capacity(256 * 1024, decompressed));
     let mut reader = TarReader::new(tar_stream);
     let mut ap = Applier {
         walker: DirWalker::new(target).map_err(Error::fs("open", target))?,
@@ -93,7 +94,7 @@ pub fn apply_layer(layer: impl Read, target: &Path, opts: &ApplyOptions) -> Resu
     io::copy(&mut tar_stream, &mut io::sink()).map_err(read_err)?;
     let (diff_id, _) = tar_stream.finish(); // also ends the decoder's borrow of `raw`
     io::copy(&mut raw, &mut io::sink()).map_err(read_err)?;
-    let (digest, size) = raw.into_inner().finish();
+    let (digest, size) = raw.finish();
     Ok(Applied {
         digest,
         diff_id,
