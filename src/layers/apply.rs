@@ -238,6 +238,10 @@ impl Applier {
             }
         }
         if self.mode == WhiteoutMode::Delete {
+            // Implicitly created parents belong to this layer too.
+            for i in 1..comps.len() {
+                self.written.insert(comps[..i].to_vec());
+            }
             self.written.insert(comps);
         }
         Ok(())
