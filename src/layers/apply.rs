@@ -28,7 +28,7 @@ use rustix::io::Errno;
 
 use super::compress::{decoder, Compression};
 use super::error::{Error, Result, UnsafeReason};
-use super::resolve::{normalize, DirWalker, WalkError};
+use super::resolve::{list_dir, normalize, remove_tree, DirWalker, WalkError};
 use super::sys;
 use super::tar_read::{EntryHeader, TarReader};
 use super::tar_write::{OPAQUE_MARKER, WHITEOUT_PREFIX};
@@ -498,35 +498,6 @@ fn copy(r: &mut impl Read, w: &mut impl Write, buf: &mut [u8]) -> io::Result<()>
             Err(e) => return Err(e),
         }
     }
-}
-
-/// The names in an open directory (without `.` and `..`).
-fn list_dir(dir: &OwnedFd) -> io::Result<Vec<OsString>> {
-    let mut out = Vec::new();
-    for entry in rfs::Dir::read_from(dir)? {
-        let entry = entry?;
-        let name = entry.file_name().to_bytes();
-        if name != b"." && name != b".." {
-            out.push(OsStr::from_bytes(name).to_os_string());
-        }
-    }
-    Ok(out)
-}
-
-/// Removes the directory `parent/name` and everything in it, never following symlinks.
-fn remove_tree(parent: &OwnedFd, name: &OsStr) -> io::Result<()> {
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let dir = rfs::openat(parent, name, flags, Mode::empty())?;
-    for child in list_dir(&dir)? {
-        let st = rfs::statat(&dir, &child, AtFlags::SYMLINK_NOFOLLOW)?;
-        if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
-            remove_tree(&dir, &child)?;
-        } else {
-            rfs::unlinkat(&dir, &child, AtFlags::empty())?;
-        }
-    }
-    rfs::unlinkat(parent, name, AtFlags::REMOVEDIR)?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -51,6 +51,6 @@ pub use compress::{
 };
 pub use diff::diff;
 pub use error::{Error, Result, UnsafeReason};
-pub use overlay::{OverlayMount, OverlaySpec};
+pub use overlay::{OverlayMount, OverlaySpec, MAX_LOWERDIRS};
 pub use resolve::resolve_in_root;
 pub use tar_write::{write_tar, TarOptions};
