@@ -8,11 +8,14 @@
 //! plan/    stages, ARG/ENV expansion, the op graph
 //! store/   the on-disk store: an OCI layout with blobs, names, snapshots, locks, tmp
 //! image/   config/manifest/index types (canonical JSON), assembly, OCI/docker exports
+//! executor/ the build: per-step file ops on overlays, progress events, exports
 //! cli/     command-line edge: flags -> options, rendering of results and errors
+//! layers/  overlay mounts, change sets (upperdir, full tree, native diff), deterministic
+//!          tar + compression + digests in one pass, safe layer application
 //! ```
 //!
-//! Later stages (executor, layers, cache, push) are added as the issues that deliver
-//! them land.
+//! The executor (`executor/`) walks the plan; the cache and the registry client (`push/`)
+//! come with the issues that deliver them. `ARCHITECTURE.md` has the full map.
 
 pub mod cli;
 pub mod context;

@@ -28,8 +28,9 @@ use rustix::io::Errno;
 
 use super::compress::{decoder, Compression};
 use super::error::{Error, Result, UnsafeReason};
-use super::resolve::{normalize, DirWalker, WalkError};
+use super::resolve::{list_dir, normalize, remove_tree, DirWalker, WalkError};
 use super::sys;
+use super::tar_read::{EntryHeader, TarReader};
 use super::tar_write::{OPAQUE_MARKER, WHITEOUT_PREFIX};
 use crate::digest::{Digest, Hasher};
 
@@ -71,9 +72,10 @@ pub struct Applied {
 /// Applies the layer read from `layer` to the directory `target`.
 pub fn apply_layer(layer: impl Read, target: &Path, opts: &ApplyOptions) -> Result<Applied> {
     let read_err = |source| Error::ReadLayer { source };
-    let mut raw = BufReader::with_capacity(256 * 1024, HashRead::new(layer));
-    let tar_stream = HashRead::new(decoder(&mut raw, opts.compression).map_err(read_err)?);
-    let mut archive = tar::Archive::new(tar_stream);
+    let mut raw = HashRead::new(layer);
+    let decompressed = decoder(&mut raw, opts.compression).map_err(read_err)?;
+    let tar_stream = HashRead::new(BufReader::with_capacity(256 * 1024, decompressed));
+    let mut reader = TarReader::new(tar_stream);
     let mut ap = Applier {
         walker: DirWalker::new(target).map_err(Error::fs("open", target))?,
         mode: opts.whiteouts,
@@ -82,17 +84,17 @@ pub fn apply_layer(layer: impl Read, target: &Path, opts: &ApplyOptions) -> Resu
         buf: vec![0u8; 256 * 1024],
     };
     let mut entries = 0;
-    for entry in archive.entries().map_err(read_err)? {
-        ap.entry(entry.map_err(read_err)?)?;
+    while let Some(header) = reader.next_entry().map_err(read_err)? {
+        ap.entry(&header, &mut reader)?;
         entries += 1;
     }
     ap.finish()?;
     // Hash what follows the end-of-archive blocks too: the digests cover every byte.
-    let mut tar_stream = archive.into_inner();
+    let mut tar_stream = reader.into_inner();
     io::copy(&mut tar_stream, &mut io::sink()).map_err(read_err)?;
     let (diff_id, _) = tar_stream.finish(); // also ends the decoder's borrow of `raw`
     io::copy(&mut raw, &mut io::sink()).map_err(read_err)?;
-    let (digest, size) = raw.into_inner().finish();
+    let (digest, size) = raw.finish();
     Ok(Applied {
         digest,
         diff_id,
@@ -129,13 +131,30 @@ impl<R: Read> Read for HashRead<R> {
     }
 }
 
-/// Metadata of one entry, with PAX overrides applied.
+/// The metadata to restore, checked and converted.
 struct Meta {
     mode: u32,
     uid: u32,
     gid: u32,
     mtime: Timespec,
     xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Meta {
+    fn of(h: &EntryHeader, name: &str) -> Result<Self> {
+        let too_big =
+            || Error::apply("use an id over 2^32", name)(io::ErrorKind::InvalidData.into());
+        Ok(Meta {
+            mode: h.mode,
+            uid: u32::try_from(h.uid).map_err(|_| too_big())?,
+            gid: u32::try_from(h.gid).map_err(|_| too_big())?,
+            mtime: Timespec {
+                tv_sec: h.mtime.0,
+                tv_nsec: h.mtime.1.into(),
+            },
+            xattrs: h.xattrs.clone(),
+        })
+    }
 }
 
 struct Applier {
@@ -149,21 +168,16 @@ struct Applier {
 }
 
 impl Applier {
-    fn entry<R: Read>(&mut self, mut e: tar::Entry<'_, R>) -> Result<()> {
-        let raw_name = e.path_bytes().into_owned();
-        let name = String::from_utf8_lossy(&raw_name).into_owned();
-        let kind = e.header().entry_type();
-        if matches!(kind, tar::EntryType::XGlobalHeader) {
-            return Ok(());
-        }
+    fn entry<R: Read>(&mut self, h: &EntryHeader, content: &mut TarReader<R>) -> Result<()> {
+        let name = String::from_utf8_lossy(&h.name).into_owned();
         let unsafe_entry = |reason| Error::UnsafeEntry {
             entry: name.clone(),
             reason,
         };
-        let comps = normalize(&raw_name).ok_or_else(|| unsafe_entry(UnsafeReason::EscapesRoot))?;
-        let meta = read_meta(&mut e, &name)?;
+        let comps = normalize(&h.name).ok_or_else(|| unsafe_entry(UnsafeReason::EscapesRoot))?;
+        let meta = Meta::of(h, &name)?;
         let Some((base, parent_comps)) = comps.split_last() else {
-            if kind.is_dir() {
+            if h.kind == b'5' {
                 let root = self
                     .walker
                     .root()
@@ -178,9 +192,9 @@ impl Applier {
             return self.whiteout(parent_comps, base, rest, &name);
         }
         let parent = self.parent(parent_comps, true, &name)?;
-        match kind {
-            tar::EntryType::Directory => self.dir(&parent, &comps, &meta, &name)?,
-            tar::EntryType::Regular | tar::EntryType::Continuous => {
+        match h.kind {
+            b'5' => self.dir(&parent, &comps, &meta, &name)?,
+            b'0' | b'7' => {
                 self.replace(&parent, base, false, &name)?;
                 let flags = OFlags::WRONLY
                     | OFlags::CREATE
@@ -190,30 +204,27 @@ impl Applier {
                 let fd = rfs::openat(&parent, base.as_os_str(), flags, Mode::from_raw_mode(0o600))
                     .map_err(|e| Error::apply("create file", &name)(e.into()))?;
                 let mut file = File::from(fd);
-                copy(&mut e, &mut file, &mut self.buf)
+                copy(content, &mut file, &mut self.buf)
                     .map_err(Error::apply("write file", &name))?;
                 let fd = OwnedFd::from(file);
                 set_owner_mode_xattrs(&fd, &meta, &name)?;
                 let ts = times(meta.mtime);
                 rfs::futimens(&fd, &ts).map_err(|e| Error::apply("set mtime", &name)(e.into()))?;
             }
-            tar::EntryType::Link => self.hardlink(&mut e, &parent, base, &name)?,
-            tar::EntryType::Symlink => {
-                let target = e
-                    .link_name_bytes()
-                    .map(|l| l.into_owned())
-                    .unwrap_or_default();
+            b'1' => self.hardlink(&h.link, &parent, base, &name)?,
+            b'2' => {
                 self.replace(&parent, base, false, &name)?;
-                rfs::symlinkat(OsStr::from_bytes(&target), &parent, base.as_os_str())
+                rfs::symlinkat(OsStr::from_bytes(&h.link), &parent, base.as_os_str())
                     .map_err(|e| Error::apply("create symlink", &name)(e.into()))?;
                 self.finish_node(&parent, base, &meta, false, &name)?;
             }
-            tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
-                let (ft, dev) = match kind {
-                    tar::EntryType::Char => (FileType::CharacterDevice, device(&e)),
-                    tar::EntryType::Block => (FileType::BlockDevice, device(&e)),
-                    _ => (FileType::Fifo, 0),
+            b'3' | b'4' | b'6' => {
+                let ft = match h.kind {
+                    b'3' => FileType::CharacterDevice,
+                    b'4' => FileType::BlockDevice,
+                    _ => FileType::Fifo,
                 };
+                let dev = rfs::makedev(h.dev.0, h.dev.1);
                 self.replace(&parent, base, false, &name)?;
                 rfs::mknodat(&parent, base.as_os_str(), ft, Mode::empty(), dev)
                     .map_err(|e| Error::apply("create device node", &name)(e.into()))?;
@@ -222,11 +233,15 @@ impl Applier {
             other => {
                 return Err(Error::UnsupportedEntry {
                     entry: name,
-                    kind: other.as_byte() as char,
+                    kind: other as char,
                 })
             }
         }
         if self.mode == WhiteoutMode::Delete {
+            // Implicitly created parents belong to this layer too.
+            for i in 1..comps.len() {
+                self.written.insert(comps[..i].to_vec());
+            }
             self.written.insert(comps);
         }
         Ok(())
@@ -318,23 +333,19 @@ impl Applier {
         Ok(())
     }
 
-    fn hardlink<R: Read>(
+    fn hardlink(
         &mut self,
-        e: &mut tar::Entry<'_, R>,
+        target: &[u8],
         parent: &OwnedFd,
         base: &OsStr,
         name: &str,
     ) -> Result<()> {
-        let target = e
-            .link_name_bytes()
-            .map(|l| l.into_owned())
-            .unwrap_or_default();
-        let target_name = String::from_utf8_lossy(&target).into_owned();
+        let target_name = String::from_utf8_lossy(target).into_owned();
         let missing = || Error::MissingLinkTarget {
             entry: name.to_owned(),
             target: target_name.clone(),
         };
-        let tcomps = normalize(&target).ok_or_else(|| Error::UnsafeEntry {
+        let tcomps = normalize(target).ok_or_else(|| Error::UnsafeEntry {
             entry: name.to_owned(),
             reason: UnsafeReason::LinkEscapesRoot,
         })?;
@@ -478,77 +489,6 @@ fn times(mtime: Timespec) -> Timestamps {
     }
 }
 
-fn device<R: Read>(e: &tar::Entry<'_, R>) -> rfs::Dev {
-    let h = e.header();
-    let major = h.device_major().ok().flatten().unwrap_or(0);
-    let minor = h.device_minor().ok().flatten().unwrap_or(0);
-    rfs::makedev(major, minor)
-}
-
-/// Reads mode, owner, mtime and xattrs, applying PAX `uid`/`gid`/`mtime` overrides.
-fn read_meta<R: Read>(e: &mut tar::Entry<'_, R>, name: &str) -> Result<Meta> {
-    let bad =
-        |what: &'static str| Error::apply(what, name)(io::Error::from(io::ErrorKind::InvalidData));
-    let h = e.header();
-    let mode = h.mode().map_err(|_| bad("read mode"))? & 0o7777;
-    let mut uid = h.uid().map_err(|_| bad("read uid"))?;
-    let mut gid = h.gid().map_err(|_| bad("read gid"))?;
-    let mut mtime = Timespec {
-        tv_sec: h.mtime().map_err(|_| bad("read mtime"))? as i64,
-        tv_nsec: 0,
-    };
-    let mut xattrs = Vec::new();
-    if let Some(pax) = e
-        .pax_extensions()
-        .map_err(Error::apply("read PAX header", name))?
-    {
-        for ext in pax {
-            let ext = ext.map_err(Error::apply("read PAX header", name))?;
-            let (key, value) = (ext.key_bytes(), ext.value_bytes());
-            let num = || {
-                std::str::from_utf8(value)
-                    .ok()
-                    .and_then(|s| s.parse::<u64>().ok())
-            };
-            match key {
-                b"uid" => uid = num().ok_or_else(|| bad("read PAX uid"))?,
-                b"gid" => gid = num().ok_or_else(|| bad("read PAX gid"))?,
-                b"mtime" => mtime = parse_pax_time(value).ok_or_else(|| bad("read PAX mtime"))?,
-                _ => {
-                    if let Some(x) = key.strip_prefix(b"SCHILY.xattr.") {
-                        xattrs.push((x.to_vec(), value.to_vec()));
-                    }
-                }
-            }
-        }
-    }
-    Ok(Meta {
-        mode,
-        uid: u32::try_from(uid).map_err(|_| bad("use uid over 2^32"))?,
-        gid: u32::try_from(gid).map_err(|_| bad("use gid over 2^32"))?,
-        mtime,
-        xattrs,
-    })
-}
-
-/// A PAX time: `[-]seconds[.fraction]`.
-fn parse_pax_time(v: &[u8]) -> Option<Timespec> {
-    let s = std::str::from_utf8(v).ok()?;
-    let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
-    let mut tv_sec: i64 = secs.parse().ok()?;
-    let digits: String = frac.chars().take(9).collect();
-    let mut tv_nsec: i64 = if digits.is_empty() {
-        0
-    } else {
-        format!("{digits:0<9}").parse().ok()?
-    };
-    if secs.starts_with('-') && tv_nsec > 0 {
-        tv_sec -= 1;
-        tv_nsec = 1_000_000_000 - tv_nsec;
-    }
-    Some(Timespec { tv_sec, tv_nsec })
-}
-
 fn copy(r: &mut impl Read, w: &mut impl Write, buf: &mut [u8]) -> io::Result<()> {
     loop {
         match r.read(buf) {
@@ -558,35 +498,6 @@ fn copy(r: &mut impl Read, w: &mut impl Write, buf: &mut [u8]) -> io::Result<()>
             Err(e) => return Err(e),
         }
     }
-}
-
-/// The names in an open directory (without `.` and `..`).
-fn list_dir(dir: &OwnedFd) -> io::Result<Vec<OsString>> {
-    let mut out = Vec::new();
-    for entry in rfs::Dir::read_from(dir)? {
-        let entry = entry?;
-        let name = entry.file_name().to_bytes();
-        if name != b"." && name != b".." {
-            out.push(OsStr::from_bytes(name).to_os_string());
-        }
-    }
-    Ok(out)
-}
-
-/// Removes the directory `parent/name` and everything in it, never following symlinks.
-fn remove_tree(parent: &OwnedFd, name: &OsStr) -> io::Result<()> {
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let dir = rfs::openat(parent, name, flags, Mode::empty())?;
-    for child in list_dir(&dir)? {
-        let st = rfs::statat(&dir, &child, AtFlags::SYMLINK_NOFOLLOW)?;
-        if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
-            remove_tree(&dir, &child)?;
-        } else {
-            rfs::unlinkat(&dir, &child, AtFlags::empty())?;
-        }
-    }
-    rfs::unlinkat(parent, name, AtFlags::REMOVEDIR)?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -91,6 +91,21 @@ pub(crate) fn read_dir_sorted(dir: &Path) -> Result<Vec<OsString>> {
     Ok(names)
 }
 
+/// The sorted names in directory `dir` with their types (from `readdir`'s `d_type`, so
+/// without a `stat` per entry on filesystems that report it).
+pub(crate) fn read_dir_typed(dir: &Path) -> Result<Vec<(OsString, fs::FileType)>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).map_err(Error::fs("read directory", dir))? {
+        let entry = entry.map_err(Error::fs("read directory", dir))?;
+        let ft = entry
+            .file_type()
+            .map_err(Error::fs("stat", dir.join(entry.file_name())))?;
+        out.push((entry.file_name(), ft));
+    }
+    out.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    Ok(out)
+}
+
 /// `lstat` with the path in the error.
 pub(crate) fn lstat(path: &Path) -> Result<fs::Metadata> {
     fs::symlink_metadata(path).map_err(Error::fs("stat", path))
@@ -121,17 +136,17 @@ pub fn tree_changes(root: &Path) -> Result<ChangeSet> {
 fn walk(root: &Path, rel: &Path, overlay: bool, out: &mut Vec<Change>) -> Result<()> {
     let dir = root.join(rel);
     let mut kids = Vec::new();
-    for name in read_dir_sorted(&dir)? {
+    for (name, ft) in read_dir_typed(&dir)? {
         let host = dir.join(&name);
-        let meta = lstat(&host)?;
-        let kind = if overlay && is_whiteout(&meta) {
+        // Only a char device can be a whiteout: only then is a stat needed for rdev.
+        let kind = if overlay && ft.is_char_device() && is_whiteout(&lstat(&host)?) {
             ChangeKind::Delete
-        } else if overlay && meta.is_dir() && is_opaque(&host)? {
+        } else if overlay && ft.is_dir() && is_opaque(&host)? {
             ChangeKind::Opaque
         } else {
             ChangeKind::Add
         };
-        kids.push((tar_name(&name, kind), name, kind, meta.is_dir()));
+        kids.push((tar_name(&name, kind), name, kind, ft.is_dir()));
     }
     kids.sort_by(|a, b| a.0.cmp(&b.0));
     for (_, name, kind, is_dir) in kids {

@@ -5,7 +5,7 @@
 //! (gzip: fixed header and fixed block boundaries, see `pargz.rs`; zstd: a fixed worker
 //! count, no checksum, no content size); memory use does not grow with the layer size.
 
-use std::io::{self, BufRead, Read, Write};
+use std::io::{self, Read, Write};
 
 use super::pargz::ParGzWriter;
 
@@ -137,11 +137,12 @@ impl<W: Write> Write for Encoder<W> {
         }
     }
 
+    /// Flushes a plain sink only: a flush inside a compressed stream would end a block
+    /// early and make the bytes depend on when callers flush. `finish` writes it all.
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Encoder::Plain(w) => w.flush(),
-            Encoder::Gzip(g) => g.flush(),
-            Encoder::Zstd(z) => z.flush(),
+            Encoder::Gzip(_) | Encoder::Zstd(_) => Ok(()),
         }
     }
 }
@@ -149,32 +150,42 @@ impl<W: Write> Write for Encoder<W> {
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
-/// Which compression `r` starts with, peeking at its first bytes without consuming them.
-pub(crate) fn detect(r: &mut impl BufRead) -> io::Result<Compression> {
-    let head = r.fill_buf()?;
-    Ok(if head.starts_with(&GZIP_MAGIC) {
+/// Which compression a stream starting with `head` has.
+pub(crate) fn detect(head: &[u8]) -> Compression {
+    if head.starts_with(&GZIP_MAGIC) {
         Compression::default()
     } else if head.starts_with(&ZSTD_MAGIC) {
         Compression::zstd()
     } else {
         Compression::None
-    })
+    }
 }
 
 /// A decompressing reader over `r`; with `hint` `None` the format is detected from the
-/// magic bytes. gzip streams may have several members (pigz, concatenated blobs).
-pub(crate) fn decoder<'a, R: BufRead + 'a>(
+/// first bytes (read in full even if the stream delivers them one by one, then put back
+/// in front). gzip streams may have several members (pigz, concatenated blobs).
+pub(crate) fn decoder<'a, R: Read + 'a>(
     mut r: R,
     hint: Option<Compression>,
 ) -> io::Result<Box<dyn Read + 'a>> {
-    let c = match hint {
-        Some(c) => c,
-        None => detect(&mut r)?,
-    };
+    let mut head = [0u8; ZSTD_MAGIC.len()];
+    let mut n = 0;
+    while n < head.len() {
+        match r.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let c = hint.unwrap_or_else(|| detect(&head[..n]));
+    let stream = io::Cursor::new(head).take(n as u64).chain(r);
     Ok(match c {
-        Compression::None => Box::new(r),
-        Compression::Gzip { .. } => Box::new(flate2::bufread::MultiGzDecoder::new(r)),
-        Compression::Zstd { .. } => Box::new(zstd::stream::read::Decoder::with_buffer(r)?),
+        Compression::None => Box::new(stream),
+        Compression::Gzip { .. } => Box::new(flate2::bufread::MultiGzDecoder::new(
+            io::BufReader::with_capacity(256 * 1024, stream),
+        )),
+        Compression::Zstd { .. } => Box::new(zstd::stream::read::Decoder::new(stream)?),
     })
 }
 
@@ -197,6 +208,17 @@ mod tests {
         }
         out.truncate(len);
         out
+    }
+
+    struct OneByte<'a>(&'a [u8]);
+
+    impl Read for OneByte<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(1).min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
     }
 
     fn encode(c: Compression, data: &[u8], threads: usize, chunk: usize) -> Vec<u8> {
@@ -224,7 +246,14 @@ mod tests {
         ] {
             let blob = encode(c, &data, 2, 100_000);
             assert_eq!(decode(&blob), data, "{c:?}");
-            assert_eq!(detect(&mut &blob[..]).unwrap().media_type(), c.media_type());
+            assert_eq!(detect(&blob).media_type(), c.media_type());
+            // A stream that delivers one byte per read is still detected.
+            let mut out = Vec::new();
+            decoder(OneByte(&blob), None)
+                .unwrap()
+                .read_to_end(&mut out)
+                .unwrap();
+            assert!(out == data, "{c:?} one byte at a time");
         }
         assert_eq!(decode(&encode(Compression::default(), b"", 2, 1)), b"");
     }

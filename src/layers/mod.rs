@@ -13,6 +13,7 @@
 //! | `changes.rs` | [`ChangeSet`], the upperdir and full-tree walkers, tar order |
 //! | `diff.rs` | the native differ between two trees |
 //! | `tar_write.rs` | deterministic USTAR+PAX writing, whiteouts, hardlinks, xattrs |
+//! | `tar_read.rs` | USTAR/GNU/PAX reading with binary-safe PAX records |
 //! | `compress.rs`, `pargz.rs` | [`Compression`], media types, encoders/decoders, parallel gzip |
 //! | `blob.rs` | [`write_layer`]: the one streaming pass and [`LayerBlob`] |
 //! | `apply.rs` | [`apply_layer`]: extraction that never leaves the target |
@@ -33,7 +34,10 @@ mod error;
 mod overlay;
 mod pargz;
 mod resolve;
+#[cfg(test)]
+mod roundtrip_tests;
 mod sys;
+mod tar_read;
 mod tar_write;
 #[cfg(test)]
 mod testutil;
@@ -47,6 +51,6 @@ pub use compress::{
 };
 pub use diff::diff;
 pub use error::{Error, Result, UnsafeReason};
-pub use overlay::{OverlayMount, OverlaySpec};
+pub use overlay::{OverlayMount, OverlaySpec, MAX_LOWERDIRS};
 pub use resolve::resolve_in_root;
 pub use tar_write::{write_tar, TarOptions};

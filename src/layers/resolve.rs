@@ -11,6 +11,9 @@
 //!   component by component where `openat2` is unavailable). The applier writes only
 //!   through such descriptors, so no write can follow a symlink already in the target.
 //!
+//! [`remove_tree`] deletes a directory tree through descriptors, never following a
+//! symlink either.
+//!
 //! Tar entry names are normalised lexically by [`normalize`]: a leading `/` is dropped,
 //! `.` is skipped, and a `..` that would climb above the root makes the name invalid.
 
@@ -19,7 +22,7 @@ use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io;
 use std::os::fd::OwnedFd;
-use std::os::unix::ffi::OsStringExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Component, Path, PathBuf};
 
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, ResolveFlags};
@@ -241,6 +244,35 @@ fn classify(dir: &OwnedFd, name: &OsStr, e: Errno) -> WalkError {
         },
         e => WalkError::Io(e.into()),
     }
+}
+
+/// The names in an open directory (without `.` and `..`).
+pub(crate) fn list_dir(dir: &OwnedFd) -> io::Result<Vec<OsString>> {
+    let mut out = Vec::new();
+    for entry in rfs::Dir::read_from(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_bytes();
+        if name != b"." && name != b".." {
+            out.push(OsStr::from_bytes(name).to_os_string());
+        }
+    }
+    Ok(out)
+}
+
+/// Removes the directory `parent/name` and everything in it, never following symlinks.
+pub(crate) fn remove_tree(parent: &OwnedFd, name: &OsStr) -> io::Result<()> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let dir = rfs::openat(parent, name, flags, Mode::empty())?;
+    for child in list_dir(&dir)? {
+        let st = rfs::statat(&dir, &child, AtFlags::SYMLINK_NOFOLLOW)?;
+        if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+            remove_tree(&dir, &child)?;
+        } else {
+            rfs::unlinkat(&dir, &child, AtFlags::empty())?;
+        }
+    }
+    rfs::unlinkat(parent, name, AtFlags::REMOVEDIR)?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -134,10 +134,6 @@ impl<W: Write> TarWriter<'_, W> {
         for (k, v) in sys::list_xattrs(&host).map_err(Error::fs("read xattrs of", &host))? {
             records.insert([b"SCHILY.xattr.".as_slice(), &k].concat(), v);
         }
-        let mut mtime = meta.mtime();
-        if let Some(epoch) = self.opts.source_date_epoch {
-            mtime = mtime.min(epoch);
-        }
         let mut file = None;
         let (typeflag, link, size, dev) = if t.is_dir() {
             name.push(b'/');
@@ -145,13 +141,19 @@ impl<W: Write> TarWriter<'_, W> {
         } else if let Some(first) = self.first_link(&meta, &name) {
             (b'1', first, 0, (0, 0))
         } else if t.is_file() {
+            // O_NOFOLLOW and O_NONBLOCK: a name swapped for a symlink or a FIFO since the
+            // walk is neither followed nor waited on; fstat then says what was opened.
             let opened = fs::OpenOptions::new()
                 .read(true)
-                .custom_flags(libc_o_nofollow())
+                .custom_flags(open_flags())
                 .open(&host)
                 .map_err(Error::fs("open", &host))?;
-            // The header describes the file that was opened, not the earlier lstat.
             meta = opened.metadata().map_err(Error::fs("stat", &host))?;
+            if !meta.is_file() {
+                return Err(Error::fs("archive", &host)(io::Error::other(
+                    "no longer a regular file",
+                )));
+            }
             file = Some(opened);
             (b'0', Vec::new(), meta.len(), (0, 0))
         } else if t.is_symlink() {
@@ -170,6 +172,10 @@ impl<W: Write> TarWriter<'_, W> {
         } else {
             // Sockets cannot be archived; tar and BuildKit skip them too.
             return Ok(());
+        };
+        let mtime = match self.opts.source_date_epoch {
+            Some(epoch) => meta.mtime().min(epoch),
+            None => meta.mtime(),
         };
         let fields = Fields {
             name: &name,
@@ -314,9 +320,9 @@ impl<W: Write> TarWriter<'_, W> {
     }
 }
 
-/// `O_NOFOLLOW`, so a file swapped for a symlink after the walk is not followed.
-fn libc_o_nofollow() -> i32 {
-    rustix::fs::OFlags::NOFOLLOW.bits() as i32
+/// Extra open flags for file content: `O_NOFOLLOW | O_NONBLOCK`.
+fn open_flags() -> i32 {
+    (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32
 }
 
 /// One PAX record: `"<len> <key>=<value>\n"`, where `<len>` counts the whole record.
