@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # System packages the build and the tests use (installed only when missing).
-packages=(pkg-config skopeo umoci oci-image-tool podman)   # the last four read images in the store tests
+packages=(pkg-config skopeo umoci oci-image-tool podman bzip2 xz-utils zstd)   # image readers for the tests; compressors for ADD archive tests
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -130,6 +130,7 @@ impl BuildArgs {
             iidfile: self.iidfile,
             metadata_file: self.metadata_file,
             source_date_epoch,
+            cancel: Default::default(),
         };
         Ok((options, self.progress))
     }
@@ -139,8 +140,22 @@ impl BuildArgs {
 pub fn run(args: BuildArgs, root: PathBuf) -> anyhow::Result<ExitCode> {
     let (options, progress) = args.into_options(root)?;
     private_mounts();
+    // First Ctrl-C: stop at the next step and clean up; a second one exits at once
+    // (mounts still vanish with the process's mount namespace).
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ =
+            signal_hook::flag::register_conditional_shutdown(signal, 130, options.cancel.clone());
+        let _ = signal_hook::flag::register(signal, options.cancel.clone());
+    }
     let reporter = super::progress::reporter(progress);
-    let result = crate::executor::build(&options, reporter.as_ref())?;
+    let result = match crate::executor::build(&options, reporter.as_ref()) {
+        Ok(r) => r,
+        Err(e) if options.cancel.load(std::sync::atomic::Ordering::SeqCst) => {
+            super::write_stderr(&format!("error: build interrupted ({e})"));
+            return Ok(ExitCode::from(130));
+        }
+        Err(e) => return Err(e.into()),
+    };
     let mut stdout = std::io::stdout().lock();
     use std::io::Write;
     writeln!(stdout, "{}", result.manifest).context("writing to stdout")?;

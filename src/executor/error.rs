@@ -39,6 +39,8 @@ pub enum ExecError {
     Store(#[from] crate::store::Error),
     #[error(transparent)]
     Image(#[from] crate::image::Error),
+    #[error("interrupted")]
+    Interrupted,
     #[error("internal error: {what} (please report this as a bug)")]
     Internal { what: &'static str },
     #[error("checksum mismatch for {url}: expected {expected}, got {actual}")]

@@ -103,6 +103,9 @@ pub struct BuildOptions {
     pub metadata_file: Option<PathBuf>,
     /// `SOURCE_DATE_EPOCH`: clamp mtimes and fix `created`.
     pub source_date_epoch: Option<i64>,
+    /// Set (by a Ctrl-C handler) to stop the build at the next step boundary; the build
+    /// then unwinds, unmounting and removing what it made.
+    pub cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 #[cfg(test)]

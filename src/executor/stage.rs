@@ -327,7 +327,9 @@ fn copy_step(env: &StageEnv<'_>, op: &CopyOp, root: &Path) -> Result<(), ExecErr
         },
         parents: op.parents,
         exclude: &op.exclude,
+        extract_archives: op.is_add && op.unpack != Some(false),
         created: env.epoch,
+        cancel: Some(&env.options.cancel),
     };
     match &op.source {
         Source::Context => copy::copy(&SourceTree::Context(env.context.get()?), &req, root),

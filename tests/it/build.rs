@@ -325,3 +325,50 @@ fn exports_are_read_by_skopeo_and_podman() {
     let stdout = String::from_utf8_lossy(&load.stdout);
     assert!(stdout.contains("exported:1"), "{stdout}");
 }
+
+#[test]
+fn ctrl_c_leaves_no_mounts_or_temp_dirs() {
+    if !can_mount() {
+        return;
+    }
+    let t = TestContext::new("FROM scratch\nCOPY . /data/\nCOPY . /again/\n", &[]);
+    for d in 0..40 {
+        let dir = t.context().join(format!("d{d}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in 0..500 {
+            std::fs::write(dir.join(format!("f{f}")), "x").unwrap();
+        }
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rbuild"))
+        .arg("--root")
+        .arg(t.root())
+        .args(["build", "--progress", "quiet"])
+        .arg(t.context())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert!(
+        matches!(status.code(), Some(130) | Some(0)),
+        "interrupted or finished: {status:?}"
+    );
+    assert!(leaked_mounts(&t.root()).is_empty(), "no mounts left behind");
+    let tmp = t.root().join("tmp");
+    let leftovers: Vec<_> = std::fs::read_dir(&tmp)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.path().is_dir())
+                .flat_map(|e| e.path().read_dir().ok())
+                .flatten()
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        leftovers.is_empty(),
+        "work directories emptied: {leftovers:?}"
+    );
+}

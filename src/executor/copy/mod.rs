@@ -3,6 +3,7 @@
 //! `--exclude`, `--chown`/`--chmod`, inline heredoc files, `.dockerignore` (through the
 //! context index), and sources that can never leave their tree.
 
+mod archive;
 mod source;
 mod write;
 
@@ -27,8 +28,12 @@ pub struct CopyRequest<'a> {
     pub attrs: Attrs,
     pub parents: bool,
     pub exclude: &'a [String],
+    /// `ADD`: local tar archives are extracted (unless `unpack` is `Some(false)`).
+    pub extract_archives: bool,
     /// mtime of heredoc files.
     pub created: i64,
+    /// Checked before each entry: a set flag stops the copy with `Interrupted`.
+    pub cancel: Option<&'a std::sync::atomic::AtomicBool>,
 }
 
 struct Selected {
@@ -45,6 +50,12 @@ pub fn copy(tree: &SourceTree<'_>, req: &CopyRequest<'_>, root: &Path) -> Result
         reason: e.to_string(),
     })?;
     let keep = |rel: &str| -> Result<bool> {
+        if req
+            .cancel
+            .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+        {
+            return Err(ExecError::Interrupted);
+        }
         if exclude.is_empty() {
             return Ok(true);
         }
@@ -113,6 +124,13 @@ pub fn copy(tree: &SourceTree<'_>, req: &CopyRequest<'_>, root: &Path) -> Result
             let host = ensure_dir(root, &target, owner)?;
             write::copy_dir_contents(tree, node, &host, &req.attrs, &keep)?;
             continue;
+        }
+        if req.extract_archives && node.meta.is_file() {
+            if let Some(kind) = archive::detect(&node.host)? {
+                let host = ensure_dir(root, dest_path, owner)?;
+                archive::extract(&node.host, kind, &host)?;
+                continue;
+            }
         }
         let target = if dest_is_dir {
             let tail = if req.parents {
@@ -189,7 +207,9 @@ mod tests {
             attrs: Attrs::default(),
             parents,
             exclude: &[],
+            extract_archives: false,
             created: 0,
+            cancel: None,
         };
         let result = copy(&SourceTree::Context(&index), &req, root.path());
         (root, result)
@@ -273,7 +293,9 @@ mod tests {
             },
             parents: false,
             exclude: &[],
+            extract_archives: false,
             created: 0,
+            cancel: None,
         };
         copy(&SourceTree::Context(&index), &req, root.path()).unwrap();
         assert!(
