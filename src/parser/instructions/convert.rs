@@ -98,7 +98,7 @@ fn key_values(node: &Node, keyword: &'static str) -> Result<Vec<KeyValue>, E> {
     if node.args.is_empty() {
         return Err(E::AtLeastOneArgument { keyword });
     }
-    if node.args.len() % 3 != 0 {
+    if !node.args.len().is_multiple_of(3) {
         return Err(E::TooManyArguments { keyword });
     }
     node.args
