@@ -37,7 +37,7 @@ impl Gen {
             *x ^= *x << 13;
             *x ^= *x >> 7;
             *x ^= *x << 17;
-            if *x % 4 == 0 {
+            if (*x).is_multiple_of(4) {
                 out.extend_from_slice(&x.to_le_bytes()[..5]);
             } else {
                 out.extend_from_slice(WORDS[(*x % 8) as usize]);
