@@ -17,6 +17,15 @@ pub enum Compression {
     Uncompressed,
 }
 
+/// `--format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ImageFormat {
+    /// OCI image manifest and config media types.
+    Oci,
+    /// Docker image manifest v2, schema 2.
+    Docker,
+}
+
 /// Arguments of `rbuild build`.
 #[derive(Debug, clap::Args)]
 pub struct BuildArgs {
@@ -50,6 +59,9 @@ pub struct BuildArgs {
     /// Layer compression.
     #[arg(long, value_enum, default_value_t = Compression::Gzip)]
     pub compression: Compression,
+    /// Manifest format of the image.
+    #[arg(long, value_enum, default_value_t = ImageFormat::Oci)]
+    pub format: ImageFormat,
     /// Compression level (gzip 0-9, zstd 1-22).
     #[arg(long = "compression-level")]
     pub compression_level: Option<i32>,
@@ -127,6 +139,10 @@ impl BuildArgs {
                 Compression::Uncompressed => CompressionKind::Uncompressed,
             },
             compression_level: self.compression_level,
+            format: match self.format {
+                ImageFormat::Oci => crate::image::Format::Oci,
+                ImageFormat::Docker => crate::image::Format::Docker,
+            },
             iidfile: self.iidfile,
             metadata_file: self.metadata_file,
             source_date_epoch,

@@ -13,7 +13,7 @@ use super::stage::{run_stage, StageEnv, StageOutput};
 use super::{BuildOptions, CompressionKind};
 use crate::context::{dockerignore_for, BuildContext, Filter};
 use crate::digest::Digest;
-use crate::image::{assemble, Format, LayerDescriptor};
+use crate::image::{assemble, LayerDescriptor};
 use crate::layers::{Compression, WriteOptions};
 use crate::parser::instructions;
 use crate::plan::{self, PlanOptions};
@@ -91,7 +91,8 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRes
             what: "the target stage was not built",
         })?;
     let layers: Vec<LayerDescriptor> = target.layers.iter().map(|l| l.blob.clone()).collect();
-    let image = assemble(&store, &target.config, &layers, Format::Oci).map_err(ExecError::from)?;
+    let image =
+        assemble(&store, &target.config, &layers, options.format).map_err(ExecError::from)?;
     let mut names = Vec::new();
     for tag in &options.tags {
         let name = ImageName::parse(tag).map_err(ExecError::from)?;

@@ -96,6 +96,8 @@ pub struct BuildOptions {
     pub labels: BTreeMap<String, String>,
     pub outputs: Vec<Output>,
     pub compression: CompressionKind,
+    /// Manifest and config media types: OCI (default) or Docker schema 2.
+    pub format: crate::image::Format,
     pub compression_level: Option<i32>,
     /// Write the image ID (config digest) here.
     pub iidfile: Option<PathBuf>,

@@ -372,3 +372,32 @@ fn ctrl_c_leaves_no_mounts_or_temp_dirs() {
         "work directories emptied: {leftovers:?}"
     );
 }
+
+#[test]
+fn docker_schema_2_when_asked() {
+    if !can_mount() {
+        return;
+    }
+    let t = multi();
+    t.build(&["-t", "d:1", "--format", "docker"]);
+    let out = t.rbuild(&["inspect", "d:1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let manifest = &v["manifest"];
+    assert_eq!(
+        manifest["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    assert_eq!(
+        manifest["config"]["mediaType"],
+        "application/vnd.docker.container.image.v1+json"
+    );
+    assert_eq!(
+        manifest["layers"][0]["mediaType"],
+        "application/vnd.docker.image.rootfs.diff.tar.gzip"
+    );
+}
