@@ -219,8 +219,35 @@ fn config_helpers() {
     tally.finish();
 }
 
-/// Error lines of parse- and plan-time failures. Cases that fail only when the build
-/// runs are checked by the integration tests that drive `rbuild build`.
+/// The line a build of `text` (in a context holding only the Dockerfile) fails at, from
+/// the real binary's `Dockerfile:LINE` error.
+fn build_error_line(text: &str) -> Option<usize> {
+    let dir = tempfile::tempdir().ok()?;
+    let ctx = dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).ok()?;
+    std::fs::write(ctx.join("Dockerfile"), text).ok()?;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rbuild"))
+        .arg("--root")
+        .arg(dir.path().join("store"))
+        .args(["build", "--progress", "quiet"])
+        .arg(&ctx)
+        .output()
+        .ok()?;
+    if out.status.success() {
+        return None;
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let after = stderr.split("Dockerfile:").nth(1)?;
+    after
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .ok()
+}
+
+/// Error lines: parse- and plan-time failures are read from the error's span, build-time
+/// failures from the real binary's report.
 #[test]
 fn error_lines() {
     let mut tally = Tally::new("instructions/error-lines.json");
@@ -238,11 +265,11 @@ fn error_lines() {
             Err(e) => Some((e.span.line, e.span.end_line)),
             Ok(df) => match plan::plan(&df, &PlanOptions::default(), &AnyImage) {
                 Err(e) => e.span().map(|s| (s.line, s.end_line)),
-                Ok(_) => None,
+                Ok(_) => build_error_line(text).map(|l| (l, l)),
             },
         };
         let outcome = match lines {
-            None => Err("no parse or plan error".to_owned()),
+            None => Err("the build did not fail with a Dockerfile line".to_owned()),
             Some((start, end)) => {
                 let got: Vec<u64> = (start as u64..=end as u64).collect();
                 if got == want {
