@@ -9,6 +9,7 @@ use super::error::{BuildError, ExecError};
 use super::events::{BuildEvent, Reporter};
 use super::export::export;
 use super::resolver::StoreResolver;
+use super::sandbox::Sandbox;
 use super::stage::{run_stage, StageEnv, StageOutput};
 use super::{BuildOptions, CompressionKind};
 use crate::context::{dockerignore_for, BuildContext, Filter};
@@ -66,6 +67,7 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRes
         options,
     };
     let (created, epoch) = timestamp(options.source_date_epoch);
+    let sandbox = Sandbox::new();
     let mut outputs: Vec<Option<StageOutput>> = vec![None; plan.stages.len()];
     for &index in &plan.order {
         let Some(stage) = plan.stages.get(index).and_then(Option::as_ref) else {
@@ -80,6 +82,7 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRes
             write: write_options(options),
             created: created.clone(),
             epoch,
+            executor: &sandbox,
         };
         let output = run_stage(&env, stage)?;
         outputs[index] = Some(output);

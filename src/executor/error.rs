@@ -31,14 +31,20 @@ pub enum ExecError {
     Context(#[from] crate::context::Error),
     #[error(transparent)]
     Layers(#[from] crate::layers::Error),
-    #[error("RUN is not supported yet: the sandbox arrives with the next milestone (use a base image that already has what the step would install)")]
-    RunUnsupported,
     #[error("image {reference} is invalid: {reason}")]
     BadImage { reference: String, reason: String },
     #[error(transparent)]
     Store(#[from] crate::store::Error),
     #[error(transparent)]
     Image(#[from] crate::image::Error),
+    #[error("process \"{command}\" did not complete successfully: exit code: {code}{}", render_tail(.tail))]
+    RunFailed { command: String, code: i32, tail: Vec<String> },
+    #[error("invalid --mount {value}: {reason}")]
+    BadMount { value: String, reason: String },
+    #[error("RUN --mount=type={kind} is not supported yet")]
+    MountUnsupported { kind: &'static str },
+    #[error(transparent)]
+    Sandbox(#[from] super::sandbox::Error),
     #[error("interrupted")]
     Interrupted,
     #[error("internal error: {what} (please report this as a bug)")]
@@ -51,6 +57,14 @@ pub enum ExecError {
     },
     #[error("cannot download {url}: {reason}")]
     Download { url: String, reason: String },
+}
+
+fn render_tail(tail: &[String]) -> String {
+    if tail.is_empty() {
+        return String::new();
+    }
+    let lines: Vec<String> = tail.iter().map(|l| format!("\n  > {l}")).collect();
+    format!("\nlast output:{}", lines.concat())
 }
 
 impl ExecError {

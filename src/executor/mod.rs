@@ -10,6 +10,7 @@ mod events;
 mod export;
 mod options;
 mod resolver;
+mod run;
 mod stage;
 pub mod users;
 

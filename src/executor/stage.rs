@@ -45,6 +45,8 @@ pub struct StageEnv<'a> {
     pub write: WriteOptions,
     pub created: String,
     pub epoch: i64,
+    /// Runs RUN steps.
+    pub executor: &'a dyn super::sandbox::Executor,
 }
 
 /// Builds `stage`.
@@ -82,14 +84,13 @@ pub fn run_stage(env: &StageEnv<'_>, stage: &StagePlan) -> Result<StageOutput, B
         let started = Instant::now();
         let layer = match &step.op {
             Op::Meta => None,
-            Op::Run(_) => {
-                let err = ExecError::RunUnsupported;
-                env.reporter.event(BuildEvent::StepFailed {
-                    id,
-                    error: err.to_string(),
-                });
-                return Err(at(Some(step), err));
-            }
+            Op::Run(run) => match super::run::run_step(env, &layers, run, step, &id) {
+                Ok(layer) => layer,
+                Err(e) => {
+                    env.reporter.event(BuildEvent::StepFailed { id, error: e.to_string() });
+                    return Err(at(Some(step), e));
+                }
+            },
             op => match fs_step(env, &layers, op, step) {
                 Ok(layer) => layer,
                 Err(e) => {
@@ -184,12 +185,12 @@ pub fn image_layers(store: &Store, image: &BaseImage) -> Result<Vec<Layer>, Exec
 }
 
 /// Scratch directories of one step, removed on drop (after the mount guard).
-struct StepDirs {
+pub(super) struct StepDirs {
     dir: tempfile::TempDir,
 }
 
 impl StepDirs {
-    fn new(store: &Store) -> Result<Self, ExecError> {
+    pub(super) fn new(store: &Store) -> Result<Self, ExecError> {
         let dir = tempfile::Builder::new()
             .prefix("step-")
             .tempdir_in(store.work_dir())
@@ -204,12 +205,12 @@ impl StepDirs {
         Ok(StepDirs { dir })
     }
 
-    fn path(&self, sub: &str) -> PathBuf {
+    pub(super) fn path(&self, sub: &str) -> PathBuf {
         self.dir.path().join(sub)
     }
 
     /// Mounts an overlay of `layers` (top first) at `merged`.
-    fn mount(&self, store: &Store, layers: &[Layer]) -> Result<OverlayMount, ExecError> {
+    pub(super) fn mount(&self, store: &Store, layers: &[Layer]) -> Result<OverlayMount, ExecError> {
         let mut lowerdirs: Vec<PathBuf> = layers
             .iter()
             .rev()

@@ -1,0 +1,187 @@
+//! `RUN`: the step's overlay root handed to the sandbox with the process environment
+//! BuildKit gives (ENV + build args in scope, proxy variables, default `PATH`,
+//! `HOSTNAME`, `HOME`), the user resolved in the image, `--network`, and the `--mount`s
+//! (cache mounts kept in the store between builds, tmpfs). Output streams to progress;
+//! a failure reports the command, its exit code and the last lines it printed.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use super::copy;
+use super::error::ExecError;
+use super::events::{BuildEvent, StepId};
+use super::sandbox::{Mount, Network, SandboxSpec};
+use super::stage::{commit_layer, Layer, StageEnv, StepDirs};
+use super::users::resolve_user;
+use crate::digest::Digest;
+use crate::image::add_env;
+use crate::parser::instructions::values::{parse_mount, Mount as MountSpec, MountType, Sharing};
+use crate::plan::{proxy_env, RunOp, Step, DEFAULT_PATH};
+use crate::store::FileLock;
+
+/// The hostname BuildKit gives RUN steps.
+pub const HOSTNAME: &str = "buildkitsandbox";
+
+/// Lines of output kept for the error report of a failing step.
+const TAIL_LINES: usize = 20;
+
+/// Runs one `RUN` on an overlay of `layers`; returns its layer (`None` if it changed
+/// nothing).
+pub fn run_step(
+    env: &StageEnv<'_>,
+    layers: &[Layer],
+    op: &RunOp,
+    step: &Step,
+    id: &StepId,
+) -> Result<Option<Layer>, ExecError> {
+    let dirs = StepDirs::new(env.store)?;
+    let overlay = dirs.mount(env.store, layers)?;
+    let root = overlay.target().to_path_buf();
+    let passwd = read_etc(&root, "passwd");
+    let group = read_etc(&root, "group");
+    let user = if step.state.user.is_empty() {
+        super::users::User { home: Some("/root".into()), ..Default::default() }
+    } else {
+        resolve_user(&step.state.user, &passwd, &group)?
+    };
+    let mut guards = Vec::new();
+    let mut mounts = Vec::new();
+    for value in &op.mounts {
+        let spec = parse_mount(value).map_err(|e| ExecError::BadMount { value: value.clone(), reason: e.to_string() })?;
+        mounts.push(sandbox_mount(env, &spec, &step.state.workdir, &mut guards)?);
+    }
+    let network = match op.network.as_deref().unwrap_or("default") {
+        "none" => Network::None,
+        _ => Network::Host,
+    };
+    let spec = SandboxSpec {
+        rootfs: root.clone(),
+        argv: op.argv.clone(),
+        env: process_env(env, step, &user),
+        cwd: step.state.workdir.clone(),
+        uid: user.uid,
+        gid: user.gid,
+        additional_gids: user.additional_gids.clone(),
+        hostname: HOSTNAME.to_owned(),
+        network,
+        mounts,
+        hosts: format!("127.0.0.1\tlocalhost {HOSTNAME}\n::1\tlocalhost ip6-localhost ip6-loopback\n"),
+        resolv_conf: resolv_conf(network),
+        timeout: None,
+    };
+    let mut tail: VecDeque<String> = VecDeque::new();
+    let mut partial: Vec<u8> = Vec::new();
+    let status = env.executor.run(&spec, &mut |bytes: &[u8]| {
+        partial.extend_from_slice(bytes);
+        while let Some(pos) = partial.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = partial.drain(..=pos).collect();
+            let line = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
+            env.reporter.event(BuildEvent::StepLog { id: id.clone(), line: line.clone() });
+            if tail.len() == TAIL_LINES {
+                tail.pop_front();
+            }
+            tail.push_back(line);
+        }
+    })?;
+    if !partial.is_empty() {
+        let line = String::from_utf8_lossy(&partial).into_owned();
+        env.reporter.event(BuildEvent::StepLog { id: id.clone(), line: line.clone() });
+        tail.push_back(line);
+    }
+    drop(guards);
+    overlay.unmount()?;
+    if !status.success() {
+        return Err(ExecError::RunFailed { command: op.argv.join(" "), code: status.code, tail: tail.into() });
+    }
+    commit_layer(env, layers, &dirs.path("upper"))
+}
+
+/// The environment of the process: the stage's ENV and the build args in scope (already
+/// merged by the plan), proxy variables from the build args, then defaults.
+fn process_env(env: &StageEnv<'_>, step: &Step, user: &super::users::User) -> Vec<String> {
+    let mut vars = step.state.env.clone();
+    if let Some(proxies) = proxy_env(&env.options.build_args) {
+        for (k, v) in proxies {
+            if !vars.iter().any(|e| e.split('=').next() == Some(k.as_str())) {
+                vars.push(format!("{k}={v}"));
+            }
+        }
+    }
+    let has = |vars: &[String], key: &str| vars.iter().any(|e| e.split('=').next() == Some(key));
+    if !has(&vars, "PATH") {
+        add_env(&mut vars, "PATH", DEFAULT_PATH);
+    }
+    if !has(&vars, "HOSTNAME") {
+        add_env(&mut vars, "HOSTNAME", HOSTNAME);
+    }
+    if !has(&vars, "HOME") {
+        add_env(&mut vars, "HOME", user.home.as_deref().filter(|h| !h.is_empty()).unwrap_or("/"));
+    }
+    vars
+}
+
+fn resolv_conf(network: Network) -> String {
+    match network {
+        Network::None => String::new(),
+        Network::Host => std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+    }
+}
+
+fn read_etc(root: &Path, name: &str) -> String {
+    copy::host_path(root, &format!("/etc/{name}"), true)
+        .ok()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .unwrap_or_default()
+}
+
+/// Turns one `--mount` into a sandbox mount; cache locks are pushed to `guards` and
+/// held until the step ends.
+fn sandbox_mount(
+    env: &StageEnv<'_>,
+    spec: &MountSpec,
+    workdir: &str,
+    guards: &mut Vec<FileLock>,
+) -> Result<Mount, ExecError> {
+    let bad = |reason: String| ExecError::BadMount { value: format!("type={}", spec.kind.as_str()), reason };
+    let target = spec.resolve_target(workdir).map_err(|e| bad(e.to_string()))?;
+    match spec.kind {
+        MountType::Tmpfs => Ok(Mount::Tmpfs { target, size: spec.size_limit }),
+        MountType::Cache => {
+            if spec.from.is_some() {
+                return Err(ExecError::MountUnsupported { kind: "cache with from=" });
+            }
+            let dir = cache_dir(env, &spec.cache_id())?;
+            if matches!(spec.sharing_mode(), Sharing::Locked | Sharing::Private) {
+                let lock = dir.with_extension("lock");
+                guards.push(FileLock::exclusive(&lock)?);
+            }
+            prepare_cache_dir(&dir, spec)?;
+            Ok(Mount::Bind { source: dir, target, readonly: spec.read_only })
+        }
+        MountType::Bind => Err(ExecError::MountUnsupported { kind: "bind" }),
+        MountType::Secret => Err(ExecError::MountUnsupported { kind: "secret" }),
+        MountType::Ssh => Err(ExecError::MountUnsupported { kind: "ssh" }),
+    }
+}
+
+/// `<store>/cache/mounts/<sha256 of the id>`: kept between builds.
+fn cache_dir(env: &StageEnv<'_>, id: &str) -> Result<PathBuf, ExecError> {
+    let base = env.store.cache_dir().join("mounts");
+    std::fs::create_dir_all(&base).map_err(ExecError::fs("cannot create", &base))?;
+    Ok(base.join(Digest::of(id.as_bytes()).hex()))
+}
+
+fn prepare_cache_dir(dir: &Path, spec: &MountSpec) -> Result<(), ExecError> {
+    use std::os::unix::fs::PermissionsExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::create_dir(dir).map_err(ExecError::fs("cannot create cache mount", dir))?;
+    let mode = spec.mode.unwrap_or(0o755);
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).map_err(ExecError::fs("cannot set mode of", dir))?;
+    std::os::unix::fs::lchown(dir, Some(spec.uid.unwrap_or(0)), Some(spec.gid.unwrap_or(0)))
+        .map_err(ExecError::fs("cannot change owner of", dir))?;
+    let _ = File::open(dir);
+    Ok(())
+}
