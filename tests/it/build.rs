@@ -473,3 +473,57 @@ fn add_downloads_urls_and_extracts_archives() {
         "{err}"
     );
 }
+
+#[test]
+fn onbuild_triggers_iidfile_metadata_and_json_progress() {
+    if !can_mount() {
+        return;
+    }
+    let base = TestContext::new(
+        "FROM scratch\nONBUILD COPY trigger.txt /triggered.txt\nLABEL base=1\n",
+        &[],
+    );
+    base.build(&["-t", "onbuild-base:1"]);
+    let t = TestContext::new(
+        "FROM onbuild-base:1\nENV X=1\n",
+        &[("trigger.txt", "fired\n")],
+    );
+    let iid = t.path("iid");
+    let meta = t.path("meta.json");
+    let out_dir = t.path("out");
+    let ctx = t.context().to_string_lossy().into_owned();
+    let args = [
+        "build",
+        "--progress",
+        "json",
+        "--iidfile",
+        &iid.to_string_lossy(),
+        "--metadata-file",
+        &meta.to_string_lossy(),
+        "-o",
+        &format!("type=local,dest={}", out_dir.display()),
+        &ctx,
+    ];
+    let out = rbuild_in(&base.root(), &args, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(out_dir.join("triggered.txt")).unwrap(),
+        "fired\n",
+        "the trigger ran"
+    );
+    let manifest = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(meta).unwrap()).unwrap();
+    assert_eq!(meta["containerimage.digest"], manifest.as_str());
+    let iid = std::fs::read_to_string(iid).unwrap();
+    assert_eq!(meta["containerimage.config.digest"], iid.as_str());
+    for line in String::from_utf8_lossy(&out.stderr).lines() {
+        let event: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+        assert!(event["event"].is_string(), "{line}");
+    }
+}
