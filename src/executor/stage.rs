@@ -329,6 +329,8 @@ fn copy_step(env: &StageEnv<'_>, op: &CopyOp, root: &Path) -> Result<(), ExecErr
         parents: op.parents,
         exclude: &op.exclude,
         extract_archives: op.is_add && op.unpack != Some(false),
+        urls: op.is_add,
+        checksum: op.checksum.as_deref(),
         created: env.epoch,
         cancel: Some(&env.options.cancel),
     };

@@ -401,3 +401,129 @@ fn docker_schema_2_when_asked() {
         "application/vnd.docker.image.rootfs.diff.tar.gzip"
     );
 }
+
+/// Serves `body` with a fixed `Last-Modified` on 127.0.0.1 until the test ends.
+fn serve(body: &'static str) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nLast-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(reply.as_bytes());
+        }
+    });
+    port
+}
+
+#[test]
+fn add_downloads_urls_and_extracts_archives() {
+    if !can_mount() {
+        return;
+    }
+    let port = serve("downloaded\n");
+    let sum = rbuild::digest::Digest::of(b"downloaded\n");
+    let dockerfile = format!(
+        "FROM scratch\nADD http://127.0.0.1:{port}/files/file.txt /dl/\nADD --checksum={sum} http://127.0.0.1:{port}/x /checked\nADD files.tar.gz /unpacked/\nADD --unpack=false files.tar.gz /kept/\n"
+    );
+    let t = TestContext::new(&dockerfile, &[("src/inner.txt", "inner\n")]);
+    let ok = Command::new("tar")
+        .arg("-czf")
+        .arg(t.context().join("files.tar.gz"))
+        .arg("-C")
+        .arg(t.context().join("src"))
+        .arg("inner.txt")
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let out_dir = t.path("out");
+    let local = format!("type=local,dest={}", out_dir.display());
+    t.build(&["-o", &local]);
+    let dl = out_dir.join("dl/file.txt");
+    assert_eq!(std::fs::read_to_string(&dl).unwrap(), "downloaded\n");
+    let meta = std::fs::metadata(&dl).unwrap();
+    assert_eq!(
+        (meta.permissions().mode() & 0o777, meta.mtime()),
+        (0o600, 784_111_777)
+    );
+    assert_eq!(
+        std::fs::read_to_string(out_dir.join("checked")).unwrap(),
+        "downloaded\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out_dir.join("unpacked/inner.txt")).unwrap(),
+        "inner\n"
+    );
+    assert!(out_dir.join("kept/files.tar.gz").is_file());
+
+    let bad = format!(
+        "FROM scratch\nADD --checksum=sha256:{} http://127.0.0.1:{port}/x /y\n",
+        "0".repeat(64)
+    );
+    let t = TestContext::new(&bad, &[]);
+    let err = t.build_fails(&[]);
+    assert!(
+        err.contains("Dockerfile:2") && err.contains("checksum mismatch"),
+        "{err}"
+    );
+}
+
+#[test]
+fn onbuild_triggers_iidfile_metadata_and_json_progress() {
+    if !can_mount() {
+        return;
+    }
+    let base = TestContext::new(
+        "FROM scratch\nONBUILD COPY trigger.txt /triggered.txt\nLABEL base=1\n",
+        &[],
+    );
+    base.build(&["-t", "onbuild-base:1"]);
+    let t = TestContext::new(
+        "FROM onbuild-base:1\nENV X=1\n",
+        &[("trigger.txt", "fired\n")],
+    );
+    let iid = t.path("iid");
+    let meta = t.path("meta.json");
+    let out_dir = t.path("out");
+    let ctx = t.context().to_string_lossy().into_owned();
+    let args = [
+        "build",
+        "--progress",
+        "json",
+        "--iidfile",
+        &iid.to_string_lossy(),
+        "--metadata-file",
+        &meta.to_string_lossy(),
+        "-o",
+        &format!("type=local,dest={}", out_dir.display()),
+        &ctx,
+    ];
+    let out = rbuild_in(&base.root(), &args, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(out_dir.join("triggered.txt")).unwrap(),
+        "fired\n",
+        "the trigger ran"
+    );
+    let manifest = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(meta).unwrap()).unwrap();
+    assert_eq!(meta["containerimage.digest"], manifest.as_str());
+    let iid = std::fs::read_to_string(iid).unwrap();
+    assert_eq!(meta["containerimage.config.digest"], iid.as_str());
+    for line in String::from_utf8_lossy(&out.stderr).lines() {
+        let event: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+        assert!(event["event"].is_string(), "{line}");
+    }
+}

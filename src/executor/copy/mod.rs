@@ -4,6 +4,7 @@
 //! context index), and sources that can never leave their tree.
 
 mod archive;
+mod fetch;
 mod source;
 mod write;
 
@@ -30,6 +31,10 @@ pub struct CopyRequest<'a> {
     pub exclude: &'a [String],
     /// `ADD`: local tar archives are extracted (unless `unpack` is `Some(false)`).
     pub extract_archives: bool,
+    /// `ADD`: URL sources are downloaded (COPY refuses them at parse time).
+    pub urls: bool,
+    /// `ADD --checksum` of a URL source.
+    pub checksum: Option<&'a str>,
     /// mtime of heredoc files.
     pub created: i64,
     /// Checked before each entry: a set flag stops the copy with `Interrupted`.
@@ -67,7 +72,12 @@ pub fn copy(tree: &SourceTree<'_>, req: &CopyRequest<'_>, root: &Path) -> Result
     };
     let mut selected = Vec::new();
     let mut wildcard_hits = 0;
+    let mut downloads = Vec::new();
     for src in req.sources {
+        if req.urls && fetch::is_url(src) {
+            downloads.push(src.as_str());
+            continue;
+        }
         let is_context = matches!(tree, SourceTree::Context(_));
         let rel = match clean_relative(src.trim_start_matches('/')) {
             Some(rel) => rel,
@@ -145,6 +155,22 @@ pub fn copy(tree: &SourceTree<'_>, req: &CopyRequest<'_>, root: &Path) -> Result
         let host = place(root, &target, owner)?;
         write::copy_node(tree, node, &host, &req.attrs, &keep)?;
     }
+    for url in downloads {
+        let tmp = root.parent().unwrap_or(root);
+        let fetched = fetch::fetch(url, req.checksum, tmp)?;
+        let target = fetch::target_for(req.dest, &fetched.name);
+        let host = place(root, &target.to_string_lossy(), owner)?;
+        let mut data = std::fs::File::open(fetched.file.path())
+            .map_err(ExecError::fs("cannot read", fetched.file.path()))?;
+        let mode = req.attrs.mode.unwrap_or(0o600);
+        write::write_stream(
+            &host,
+            &mut data,
+            mode,
+            owner,
+            fetched.mtime.unwrap_or(req.created),
+        )?;
+    }
     for content in req.contents {
         let target = if req.dest.ends_with('/') {
             format!("{dest_path}/{}", content.path)
@@ -208,6 +234,8 @@ mod tests {
             parents,
             exclude: &[],
             extract_archives: false,
+            urls: false,
+            checksum: None,
             created: 0,
             cancel: None,
         };
@@ -294,6 +322,8 @@ mod tests {
             parents: false,
             exclude: &[],
             extract_archives: false,
+            urls: false,
+            checksum: None,
             created: 0,
             cancel: None,
         };

@@ -207,8 +207,26 @@ pub fn write_file(
     owner: (u32, u32),
     mtime: i64,
 ) -> Result<()> {
+    write_stream(dest, &mut &data[..], mode, owner, mtime)
+}
+
+/// Streams `data` into a new file at host path `dest`, then sets owner, mode and mtime.
+pub fn write_stream(
+    dest: &Path,
+    data: &mut dyn io::Read,
+    mode: u32,
+    owner: (u32, u32),
+    mtime: i64,
+) -> Result<()> {
     clear(dest)?;
-    fs::write(dest, data).map_err(ExecError::fs("cannot write", dest))?;
+    let mut out = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc_o_nofollow())
+        .mode(0o600)
+        .open(dest)
+        .map_err(ExecError::fs("cannot create", dest))?;
+    io::copy(data, &mut out).map_err(ExecError::fs("cannot write", dest))?;
     chown(dest, owner)?;
     fs::set_permissions(dest, fs::Permissions::from_mode(mode))
         .map_err(ExecError::fs("cannot set mode of", dest))?;

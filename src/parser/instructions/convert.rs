@@ -65,6 +65,12 @@ pub fn parse_instruction(node: &Node) -> Result<Parsed, E> {
 
 /// Parses the node's flags against `decl` (name, kind, default).
 fn flags(node: &Node, decl: &[(&str, FlagKind, &str)]) -> Result<Flags, E> {
+    // Most instructions have no flags: nothing to declare then (every bool flag here
+    // defaults to false and string flags are read as options, so an empty set answers
+    // the same).
+    if node.flags.is_empty() {
+        return Ok(Flags::default());
+    }
     let mut flags = Flags::default();
     for (name, kind, default) in decl {
         flags.declare(name, *kind, default);
