@@ -6,6 +6,7 @@
 //! parser/  Dockerfile bytes -> typed AST with positions; word expansion; .dockerignore
 //! context/ the build context: filtered walk honouring .dockerignore
 //! cli/     command-line edge: flags -> options, rendering of results and errors
+//! reexec   hidden helper entry points (the RUN sandbox), dispatched first by main.rs
 //! ```
 //!
 //! Later stages (plan, executor, layers, cache, store, image, push) are added as the
@@ -19,3 +20,4 @@ pub mod image;
 pub mod layers;
 pub mod parser;
 pub mod plan;
+pub mod reexec;
