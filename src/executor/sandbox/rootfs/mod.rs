@@ -426,12 +426,10 @@ fn mask(sys: &dyn Sys, path: &str) -> Result<(), Failure> {
                 "",
             )
             .map_err(fail(SetupOp::Mount, path)),
-        Some(_) => {
-            sys.bind("/dev/null", path)
-                .map_err(fail(SetupOp::Bind, path))?;
-            sys.remount(path, F::RDONLY | F::NOSUID | F::NODEV | F::NOEXEC)
-                .map_err(fail(SetupOp::Remount, path))
-        }
+        // As runc: a plain bind (a `nodev` remount would make the node unusable).
+        Some(_) => sys
+            .bind("/dev/null", path)
+            .map_err(fail(SetupOp::Bind, path)),
     }
 }
 
