@@ -12,6 +12,7 @@
 //! cli/     command-line edge: flags -> options, rendering of results and errors
 //! layers/  overlay mounts, change sets (upperdir, full tree, native diff), deterministic
 //!          tar + compression + digests in one pass, safe layer application
+//! reexec   hidden helper entry points (the RUN sandbox), dispatched first by main.rs
 //! ```
 //!
 //! The executor (`executor/`) walks the plan; the cache and the registry client (`push/`)
@@ -25,4 +26,5 @@ pub mod image;
 pub mod layers;
 pub mod parser;
 pub mod plan;
+pub mod reexec;
 pub mod store;

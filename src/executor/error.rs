@@ -38,7 +38,11 @@ pub enum ExecError {
     #[error(transparent)]
     Image(#[from] crate::image::Error),
     #[error("process \"{command}\" did not complete successfully: exit code: {code}{}", render_tail(.tail))]
-    RunFailed { command: String, code: i32, tail: Vec<String> },
+    RunFailed {
+        command: String,
+        code: i32,
+        tail: Vec<String>,
+    },
     #[error("invalid --mount {value}: {reason}")]
     BadMount { value: String, reason: String },
     #[error("RUN --mount=type={kind} is not supported yet")]

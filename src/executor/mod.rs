@@ -1,6 +1,6 @@
 //! The executor: walks the plan, runs each step and produces layers and images.
 //!
-//! Owns scheduling, the file steps (COPY/ADD/WORKDIR), RUN (later, in `sandbox/`), and
+//! Owns scheduling, the file steps (COPY/ADD/WORKDIR), RUN's sandbox (`sandbox/`), and
 //! progress events. It knows nothing of tar or compression (`layers/` does).
 
 mod build;
@@ -11,6 +11,7 @@ mod export;
 mod options;
 mod resolver;
 mod run;
+pub mod sandbox;
 mod stage;
 pub mod users;
 

@@ -41,14 +41,20 @@ pub fn run_step(
     let passwd = read_etc(&root, "passwd");
     let group = read_etc(&root, "group");
     let user = if step.state.user.is_empty() {
-        super::users::User { home: Some("/root".into()), ..Default::default() }
+        super::users::User {
+            home: Some("/root".into()),
+            ..Default::default()
+        }
     } else {
         resolve_user(&step.state.user, &passwd, &group)?
     };
     let mut guards = Vec::new();
     let mut mounts = Vec::new();
     for value in &op.mounts {
-        let spec = parse_mount(value).map_err(|e| ExecError::BadMount { value: value.clone(), reason: e.to_string() })?;
+        let spec = parse_mount(value).map_err(|e| ExecError::BadMount {
+            value: value.clone(),
+            reason: e.to_string(),
+        })?;
         mounts.push(sandbox_mount(env, &spec, &step.state.workdir, &mut guards)?);
     }
     let network = match op.network.as_deref().unwrap_or("default") {
@@ -66,7 +72,9 @@ pub fn run_step(
         hostname: HOSTNAME.to_owned(),
         network,
         mounts,
-        hosts: format!("127.0.0.1\tlocalhost {HOSTNAME}\n::1\tlocalhost ip6-localhost ip6-loopback\n"),
+        hosts: format!(
+            "127.0.0.1\tlocalhost {HOSTNAME}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+        ),
         resolv_conf: resolv_conf(network),
         timeout: None,
     };
@@ -77,7 +85,10 @@ pub fn run_step(
         while let Some(pos) = partial.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = partial.drain(..=pos).collect();
             let line = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
-            env.reporter.event(BuildEvent::StepLog { id: id.clone(), line: line.clone() });
+            env.reporter.event(BuildEvent::StepLog {
+                id: id.clone(),
+                line: line.clone(),
+            });
             if tail.len() == TAIL_LINES {
                 tail.pop_front();
             }
@@ -86,13 +97,20 @@ pub fn run_step(
     })?;
     if !partial.is_empty() {
         let line = String::from_utf8_lossy(&partial).into_owned();
-        env.reporter.event(BuildEvent::StepLog { id: id.clone(), line: line.clone() });
+        env.reporter.event(BuildEvent::StepLog {
+            id: id.clone(),
+            line: line.clone(),
+        });
         tail.push_back(line);
     }
     drop(guards);
     overlay.unmount()?;
     if !status.success() {
-        return Err(ExecError::RunFailed { command: op.argv.join(" "), code: status.code, tail: tail.into() });
+        return Err(ExecError::RunFailed {
+            command: op.argv.join(" "),
+            code: status.code,
+            tail: tail.into(),
+        });
     }
     commit_layer(env, layers, &dirs.path("upper"))
 }
@@ -116,7 +134,14 @@ fn process_env(env: &StageEnv<'_>, step: &Step, user: &super::users::User) -> Ve
         add_env(&mut vars, "HOSTNAME", HOSTNAME);
     }
     if !has(&vars, "HOME") {
-        add_env(&mut vars, "HOME", user.home.as_deref().filter(|h| !h.is_empty()).unwrap_or("/"));
+        add_env(
+            &mut vars,
+            "HOME",
+            user.home
+                .as_deref()
+                .filter(|h| !h.is_empty())
+                .unwrap_or("/"),
+        );
     }
     vars
 }
@@ -143,13 +168,23 @@ fn sandbox_mount(
     workdir: &str,
     guards: &mut Vec<FileLock>,
 ) -> Result<Mount, ExecError> {
-    let bad = |reason: String| ExecError::BadMount { value: format!("type={}", spec.kind.as_str()), reason };
-    let target = spec.resolve_target(workdir).map_err(|e| bad(e.to_string()))?;
+    let bad = |reason: String| ExecError::BadMount {
+        value: format!("type={}", spec.kind.as_str()),
+        reason,
+    };
+    let target = spec
+        .resolve_target(workdir)
+        .map_err(|e| bad(e.to_string()))?;
     match spec.kind {
-        MountType::Tmpfs => Ok(Mount::Tmpfs { target, size: spec.size_limit }),
+        MountType::Tmpfs => Ok(Mount::Tmpfs {
+            target,
+            size: spec.size_limit,
+        }),
         MountType::Cache => {
             if spec.from.is_some() {
-                return Err(ExecError::MountUnsupported { kind: "cache with from=" });
+                return Err(ExecError::MountUnsupported {
+                    kind: "cache with from=",
+                });
             }
             let dir = cache_dir(env, &spec.cache_id())?;
             if matches!(spec.sharing_mode(), Sharing::Locked | Sharing::Private) {
@@ -157,7 +192,11 @@ fn sandbox_mount(
                 guards.push(FileLock::exclusive(&lock)?);
             }
             prepare_cache_dir(&dir, spec)?;
-            Ok(Mount::Bind { source: dir, target, readonly: spec.read_only })
+            Ok(Mount::Bind {
+                source: dir,
+                target,
+                readonly: spec.read_only,
+            })
         }
         MountType::Bind => Err(ExecError::MountUnsupported { kind: "bind" }),
         MountType::Secret => Err(ExecError::MountUnsupported { kind: "secret" }),
@@ -179,9 +218,14 @@ fn prepare_cache_dir(dir: &Path, spec: &MountSpec) -> Result<(), ExecError> {
     }
     std::fs::create_dir(dir).map_err(ExecError::fs("cannot create cache mount", dir))?;
     let mode = spec.mode.unwrap_or(0o755);
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).map_err(ExecError::fs("cannot set mode of", dir))?;
-    std::os::unix::fs::lchown(dir, Some(spec.uid.unwrap_or(0)), Some(spec.gid.unwrap_or(0)))
-        .map_err(ExecError::fs("cannot change owner of", dir))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
+        .map_err(ExecError::fs("cannot set mode of", dir))?;
+    std::os::unix::fs::lchown(
+        dir,
+        Some(spec.uid.unwrap_or(0)),
+        Some(spec.gid.unwrap_or(0)),
+    )
+    .map_err(ExecError::fs("cannot change owner of", dir))?;
     let _ = File::open(dir);
     Ok(())
 }

@@ -87,7 +87,10 @@ pub fn run_stage(env: &StageEnv<'_>, stage: &StagePlan) -> Result<StageOutput, B
             Op::Run(run) => match super::run::run_step(env, &layers, run, step, &id) {
                 Ok(layer) => layer,
                 Err(e) => {
-                    env.reporter.event(BuildEvent::StepFailed { id, error: e.to_string() });
+                    env.reporter.event(BuildEvent::StepFailed {
+                        id,
+                        error: e.to_string(),
+                    });
                     return Err(at(Some(step), e));
                 }
             },
@@ -252,12 +255,17 @@ fn fs_step(
 }
 
 /// Turns an upperdir into a layer blob and a snapshot.
-fn commit_layer(
+pub(super) fn commit_layer(
     env: &StageEnv<'_>,
     layers: &[Layer],
     upper: &Path,
 ) -> Result<Option<Layer>, ExecError> {
-    let set = upperdir_changes(upper)?;
+    let lowers: Vec<PathBuf> = layers
+        .iter()
+        .rev()
+        .map(|l| env.store.snapshot_path(&l.chain))
+        .collect();
+    let set = upperdir_changes(upper)?.prune_unchanged_dirs(&lowers)?;
     if set.is_empty() {
         return Ok(None);
     }

@@ -71,6 +71,66 @@ impl ChangeSet {
     pub fn is_empty(&self) -> bool {
         self.changes.is_empty()
     }
+
+    /// Drops directories that are in the change set only because overlayfs copied them
+    /// up (a mount point was created and removed inside, say): no change below them
+    /// remains and their own metadata equals the version in `lowers` (top first). This
+    /// keeps a `RUN` that changed nothing from producing a layer of bare directories.
+    pub fn prune_unchanged_dirs(self, lowers: &[PathBuf]) -> Result<ChangeSet> {
+        use std::collections::HashSet;
+        let mut keep = vec![true; self.changes.len()];
+        let mut needed: HashSet<PathBuf> = HashSet::new();
+        for (i, change) in self.changes.iter().enumerate().rev() {
+            let is_plain_dir =
+                change.kind == ChangeKind::Add && lstat(&self.root.join(&change.path))?.is_dir();
+            if is_plain_dir
+                && !needed.contains(&change.path)
+                && same_as_lower(&self.root, &change.path, lowers)?
+            {
+                keep[i] = false;
+                continue;
+            }
+            let mut parent = change.path.parent();
+            while let Some(p) = parent.filter(|p| !p.as_os_str().is_empty()) {
+                if !needed.insert(p.to_path_buf()) {
+                    break;
+                }
+                parent = p.parent();
+            }
+        }
+        let changes = self
+            .changes
+            .into_iter()
+            .zip(keep)
+            .filter_map(|(c, k)| k.then_some(c))
+            .collect();
+        Ok(ChangeSet {
+            root: self.root,
+            changes,
+        })
+    }
+}
+
+/// Whether directory `root/path` has the same mode, owner and mtime as the first
+/// `lowers` entry at `path`.
+fn same_as_lower(root: &Path, path: &Path, lowers: &[PathBuf]) -> Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let upper = lstat(&root.join(path))?;
+    for lower in lowers {
+        match fs::symlink_metadata(lower.join(path)) {
+            Ok(m) => {
+                return Ok(m.is_dir()
+                    && m.mode() == upper.mode()
+                    && m.uid() == upper.uid()
+                    && m.gid() == upper.gid()
+                    && m.mtime() == upper.mtime()
+                    && m.mtime_nsec() == upper.mtime_nsec());
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::fs("stat", lower.join(path))(e)),
+        }
+    }
+    Ok(false)
 }
 
 /// The name a child gets in the tar, used as its sort key.

@@ -1,0 +1,305 @@
+//! The caller's side: [`Sandbox`] spawns the helper, sends the spec, streams the
+//! output, enforces the timeout and turns the helper's reports into the result.
+
+use std::io::{self, Read, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rustix::event::{poll, PollFd, PollFlags};
+use rustix::io::Errno;
+
+use super::error::{Error, Result, SetupOp};
+use super::wire::{self, Report};
+use super::{Executor, ExitStatus, SandboxSpec, HELPER_ARGV0};
+
+/// How long the helper gets to tear the sandbox down after a timeout before it is
+/// killed outright (its init then dies of `PDEATHSIG`, taking the namespace along).
+const TEARDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// The namespace sandbox; see the module documentation.
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    helper: PathBuf,
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Sandbox::new()
+    }
+}
+
+impl Sandbox {
+    /// A sandbox whose helper is this very binary (`/proc/self/exe`), which must
+    /// call [`crate::reexec::dispatch`] first thing in `main`.
+    pub fn new() -> Sandbox {
+        Sandbox {
+            helper: PathBuf::from("/proc/self/exe"),
+        }
+    }
+
+    /// A sandbox whose helper is another binary that dispatches the same way.
+    pub fn with_helper(helper: impl Into<PathBuf>) -> Sandbox {
+        Sandbox {
+            helper: helper.into(),
+        }
+    }
+
+    fn spawn(&self, theirs: UnixStream, out_w: OwnedFd) -> Result<Child> {
+        let spawn_err = |source| Error::Spawn {
+            helper: self.helper.clone(),
+            source,
+        };
+        let out_w2 = out_w.try_clone().map_err(spawn_err)?;
+        // The Command owns the child's ends; it is dropped at the end of this
+        // function so that the caller keeps none of them open.
+        Command::new(&self.helper)
+            .arg0(HELPER_ARGV0)
+            .env_clear()
+            .stdin(Stdio::from(OwnedFd::from(theirs)))
+            .stdout(Stdio::from(out_w))
+            .stderr(Stdio::from(out_w2))
+            .spawn()
+            .map_err(spawn_err)
+    }
+}
+
+impl Executor for Sandbox {
+    fn run(&self, spec: &SandboxSpec, output: &mut dyn FnMut(&[u8])) -> Result<ExitStatus> {
+        spec.validate()?;
+        let frame = wire::encode_spec(spec).map_err(|source| Error::Encode { source })?;
+        let io_err = |what| move |source| Error::Io { what, source };
+        let (mut ours, theirs) = UnixStream::pair().map_err(io_err("create a socket for"))?;
+        let (out_r, out_w) =
+            rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| Error::Io {
+                what: "create a pipe for",
+                source: e.into(),
+            })?;
+        let mut child = self.spawn(theirs, out_w)?;
+        let result = ours
+            .write_all(&frame)
+            .map_err(io_err("write the spec to"))
+            .and_then(|()| Session::new(&mut child, &out_r, spec.timeout))
+            .and_then(|mut session| session.pump(output, &ours));
+        // Whatever happened, the helper must be gone before returning.
+        let _ = ours.shutdown(std::net::Shutdown::Both);
+        let status = child.wait().map_err(io_err("wait for"));
+        let outcome = result?;
+        let status = status?;
+        finish(outcome, status, spec)
+    }
+}
+
+/// What the session saw.
+struct Outcome {
+    reports: Vec<Report>,
+    timed_out: Option<Duration>,
+}
+
+/// One run's descriptors and deadlines.
+struct Session<'a> {
+    child: &'a mut Child,
+    out: &'a OwnedFd,
+    pidfd: OwnedFd,
+    deadline: Option<(Instant, Duration)>,
+    reports: Vec<u8>,
+}
+
+impl<'a> Session<'a> {
+    fn new(child: &'a mut Child, out: &'a OwnedFd, timeout: Option<Duration>) -> Result<Self> {
+        let err = |source| Error::Io {
+            what: "watch",
+            source,
+        };
+        let pid = rustix::process::Pid::from_raw(child.id() as i32)
+            .ok_or_else(|| err(io::Error::from_raw_os_error(libc::ESRCH)))?;
+        // The helper is our unreaped child, so its pid cannot have been reused.
+        let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
+            .map_err(|e| err(e.into()))?;
+        Ok(Session {
+            child,
+            out,
+            pidfd,
+            deadline: timeout.map(|t| (Instant::now() + t, t)),
+            reports: Vec::new(),
+        })
+    }
+
+    /// Streams output and collects reports until the helper exits.
+    fn pump(&mut self, output: &mut dyn FnMut(&[u8]), sock: &UnixStream) -> Result<Outcome> {
+        sock.set_nonblocking(true).map_err(|source| Error::Io {
+            what: "watch",
+            source,
+        })?;
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut out_open = true;
+        let mut timed_out = None;
+        let mut grace_end = None;
+        loop {
+            let now = Instant::now();
+            if let Some((at, t)) = self.deadline {
+                if timed_out.is_none() && now >= at {
+                    // Closing our end tells the helper to kill the step.
+                    let _ = sock.shutdown(std::net::Shutdown::Write);
+                    timed_out = Some(t);
+                    grace_end = Some(now + TEARDOWN_GRACE);
+                }
+            }
+            if let Some(end) = grace_end {
+                if now >= end {
+                    let _ = self.child.kill();
+                    grace_end = None;
+                }
+            }
+            let wake = [
+                self.deadline.filter(|_| timed_out.is_none()).map(|d| d.0),
+                grace_end,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let timeout = wake.map(|w| {
+                let d = w.saturating_duration_since(now) + Duration::from_millis(1);
+                rustix::fs::Timespec {
+                    tv_sec: d.as_secs() as i64,
+                    tv_nsec: i64::from(d.subsec_nanos()),
+                }
+            });
+            let mut fds = Vec::with_capacity(3);
+            fds.push(PollFd::new(sock, PollFlags::IN));
+            fds.push(PollFd::new(&self.pidfd, PollFlags::IN));
+            if out_open {
+                fds.push(PollFd::new(self.out, PollFlags::IN));
+            }
+            match poll(&mut fds, timeout.as_ref()) {
+                Ok(_) | Err(Errno::INTR) => {}
+                Err(e) => {
+                    return Err(Error::Io {
+                        what: "poll",
+                        source: e.into(),
+                    })
+                }
+            }
+            let exited = !fds[1].revents().is_empty();
+            let out_ready = out_open && !fds[2].revents().is_empty();
+            let sock_ready = !fds[0].revents().is_empty();
+            drop(fds);
+            if out_ready {
+                out_open = read_some(self.out, &mut buf, output)?;
+            }
+            if sock_ready {
+                read_reports(sock, &mut self.reports)?;
+            }
+            if exited {
+                // Drain what is buffered without waiting for writers that might have
+                // escaped (every process of the step is dead by now).
+                rustix::io::ioctl_fionbio(self.out, true).map_err(|e| Error::Io {
+                    what: "drain",
+                    source: e.into(),
+                })?;
+                while out_open {
+                    out_open = read_some(self.out, &mut buf, output)?;
+                }
+                let _ = read_reports(sock, &mut self.reports);
+                return self.outcome(timed_out);
+            }
+        }
+    }
+
+    fn outcome(&mut self, timed_out: Option<Duration>) -> Result<Outcome> {
+        let mut reports = Vec::new();
+        for r in wire::take_reports(&mut self.reports) {
+            reports.push(r.map_err(|line| Error::Protocol { line })?);
+        }
+        Ok(Outcome { reports, timed_out })
+    }
+}
+
+/// Reads once from the output pipe; `false` at end of file (or nothing more to read
+/// on a non-blocking drain).
+fn read_some(fd: &OwnedFd, buf: &mut [u8], output: &mut dyn FnMut(&[u8])) -> Result<bool> {
+    loop {
+        match rustix::io::read(fd, &mut *buf) {
+            Ok(0) => return Ok(false),
+            Ok(n) => {
+                output(&buf[..n]);
+                return Ok(true);
+            }
+            Err(Errno::INTR) => continue,
+            Err(Errno::AGAIN) => return Ok(false),
+            Err(e) => {
+                return Err(Error::Io {
+                    what: "read the output of",
+                    source: e.into(),
+                })
+            }
+        }
+    }
+}
+
+/// Appends whatever the (non-blocking) socket has to `into`.
+fn read_reports(mut sock: &UnixStream, into: &mut Vec<u8>) -> Result<()> {
+    let mut buf = [0u8; 4096];
+    loop {
+        match sock.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => into.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::ConnectionReset
+                ) =>
+            {
+                return Ok(())
+            }
+            Err(source) => {
+                return Err(Error::Io {
+                    what: "read the reports of",
+                    source,
+                })
+            }
+        }
+    }
+}
+
+/// The run's result from the reports, the timeout and the helper's status.
+fn finish(
+    outcome: Outcome,
+    status: std::process::ExitStatus,
+    spec: &SandboxSpec,
+) -> Result<ExitStatus> {
+    for report in &outcome.reports {
+        if let Report::Failed { op, path, errno } = report {
+            let source = io::Error::from_raw_os_error(*errno);
+            return Err(match op {
+                SetupOp::Exec => Error::Exec {
+                    argv: spec.argv.clone(),
+                    source,
+                },
+                _ => Error::Setup {
+                    op: *op,
+                    path: path.clone(),
+                    source,
+                },
+            });
+        }
+    }
+    if let Some(timeout) = outcome.timed_out {
+        return Err(Error::Timeout { timeout });
+    }
+    outcome
+        .reports
+        .iter()
+        .find_map(|r| match r {
+            Report::Exited { code, signal } => Some(ExitStatus {
+                code: *code,
+                signal: *signal,
+            }),
+            Report::Failed { .. } => None,
+        })
+        .ok_or(Error::HelperDied { status })
+}

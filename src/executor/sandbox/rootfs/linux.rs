@@ -1,0 +1,218 @@
+//! The real [`Sys`] (safe `rustix` calls) and [`enter`]: everything that happens
+//! before `pivot_root`, while host paths are still reachable.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Timespec, Timestamps, CWD};
+use rustix::mount::{
+    self as rmount, MountFlags, MountPropagationFlags, MoveMountFlags, OpenTreeFlags, UnmountFlags,
+};
+
+use super::{Failure, Kind, Meta, Sys, Ts};
+use crate::executor::sandbox::error::SetupOp;
+
+/// The real system calls; holds the cloned host bind sources for [`Sys::attach`].
+pub(crate) struct LinuxSys {
+    trees: Vec<OwnedFd>,
+}
+
+/// Before `pivot_root`: makes every mount private (nothing propagates to or from the
+/// host), clones the bind sources (`open_tree`, while their host paths resolve), makes
+/// `rootfs` a mount point and pivots into it, detaching the old root. Returns the
+/// [`Sys`] holding the clones and, per bind source, whether it is a directory.
+pub(crate) fn enter(rootfs: &Path, binds: &[PathBuf]) -> Result<(LinuxSys, Vec<bool>), Failure> {
+    let fail = |op: SetupOp, path: &Path| {
+        let path = path.display().to_string();
+        move |e: rustix::io::Errno| Failure {
+            op,
+            path,
+            error: e.into(),
+        }
+    };
+    let root = Path::new("/");
+    let private = MountPropagationFlags::PRIVATE | MountPropagationFlags::REC;
+    rmount::mount_change(root, private).map_err(fail(SetupOp::MakePrivate, root))?;
+    let mut trees = Vec::with_capacity(binds.len());
+    let mut is_dir = Vec::with_capacity(binds.len());
+    for source in binds {
+        let st = rfs::stat(source).map_err(fail(SetupOp::Stat, source))?;
+        is_dir.push(FileType::from_raw_mode(st.st_mode) == FileType::Directory);
+        let flags = OpenTreeFlags::OPEN_TREE_CLONE
+            | OpenTreeFlags::OPEN_TREE_CLOEXEC
+            | OpenTreeFlags::AT_RECURSIVE;
+        trees
+            .push(rmount::open_tree(CWD, source, flags).map_err(fail(SetupOp::CloneTree, source))?);
+    }
+    rmount::mount_bind_recursive(rootfs, rootfs).map_err(fail(SetupOp::Bind, rootfs))?;
+    rustix::process::chdir(rootfs).map_err(fail(SetupOp::PivotRoot, rootfs))?;
+    // pivot_root(".", ".") stacks the old root on top of the new one; detaching "."
+    // then removes it, and no directory for the old root is needed in the rootfs.
+    let dot = Path::new(".");
+    rustix::process::pivot_root(dot, dot).map_err(fail(SetupOp::PivotRoot, rootfs))?;
+    rmount::unmount(dot, UnmountFlags::DETACH).map_err(fail(SetupOp::PivotRoot, rootfs))?;
+    rustix::process::chdir(root).map_err(fail(SetupOp::PivotRoot, root))?;
+    Ok((LinuxSys { trees }, is_dir))
+}
+
+fn meta(st: &rfs::Stat) -> Meta {
+    let kind = match FileType::from_raw_mode(st.st_mode) {
+        FileType::Directory => Kind::Dir,
+        FileType::RegularFile => Kind::File,
+        FileType::Symlink => Kind::Symlink,
+        _ => Kind::Other,
+    };
+    Meta {
+        kind,
+        size: st.st_size as u64,
+        atime: (st.st_atime, st.st_atime_nsec as i64),
+        mtime: (st.st_mtime, st.st_mtime_nsec as i64),
+    }
+}
+
+fn stat_at(path: &str, flags: AtFlags) -> io::Result<Option<Meta>> {
+    match rfs::statat(CWD, path, flags) {
+        Ok(st) => Ok(Some(meta(&st))),
+        Err(rustix::io::Errno::NOENT) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn data_arg(data: &str) -> io::Result<Option<CString>> {
+    if data.is_empty() {
+        return Ok(None);
+    }
+    CString::new(data)
+        .map(Some)
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+impl Sys for LinuxSys {
+    fn lstat(&self, path: &str) -> io::Result<Option<Meta>> {
+        stat_at(path, AtFlags::SYMLINK_NOFOLLOW)
+    }
+
+    fn stat(&self, path: &str) -> io::Result<Option<Meta>> {
+        stat_at(path, AtFlags::empty())
+    }
+
+    fn readlink(&self, path: &str) -> io::Result<String> {
+        let target = rfs::readlink(path, Vec::new())?;
+        Ok(String::from_utf8_lossy(target.as_bytes()).into_owned())
+    }
+
+    fn set_times(&self, path: &str, atime: Ts, mtime: Ts) -> io::Result<()> {
+        let t = |(tv_sec, tv_nsec): Ts| Timespec { tv_sec, tv_nsec };
+        let times = Timestamps {
+            last_access: t(atime),
+            last_modification: t(mtime),
+        };
+        Ok(rfs::utimensat(
+            CWD,
+            path,
+            &times,
+            AtFlags::SYMLINK_NOFOLLOW,
+        )?)
+    }
+
+    fn mkdir(&self, path: &str, mode: u32) -> io::Result<()> {
+        rfs::mkdirat(CWD, path, Mode::from_raw_mode(mode))?;
+        // mkdir applies the umask and drops the sticky bit on some filesystems.
+        Ok(rfs::chmodat(
+            CWD,
+            path,
+            Mode::from_raw_mode(mode),
+            AtFlags::empty(),
+        )?)
+    }
+
+    fn create_file(&self, path: &str) -> io::Result<()> {
+        let flags =
+            OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+        rfs::openat(CWD, path, flags, Mode::from_raw_mode(0o644))?;
+        Ok(())
+    }
+
+    fn write_file(&self, path: &str, contents: &[u8]) -> io::Result<()> {
+        let flags =
+            OFlags::CREATE | OFlags::TRUNC | OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+        let fd = rfs::openat(CWD, path, flags, Mode::from_raw_mode(0o644))?;
+        let mut rest = contents;
+        while !rest.is_empty() {
+            let n = rustix::io::write(&fd, rest)?;
+            rest = &rest[n..];
+        }
+        Ok(())
+    }
+
+    fn mount(
+        &self,
+        source: &str,
+        target: &str,
+        fstype: &str,
+        flags: MountFlags,
+        data: &str,
+    ) -> io::Result<()> {
+        let data = data_arg(data)?;
+        Ok(rmount::mount(
+            source,
+            target,
+            fstype,
+            flags,
+            data.as_deref(),
+        )?)
+    }
+
+    fn bind(&self, source: &str, target: &str) -> io::Result<()> {
+        Ok(rmount::mount_bind_recursive(source, target)?)
+    }
+
+    fn remount(&self, target: &str, flags: MountFlags) -> io::Result<()> {
+        Ok(rmount::mount_remount(target, flags | MountFlags::BIND, "")?)
+    }
+
+    fn attach(&self, tree: usize, target: &str) -> io::Result<()> {
+        let fd = self
+            .trees
+            .get(tree)
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::EBADF))?;
+        Ok(rmount::move_mount(
+            fd,
+            "",
+            CWD,
+            target,
+            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+        )?)
+    }
+
+    fn mknod(&self, path: &str, major: u32, minor: u32) -> io::Result<()> {
+        let mode = Mode::from_raw_mode(0o666);
+        rfs::mknodat(
+            CWD,
+            path,
+            FileType::CharacterDevice,
+            mode,
+            rfs::makedev(major, minor),
+        )?;
+        Ok(rfs::chmodat(CWD, path, mode, AtFlags::empty())?)
+    }
+
+    fn symlink(&self, target: &str, link: &str) -> io::Result<()> {
+        Ok(rfs::symlinkat(target, CWD, link)?)
+    }
+
+    fn unmount(&self, target: &str) -> io::Result<()> {
+        Ok(rmount::unmount(target, UnmountFlags::DETACH)?)
+    }
+
+    fn remove(&self, path: &str, dir: bool) -> io::Result<()> {
+        let flags = if dir {
+            AtFlags::REMOVEDIR
+        } else {
+            AtFlags::empty()
+        };
+        Ok(rfs::unlinkat(CWD, path, flags)?)
+    }
+}

@@ -1,0 +1,636 @@
+//! The sandbox's filesystem: the mount plan inside the new root, the [`Sys`] seam it
+//! runs through, and the mount-point stubs it creates and later removes.
+//!
+//! [`plan`] turns a spec into a list of [`Step`]s (pure, unit-tested); [`apply`] runs
+//! them against a [`Sys`] after `pivot_root` (so every absolute path is inside the
+//! step's root and symlinks cannot lead out of it); [`Stubs::cleanup`] undoes the
+//! stubs once the command and all its processes are gone. `linux.rs` holds the real
+//! [`Sys`] and the steps before `pivot_root`.
+//!
+//! Invariants:
+//! - `/proc`, `/dev` and `/sys` must be real directories (or missing): a symlink
+//!   there is refused, so procfs and its masks cannot be redirected;
+//! - any other mount target is resolved symlink by symlink inside the root, and the
+//!   mount goes on the resolved path; missing components are created as stubs;
+//! - a stub is removed only if it is still empty, and a parent's times are restored
+//!   only if nothing but the stubs changed it.
+
+mod linux;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::io;
+
+use rustix::mount::MountFlags;
+
+pub(super) use linux::{enter, LinuxSys};
+
+use super::error::SetupOp;
+use super::{Mount, SandboxSpec};
+
+/// runc's and Docker's masked paths: a file gets `/dev/null`, a directory an empty
+/// read-only tmpfs.
+pub(crate) const MASKED_PATHS: [&str; 12] = [
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/sys/devices/virtual/powercap",
+    "/sys/firmware",
+];
+
+/// runc's and Docker's read-only paths.
+pub(crate) const READONLY_PATHS: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// The device nodes of `/dev`: name, major, minor (all `0666`, root-owned).
+const DEVICES: [(&str, u32, u32); 6] = [
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
+
+/// The symlinks of `/dev`: link target, link path.
+const DEV_LINKS: [(&str, &str); 5] = [
+    ("/proc/self/fd", "/dev/fd"),
+    ("/proc/self/fd/0", "/dev/stdin"),
+    ("/proc/self/fd/1", "/dev/stdout"),
+    ("/proc/self/fd/2", "/dev/stderr"),
+    ("pts/ptmx", "/dev/ptmx"),
+];
+
+/// Where the generated `/etc` files are written before being bind-mounted (on the
+/// `/dev` tmpfs; removed again once mounted).
+const STAGE: &str = "/dev/.rbuild-etc";
+
+/// A timestamp: seconds and nanoseconds.
+pub(crate) type Ts = (i64, i64);
+
+/// What a path is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Dir,
+    File,
+    Symlink,
+    Other,
+}
+
+/// The metadata [`apply`] and [`Stubs`] look at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Meta {
+    pub kind: Kind,
+    pub size: u64,
+    pub atime: Ts,
+    pub mtime: Ts,
+}
+
+/// The system calls of the filesystem setup; paths are absolute inside the root.
+pub(crate) trait Sys {
+    /// Metadata of `path`, not following a final symlink; `None` if missing.
+    fn lstat(&self, path: &str) -> io::Result<Option<Meta>>;
+    /// Metadata of `path`, following symlinks; `None` if missing.
+    fn stat(&self, path: &str) -> io::Result<Option<Meta>>;
+    /// The target of the symlink `path`.
+    fn readlink(&self, path: &str) -> io::Result<String>;
+    /// Sets access and modification times (of a directory).
+    fn set_times(&self, path: &str, atime: Ts, mtime: Ts) -> io::Result<()>;
+    /// `mkdir(path, mode)` (mode before umask; the helper's umask is 0).
+    fn mkdir(&self, path: &str, mode: u32) -> io::Result<()>;
+    /// Creates an empty file (`O_CREAT|O_EXCL`, mode 0644).
+    fn create_file(&self, path: &str) -> io::Result<()>;
+    /// Creates or replaces a file (mode 0644) with `contents`.
+    fn write_file(&self, path: &str, contents: &[u8]) -> io::Result<()>;
+    /// `mount(source, target, fstype, flags, data)`.
+    fn mount(
+        &self,
+        source: &str,
+        target: &str,
+        fstype: &str,
+        flags: MountFlags,
+        data: &str,
+    ) -> io::Result<()>;
+    /// Recursive bind mount.
+    fn bind(&self, source: &str, target: &str) -> io::Result<()>;
+    /// `MS_REMOUNT|MS_BIND|flags` on `target`.
+    fn remount(&self, target: &str, flags: MountFlags) -> io::Result<()>;
+    /// Attaches the `tree`-th cloned bind source at `target`.
+    fn attach(&self, tree: usize, target: &str) -> io::Result<()>;
+    /// A `0666` character device.
+    fn mknod(&self, path: &str, major: u32, minor: u32) -> io::Result<()>;
+    /// `symlink(target, link)`.
+    fn symlink(&self, target: &str, link: &str) -> io::Result<()>;
+    /// Lazy unmount (`MNT_DETACH`).
+    fn unmount(&self, target: &str) -> io::Result<()>;
+    /// `rmdir` or `unlink`.
+    fn remove(&self, path: &str, dir: bool) -> io::Result<()>;
+}
+
+/// One step of the filesystem setup after `pivot_root`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// Make sure a mount point exists: `strict` ones must be real directories.
+    Target {
+        path: String,
+        dir: bool,
+        strict: bool,
+    },
+    /// Mount a filesystem on a target.
+    Mount {
+        fstype: &'static str,
+        target: String,
+        flags: MountFlags,
+        data: String,
+    },
+    Mkdir {
+        path: String,
+        mode: u32,
+    },
+    Mknod {
+        path: String,
+        major: u32,
+        minor: u32,
+    },
+    Symlink {
+        target: &'static str,
+        link: &'static str,
+    },
+    WriteFile {
+        path: String,
+        contents: Vec<u8>,
+    },
+    /// Recursive bind of a path inside the root onto a target.
+    Bind {
+        source: String,
+        target: String,
+    },
+    /// Remount a bind mount with `flags` (always including read-only).
+    ReadOnly {
+        target: String,
+        flags: MountFlags,
+    },
+    /// Attach the `tree`-th cloned host bind source.
+    Attach {
+        tree: usize,
+        target: String,
+    },
+    /// Hide a path if it exists (see [`MASKED_PATHS`]).
+    Mask {
+        path: &'static str,
+    },
+    /// Make a path read-only if it exists (see [`READONLY_PATHS`]).
+    ReadOnlyPath {
+        path: &'static str,
+    },
+    /// Remove a staging file or directory.
+    Remove {
+        path: String,
+        dir: bool,
+    },
+}
+
+/// The steps for `spec`; `bind_is_dir[i]` tells whether the `i`-th bind mount's source
+/// is a directory.
+pub(crate) fn plan(spec: &SandboxSpec, bind_is_dir: &[bool]) -> Vec<Step> {
+    use MountFlags as F;
+    let nsd = F::NOSUID | F::NODEV | F::NOEXEC;
+    let target = |path: &str, dir: bool, strict: bool| Step::Target {
+        path: path.to_owned(),
+        dir,
+        strict,
+    };
+    let mount = |fstype, target: &str, flags, data: &str| Step::Mount {
+        fstype,
+        target: target.to_owned(),
+        flags,
+        data: data.to_owned(),
+    };
+    let mkdir = |path: &str, mode| Step::Mkdir {
+        path: path.to_owned(),
+        mode,
+    };
+    let mut s = vec![
+        target("/proc", true, true),
+        mount("proc", "/proc", nsd, ""),
+        target("/dev", true, true),
+        mount(
+            "tmpfs",
+            "/dev",
+            F::NOSUID | F::STRICTATIME,
+            "mode=755,size=65536k",
+        ),
+    ];
+    for (name, major, minor) in DEVICES {
+        s.push(Step::Mknod {
+            path: format!("/dev/{name}"),
+            major,
+            minor,
+        });
+    }
+    for (target, link) in DEV_LINKS {
+        s.push(Step::Symlink { target, link });
+    }
+    s.extend([
+        mkdir("/dev/pts", 0o755),
+        mount(
+            "devpts",
+            "/dev/pts",
+            F::NOSUID | F::NOEXEC,
+            "newinstance,ptmxmode=0666,mode=0620,gid=5",
+        ),
+        mkdir("/dev/shm", 0o1777),
+        mount("tmpfs", "/dev/shm", nsd, "mode=1777,size=65536k"),
+        mkdir("/dev/mqueue", 0o755),
+        mount("mqueue", "/dev/mqueue", nsd, ""),
+        target("/sys", true, true),
+        mount("sysfs", "/sys", nsd | F::RDONLY, ""),
+        mkdir(STAGE, 0o755),
+    ]);
+    let hostname = format!("{}\n", spec.hostname);
+    let files = [
+        ("hosts", &spec.hosts),
+        ("resolv.conf", &spec.resolv_conf),
+        ("hostname", &hostname),
+    ];
+    for (name, contents) in files {
+        let (staged, dest) = (format!("{STAGE}/{name}"), format!("/etc/{name}"));
+        s.push(Step::WriteFile {
+            path: staged.clone(),
+            contents: contents.as_bytes().to_vec(),
+        });
+        s.push(target(&dest, false, false));
+        s.push(Step::Bind {
+            source: staged.clone(),
+            target: dest.clone(),
+        });
+        s.push(Step::ReadOnly {
+            target: dest,
+            flags: nsd,
+        });
+        s.push(Step::Remove {
+            path: staged,
+            dir: false,
+        });
+    }
+    s.push(Step::Remove {
+        path: STAGE.to_owned(),
+        dir: true,
+    });
+    let mut tree = 0;
+    for m in &spec.mounts {
+        match m {
+            Mount::Bind {
+                target: dest,
+                readonly,
+                ..
+            } => {
+                let is_dir = bind_is_dir.get(tree).copied().unwrap_or(true);
+                s.push(target(dest, is_dir, false));
+                s.push(Step::Attach {
+                    tree,
+                    target: dest.clone(),
+                });
+                if *readonly {
+                    s.push(Step::ReadOnly {
+                        target: dest.clone(),
+                        flags: F::NOSUID | F::NODEV,
+                    });
+                }
+                tree += 1;
+            }
+            Mount::Tmpfs { target: dest, size } => {
+                s.push(target(dest, true, false));
+                let data = size.map(|n| format!("size={n}")).unwrap_or_default();
+                s.push(mount("tmpfs", dest, F::NOSUID | F::NODEV, &data));
+            }
+        }
+    }
+    s.extend(MASKED_PATHS.map(|path| Step::Mask { path }));
+    s.extend(READONLY_PATHS.map(|path| Step::ReadOnlyPath { path }));
+    s
+}
+
+/// A failed step: which operation on which path.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub op: SetupOp,
+    pub path: String,
+    pub error: io::Error,
+}
+
+fn fail(op: SetupOp, path: &str) -> impl FnOnce(io::Error) -> Failure + '_ {
+    move |error| Failure {
+        op,
+        path: path.to_owned(),
+        error,
+    }
+}
+
+/// Runs `steps`, recording the stubs it creates in `stubs`.
+pub(crate) fn apply(steps: &[Step], sys: &dyn Sys, stubs: &mut Stubs) -> Result<(), Failure> {
+    use MountFlags as F;
+    let mut resolved: HashMap<&str, String> = HashMap::new();
+    let at = |resolved: &HashMap<&str, String>, path: &str| {
+        resolved
+            .get(path)
+            .cloned()
+            .unwrap_or_else(|| path.to_owned())
+    };
+    for step in steps {
+        match step {
+            Step::Target { path, dir, strict } => {
+                let real = stubs.ensure(sys, path, *dir, *strict)?;
+                resolved.insert(path, real);
+            }
+            Step::Mount {
+                fstype,
+                target,
+                flags,
+                data,
+            } => {
+                let t = at(&resolved, target);
+                sys.mount(fstype, &t, fstype, *flags, data)
+                    .map_err(fail(SetupOp::Mount, &t))?;
+            }
+            Step::Mkdir { path, mode } => {
+                sys.mkdir(path, *mode).map_err(fail(SetupOp::Mkdir, path))?
+            }
+            Step::Mknod { path, major, minor } => sys
+                .mknod(path, *major, *minor)
+                .map_err(fail(SetupOp::Mknod, path))?,
+            Step::Symlink { target, link } => sys
+                .symlink(target, link)
+                .map_err(fail(SetupOp::Symlink, link))?,
+            Step::WriteFile { path, contents } => sys
+                .write_file(path, contents)
+                .map_err(fail(SetupOp::WriteFile, path))?,
+            Step::Bind { source, target } => {
+                let t = at(&resolved, target);
+                sys.bind(source, &t).map_err(fail(SetupOp::Bind, &t))?;
+            }
+            Step::ReadOnly { target, flags } => {
+                let t = at(&resolved, target);
+                sys.remount(&t, *flags | F::RDONLY)
+                    .map_err(fail(SetupOp::Remount, &t))?;
+            }
+            Step::Attach { tree, target } => {
+                let t = at(&resolved, target);
+                sys.attach(*tree, &t).map_err(fail(SetupOp::Attach, &t))?;
+            }
+            Step::Mask { path } => mask(sys, path)?,
+            Step::ReadOnlyPath { path } => {
+                if sys
+                    .lstat(path)
+                    .map_err(fail(SetupOp::Stat, path))?
+                    .is_some()
+                {
+                    sys.bind(path, path).map_err(fail(SetupOp::Bind, path))?;
+                    let flags = F::NOSUID | F::NODEV | F::NOEXEC | F::RDONLY;
+                    sys.remount(path, flags)
+                        .map_err(fail(SetupOp::Remount, path))?;
+                }
+            }
+            Step::Remove { path, dir } => sys
+                .remove(path, *dir)
+                .map_err(fail(SetupOp::Remove, path))?,
+        }
+    }
+    Ok(())
+}
+
+/// Masks `path`: `/dev/null` over a file, an empty read-only tmpfs over a directory.
+fn mask(sys: &dyn Sys, path: &str) -> Result<(), Failure> {
+    use MountFlags as F;
+    match sys.lstat(path).map_err(fail(SetupOp::Stat, path))? {
+        None => Ok(()),
+        Some(m) if m.kind == Kind::Dir => sys
+            .mount(
+                "tmpfs",
+                path,
+                "tmpfs",
+                F::RDONLY | F::NOSUID | F::NODEV | F::NOEXEC,
+                "",
+            )
+            .map_err(fail(SetupOp::Mount, path)),
+        // As runc: a plain bind (a `nodev` remount would make the node unusable).
+        Some(_) => sys
+            .bind("/dev/null", path)
+            .map_err(fail(SetupOp::Bind, path)),
+    }
+}
+
+/// A path created only to be mounted on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stub {
+    path: String,
+    dir: bool,
+    /// The final component of a target: something is mounted on it.
+    mount_point: bool,
+}
+
+/// An existing directory a stub was created in, and its times around that.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Parent {
+    path: String,
+    before: (Ts, Ts),
+    after_mtime: Ts,
+}
+
+/// The stubs [`apply`] created, in creation order.
+#[derive(Debug, Default)]
+pub(crate) struct Stubs {
+    created: Vec<Stub>,
+    parents: Vec<Parent>,
+}
+
+impl Stubs {
+    /// Makes sure the mount point `path` exists, creating stubs for what is missing;
+    /// returns the path with symlinks resolved.
+    fn ensure(
+        &mut self,
+        sys: &dyn Sys,
+        path: &str,
+        dir: bool,
+        strict: bool,
+    ) -> Result<String, Failure> {
+        let path = if strict {
+            match sys.lstat(path).map_err(fail(SetupOp::Stat, path))? {
+                Some(m) if m.kind == Kind::Dir => return Ok(path.to_owned()),
+                Some(_) => {
+                    return Err(fail(SetupOp::CheckTarget, path)(
+                        io::Error::from_raw_os_error(libc::ENOTDIR),
+                    ))
+                }
+                None => path.to_owned(),
+            }
+        } else {
+            resolve(sys, path).map_err(fail(SetupOp::Stat, path))?
+        };
+        if let Some(m) = sys.stat(&path).map_err(fail(SetupOp::Stat, &path))? {
+            let ok = (m.kind == Kind::Dir) == dir;
+            let errno = if dir { libc::ENOTDIR } else { libc::EISDIR };
+            return if ok {
+                Ok(path)
+            } else {
+                Err(fail(SetupOp::CheckTarget, &path)(
+                    io::Error::from_raw_os_error(errno),
+                ))
+            };
+        }
+        let parts: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+        let mut current = String::new();
+        for (i, part) in parts.iter().enumerate() {
+            let parent = if current.is_empty() {
+                "/".to_owned()
+            } else {
+                current.clone()
+            };
+            current = format!("{current}/{part}");
+            if sys
+                .lstat(&current)
+                .map_err(fail(SetupOp::Stat, &current))?
+                .is_some()
+            {
+                continue;
+            }
+            let last = i + 1 == parts.len();
+            let make_dir = !last || dir;
+            self.note_parent_before(sys, &parent)?;
+            if make_dir {
+                sys.mkdir(&current, 0o755)
+                    .map_err(fail(SetupOp::Mkdir, &current))?;
+            } else {
+                sys.create_file(&current)
+                    .map_err(fail(SetupOp::CreateFile, &current))?;
+            }
+            self.note_parent_after(sys, &parent)?;
+            self.created.push(Stub {
+                path: current.clone(),
+                dir: make_dir,
+                mount_point: last,
+            });
+        }
+        Ok(path)
+    }
+
+    /// Records the times of a pre-existing `parent` before the first stub in it.
+    fn note_parent_before(&mut self, sys: &dyn Sys, parent: &str) -> Result<(), Failure> {
+        let is_stub = self.created.iter().any(|s| s.path == parent);
+        if is_stub || self.parents.iter().any(|p| p.path == parent) {
+            return Ok(());
+        }
+        let m = self.meta(sys, parent)?;
+        self.parents.push(Parent {
+            path: parent.to_owned(),
+            before: (m.atime, m.mtime),
+            after_mtime: m.mtime,
+        });
+        Ok(())
+    }
+
+    /// Records the modification time of `parent` after a stub was created in it.
+    fn note_parent_after(&mut self, sys: &dyn Sys, parent: &str) -> Result<(), Failure> {
+        if !self.parents.iter().any(|p| p.path == parent) {
+            return Ok(());
+        }
+        let mtime = self.meta(sys, parent)?.mtime;
+        for p in self.parents.iter_mut().filter(|p| p.path == parent) {
+            p.after_mtime = mtime;
+        }
+        Ok(())
+    }
+
+    fn meta(&self, sys: &dyn Sys, path: &str) -> Result<Meta, Failure> {
+        sys.stat(path)
+            .map_err(fail(SetupOp::Stat, path))?
+            .ok_or_else(|| fail(SetupOp::Stat, path)(io::Error::from_raw_os_error(libc::ENOENT)))
+    }
+
+    /// Unmounts and removes the stubs (best effort: a stub that is no longer empty, or
+    /// cannot be removed, stays) and restores the times of their parents where only
+    /// the stubs had changed them. Call once no process of the step is left.
+    pub(crate) fn cleanup(&self, sys: &dyn Sys) {
+        let untouched: Vec<&Parent> = self
+            .parents
+            .iter()
+            .filter(|p| matches!(sys.stat(&p.path), Ok(Some(m)) if m.mtime == p.after_mtime))
+            .collect();
+        for stub in self.created.iter().rev().filter(|s| s.mount_point) {
+            let _ = sys.unmount(&stub.path);
+        }
+        for stub in self.created.iter().rev() {
+            let empty_file =
+                matches!(sys.lstat(&stub.path), Ok(Some(m)) if m.kind == Kind::File && m.size == 0);
+            if stub.dir || empty_file {
+                let _ = sys.remove(&stub.path, stub.dir);
+            }
+        }
+        for p in untouched {
+            let _ = sys.set_times(&p.path, p.before.0, p.before.1);
+        }
+    }
+}
+
+/// Resolves the symlinks of `path` component by component inside the root (absolute
+/// link targets restart at the root, `..` never goes above it); components from the
+/// first missing one on are kept as they are.
+pub(crate) fn resolve(sys: &dyn Sys, path: &str) -> io::Result<String> {
+    let mut todo: Vec<String> = path.split('/').rev().map(str::to_owned).collect();
+    let mut out: Vec<String> = Vec::new();
+    let (mut links, mut missing) = (0, false);
+    while let Some(part) = todo.pop() {
+        match part.as_str() {
+            "" | "." => continue,
+            ".." => {
+                out.pop();
+                continue;
+            }
+            _ => {}
+        }
+        let candidate = format!(
+            "/{}",
+            out.iter()
+                .chain([&part])
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join("/")
+        );
+        if missing {
+            out.push(part);
+            continue;
+        }
+        match sys.lstat(&candidate)? {
+            None => {
+                missing = true;
+                out.push(part);
+            }
+            Some(m) if m.kind == Kind::Symlink => {
+                links += 1;
+                if links > 40 {
+                    return Err(io::Error::from_raw_os_error(libc::ELOOP));
+                }
+                let target = sys.readlink(&candidate)?;
+                if target.starts_with('/') {
+                    out.clear();
+                }
+                todo.extend(target.split('/').rev().map(str::to_owned));
+            }
+            Some(_) => out.push(part),
+        }
+    }
+    Ok(format!("/{}", out.join("/")))
+}

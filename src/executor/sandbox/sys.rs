@@ -1,0 +1,262 @@
+//! Every `unsafe` block of the sandbox, each with its `// SAFETY:` argument: `fork`,
+//! `execve`, signal dispositions, the seccomp load, the loopback `ioctl`, raw `prctl`
+//! and `close_range` calls, `unshare`, and (tests only) the `.init_array` hook that
+//! dispatches the helper in the unit-test binary.
+//!
+//! The functions here are thin and return `io::Result`; callers attach the operation
+//! and path. Safe `rustix` wrappers are used directly elsewhere.
+
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd};
+
+use rustix::process::Pid;
+
+use super::seccomp::SockFilter;
+
+/// The result of [`fork`].
+pub(super) enum Forked {
+    /// In the new process.
+    Child,
+    /// In the parent; the child's pid.
+    Parent(Pid),
+}
+
+/// `fork(2)`. Only the helper and init call it, and both are single-threaded (the
+/// helper is a fresh `execve` of this binary dispatched before any thread starts), so
+/// the child may allocate and run arbitrary code.
+pub(super) fn fork() -> io::Result<Forked> {
+    // SAFETY: the calling process is single-threaded (see above), so no lock or
+    // allocator state can be held by another thread at the time of the fork.
+    let pid = unsafe { libc::fork() };
+    match pid {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(Forked::Child),
+        pid => Pid::from_raw(pid)
+            .map(Forked::Parent)
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL)),
+    }
+}
+
+/// `_exit(2)`: leaves at once, without running `atexit` handlers or flushing buffers
+/// inherited from the parent (what a forked child must do).
+pub(super) fn exit_now(code: i32) -> ! {
+    // SAFETY: `_exit` has no preconditions.
+    unsafe { libc::_exit(code) }
+}
+
+/// An argv and envp ready for `execve`.
+pub(super) struct ExecArgs {
+    _argv: Vec<CString>,
+    _envp: Vec<CString>,
+    argv_ptrs: Vec<*const libc::c_char>,
+    envp_ptrs: Vec<*const libc::c_char>,
+}
+
+impl ExecArgs {
+    /// Builds the NUL-terminated pointer arrays; `None` if a string contains NUL.
+    pub(super) fn new(argv: &[String], envp: &[String]) -> Option<ExecArgs> {
+        let conv = |v: &[String]| -> Option<Vec<CString>> {
+            v.iter().map(|s| CString::new(s.as_bytes()).ok()).collect()
+        };
+        let (argv, envp) = (conv(argv)?, conv(envp)?);
+        let ptrs = |v: &[CString]| {
+            let mut p: Vec<_> = v.iter().map(|s| s.as_ptr()).collect();
+            p.push(std::ptr::null());
+            p
+        };
+        Some(ExecArgs {
+            argv_ptrs: ptrs(&argv),
+            envp_ptrs: ptrs(&envp),
+            _argv: argv,
+            _envp: envp,
+        })
+    }
+
+    /// `execve(path, argv, envp)`; returns only on failure.
+    pub(super) fn execve(&self, path: &CStr) -> io::Error {
+        // SAFETY: `path` is a valid C string; both pointer arrays are NUL-terminated
+        // and point into the `CString`s owned by `self`, which outlive the call.
+        unsafe {
+            libc::execve(
+                path.as_ptr(),
+                self.argv_ptrs.as_ptr(),
+                self.envp_ptrs.as_ptr(),
+            )
+        };
+        io::Error::last_os_error()
+    }
+}
+
+/// Resets every signal to its default disposition and unblocks all signals, so the
+/// command does not inherit the helper's (Rust ignores `SIGPIPE` at start-up).
+pub(super) fn reset_signals() -> io::Result<()> {
+    for sig in 1..65 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: a zeroed `sigaction` with `SIG_DFL` is a valid argument; a null old
+        // action pointer is allowed. Invalid signal numbers only yield EINVAL.
+        unsafe {
+            let mut act: libc::sigaction = std::mem::zeroed();
+            act.sa_sigaction = libc::SIG_DFL;
+            libc::sigaction(sig, &act, std::ptr::null_mut());
+        }
+    }
+    // SAFETY: an empty set built by `sigemptyset` and a null old-set pointer are valid.
+    let rc = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut())
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Loads `prog` as this thread's seccomp filter (`no_new_privs` must be set).
+pub(super) fn install_seccomp(prog: &[SockFilter]) -> io::Result<()> {
+    let len = u16::try_from(prog.len()).map_err(|_| io::Error::from_raw_os_error(libc::E2BIG))?;
+    let fprog = libc::sock_fprog {
+        len,
+        filter: prog.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: `SockFilter` is `repr(C)` with exactly the fields of `struct
+    // sock_filter`; `fprog` points to `len` of them, alive for the call; the kernel
+    // copies the program and does not write through the pointer.
+    let rc = unsafe {
+        libc::prctl(
+            libc::PR_SET_SECCOMP,
+            libc::SECCOMP_MODE_FILTER as libc::c_ulong,
+            &fprog as *const libc::sock_fprog as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Sets `IFF_UP` on `lo` in the current network namespace.
+pub(super) fn loopback_up() -> io::Result<()> {
+    // SAFETY: plain socket creation; the returned descriptor is checked below.
+    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `raw` is a fresh descriptor that nothing else owns.
+    let sock = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: `ifreq` is plain data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    use std::os::fd::AsRawFd;
+    // SAFETY: SIOCGIFFLAGS reads the interface name from and writes the flags into
+    // `req`, which is a valid, exclusively borrowed `ifreq`.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: after SIOCGIFFLAGS the `ifru_flags` member is the initialised one.
+    unsafe { req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short };
+    // SAFETY: as above; SIOCSIFFLAGS only reads `req`.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Sends `SIGKILL` to every process this one may signal (from pid 1 of a pid
+/// namespace: every other process of the namespace).
+pub(super) fn kill_all() {
+    // SAFETY: `kill` has no memory-safety preconditions.
+    unsafe { libc::kill(-1, libc::SIGKILL) };
+}
+
+/// Removes every capability not in `keep` from the bounding set (up to the kernel's
+/// last capability, which `PR_CAPBSET_DROP` reports as EINVAL beyond).
+pub(super) fn drop_bounding(keep: u64) -> io::Result<()> {
+    for cap in 0..64u32 {
+        if keep & (1 << cap) != 0 {
+            continue;
+        }
+        // SAFETY: `prctl(PR_CAPBSET_DROP, cap)` takes plain integers.
+        let rc = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
+        if rc != 0 {
+            let err = io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::EINVAL) {
+                break; // past the kernel's last capability
+            }
+            return Err(err);
+        }
+    }
+    Ok(())
+}
+
+/// Marks every descriptor from `first` up close-on-exec.
+pub(super) fn cloexec_from(first: u32) -> io::Result<()> {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: `close_range` with CLOSE_RANGE_CLOEXEC only sets flags on descriptors.
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    if err.raw_os_error() != Some(libc::ENOSYS) {
+        return Err(err);
+    }
+    for fd in first as libc::c_int..4096 {
+        // SAFETY: F_SETFD on a descriptor that may not exist only fails with EBADF.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    Ok(())
+}
+
+/// `unshare(2)` with namespace flags.
+pub(super) fn unshare(flags: rustix::thread::UnshareFlags) -> io::Result<()> {
+    debug_assert!(!flags.contains(rustix::thread::UnshareFlags::FILES));
+    // SAFETY: rustix marks `unshare` unsafe only for CLONE_FILES (descriptor tables
+    // diverging between threads); it is never passed here, and the helper is
+    // single-threaded anyway.
+    unsafe { rustix::thread::unshare_unsafe(flags) }.map_err(io::Error::from)
+}
+
+/// Runs the re-exec dispatch before the unit-test harness starts, so that the test
+/// binary can serve as `/proc/self/exe` for the sandbox helper (the real binary does
+/// the same from `main`). glibc passes `main`'s arguments to `.init_array` functions.
+#[cfg(test)]
+mod test_hook {
+    use std::ffi::CStr;
+
+    type InitFn =
+        extern "C" fn(libc::c_int, *const *const libc::c_char, *const *const libc::c_char);
+
+    #[used]
+    #[link_section = ".init_array"]
+    static DISPATCH: InitFn = dispatch;
+
+    extern "C" fn dispatch(
+        argc: libc::c_int,
+        argv: *const *const libc::c_char,
+        _env: *const *const libc::c_char,
+    ) {
+        if argc < 1 || argv.is_null() {
+            return;
+        }
+        // SAFETY: glibc calls `.init_array` functions with `main`'s argc and argv;
+        // with argc >= 1, argv[0] is a valid NUL-terminated string (or null).
+        let arg0 = unsafe {
+            let p = *argv;
+            if p.is_null() {
+                return;
+            }
+            CStr::from_ptr(p)
+        };
+        if let Some(code) = crate::reexec::dispatch_name(arg0.to_bytes()) {
+            std::process::exit(i32::from(code));
+        }
+    }
+}
