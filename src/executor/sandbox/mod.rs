@@ -57,7 +57,7 @@
 //! (which only execs): the helper is a fresh, single-threaded image of this binary,
 //! dispatched from `main.rs` by its `argv[0]` (see [`crate::reexec`]). The caller and
 //! the helper talk over a socket pair: the spec goes down, JSON-line reports
-//! ([`wire`]) come up. Cleanup never depends on the caller being polite: if the caller
+//! (`wire`) come up. Cleanup never depends on the caller being polite: if the caller
 //! dies, its end of the socket closes and the helper also has `PDEATHSIG`; if the
 //! helper dies, init has `PDEATHSIG`; when init (pid 1) dies the kernel kills the whole
 //! pid namespace; and the mounts live only in the sandbox's mount namespace, which goes
@@ -90,7 +90,7 @@
 //! | `mod.rs` | the contract: [`SandboxSpec`], [`Executor`], [`ExitStatus`] |
 //! | `host.rs` | [`Sandbox`]: spawning the helper, streaming, timeout, reports |
 //! | `helper.rs` | the helper, init (pid 1) and the command's last steps before `execve` |
-//! | `rootfs.rs` | the mount plan, the [`rootfs::Sys`] seam, mount-point stubs |
+//! | `rootfs.rs` | the mount plan, the `rootfs::Sys` seam, mount-point stubs |
 //! | `caps.rs` | Docker's default capability set and the per-user sets |
 //! | `seccomp/` | the shipped profile, its evaluation and the BPF compiler |
 //! | `wire.rs` | the caller ↔ helper protocol |
