@@ -122,7 +122,13 @@ impl BuildError {
         instruction: Option<String>,
         source: ExecError,
     ) -> Self {
-        let location = format!("{}:{}", options.dockerfile.display(), span.line);
+        // A multi-line instruction is shown with its range (`Dockerfile:2-3`).
+        let lines = if span.end_line > span.line {
+            format!("{}-{}", span.line, span.end_line)
+        } else {
+            span.line.to_string()
+        };
+        let location = format!("{}:{lines}", options.dockerfile.display());
         BuildError::Step {
             location,
             instruction,

@@ -221,7 +221,7 @@ fn config_helpers() {
 
 /// The line a build of `text` (in a context holding only the Dockerfile) fails at, from
 /// the real binary's `Dockerfile:LINE` error.
-fn build_error_line(text: &str) -> Option<usize> {
+fn build_error_lines(text: &str) -> Option<(usize, usize)> {
     let dir = tempfile::tempdir().ok()?;
     let ctx = dir.path().join("ctx");
     std::fs::create_dir_all(&ctx).ok()?;
@@ -238,12 +238,20 @@ fn build_error_line(text: &str) -> Option<usize> {
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
     let after = stderr.split("Dockerfile:").nth(1)?;
-    after
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect::<String>()
-        .parse()
-        .ok()
+    let number = |s: &str| {
+        s.chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse::<usize>()
+            .ok()
+    };
+    let start = number(after)?;
+    let digits = start.to_string().len();
+    let end = after[digits..]
+        .strip_prefix('-')
+        .and_then(number)
+        .unwrap_or(start);
+    Some((start, end))
 }
 
 /// Error lines: parse- and plan-time failures are read from the error's span, build-time
@@ -265,7 +273,7 @@ fn error_lines() {
             Err(e) => Some((e.span.line, e.span.end_line)),
             Ok(df) => match plan::plan(&df, &PlanOptions::default(), &AnyImage) {
                 Err(e) => e.span().map(|s| (s.line, s.end_line)),
-                Ok(_) => build_error_line(text).map(|l| (l, l)),
+                Ok(_) => build_error_lines(text),
             },
         };
         let outcome = match lines {
