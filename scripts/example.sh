@@ -1,14 +1,23 @@
 #!/usr/bin/env bash
-# Builds rbuild and, with it, the example image in examples/hello (as root: the build
-# mounts overlays). The image lands in the store (./target/example-store) as hello:1,
-# and is exported as an OCI archive and as its root filesystem.
+# Builds rbuild, then the example images, as root (builds mount overlays and run RUN
+# steps in namespaces), with no registry: examples/app (a busybox base made from
+# Debian's busybox-static, then RUN, a cache mount, COPY --from, USER) and
+# examples/hello (FROM scratch). Images land in the store target/example-store.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command -v pkg-config >/dev/null || { apt-get update -qq && apt-get install -y -qq pkg-config >/dev/null; }
+need=()
+command -v pkg-config >/dev/null || need+=(pkg-config)
+[ -x /bin/busybox ] && /bin/busybox --list >/dev/null 2>&1 || need+=(busybox-static)
+if [ ${#need[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
+fi
 cargo build --release --quiet
 store=target/example-store
-./target/release/rbuild --root "$store" build -t hello:1 \
-  -o type=oci,dest=target/hello-oci.tar -o type=local,dest=target/hello-rootfs \
-  examples/hello
+ctx=target/example-app
+rm -rf "$ctx" && mkdir -p "$ctx" && cp -r examples/app/. "$ctx/" && cp /bin/busybox "$ctx/busybox"
+./target/release/rbuild --root "$store" build -t app:1 -o type=local,dest=target/app-rootfs "$ctx"
+./target/release/rbuild --root "$store" build -t hello:1 -o type=oci,dest=target/hello-oci.tar examples/hello
 ./target/release/rbuild --root "$store" images
-echo "root filesystem:"; find target/hello-rootfs | sort
+echo "== running the app image's entry point in its exported root filesystem:"
+chroot --userspec=1000:1000 target/app-rootfs /app/app.sh
