@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # System packages the build and the tests use (installed only when missing).
-packages=(pkg-config)
+packages=(pkg-config busybox-static)  # busybox-static: the RUN sandbox tests' rootfs
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
