@@ -46,7 +46,9 @@ enum Command {
 /// The store root: `--root`/`RBUILD_ROOT`, else the default for this user.
 fn store_root(root: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     if let Some(root) = root {
-        return Ok(root);
+        // Absolute: the sandbox bind-mounts paths under it (cache mounts).
+        return std::path::absolute(&root)
+            .with_context(|| format!("invalid store directory {}", root.display()));
     }
     crate::store::default_root(
         rustix::process::geteuid().is_root(),
