@@ -2,4 +2,5 @@
 //! checked with independent readers (umoci, skopeo, oci-image-tool) where installed.
 
 mod build;
+mod run;
 mod support;

@@ -1,0 +1,163 @@
+//! `RUN` in the sandbox, end to end: the layer a step makes (owners, whiteouts), the
+//! process environment, failures, and independent readers of the result.
+
+use std::os::unix::fs::MetadataExt;
+
+use crate::support::{can_mount, have, leaked_mounts, umoci_unpack, TestContext};
+
+/// A busybox base (from Debian's busybox-static) followed by `rest`.
+fn busybox(rest: &str, files: &[(&str, &str)]) -> Option<TestContext> {
+    if !can_mount() || !std::path::Path::new("/bin/busybox").is_file() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI installs busybox-static"
+        );
+        return None;
+    }
+    let dockerfile = format!(
+        "FROM scratch AS base\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+         COPY passwd group /etc/\nRUN mkdir -p /tmp && chmod 1777 /tmp\n{rest}"
+    );
+    let mut all = vec![
+        (
+            "passwd",
+            "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n",
+        ),
+        ("group", "root:x:0:\napp:x:1000:\nextra:x:2000:app\n"),
+    ];
+    all.extend_from_slice(files);
+    let t = TestContext::new(&dockerfile, &all);
+    std::fs::copy("/bin/busybox", t.context().join("busybox")).expect("copy busybox");
+    Some(t)
+}
+
+#[test]
+fn run_layers_have_the_right_owners_and_whiteouts() {
+    let Some(t) = busybox(
+        "FROM base\nRUN mkdir -p /d/sub /gone /replaced && echo x > /d/sub/f && echo y > /file && touch /replaced/inner\n\
+         RUN rm /file && rm -rf /gone && rm -rf /replaced && echo now-a-file > /replaced && rm -rf /d && mkdir /d\n\
+         USER app\nRUN echo mine > /tmp/app-file && id -G > /tmp/groups\n",
+        &[],
+    ) else {
+        return;
+    };
+    if !have("umoci") {
+        return;
+    }
+    t.build(&["-t", "run:1"]);
+    let rootfs = umoci_unpack(&t, "run:1");
+    assert!(
+        !rootfs.join("file").exists() && !rootfs.join("gone").exists(),
+        "deleted paths are whited out"
+    );
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("replaced")).unwrap(),
+        "now-a-file\n",
+        "a directory replaced by a file"
+    );
+    assert!(
+        rootfs.join("d").is_dir()
+            && std::fs::read_dir(rootfs.join("d"))
+                .unwrap()
+                .next()
+                .is_none(),
+        "rm -rf d && mkdir d: opaque"
+    );
+    let meta = std::fs::metadata(rootfs.join("tmp/app-file")).unwrap();
+    assert_eq!(
+        (meta.uid(), meta.gid()),
+        (1000, 1000),
+        "files made as USER app belong to it"
+    );
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("tmp/groups"))
+            .unwrap()
+            .trim(),
+        "1000 2000",
+        "supplementary groups"
+    );
+    assert!(leaked_mounts(&t.root()).is_empty());
+}
+
+#[test]
+fn run_sees_buildkit_s_environment() {
+    let Some(t) = busybox(
+        "FROM base\nARG V=1\nENV E=env\nWORKDIR /work\nRUN echo \"$V $E $HOSTNAME $HOME $PATH $(pwd)\" > /env.txt\n\
+         RUN <<EOF\necho heredoc-$V > /heredoc.txt\nEOF\nRUN [\"/bin/sh\", \"-c\", \"echo exec > /exec.txt\"]\n",
+        &[],
+    ) else {
+        return;
+    };
+    let out_dir = t.path("out");
+    t.build(&[
+        "--build-arg",
+        "V=2",
+        "-o",
+        &format!("type=local,dest={}", out_dir.display()),
+    ]);
+    let env = std::fs::read_to_string(out_dir.join("env.txt")).unwrap();
+    assert_eq!(
+        env.trim(),
+        "2 env buildkitsandbox /root /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin /work"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out_dir.join("heredoc.txt")).unwrap(),
+        "heredoc-2\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out_dir.join("exec.txt")).unwrap(),
+        "exec\n"
+    );
+}
+
+#[test]
+fn a_failing_run_names_its_line_exit_code_and_output() {
+    let Some(t) = busybox(
+        "FROM base\nRUN echo first-line && echo about-to-fail && exit 7\n",
+        &[],
+    ) else {
+        return;
+    };
+    let err = t.build_fails(&[]);
+    assert!(err.contains("Dockerfile:7"), "{err}");
+    assert!(err.contains("exit code: 7"), "{err}");
+    assert!(
+        err.contains("about-to-fail"),
+        "the last lines of output: {err}"
+    );
+    assert!(leaked_mounts(&t.root()).is_empty());
+}
+
+#[test]
+fn a_run_that_changes_nothing_adds_no_layer_and_network_none_has_only_lo() {
+    let Some(t) = busybox(
+        "FROM base\nRUN true\nRUN --network=none cat /proc/net/dev > /net.txt\n",
+        &[],
+    ) else {
+        return;
+    };
+    t.build(&["-t", "n:1"]);
+    let out = t.rbuild(&["inspect", "n:1"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let history = v["config"]["history"].as_array().unwrap();
+    let run_true = history
+        .iter()
+        .find(|h| {
+            h["created_by"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("-c true")
+        })
+        .unwrap();
+    assert_eq!(run_true["empty_layer"], true, "{run_true}");
+    let out_dir = t.path("out");
+    t.build(&["-o", &format!("type=local,dest={}", out_dir.display())]);
+    let net = std::fs::read_to_string(out_dir.join("net.txt")).unwrap();
+    let ifaces: Vec<&str> = net
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next())
+        .map(str::trim)
+        .collect();
+    assert_eq!(ifaces, ["lo"]);
+}
