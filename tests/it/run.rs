@@ -161,3 +161,62 @@ fn a_run_that_changes_nothing_adds_no_layer_and_network_none_has_only_lo() {
         .collect();
     assert_eq!(ifaces, ["lo"]);
 }
+
+#[test]
+fn the_built_image_runs_under_podman() {
+    let Some(t) = busybox(
+        "FROM base\nRUN echo built-by-rbuild > /msg\nUSER app\nENTRYPOINT [\"/bin/sh\", \"-c\"]\nCMD [\"cat /msg && id -un\"]\n",
+        &[],
+    ) else {
+        return;
+    };
+    if !have("podman") {
+        return;
+    }
+    let archive = t.path("image.tar");
+    t.build(&[
+        "-t",
+        "podrun:1",
+        "-o",
+        &format!("type=docker,dest={}", archive.display()),
+    ]);
+    let podman = |args: &[&str]| {
+        std::process::Command::new("podman")
+            .arg("--root")
+            .arg(t.path("podman"))
+            .arg("--runroot")
+            .arg(t.path("podman-run"))
+            .args(["--storage-driver", "vfs"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let load = podman(&["load", "-i", &archive.to_string_lossy()]);
+    assert!(
+        load.status.success(),
+        "{}",
+        String::from_utf8_lossy(&load.stderr)
+    );
+    let run = podman(&[
+        "--runtime",
+        "runc",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--ulimit",
+        "nofile=1024:1024",
+        "--ulimit",
+        "nproc=1024:1024",
+        "podrun:1",
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout),
+        "built-by-rbuild\napp\n"
+    );
+}
