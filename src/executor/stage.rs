@@ -82,28 +82,20 @@ pub fn run_stage(env: &StageEnv<'_>, stage: &StagePlan) -> Result<StageOutput, B
         env.reporter
             .event(BuildEvent::StepStarted { id: id.clone() });
         let started = Instant::now();
-        let layer = match &step.op {
-            Op::Meta => None,
-            Op::Run(run) => match super::run::run_step(env, &layers, run, step, &id) {
-                Ok(layer) => layer,
-                Err(e) => {
-                    env.reporter.event(BuildEvent::StepFailed {
-                        id,
-                        error: e.to_string(),
-                    });
-                    return Err(at(Some(step), e));
-                }
-            },
-            op => match fs_step(env, &layers, op, step) {
-                Ok(layer) => layer,
-                Err(e) => {
-                    env.reporter.event(BuildEvent::StepFailed {
-                        id,
-                        error: e.to_string(),
-                    });
-                    return Err(at(Some(step), e));
-                }
-            },
+        let result = match &step.op {
+            Op::Meta => Ok(None),
+            Op::Run(run) => super::run::run_step(env, &layers, run, step, &id),
+            op => fs_step(env, &layers, op, step),
+        };
+        let layer = match result {
+            Ok(layer) => layer,
+            Err(e) => {
+                env.reporter.event(BuildEvent::StepFailed {
+                    id,
+                    error: e.to_string(),
+                });
+                return Err(at(Some(step), e));
+            }
         };
         let history = &mut config.history[base_history + i];
         history.created = Some(env.created.clone());

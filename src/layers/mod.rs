@@ -53,4 +53,5 @@ pub use diff::diff;
 pub use error::{Error, Result, UnsafeReason};
 pub use overlay::{OverlayMount, OverlaySpec, MAX_LOWERDIRS};
 pub use resolve::resolve_in_root;
+pub use tar_read::header_checksum_ok;
 pub use tar_write::{write_tar, TarOptions};

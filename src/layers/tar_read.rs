@@ -84,21 +84,7 @@ impl<R: Read> TarReader<R> {
                 return Ok(None);
             }
             let h = tar::Header::from_byte_slice(&block);
-            let stored = h
-                .cksum()
-                .map_err(|_| invalid("bad header checksum field"))?;
-            let sum: u32 = block
-                .iter()
-                .enumerate()
-                .map(|(i, &b)| {
-                    if (148..156).contains(&i) {
-                        32
-                    } else {
-                        b as u32
-                    }
-                })
-                .sum();
-            if stored != sum {
+            if !header_checksum_ok(&block) {
                 return Err(invalid("tar header checksum mismatch"));
             }
             let size = h.entry_size().map_err(|_| invalid("bad size field"))?;
@@ -352,4 +338,27 @@ mod tests {
         bad[0] = b'g';
         assert!(TarReader::new(&bad[..]).next_entry().is_err());
     }
+}
+
+/// Whether a 512-byte block's header checksum field matches its bytes (the field itself
+/// counted as spaces), which is what makes a block a tar header.
+pub fn header_checksum_ok(block: &[u8]) -> bool {
+    if block.len() < 512 {
+        return false;
+    }
+    let Ok(stored) = tar::Header::from_byte_slice(&block[..512]).cksum() else {
+        return false;
+    };
+    let sum: u32 = block[..512]
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u32::from(b)
+            }
+        })
+        .sum();
+    stored == sum
 }

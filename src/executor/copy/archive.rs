@@ -30,31 +30,9 @@ fn compression_of(head: &[u8]) -> Option<ArchiveKind> {
     }
 }
 
-/// Whether a 512-byte block is a tar header (`ustar` magic or a valid v7 checksum).
+/// Whether a 512-byte block is a tar header (a non-zero block with a valid checksum).
 fn is_tar_header(block: &[u8]) -> bool {
-    if block.len() < 512 || block.iter().all(|&b| b == 0) {
-        return false;
-    }
-    if &block[257..262] == b"ustar" {
-        return true;
-    }
-    let field = String::from_utf8_lossy(&block[148..156]);
-    let Ok(stored) = u32::from_str_radix(field.trim_matches(|c: char| c == '\0' || c == ' '), 8)
-    else {
-        return false;
-    };
-    let sum: u32 = block
-        .iter()
-        .enumerate()
-        .map(|(i, &b)| {
-            if (148..156).contains(&i) {
-                32
-            } else {
-                u32::from(b)
-            }
-        })
-        .sum();
-    sum == stored
+    block.len() >= 512 && !block.iter().all(|&b| b == 0) && crate::layers::header_checksum_ok(block)
 }
 
 /// Opens the decompressed stream of `path` for `kind`.

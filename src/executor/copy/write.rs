@@ -188,15 +188,21 @@ pub fn copy_dir_contents(
 /// Streams a regular file's content (the kernel's copy_file_range where possible).
 fn copy_file(src: &Path, dest: &Path) -> Result<()> {
     let mut input = File::open(src).map_err(ExecError::fs("cannot open", src))?;
-    let mut output = OpenOptions::new()
+    let mut output = create_new(dest)?;
+    io::copy(&mut input, &mut output).map_err(ExecError::fs("cannot copy to", dest))?;
+    Ok(())
+}
+
+/// Creates `dest` (which must not exist; never through a symlink), mode 0600 until the
+/// caller sets the final mode.
+fn create_new(dest: &Path) -> Result<File> {
+    OpenOptions::new()
         .write(true)
         .create_new(true)
         .custom_flags(libc_o_nofollow())
         .mode(0o600)
         .open(dest)
-        .map_err(ExecError::fs("cannot create", dest))?;
-    io::copy(&mut input, &mut output).map_err(ExecError::fs("cannot copy to", dest))?;
-    Ok(())
+        .map_err(ExecError::fs("cannot create", dest))
 }
 
 /// Writes `data` to a new file at host path `dest`.
@@ -219,13 +225,7 @@ pub fn write_stream(
     mtime: i64,
 ) -> Result<()> {
     clear(dest)?;
-    let mut out = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .custom_flags(libc_o_nofollow())
-        .mode(0o600)
-        .open(dest)
-        .map_err(ExecError::fs("cannot create", dest))?;
+    let mut out = create_new(dest)?;
     io::copy(data, &mut out).map_err(ExecError::fs("cannot write", dest))?;
     chown(dest, owner)?;
     fs::set_permissions(dest, fs::Permissions::from_mode(mode))

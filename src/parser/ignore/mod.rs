@@ -49,6 +49,7 @@ mod proptests;
 pub use error::{Error, PatternErrorKind, Result};
 pub use file::read_all;
 pub use matcher::{legacy_matches, IgnoreMatcher, MatchInfo};
+pub use path::clean as go_clean;
 pub use pattern::Pattern;
 pub use translate::MatchType;
 

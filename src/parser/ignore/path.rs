@@ -7,7 +7,7 @@
 
 /// Go `filepath.Clean` on Unix: collapse `//`, drop `.`, resolve `..` lexically and drop
 /// any trailing `/`. Returns `.` for a path that cleans to nothing.
-pub(crate) fn clean(path: &str) -> String {
+pub fn clean(path: &str) -> String {
     if path.is_empty() {
         return ".".to_owned();
     }

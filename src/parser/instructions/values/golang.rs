@@ -31,33 +31,9 @@ pub(crate) fn parse_uint(s: &str, radix: u32, bits: u32) -> Option<u64> {
 /// Go's `%q` quoting: the front end's exact `strconv.Quote`.
 pub(crate) use crate::parser::quote::go_quote as quote;
 
-/// Go's `path.Clean`: the shortest lexically equivalent slash-separated path.
+/// Go's `path.Clean` (one implementation, shared with the .dockerignore engine).
 pub fn clean_path(path: &str) -> String {
-    if path.is_empty() {
-        return ".".to_owned();
-    }
-    let rooted = path.starts_with('/');
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => match parts.last() {
-                Some(&last) if last != ".." => {
-                    parts.pop();
-                }
-                // `..` at the root stays at the root; in a relative path it is kept.
-                _ if rooted => {}
-                _ => parts.push(".."),
-            },
-            other => parts.push(other),
-        }
-    }
-    let joined = parts.join("/");
-    match (rooted, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".to_owned(),
-        (false, false) => joined,
-    }
+    crate::parser::ignore::go_clean(path)
 }
 
 /// Go's `path.Base`: the last element, trailing slashes ignored; `.` for `""`, `/` for all
