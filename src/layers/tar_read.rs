@@ -289,6 +289,29 @@ pub(crate) fn parse_pax_time(v: &[u8]) -> Option<(i64, u32)> {
     Some((sec, nsec))
 }
 
+/// Whether a 512-byte block's header checksum field matches its bytes (the field itself
+/// counted as spaces), which is what makes a block a tar header.
+pub fn header_checksum_ok(block: &[u8]) -> bool {
+    if block.len() < 512 {
+        return false;
+    }
+    let Ok(stored) = tar::Header::from_byte_slice(&block[..512]).cksum() else {
+        return false;
+    };
+    let sum: u32 = block[..512]
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u32::from(b)
+            }
+        })
+        .sum();
+    stored == sum
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -338,27 +361,4 @@ mod tests {
         bad[0] = b'g';
         assert!(TarReader::new(&bad[..]).next_entry().is_err());
     }
-}
-
-/// Whether a 512-byte block's header checksum field matches its bytes (the field itself
-/// counted as spaces), which is what makes a block a tar header.
-pub fn header_checksum_ok(block: &[u8]) -> bool {
-    if block.len() < 512 {
-        return false;
-    }
-    let Ok(stored) = tar::Header::from_byte_slice(&block[..512]).cksum() else {
-        return false;
-    };
-    let sum: u32 = block[..512]
-        .iter()
-        .enumerate()
-        .map(|(i, &b)| {
-            if (148..156).contains(&i) {
-                32
-            } else {
-                u32::from(b)
-            }
-        })
-        .sum();
-    stored == sum
 }
