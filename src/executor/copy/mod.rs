@@ -132,7 +132,7 @@ pub fn copy(tree: &SourceTree<'_>, req: &CopyRequest<'_>, root: &Path) -> Result
                 dest_path.to_owned()
             };
             let host = ensure_dir(root, &target, owner)?;
-            write::copy_dir_contents(tree, node, &host, &req.attrs, &keep)?;
+            write::copy_children(tree, node, &host, &req.attrs, &keep)?;
             continue;
         }
         if req.extract_archives && node.meta.is_file() {

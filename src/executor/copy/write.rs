@@ -157,7 +157,8 @@ pub fn copy_node(
     set_mtime(dest, &node.meta)
 }
 
-fn copy_children(
+/// Copies the contents of directory `node` into existing host directory `dest`.
+pub fn copy_children(
     tree: &SourceTree<'_>,
     node: &Node,
     dest: &Path,
@@ -172,17 +173,6 @@ fn copy_children(
         copy_node(tree, &child, &dest.join(name), attrs, keep)?;
     }
     Ok(())
-}
-
-/// Copies the contents of directory `node` into existing host directory `dest`.
-pub fn copy_dir_contents(
-    tree: &SourceTree<'_>,
-    node: &Node,
-    dest: &Path,
-    attrs: &Attrs,
-    keep: &dyn Fn(&str) -> Result<bool>,
-) -> Result<()> {
-    copy_children(tree, node, dest, attrs, keep)
 }
 
 /// Streams a regular file's content (the kernel's copy_file_range where possible).
