@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 
 use super::progress::ProgressMode;
-use crate::executor::{BuildOptions, CompressionKind, Output};
+use crate::executor::{BuildOptions, CompressionKind, Output, SecretSpec, SshSpec};
 
 /// `--compression`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -71,6 +71,25 @@ pub struct BuildArgs {
     /// Write build metadata (JSON) to this file.
     #[arg(long = "metadata-file")]
     pub metadata_file: Option<PathBuf>,
+    /// A secret for `RUN --mount=type=secret`: `id=ID,src=PATH` or `id=ID,env=VAR`.
+    #[arg(long = "secret", value_name = "id=ID,src=PATH|env=VAR")]
+    pub secrets: Vec<String>,
+    /// An ssh agent for `RUN --mount=type=ssh`: `default` (`$SSH_AUTH_SOCK`) or
+    /// `ID=SOCKET`.
+    #[arg(long = "ssh", value_name = "default|ID=SOCKET")]
+    pub ssh: Vec<String>,
+    /// Network of RUN steps that do not say: `default` (the host's, as `docker build`),
+    /// `none` (only loopback) or `host`.
+    #[arg(long, value_enum)]
+    pub network: Option<NetworkMode>,
+}
+
+/// `--network`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NetworkMode {
+    Default,
+    None,
+    Host,
 }
 
 fn key_values(
@@ -147,6 +166,24 @@ impl BuildArgs {
             metadata_file: self.metadata_file,
             source_date_epoch,
             cancel: Default::default(),
+            secrets: self
+                .secrets
+                .iter()
+                .map(|s| SecretSpec::parse(s))
+                .collect::<Result<_, _>>()?,
+            ssh: self
+                .ssh
+                .iter()
+                .map(|s| SshSpec::parse(s))
+                .collect::<Result<_, _>>()?,
+            network: self.network.map(|n| {
+                match n {
+                    NetworkMode::Default => "default",
+                    NetworkMode::None => "none",
+                    NetworkMode::Host => "host",
+                }
+                .to_owned()
+            }),
         };
         Ok((options, self.progress))
     }

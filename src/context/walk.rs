@@ -50,6 +50,11 @@ impl BuildContext {
         self
     }
 
+    /// Whether any filter (`.dockerignore`, ...) may hide part of the directory.
+    pub fn is_filtered(&self) -> bool {
+        !self.filters.is_empty()
+    }
+
     /// The context directory.
     pub fn root(&self) -> &Path {
         &self.root

@@ -45,8 +45,12 @@ pub enum ExecError {
     },
     #[error("invalid --mount {value}: {reason}")]
     BadMount { value: String, reason: String },
-    #[error("RUN --mount=type={kind} is not supported yet")]
-    MountUnsupported { kind: &'static str },
+    #[error("mount source {source_path:?} not found in {origin}")]
+    MountSource { source_path: String, origin: String },
+    #[error("secret {id:?}: {reason}")]
+    Secret { id: String, reason: String },
+    #[error("ssh agent {id:?}: {reason}")]
+    Ssh { id: String, reason: String },
     #[error(transparent)]
     Sandbox(#[from] super::sandbox::Error),
     #[error("interrupted")]

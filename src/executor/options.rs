@@ -108,6 +108,13 @@ pub struct BuildOptions {
     /// Set (by a Ctrl-C handler) to stop the build at the next step boundary; the build
     /// then unwinds, unmounting and removing what it made.
     pub cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// `--secret`s a step may mount (`RUN --mount=type=secret`).
+    pub secrets: Vec<super::mounts::SecretSpec>,
+    /// `--ssh` agents a step may mount (`RUN --mount=type=ssh`).
+    pub ssh: Vec<super::mounts::SshSpec>,
+    /// `--network`: the network of RUN steps without `--network` (`default`, `none`,
+    /// `host`).
+    pub network: Option<String>,
 }
 
 #[cfg(test)]

@@ -5,20 +5,16 @@
 //! a failure reports the command, its exit code and the last lines it printed.
 
 use std::collections::VecDeque;
-use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::copy;
 use super::error::ExecError;
 use super::events::{BuildEvent, StepId};
-use super::sandbox::{Mount, Network, SandboxSpec};
+use super::sandbox::{Network, SandboxSpec};
 use super::stage::{commit_layer, Layer, StageEnv, StepDirs};
 use super::users::resolve_user;
-use crate::digest::Digest;
 use crate::image::add_env;
-use crate::parser::instructions::values::{parse_mount, Mount as MountSpec, MountType, Sharing};
 use crate::plan::{proxy_env, RunOp, Step, DEFAULT_PATH};
-use crate::store::FileLock;
 
 /// The hostname BuildKit gives RUN steps.
 pub const HOSTNAME: &str = "buildkitsandbox";
@@ -48,30 +44,37 @@ pub fn run_step(
     } else {
         resolve_user(&step.state.user, &passwd, &group)?
     };
-    let mut guards = Vec::new();
-    let mut mounts = Vec::new();
-    for value in &op.mounts {
-        let spec = parse_mount(value).map_err(|e| ExecError::BadMount {
-            value: value.clone(),
-            reason: e.to_string(),
-        })?;
-        mounts.push(sandbox_mount(env, &spec, &step.state.workdir, &mut guards)?);
-    }
-    let network = match op.network.as_deref().unwrap_or("default") {
+    let step_mounts = super::mounts::prepare(env, &op.mounts, &step.state.workdir)?;
+    let network = match op
+        .network
+        .as_deref()
+        .or(env.options.network.as_deref())
+        .unwrap_or("default")
+    {
         "none" => Network::None,
         _ => Network::Host,
     };
+    let mut process = process_env(env, step, &user);
+    for var in &step_mounts.env {
+        let (key, value) = var.split_once('=').unwrap_or((var, ""));
+        add_env(&mut process, key, value);
+    }
+    if let Some(sock) = &step_mounts.ssh_auth_sock {
+        if !process.iter().any(|e| e.starts_with("SSH_AUTH_SOCK=")) {
+            add_env(&mut process, "SSH_AUTH_SOCK", sock);
+        }
+    }
     let spec = SandboxSpec {
         rootfs: root.clone(),
         argv: op.argv.clone(),
-        env: process_env(env, step, &user),
+        env: process,
         cwd: step.state.workdir.clone(),
         uid: user.uid,
         gid: user.gid,
         additional_gids: user.additional_gids.clone(),
         hostname: HOSTNAME.to_owned(),
         network,
-        mounts,
+        mounts: step_mounts.mounts.clone(),
         hosts: format!(
             "127.0.0.1\tlocalhost {HOSTNAME}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
         ),
@@ -103,7 +106,7 @@ pub fn run_step(
         });
         tail.push_back(line);
     }
-    drop(guards);
+    drop(step_mounts);
     overlay.unmount()?;
     if !status.success() {
         return Err(ExecError::RunFailed {
@@ -158,74 +161,4 @@ fn read_etc(root: &Path, name: &str) -> String {
         .ok()
         .and_then(|p| std::fs::read_to_string(p).ok())
         .unwrap_or_default()
-}
-
-/// Turns one `--mount` into a sandbox mount; cache locks are pushed to `guards` and
-/// held until the step ends.
-fn sandbox_mount(
-    env: &StageEnv<'_>,
-    spec: &MountSpec,
-    workdir: &str,
-    guards: &mut Vec<FileLock>,
-) -> Result<Mount, ExecError> {
-    let bad = |reason: String| ExecError::BadMount {
-        value: format!("type={}", spec.kind.as_str()),
-        reason,
-    };
-    let target = spec
-        .resolve_target(workdir)
-        .map_err(|e| bad(e.to_string()))?;
-    match spec.kind {
-        MountType::Tmpfs => Ok(Mount::Tmpfs {
-            target,
-            size: spec.size_limit,
-        }),
-        MountType::Cache => {
-            if spec.from.is_some() {
-                return Err(ExecError::MountUnsupported {
-                    kind: "cache with from=",
-                });
-            }
-            let dir = cache_dir(env, &spec.cache_id())?;
-            if matches!(spec.sharing_mode(), Sharing::Locked | Sharing::Private) {
-                let lock = dir.with_extension("lock");
-                guards.push(FileLock::exclusive(&lock)?);
-            }
-            prepare_cache_dir(&dir, spec)?;
-            Ok(Mount::Bind {
-                source: dir,
-                target,
-                readonly: spec.read_only,
-            })
-        }
-        MountType::Bind => Err(ExecError::MountUnsupported { kind: "bind" }),
-        MountType::Secret => Err(ExecError::MountUnsupported { kind: "secret" }),
-        MountType::Ssh => Err(ExecError::MountUnsupported { kind: "ssh" }),
-    }
-}
-
-/// `<store>/cache/mounts/<sha256 of the id>`: kept between builds.
-fn cache_dir(env: &StageEnv<'_>, id: &str) -> Result<PathBuf, ExecError> {
-    let base = env.store.cache_dir().join("mounts");
-    std::fs::create_dir_all(&base).map_err(ExecError::fs("cannot create", &base))?;
-    Ok(base.join(Digest::of(id.as_bytes()).hex()))
-}
-
-fn prepare_cache_dir(dir: &Path, spec: &MountSpec) -> Result<(), ExecError> {
-    use std::os::unix::fs::PermissionsExt;
-    if dir.is_dir() {
-        return Ok(());
-    }
-    std::fs::create_dir(dir).map_err(ExecError::fs("cannot create cache mount", dir))?;
-    let mode = spec.mode.unwrap_or(0o755);
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
-        .map_err(ExecError::fs("cannot set mode of", dir))?;
-    std::os::unix::fs::lchown(
-        dir,
-        Some(spec.uid.unwrap_or(0)),
-        Some(spec.gid.unwrap_or(0)),
-    )
-    .map_err(ExecError::fs("cannot change owner of", dir))?;
-    let _ = File::open(dir);
-    Ok(())
 }

@@ -7,11 +7,12 @@ use std::collections::BTreeMap;
 use super::error::{PlanError, Result};
 use super::stages::{stage_by_ref, BaseRef, Graph};
 use super::{
-    Base, BaseImage, BaseResolver, CopyOp, Op, PlanOptions, Platform, RunOp, Source, StagePlan,
-    Step, StepState,
+    Base, BaseImage, BaseResolver, CopyOp, Op, PlanOptions, Platform, RunMount, RunOp, Source,
+    StagePlan, Step, StepState,
 };
 use crate::image::{add_env, Empty, Healthcheck, History, ImageConfig};
 use crate::parser::heredoc::{chomp_tabs, parse_heredoc};
+use crate::parser::instructions::values::{self, MountType};
 use crate::parser::instructions::{
     parse_text, ArgDef, Command, CommandLine, CopySpec, Dockerfile, HealthSpec, Instruction,
     KeyValue, RunSpec,
@@ -401,6 +402,11 @@ impl<'a> Dispatcher<'a> {
             return Ok(Source::Context);
         };
         let from = self.expand(from, span, "--from")?;
+        self.source_expanded(&from, span)
+    }
+
+    /// The stage or image an already expanded `--from` / `from=` names.
+    fn source_expanded(&self, from: &str, span: Span) -> Result<Source> {
         let names: BTreeMap<String, usize> = self
             .dockerfile
             .stages
@@ -408,14 +414,14 @@ impl<'a> Dispatcher<'a> {
             .enumerate()
             .filter_map(|(i, s)| s.name().map(|n| (n.to_owned(), i)))
             .collect();
-        match stage_by_ref(&from, &names, self.dockerfile.stages.len()) {
+        match stage_by_ref(from, &names, self.dockerfile.stages.len()) {
             Some(j) if self.planned.get(j).is_some_and(Option::is_some) => Ok(Source::Stage(j)),
             Some(j) => Err(PlanError::Invalid {
                 message: format!("stage {from} ({j}) is not built before it is used"),
                 span,
             }),
             None => {
-                let image = resolve_image(self.resolver, &from, &self.platform, span)?;
+                let image = resolve_image(self.resolver, from, &self.platform, span)?;
                 Ok(Source::Image(Box::new(image)))
             }
         }
@@ -480,7 +486,7 @@ impl<'a> Dispatcher<'a> {
         let mounts = spec
             .mounts
             .iter()
-            .map(|m| self.expand(m, span, "--mount"))
+            .map(|m| self.run_mount(m, span))
             .collect::<Result<Vec<_>>>()?;
         let mut args = spec.command.args.clone();
         let mut files = spec.command.files.clone();
@@ -535,6 +541,31 @@ impl<'a> Dispatcher<'a> {
             format!("RUN {args_text} # buildkit"),
             true,
         ))
+    }
+
+    /// Expands, parses and checks one `--mount`, resolving its `from=`.
+    fn run_mount(&self, value: &str, span: Span) -> Result<RunMount> {
+        let value = self.expand(value, span, "--mount")?;
+        let invalid = |e: values::Error| PlanError::Invalid {
+            message: format!("invalid --mount {value}: {e}"),
+            span,
+        };
+        let spec = values::parse_mount(&value).map_err(invalid)?;
+        spec.check_dispatch().map_err(invalid)?;
+        if matches!(
+            spec.kind,
+            MountType::Bind | MountType::Cache | MountType::Tmpfs
+        ) {
+            spec.resolve_target(&self.state.workdir).map_err(invalid)?;
+        }
+        let from = match (spec.kind, spec.from.as_deref()) {
+            (MountType::Bind, None) => Some(Source::Context),
+            (MountType::Bind | MountType::Cache, Some(from)) => {
+                Some(self.source_expanded(from, span)?)
+            }
+            _ => None,
+        };
+        Ok(RunMount { spec, from })
     }
 
     fn healthcheck(&mut self, h: &HealthSpec, span: Span) -> Result<String> {

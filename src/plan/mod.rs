@@ -19,6 +19,7 @@ pub use platform::{Platform, PlatformError};
 
 use crate::digest::Digest;
 use crate::image::{History, ImageConfig};
+use crate::parser::instructions::values::Mount as MountSpec;
 use crate::parser::instructions::{Dockerfile, InlineFile, SourceContent};
 use crate::parser::Span;
 
@@ -107,12 +108,22 @@ pub struct RunOp {
     pub argv: Vec<String>,
     /// Heredoc files that are not the script itself.
     pub files: Vec<InlineFile>,
-    /// `--mount` values, expanded.
-    pub mounts: Vec<String>,
+    /// `--mount`s, expanded and parsed, with their `from=` resolved.
+    pub mounts: Vec<RunMount>,
     /// `--network` (`default`, `none`, `host`) when given.
     pub network: Option<String>,
     /// `--security` when given.
     pub security: Option<String>,
+}
+
+/// One `RUN --mount`, parsed after expansion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunMount {
+    /// The mount as written (BuildKit's defaults are methods of it).
+    pub spec: MountSpec,
+    /// Where a bind mount reads, or what seeds a new cache mount (`from=`); `None` for
+    /// a cache without `from=`, tmpfs, secret and ssh mounts.
+    pub from: Option<Source>,
 }
 
 /// What a step does to the filesystem.

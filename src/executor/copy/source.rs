@@ -30,6 +30,7 @@ pub struct ContextIndex {
     root: PathBuf,
     entries: BTreeMap<String, Entry>,
     root_meta: Metadata,
+    filtered: bool,
 }
 
 impl ContextIndex {
@@ -46,12 +47,24 @@ impl ContextIndex {
             root,
             entries,
             root_meta,
+            filtered: context.is_filtered(),
         })
     }
 
     /// Every entry, sorted by path.
     pub fn entries(&self) -> impl Iterator<Item = &Entry> {
         self.entries.values()
+    }
+
+    /// Whether a filter (`.dockerignore`) may hide part of the directory, so that the
+    /// directory on disk is not what a step may see.
+    pub fn is_filtered(&self) -> bool {
+        self.filtered
+    }
+
+    /// Every entry strictly below directory `rel`, sorted by path (parents first).
+    pub fn descendants(&self, rel: &str) -> Vec<Node> {
+        self.below(rel, true)
     }
 }
 
@@ -259,6 +272,11 @@ impl ContextIndex {
     }
 
     fn children(&self, rel: &str) -> Vec<Node> {
+        self.below(rel, false)
+    }
+
+    /// Entries under directory `rel`: all of them, or only its direct children.
+    fn below(&self, rel: &str, all: bool) -> Vec<Node> {
         let prefix = if rel.is_empty() {
             String::new()
         } else {
@@ -267,7 +285,7 @@ impl ContextIndex {
         self.entries
             .range(prefix.clone()..)
             .take_while(|(k, _)| k.starts_with(&prefix))
-            .filter(|(k, _)| !k[prefix.len()..].contains('/'))
+            .filter(|(k, _)| all || !k[prefix.len()..].contains('/'))
             .filter_map(|(k, _)| self.node(k))
             .collect()
     }

@@ -1,0 +1,404 @@
+//! `RUN --mount` end to end: bind (context, stage, rw), cache seeded from a stage,
+//! secrets (present in the step, absent from every layer, config and log), ssh agent
+//! forwarding, and the build-wide `--network`.
+
+use std::path::Path;
+use std::process::Command;
+
+use sha2::{Digest as _, Sha256};
+
+use crate::run::busybox;
+use crate::support::{have, leaked_mounts, umoci_unpack, TestContext};
+
+fn read(dir: &Path, rel: &str) -> String {
+    std::fs::read_to_string(dir.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+fn local(t: &TestContext, args: &[&str]) -> std::path::PathBuf {
+    let out = t.path("out");
+    let _ = std::fs::remove_dir_all(&out);
+    let dest = format!("type=local,dest={}", out.display());
+    let mut all = args.to_vec();
+    all.extend(["-o", &dest]);
+    t.build(&all);
+    out
+}
+
+#[test]
+fn bind_mounts_see_the_filtered_context_and_stages_and_leave_nothing() {
+    let Some(t) = busybox(
+        "FROM base AS data\nRUN mkdir /data && echo from-stage > /data/x\n\
+         FROM base\n\
+         RUN --mount=type=bind,source=src,target=/src cat /src/a.txt > /a && ls -a /src > /ls && \
+         ! touch /src/z 2>/dev/null\n\
+         RUN --mount=type=bind,source=src,target=/src,rw echo changed > /src/a.txt && touch /src/new && cat /src/a.txt > /rw\n\
+         RUN --mount=type=bind,source=src,target=/src cat /src/a.txt > /after && test ! -e /src/new\n\
+         RUN --mount=type=bind,source=../../..,target=/ctx ls /ctx > /ctx-ls\n\
+         WORKDIR /w\n\
+         RUN --mount=from=data,source=/data,target=m cat m/x > /from-stage\n\
+         RUN --mount=type=bind,source=src/a.txt,target=/one.txt,rw echo more >> /one.txt && cat /one.txt > /one\n",
+        &[
+            ("src/a.txt", "context-a\n"),
+            ("src/secret.key", "excluded\n"),
+            (".dockerignore", "**/*.key\n"),
+        ],
+    ) else {
+        return;
+    };
+    let out = local(&t, &[]);
+    assert_eq!(read(&out, "a"), "context-a\n");
+    assert_eq!(read(&out, "ls"), ".\n..\na.txt\n", ".dockerignore applies");
+    assert_eq!(read(&out, "rw"), "changed\n");
+    assert_eq!(
+        read(&out, "after"),
+        "context-a\n",
+        "rw writes are discarded"
+    );
+    assert_eq!(read(&out, "from-stage"), "from-stage\n");
+    assert_eq!(read(&out, "one"), "context-a\nmore\n");
+    let ctx_ls = read(&out, "ctx-ls");
+    assert!(
+        ctx_ls.contains("Dockerfile") && !ctx_ls.contains("proc"),
+        "a source above the context is the context root: {ctx_ls}"
+    );
+    for gone in ["src", "ctx", "w/m", "one.txt"] {
+        assert!(
+            !out.join(gone).exists(),
+            "mount point {gone} left in the image"
+        );
+    }
+    assert_eq!(
+        read(&t.context(), "src/a.txt"),
+        "context-a\n",
+        "the context is untouched"
+    );
+    assert!(leaked_mounts(&t.root()).is_empty());
+}
+
+#[test]
+fn a_missing_bind_source_names_the_line() {
+    let Some(t) = busybox(
+        "FROM base\nRUN --mount=type=bind,source=nope,target=/n true\n",
+        &[],
+    ) else {
+        return;
+    };
+    let err = t.build_fails(&[]);
+    assert!(err.contains("Dockerfile:7"), "{err}");
+    assert!(
+        err.contains("\"nope\" not found in the build context"),
+        "{err}"
+    );
+}
+
+#[test]
+fn cache_mounts_are_seeded_from_a_stage_and_kept() {
+    let Some(t) = busybox(
+        "FROM base AS seed\nRUN mkdir /s && echo seeded > /s/f\n\
+         FROM base\n\
+         RUN --mount=type=cache,target=/c,from=seed,source=/s cat /c/f > /seen && echo more > /c/g\n\
+         RUN --mount=type=cache,target=/c,from=seed,source=/s cat /c/g > /seen2\n\
+         RUN --mount=type=cache,target=/c cat /c/f > /plain 2>&1 || echo empty > /plain\n",
+        &[],
+    ) else {
+        return;
+    };
+    let out = local(&t, &[]);
+    assert_eq!(read(&out, "seen"), "seeded\n");
+    assert_eq!(read(&out, "seen2"), "more\n");
+    assert_eq!(
+        read(&out, "plain"),
+        "empty\n",
+        "a cache without from= is another cache"
+    );
+    assert!(!out.join("c").exists());
+}
+
+const SECRET: &str = "s3cr3t-VALUE-7f1e9a";
+const ENV_SECRET: &str = "env-S3CRET-c0ffee";
+
+fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+/// Every file under `dir` that contains `needle`.
+fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
+    let mut hits = Vec::new();
+    for entry in walk(dir) {
+        if let Ok(bytes) = std::fs::read(&entry) {
+            if bytes.windows(needle.len()).any(|w| w == needle) {
+                hits.push(entry.display().to_string());
+            }
+        }
+    }
+    hits
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(read) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in read.flatten() {
+        let path = entry.path();
+        match entry.file_type() {
+            Ok(ft) if ft.is_dir() => out.extend(walk(&path)),
+            Ok(ft) if ft.is_file() => out.push(path),
+            _ => {}
+        }
+    }
+    out
+}
+
+#[test]
+fn secrets_are_readable_in_the_step_and_nowhere_else() {
+    let Some(t) = busybox(
+        "FROM base\n\
+         RUN --mount=type=secret,id=tok sha256sum /run/secrets/tok | cut -d' ' -f1 > /proof && \
+         ls -ld /run/secrets/tok | cut -c1-10 > /mode\n\
+         RUN --mount=type=secret,id=envtok,env=TOKEN,target=/etc/tok,uid=1000,mode=0440 \
+         printf %s \"$TOKEN\" | sha256sum | cut -d' ' -f1 > /proof-env && stat -c '%u %a' /etc/tok > /stat && \
+         echo \"$TOKEN\" | wc -c > /len\n\
+         RUN --mount=type=secret,id=absent test ! -e /run/secrets/absent\n\
+         RUN test ! -e /run/secrets/tok && test -z \"$TOKEN\"\n",
+        &[],
+    ) else {
+        return;
+    };
+    let secret_file = t.path("secret.txt");
+    std::fs::write(&secret_file, SECRET).unwrap();
+    let ctx = t.context().to_string_lossy().into_owned();
+    let src = format!("id=tok,src={}", secret_file.display());
+    let out_dir = t.path("out");
+    let dest = format!("type=local,dest={}", out_dir.display());
+    let oci = t.path("image.tar");
+    let oci_dest = format!("type=oci,dest={}", oci.display());
+    let mut logs = Vec::new();
+    for progress in ["plain", "json"] {
+        let out = crate::support::rbuild_in(
+            &t.root(),
+            &[
+                "build",
+                "--progress",
+                progress,
+                "--compression",
+                "uncompressed",
+                "-t",
+                "sec:1",
+                "--secret",
+                &src,
+                "--secret",
+                "id=envtok,env=MY_TOKEN",
+                "-o",
+                &dest,
+                "-o",
+                &oci_dest,
+                &ctx,
+            ],
+            &[("MY_TOKEN", ENV_SECRET)],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        logs.extend(out.stdout);
+        logs.extend(out.stderr);
+    }
+    assert_eq!(
+        read(&out_dir, "proof").trim(),
+        sha256_hex(SECRET.as_bytes())
+    );
+    assert_eq!(read(&out_dir, "mode").trim(), "-r--------");
+    assert_eq!(
+        read(&out_dir, "proof-env").trim(),
+        sha256_hex(ENV_SECRET.as_bytes())
+    );
+    assert_eq!(read(&out_dir, "stat").trim(), "1000 440");
+    assert_eq!(
+        read(&out_dir, "len").trim(),
+        (ENV_SECRET.len() + 1).to_string()
+    );
+    for secret in [SECRET, ENV_SECRET] {
+        let needle = secret.as_bytes();
+        assert!(
+            !logs.windows(needle.len()).any(|w| w == needle),
+            "secret in the build output"
+        );
+        let hits = files_containing(&t.root(), needle);
+        assert!(hits.is_empty(), "secret in the store: {hits:?}");
+        let hits = files_containing(&out_dir, needle);
+        assert!(hits.is_empty(), "secret in the filesystem: {hits:?}");
+        let tar = std::fs::read(&oci).unwrap();
+        assert!(
+            !tar.windows(needle.len()).any(|w| w == needle),
+            "secret in the OCI export"
+        );
+    }
+    if have("umoci") {
+        let rootfs = umoci_unpack(&t, "sec:1");
+        assert!(!rootfs.join("run/secrets").exists(), "no mount point left");
+        assert!(!rootfs.join("etc/tok").exists());
+        assert!(files_containing(&rootfs, SECRET.as_bytes()).is_empty());
+    }
+    assert!(leaked_mounts(&t.root()).is_empty());
+    // The secrets' tmpfs is gone too.
+    let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!table.contains("rbuild-secrets"));
+}
+
+#[test]
+fn a_required_secret_that_is_missing_fails_with_its_line() {
+    let Some(t) = busybox(
+        "FROM base\nRUN --mount=type=secret,id=needed,required cat /run/secrets/needed\n",
+        &[],
+    ) else {
+        return;
+    };
+    let err = t.build_fails(&[]);
+    assert!(err.contains("Dockerfile:7"), "{err}");
+    assert!(err.contains("secret \"needed\""), "{err}");
+    assert!(err.contains("--secret id=needed"), "{err}");
+}
+
+/// `ssh-add` and the libraries it loads, laid out under `dir` as on the host.
+fn ssh_add_tree(dir: &Path) -> bool {
+    let ldd = Command::new("ldd").arg("/usr/bin/ssh-add").output();
+    let Ok(ldd) = ldd else { return false };
+    let mut files = vec!["/usr/bin/ssh-add".to_owned()];
+    for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+        let path = line
+            .split("=>")
+            .last()
+            .and_then(|p| p.split_whitespace().next())
+            .filter(|p| p.starts_with('/'));
+        files.extend(path.map(str::to_owned));
+    }
+    for file in files {
+        let to = dir.join(file.trim_start_matches('/'));
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(&file, &to).unwrap();
+    }
+    true
+}
+
+#[test]
+fn ssh_mounts_forward_the_agent() {
+    let Some(t) = busybox(
+        "FROM base\nCOPY sshroot/ /\n\
+         RUN --mount=type=ssh ssh-add -l > /keys && ls -l \"$SSH_AUTH_SOCK\" | cut -c1-10 > /sock && \
+         echo \"$SSH_AUTH_SOCK\" > /sockpath\n\
+         RUN --mount=type=ssh,id=other,target=/agent.sock,mode=0666 ls -l /agent.sock | cut -c1-10 > /sock2\n\
+         RUN --mount=type=ssh,id=missing test -z \"$SSH_AUTH_SOCK\"\n",
+        &[],
+    ) else {
+        return;
+    };
+    if !have("ssh-agent") || !have("ssh-keygen") || !ssh_add_tree(&t.context().join("sshroot")) {
+        return;
+    }
+    let agent_dir = t.path("agent");
+    std::fs::create_dir(&agent_dir).unwrap();
+    let sock = agent_dir.join("agent.sock");
+    let mut agent = Command::new("ssh-agent")
+        .args(["-D", "-a"])
+        .arg(&sock)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..100 {
+        if sock.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let key = agent_dir.join("key");
+    let keygen = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "rbuild-test", "-f"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(keygen.status.success());
+    let add = Command::new("ssh-add")
+        .arg(&key)
+        .env("SSH_AUTH_SOCK", &sock)
+        .output()
+        .unwrap();
+    assert!(
+        add.status.success(),
+        "{}",
+        String::from_utf8_lossy(&add.stderr)
+    );
+    let fingerprint = Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(key.with_extension("pub"))
+        .output()
+        .unwrap();
+    let fingerprint = String::from_utf8_lossy(&fingerprint.stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let out_dir = t.path("out");
+    let dest = format!("type=local,dest={}", out_dir.display());
+    let ctx = t.context().to_string_lossy().into_owned();
+    let other = format!("other={}", sock.display());
+    let out = crate::support::rbuild_in(
+        &t.root(),
+        &[
+            "build",
+            "--progress",
+            "plain",
+            "--ssh",
+            "default",
+            "--ssh",
+            &other,
+            "-o",
+            &dest,
+            &ctx,
+        ],
+        &[("SSH_AUTH_SOCK", sock.to_str().unwrap())],
+    );
+    let _ = agent.kill();
+    let _ = agent.wait();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        read(&out_dir, "keys").contains(&fingerprint),
+        "the step sees the agent's key {fingerprint}: {}",
+        read(&out_dir, "keys")
+    );
+    assert_eq!(read(&out_dir, "sock").trim(), "srw-------");
+    assert_eq!(
+        read(&out_dir, "sockpath").trim(),
+        "/run/buildkit/ssh_agent.0"
+    );
+    assert_eq!(read(&out_dir, "sock2").trim(), "srw-rw-rw-");
+    assert!(!out_dir.join("run/buildkit").exists() && !out_dir.join("agent.sock").exists());
+}
+
+#[test]
+fn build_wide_network_none_applies_to_every_run_unless_it_says() {
+    let Some(t) = busybox(
+        "FROM base\nRUN cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' ' | sort > /none\n\
+         RUN --network=host cat /proc/net/dev | tail -n +3 | wc -l > /host\n",
+        &[],
+    ) else {
+        return;
+    };
+    let out = local(&t, &["--network", "none"]);
+    assert_eq!(read(&out, "none"), "lo\n");
+    let host_ifaces: usize = read(&out, "host").trim().parse().unwrap();
+    let ours = std::fs::read_to_string("/proc/net/dev")
+        .unwrap()
+        .lines()
+        .count()
+        - 2;
+    assert_eq!(
+        host_ifaces, ours,
+        "RUN --network=host overrides the build's none"
+    );
+}
