@@ -71,6 +71,10 @@ pub fn run_stage(env: &StageEnv<'_>, stage: &StagePlan) -> Result<StageOutput, B
         }
     }
     for (i, step) in stage.steps.iter().enumerate() {
+        // Ctrl-C, or another stage failed: stop before the next step.
+        if env.options.cancel.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(at(Some(step), ExecError::Interrupted));
+        }
         let id = StepId {
             stage: stage.index,
             stage_name: stage.name.clone(),
