@@ -216,7 +216,11 @@ fn prepare_cache_dir(dir: &Path, spec: &MountSpec) -> Result<(), ExecError> {
     if dir.is_dir() {
         return Ok(());
     }
-    std::fs::create_dir(dir).map_err(ExecError::fs("cannot create cache mount", dir))?;
+    match std::fs::create_dir(dir) {
+        // A stage running beside this one (or another build) made it meanwhile.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+        result => result.map_err(ExecError::fs("cannot create cache mount", dir))?,
+    }
     let mode = spec.mode.unwrap_or(0o755);
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
         .map_err(ExecError::fs("cannot set mode of", dir))?;

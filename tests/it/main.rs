@@ -2,5 +2,6 @@
 //! checked with independent readers (umoci, skopeo, oci-image-tool) where installed.
 
 mod build;
+mod parallel;
 mod run;
 mod support;
