@@ -264,7 +264,8 @@ mod tests {
                 Ok::<_, ()>(sum + id)
             })
             .unwrap();
-            assert_eq!(out[3], Some(3 + (1 + 0) + (2 + 0)));
+            // 3 + (1 + 0) + (2 + 0): each value is its id plus its dependencies' values.
+            assert_eq!(out[3], Some(6));
             let marks = marks.into_inner().unwrap();
             let at = |m: Mark| marks.iter().position(|x| *x == m).unwrap();
             for j in &jobs {
