@@ -45,7 +45,7 @@ RUN ["/bin/busybox", "--install", "-s", "/bin"]'
 cat >"$work/many.Dockerfile" <<EOF
 $base
 ARG NONCE=0
-RUN echo \$NONCE > /nonce && mkdir /many && cd /many && i=0 && while [ \$i -lt $FILES ]; do : > f\$i; i=\$((i+1)); done
+RUN echo \$NONCE > /nonce && mkdir /many && cd /many && seq 1 $FILES | sed 's/^/f/' | xargs touch
 EOF
 printf 'FROM %s\nARG NONCE=0\nRUN echo $NONCE > /nonce && touch /many/f1\n' rbuild-bench-many:1 \
   >"$work/touch-rbuild.Dockerfile"

@@ -71,6 +71,9 @@ pub struct BuildArgs {
     /// Write build metadata (JSON) to this file.
     #[arg(long = "metadata-file")]
     pub metadata_file: Option<PathBuf>,
+    /// Stages to build at the same time at most (default: the number of CPUs).
+    #[arg(short = 'j', long, env = "RBUILD_JOBS", value_name = "N")]
+    pub jobs: Option<std::num::NonZeroUsize>,
     /// A secret for `RUN --mount=type=secret`: `id=ID,src=PATH` or `id=ID,env=VAR`.
     #[arg(long = "secret", value_name = "id=ID,src=PATH|env=VAR")]
     pub secrets: Vec<String>,
@@ -165,6 +168,7 @@ impl BuildArgs {
             iidfile: self.iidfile,
             metadata_file: self.metadata_file,
             source_date_epoch,
+            jobs: self.jobs,
             cancel: Default::default(),
             secrets: self
                 .secrets
@@ -194,16 +198,18 @@ pub fn run(args: BuildArgs, root: PathBuf) -> anyhow::Result<ExitCode> {
     let (options, progress) = args.into_options(root)?;
     private_mounts();
     // First Ctrl-C: stop at the next step and clean up; a second one exits at once
-    // (mounts still vanish with the process's mount namespace).
+    // (mounts still vanish with the process's mount namespace). The build also sets
+    // `cancel` when a stage fails, so whether the user interrupted is a flag of its own.
+    let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        let _ =
-            signal_hook::flag::register_conditional_shutdown(signal, 130, options.cancel.clone());
+        let _ = signal_hook::flag::register_conditional_shutdown(signal, 130, interrupted.clone());
+        let _ = signal_hook::flag::register(signal, interrupted.clone());
         let _ = signal_hook::flag::register(signal, options.cancel.clone());
     }
     let reporter = super::progress::reporter(progress);
     let result = match crate::executor::build(&options, reporter.as_ref()) {
         Ok(r) => r,
-        Err(e) if options.cancel.load(std::sync::atomic::Ordering::SeqCst) => {
+        Err(e) if interrupted.load(std::sync::atomic::Ordering::SeqCst) => {
             super::write_stderr(&format!("error: build interrupted ({e})"));
             return Ok(ExitCode::from(130));
         }

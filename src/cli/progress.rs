@@ -1,6 +1,12 @@
 //! Rendering build events: a live view on a terminal (indicatif), plain lines in CI,
 //! JSON lines for tools, or nothing. Everything goes to stderr; only data (digests,
 //! `--iidfile`) goes to stdout.
+//!
+//! Independent stages run at the same time, so the events of several steps interleave:
+//! every plain line starts with its step's `#STAGE.STEP` and output lines also carry
+//! the stage and step (`#1.2 [build 2/3] output`), JSON events carry the whole step id,
+//! and the terminal view has one spinner line per running step, output printed above
+//! them with the same tag.
 
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
@@ -41,12 +47,18 @@ pub fn reporter(mode: ProgressMode) -> Box<dyn Reporter> {
     }
 }
 
+/// `[stage k/n] TEXT`: the step as the start line and the terminal view show it.
 fn label(id: &StepId) -> String {
+    format!("{} {}", tag(id), id.text)
+}
+
+/// `[stage k/n]`: which stage and step a line belongs to.
+fn tag(id: &StepId) -> String {
     let stage = id
         .stage_name
         .clone()
         .unwrap_or_else(|| format!("stage-{}", id.stage));
-    format!("[{stage} {}/{}] {}", id.step, id.steps, id.text)
+    format!("[{stage} {}/{}]", id.step, id.steps)
 }
 
 fn write_err(text: &str) {
@@ -58,31 +70,39 @@ fn write_err(text: &str) {
 /// Plain lines, as `docker build --progress=plain` prints them.
 struct PlainReporter;
 
+/// The plain line for `event`.
+fn plain_line(event: BuildEvent) -> String {
+    match event {
+        BuildEvent::StepStarted { id } => format!("#{}.{} {}", id.stage, id.step, label(&id)),
+        BuildEvent::StepCached { id } => format!("#{}.{} CACHED", id.stage, id.step),
+        BuildEvent::StepLog { id, line } => {
+            format!("#{}.{} {} {line}", id.stage, id.step, tag(&id))
+        }
+        BuildEvent::StepFinished { id, elapsed, layer } => {
+            let note = if layer { "" } else { " (no layer)" };
+            format!(
+                "#{}.{} DONE {:.2}s{note}",
+                id.stage,
+                id.step,
+                elapsed.as_secs_f64()
+            )
+        }
+        BuildEvent::StepFailed { id, error } => {
+            format!("#{}.{} ERROR: {error}", id.stage, id.step)
+        }
+        BuildEvent::StepCancelled { id } => format!("#{}.{} CANCELED", id.stage, id.step),
+        BuildEvent::ImageWritten { name, digest } => match name {
+            Some(n) => format!("naming to {n} done ({digest})"),
+            None => format!("writing image {digest} done"),
+        },
+        BuildEvent::Note { message } => message,
+    }
+}
+
 impl Reporter for PlainReporter {
     fn event(&self, event: BuildEvent) {
-        let line = match event {
-            BuildEvent::StepStarted { id } => format!("#{}.{} {}", id.stage, id.step, label(&id)),
-            BuildEvent::StepCached { id } => format!("#{}.{} CACHED", id.stage, id.step),
-            BuildEvent::StepLog { id, line } => format!("#{}.{} {line}", id.stage, id.step),
-            BuildEvent::StepFinished { id, elapsed, layer } => {
-                let note = if layer { "" } else { " (no layer)" };
-                format!(
-                    "#{}.{} DONE {:.2}s{note}",
-                    id.stage,
-                    id.step,
-                    elapsed.as_secs_f64()
-                )
-            }
-            BuildEvent::StepFailed { id, error } => {
-                format!("#{}.{} ERROR: {error}", id.stage, id.step)
-            }
-            BuildEvent::ImageWritten { name, digest } => match name {
-                Some(n) => format!("naming to {n} done ({digest})"),
-                None => format!("writing image {digest} done"),
-            },
-            BuildEvent::Note { message } => message,
-        };
-        write_err(&line);
+        // One `writeln!` on the locked stderr per event: lines never mix.
+        write_err(&plain_line(event));
     }
 }
 
@@ -97,7 +117,9 @@ impl Reporter for JsonReporter {
     }
 }
 
-/// A spinner per running step, finished lines kept above.
+/// A spinner line per running step (several when stages run in parallel), finished
+/// steps and output kept above them. indicatif draws the spinners and prints above them
+/// under one lock, so concurrent steps do not garble the view.
 struct TtyReporter {
     multi: MultiProgress,
     bars: Mutex<Vec<(String, ProgressBar)>>,
@@ -120,6 +142,50 @@ impl TtyReporter {
         let pos = bars.iter().position(|(k, _)| *k == Self::key(id))?;
         Some(bars.remove(pos).1)
     }
+
+    fn println(&self, text: String) {
+        let _ = self.multi.println(text);
+    }
+}
+
+/// `label` on one line (a heredoc or a continued instruction spans several), so a
+/// spinner never takes more than its own line.
+fn one_line_label(id: &StepId) -> String {
+    let label = label(id);
+    let mut lines = label.lines();
+    let first = lines.next().unwrap_or_default().trim_end().to_owned();
+    match lines.next() {
+        Some(_) => format!("{first} ..."),
+        None => first,
+    }
+}
+
+/// A step's output line for the terminal: tagged with its step, without what would
+/// move the cursor under the spinners' feet. Text a carriage return overwrites is
+/// dropped (as the terminal would show it), escape sequences and other control
+/// characters removed, tabs made spaces.
+fn tty_log_line(id: &StepId, line: &str) -> String {
+    let shown = line.trim_end_matches('\r');
+    let shown = shown.rsplit('\r').next().unwrap_or_default();
+    let mut clean = String::with_capacity(shown.len());
+    let mut chars = shown.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\t' => clean.push(' '),
+            // CSI: ESC [ parameters... final byte in @..=~
+            '\u{1b}' if chars.peek() == Some(&'[') => {
+                chars.next();
+                for f in chars.by_ref() {
+                    if ('@'..='~').contains(&f) {
+                        break;
+                    }
+                }
+            }
+            c if c.is_control() => {}
+            c => clean.push(c),
+        }
+    }
+    format!("    {} | {clean}", tag(id))
 }
 
 impl Reporter for TtyReporter {
@@ -127,40 +193,94 @@ impl Reporter for TtyReporter {
         match event {
             BuildEvent::StepStarted { id } => {
                 let bar = self.multi.add(ProgressBar::new_spinner());
-                if let Ok(style) = ProgressStyle::with_template(" {spinner} {msg} {elapsed}") {
+                // `wide_msg` is cut to the terminal's width: a long instruction never
+                // wraps (a wrapped line would not be redrawn in place).
+                if let Ok(style) =
+                    ProgressStyle::with_template(" {spinner} {elapsed:>4} {wide_msg}")
+                {
                     bar.set_style(style);
                 }
-                bar.set_message(label(&id));
+                bar.set_message(one_line_label(&id));
                 bar.enable_steady_tick(std::time::Duration::from_millis(100));
                 if let Ok(mut bars) = self.bars.lock() {
                     bars.push((Self::key(&id), bar));
                 }
             }
             BuildEvent::StepCached { id } => {
-                let _ = self.multi.println(format!(" => CACHED {}", label(&id)));
+                self.println(format!(" => CACHED {}", one_line_label(&id)));
             }
-            BuildEvent::StepLog { id, line } => {
-                let _ = self
-                    .multi
-                    .println(format!("    {} | {line}", Self::key(&id)));
-            }
+            BuildEvent::StepLog { id, line } => self.println(tty_log_line(&id, &line)),
             BuildEvent::StepFinished { id, elapsed, .. } => {
                 if let Some(bar) = self.take(&id) {
                     bar.finish_and_clear();
                 }
-                let _ =
-                    self.multi
-                        .println(format!(" => {} {:.1}s", label(&id), elapsed.as_secs_f64()));
+                let text = one_line_label(&id);
+                self.println(format!(" => {text} {:.1}s", elapsed.as_secs_f64()));
             }
             BuildEvent::StepFailed { id, error } => {
                 if let Some(bar) = self.take(&id) {
                     bar.finish_and_clear();
                 }
-                let _ = self
-                    .multi
-                    .println(format!(" => ERROR {}: {error}", label(&id)));
+                self.println(format!(" => ERROR {}: {error}", one_line_label(&id)));
             }
-            other => PlainReporter.event(other),
+            BuildEvent::StepCancelled { id } => {
+                if let Some(bar) = self.take(&id) {
+                    bar.finish_and_clear();
+                }
+                self.println(format!(" => CANCELED {}", one_line_label(&id)));
+            }
+            // Above the spinners of steps still running, not through them.
+            other => self.multi.suspend(|| PlainReporter.event(other)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(stage_name: Option<&str>, text: &str) -> StepId {
+        StepId {
+            stage: 1,
+            stage_name: stage_name.map(str::to_owned),
+            step: 2,
+            steps: 3,
+            text: text.to_owned(),
+            line: 7,
+        }
+    }
+
+    #[test]
+    fn plain_lines_name_their_stage_and_step() {
+        let build = id(Some("build"), "RUN make");
+        let started = plain_line(BuildEvent::StepStarted { id: build.clone() });
+        assert_eq!(started, "#1.2 [build 2/3] RUN make");
+        let log = plain_line(BuildEvent::StepLog {
+            id: build.clone(),
+            line: "cc -o app".into(),
+        });
+        assert_eq!(log, "#1.2 [build 2/3] cc -o app");
+        let done = plain_line(BuildEvent::StepFinished {
+            id: build,
+            elapsed: std::time::Duration::from_millis(1500),
+            layer: false,
+        });
+        assert_eq!(done, "#1.2 DONE 1.50s (no layer)");
+        let unnamed = plain_line(BuildEvent::StepLog {
+            id: id(None, "RUN x"),
+            line: "out".into(),
+        });
+        assert_eq!(unnamed, "#1.2 [stage-1 2/3] out");
+    }
+
+    #[test]
+    fn terminal_lines_stay_on_one_line() {
+        let heredoc = id(Some("a"), "RUN <<EOF\necho hi\nEOF");
+        assert_eq!(one_line_label(&heredoc), "[a 2/3] RUN <<EOF ...");
+        assert_eq!(one_line_label(&id(Some("a"), "RUN x")), "[a 2/3] RUN x");
+        assert_eq!(
+            tty_log_line(&heredoc, "50%\r100% \u{1b}[1;32mdone\u{1b}[0m\tok\r"),
+            "    [a 2/3] | 100% done ok"
+        );
     }
 }

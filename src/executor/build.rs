@@ -1,8 +1,9 @@
 //! A whole build: read and parse the Dockerfile, plan it, build the stages the target
 //! needs, assemble the image in the store, name it and export it.
 
-use std::cell::OnceCell;
+use std::num::NonZeroUsize;
 use std::path::Path;
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use super::copy::ContextIndex;
 use super::error::{BuildError, ExecError};
@@ -10,6 +11,7 @@ use super::events::{BuildEvent, Reporter};
 use super::export::export;
 use super::resolver::StoreResolver;
 use super::sandbox::Sandbox;
+use super::schedule::{self, Job, ScheduleError};
 use super::stage::{run_stage, StageEnv, StageOutput};
 use super::{BuildOptions, CompressionKind};
 use crate::context::{dockerignore_for, BuildContext, Filter};
@@ -17,7 +19,7 @@ use crate::digest::Digest;
 use crate::image::{assemble, LayerDescriptor};
 use crate::layers::{Compression, WriteOptions};
 use crate::parser::instructions;
-use crate::plan::{self, PlanOptions};
+use crate::plan::{self, Plan, PlanOptions};
 use crate::store::{ImageName, Store};
 
 /// What a build produced.
@@ -63,30 +65,20 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRes
     )?;
 
     let context = LazyContext {
-        cell: OnceCell::new(),
+        cell: OnceLock::new(),
+        walking: Mutex::new(()),
         options,
     };
-    let (created, epoch) = timestamp(options.source_date_epoch);
-    let sandbox = Sandbox::new();
-    let mut outputs: Vec<Option<StageOutput>> = vec![None; plan.stages.len()];
-    for &index in &plan.order {
-        let Some(stage) = plan.stages.get(index).and_then(Option::as_ref) else {
-            continue;
-        };
-        let env = StageEnv {
-            store: &store,
-            options,
-            reporter,
-            context: &context,
-            outputs: &outputs,
-            write: write_options(options),
-            created: created.clone(),
-            epoch,
-            executor: &sandbox,
-        };
-        let output = run_stage(&env, stage)?;
-        outputs[index] = Some(output);
-    }
+    let sandbox = Sandbox::new().with_cancel(options.cancel.clone());
+    let shared = Shared {
+        store: &store,
+        options,
+        reporter,
+        context: &context,
+        executor: &sandbox,
+        timestamp: timestamp(options.source_date_epoch),
+    };
+    let outputs = build_stages(&plan, &shared)?;
     let target = outputs
         .get(plan.target)
         .and_then(Option::as_ref)
@@ -126,16 +118,100 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRes
     Ok(result)
 }
 
+/// What every stage of a build shares.
+struct Shared<'a> {
+    store: &'a Store,
+    options: &'a BuildOptions,
+    reporter: &'a dyn Reporter,
+    context: &'a LazyContext<'a>,
+    executor: &'a Sandbox,
+    /// `created` (RFC 3339) and the Unix time it is.
+    timestamp: (String, i64),
+}
+
+/// Builds the stages the target needs, each as soon as the stages it reads are built,
+/// up to `--jobs` at once (see [`schedule`]); returns the outputs by stage index.
+fn build_stages(plan: &Plan, shared: &Shared<'_>) -> Result<Vec<Option<StageOutput>>, BuildError> {
+    let jobs: Vec<Job> = plan
+        .order
+        .iter()
+        .filter_map(|&index| {
+            let stage = plan.stages.get(index)?.as_ref()?;
+            Some(Job {
+                id: index,
+                deps: stage.deps.iter().copied().collect(),
+            })
+        })
+        .collect();
+    let limit = shared
+        .options
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN));
+    let result = schedule::run(
+        &jobs,
+        plan.stages.len(),
+        limit,
+        &shared.options.cancel,
+        |index, done| {
+            let stage =
+                plan.stages
+                    .get(index)
+                    .and_then(Option::as_ref)
+                    .ok_or(ExecError::Internal {
+                        what: "a scheduled stage is not in the plan",
+                    })?;
+            // The stage sees the outputs of the stages it reads, and only those.
+            let mut outputs: Vec<Option<StageOutput>> = vec![None; plan.stages.len()];
+            for &dep in &stage.deps {
+                if let (Some(slot), Some(output)) = (outputs.get_mut(dep), done.get(dep)) {
+                    *slot = output.get().cloned();
+                }
+            }
+            let env = StageEnv {
+                store: shared.store,
+                options: shared.options,
+                reporter: shared.reporter,
+                context: shared.context,
+                outputs: &outputs,
+                write: write_options(shared.options),
+                created: shared.timestamp.0.clone(),
+                epoch: shared.timestamp.1,
+                executor: shared.executor,
+            };
+            run_stage(&env, stage)
+        },
+    );
+    result.map_err(|e| match e {
+        ScheduleError::Job { error, .. } => error,
+        ScheduleError::Panicked { .. } => ExecError::Internal {
+            what: "a stage's thread panicked",
+        }
+        .into(),
+        ScheduleError::Cancelled => ExecError::Interrupted.into(),
+        ScheduleError::Unsatisfiable { .. } => ExecError::Internal {
+            what: "the stage graph cannot be scheduled",
+        }
+        .into(),
+    })
+}
+
 /// The build context, walked on first use (a build that copies nothing from it never
-/// reads it).
+/// reads it) and once, however many stages ask at the same time.
 pub struct LazyContext<'a> {
-    cell: OnceCell<ContextIndex>,
+    cell: OnceLock<ContextIndex>,
+    /// Held while walking, so that concurrent first users wait for one walk.
+    walking: Mutex<()>,
     options: &'a BuildOptions,
 }
 
 impl LazyContext<'_> {
     /// The context index, walking the context the first time.
     pub fn get(&self) -> Result<&ContextIndex, ExecError> {
+        if let Some(index) = self.cell.get() {
+            return Ok(index);
+        }
+        // The lock guards no data: a panic while it was held leaves nothing to repair.
+        let _walking = self.walking.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(index) = self.cell.get() {
             return Ok(index);
         }

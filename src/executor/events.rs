@@ -43,6 +43,8 @@ pub enum BuildEvent {
     },
     /// A step failed; the build stops.
     StepFailed { id: StepId, error: String },
+    /// A step was stopped because the build was interrupted or another stage failed.
+    StepCancelled { id: StepId },
     /// An image was written to the store or exported.
     ImageWritten {
         name: Option<String>,

@@ -1,7 +1,8 @@
 //! The executor: walks the plan, runs each step and produces layers and images.
 //!
-//! Owns scheduling, the file steps (COPY/ADD/WORKDIR), RUN's sandbox (`sandbox/`), and
-//! progress events. It knows nothing of tar or compression (`layers/` does).
+//! Owns scheduling (independent stages build in parallel, `schedule.rs`), the file
+//! steps (COPY/ADD/WORKDIR), RUN's sandbox (`sandbox/`), and progress events. It knows
+//! nothing of tar or compression (`layers/` does).
 
 mod build;
 pub mod copy;
@@ -13,6 +14,7 @@ mod options;
 mod resolver;
 mod run;
 pub mod sandbox;
+mod schedule;
 mod stage;
 pub mod users;
 

@@ -105,8 +105,12 @@ pub struct BuildOptions {
     pub metadata_file: Option<PathBuf>,
     /// `SOURCE_DATE_EPOCH`: clamp mtimes and fix `created`.
     pub source_date_epoch: Option<i64>,
+    /// Stages built at the same time at most; `None`: the number of CPUs.
+    pub jobs: Option<std::num::NonZeroUsize>,
     /// Set (by a Ctrl-C handler) to stop the build at the next step boundary; the build
-    /// then unwinds, unmounting and removing what it made.
+    /// then unwinds, unmounting and removing what it made. The build sets it too when a
+    /// stage fails, to stop the stages running beside it: a caller that needs to know
+    /// whether the user interrupted keeps its own flag.
     pub cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// `--secret`s a step may mount (`RUN --mount=type=secret`).
     pub secrets: Vec<super::mounts::SecretSpec>,

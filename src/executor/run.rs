@@ -83,21 +83,27 @@ pub fn run_step(
     };
     let mut tail: VecDeque<String> = VecDeque::new();
     let mut partial: Vec<u8> = Vec::new();
-    let status = env.executor.run(&spec, &mut |bytes: &[u8]| {
-        partial.extend_from_slice(bytes);
-        while let Some(pos) = partial.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = partial.drain(..=pos).collect();
-            let line = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
-            env.reporter.event(BuildEvent::StepLog {
-                id: id.clone(),
-                line: line.clone(),
-            });
-            if tail.len() == TAIL_LINES {
-                tail.pop_front();
+    let status = env
+        .executor
+        .run(&spec, &mut |bytes: &[u8]| {
+            partial.extend_from_slice(bytes);
+            while let Some(pos) = partial.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = partial.drain(..=pos).collect();
+                let line = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
+                env.reporter.event(BuildEvent::StepLog {
+                    id: id.clone(),
+                    line: line.clone(),
+                });
+                if tail.len() == TAIL_LINES {
+                    tail.pop_front();
+                }
+                tail.push_back(line);
             }
-            tail.push_back(line);
-        }
-    })?;
+        })
+        .map_err(|e| match e {
+            super::sandbox::Error::Cancelled => ExecError::Interrupted,
+            e => ExecError::Sandbox(e),
+        })?;
     if !partial.is_empty() {
         let line = String::from_utf8_lossy(&partial).into_owned();
         env.reporter.event(BuildEvent::StepLog {

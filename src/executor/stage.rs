@@ -71,6 +71,10 @@ pub fn run_stage(env: &StageEnv<'_>, stage: &StagePlan) -> Result<StageOutput, B
         }
     }
     for (i, step) in stage.steps.iter().enumerate() {
+        // Ctrl-C, or another stage failed: stop before the next step.
+        if env.options.cancel.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(at(Some(step), ExecError::Interrupted));
+        }
         let id = StepId {
             stage: stage.index,
             stage_name: stage.name.clone(),
@@ -90,9 +94,12 @@ pub fn run_stage(env: &StageEnv<'_>, stage: &StagePlan) -> Result<StageOutput, B
         let layer = match result {
             Ok(layer) => layer,
             Err(e) => {
-                env.reporter.event(BuildEvent::StepFailed {
-                    id,
-                    error: e.to_string(),
+                env.reporter.event(match e {
+                    ExecError::Interrupted => BuildEvent::StepCancelled { id },
+                    _ => BuildEvent::StepFailed {
+                        id,
+                        error: e.to_string(),
+                    },
                 });
                 return Err(at(Some(step), e));
             }

@@ -3,5 +3,6 @@
 
 mod build;
 mod mounts;
+mod parallel;
 mod run;
 mod support;

@@ -6,7 +6,7 @@ use std::os::unix::fs::MetadataExt;
 use crate::support::{can_mount, have, leaked_mounts, umoci_unpack, TestContext};
 
 /// A busybox base (from Debian's busybox-static) followed by `rest`.
-pub(crate) fn busybox(rest: &str, files: &[(&str, &str)]) -> Option<TestContext> {
+pub fn busybox(rest: &str, files: &[(&str, &str)]) -> Option<TestContext> {
     if !can_mount() || !std::path::Path::new("/bin/busybox").is_file() {
         assert!(
             std::env::var_os("CI").is_none(),

@@ -117,6 +117,22 @@ pub fn leaked_mounts(root: &Path) -> Vec<String> {
         .collect()
 }
 
+/// What is left in the per-process work directories of a store (`tmp/<build>/`): a
+/// build that ended, however it ended, leaves nothing.
+pub fn leftover_work_files(root: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(root.join("tmp"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.path().is_dir())
+                .flat_map(|e| e.path().read_dir().ok())
+                .flatten()
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Unpacks image `name` from the store with umoci; returns the rootfs path.
 pub fn umoci_unpack(t: &TestContext, name: &str) -> PathBuf {
     let bundle = t.path("bundle");

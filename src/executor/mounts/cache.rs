@@ -7,7 +7,8 @@
 //! renamed, so two builds creating the same cache at once agree on one directory.
 //!
 //! Sharing: `shared` lets concurrent steps use the directory together; `locked`
-//! makes them wait for each other (an exclusive `flock` on `<dir>.lock`); `private`
+//! makes them wait for each other (an exclusive `flock` on `<dir>.lock`, taken for all
+//! of a step's locked caches up front in sorted order, so no two steps deadlock); `private`
 //! gives a step that finds the directory in use a directory of its own (`<dir>-1`,
 //! `<dir>-2`, ..., each kept for later private users), as BuildKit does.
 
@@ -28,12 +29,12 @@ pub(super) struct CacheDir {
     pub lock: Option<FileLock>,
 }
 
-/// The directory for the cache `spec`; `seed` names what seeds it (`from=`).
-pub(super) fn open(
+/// Where the cache `spec` lives; `seed` names what seeds it (`from=`).
+pub(super) fn dir_for(
     store: &Store,
     spec: &MountSpec,
     seed: Option<&str>,
-) -> Result<CacheDir, ExecError> {
+) -> Result<PathBuf, ExecError> {
     let base = store.cache_dir().join("mounts");
     fs::create_dir_all(&base).map_err(ExecError::fs("cannot create", &base))?;
     let mut key = spec.cache_id();
@@ -41,13 +42,29 @@ pub(super) fn open(
         key.push('\0');
         key.push_str(seed);
     }
-    let dir = base.join(Digest::of(key.as_bytes()).hex());
+    Ok(base.join(Digest::of(key.as_bytes()).hex()))
+}
+
+/// Takes the locks of `locked` cache directories in one global order (sorted, each
+/// once), so steps that lock several caches cannot deadlock each other.
+pub(super) fn lock_all(mut dirs: Vec<PathBuf>) -> Result<Vec<FileLock>, ExecError> {
+    dirs.sort();
+    dirs.dedup();
+    dirs.iter()
+        .map(|d| Ok(FileLock::exclusive(&d.with_extension("lock"))?))
+        .collect()
+}
+
+/// The directory for the cache `spec`; `seed` names what seeds it (`from=`). A
+/// `locked` cache must already be locked by the caller ([`lock_all`]).
+pub(super) fn open(
+    store: &Store,
+    spec: &MountSpec,
+    seed: Option<&str>,
+) -> Result<CacheDir, ExecError> {
+    let dir = dir_for(store, spec, seed)?;
     let (path, lock) = match spec.sharing_mode() {
-        Sharing::Shared => (dir, None),
-        Sharing::Locked => {
-            let lock = FileLock::exclusive(&dir.with_extension("lock"))?;
-            (dir, Some(lock))
-        }
+        Sharing::Shared | Sharing::Locked => (dir, None),
         Sharing::Private => private(&dir)?,
     };
     let created = ensure(&path, spec)?;

@@ -28,7 +28,7 @@ use super::error::ExecError;
 use super::sandbox::Mount;
 use super::stage::{image_layers, Layer, StageEnv, StepDirs};
 use crate::layers::OverlayMount;
-use crate::parser::instructions::values::{clean_path, Mount as MountSpec, MountType};
+use crate::parser::instructions::values::{clean_path, Mount as MountSpec, MountType, Sharing};
 use crate::plan::{RunMount, Source};
 use crate::store::FileLock;
 
@@ -57,6 +57,14 @@ pub(super) fn prepare(
     let mut vars = Vec::new();
     let mut ssh_auth_sock = None;
     let mut ssh_index = 0;
+    let locked: Vec<PathBuf> = mounts
+        .iter()
+        .filter(|m| m.spec.kind == MountType::Cache && m.spec.sharing_mode() == Sharing::Locked)
+        .map(|m| cache::dir_for(env.store, &m.spec, cache_seed(env, m).as_deref()))
+        .collect::<Result<_, _>>()?;
+    for lock in cache::lock_all(locked)? {
+        scratch.keep(Keeper::Lock(lock));
+    }
     for m in mounts {
         let spec = &m.spec;
         let bad = |reason: String| ExecError::BadMount {
@@ -214,16 +222,7 @@ fn cache_mount(
     scratch: &mut Scratch,
 ) -> Result<PathBuf, ExecError> {
     let rel = source_rel(&m.spec);
-    let seed = m.from.as_ref().map(|from| {
-        let base = match from {
-            Source::Context => "context".to_owned(),
-            Source::Stage(j) => stage_layers(env, *j)
-                .last()
-                .map_or("scratch".to_owned(), |l| l.chain.to_string()),
-            Source::Image(image) => image.digest.to_string(),
-        };
-        format!("{base}:/{rel}")
-    });
+    let seed = cache_seed(env, m);
     let dir = cache::open(env.store, &m.spec, seed.as_deref())?;
     if let Some(lock) = dir.lock {
         scratch.keep(Keeper::Lock(lock));
@@ -236,6 +235,19 @@ fn cache_mount(
         }
     }
     Ok(dir.path)
+}
+
+/// What seeds a cache mount with `from=`: the source's identity and path.
+fn cache_seed(env: &StageEnv<'_>, m: &RunMount) -> Option<String> {
+    let from = m.from.as_ref()?;
+    let base = match from {
+        Source::Context => "context".to_owned(),
+        Source::Stage(j) => stage_layers(env, *j)
+            .last()
+            .map_or("scratch".to_owned(), |l| l.chain.to_string()),
+        Source::Image(image) => image.digest.to_string(),
+    };
+    Some(format!("{base}:/{}", source_rel(&m.spec)))
 }
 
 /// Copies `rel` of `from` into the new cache directory `dir`, owners kept.

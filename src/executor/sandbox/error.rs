@@ -77,6 +77,10 @@ pub enum Error {
         /// The timeout that expired.
         timeout: Duration,
     },
+    /// The build was cancelled while the step ran; it was killed with everything it
+    /// started.
+    #[error("interrupted: the step was stopped")]
+    Cancelled,
     /// The helper ended without saying how the command ended (a bug, or it was killed
     /// from outside).
     #[error("the sandbox helper ended without a report ({status})")]

@@ -7,6 +7,8 @@ use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustix::event::{poll, PollFd, PollFlags};
@@ -20,10 +22,16 @@ use super::{Executor, ExitStatus, SandboxSpec, HELPER_ARGV0};
 /// killed outright (its init then dies of `PDEATHSIG`, taking the namespace along).
 const TEARDOWN_GRACE: Duration = Duration::from_secs(10);
 
+/// How often a run with a cancel flag checks it.
+pub const CANCEL_POLL: Duration = Duration::from_millis(50);
+
 /// The namespace sandbox; see the module documentation.
 #[derive(Debug, Clone)]
 pub struct Sandbox {
     helper: PathBuf,
+    /// When set, a running command is stopped (as on timeout) and the run fails with
+    /// [`Error::Cancelled`].
+    cancel: Option<Arc<AtomicBool>>,
 }
 
 impl Default for Sandbox {
@@ -38,13 +46,22 @@ impl Sandbox {
     pub fn new() -> Sandbox {
         Sandbox {
             helper: PathBuf::from("/proc/self/exe"),
+            cancel: None,
         }
+    }
+
+    /// Stops running commands when `flag` becomes true (checked every
+    /// [`CANCEL_POLL`]).
+    pub fn with_cancel(mut self, flag: Arc<AtomicBool>) -> Sandbox {
+        self.cancel = Some(flag);
+        self
     }
 
     /// A sandbox whose helper is another binary that dispatches the same way.
     pub fn with_helper(helper: impl Into<PathBuf>) -> Sandbox {
         Sandbox {
             helper: helper.into(),
+            cancel: None,
         }
     }
 
@@ -82,7 +99,7 @@ impl Executor for Sandbox {
         let result = ours
             .write_all(&frame)
             .map_err(io_err("write the spec to"))
-            .and_then(|()| Session::new(&mut child, &out_r, spec.timeout))
+            .and_then(|()| Session::new(&mut child, &out_r, spec.timeout, self.cancel.as_deref()))
             .and_then(|mut session| session.pump(output, &ours));
         // Whatever happened, the helper must be gone before returning.
         let _ = ours.shutdown(std::net::Shutdown::Both);
@@ -97,6 +114,7 @@ impl Executor for Sandbox {
 struct Outcome {
     reports: Vec<Report>,
     timed_out: Option<Duration>,
+    cancelled: bool,
 }
 
 /// One run's descriptors and deadlines.
@@ -105,11 +123,17 @@ struct Session<'a> {
     out: &'a OwnedFd,
     pidfd: OwnedFd,
     deadline: Option<(Instant, Duration)>,
+    cancel: Option<&'a AtomicBool>,
     reports: Vec<u8>,
 }
 
 impl<'a> Session<'a> {
-    fn new(child: &'a mut Child, out: &'a OwnedFd, timeout: Option<Duration>) -> Result<Self> {
+    fn new(
+        child: &'a mut Child,
+        out: &'a OwnedFd,
+        timeout: Option<Duration>,
+        cancel: Option<&'a AtomicBool>,
+    ) -> Result<Self> {
         let err = |source| Error::Io {
             what: "watch",
             source,
@@ -124,6 +148,7 @@ impl<'a> Session<'a> {
             out,
             pidfd,
             deadline: timeout.map(|t| (Instant::now() + t, t)),
+            cancel,
             reports: Vec::new(),
         })
     }
@@ -137,16 +162,23 @@ impl<'a> Session<'a> {
         let mut buf = vec![0u8; 64 * 1024];
         let mut out_open = true;
         let mut timed_out = None;
+        let mut cancelled = false;
         let mut grace_end = None;
         loop {
             let now = Instant::now();
+            let stopping = timed_out.is_some() || cancelled;
             if let Some((at, t)) = self.deadline {
-                if timed_out.is_none() && now >= at {
+                if !stopping && now >= at {
                     // Closing our end tells the helper to kill the step.
                     let _ = sock.shutdown(std::net::Shutdown::Write);
                     timed_out = Some(t);
                     grace_end = Some(now + TEARDOWN_GRACE);
                 }
+            }
+            if !stopping && self.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                let _ = sock.shutdown(std::net::Shutdown::Write);
+                cancelled = true;
+                grace_end = Some(now + TEARDOWN_GRACE);
             }
             if let Some(end) = grace_end {
                 if now >= end {
@@ -154,9 +186,14 @@ impl<'a> Session<'a> {
                     grace_end = None;
                 }
             }
+            let watch_cancel = self
+                .cancel
+                .filter(|_| !cancelled)
+                .map(|_| now + CANCEL_POLL);
             let wake = [
                 self.deadline.filter(|_| timed_out.is_none()).map(|d| d.0),
                 grace_end,
+                watch_cancel,
             ]
             .into_iter()
             .flatten()
@@ -204,17 +241,21 @@ impl<'a> Session<'a> {
                     out_open = read_some(self.out, &mut buf, output)?;
                 }
                 let _ = read_reports(sock, &mut self.reports);
-                return self.outcome(timed_out);
+                return self.outcome(timed_out, cancelled);
             }
         }
     }
 
-    fn outcome(&mut self, timed_out: Option<Duration>) -> Result<Outcome> {
+    fn outcome(&mut self, timed_out: Option<Duration>, cancelled: bool) -> Result<Outcome> {
         let mut reports = Vec::new();
         for r in wire::take_reports(&mut self.reports) {
             reports.push(r.map_err(|line| Error::Protocol { line })?);
         }
-        Ok(Outcome { reports, timed_out })
+        Ok(Outcome {
+            reports,
+            timed_out,
+            cancelled,
+        })
     }
 }
 
@@ -290,6 +331,9 @@ fn finish(
     }
     if let Some(timeout) = outcome.timed_out {
         return Err(Error::Timeout { timeout });
+    }
+    if outcome.cancelled {
+        return Err(Error::Cancelled);
     }
     outcome
         .reports

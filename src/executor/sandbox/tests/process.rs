@@ -128,6 +128,38 @@ fn a_timeout_kills_the_whole_step_and_leaves_nothing() {
 }
 
 #[test]
+fn a_cancel_flag_stops_the_running_step_and_leaves_nothing() {
+    if !prerequisites("cancel") {
+        return;
+    }
+    let rootfs = Rootfs::busybox();
+    let spec = rootfs.spec(&["/bin/sh", "-c", "sleep 5151 & sleep 5152; echo not reached"]);
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let setter = {
+        let flag = flag.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        })
+    };
+    let start = Instant::now();
+    let mut out = Vec::new();
+    let result = Sandbox::new()
+        .with_cancel(flag)
+        .run(&spec, &mut |b| out.extend_from_slice(b));
+    setter.join().unwrap();
+    assert!(matches!(result, Err(Error::Cancelled)), "{result:?}");
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(!String::from_utf8_lossy(&out).contains("not reached"));
+    assert_eq!(processes_with("sleep 515"), Vec::<String>::new());
+    assert_eq!(host_mounts_under(rootfs.path()), Vec::<String>::new());
+}
+
+#[test]
 fn nothing_is_mounted_on_the_host_during_or_after_a_run() {
     if !prerequisites("mount namespace") {
         return;
