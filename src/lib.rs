@@ -19,6 +19,7 @@
 //! The executor (`executor/`) walks the plan; the cache and the registry client (`push/`)
 //! come with the issues that deliver them. `ARCHITECTURE.md` has the full map.
 
+pub mod cache;
 pub mod cli;
 pub mod context;
 pub mod digest;

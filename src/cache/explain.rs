@@ -1,0 +1,221 @@
+//! Why a step missed: the inputs of every step of the last build of a Dockerfile's
+//! stage are kept (`<store>/cache/builds/<sha256 of Dockerfile path and stage>.json`),
+//! and a miss is explained by comparing the step's inputs now with those of the step at
+//! the same position then.
+//!
+//! Input names carry their kind, which decides the wording: `instruction`, `base`,
+//! `arg:NAME`, `env`, `file:PATH`, `user`, `workdir`, `shell`, `network`, `mount:N`,
+//! `option:NAME`.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{CacheError, Result};
+use super::key::CacheKey;
+use crate::digest::Digest;
+use crate::store::Store;
+
+/// The inputs of one step, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepInputs {
+    /// The instruction as written (for the report).
+    pub text: String,
+    pub key: CacheKey,
+    pub inputs: BTreeMap<String, String>,
+}
+
+/// The steps of one stage in one build.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageLog {
+    pub steps: Vec<StepInputs>,
+}
+
+/// Where the logs of `dockerfile`'s stages live.
+pub struct BuildLogs<'a> {
+    store: &'a Store,
+    dir: PathBuf,
+}
+
+impl<'a> BuildLogs<'a> {
+    pub fn new(store: &'a Store) -> Self {
+        BuildLogs {
+            dir: store.cache_dir().join("builds"),
+            store,
+        }
+    }
+
+    fn path(&self, dockerfile: &str, stage: &str) -> PathBuf {
+        let id = Digest::of(format!("{dockerfile}\0{stage}").as_bytes());
+        self.dir.join(format!("{}.json", id.hex()))
+    }
+
+    /// The last build's log of `stage` of `dockerfile` (empty if none or unreadable).
+    pub fn load(&self, dockerfile: &str, stage: &str) -> StageLog {
+        fs::read(self.path(dockerfile, stage))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    /// Keeps `log` as the last build of `stage` of `dockerfile`.
+    pub fn save(&self, dockerfile: &str, stage: &str, log: &StageLog) -> Result<()> {
+        fs::create_dir_all(&self.dir).map_err(|source| CacheError::Io {
+            path: self.dir.clone(),
+            source,
+        })?;
+        let bytes = serde_json::to_vec(log).map_err(|e| CacheError::Encode {
+            reason: e.to_string(),
+        })?;
+        let dest = self.path(dockerfile, stage);
+        crate::store::layout::write_atomic(self.store.work_dir(), &dest, &bytes)?;
+        Ok(())
+    }
+}
+
+/// The reasons `now` missed, given the same step of the last build (`None`: no earlier
+/// build of this stage, or it had fewer steps) and whether the parent step missed.
+pub fn explain(before: Option<&StepInputs>, now: &StepInputs, parent_missed: bool) -> Vec<String> {
+    if parent_missed {
+        return vec!["parent step missed".to_owned()];
+    }
+    let Some(before) = before else {
+        return vec!["no earlier build of this step".to_owned()];
+    };
+    if before.key == now.key {
+        return vec!["the result was removed from the cache (pruned or damaged)".to_owned()];
+    }
+    let mut reasons = Vec::new();
+    let names: std::collections::BTreeSet<&String> =
+        before.inputs.keys().chain(now.inputs.keys()).collect();
+    for name in names {
+        let (old, new) = (before.inputs.get(name), now.inputs.get(name));
+        if old != new {
+            reasons.push(describe(
+                name,
+                old.map(String::as_str),
+                new.map(String::as_str),
+            ));
+        }
+    }
+    if reasons.is_empty() {
+        reasons.push("the cache key format changed".to_owned());
+    }
+    reasons
+}
+
+fn describe(name: &str, old: Option<&str>, new: Option<&str>) -> String {
+    let (kind, what) = name.split_once(':').unwrap_or((name, ""));
+    match (kind, old, new) {
+        ("file", None, Some(_)) => format!("file {what} added"),
+        ("file", Some(_), None) => format!("file {what} removed"),
+        ("file", Some(o), Some(n)) => format!("file {what} changed ({})", file_change(o, n)),
+        ("arg", o, n) => format!(
+            "ARG {what}: {} -> {}",
+            o.unwrap_or("(unset)"),
+            n.unwrap_or("(unset)")
+        ),
+        ("base", ..) => "base image digest changed".to_owned(),
+        ("instruction", ..) => "instruction text changed".to_owned(),
+        ("source", ..) => format!("{what} changed"),
+        (_, o, n) => format!(
+            "{name}: {} -> {}",
+            o.unwrap_or("(none)"),
+            n.unwrap_or("(none)")
+        ),
+    }
+}
+
+/// File inputs are `TYPE MODE OWNER DIGEST-OR-TARGET`: say which part changed.
+fn file_change(old: &str, new: &str) -> &'static str {
+    let o: Vec<&str> = old.splitn(4, ' ').collect();
+    let n: Vec<&str> = new.splitn(4, ' ').collect();
+    match (o.as_slice(), n.as_slice()) {
+        ([t1, ..], [t2, ..]) if t1 != t2 => "type",
+        ([_, m1, ..], [_, m2, ..]) if m1 != m2 => "mode",
+        ([_, _, u1, ..], [_, _, u2, ..]) if u1 != u2 => "owner",
+        _ => "content",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(key: &[u8], inputs: &[(&str, &str)]) -> StepInputs {
+        StepInputs {
+            text: "RUN x".into(),
+            key: Digest::of(key),
+            inputs: inputs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn explains_each_kind_of_change() {
+        let before = step(
+            b"1",
+            &[
+                ("instruction", "COPY . ."),
+                ("arg:VERSION", "1"),
+                ("file:src/main.rs", "f 644 0:0 sha256:aa"),
+                ("file:gone.txt", "f 644 0:0 sha256:bb"),
+                ("file:mode.sh", "f 644 0:0 sha256:cc"),
+            ],
+        );
+        let now = step(
+            b"2",
+            &[
+                ("instruction", "COPY . ."),
+                ("arg:VERSION", "2"),
+                ("file:src/main.rs", "f 644 0:0 sha256:ab"),
+                ("file:new.txt", "f 644 0:0 sha256:dd"),
+                ("file:mode.sh", "f 755 0:0 sha256:cc"),
+            ],
+        );
+        assert_eq!(
+            explain(Some(&before), &now, false),
+            [
+                "ARG VERSION: 1 -> 2",
+                "file gone.txt removed",
+                "file mode.sh changed (mode)",
+                "file new.txt added",
+                "file src/main.rs changed (content)",
+            ]
+        );
+        assert_eq!(explain(Some(&before), &now, true), ["parent step missed"]);
+        assert_eq!(
+            explain(None, &now, false),
+            ["no earlier build of this step"]
+        );
+        let base = explain(
+            Some(&step(b"1", &[("base", "sha256:1")])),
+            &step(b"2", &[("base", "sha256:2")]),
+            false,
+        );
+        assert_eq!(base, ["base image digest changed"]);
+        let text = explain(
+            Some(&step(b"1", &[("instruction", "RUN a")])),
+            &step(b"2", &[("instruction", "RUN b")]),
+            false,
+        );
+        assert_eq!(text, ["instruction text changed"]);
+    }
+
+    #[test]
+    fn logs_round_trip_per_dockerfile_and_stage() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let logs = BuildLogs::new(&store);
+        let log = StageLog {
+            steps: vec![step(b"1", &[("instruction", "RUN a")])],
+        };
+        logs.save("/ctx/Dockerfile", "build", &log).unwrap();
+        assert_eq!(logs.load("/ctx/Dockerfile", "build"), log);
+        assert_eq!(logs.load("/ctx/Dockerfile", "other"), StageLog::default());
+    }
+}

@@ -1,0 +1,24 @@
+//! The build cache: keys, records of step results, the stat cache of context files,
+//! and the explanation of misses.
+//!
+//! | file | owns |
+//! |---|---|
+//! | `key.rs` | [`KeyBuilder`]: the versioned canonical encoding of a step's inputs |
+//! | `record.rs` | [`Records`]: `cache/records/<key>.json`, step key -> layer (or none) |
+//! | `explain.rs` | [`BuildLogs`] and [`explain`]: why a step missed |
+//! | `stat.rs` | [`StatCache`]: (path, size, mtime, ctime, inode) -> content digest |
+//!
+//! What a key contains is decided by the plan and the executor (which know the step);
+//! this module only encodes, stores and compares.
+
+mod error;
+mod explain;
+mod key;
+mod record;
+mod stat;
+
+pub use error::{CacheError, Result};
+pub use explain::{explain, BuildLogs, StageLog, StepInputs};
+pub use key::{CacheKey, KeyBuilder, KEY_VERSION};
+pub use record::{LayerRecord, Record, Records};
+pub use stat::StatCache;

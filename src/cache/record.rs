@@ -1,0 +1,178 @@
+//! Cache records: `<store>/cache/records/<key hex>.json`, one per step result.
+//!
+//! A record says what a step with that key produced: a layer (blob digest, size, media
+//! type, diff ID) or none. The configuration change of a step is not stored: the plan
+//! computes it from the Dockerfile, so a hit only needs the layer. A record is written
+//! (temp file, fsync, rename) only after its blob is in the store, so a crash leaves
+//! either no record or a complete one; a record whose blob is missing or damaged is
+//! treated as a miss and replaced. The record file's modification time is its last use
+//! (touched on every hit), which is what pruning orders by.
+
+use std::fs;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{CacheError, Result};
+use super::key::{CacheKey, KEY_VERSION};
+use crate::digest::Digest;
+use crate::store::Store;
+
+/// The layer a step made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LayerRecord {
+    pub digest: Digest,
+    pub size: u64,
+    pub media_type: String,
+    pub diff_id: Digest,
+}
+
+/// What a step produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Record {
+    /// [`KEY_VERSION`] of the key.
+    pub version: String,
+    pub key: CacheKey,
+    /// `None`: the step changed nothing (no layer).
+    pub layer: Option<LayerRecord>,
+}
+
+impl Record {
+    /// A record for `key`.
+    pub fn new(key: CacheKey, layer: Option<LayerRecord>) -> Self {
+        Record {
+            version: KEY_VERSION.to_owned(),
+            key,
+            layer,
+        }
+    }
+}
+
+/// The record store of one image store.
+pub struct Records<'a> {
+    store: &'a Store,
+    dir: PathBuf,
+}
+
+impl<'a> Records<'a> {
+    /// The records of `store` (the directory is made on first write).
+    pub fn new(store: &'a Store) -> Self {
+        Records {
+            dir: store.cache_dir().join("records"),
+            store,
+        }
+    }
+
+    /// Where the record of `key` lives.
+    pub fn path(&self, key: &CacheKey) -> PathBuf {
+        self.dir.join(format!("{}.json", key.hex()))
+    }
+
+    /// The record of `key`, if there is a usable one: readable, of this version, for
+    /// this key, and with its blob in the store. A hit refreshes its last-use time.
+    pub fn get(&self, key: &CacheKey) -> Result<Option<Record>> {
+        let path = self.path(key);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(CacheError::Io { path, source }),
+        };
+        let Ok(record) = serde_json::from_slice::<Record>(&bytes) else {
+            return Ok(None); // torn or foreign: a miss, rewritten by the next put
+        };
+        if record.version != KEY_VERSION || record.key != *key {
+            return Ok(None);
+        }
+        if let Some(layer) = &record.layer {
+            if self.store.blob_size(&layer.digest).ok() != Some(layer.size) {
+                return Ok(None);
+            }
+        }
+        let now = fs::FileTimes::new().set_modified(SystemTime::now());
+        if let Ok(file) = fs::File::options().write(true).open(&path) {
+            let _ = file.set_times(now);
+        }
+        Ok(Some(record))
+    }
+
+    /// Writes `record` (atomically; the blob must already be in the store).
+    pub fn put(&self, record: &Record) -> Result<()> {
+        fs::create_dir_all(&self.dir).map_err(|source| CacheError::Io {
+            path: self.dir.clone(),
+            source,
+        })?;
+        let bytes = serde_json::to_vec(record).map_err(|e| CacheError::Encode {
+            reason: e.to_string(),
+        })?;
+        crate::store::layout::write_atomic(self.store.work_dir(), &self.path(&record.key), &bytes)?;
+        Ok(())
+    }
+
+    /// Removes the record of `key` (a damaged one, or when pruning).
+    pub fn remove(&self, key: &CacheKey) -> Result<()> {
+        let path = self.path(key);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(CacheError::Io { path, source }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_and_need_their_blob() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let records = Records::new(&store);
+        let key = Digest::of(b"step");
+        assert_eq!(records.get(&key).unwrap(), None);
+        let empty = Record::new(key, None);
+        records.put(&empty).unwrap();
+        assert_eq!(records.get(&key).unwrap(), Some(empty));
+
+        let (digest, size) = store.put_bytes(b"layer bytes").unwrap();
+        let key2 = Digest::of(b"step 2");
+        let with_layer = Record::new(
+            key2,
+            Some(LayerRecord {
+                digest,
+                size,
+                media_type: "application/vnd.oci.image.layer.v1.tar".into(),
+                diff_id: digest,
+            }),
+        );
+        records.put(&with_layer).unwrap();
+        assert_eq!(records.get(&key2).unwrap(), Some(with_layer));
+        fs::remove_file(store.blob_path(&digest)).unwrap();
+        assert_eq!(
+            records.get(&key2).unwrap(),
+            None,
+            "a missing blob is a miss"
+        );
+    }
+
+    #[test]
+    fn torn_or_foreign_records_are_misses() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let records = Records::new(&store);
+        let key = Digest::of(b"k");
+        records.put(&Record::new(key, None)).unwrap();
+        fs::write(records.path(&key), b"{\"version\":").unwrap();
+        assert_eq!(records.get(&key).unwrap(), None);
+        let other = Record::new(Digest::of(b"other"), None);
+        fs::write(records.path(&key), serde_json::to_vec(&other).unwrap()).unwrap();
+        assert_eq!(
+            records.get(&key).unwrap(),
+            None,
+            "a record under the wrong key"
+        );
+    }
+}
