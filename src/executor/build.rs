@@ -11,6 +11,7 @@ use super::export::export;
 use super::resolver::StoreResolver;
 use super::sandbox::Sandbox;
 use super::stage::{run_stage, StageEnv, StageOutput};
+use super::step_root::StepRoots;
 use super::{BuildOptions, CompressionKind};
 use crate::context::{dockerignore_for, BuildContext, Filter};
 use crate::digest::Digest;
@@ -68,6 +69,7 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRes
     };
     let (created, epoch) = timestamp(options.source_date_epoch);
     let sandbox = Sandbox::new();
+    let roots = StepRoots::new(options.snapshotter);
     let mut outputs: Vec<Option<StageOutput>> = vec![None; plan.stages.len()];
     for &index in &plan.order {
         let Some(stage) = plan.stages.get(index).and_then(Option::as_ref) else {
@@ -83,6 +85,7 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRes
             created: created.clone(),
             epoch,
             executor: &sandbox,
+            roots: &roots,
         };
         let output = run_stage(&env, stage)?;
         outputs[index] = Some(output);

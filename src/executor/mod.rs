@@ -13,9 +13,10 @@ mod resolver;
 mod run;
 pub mod sandbox;
 mod stage;
+mod step_root;
 pub mod users;
 
 pub use build::{build, rfc3339, BuildResult};
 pub use error::{BuildError, ExecError, Result};
 pub use events::{BuildEvent, NoReporter, Recorder, Reporter, StepId};
-pub use options::{BuildOptions, CompressionKind, Output, OutputError};
+pub use options::{BuildOptions, CompressionKind, Output, OutputError, Snapshotter};
