@@ -3,4 +3,5 @@
 
 mod build;
 mod run;
+mod snapshotter;
 mod support;
