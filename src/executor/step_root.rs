@@ -296,3 +296,36 @@ impl StepDirs {
         Ok(OverlayMount::mount(&spec, &self.make("merged")?)?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mount_error(errno: Errno) -> ExecError {
+        ExecError::Layers(crate::layers::Error::Mount {
+            target: "/m".into(),
+            source: errno.into(),
+        })
+    }
+
+    #[test]
+    fn only_a_refused_mount_falls_back() {
+        for errno in [Errno::PERM, Errno::NODEV, Errno::INVAL, Errno::OPNOTSUPP] {
+            assert_eq!(refusal(&mount_error(errno)), Some(errno));
+        }
+        assert_eq!(refusal(&mount_error(Errno::NOSPC)), None);
+        let options = ExecError::Layers(crate::layers::Error::MountOptions {
+            target: "/m".into(),
+            reason: "upperdir must be empty".into(),
+        });
+        assert_eq!(refusal(&options), None);
+    }
+
+    #[test]
+    fn explicit_snapshotters_are_decided_up_front() {
+        let decided = |s| StepRoots::new(s).decided.get().copied();
+        assert_eq!(decided(Snapshotter::Overlayfs), Some(Kind::Overlay));
+        assert_eq!(decided(Snapshotter::Native), Some(Kind::Native));
+        assert_eq!(decided(Snapshotter::Auto), None);
+    }
+}

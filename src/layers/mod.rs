@@ -6,6 +6,9 @@
 //! full tree ────────┼─> ChangeSet ─> tar writer ─> sha256 (diff ID) ─> gzip/zstd ─> sha256 ─> sink
 //! two trees (diff) ─┘                                                        (LayerBlob)
 //! layer stream ─> decompress ─> tar reader ─> apply (whiteouts as overlay or deletions)
+//!
+//! native snapshotter: snapshots ─> flatten ─> step root ─(step)─> diff against the
+//!                     snapshots ─> ChangeSet ─> tar writer, and ─> materialize ─> snapshot
 //! ```
 //!
 //! | file | owns |
@@ -13,7 +16,7 @@
 //! | `changes.rs` | [`ChangeSet`], the upperdir and full-tree walkers, tar order |
 //! | `diff.rs` | the native differ: two trees, or a snapshot stack and a tree |
 //! | `stack.rs` | the merged view of overlay-form snapshots, read without mounting |
-//! | `flatten.rs` | native snapshotter: [`flatten`] a stack into a step root, [`materialize`] a snapshot |
+//! | `flatten.rs` | native snapshotter: [`flatten()`] a stack into a step root, [`materialize`] a snapshot |
 //! | `clone.rs` | copying one object with owner, mode, xattrs, times, hardlinks |
 //! | `tar_write.rs` | deterministic USTAR+PAX writing, whiteouts, hardlinks, xattrs |
 //! | `tar_read.rs` | USTAR/GNU/PAX reading with binary-safe PAX records |

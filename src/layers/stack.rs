@@ -11,7 +11,7 @@
 //! - the roots of all layers merge (overlayfs never consults an opacity mark on a root).
 //!
 //! A [`LowerDir`] in plain mode is one ordinary directory: no name is interpreted, which
-//! is what [`super::diff`] of two plain trees needs.
+//! is what [`super::diff()`] of two plain trees needs.
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
