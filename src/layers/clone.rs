@@ -2,7 +2,8 @@
 //! mode (setuid bits included), xattrs (not overlayfs' or rbuild's own), device number,
 //! symlink target, atime and mtime to the nanosecond, and hardlinks among the objects
 //! copied by one [`Cloner`]. The native snapshotter's one copy primitive: `flatten.rs`
-//! uses it to build a step's root and to turn a change set into a snapshot.
+//! uses it to build a step's root and (moving rather than copying what is not a
+//! directory) to turn a change set into a snapshot.
 //!
 //! Invariants: a destination never exists beforehand and is created without following
 //! symlinks (`O_EXCL|O_NOFOLLOW`, `mkdir`, `symlink`, `mknod`), so copying never writes
@@ -30,6 +31,8 @@ pub(crate) struct Cloner<'a> {
     /// Directories made, in creation order (parents first), with their times.
     dirs: Vec<(PathBuf, Timestamps)>,
     cancel: Option<&'a AtomicBool>,
+    /// Move non-directories (rename) instead of copying them.
+    moving: bool,
 }
 
 impl<'a> Cloner<'a> {
@@ -39,6 +42,18 @@ impl<'a> Cloner<'a> {
             links: HashMap::new(),
             dirs: Vec::new(),
             cancel,
+            moving: false,
+        }
+    }
+
+    /// A cloner that moves every non-directory (`rename`: all attributes and hardlinks
+    /// kept, nothing copied) and copies directories, whose other children stay behind.
+    /// For a source tree that is discarded afterwards; copies where a rename crosses
+    /// filesystems.
+    pub(crate) fn moving(cancel: Option<&'a AtomicBool>) -> Self {
+        Cloner {
+            moving: true,
+            ..Cloner::new(cancel)
         }
     }
 
@@ -49,6 +64,13 @@ impl<'a> Cloner<'a> {
             return Err(Error::Cancelled);
         }
         let ft = meta.file_type();
+        if self.moving && !ft.is_dir() {
+            match fs::rename(src, dst) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.raw_os_error() == Some(rustix::io::Errno::XDEV.raw_os_error()) => {}
+                Err(e) => return Err(Error::fs("move into", dst)(e)),
+            }
+        }
         let key = (meta.dev(), meta.ino());
         let linkable = !ft.is_dir() && meta.nlink() > 1;
         if linkable {

@@ -14,9 +14,10 @@
 //!   devices, opaque directories with `trusted.overlay.opaque=y`) into a new snapshot:
 //!   the directory an overlay upperdir would have become, so both snapshotters share a
 //!   store. Chosen over applying the layer blob just written: no decompression and
-//!   parsing pass, and the snapshot keeps the on-disk mtimes an upperdir keeps (the
-//!   blob's are clamped to `SOURCE_DATE_EPOCH`), so a chain ID names the same snapshot
-//!   whichever snapshotter built it.
+//!   parsing pass, the snapshot keeps the on-disk mtimes an upperdir keeps (the blob's
+//!   are clamped to `SOURCE_DATE_EPOCH`), so a chain ID names the same snapshot
+//!   whichever snapshotter built it, and the changed files are moved out of the
+//!   discarded step root rather than copied, as an upperdir is renamed.
 //!
 //! Directory marks: each copied directory gets `trusted.rbuild.dir` = its path. A step
 //! cannot read, set or copy `trusted.*` xattrs (no `CAP_SYS_ADMIN`), so a directory at
@@ -122,8 +123,10 @@ impl Flatten<'_> {
 }
 
 /// Writes `set` into the empty directory `target` in overlay form (see the module doc).
+/// Non-directories are *moved* out of `set.root()`, which is left incomplete: call this
+/// last, on a tree that is discarded afterwards (a step root after its layer is written).
 pub fn materialize(set: &ChangeSet, target: &Path, cancel: Option<&AtomicBool>) -> Result<()> {
-    let mut cloner = Cloner::new(cancel);
+    let mut cloner = Cloner::moving(cancel);
     for change in set.changes() {
         let dst = target.join(&change.path);
         if change.kind == ChangeKind::Delete {
