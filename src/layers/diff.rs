@@ -17,7 +17,11 @@
 //! directories, so that both snapshotters write the same layer: a directory of `upper`
 //! whose name the lowers show as something else, or (with directory marks, see
 //! `flatten.rs`) as a directory it is not a copy of (`rm -rf d && mkdir d`), is
-//! [`ChangeKind::Opaque`] with everything below it added. Without marks a recreated
+//! [`ChangeKind::Opaque`] with everything below it added. That is overlayfs' rule with
+//! rbuild's mount options: a directory is made opaque when created over an upper
+//! whiteout; a new directory in a merged one is not (current kernels skip that
+//! "optimization" under `ovl_allow_offline_changes`: no index, metacopy, redirect_dir;
+//! older ones set it, and there the two snapshotters' layers differ in form only). Without marks a recreated
 //! directory is compared child by child instead: deletions rather than an opaque marker,
 //! the same filesystem once applied.
 //!
