@@ -9,9 +9,10 @@
 //! store/   the on-disk store: an OCI layout with blobs, names, snapshots, locks, tmp
 //! image/   config/manifest/index types (canonical JSON), assembly, OCI/docker exports
 //! executor/ the build: stages scheduled (independent ones in parallel), per-step file
-//!          ops and RUN on overlays, progress events, exports
+//!          ops and RUN on overlays or native copies, progress events, exports
 //! cli/     command-line edge: flags -> options, rendering of results and errors
-//! layers/  overlay mounts, change sets (upperdir, full tree, native diff), deterministic
+//! layers/  overlay mounts, native step roots, change sets (upperdir, full tree, native
+//!          diff), deterministic
 //!          tar + compression + digests in one pass, safe layer application
 //! reexec   hidden helper entry points (the RUN sandbox), dispatched first by main.rs
 //! ```

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 
 use super::progress::ProgressMode;
-use crate::executor::{BuildOptions, CompressionKind, Output, SecretSpec, SshSpec};
+use crate::executor::{BuildOptions, CompressionKind, Output, SecretSpec, Snapshotter, SshSpec};
 
 /// `--compression`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -24,6 +24,17 @@ pub enum ImageFormat {
     Oci,
     /// Docker image manifest v2, schema 2.
     Docker,
+}
+
+/// `--snapshotter`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SnapshotterArg {
+    /// Overlay mounts (fast; needs overlayfs and the right to mount).
+    Overlayfs,
+    /// Plain directory copies, diffed after each step (slower; works anywhere).
+    Native,
+    /// overlayfs, or native with a warning if overlayfs cannot be mounted.
+    Auto,
 }
 
 /// Arguments of `rbuild build`.
@@ -71,6 +82,9 @@ pub struct BuildArgs {
     /// Write build metadata (JSON) to this file.
     #[arg(long = "metadata-file")]
     pub metadata_file: Option<PathBuf>,
+    /// How step root filesystems are made.
+    #[arg(long, value_enum, env = "RBUILD_SNAPSHOTTER", default_value_t = SnapshotterArg::Auto)]
+    pub snapshotter: SnapshotterArg,
     /// Stages to build at the same time at most (default: the number of CPUs).
     #[arg(short = 'j', long, env = "RBUILD_JOBS", value_name = "N")]
     pub jobs: Option<std::num::NonZeroUsize>,
@@ -168,6 +182,11 @@ impl BuildArgs {
             iidfile: self.iidfile,
             metadata_file: self.metadata_file,
             source_date_epoch,
+            snapshotter: match self.snapshotter {
+                SnapshotterArg::Overlayfs => Snapshotter::Overlayfs,
+                SnapshotterArg::Native => Snapshotter::Native,
+                SnapshotterArg::Auto => Snapshotter::Auto,
+            },
             jobs: self.jobs,
             cancel: Default::default(),
             secrets: self

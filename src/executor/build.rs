@@ -13,6 +13,7 @@ use super::resolver::StoreResolver;
 use super::sandbox::Sandbox;
 use super::schedule::{self, Job, ScheduleError};
 use super::stage::{run_stage, StageEnv, StageOutput};
+use super::step_root::StepRoots;
 use super::{BuildOptions, CompressionKind};
 use crate::context::{dockerignore_for, BuildContext, Filter};
 use crate::digest::Digest;
@@ -70,12 +71,14 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRes
         options,
     };
     let sandbox = Sandbox::new().with_cancel(options.cancel.clone());
+    let roots = StepRoots::new(options.snapshotter);
     let shared = Shared {
         store: &store,
         options,
         reporter,
         context: &context,
         executor: &sandbox,
+        roots: &roots,
         timestamp: timestamp(options.source_date_epoch),
     };
     let outputs = build_stages(&plan, &shared)?;
@@ -125,6 +128,7 @@ struct Shared<'a> {
     reporter: &'a dyn Reporter,
     context: &'a LazyContext<'a>,
     executor: &'a Sandbox,
+    roots: &'a StepRoots,
     /// `created` (RFC 3339) and the Unix time it is.
     timestamp: (String, i64),
 }
@@ -177,6 +181,7 @@ fn build_stages(plan: &Plan, shared: &Shared<'_>) -> Result<Vec<Option<StageOutp
                 created: shared.timestamp.0.clone(),
                 epoch: shared.timestamp.1,
                 executor: shared.executor,
+                roots: shared.roots,
             };
             run_stage(&env, stage)
         },

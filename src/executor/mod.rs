@@ -16,10 +16,11 @@ mod run;
 pub mod sandbox;
 mod schedule;
 mod stage;
+mod step_root;
 pub mod users;
 
 pub use build::{build, rfc3339, BuildResult};
 pub use error::{BuildError, ExecError, Result};
 pub use events::{BuildEvent, NoReporter, Recorder, Reporter, StepId};
 pub use mounts::{FlagError, SecretSource, SecretSpec, SshSpec};
-pub use options::{BuildOptions, CompressionKind, Output, OutputError};
+pub use options::{BuildOptions, CompressionKind, Output, OutputError, Snapshotter};

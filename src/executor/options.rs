@@ -17,6 +17,20 @@ pub enum CompressionKind {
     Uncompressed,
 }
 
+/// How a step's root filesystem is made (`--snapshotter`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Snapshotter {
+    /// An overlay mount of the layers below and a fresh upperdir (fast; needs overlayfs).
+    Overlayfs,
+    /// A plain directory holding a copy of the layers below, diffed after the step (a
+    /// full copy per step; works wherever files can be copied).
+    Native,
+    /// Overlayfs; if the first overlay mount is refused (`EPERM`, `ENODEV`, `EINVAL`...),
+    /// native for the rest of the build, with one warning.
+    #[default]
+    Auto,
+}
+
 /// Where the result goes besides the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
@@ -107,6 +121,8 @@ pub struct BuildOptions {
     pub source_date_epoch: Option<i64>,
     /// Stages built at the same time at most; `None`: the number of CPUs.
     pub jobs: Option<std::num::NonZeroUsize>,
+    /// How step roots are made.
+    pub snapshotter: Snapshotter,
     /// Set (by a Ctrl-C handler) to stop the build at the next step boundary; the build
     /// then unwinds, unmounting and removing what it made. The build sets it too when a
     /// stage fails, to stop the stages running beside it: a caller that needs to know

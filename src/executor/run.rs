@@ -1,8 +1,9 @@
-//! `RUN`: the step's overlay root handed to the sandbox with the process environment
-//! BuildKit gives (ENV + build args in scope, proxy variables, default `PATH`,
-//! `HOSTNAME`, `HOME`), the user resolved in the image, `--network`, and the `--mount`s
-//! (cache mounts kept in the store between builds, tmpfs). Output streams to progress;
-//! a failure reports the command, its exit code and the last lines it printed.
+//! `RUN`: the step's root (overlay or native, see `step_root.rs`) handed to the sandbox
+//! with the process environment BuildKit gives (ENV + build args in scope, proxy
+//! variables, default `PATH`, `HOSTNAME`, `HOME`), the user resolved in the image,
+//! `--network`, and the `--mount`s (cache mounts kept in the store between builds,
+//! tmpfs). Output streams to progress; a failure reports the command, its exit code and
+//! the last lines it printed.
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -11,7 +12,7 @@ use super::copy;
 use super::error::ExecError;
 use super::events::{BuildEvent, StepId};
 use super::sandbox::{Network, SandboxSpec};
-use super::stage::{commit_layer, Layer, StageEnv, StepDirs};
+use super::stage::{Layer, StageEnv};
 use super::users::resolve_user;
 use crate::image::add_env;
 use crate::plan::{proxy_env, RunOp, Step, DEFAULT_PATH};
@@ -22,7 +23,7 @@ pub const HOSTNAME: &str = "buildkitsandbox";
 /// Lines of output kept for the error report of a failing step.
 const TAIL_LINES: usize = 20;
 
-/// Runs one `RUN` on an overlay of `layers`; returns its layer (`None` if it changed
+/// Runs one `RUN` on a root holding `layers`; returns its layer (`None` if it changed
 /// nothing).
 pub fn run_step(
     env: &StageEnv<'_>,
@@ -31,9 +32,8 @@ pub fn run_step(
     step: &Step,
     id: &StepId,
 ) -> Result<Option<Layer>, ExecError> {
-    let dirs = StepDirs::new(env.store)?;
-    let overlay = dirs.mount(env.store, layers)?;
-    let root = overlay.target().to_path_buf();
+    let mut step_root = env.roots.root(env, layers)?;
+    let root = step_root.target();
     let passwd = read_etc(&root, "passwd");
     let group = read_etc(&root, "group");
     let user = if step.state.user.is_empty() {
@@ -113,7 +113,7 @@ pub fn run_step(
         tail.push_back(line);
     }
     drop(step_mounts);
-    overlay.unmount()?;
+    step_root.unmount()?;
     if !status.success() {
         return Err(ExecError::RunFailed {
             command: op.argv.join(" "),
@@ -121,7 +121,7 @@ pub fn run_step(
             tail: tail.into(),
         });
     }
-    commit_layer(env, layers, &dirs.path("upper"))
+    step_root.commit(env, layers)
 }
 
 /// The environment of the process: the stage's ENV and the build args in scope (already

@@ -1,8 +1,9 @@
-//! One stage, step by step: base layers, then each filesystem step on an overlay of the
-//! layers below (its upperdir becomes the step's layer and, renamed into the store, the
-//! snapshot the next step stacks on), metadata steps folded into the configuration.
+//! One stage, step by step: base layers, then each filesystem step on a root holding the
+//! layers below (`step_root.rs`: an overlay, or a native copy; what the step changed
+//! becomes its layer and the snapshot the next step stacks on), metadata steps folded
+//! into the configuration.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use super::copy::{self, Attrs, CopyRequest, SourceTree};
@@ -12,10 +13,7 @@ use super::users::resolve_user;
 use super::BuildOptions;
 use crate::digest::Digest;
 use crate::image::{read_config, read_manifest, ImageConfig, LayerDescriptor};
-use crate::layers::{
-    apply_layer, upperdir_changes, write_changes, ApplyOptions, Compression, OverlayMount,
-    OverlaySpec, WhiteoutMode, WriteOptions,
-};
+use crate::layers::{apply_layer, ApplyOptions, Compression, WhiteoutMode, WriteOptions};
 use crate::plan::{Base, BaseImage, CopyOp, Op, Source, StagePlan, Step};
 use crate::store::{chain_id, Prepared, Store};
 
@@ -47,6 +45,8 @@ pub struct StageEnv<'a> {
     pub epoch: i64,
     /// Runs RUN steps.
     pub executor: &'a dyn super::sandbox::Executor,
+    /// Makes step roots with the build's snapshotter.
+    pub roots: &'a super::step_root::StepRoots,
 }
 
 /// Builds `stage`.
@@ -186,51 +186,7 @@ pub fn image_layers(store: &Store, image: &BaseImage) -> Result<Vec<Layer>, Exec
     Ok(out)
 }
 
-/// Scratch directories of one step, removed on drop (after the mount guard).
-pub(super) struct StepDirs {
-    dir: tempfile::TempDir,
-}
-
-impl StepDirs {
-    pub(super) fn new(store: &Store) -> Result<Self, ExecError> {
-        let dir = tempfile::Builder::new()
-            .prefix("step-")
-            .tempdir_in(store.work_dir())
-            .map_err(ExecError::fs(
-                "cannot create step directory in",
-                store.work_dir(),
-            ))?;
-        for sub in ["upper", "work", "merged", "empty"] {
-            let p = dir.path().join(sub);
-            std::fs::create_dir(&p).map_err(ExecError::fs("cannot create", &p))?;
-        }
-        Ok(StepDirs { dir })
-    }
-
-    pub(super) fn path(&self, sub: &str) -> PathBuf {
-        self.dir.path().join(sub)
-    }
-
-    /// Mounts an overlay of `layers` (top first) at `merged`.
-    pub(super) fn mount(&self, store: &Store, layers: &[Layer]) -> Result<OverlayMount, ExecError> {
-        let mut lowerdirs: Vec<PathBuf> = layers
-            .iter()
-            .rev()
-            .map(|l| store.snapshot_path(&l.chain))
-            .collect();
-        if lowerdirs.is_empty() {
-            lowerdirs.push(self.path("empty"));
-        }
-        let spec = OverlaySpec {
-            lowerdirs,
-            upperdir: self.path("upper"),
-            workdir: self.path("work"),
-        };
-        Ok(OverlayMount::mount(&spec, &self.path("merged"))?)
-    }
-}
-
-/// Runs a WORKDIR or COPY/ADD on an overlay of `layers`; returns the new layer, or
+/// Runs a WORKDIR or COPY/ADD on a root holding `layers`; returns the new layer, or
 /// `None` when the step changed nothing.
 fn fs_step(
     env: &StageEnv<'_>,
@@ -238,9 +194,8 @@ fn fs_step(
     op: &Op,
     step: &Step,
 ) -> Result<Option<Layer>, ExecError> {
-    let dirs = StepDirs::new(env.store)?;
-    let mount = dirs.mount(env.store, layers)?;
-    let root = mount.target().to_path_buf();
+    let step_root = env.roots.root(env, layers)?;
+    let root = step_root.target();
     match op {
         Op::Workdir { path } => {
             let owner = owner_of(&root, &step.state.user)?;
@@ -249,51 +204,7 @@ fn fs_step(
         Op::Copy(c) => copy_step(env, c, &root)?,
         Op::Meta | Op::Run(_) => {}
     }
-    mount.unmount()?;
-    commit_layer(env, layers, &dirs.path("upper"))
-}
-
-/// Turns an upperdir into a layer blob and a snapshot.
-pub(super) fn commit_layer(
-    env: &StageEnv<'_>,
-    layers: &[Layer],
-    upper: &Path,
-) -> Result<Option<Layer>, ExecError> {
-    let lowers: Vec<PathBuf> = layers
-        .iter()
-        .rev()
-        .map(|l| env.store.snapshot_path(&l.chain))
-        .collect();
-    let set = upperdir_changes(upper)?.prune_unchanged_dirs(&lowers)?;
-    if set.is_empty() {
-        return Ok(None);
-    }
-    let mut writer = env.store.blob_writer()?;
-    let blob = write_changes(&set, &env.write, &mut writer)?;
-    writer.commit(Some(blob.digest))?;
-    let mut diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id).collect();
-    diff_ids.push(blob.diff_id);
-    let chain = chain_id(&diff_ids).ok_or(ExecError::Internal {
-        what: "chain ID of an empty layer list",
-    })?;
-    if let Prepared::Build(builder) = env.store.prepare_snapshot(&chain)? {
-        // The upperdir is the layer in overlay form: it becomes the snapshot as is.
-        let target = builder.path().to_path_buf();
-        std::fs::remove_dir(&target).map_err(ExecError::fs("cannot replace", &target))?;
-        std::fs::rename(upper, &target)
-            .map_err(ExecError::fs("cannot move snapshot into", &target))?;
-        builder.commit()?;
-    }
-    let descriptor = LayerDescriptor {
-        digest: blob.digest,
-        size: blob.size,
-        media_type: blob.media_type.to_owned(),
-    };
-    Ok(Some(Layer {
-        blob: descriptor,
-        diff_id: blob.diff_id,
-        chain,
-    }))
+    step_root.commit(env, layers)
 }
 
 /// uid/gid of `user` resolved in the root filesystem's passwd and group files.
@@ -359,16 +270,15 @@ fn copy_step(env: &StageEnv<'_>, op: &CopyOp, root: &Path) -> Result<(), ExecErr
     }
 }
 
-/// COPY --from: a read-only view of `layers` (an overlay whose writes are discarded).
+/// COPY --from: a read-only view of `layers` (its writes are discarded).
 fn copy_from_layers(
     env: &StageEnv<'_>,
     layers: &[Layer],
     req: &CopyRequest<'_>,
     root: &Path,
 ) -> Result<(), ExecError> {
-    let dirs = StepDirs::new(env.store)?;
-    let view = dirs.mount(env.store, layers)?;
-    let result = copy::copy(&SourceTree::Root(view.target()), req, root);
+    let mut view = env.roots.view(env, layers)?;
+    let result = copy::copy(&SourceTree::Root(&view.target()), req, root);
     view.unmount()?;
     result
 }

@@ -8,7 +8,8 @@
 //!   not follow it either (`O_NOFOLLOW`, `AT_SYMLINK_NOFOLLOW`, `unlinkat` before
 //!   create); a parent that is a symlink refuses the entry;
 //! - hardlink targets are normalised and walked the same way;
-//! - `trusted.overlay.*` xattrs from the tar are never applied (they would steer overlayfs).
+//! - `trusted.overlay.*` and `trusted.rbuild.*` xattrs from the tar are never applied (they
+//!   would steer overlayfs or the native snapshotter).
 //!
 //! Semantics follow containerd's `archive/tar.go`: an existing directory is kept and
 //! its metadata updated when the entry is a directory, anything else at the path is
@@ -474,11 +475,11 @@ fn ids(meta: &Meta) -> (rfs::Uid, rfs::Gid) {
     (rfs::Uid::from_raw(meta.uid), rfs::Gid::from_raw(meta.gid))
 }
 
-/// The xattrs that may be applied: never overlayfs' own.
+/// The xattrs that may be applied: never overlayfs' or rbuild's own.
 fn applicable(xattrs: &[(Vec<u8>, Vec<u8>)]) -> impl Iterator<Item = (&[u8], &[u8])> {
     xattrs
         .iter()
-        .filter(|(k, _)| !k.starts_with(sys::OVERLAY_XATTR_PREFIX))
+        .filter(|(k, _)| !sys::is_private_xattr(k))
         .map(|(k, v)| (k.as_slice(), v.as_slice()))
 }
 

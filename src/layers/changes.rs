@@ -223,7 +223,7 @@ fn walk(root: &Path, rel: &Path, overlay: bool, out: &mut Vec<Change>) -> Result
 }
 
 /// Whether directory `path` carries `trusted.overlay.opaque=y`.
-fn is_opaque(path: &Path) -> Result<bool> {
+pub(crate) fn is_opaque(path: &Path) -> Result<bool> {
     let value = sys::get_xattr(path, sys::OPAQUE_XATTR.as_ref())
         .map_err(Error::fs("read xattrs of", path))?;
     Ok(value.as_deref() == Some(b"y"))

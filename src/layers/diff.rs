@@ -1,5 +1,7 @@
-//! The native differ: the change set between two plain directory trees, for the
-//! `--snapshotter=native` fallback where no overlay upperdir exists.
+//! The native differ: the change set between two directory trees, for the
+//! `--snapshotter=native` fallback where no overlay upperdir exists. The lower side is a
+//! plain tree ([`diff`]) or the merged view of a stack of overlay-form snapshots
+//! ([`diff_stack`], read through `stack.rs` without mounting).
 //!
 //! An entry of `upper` is a change when, against the entry of the same path in `lower`:
 //! the file type, permission bits, owner, device number, size, mtime (to the nanosecond),
@@ -11,35 +13,80 @@
 //! are in the set, as in an overlay upperdir. Entries only in `lower` are deletions and
 //! are not descended into; entries only in `upper` are added with everything below them.
 //!
+//! Against a snapshot stack the differ also records what overlayfs records as opaque
+//! directories, so that both snapshotters write the same layer: a directory of `upper`
+//! whose name the lowers show as something else, or (with directory marks, see
+//! `flatten.rs`) as a directory it is not a copy of (`rm -rf d && mkdir d`), is
+//! [`ChangeKind::Opaque`] with everything below it added. That is overlayfs' rule with
+//! rbuild's mount options: a directory is made opaque when created over an upper
+//! whiteout; a new directory in a merged one is not (current kernels skip that
+//! "optimization" under `ovl_allow_offline_changes`: no index, metacopy, redirect_dir;
+//! older ones set it, and there the two snapshotters' layers differ in form only). Without marks a recreated
+//! directory is compared child by child instead: deletions rather than an opaque marker,
+//! the same filesystem once applied.
+//!
+//! Cost: the walk reads every directory of both sides and stats every entry; regular
+//! files are read only when their metadata is ambiguous (see above). Against a tree
+//! copied with its nanosecond mtimes that is every file whose mtime came from a tar
+//! (whole seconds), so a step over a large image reads that image's files once more.
+//!
 //! The resulting order follows the invariants in `changes.rs`.
 
 use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use super::changes::{lstat, read_dir_sorted, tar_name, Change, ChangeKind, ChangeSet};
 use super::error::{Error, Result};
+use super::stack::{LowerDir, LowerEntry};
 use super::sys;
 
 /// The changes that turn `lower` into `upper`; added entries are read from `upper`.
 pub fn diff(lower: &Path, upper: &Path) -> Result<ChangeSet> {
-    let trees = Trees { lower, upper };
+    let trees = Trees {
+        upper,
+        stack: false,
+        marked: false,
+    };
     let mut out = Vec::new();
-    trees.dir(Path::new(""), &mut out)?;
+    trees.dir(
+        Path::new(""),
+        &LowerDir::plain(lower.to_path_buf()),
+        &mut out,
+    )?;
+    Ok(ChangeSet::new(upper.to_path_buf(), out))
+}
+
+/// The changes that turn the merged view of `lowers` (overlay-form snapshots, top first)
+/// into the plain tree `upper`. With `marked`, every directory `flatten.rs` copied into
+/// `upper` carries its mark, and an unmarked directory was made by the step.
+pub(crate) fn diff_stack(lowers: &[PathBuf], upper: &Path, marked: bool) -> Result<ChangeSet> {
+    let trees = Trees {
+        upper,
+        stack: true,
+        marked,
+    };
+    let mut out = Vec::new();
+    trees.dir(Path::new(""), &LowerDir::stack(lowers), &mut out)?;
     Ok(ChangeSet::new(upper.to_path_buf(), out))
 }
 
 struct Trees<'a> {
-    lower: &'a Path,
     upper: &'a Path,
+    /// The lower side is a snapshot stack: record opaque directories.
+    stack: bool,
+    /// Directories copied from the lowers carry a mark (see `flatten.rs`).
+    marked: bool,
 }
 
 /// A child of one directory level, before sorting by tar name.
 struct Kid {
     key: Vec<u8>,
     name: OsString,
+    lower: Option<LowerEntry>,
     what: KidChange,
 }
 
@@ -48,6 +95,8 @@ enum KidChange {
     Deleted,
     /// Only in `upper`, or replaced by a different type: add it and all below.
     AddedTree { is_dir: bool },
+    /// A directory that replaces what `lower` shows at its name: opaque, all below added.
+    Opaque,
     /// In both as directories: compare below.
     BothDirs { meta_changed: bool },
     /// In both, same non-directory type; `changed` after comparing.
@@ -55,25 +104,36 @@ enum KidChange {
 }
 
 impl Trees<'_> {
-    /// Appends the changes below `rel`; returns whether anything was appended.
-    fn dir(&self, rel: &Path, out: &mut Vec<Change>) -> Result<bool> {
-        let lower_names = read_dir_sorted(&self.lower.join(rel))?;
+    /// Appends the changes below `rel` (whose lower side is `lower`); returns whether
+    /// anything was appended.
+    fn dir(&self, rel: &Path, lower: &LowerDir, out: &mut Vec<Change>) -> Result<bool> {
+        let lower_entries = lower.entries()?;
         let upper_names = read_dir_sorted(&self.upper.join(rel))?;
         let mut kids = Vec::new();
-        let (mut l, mut u) = (lower_names.iter().peekable(), upper_names.iter().peekable());
+        let (mut l, mut u) = (
+            lower_entries.into_iter().peekable(),
+            upper_names.into_iter().peekable(),
+        );
         loop {
-            let (name, in_lower, in_upper) = match (l.peek(), u.peek()) {
+            let (name, lower_entry, in_upper) = match (l.peek(), u.peek()) {
                 (None, None) => break,
-                (Some(a), Some(b)) if a == b => (l.next().cloned(), true, u.next().is_some()),
-                (Some(a), Some(b)) if a.as_encoded_bytes() < b.as_encoded_bytes() => {
-                    (l.next().cloned(), true, false)
+                (Some(a), Some(b)) if a.name == *b => {
+                    let e = l.next();
+                    (u.next(), e, true)
                 }
-                (Some(_), None) => (l.next().cloned(), true, false),
-                _ => (u.next().cloned(), false, true),
+                (Some(a), Some(b)) if a.name.as_bytes() < b.as_bytes() => {
+                    let e = l.next();
+                    (e.as_ref().map(|e| e.name.clone()), e, false)
+                }
+                (Some(_), None) => {
+                    let e = l.next();
+                    (e.as_ref().map(|e| e.name.clone()), e, false)
+                }
+                _ => (u.next(), None, true),
             };
             // invariant: the match above always takes one name from a non-empty side.
             let Some(name) = name else { break };
-            let what = self.classify(&rel.join(&name), in_lower, in_upper)?;
+            let what = self.classify(&rel.join(&name), lower_entry.as_ref(), in_upper)?;
             let kind = match what {
                 KidChange::Deleted => ChangeKind::Delete,
                 _ => ChangeKind::Add,
@@ -81,6 +141,7 @@ impl Trees<'_> {
             kids.push(Kid {
                 key: tar_name(&name, kind),
                 name,
+                lower: lower_entry,
                 what,
             });
         }
@@ -97,10 +158,23 @@ impl Trees<'_> {
                         self.added_tree(&path, out)?;
                     }
                 }
+                KidChange::Opaque => {
+                    out.push(change(path.clone(), ChangeKind::Opaque));
+                    self.added_tree(&path, out)?;
+                }
                 KidChange::BothDirs { meta_changed } => {
                     let at = out.len();
                     out.push(change(path.clone(), ChangeKind::Add));
-                    if !self.dir(&path, out)? && !meta_changed {
+                    // invariant: `BothDirs` is only classified with a lower entry.
+                    let below = match &kid.lower {
+                        Some(entry) => lower.child(entry)?,
+                        None => {
+                            return Err(Error::Internal {
+                                what: "a directory in both trees without its lower entry",
+                            })
+                        }
+                    };
+                    if !self.dir(&path, &below, out)? && !meta_changed {
                         out.truncate(at);
                     }
                 }
@@ -127,30 +201,50 @@ impl Trees<'_> {
         Ok(())
     }
 
-    fn classify(&self, rel: &Path, in_lower: bool, in_upper: bool) -> Result<KidChange> {
-        let (lp, up) = (self.lower.join(rel), self.upper.join(rel));
+    fn classify(
+        &self,
+        rel: &Path,
+        lower: Option<&LowerEntry>,
+        in_upper: bool,
+    ) -> Result<KidChange> {
         if !in_upper {
             return Ok(KidChange::Deleted);
         }
+        let up = self.upper.join(rel);
         let um = lstat(&up)?;
-        if !in_lower {
+        let Some(lower) = lower else {
             return Ok(KidChange::AddedTree {
                 is_dir: um.is_dir(),
             });
-        }
-        let lm = lstat(&lp)?;
+        };
+        let lp = &lower.path;
+        let lm = lstat(lp)?;
         if lm.file_type() != um.file_type() {
+            if self.stack && um.is_dir() {
+                return Ok(KidChange::Opaque);
+            }
             return Ok(KidChange::AddedTree {
                 is_dir: um.is_dir(),
             });
         }
-        let meta_changed = !same_meta(&lm, &um) || !same_xattrs(&lp, &up)?;
+        if um.is_dir() && self.stack && self.marked && !is_marked_copy(&up, rel)? {
+            return Ok(KidChange::Opaque);
+        }
+        let meta_changed = !same_meta(&lm, &um) || !same_xattrs(lp, &up)?;
         if um.is_dir() {
             return Ok(KidChange::BothDirs { meta_changed });
         }
-        let changed = meta_changed || !same_content(&lp, &lm, &up, &um)?;
+        let changed = meta_changed || !same_content(lp, &lm, &up, &um)?;
         Ok(KidChange::BothOther { changed })
     }
+}
+
+/// Whether directory `path` is the one `flatten.rs` copied to `rel` (it carries the mark
+/// naming `rel`; a directory moved here from elsewhere names its old place).
+fn is_marked_copy(path: &Path, rel: &Path) -> Result<bool> {
+    let mark = sys::get_xattr(path, sys::DIR_MARK_XATTR.as_ref())
+        .map_err(Error::fs("read xattrs of", path))?;
+    Ok(mark.as_deref() == Some(rel.as_os_str().as_bytes()))
 }
 
 fn change(path: PathBuf, kind: ChangeKind) -> Change {

@@ -140,6 +140,10 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// The build was cancelled (Ctrl-C) while a tree was being copied.
+    #[error("interrupted")]
+    Cancelled,
+
     /// A helper thread died; this is a bug in rbuild.
     #[error("internal error in layers: {what} (please report this bug)")]
     Internal {

@@ -6,12 +6,18 @@
 //! full tree ────────┼─> ChangeSet ─> tar writer ─> sha256 (diff ID) ─> gzip/zstd ─> sha256 ─> sink
 //! two trees (diff) ─┘                                                        (LayerBlob)
 //! layer stream ─> decompress ─> tar reader ─> apply (whiteouts as overlay or deletions)
+//!
+//! native snapshotter: snapshots ─> flatten ─> step root ─(step)─> diff against the
+//!                     snapshots ─> ChangeSet ─> tar writer, and ─> materialize ─> snapshot
 //! ```
 //!
 //! | file | owns |
 //! |---|---|
 //! | `changes.rs` | [`ChangeSet`], the upperdir and full-tree walkers, tar order |
-//! | `diff.rs` | the native differ between two trees |
+//! | `diff.rs` | the native differ: two trees, or a snapshot stack and a tree |
+//! | `stack.rs` | the merged view of overlay-form snapshots, read without mounting |
+//! | `flatten.rs` | native snapshotter: [`flatten()`] a stack into a step root, [`materialize`] a snapshot |
+//! | `clone.rs` | copying one object with owner, mode, xattrs, times, hardlinks |
 //! | `tar_write.rs` | deterministic USTAR+PAX writing, whiteouts, hardlinks, xattrs |
 //! | `tar_read.rs` | USTAR/GNU/PAX reading with binary-safe PAX records |
 //! | `compress.rs`, `pargz.rs` | [`Compression`], media types, encoders/decoders, parallel gzip |
@@ -28,14 +34,17 @@
 mod apply;
 mod blob;
 mod changes;
+mod clone;
 mod compress;
 mod diff;
 mod error;
+mod flatten;
 mod overlay;
 mod pargz;
 mod resolve;
 #[cfg(test)]
 mod roundtrip_tests;
+mod stack;
 mod sys;
 mod tar_read;
 mod tar_write;
@@ -51,7 +60,9 @@ pub use compress::{
 };
 pub use diff::diff;
 pub use error::{Error, Result, UnsafeReason};
+pub use flatten::{flatten, materialize, FlatRoot};
 pub use overlay::{OverlayMount, OverlaySpec, MAX_LOWERDIRS};
 pub use resolve::resolve_in_root;
+pub use stack::has_whiteouts;
 pub use tar_read::header_checksum_ok;
 pub use tar_write::{write_tar, TarOptions};

@@ -20,13 +20,28 @@ pub(crate) const OVERLAY_XATTR_PREFIX: &[u8] = b"trusted.overlay.";
 /// The xattr that marks an opaque directory in an overlay upperdir.
 pub(crate) const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 
-/// Names of the xattrs of `path` (not following a final symlink), minus overlayfs' own,
-/// sorted bytewise so that archives are deterministic.
+/// Prefix of rbuild's own bookkeeping xattrs (the native snapshotter's directory marks,
+/// see `flatten.rs`); like overlayfs' own, never archived, copied or applied. `trusted.*`
+/// needs `CAP_SYS_ADMIN`, which a `RUN` step does not have: it can neither read nor
+/// forge them.
+pub(crate) const RBUILD_XATTR_PREFIX: &[u8] = b"trusted.rbuild.";
+
+/// The mark `flatten.rs` puts on each directory it copies: its path in the tree.
+pub(crate) const DIR_MARK_XATTR: &str = "trusted.rbuild.dir";
+
+/// Whether xattr `name` is bookkeeping of overlayfs or rbuild rather than file content.
+pub(crate) fn is_private_xattr(name: &[u8]) -> bool {
+    name.starts_with(OVERLAY_XATTR_PREFIX) || name.starts_with(RBUILD_XATTR_PREFIX)
+}
+
+/// Names of the xattrs of `path` (not following a final symlink), minus overlayfs' and
+/// rbuild's own ([`is_private_xattr`]), sorted bytewise so that archives are
+/// deterministic.
 pub(crate) fn list_xattrs(path: &Path) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
     let names = grow(|buf| rfs::llistxattr(path, buf))?.unwrap_or_default();
     let mut out = Vec::new();
     for name in names.split(|&b| b == 0).filter(|n| !n.is_empty()) {
-        if name.starts_with(OVERLAY_XATTR_PREFIX) {
+        if is_private_xattr(name) {
             continue;
         }
         match get_xattr(path, OsStr::from_bytes(name))? {
@@ -79,6 +94,17 @@ pub(crate) fn set_xattr_at(
     p.push(name_in_dir);
     rfs::lsetxattr(
         Path::new(&p),
+        OsStr::from_bytes(name),
+        value,
+        rfs::XattrFlags::empty(),
+    )?;
+    Ok(())
+}
+
+/// Sets xattr `name` on `path`, not following a final symlink.
+pub(crate) fn lset_xattr(path: &Path, name: &[u8], value: &[u8]) -> io::Result<()> {
+    rfs::lsetxattr(
+        path,
         OsStr::from_bytes(name),
         value,
         rfs::XattrFlags::empty(),

@@ -5,4 +5,5 @@ mod build;
 mod mounts;
 mod parallel;
 mod run;
+mod snapshotter;
 mod support;

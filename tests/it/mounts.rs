@@ -7,7 +7,7 @@ use std::process::Command;
 
 use sha2::{Digest as _, Sha256};
 
-use crate::run::busybox;
+use crate::support::busybox;
 use crate::support::{have, leaked_mounts, umoci_unpack, TestContext};
 
 fn read(dir: &Path, rel: &str) -> String {
@@ -401,4 +401,30 @@ fn build_wide_network_none_applies_to_every_run_unless_it_says() {
         host_ifaces, ours,
         "RUN --network=host overrides the build's none"
     );
+}
+
+#[test]
+fn mounts_work_under_the_native_snapshotter() {
+    let Some(t) = busybox(
+        "FROM base AS data\nRUN mkdir /data && echo from-stage > /data/x\n\
+         FROM base\n\
+         RUN --mount=from=data,source=/data,target=/m,rw cat /m/x > /from-stage && echo w > /m/x\n\
+         RUN --mount=from=data,source=/data,target=/m cat /m/x > /again\n\
+         RUN --mount=type=bind,source=src,target=/src,rw touch /src/new && ls /src > /ls\n\
+         RUN --mount=type=cache,target=/c,from=data,source=/data cat /c/x > /seeded\n",
+        &[("src/a.txt", "a\n")],
+    ) else {
+        return;
+    };
+    let out = local(&t, &["--snapshotter", "native"]);
+    assert_eq!(read(&out, "from-stage"), "from-stage\n");
+    assert_eq!(
+        read(&out, "again"),
+        "from-stage\n",
+        "rw writes are discarded"
+    );
+    assert_eq!(read(&out, "ls"), "a.txt\nnew\n");
+    assert_eq!(read(&out, "seeded"), "from-stage\n");
+    assert!(!t.context().join("src/new").exists());
+    assert!(leaked_mounts(&t.root()).is_empty());
 }

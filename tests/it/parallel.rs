@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
 
-use crate::run::busybox;
+use crate::support::busybox;
 use crate::support::{leaked_mounts, leftover_work_files, rbuild_in, TestContext};
 
 /// Stages `a` and `b` (both on `base`) each leave a mark in a shared cache mount and

@@ -3,33 +3,7 @@
 
 use std::os::unix::fs::MetadataExt;
 
-use crate::support::{can_mount, have, leaked_mounts, umoci_unpack, TestContext};
-
-/// A busybox base (from Debian's busybox-static) followed by `rest`.
-pub fn busybox(rest: &str, files: &[(&str, &str)]) -> Option<TestContext> {
-    if !can_mount() || !std::path::Path::new("/bin/busybox").is_file() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI installs busybox-static"
-        );
-        return None;
-    }
-    let dockerfile = format!(
-        "FROM scratch AS base\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
-         COPY passwd group /etc/\nRUN mkdir -p /tmp && chmod 1777 /tmp\n{rest}"
-    );
-    let mut all = vec![
-        (
-            "passwd",
-            "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n",
-        ),
-        ("group", "root:x:0:\napp:x:1000:\nextra:x:2000:app\n"),
-    ];
-    all.extend_from_slice(files);
-    let t = TestContext::new(&dockerfile, &all);
-    std::fs::copy("/bin/busybox", t.context().join("busybox")).expect("copy busybox");
-    Some(t)
-}
+use crate::support::{busybox, have, leaked_mounts, umoci_unpack};
 
 #[test]
 fn run_layers_have_the_right_owners_and_whiteouts() {

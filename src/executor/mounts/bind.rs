@@ -8,7 +8,8 @@
 //!   can never leave it.
 //! - A stage or image is a read-only overlay view of its snapshots.
 //! - `rw`: a directory gets an overlay of its own (the source as the lower layer, a
-//!   throw-away upper), a file a throw-away copy.
+//!   throw-away upper; a copy where overlayfs cannot be mounted), a file a throw-away
+//!   copy.
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -17,7 +18,7 @@ use std::path::{Path, PathBuf};
 use super::super::copy::{ContextIndex, Node, SourceTree};
 use super::super::error::ExecError;
 use super::Scratch;
-use crate::layers::{resolve_in_root, OverlayMount, OverlaySpec};
+use crate::layers::{flatten, resolve_in_root, OverlayMount, OverlaySpec};
 
 /// The host path of `rel` in the context, materialized without the filtered-out
 /// entries when the context is filtered.
@@ -97,8 +98,13 @@ pub(super) fn writable(source: &Path, scratch: &mut Scratch) -> Result<PathBuf, 
         upperdir: upper,
         workdir: work,
     };
-    let mount = OverlayMount::mount(&spec, &merged)?;
-    scratch.keep_overlay(mount);
+    match OverlayMount::mount(&spec, &merged) {
+        Ok(mount) => scratch.keep_overlay(mount),
+        // Where overlayfs cannot be mounted (the native snapshotter's case), a copy.
+        Err(_) => {
+            flatten(&spec.lowerdirs, &merged, None)?;
+        }
+    }
     Ok(merged)
 }
 

@@ -26,7 +26,8 @@ use std::path::{Path, PathBuf};
 use super::copy::{self, Attrs, CopyRequest, SourceTree};
 use super::error::ExecError;
 use super::sandbox::Mount;
-use super::stage::{image_layers, Layer, StageEnv, StepDirs};
+use super::stage::{image_layers, Layer, StageEnv};
+use super::step_root::StepRoot;
 use crate::layers::OverlayMount;
 use crate::parser::instructions::values::{clean_path, Mount as MountSpec, MountType, Sharing};
 use crate::plan::{RunMount, Source};
@@ -200,10 +201,9 @@ fn view(
             format!("image {}", image.reference),
         ),
     };
-    let dirs = StepDirs::new(env.store)?;
-    let mount = dirs.mount(env.store, &layers)?;
-    let root = mount.target().to_path_buf();
-    scratch.keep(Keeper::View(Box::new((mount, dirs))));
+    let view = env.roots.view(env, &layers)?;
+    let root = view.target();
+    scratch.keep(Keeper::View(Box::new(view)));
     Ok((root, origin))
 }
 
@@ -288,8 +288,8 @@ fn seed_cache(
 /// What keeps a mount's backing alive until the step ends (held only to be dropped).
 #[allow(dead_code)]
 enum Keeper {
-    /// A read-only view of a stage or image (the mount, then its directories).
-    View(Box<(OverlayMount, StepDirs)>),
+    /// A read-only view of a stage or image.
+    View(Box<StepRoot>),
     /// The overlay of an `rw` bind.
     Overlay(OverlayMount),
     /// A cache lock (`locked` or `private` sharing).
