@@ -21,4 +21,4 @@ pub use error::{CacheError, Result};
 pub use explain::{explain, BuildLogs, StageLog, StepInputs};
 pub use key::{CacheKey, KeyBuilder, KEY_VERSION};
 pub use record::{LayerRecord, Record, Records};
-pub use stat::StatCache;
+pub use stat::{hash_file, StatCache};

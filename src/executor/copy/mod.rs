@@ -4,10 +4,12 @@
 //! context index), and sources that can never leave their tree.
 
 mod archive;
+mod digest;
 mod fetch;
 mod source;
 mod write;
 
+pub use digest::{source_inputs, FileDigest};
 pub use source::{clean_relative, has_wildcards, ContextIndex, Node, SourceTree};
 pub use write::{ensure_dir, host_path, Attrs};
 
@@ -48,13 +50,22 @@ struct Selected {
     rel: String,
 }
 
-/// Performs `req`, reading from `tree` and writing into the root filesystem at `root`.
-pub fn copy(tree: &SourceTree<'_>, req: &CopyRequest<'_>, root: &Path) -> Result<()> {
+/// What a request selects from its tree.
+struct Selection<'r> {
+    nodes: Vec<Selected>,
+    /// Matches of wildcard sources (more than one makes the destination a directory).
+    wildcard_hits: usize,
+    /// URL sources of an ADD.
+    downloads: Vec<&'r str>,
+}
+
+/// The `--exclude` filter of `req`, which also checks for cancellation on each entry.
+fn keeper<'r>(req: &'r CopyRequest<'r>) -> Result<impl Fn(&str) -> Result<bool> + 'r> {
     let exclude = IgnoreMatcher::new(req.exclude).map_err(|e| ExecError::BadPattern {
         pattern: req.exclude.join(","),
         reason: e.to_string(),
     })?;
-    let keep = |rel: &str| -> Result<bool> {
+    Ok(move |rel: &str| -> Result<bool> {
         if req
             .cancel
             .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
@@ -69,7 +80,15 @@ pub fn copy(tree: &SourceTree<'_>, req: &CopyRequest<'_>, root: &Path) -> Result
             reason: e.to_string(),
         })?;
         Ok(!excluded)
-    };
+    })
+}
+
+/// Resolves the sources of `req` in `tree`: literal paths, wildcard matches, URLs.
+fn select<'r>(
+    tree: &SourceTree<'_>,
+    req: &'r CopyRequest<'r>,
+    keep: &dyn Fn(&str) -> Result<bool>,
+) -> Result<Selection<'r>> {
     let mut selected = Vec::new();
     let mut wildcard_hits = 0;
     let mut downloads = Vec::new();
@@ -113,6 +132,21 @@ pub fn copy(tree: &SourceTree<'_>, req: &CopyRequest<'_>, root: &Path) -> Result
             }
         }
     }
+    Ok(Selection {
+        nodes: selected,
+        wildcard_hits,
+        downloads,
+    })
+}
+
+/// Performs `req`, reading from `tree` and writing into the root filesystem at `root`.
+pub fn copy(tree: &SourceTree<'_>, req: &CopyRequest<'_>, root: &Path) -> Result<()> {
+    let keep = keeper(req)?;
+    let Selection {
+        nodes: selected,
+        wildcard_hits,
+        downloads,
+    } = select(tree, req, &keep)?;
     let literal_many = req.sources.len() + req.contents.len() > 1;
     if literal_many && !req.dest.ends_with('/') {
         return Err(ExecError::DestNotDir);
