@@ -5,7 +5,7 @@
 //! them (the plan decides which inputs a step has). Each input is a name and a value;
 //! both are length-prefixed, so no two different input lists encode alike. The inputs
 //! are also kept, readable, so that a later miss can say which one changed
-//! ([`super::explain`]). Values that are large (file contents, the environment) are
+//! ([`super::explain()`]). Values that are large (file contents, the environment) are
 //! added as digests; secrets are never inputs.
 
 use std::collections::BTreeMap;

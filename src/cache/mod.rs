@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `key.rs` | [`KeyBuilder`]: the versioned canonical encoding of a step's inputs |
 //! | `record.rs` | [`Records`]: `cache/records/<key>.json`, step key -> layer (or none) |
-//! | `explain.rs` | [`BuildLogs`] and [`explain`]: why a step missed |
+//! | `explain.rs` | [`BuildLogs`] and [`explain()`]: why a step missed |
 //! | `stat.rs` | [`StatCache`]: (path, size, mtime, ctime, inode) -> content digest |
 //!
 //! What a key contains is decided by the plan and the executor (which know the step);

@@ -8,6 +8,7 @@
 
 mod dispatch;
 mod error;
+mod keys;
 mod platform;
 mod stages;
 
@@ -15,6 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 pub use dispatch::{empty_image, go_duration, healthcheck_created_by, DEFAULT_PATH};
 pub use error::{PlanError, Result};
+pub use keys::{base_key, step_key, KeyOptions, KeySources, KeyedStep};
 pub use platform::{Platform, PlatformError};
 
 use crate::digest::Digest;

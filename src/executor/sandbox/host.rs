@@ -51,7 +51,7 @@ impl Sandbox {
     }
 
     /// Stops running commands when `flag` becomes true (checked every
-    /// [`CANCEL_POLL`]).
+    /// `CANCEL_POLL`, 50 ms).
     pub fn with_cancel(mut self, flag: Arc<AtomicBool>) -> Sandbox {
         self.cancel = Some(flag);
         self
