@@ -78,16 +78,22 @@ impl<'a> BuildLogs<'a> {
 /// The reasons `now` missed, given the same step of the last build (`None`: no earlier
 /// build of this stage, or it had fewer steps) and whether the parent step missed.
 pub fn explain(before: Option<&StepInputs>, now: &StepInputs, parent_missed: bool) -> Vec<String> {
-    if parent_missed {
-        return vec!["parent step missed".to_owned()];
-    }
     let Some(before) = before else {
-        return vec!["no earlier build of this step".to_owned()];
+        let first = if parent_missed {
+            "parent step missed"
+        } else {
+            "no earlier build of this step"
+        };
+        return vec![first.to_owned()];
     };
     if before.key == now.key {
         return vec!["the result was removed from the cache (pruned or damaged)".to_owned()];
     }
+    // The parent first, then what changed in this step itself.
     let mut reasons = Vec::new();
+    if parent_missed {
+        reasons.push("parent step missed".to_owned());
+    }
     let names: std::collections::BTreeSet<&String> =
         before.inputs.keys().chain(now.inputs.keys()).collect();
     for name in names {
@@ -187,7 +193,15 @@ mod tests {
                 "file src/main.rs changed (content)",
             ]
         );
-        assert_eq!(explain(Some(&before), &now, true), ["parent step missed"]);
+        let with_parent = explain(Some(&before), &now, true);
+        assert_eq!(with_parent[0], "parent step missed");
+        assert_eq!(with_parent[1], "ARG VERSION: 1 -> 2");
+        let same_inputs = step(b"3", &[("instruction", "COPY . .")]);
+        let before_same = step(b"4", &[("instruction", "COPY . .")]);
+        assert_eq!(
+            explain(Some(&before_same), &same_inputs, true),
+            ["parent step missed"]
+        );
         assert_eq!(
             explain(None, &now, false),
             ["no earlier build of this step"]

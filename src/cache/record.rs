@@ -38,6 +38,10 @@ pub struct Record {
     pub key: CacheKey,
     /// `None`: the step changed nothing (no layer).
     pub layer: Option<LayerRecord>,
+    /// When the step ran (RFC 3339): a hit keeps it in the image's history, so a
+    /// rebuild without changes gives the same image.
+    #[serde(default)]
+    pub created: Option<String>,
 }
 
 impl Record {
@@ -47,6 +51,7 @@ impl Record {
             version: KEY_VERSION.to_owned(),
             key,
             layer,
+            created: None,
         }
     }
 }

@@ -85,6 +85,12 @@ pub struct BuildArgs {
     /// How step root filesystems are made.
     #[arg(long, value_enum, env = "RBUILD_SNAPSHOTTER", default_value_t = SnapshotterArg::Auto)]
     pub snapshotter: SnapshotterArg,
+    /// Run every step, using no cached result (results are still cached).
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Run every step of these stages (names or indexes); may be repeated.
+    #[arg(long = "no-cache-filter", value_name = "STAGE", value_delimiter = ',')]
+    pub no_cache_filter: Vec<String>,
     /// Stages to build at the same time at most (default: the number of CPUs).
     #[arg(short = 'j', long, env = "RBUILD_JOBS", value_name = "N")]
     pub jobs: Option<std::num::NonZeroUsize>,
@@ -189,6 +195,8 @@ impl BuildArgs {
             },
             jobs: self.jobs,
             cancel: Default::default(),
+            no_cache: self.no_cache,
+            no_cache_filter: self.no_cache_filter,
             secrets: self
                 .secrets
                 .iter()

@@ -74,7 +74,20 @@ struct PlainReporter;
 fn plain_line(event: BuildEvent) -> String {
     match event {
         BuildEvent::StepStarted { id } => format!("#{}.{} {}", id.stage, id.step, label(&id)),
-        BuildEvent::StepCached { id } => format!("#{}.{} CACHED", id.stage, id.step),
+        BuildEvent::StepCached { id } => format!(
+            "#{}.{} {}\n#{}.{} CACHED",
+            id.stage,
+            id.step,
+            label(&id),
+            id.stage,
+            id.step
+        ),
+        BuildEvent::CacheMiss { id, reasons } => format!(
+            "#{}.{} cache miss: {}",
+            id.stage,
+            id.step,
+            reasons.join("; ")
+        ),
         BuildEvent::StepLog { id, line } => {
             format!("#{}.{} {} {line}", id.stage, id.step, tag(&id))
         }

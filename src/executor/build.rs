@@ -5,6 +5,7 @@ use std::num::NonZeroUsize;
 use std::path::Path;
 use std::sync::{Mutex, OnceLock, PoisonError};
 
+use super::caching::BuildCache;
 use super::copy::ContextIndex;
 use super::error::{BuildError, ExecError};
 use super::events::{BuildEvent, Reporter};
@@ -72,6 +73,7 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRes
     };
     let sandbox = Sandbox::new().with_cancel(options.cancel.clone());
     let roots = StepRoots::new(options.snapshotter);
+    let cache = BuildCache::new(&store, options);
     let shared = Shared {
         store: &store,
         options,
@@ -79,9 +81,13 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRes
         context: &context,
         executor: &sandbox,
         roots: &roots,
+        cache: &cache,
         timestamp: timestamp(options.source_date_epoch),
     };
-    let outputs = build_stages(&plan, &shared)?;
+    let built = build_stages(&plan, &shared);
+    // What was learnt about context files is kept even when a step failed.
+    cache.finish()?;
+    let outputs = built?;
     let target = outputs
         .get(plan.target)
         .and_then(Option::as_ref)
@@ -129,6 +135,7 @@ struct Shared<'a> {
     context: &'a LazyContext<'a>,
     executor: &'a Sandbox,
     roots: &'a StepRoots,
+    cache: &'a BuildCache<'a>,
     /// `created` (RFC 3339) and the Unix time it is.
     timestamp: (String, i64),
 }
@@ -182,6 +189,7 @@ fn build_stages(plan: &Plan, shared: &Shared<'_>) -> Result<Vec<Option<StageOutp
                 epoch: shared.timestamp.1,
                 executor: shared.executor,
                 roots: shared.roots,
+                cache: shared.cache,
             };
             run_stage(&env, stage)
         },

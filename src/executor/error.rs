@@ -53,6 +53,8 @@ pub enum ExecError {
     Ssh { id: String, reason: String },
     #[error(transparent)]
     Sandbox(#[from] super::sandbox::Error),
+    #[error(transparent)]
+    Cache(#[from] crate::cache::CacheError),
     #[error("interrupted")]
     Interrupted,
     #[error("internal error: {what} (please report this as a bug)")]

@@ -30,8 +30,10 @@ pub struct StepId {
 pub enum BuildEvent {
     /// A step started.
     StepStarted { id: StepId },
-    /// A step was satisfied from the cache; `reason` is empty for a hit.
+    /// A step was satisfied from the cache (or is a metadata step: nothing to run).
     StepCached { id: StepId },
+    /// A step's key had no usable result: why, against the last build of the stage.
+    CacheMiss { id: StepId, reasons: Vec<String> },
     /// Output of a step (a line, without newline).
     StepLog { id: StepId, line: String },
     /// A step finished; `layer` tells whether it added a layer.

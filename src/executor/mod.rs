@@ -5,6 +5,7 @@
 //! nothing of tar or compression (`layers/` does).
 
 mod build;
+mod caching;
 pub mod copy;
 mod error;
 mod events;

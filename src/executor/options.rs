@@ -128,6 +128,10 @@ pub struct BuildOptions {
     /// stage fails, to stop the stages running beside it: a caller that needs to know
     /// whether the user interrupted keeps its own flag.
     pub cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// `--no-cache`: run every step (results are still recorded for later builds).
+    pub no_cache: bool,
+    /// `--no-cache-filter`: stages (names or indexes) whose steps all run.
+    pub no_cache_filter: Vec<String>,
     /// `--secret`s a step may mount (`RUN --mount=type=secret`).
     pub secrets: Vec<super::mounts::SecretSpec>,
     /// `--ssh` agents a step may mount (`RUN --mount=type=ssh`).

@@ -6,15 +6,17 @@
 use std::path::Path;
 use std::time::Instant;
 
+use super::caching::{layer_of, reasons, BuildCache};
 use super::copy::{self, Attrs, CopyRequest, SourceTree};
 use super::error::{BuildError, ExecError};
 use super::events::{BuildEvent, Reporter, StepId};
 use super::users::resolve_user;
 use super::BuildOptions;
+use crate::cache::{CacheKey, StageLog, StepInputs};
 use crate::digest::Digest;
 use crate::image::{read_config, read_manifest, ImageConfig, LayerDescriptor};
 use crate::layers::{apply_layer, ApplyOptions, Compression, WhiteoutMode, WriteOptions};
-use crate::plan::{Base, BaseImage, CopyOp, Op, Source, StagePlan, Step};
+use crate::plan::{base_key, step_key, Base, BaseImage, CopyOp, Op, Source, StagePlan, Step};
 use crate::store::{chain_id, Prepared, Store};
 
 /// A layer of a built stage: its blob and where its snapshot is.
@@ -31,6 +33,8 @@ pub struct Layer {
 pub struct StageOutput {
     pub layers: Vec<Layer>,
     pub config: ImageConfig,
+    /// The cache key of the stage's last step (or of its base).
+    pub key: CacheKey,
 }
 
 /// Everything a stage needs from the build.
@@ -47,6 +51,8 @@ pub struct StageEnv<'a> {
     pub executor: &'a dyn super::sandbox::Executor,
     /// Makes step roots with the build's snapshotter.
     pub roots: &'a super::step_root::StepRoots,
+    /// Keys, records and explanations.
+    pub cache: &'a BuildCache<'a>,
 }
 
 /// Builds `stage`.
@@ -70,6 +76,13 @@ pub fn run_stage(env: &StageEnv<'_>, stage: &StagePlan) -> Result<StageOutput, B
             }
         }
     }
+    let sources = env.cache.sources(env);
+    let mut key = base_key(&stage.base, &sources).map_err(|e| at(None, e))?;
+    let lookups = env.cache.lookups_for(stage);
+    let last = env.cache.last_log(stage);
+    let mut log = StageLog::default();
+    let mut missed = false;
+    let mut created = None::<String>;
     for (i, step) in stage.steps.iter().enumerate() {
         // Ctrl-C, or another stage failed: stop before the next step.
         if env.options.cancel.load(std::sync::atomic::Ordering::SeqCst) {
@@ -83,6 +96,49 @@ pub fn run_stage(env: &StageEnv<'_>, stage: &StagePlan) -> Result<StageOutput, B
             text: step.original.clone(),
             line: step.span.line,
         };
+        let keyed = step_key(&key, step, env.cache.key_options(), &sources)
+            .map_err(|e| at(Some(step), e))?;
+        let Some((step_key, inputs)) = keyed else {
+            // Metadata: no layer, no key; its history entry dates from the step before.
+            let history = &mut config.history[base_history + i];
+            history.created = Some(created.clone().unwrap_or_else(|| env.created.clone()));
+            history.empty_layer = true;
+            continue;
+        };
+        let record = if lookups && !missed {
+            env.cache.lookup(&step_key).map_err(|e| at(Some(step), e))?
+        } else {
+            None
+        };
+        let step_inputs = StepInputs {
+            text: step.original.clone(),
+            key: step_key,
+            inputs,
+        };
+        if let Some(record) = record {
+            let layer = match &record.layer {
+                Some(l) => Some(layer_of(l, &layers).map_err(|e| at(Some(step), e))?),
+                None => None,
+            };
+            let when = record.created.unwrap_or_else(|| env.created.clone());
+            let history = &mut config.history[base_history + i];
+            history.created = Some(when.clone());
+            history.empty_layer = layer.is_none();
+            created = Some(when);
+            env.reporter.event(BuildEvent::StepCached { id });
+            layers.extend(layer);
+            key = step_key;
+            log.steps.push(step_inputs);
+            continue;
+        }
+        if lookups && !last.steps.is_empty() {
+            let reasons = reasons(&last, log.steps.len(), &step_inputs, missed);
+            env.reporter.event(BuildEvent::CacheMiss {
+                id: id.clone(),
+                reasons,
+            });
+        }
+        missed = true;
         env.reporter
             .event(BuildEvent::StepStarted { id: id.clone() });
         let started = Instant::now();
@@ -104,19 +160,30 @@ pub fn run_stage(env: &StageEnv<'_>, stage: &StagePlan) -> Result<StageOutput, B
                 return Err(at(Some(step), e));
             }
         };
+        env.cache
+            .record(&step_key, layer.as_ref(), &env.created)
+            .map_err(|e| at(Some(step), e))?;
         let history = &mut config.history[base_history + i];
         history.created = Some(env.created.clone());
         history.empty_layer = layer.is_none();
+        created = Some(env.created.clone());
         env.reporter.event(BuildEvent::StepFinished {
             id,
             elapsed: started.elapsed(),
             layer: layer.is_some(),
         });
         layers.extend(layer);
+        key = step_key;
+        log.steps.push(step_inputs);
     }
+    env.cache.save_log(stage, &log).map_err(|e| at(None, e))?;
     config.rootfs.diff_ids = layers.iter().map(|l| l.diff_id).collect();
-    config.created = Some(env.created.clone());
-    Ok(StageOutput { layers, config })
+    config.created = Some(created.unwrap_or_else(|| env.created.clone()));
+    Ok(StageOutput {
+        layers,
+        config,
+        key,
+    })
 }
 
 /// The layers a stage starts from, their snapshots made when missing.
@@ -154,36 +221,53 @@ pub fn image_layers(store: &Store, image: &BaseImage) -> Result<Vec<Layer>, Exec
             reference: image.reference.clone(),
             reason: "empty layer list".into(),
         })?;
-        if let Prepared::Build(builder) = store.prepare_snapshot(&chain)? {
-            let blob = store.open_blob(&desc.digest)?;
-            let opts = ApplyOptions {
-                whiteouts: WhiteoutMode::Overlay,
-                compression: Compression::from_media_type(&desc.media_type),
-            };
-            let applied = apply_layer(std::io::BufReader::new(blob), builder.path(), &opts)?;
-            if applied.diff_id != *diff_id {
-                return Err(ExecError::BadImage {
-                    reference: image.reference.clone(),
-                    reason: format!(
-                        "layer {} has diff ID {}, config says {diff_id}",
-                        desc.digest, applied.diff_id
-                    ),
-                });
-            }
-            builder.commit()?;
-        }
         let blob = LayerDescriptor {
             digest: desc.digest,
             size: desc.size,
             media_type: desc.media_type.clone(),
         };
-        out.push(Layer {
+        let layer = Layer {
             blob,
             diff_id: *diff_id,
             chain,
-        });
+        };
+        ensure_snapshot(store, &layer, &image.reference)?;
+        out.push(layer);
     }
     Ok(out)
+}
+
+/// Makes the snapshots of `layers` that are missing (layers that came from the cache
+/// and were never unpacked here, or were pruned) by applying their blobs.
+pub fn ensure_snapshots(store: &Store, layers: &[Layer]) -> Result<(), ExecError> {
+    for layer in layers {
+        ensure_snapshot(store, layer, "a cached step")?;
+    }
+    Ok(())
+}
+
+/// Applies `layer`'s blob to its snapshot unless the snapshot exists, checking that
+/// the blob has the diff ID it was recorded with.
+fn ensure_snapshot(store: &Store, layer: &Layer, reference: &str) -> Result<(), ExecError> {
+    if let Prepared::Build(builder) = store.prepare_snapshot(&layer.chain)? {
+        let blob = store.open_blob(&layer.blob.digest)?;
+        let opts = ApplyOptions {
+            whiteouts: WhiteoutMode::Overlay,
+            compression: Compression::from_media_type(&layer.blob.media_type),
+        };
+        let applied = apply_layer(std::io::BufReader::new(blob), builder.path(), &opts)?;
+        if applied.diff_id != layer.diff_id {
+            return Err(ExecError::BadImage {
+                reference: reference.to_owned(),
+                reason: format!(
+                    "layer {} has diff ID {}, expected {}",
+                    layer.blob.digest, applied.diff_id, layer.diff_id
+                ),
+            });
+        }
+        builder.commit()?;
+    }
+    Ok(())
 }
 
 /// Runs a WORKDIR or COPY/ADD on a root holding `layers`; returns the new layer, or

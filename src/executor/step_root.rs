@@ -20,7 +20,7 @@ use rustix::io::Errno;
 
 use super::error::ExecError;
 use super::events::{BuildEvent, Reporter};
-use super::stage::{Layer, StageEnv};
+use super::stage::{ensure_snapshots, Layer, StageEnv};
 use super::Snapshotter;
 use crate::digest::Digest;
 use crate::image::LayerDescriptor;
@@ -61,6 +61,7 @@ impl StepRoots {
 
     /// A writable root holding `layers`, for a step to change and [`StepRoot::commit`].
     pub(super) fn root(&self, env: &StageEnv<'_>, layers: &[Layer]) -> Result<StepRoot, ExecError> {
+        ensure_snapshots(env.store, layers)?;
         let dirs = StepDirs::new(env.store)?;
         let kind = match self.overlay(env.reporter, &dirs, env.store, layers)? {
             Some(mount) => RootKind::Overlay(Some(mount)),
@@ -77,6 +78,7 @@ impl StepRoots {
     /// discarded. Under native, a single snapshot without whiteouts is used in place.
     pub(super) fn view(&self, env: &StageEnv<'_>, layers: &[Layer]) -> Result<StepRoot, ExecError> {
         if self.decided.get() == Some(&Kind::Native) {
+            ensure_snapshots(env.store, layers)?;
             if let [layer] = layers {
                 let snapshot = env.store.snapshot_path(&layer.chain);
                 if !has_whiteouts(&snapshot)? {

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 
 use super::{Base, CopyOp, Op, RunMount, RunOp, Source, Step};
 use crate::cache::{CacheKey, KeyBuilder};
-use crate::parser::instructions::values::MountType;
+use crate::parser::instructions::values::{clean_path, MountType};
 
 /// What the executor supplies to key a step: content identities it has to read.
 pub trait KeySources {
@@ -138,12 +138,10 @@ fn mount_inputs<S: KeySources>(
     let target = spec.resolve_target(workdir).unwrap_or_default();
     match (&spec.kind, &mount.from) {
         (MountType::Bind, Some(Source::Context)) => {
-            let rel = spec
-                .source
-                .as_deref()
-                .unwrap_or_default()
-                .trim_start_matches('/');
-            for (name, value) in sources.context_tree(rel, &target)? {
+            // `..` cannot climb above the context root (as the mount itself does).
+            let source = spec.source.as_deref().unwrap_or_default();
+            let cleaned = clean_path(&format!("/{source}"));
+            for (name, value) in sources.context_tree(cleaned.trim_start_matches('/'), &target)? {
                 b.input(&name, &value);
             }
         }

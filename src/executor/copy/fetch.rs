@@ -44,6 +44,16 @@ fn install_crypto() {
     });
 }
 
+/// What an ADD of `url` without `--checksum` gets, for its cache key: the content
+/// digest, the file name and the modification time the server gives (downloaded into
+/// `dir` and removed).
+pub fn url_identity(url: &str, dir: &Path) -> Result<String> {
+    let fetched = fetch(url, None, dir)?;
+    let digest = crate::cache::hash_file(fetched.file.path())
+        .map_err(ExecError::fs("cannot read", fetched.file.path()))?;
+    Ok(format!("{digest} {} {:?}", fetched.name, fetched.mtime))
+}
+
 /// Downloads `url` into a temporary file in `dir`, verifying `checksum`
 /// (`sha256:<hex>`) when given.
 pub fn fetch(url: &str, checksum: Option<&str>, dir: &Path) -> Result<Fetched> {

@@ -10,6 +10,7 @@ mod source;
 mod write;
 
 pub use digest::{source_inputs, FileDigest};
+pub use fetch::url_identity;
 pub use source::{clean_relative, has_wildcards, ContextIndex, Node, SourceTree};
 pub use write::{ensure_dir, host_path, Attrs};
 

@@ -1,0 +1,250 @@
+//! The build cache inside a build: every step gets its key (`plan::step_key`, with the
+//! content identities this module reads: context files through the stat cache, stage
+//! keys, fetched URLs); a step whose key has a usable record is not run; a step that
+//! ran gets a record; and a miss is explained against the last build of the same
+//! Dockerfile and stage.
+//!
+//! `--no-cache` and `--no-cache-filter` only skip lookups: results are still recorded,
+//! as `docker build --no-cache` leaves a cache for the next build.
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+
+use super::copy::{self, Attrs, CopyRequest, SourceTree};
+use super::error::ExecError;
+use super::stage::{Layer, StageEnv};
+use super::{BuildOptions, CompressionKind};
+use crate::cache::{
+    explain, BuildLogs, CacheKey, LayerRecord, Record, Records, StageLog, StatCache, StepInputs,
+};
+use crate::image::LayerDescriptor;
+use crate::plan::{CopyOp, KeyOptions, KeySources, StagePlan};
+use crate::store::{chain_id, Store};
+
+/// The cache state of one build.
+pub struct BuildCache<'s> {
+    store: &'s Store,
+    records: Records<'s>,
+    logs: BuildLogs<'s>,
+    stat: Mutex<Option<StatCache>>,
+    key_options: KeyOptions,
+    no_cache: bool,
+    no_cache_filter: BTreeSet<String>,
+    dockerfile: String,
+}
+
+impl<'s> BuildCache<'s> {
+    pub fn new(store: &'s Store, options: &BuildOptions) -> Self {
+        let compression = match options.compression {
+            CompressionKind::Gzip => format!("gzip-{}", options.compression_level.unwrap_or(6)),
+            CompressionKind::Zstd => format!("zstd-{}", options.compression_level.unwrap_or(3)),
+            CompressionKind::Uncompressed => "none".to_owned(),
+        };
+        let dockerfile = std::path::absolute(&options.dockerfile)
+            .unwrap_or_else(|_| options.dockerfile.clone())
+            .display()
+            .to_string();
+        BuildCache {
+            store,
+            records: Records::new(store),
+            logs: BuildLogs::new(store),
+            stat: Mutex::new(None),
+            key_options: KeyOptions {
+                compression,
+                epoch: options.source_date_epoch,
+                network: options.network.clone(),
+            },
+            no_cache: options.no_cache,
+            no_cache_filter: options
+                .no_cache_filter
+                .iter()
+                .map(|s| s.to_lowercase())
+                .collect(),
+            dockerfile,
+        }
+    }
+
+    pub fn key_options(&self) -> &KeyOptions {
+        &self.key_options
+    }
+
+    /// Whether lookups are allowed for `stage` (`--no-cache`, `--no-cache-filter`).
+    pub fn lookups_for(&self, stage: &StagePlan) -> bool {
+        if self.no_cache {
+            return false;
+        }
+        let by_name = stage
+            .name
+            .as_ref()
+            .is_some_and(|n| self.no_cache_filter.contains(&n.to_lowercase()));
+        !(by_name || self.no_cache_filter.contains(&stage.index.to_string()))
+    }
+
+    /// The usable record of `key`, if any.
+    pub fn lookup(&self, key: &CacheKey) -> Result<Option<Record>, ExecError> {
+        Ok(self.records.get(key)?)
+    }
+
+    /// Records what the step of `key` produced.
+    pub fn record(
+        &self,
+        key: &CacheKey,
+        layer: Option<&Layer>,
+        created: &str,
+    ) -> Result<(), ExecError> {
+        let layer = layer.map(|l| LayerRecord {
+            digest: l.blob.digest,
+            size: l.blob.size,
+            media_type: l.blob.media_type.clone(),
+            diff_id: l.diff_id,
+        });
+        let mut record = Record::new(*key, layer);
+        record.created = Some(created.to_owned());
+        Ok(self.records.put(&record)?)
+    }
+
+    /// The last build's inputs of `stage`.
+    pub fn last_log(&self, stage: &StagePlan) -> StageLog {
+        self.logs.load(&self.dockerfile, &stage_name(stage))
+    }
+
+    /// Keeps this build's inputs of `stage` for the next explanation.
+    pub fn save_log(&self, stage: &StagePlan, log: &StageLog) -> Result<(), ExecError> {
+        Ok(self.logs.save(&self.dockerfile, &stage_name(stage), log)?)
+    }
+
+    /// Writes the stat cache back (after the build).
+    pub fn finish(&self) -> Result<(), ExecError> {
+        let mut guard = self.stat.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(stat) = guard.as_mut() {
+            stat.save(self.store)?;
+        }
+        Ok(())
+    }
+
+    /// The content sources for keys of steps of a stage running in `env`.
+    pub fn sources<'e>(&'e self, env: &'e StageEnv<'e>) -> Sources<'e> {
+        Sources { cache: self, env }
+    }
+}
+
+fn stage_name(stage: &StagePlan) -> String {
+    stage
+        .name
+        .clone()
+        .unwrap_or_else(|| stage.index.to_string())
+}
+
+/// Why `now` missed, against the same step of the last build.
+pub fn reasons(
+    last: &StageLog,
+    index: usize,
+    now: &StepInputs,
+    parent_missed: bool,
+) -> Vec<String> {
+    explain(last.steps.get(index), now, parent_missed)
+}
+
+/// The layer a record describes, on top of `below`.
+pub fn layer_of(record: &LayerRecord, below: &[Layer]) -> Result<Layer, ExecError> {
+    let mut diff_ids: Vec<_> = below.iter().map(|l| l.diff_id).collect();
+    diff_ids.push(record.diff_id);
+    let chain = chain_id(&diff_ids).ok_or(ExecError::Internal {
+        what: "chain ID of an empty layer list",
+    })?;
+    Ok(Layer {
+        blob: LayerDescriptor {
+            digest: record.digest,
+            size: record.size,
+            media_type: record.media_type.clone(),
+        },
+        diff_id: record.diff_id,
+        chain,
+    })
+}
+
+/// What keys read in a stage's environment.
+pub struct Sources<'e> {
+    cache: &'e BuildCache<'e>,
+    env: &'e StageEnv<'e>,
+}
+
+impl Sources<'_> {
+    /// Runs `f` with the stat cache of the context (loaded on first use).
+    fn with_stat<T>(&self, f: impl FnOnce(&mut StatCache) -> T) -> T {
+        let mut guard = self.cache.stat.lock().unwrap_or_else(|p| p.into_inner());
+        let stat = guard
+            .get_or_insert_with(|| StatCache::load(self.cache.store, &self.env.options.context));
+        f(stat)
+    }
+
+    fn inputs(
+        &self,
+        sources: &[String],
+        exclude: &[String],
+    ) -> Result<Vec<(String, String)>, ExecError> {
+        let index = self.env.context.get()?;
+        let req = CopyRequest {
+            sources,
+            contents: &[],
+            dest: "/",
+            attrs: Attrs::default(),
+            parents: false,
+            exclude,
+            extract_archives: false,
+            urls: true,
+            checksum: None,
+            created: 0,
+            cancel: Some(&self.env.options.cancel),
+        };
+        self.with_stat(|stat| {
+            copy::source_inputs(&SourceTree::Context(index), &req, &mut |node| {
+                stat.digest(&node.rel, &node.host, &node.meta)
+            })
+        })
+    }
+}
+
+impl KeySources for Sources<'_> {
+    type Error = ExecError;
+
+    fn context_files(&self, op: &CopyOp) -> Result<Vec<(String, String)>, ExecError> {
+        self.inputs(&op.sources, &op.exclude)
+    }
+
+    fn context_tree(&self, rel: &str, target: &str) -> Result<Vec<(String, String)>, ExecError> {
+        let source = if rel.is_empty() { "." } else { rel };
+        let inputs = self
+            .inputs(&[source.to_owned()], &[])
+            .map_err(|e| match e {
+                ExecError::SourceNotFound { source_path, .. } => ExecError::MountSource {
+                    source_path,
+                    origin: "the build context".into(),
+                },
+                e => e,
+            })?;
+        let prefix = format!("file:{}", source);
+        Ok(inputs
+            .into_iter()
+            .map(|(name, value)| {
+                let tail = name.strip_prefix(&prefix).unwrap_or(&name);
+                (format!("file:{target}{tail}"), value)
+            })
+            .collect())
+    }
+
+    fn stage_key(&self, index: usize) -> Result<CacheKey, ExecError> {
+        self.env
+            .outputs
+            .get(index)
+            .and_then(Option::as_ref)
+            .map(|o| o.key)
+            .ok_or(ExecError::Internal {
+                what: "a stage was keyed before the stage it reads",
+            })
+    }
+
+    fn url_identity(&self, url: &str) -> Result<String, ExecError> {
+        copy::url_identity(url, self.env.store.work_dir())
+    }
+}
