@@ -8,9 +8,8 @@
 #   true   20 x `RUN true` on the busybox base (per-RUN overhead), against the same
 #          Dockerfile without them.
 #
-# Each build changes a build arg (NONCE) so that buildah's layer cache misses exactly
-# the measured steps; rbuild (no build cache yet) runs every step, so its figures
-# include the ~4 base steps (about 0.15 s). Layers: rbuild compresses (gzip) at commit
+# Each build changes a build arg (NONCE) so that both builders' caches miss exactly
+# the measured steps (the base steps hit). Layers: rbuild compresses (gzip) at commit
 # time, buildah stores the diff uncompressed and compresses only on push, so rbuild is
 # also measured with --compression uncompressed.
 #

@@ -124,6 +124,7 @@ fn describe(name: &str, old: Option<&str>, new: Option<&str>) -> String {
             n.unwrap_or("(unset)")
         ),
         ("base", ..) => "base image digest changed".to_owned(),
+        ("base-stage", ..) => "the stage it is built FROM changed".to_owned(),
         ("instruction", ..) => "instruction text changed".to_owned(),
         ("source", ..) => format!("{what} changed"),
         (_, o, n) => format!(

@@ -110,6 +110,16 @@ pub fn run_stage(env: &StageEnv<'_>, stage: &StagePlan) -> Result<StageOutput, B
         } else {
             None
         };
+        let mut inputs = inputs;
+        if log.steps.is_empty() {
+            // Explanation only (the parent key already covers it): what the stage starts from.
+            let (name, value) = match &stage.base {
+                Base::Image(image) => ("base", image.digest.to_string()),
+                Base::Stage(_) => ("base-stage", key.to_string()),
+                Base::Scratch => ("base", "scratch".to_owned()),
+            };
+            inputs.insert(name.to_owned(), value);
+        }
         let step_inputs = StepInputs {
             text: step.original.clone(),
             key: step_key,

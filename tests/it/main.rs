@@ -2,6 +2,7 @@
 //! checked with independent readers (umoci, skopeo, oci-image-tool) where installed.
 
 mod build;
+mod cache;
 mod mounts;
 mod parallel;
 mod run;

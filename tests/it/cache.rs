@@ -1,0 +1,162 @@
+//! The build cache, end to end: which edits hit and which miss (the correctness
+//! matrix), the same image from a rebuild without changes, and misses explained.
+
+use std::collections::BTreeMap;
+
+use crate::support::{can_mount, rbuild_in, TestContext};
+
+/// Builds the context; returns (stdout digest, progress log).
+fn build(t: &TestContext, args: &[&str]) -> (String, String) {
+    let ctx = t.context().to_string_lossy().into_owned();
+    let mut all = vec!["build", "--progress", "plain"];
+    all.extend_from_slice(args);
+    all.push(&ctx);
+    let out = rbuild_in(&t.root(), &all, &[("SOURCE_DATE_EPOCH", "1700000000")]);
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "build failed:\n{log}");
+    (String::from_utf8_lossy(&out.stdout).trim().to_owned(), log)
+}
+
+/// Step number (`#S.N`) -> whether it was CACHED, for the steps the log shows.
+fn cached(log: &str) -> BTreeMap<String, bool> {
+    let mut out = BTreeMap::new();
+    for line in log.lines() {
+        let Some((id, rest)) = line.split_once(' ') else {
+            continue;
+        };
+        if !id.starts_with('#') {
+            continue;
+        }
+        if rest == "CACHED" {
+            out.insert(id.to_owned(), true);
+        } else if rest.starts_with("DONE") {
+            out.insert(id.to_owned(), false);
+        }
+    }
+    out
+}
+
+fn hits(log: &str) -> Vec<bool> {
+    cached(log).into_values().collect()
+}
+
+const DOCKERFILE: &str = "FROM scratch AS other\nCOPY other.txt /\n\
+FROM scratch\nCOPY a.txt /a.txt\nCOPY b.txt /b.txt\nARG LATE=1\nCOPY c.txt /c-$LATE.txt\n";
+
+fn context() -> Option<TestContext> {
+    if !can_mount() {
+        return None;
+    }
+    Some(TestContext::new(
+        DOCKERFILE,
+        &[
+            ("a.txt", "a\n"),
+            ("b.txt", "b\n"),
+            ("c.txt", "c\n"),
+            ("other.txt", "o\n"),
+            ("ignored.log", "x\n"),
+            (".dockerignore", "*.log\n"),
+        ],
+    ))
+}
+
+#[test]
+fn the_cache_hits_and_misses_as_it_should() {
+    let Some(t) = context() else { return };
+    let (first, log) = build(&t, &["-t", "c:1"]);
+    assert_eq!(hits(&log), [false, false, false], "{log}");
+
+    let (again, log) = build(&t, &["-t", "c:1"]);
+    assert_eq!(hits(&log), [true, true, true], "no change: all hit\n{log}");
+    assert_eq!(again, first, "a rebuild without changes is the same image");
+
+    // touch (mtime only): hit.
+    let a = t.context().join("a.txt");
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(60);
+    std::fs::File::options()
+        .write(true)
+        .open(&a)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    let (_, log) = build(&t, &[]);
+    assert_eq!(hits(&log), [true, true, true], "touch\n{log}");
+
+    // A file excluded by .dockerignore: hit.
+    std::fs::write(t.context().join("ignored.log"), "changed\n").unwrap();
+    let (_, log) = build(&t, &[]);
+    assert_eq!(hits(&log), [true, true, true], ".dockerignore\n{log}");
+
+    // A stage the target does not need: hit.
+    std::fs::write(t.context().join("other.txt"), "changed\n").unwrap();
+    let (_, log) = build(&t, &[]);
+    assert_eq!(hits(&log), [true, true, true], "unneeded stage\n{log}");
+
+    // A build arg used only in the last step: the earlier ones hit.
+    let (_, log) = build(&t, &["--build-arg", "LATE=2"]);
+    assert_eq!(hits(&log), [true, true, false], "late ARG\n{log}");
+    assert!(log.contains("instruction text changed"), "{log}");
+
+    // Content change: miss from that COPY on, explained.
+    std::fs::write(t.context().join("b.txt"), "B\n").unwrap();
+    let (_, log) = build(&t, &["--build-arg", "LATE=2"]);
+    assert_eq!(hits(&log), [true, false, false], "content\n{log}");
+    assert!(log.contains("file b.txt changed (content)"), "{log}");
+    assert!(log.contains("parent step missed"), "{log}");
+
+    // chmod: miss.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&a, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (_, log) = build(&t, &["--build-arg", "LATE=2"]);
+    assert_eq!(hits(&log), [false, false, false], "chmod\n{log}");
+    assert!(log.contains("file a.txt changed (mode)"), "{log}");
+
+    // --no-cache: all miss; the results are still recorded.
+    let (_, log) = build(&t, &["--build-arg", "LATE=2", "--no-cache"]);
+    assert_eq!(hits(&log), [false, false, false], "--no-cache\n{log}");
+    let (_, log) = build(&t, &["--build-arg", "LATE=2"]);
+    assert_eq!(hits(&log), [true, true, true], "after --no-cache\n{log}");
+}
+
+#[test]
+fn a_changed_base_image_misses() {
+    let Some(t) = context() else { return };
+    std::fs::write(
+        t.context().join("Base.Dockerfile"),
+        "FROM scratch\nCOPY a.txt /base\n",
+    )
+    .unwrap();
+    std::fs::write(
+        t.context().join("App.Dockerfile"),
+        "FROM base:1\nCOPY b.txt /b\n",
+    )
+    .unwrap();
+    let file = |name: &str| t.context().join(name).to_string_lossy().into_owned();
+    build(&t, &["-f", &file("Base.Dockerfile"), "-t", "base:1"]);
+    let (_, log) = build(&t, &["-f", &file("App.Dockerfile")]);
+    assert_eq!(hits(&log), [false], "{log}");
+    let (_, log) = build(&t, &["-f", &file("App.Dockerfile")]);
+    assert_eq!(hits(&log), [true], "{log}");
+    std::fs::write(t.context().join("a.txt"), "new base\n").unwrap();
+    build(&t, &["-f", &file("Base.Dockerfile"), "-t", "base:1"]);
+    let (_, log) = build(&t, &["-f", &file("App.Dockerfile")]);
+    assert_eq!(hits(&log), [false], "{log}");
+    assert!(log.contains("base image digest changed"), "{log}");
+}
+
+#[test]
+fn no_cache_filter_reruns_only_that_stage() {
+    let Some(t) = context() else { return };
+    std::fs::write(
+        t.context().join("Dockerfile"),
+        "FROM scratch AS deps\nCOPY a.txt /a\nFROM scratch\nCOPY --from=deps /a /a\nCOPY b.txt /b\n",
+    )
+    .unwrap();
+    build(&t, &[]);
+    let (_, log) = build(&t, &["--no-cache-filter", "deps"]);
+    let map = cached(&log);
+    assert_eq!(map.get("#0.1"), Some(&false), "deps reran\n{log}");
+    // Same content from deps: the final stage's steps hit again.
+    assert_eq!(map.get("#1.1"), Some(&true), "{log}");
+    assert_eq!(map.get("#1.2"), Some(&true), "{log}");
+}
