@@ -85,6 +85,10 @@ pub struct BuildArgs {
     /// How step root filesystems are made.
     #[arg(long, value_enum, env = "RBUILD_SNAPSHOTTER", default_value_t = SnapshotterArg::Auto)]
     pub snapshotter: SnapshotterArg,
+    /// Build nothing: say which steps the cache would give and why the others would
+    /// run.
+    #[arg(long)]
+    pub explain: bool,
     /// Run every step, using no cached result (results are still cached).
     #[arg(long)]
     pub no_cache: bool,
@@ -196,6 +200,7 @@ impl BuildArgs {
             jobs: self.jobs,
             cancel: Default::default(),
             no_cache: self.no_cache,
+            explain: self.explain,
             no_cache_filter: self.no_cache_filter,
             secrets: self
                 .secrets
@@ -232,6 +237,11 @@ pub fn run(args: BuildArgs, root: PathBuf) -> anyhow::Result<ExitCode> {
         let _ = signal_hook::flag::register_conditional_shutdown(signal, 130, interrupted.clone());
         let _ = signal_hook::flag::register(signal, interrupted.clone());
         let _ = signal_hook::flag::register(signal, options.cancel.clone());
+    }
+    if options.explain {
+        let reporter = super::progress::ExplainReporter;
+        crate::executor::explain(&options, &reporter)?;
+        return Ok(ExitCode::SUCCESS);
     }
     let reporter = super::progress::reporter(progress);
     let result = match crate::executor::build(&options, reporter.as_ref()) {

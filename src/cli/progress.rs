@@ -67,6 +67,32 @@ fn write_err(text: &str) {
     let _ = writeln!(err, "{text}");
 }
 
+/// `rbuild build --explain`: one line per step on standard output, `CACHED` or `MISS`
+/// with the reasons below it.
+pub struct ExplainReporter;
+
+impl Reporter for ExplainReporter {
+    fn event(&self, event: BuildEvent) {
+        let text = match event {
+            BuildEvent::StepCached { id } => {
+                format!("#{}.{} CACHED {}", id.stage, id.step, label(&id))
+            }
+            BuildEvent::CacheMiss { id, reasons } => {
+                let mut text = format!("#{}.{} MISS   {}", id.stage, id.step, label(&id));
+                for reason in reasons {
+                    text.push_str("\n       - ");
+                    text.push_str(&reason);
+                }
+                text
+            }
+            BuildEvent::Note { message } => return write_err(&message),
+            _ => return,
+        };
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{text}");
+    }
+}
+
 /// Plain lines, as `docker build --progress=plain` prints them.
 struct PlainReporter;
 

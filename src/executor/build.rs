@@ -37,6 +37,28 @@ pub struct BuildResult {
 
 /// Runs a build.
 pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildResult, BuildError> {
+    let mut options = options.clone();
+    options.explain = false;
+    build_or_explain(&options, reporter)?.ok_or_else(|| {
+        BuildError::from(ExecError::Internal {
+            what: "a build ended without an image",
+        })
+    })
+}
+
+/// Says, step by step, what a build would take from the cache and why each other step
+/// would run (`StepCached` and `CacheMiss` events), without running, recording or
+/// naming anything.
+pub fn explain(options: &BuildOptions, reporter: &dyn Reporter) -> Result<(), BuildError> {
+    let mut options = options.clone();
+    options.explain = true;
+    build_or_explain(&options, reporter).map(|_| ())
+}
+
+fn build_or_explain(
+    options: &BuildOptions,
+    reporter: &dyn Reporter,
+) -> Result<Option<BuildResult>, BuildError> {
     let path = &options.dockerfile;
     let bytes = std::fs::read(path).map_err(|source| BuildError::ReadDockerfile {
         path: path.clone(),
@@ -88,6 +110,9 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRes
     // What was learnt about context files is kept even when a step failed.
     cache.finish()?;
     let outputs = built?;
+    if options.explain {
+        return Ok(None);
+    }
     let target = outputs
         .get(plan.target)
         .and_then(Option::as_ref)
@@ -124,7 +149,7 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRes
         names,
     };
     write_result_files(options, &result)?;
-    Ok(result)
+    Ok(Some(result))
 }
 
 /// What every stage of a build shares.

@@ -20,7 +20,7 @@ mod stage;
 mod step_root;
 pub mod users;
 
-pub use build::{build, rfc3339, BuildResult};
+pub use build::{build, explain, rfc3339, BuildResult};
 pub use error::{BuildError, ExecError, Result};
 pub use events::{BuildEvent, NoReporter, Recorder, Reporter, StepId};
 pub use mounts::{FlagError, SecretSource, SecretSpec, SshSpec};

@@ -141,14 +141,24 @@ pub fn run_stage(env: &StageEnv<'_>, stage: &StagePlan) -> Result<StageOutput, B
             log.steps.push(step_inputs);
             continue;
         }
-        if lookups && !last.steps.is_empty() {
-            let reasons = reasons(&last, log.steps.len(), &step_inputs, missed);
+        if env.options.explain || (lookups && !last.steps.is_empty()) {
+            let reasons = if lookups {
+                reasons(&last, log.steps.len(), &step_inputs, missed)
+            } else {
+                vec!["the cache is not used for this stage (--no-cache)".to_owned()]
+            };
             env.reporter.event(BuildEvent::CacheMiss {
                 id: id.clone(),
                 reasons,
             });
         }
         missed = true;
+        if env.options.explain {
+            // Nothing runs: later steps miss because this one does.
+            key = step_key;
+            log.steps.push(step_inputs);
+            continue;
+        }
         env.reporter
             .event(BuildEvent::StepStarted { id: id.clone() });
         let started = Instant::now();
@@ -186,7 +196,9 @@ pub fn run_stage(env: &StageEnv<'_>, stage: &StagePlan) -> Result<StageOutput, B
         key = step_key;
         log.steps.push(step_inputs);
     }
-    env.cache.save_log(stage, &log).map_err(|e| at(None, e))?;
+    if !env.options.explain {
+        env.cache.save_log(stage, &log).map_err(|e| at(None, e))?;
+    }
     config.rootfs.diff_ids = layers.iter().map(|l| l.diff_id).collect();
     config.created = Some(created.unwrap_or_else(|| env.created.clone()));
     Ok(StageOutput {

@@ -160,3 +160,30 @@ fn no_cache_filter_reruns_only_that_stage() {
     assert_eq!(map.get("#1.1"), Some(&true), "{log}");
     assert_eq!(map.get("#1.2"), Some(&true), "{log}");
 }
+
+#[test]
+fn explain_reports_without_building() {
+    let Some(t) = context() else { return };
+    build(&t, &["-t", "e:1"]);
+    std::fs::write(t.context().join("b.txt"), "B\n").unwrap();
+    let ctx = t.context().to_string_lossy().into_owned();
+    let explain = || {
+        let out = rbuild_in(
+            &t.root(),
+            &["build", "--explain", &ctx],
+            &[("SOURCE_DATE_EPOCH", "1700000000")],
+        );
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let report = explain();
+    let lines: Vec<&str> = report.lines().collect();
+    assert!(lines[0].starts_with("#1.1 CACHED [stage-1 1/4] COPY a.txt"), "{report}");
+    assert!(lines[1].starts_with("#1.2 MISS   [stage-1 2/4] COPY b.txt"), "{report}");
+    assert_eq!(lines[2].trim(), "- file b.txt changed (content)", "{report}");
+    assert!(report.contains("- parent step missed"), "{report}");
+    // Nothing was built or recorded: the same report again, and the build then misses.
+    assert_eq!(explain(), report);
+    let (_, log) = build(&t, &[]);
+    assert_eq!(hits(&log), [true, false, false], "{log}");
+}
