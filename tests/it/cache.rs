@@ -178,12 +178,79 @@ fn explain_reports_without_building() {
     };
     let report = explain();
     let lines: Vec<&str> = report.lines().collect();
-    assert!(lines[0].starts_with("#1.1 CACHED [stage-1 1/4] COPY a.txt"), "{report}");
-    assert!(lines[1].starts_with("#1.2 MISS   [stage-1 2/4] COPY b.txt"), "{report}");
-    assert_eq!(lines[2].trim(), "- file b.txt changed (content)", "{report}");
+    assert!(
+        lines[0].starts_with("#1.1 CACHED [stage-1 1/4] COPY a.txt"),
+        "{report}"
+    );
+    assert!(
+        lines[1].starts_with("#1.2 MISS   [stage-1 2/4] COPY b.txt"),
+        "{report}"
+    );
+    assert_eq!(
+        lines[2].trim(),
+        "- file b.txt changed (content)",
+        "{report}"
+    );
     assert!(report.contains("- parent step missed"), "{report}");
     // Nothing was built or recorded: the same report again, and the build then misses.
     assert_eq!(explain(), report);
     let (_, log) = build(&t, &[]);
     assert_eq!(hits(&log), [true, false, false], "{log}");
+}
+
+#[test]
+fn two_builds_on_one_store_at_once_both_succeed_and_agree() {
+    let Some(t) = context() else { return };
+    std::fs::write(
+        t.context().join("Other.Dockerfile"),
+        "FROM scratch\nCOPY a.txt /a.txt\nCOPY c.txt /other-c\n",
+    )
+    .unwrap();
+    let ctx = t.context().to_string_lossy().into_owned();
+    let other = t
+        .context()
+        .join("Other.Dockerfile")
+        .to_string_lossy()
+        .into_owned();
+    let spawn = |args: Vec<String>| {
+        let root = t.root();
+        std::thread::spawn(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            rbuild_in(&root, &args, &[("SOURCE_DATE_EPOCH", "1700000000")])
+        })
+    };
+    let build_args = |extra: &[&str]| {
+        let mut v: Vec<String> = ["build", "--progress", "plain"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v.push(ctx.clone());
+        v
+    };
+    let runs: Vec<_> = vec![
+        spawn(build_args(&["-t", "same:1"])),
+        spawn(build_args(&["-t", "same:2"])),
+        spawn(build_args(&["-f", &other, "-t", "other:1"])),
+    ];
+    let outs: Vec<_> = runs.into_iter().map(|h| h.join().unwrap()).collect();
+    for out in &outs {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let digest = |o: &std::process::Output| String::from_utf8_lossy(&o.stdout).trim().to_owned();
+    assert_eq!(
+        digest(&outs[0]),
+        digest(&outs[1]),
+        "same Dockerfile, same image"
+    );
+    // Recorded consistently: everything hits now, with the same image.
+    let (again, log) = build(&t, &[]);
+    assert_eq!(hits(&log), [true, true, true], "{log}");
+    assert_eq!(again, digest(&outs[0]));
+    let (_, log) = build(&t, &["-f", &other]);
+    assert_eq!(hits(&log), [true, true], "{log}");
 }
