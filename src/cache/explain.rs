@@ -52,6 +52,17 @@ impl<'a> BuildLogs<'a> {
         self.dir.join(format!("{}.json", id.hex()))
     }
 
+    /// The step keys of the last build's log of `stage` (a small file beside the log,
+    /// so a build whose keys did not change neither reads nor rewrites the log).
+    pub fn load_keys(&self, dockerfile: &str, stage: &str) -> Vec<CacheKey> {
+        let path = self.path(dockerfile, stage).with_extension("keys");
+        fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.parse().ok())
+            .collect()
+    }
+
     /// The last build's log of `stage` of `dockerfile` (empty if none or unreadable).
     pub fn load(&self, dockerfile: &str, stage: &str) -> StageLog {
         fs::read(self.path(dockerfile, stage))
@@ -71,6 +82,9 @@ impl<'a> BuildLogs<'a> {
         })?;
         let dest = self.path(dockerfile, stage);
         crate::store::layout::write_atomic(self.store.work_dir(), &dest, &bytes)?;
+        let keys: String = log.steps.iter().map(|s| format!("{}\n", s.key)).collect();
+        let keys_path = dest.with_extension("keys");
+        crate::store::layout::write_atomic(self.store.work_dir(), &keys_path, keys.as_bytes())?;
         Ok(())
     }
 }
@@ -231,6 +245,10 @@ mod tests {
         };
         logs.save("/ctx/Dockerfile", "build", &log).unwrap();
         assert_eq!(logs.load("/ctx/Dockerfile", "build"), log);
+        assert_eq!(
+            logs.load_keys("/ctx/Dockerfile", "build"),
+            [Digest::of(b"1")]
+        );
         assert_eq!(logs.load("/ctx/Dockerfile", "other"), StageLog::default());
     }
 }

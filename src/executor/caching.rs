@@ -108,6 +108,11 @@ impl<'s> BuildCache<'s> {
         self.logs.load(&self.dockerfile, &stage_name(stage))
     }
 
+    /// The step keys of the last build of `stage`.
+    pub fn last_keys(&self, stage: &StagePlan) -> Vec<CacheKey> {
+        self.logs.load_keys(&self.dockerfile, &stage_name(stage))
+    }
+
     /// Keeps this build's inputs of `stage` for the next explanation.
     pub fn save_log(&self, stage: &StagePlan, log: &StageLog) -> Result<(), ExecError> {
         Ok(self.logs.save(&self.dockerfile, &stage_name(stage), log)?)

@@ -79,7 +79,10 @@ pub fn run_stage(env: &StageEnv<'_>, stage: &StagePlan) -> Result<StageOutput, B
     let sources = env.cache.sources(env);
     let mut key = base_key(&stage.base, &sources).map_err(|e| at(None, e))?;
     let lookups = env.cache.lookups_for(stage);
-    let last = env.cache.last_log(stage);
+    // The last build's inputs, read only when a step misses.
+    let last_log = std::cell::OnceCell::new();
+    let last = || last_log.get_or_init(|| env.cache.last_log(stage));
+    let last_keys = env.cache.last_keys(stage);
     let mut log = StageLog::default();
     let mut missed = false;
     let mut created = None::<String>;
@@ -141,9 +144,9 @@ pub fn run_stage(env: &StageEnv<'_>, stage: &StagePlan) -> Result<StageOutput, B
             log.steps.push(step_inputs);
             continue;
         }
-        if env.options.explain || (lookups && !last.steps.is_empty()) {
+        if env.options.explain || (lookups && !last_keys.is_empty()) {
             let reasons = if lookups {
-                reasons(&last, log.steps.len(), &step_inputs, missed)
+                reasons(last(), log.steps.len(), &step_inputs, missed)
             } else {
                 vec!["the cache is not used for this stage (--no-cache)".to_owned()]
             };
@@ -196,7 +199,10 @@ pub fn run_stage(env: &StageEnv<'_>, stage: &StagePlan) -> Result<StageOutput, B
         key = step_key;
         log.steps.push(step_inputs);
     }
-    if !env.options.explain {
+    // Written only when a key changed (it can hold an input per context file).
+    let same = log.steps.len() == last_keys.len()
+        && log.steps.iter().zip(&last_keys).all(|(a, b)| a.key == *b);
+    if !env.options.explain && !same {
         env.cache.save_log(stage, &log).map_err(|e| at(None, e))?;
     }
     config.rootfs.diff_ids = layers.iter().map(|l| l.diff_id).collect();
