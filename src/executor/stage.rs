@@ -86,6 +86,7 @@ pub fn run_stage(env: &StageEnv<'_>, stage: &StagePlan) -> Result<StageOutput, B
     let mut log = StageLog::default();
     let mut missed = false;
     let mut created = None::<String>;
+    let mut undated: Vec<usize> = Vec::new();
     for (i, step) in stage.steps.iter().enumerate() {
         // Ctrl-C, or another stage failed: stop before the next step.
         if env.options.cancel.load(std::sync::atomic::Ordering::SeqCst) {
@@ -102,10 +103,15 @@ pub fn run_stage(env: &StageEnv<'_>, stage: &StagePlan) -> Result<StageOutput, B
         let keyed = step_key(&key, step, env.cache.key_options(), &sources)
             .map_err(|e| at(Some(step), e))?;
         let Some((step_key, inputs)) = keyed else {
-            // Metadata: no layer, no key; its history entry dates from the step before.
+            // Metadata: no layer, no key; its history entry dates from the step before
+            // (or, before any, from the next one), so a rebuild from the cache gives
+            // the same image.
             let history = &mut config.history[base_history + i];
-            history.created = Some(created.clone().unwrap_or_else(|| env.created.clone()));
+            history.created = created.clone();
             history.empty_layer = true;
+            if created.is_none() {
+                undated.push(base_history + i);
+            }
             continue;
         };
         let record = if lookups && !missed {
@@ -137,6 +143,9 @@ pub fn run_stage(env: &StageEnv<'_>, stage: &StagePlan) -> Result<StageOutput, B
             let history = &mut config.history[base_history + i];
             history.created = Some(when.clone());
             history.empty_layer = layer.is_none();
+            for j in undated.drain(..) {
+                config.history[j].created = Some(when.clone());
+            }
             created = Some(when);
             env.reporter.event(BuildEvent::StepCached { id });
             layers.extend(layer);
@@ -189,6 +198,9 @@ pub fn run_stage(env: &StageEnv<'_>, stage: &StagePlan) -> Result<StageOutput, B
         let history = &mut config.history[base_history + i];
         history.created = Some(env.created.clone());
         history.empty_layer = layer.is_none();
+        for j in undated.drain(..) {
+            config.history[j].created = Some(env.created.clone());
+        }
         created = Some(env.created.clone());
         env.reporter.event(BuildEvent::StepFinished {
             id,
@@ -206,6 +218,9 @@ pub fn run_stage(env: &StageEnv<'_>, stage: &StagePlan) -> Result<StageOutput, B
         env.cache.save_log(stage, &log).map_err(|e| at(None, e))?;
     }
     config.rootfs.diff_ids = layers.iter().map(|l| l.diff_id).collect();
+    for j in undated {
+        config.history[j].created = Some(env.created.clone());
+    }
     config.created = Some(created.unwrap_or_else(|| env.created.clone()));
     Ok(StageOutput {
         layers,

@@ -254,3 +254,28 @@ fn two_builds_on_one_store_at_once_both_succeed_and_agree() {
     let (_, log) = build(&t, &["-f", &other]);
     assert_eq!(hits(&log), [true, true], "{log}");
 }
+
+#[test]
+fn a_cached_rebuild_is_the_same_image_without_source_date_epoch() {
+    // Metadata steps before the first filesystem step once took the time of the
+    // rebuild, so the image changed on every rebuild from the cache.
+    let Some(t) = context() else { return };
+    std::fs::write(
+        t.context().join("Dockerfile"),
+        "FROM scratch AS base\nCOPY c.txt /\nFROM base\nENV A=1\nLABEL x=y\nCOPY a.txt /\nCMD [\"x\"]\n",
+    )
+    .unwrap();
+    let ctx = t.context().to_string_lossy().into_owned();
+    let digest = || {
+        let out = rbuild_in(&t.root(), &["build", "--progress", "quiet", &ctx], &[]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let first = digest();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(digest(), first);
+}
