@@ -317,8 +317,6 @@ fn add_of_a_url_hits_while_its_content_is_the_same() {
     *body.lock().unwrap() = "two\n".to_owned();
     let (_, log) = build(&t, &[]);
     assert_eq!(hits(&log), [false, false], "new content at the URL\n{log}");
-    assert!(
-        log.contains(&format!("url:http://127.0.0.1:{port}/f.txt")),
-        "{log}"
-    );
+    let reason = format!("the content at http://127.0.0.1:{port}/f.txt changed");
+    assert!(log.contains(&reason), "{log}");
 }
