@@ -150,7 +150,7 @@ fn du_table(r: &UsageReport, verbose: bool) -> String {
     for kind in KINDS {
         let k = r.kinds.get(&kind).cloned().unwrap_or_default();
         rows.push(row(
-            &format!("{}s", kind.name()),
+            kind.plural(),
             k.tally.count,
             k.tally.bytes,
             ago(k.last_used),

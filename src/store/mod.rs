@@ -15,7 +15,7 @@
 //! - a work dir whose process died is removed by the next [`Store::open`].
 //!
 //! - garbage collection: a build holds `locks/gc.lock` shared, a prune exclusively
-//!   ([`gc`]); [`usage`] measures what the store holds, exactly (`du -sB1`).
+//!   (`gc.rs`); [`usage`] measures what the store holds, exactly (`du -sB1`).
 //!
 //! Does not: apply layers (the layers module fills snapshot directories), talk to the
 //! network, or decide what is garbage (the cache module's prune does).
