@@ -243,3 +243,57 @@ fn rmi_then_prune_all_leaves_an_empty_layout() {
         report["other"].as_u64().unwrap()
     );
 }
+
+/// Holds `locks/gc.lock` shared, as a running build does.
+fn hold_as_a_build(root: &Path) -> std::fs::File {
+    let file = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(root.join("locks/gc.lock"))
+        .unwrap();
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::LockShared).unwrap();
+    file
+}
+
+#[test]
+fn prune_waits_for_running_builds_and_the_cap_leaves_it_to_later() {
+    let Some(t) = context() else { return };
+    build(&t, &[]);
+    let before = du_sb1(&t.root());
+    let build_lock = hold_as_a_build(&t.root());
+    // The cap needs the lock exclusively: with a build running it prunes nothing.
+    write_inputs(&t, 5);
+    let ctx = t.context().to_string_lossy().into_owned();
+    let out = t.rbuild(&[
+        "build",
+        "--progress",
+        "plain",
+        "--max-store-size",
+        "1",
+        &ctx,
+    ]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("left to a later build"), "{stderr}");
+    assert!(du_sb1(&t.root()) > before);
+    // A prune waits until the build is over.
+    let mut prune = Command::new(env!("CARGO_BIN_EXE_rbuild"))
+        .arg("--root")
+        .arg(t.root())
+        .args(["prune", "--all", "--force"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(prune.try_wait().unwrap().is_none(), "prune did not wait");
+    assert_eq!(count(&t.root().join("cache/records")), 4);
+    drop(build_lock);
+    let out = prune.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("waiting for them to finish"), "{stderr}");
+    assert_eq!(count(&t.root().join("cache/records")), 0);
+}
