@@ -6,7 +6,9 @@
 //! parser/  Dockerfile bytes -> typed AST with positions; word expansion; .dockerignore
 //! context/ the build context: filtered walk honouring .dockerignore
 //! plan/    stages, ARG/ENV expansion, the op graph
-//! store/   the on-disk store: an OCI layout with blobs, names, snapshots, locks, tmp
+//! store/   the on-disk store: an OCI layout with blobs, names, snapshots, locks, tmp;
+//!          exact disk accounting (`usage`), the gc lock
+//! cache/   step keys, records, miss explanations, stat cache, prune policy, `du`
 //! image/   config/manifest/index types (canonical JSON), assembly, OCI/docker exports
 //! executor/ the build: stages scheduled (independent ones in parallel), per-step file
 //!          ops and RUN on overlays or native copies, progress events, exports
@@ -17,8 +19,8 @@
 //! reexec   hidden helper entry points (the RUN sandbox), dispatched first by main.rs
 //! ```
 //!
-//! The executor (`executor/`) walks the plan; the cache and the registry client (`push/`)
-//! come with the issues that deliver them. `ARCHITECTURE.md` has the full map.
+//! The executor (`executor/`) walks the plan; the registry client (`push/`) comes with the
+//! issue that delivers it. `ARCHITECTURE.md` has the full map.
 
 pub mod cache;
 pub mod cli;

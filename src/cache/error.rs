@@ -11,6 +11,12 @@ pub enum CacheError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot remove `{}`", path.display())]
+    Remove {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot encode a cache record: {reason}")]
     Encode { reason: String },
     #[error(transparent)]

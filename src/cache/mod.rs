@@ -7,18 +7,24 @@
 //! | `record.rs` | [`Records`]: `cache/records/<key>.json`, step key -> layer (or none) |
 //! | `explain.rs` | [`BuildLogs`] and [`explain()`]: why a step missed |
 //! | `stat.rs` | [`StatCache`]: (path, size, mtime, ctime, inode) -> content digest |
+//! | `prune.rs` | [`prune()`]: what goes (dangling, least recently used, `--all`), exactly how many bytes |
+//! | `du.rs` | [`usage()`]: the store by kind, blobs by what refers to them, what a prune would reclaim |
 //!
 //! What a key contains is decided by the plan and the executor (which know the step);
 //! this module only encodes, stores and compares.
 
+mod du;
 mod error;
 mod explain;
 mod key;
+mod prune;
 mod record;
 mod stat;
 
+pub use du::{usage, BlobClasses, KindUsage, Tally, UsageReport};
 pub use error::{CacheError, Result};
 pub use explain::{explain, BuildLogs, StageLog, StepInputs};
 pub use key::{CacheKey, KeyBuilder, KEY_VERSION};
+pub use prune::{prune, PruneOptions, PruneReport, Removed};
 pub use record::{LayerRecord, Record, Records};
 pub use stat::{hash_file, StatCache};

@@ -27,6 +27,10 @@ pub struct LayerRecord {
     pub size: u64,
     pub media_type: String,
     pub diff_id: Digest,
+    /// The chain ID of the layer stack it tops (its snapshot's name), so that a prune
+    /// keeps the snapshots that records use. Absent in records written before it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<Digest>,
 }
 
 /// What a step produced.
@@ -116,6 +120,40 @@ impl<'a> Records<'a> {
         Ok(())
     }
 
+    /// Every record file: its key (from the file name) and the record, `None` when
+    /// the file cannot be used (torn, foreign, another key version, another key).
+    pub fn list(&self) -> Result<Vec<(String, Option<Record>)>> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(CacheError::Io {
+                    path: self.dir.clone(),
+                    source,
+                })
+            }
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|source| CacheError::Io {
+                path: self.dir.clone(),
+                source,
+            })?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(hex) = name.strip_suffix(".json") else {
+                out.push((name, None));
+                continue;
+            };
+            let record = fs::read(entry.path())
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Record>(&b).ok())
+                .filter(|r| r.version == KEY_VERSION && r.key.hex() == hex);
+            out.push((hex.to_owned(), record));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
     /// Removes the record of `key` (a damaged one, or when pruning).
     pub fn remove(&self, key: &CacheKey) -> Result<()> {
         let path = self.path(key);
@@ -151,10 +189,14 @@ mod tests {
                 size,
                 media_type: "application/vnd.oci.image.layer.v1.tar".into(),
                 diff_id: digest,
+                chain: Some(digest),
             }),
         );
         records.put(&with_layer).unwrap();
         assert_eq!(records.get(&key2).unwrap(), Some(with_layer));
+        let listed = records.list().unwrap();
+        assert_eq!(listed.len(), 2);
+        assert!(listed.iter().all(|(_, r)| r.is_some()));
         fs::remove_file(store.blob_path(&digest)).unwrap();
         assert_eq!(
             records.get(&key2).unwrap(),

@@ -109,6 +109,10 @@ pub struct BuildArgs {
     /// `none` (only loopback) or `host`.
     #[arg(long, value_enum)]
     pub network: Option<NetworkMode>,
+    /// After the build, prune least recently used cache until the store is at most
+    /// this size (`10GB`; default: `maxStoreSize` of `<store>/config.json`, else none).
+    #[arg(long, value_name = "SIZE")]
+    pub max_store_size: Option<String>,
 }
 
 /// `--network`.
@@ -227,6 +231,7 @@ impl BuildArgs {
 
 /// Runs `rbuild build`.
 pub fn run(args: BuildArgs, root: PathBuf) -> anyhow::Result<ExitCode> {
+    let cap = super::prune_cmds::max_store_size(&root, args.max_store_size.as_deref())?;
     let (options, progress) = args.into_options(root)?;
     private_mounts();
     // First Ctrl-C: stop at the next step and clean up; a second one exits at once
@@ -252,9 +257,18 @@ pub fn run(args: BuildArgs, root: PathBuf) -> anyhow::Result<ExitCode> {
         }
         Err(e) => return Err(e.into()),
     };
-    let mut stdout = std::io::stdout().lock();
-    use std::io::Write;
-    writeln!(stdout, "{}", result.manifest).context("writing to stdout")?;
+    {
+        let mut stdout = std::io::stdout().lock();
+        use std::io::Write;
+        writeln!(stdout, "{}", result.manifest).context("writing to stdout")?;
+    }
+    if let Some(cap) = cap {
+        // The build's shared gc lock is released: prunes only if no other build runs.
+        // The image is built: a failure here is a warning, not a failed build.
+        if let Err(e) = super::prune_cmds::enforce_cap(&options.root, cap, &result.manifest) {
+            super::write_stderr(&format!("warning: {e:#}"));
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -6,6 +6,7 @@
 mod build;
 mod parse;
 mod progress;
+mod prune_cmds;
 mod store_cmds;
 
 use std::ffi::OsString;
@@ -41,6 +42,10 @@ enum Command {
     Rmi(store_cmds::RmiArgs),
     /// Print an image's manifest and config as JSON.
     Inspect(store_cmds::InspectArgs),
+    /// Show what the store holds: images, blobs, snapshots, cache, by size.
+    Du(prune_cmds::DuArgs),
+    /// Remove build cache and blobs no image needs.
+    Prune(prune_cmds::PruneArgs),
 }
 
 /// The store root: `--root`/`RBUILD_ROOT`, else the default for this user.
@@ -58,7 +63,9 @@ fn store_root(root: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     .context("cannot choose a store directory (HOME is not set): pass --root or set RBUILD_ROOT")
 }
 
-const SUBCOMMANDS: [&str; 7] = ["build", "parse", "images", "tag", "rmi", "inspect", "help"];
+const SUBCOMMANDS: [&str; 9] = [
+    "build", "parse", "images", "tag", "rmi", "inspect", "du", "prune", "help",
+];
 
 /// `rbuild -t app:1 .` means `rbuild build -t app:1 .`: inserts `build` before the
 /// first argument that is not a global option when no subcommand is named.
@@ -95,6 +102,8 @@ pub fn run() -> ExitCode {
         Command::Tag(a) => store_root(root).and_then(|r| store_cmds::run_tag(&r, &a)),
         Command::Rmi(a) => store_root(root).and_then(|r| store_cmds::run_rmi(&r, &a)),
         Command::Inspect(a) => store_root(root).and_then(|r| store_cmds::run_inspect(&r, &a)),
+        Command::Du(a) => store_root(root).and_then(|r| prune_cmds::run_du(&r, &a)),
+        Command::Prune(a) => store_root(root).and_then(|r| prune_cmds::run_prune(&r, &a)),
     };
     match result {
         Ok(code) => code,

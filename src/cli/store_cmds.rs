@@ -130,7 +130,7 @@ fn image_row(
 }
 
 /// Left-aligned columns separated by three spaces.
-fn render_table(rows: &[[String; 4]]) -> String {
+pub(super) fn render_table(rows: &[[String; 4]]) -> String {
     let mut widths = [0usize; 4];
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -154,7 +154,7 @@ fn render_table(rows: &[[String; 4]]) -> String {
 }
 
 /// Sizes as Docker prints them: decimal units, three significant digits (`7.79MB`).
-fn human_size(bytes: u64) -> String {
+pub(super) fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
     let mut value = bytes as f64;
     let mut unit = 0;

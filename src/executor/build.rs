@@ -70,6 +70,16 @@ fn build_or_explain(
         rendered: e.in_file(&name).render(&text),
     })?;
     let store = Store::open(&options.root).map_err(ExecError::from)?;
+    // Held for the whole build: `rbuild prune` waits until no build runs (cache::prune).
+    let _gc = match store.try_gc_shared().map_err(ExecError::from)? {
+        Some(lock) => lock,
+        None => {
+            reporter.event(BuildEvent::Note {
+                message: "waiting for `rbuild prune` to finish".to_owned(),
+            });
+            store.gc_shared().map_err(ExecError::from)?
+        }
+    };
     let plan_options = PlanOptions {
         build_args: options.build_args.clone(),
         target: options.target.clone(),

@@ -97,6 +97,7 @@ impl<'s> BuildCache<'s> {
             size: l.blob.size,
             media_type: l.blob.media_type.clone(),
             diff_id: l.diff_id,
+            chain: Some(l.chain),
         });
         let mut record = Record::new(*key, layer);
         record.created = Some(created.to_owned());

@@ -292,6 +292,8 @@ pub fn ensure_snapshots(store: &Store, layers: &[Layer]) -> Result<(), ExecError
 /// Applies `layer`'s blob to its snapshot unless the snapshot exists, checking that
 /// the blob has the diff ID it was recorded with.
 fn ensure_snapshot(store: &Store, layer: &Layer, reference: &str) -> Result<(), ExecError> {
+    // Its last use, for a size-capped prune (the directory's own times are content).
+    store.touch_snapshot(&layer.chain);
     if let Prepared::Build(builder) = store.prepare_snapshot(&layer.chain)? {
         let blob = store.open_blob(&layer.blob.digest)?;
         let opts = ApplyOptions {

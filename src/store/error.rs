@@ -73,6 +73,13 @@ pub enum Error {
     /// A digest prefix matches several images.
     #[error("digest prefix {prefix:?} is ambiguous: it matches {count} images")]
     AmbiguousDigest { prefix: String, count: usize },
+    /// A setting of `config.json` has a value that cannot be used.
+    #[error("`{}`: invalid {key} {value:?}", path.display())]
+    InvalidSetting {
+        path: PathBuf,
+        key: &'static str,
+        value: String,
+    },
     /// A name would point at an image whose blobs are not all in the store.
     #[error("cannot name image {name:?}: blob {missing} it refers to is not in the store")]
     Incomplete { name: String, missing: Digest },

@@ -5,8 +5,10 @@
 //! <root>/index.json          OCI index; named images carry org.opencontainers.image.ref.name
 //! <root>/blobs/sha256/<hex>  content-addressed blobs
 //! <root>/snapshots/<hex>/    extracted layer stacks, named by chain ID
+//! <root>/snapshots/<hex>.used  touched when the snapshot is used (its last use)
 //! <root>/cache/              op cache records (owned by the cache module)
-//! <root>/locks/              flock files: index.lock, snap-<hex>.lock
+//! <root>/locks/              flock files: index.lock, snap-<hex>.lock, gc.lock
+//! <root>/config.json         optional settings: {"maxStoreSize": "10GiB"}
 //! <root>/tmp/<id>/ + <id>.lock   one work dir per running process
 //! ```
 //!

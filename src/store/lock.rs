@@ -37,6 +37,11 @@ impl FileLock {
         Self::acquire(path, FlockOperation::LockShared).map(|l| l.expect("blocking lock"))
     }
 
+    /// Takes a shared lock on `path` unless somebody holds it exclusively; `None` then.
+    pub fn try_shared(path: &Path) -> Result<Option<FileLock>> {
+        Self::acquire(path, FlockOperation::NonBlockingLockShared)
+    }
+
     /// Takes an exclusive lock on `path` if nobody holds it; `None` if somebody does.
     pub fn try_exclusive(path: &Path) -> Result<Option<FileLock>> {
         Self::acquire(path, FlockOperation::NonBlockingLockExclusive)

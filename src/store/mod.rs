@@ -2,7 +2,8 @@
 //!
 //! The store directory is itself a valid OCI image layout (`oci-layout`, `index.json`,
 //! `blobs/sha256/`), so `skopeo copy oci:<root>:app:1 ...` reads it directly; beside
-//! that it holds `snapshots/`, `cache/`, `locks/` and `tmp/` (see [`layout`]).
+//! that it holds `snapshots/`, `cache/`, `locks/`, `tmp/` and an optional `config.json`
+//! (see [`layout`]).
 //!
 //! Invariants:
 //! - crash safety: every file is written under this process's `tmp/<id>/`, fsynced and
@@ -13,17 +14,22 @@
 //!   snapshot is built under `locks/snap-<hex>.lock`;
 //! - a work dir whose process died is removed by the next [`Store::open`].
 //!
+//! - garbage collection: a build holds `locks/gc.lock` shared, a prune exclusively
+//!   (`gc.rs`); [`usage`] measures what the store holds, exactly (`du -sB1`).
+//!
 //! Does not: apply layers (the layers module fills snapshot directories), talk to the
-//! network, or collect garbage (not yet).
+//! network, or decide what is garbage (the cache module's prune does).
 
 mod blobs;
 mod error;
+mod gc;
 pub mod layout;
 mod lock;
 mod names;
 mod snapshots;
 #[cfg(test)]
 pub(crate) mod testutil;
+pub mod usage;
 mod workdir;
 
 use std::ffi::OsStr;
@@ -31,6 +37,7 @@ use std::path::{Path, PathBuf};
 
 pub use blobs::{BlobWriter, MAX_JSON_BLOB};
 pub use error::{Error, Result};
+pub use gc::{ImageRoots, StoreConfig, CONFIG_FILE, GC_LOCK};
 pub use lock::FileLock;
 pub use names::{ImageName, NamedImage, CONTAINERD_NAME_ANNOTATION, REF_NAME_ANNOTATION};
 pub use snapshots::{chain_id, chain_ids, Prepared, SnapshotBuilder};

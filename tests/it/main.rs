@@ -5,6 +5,7 @@ mod build;
 mod cache;
 mod mounts;
 mod parallel;
+mod prune;
 mod run;
 mod snapshotter;
 mod support;

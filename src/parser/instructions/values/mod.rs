@@ -14,7 +14,7 @@
 //!
 //! Support files: [`error`] (the one error type), `golang` (the Go standard-library
 //! behaviours these parsers depend on: `strconv`, `%q`, `path.Clean`), `csv` (BuildKit's
-//! single-line CSV reader), `size` (tmpfs sizes), `suggest` (the "did you mean" hint) and `giturl` (the subset of
+//! single-line CSV reader), `size` (tmpfs sizes, `--keep-storage`), `suggest` (the "did you mean" hint) and `giturl` (the subset of
 //! Go's `net/url` that git references need).
 //!
 //! Not owned here: variable expansion (callers pass expanded text), flag splitting, and
@@ -47,6 +47,7 @@ pub use golang::clean_path;
 pub use mount::{parse_mount, Mount, MountType, Sharing};
 pub use network::Network;
 pub use security::Security;
+pub use size::ram_in_bytes;
 
 #[cfg(test)]
 mod tests {

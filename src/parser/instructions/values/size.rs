@@ -11,7 +11,7 @@
 /// `go-units` `RAMInBytes`: a non-negative decimal number, an optional space, and an
 /// optional case-insensitive suffix `b`, or `k m g t p` followed by nothing, `b`, `i` or
 /// `ib` (all binary multiples). Fractions are truncated after scaling.
-pub(crate) fn ram_in_bytes(text: &str) -> Option<u64> {
+pub fn ram_in_bytes(text: &str) -> Option<u64> {
     let sep = text.rfind(|c: char| c.is_ascii_digit() || c == '.' || c == ' ')?;
     // invariant: `sep` indexes an ASCII character, so both splits are on char boundaries.
     let (number, suffix) = if text.as_bytes().get(sep) == Some(&b' ') {
