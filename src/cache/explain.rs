@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::error::{CacheError, Result};
-use super::key::CacheKey;
+use super::key::{CacheKey, Inputs};
 use crate::digest::Digest;
 use crate::store::Store;
 
@@ -24,7 +24,7 @@ pub struct StepInputs {
     /// The instruction as written (for the report).
     pub text: String,
     pub key: CacheKey,
-    pub inputs: BTreeMap<String, String>,
+    pub inputs: Inputs,
 }
 
 /// The steps of one stage in one build.
@@ -91,7 +91,11 @@ impl<'a> BuildLogs<'a> {
 
 /// The reasons `now` missed, given the same step of the last build (`None`: no earlier
 /// build of this stage, or it had fewer steps) and whether the parent step missed.
-pub fn explain(before: Option<&StepInputs>, now: &StepInputs, parent_missed: bool) -> Vec<String> {
+pub fn explain<'a>(
+    before: Option<&'a StepInputs>,
+    now: &'a StepInputs,
+    parent_missed: bool,
+) -> Vec<String> {
     let Some(before) = before else {
         let first = if parent_missed {
             "parent step missed"
@@ -108,15 +112,22 @@ pub fn explain(before: Option<&StepInputs>, now: &StepInputs, parent_missed: boo
     if parent_missed {
         reasons.push("parent step missed".to_owned());
     }
-    let names: std::collections::BTreeSet<&String> =
-        before.inputs.keys().chain(now.inputs.keys()).collect();
+    let map = |inputs: &'a Inputs| -> BTreeMap<&'a String, &'a String> {
+        inputs.iter().map(|(k, v)| (k, v)).collect()
+    };
+    let (old_inputs, new_inputs) = (map(&before.inputs), map(&now.inputs));
+    let names: std::collections::BTreeSet<&String> = old_inputs
+        .keys()
+        .chain(new_inputs.keys())
+        .copied()
+        .collect();
     for name in names {
-        let (old, new) = (before.inputs.get(name), now.inputs.get(name));
+        let (old, new) = (old_inputs.get(name), new_inputs.get(name));
         if old != new {
             reasons.push(describe(
                 name,
-                old.map(String::as_str),
-                new.map(String::as_str),
+                old.map(|s| s.as_str()),
+                new.map(|s| s.as_str()),
             ));
         }
     }

@@ -8,8 +8,6 @@
 //! ([`super::explain()`]). Values that are large (file contents, the environment) are
 //! added as digests; secrets are never inputs.
 
-use std::collections::BTreeMap;
-
 use sha2::{Digest as _, Sha256};
 
 use crate::digest::Digest;
@@ -21,11 +19,15 @@ pub const KEY_VERSION: &str = "rbuild-cache-v1";
 /// A step's cache key.
 pub type CacheKey = Digest;
 
+/// A key's inputs by name, in the order they were added (a Vec: building a map for
+/// every context file of every build would cost more than the rare explanation).
+pub type Inputs = Vec<(String, String)>;
+
 /// Builds one key.
 #[derive(Debug, Clone)]
 pub struct KeyBuilder {
     hasher: Sha256,
-    inputs: BTreeMap<String, String>,
+    inputs: Inputs,
 }
 
 impl KeyBuilder {
@@ -39,7 +41,7 @@ impl KeyBuilder {
         }
         KeyBuilder {
             hasher,
-            inputs: BTreeMap::new(),
+            inputs: Vec::new(),
         }
     }
 
@@ -47,7 +49,7 @@ impl KeyBuilder {
     pub fn input(&mut self, name: &str, value: &str) -> &mut Self {
         field(&mut self.hasher, name.as_bytes());
         field(&mut self.hasher, value.as_bytes());
-        self.inputs.insert(name.to_owned(), value.to_owned());
+        self.inputs.push((name.to_owned(), value.to_owned()));
         self
     }
 
@@ -59,15 +61,15 @@ impl KeyBuilder {
         for v in &joined {
             field(&mut self.hasher, v.as_bytes());
         }
-        self.inputs.insert(
+        self.inputs.push((
             name.to_owned(),
             serde_json::to_string(&joined).unwrap_or_default(),
-        );
+        ));
         self
     }
 
     /// The key and the inputs that made it.
-    pub fn finish(self) -> (CacheKey, BTreeMap<String, String>) {
+    pub fn finish(self) -> (CacheKey, Inputs) {
         let bytes: [u8; 32] = self.hasher.finalize().into();
         (Digest::from_bytes(bytes), self.inputs)
     }
@@ -113,6 +115,6 @@ mod tests {
         };
         assert_ne!(l(&["A=1", "B=2"]).0, l(&["B=2", "A=1"]).0);
         assert_ne!(l(&["A=1B=2"]).0, l(&["A=1", "B=2"]).0);
-        assert_eq!(l(&["A=1"]).1["env"], "[\"A=1\"]");
+        assert_eq!(l(&["A=1"]).1, [("env".to_owned(), "[\"A=1\"]".to_owned())]);
     }
 }

@@ -24,7 +24,7 @@ mod stat;
 pub use du::{usage, BlobClasses, KindUsage, Tally, UsageReport};
 pub use error::{CacheError, Result};
 pub use explain::{explain, BuildLogs, StageLog, StepInputs};
-pub use key::{CacheKey, KeyBuilder, KEY_VERSION};
+pub use key::{CacheKey, Inputs, KeyBuilder, KEY_VERSION};
 pub use prune::{prune, PruneOptions, PruneReport, Removed};
 pub use record::{LayerRecord, Record, Records};
 pub use stat::{hash_file, StatCache};

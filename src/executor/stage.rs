@@ -127,7 +127,7 @@ pub fn run_stage(env: &StageEnv<'_>, stage: &StagePlan) -> Result<StageOutput, B
                 Base::Stage(_) => ("base-stage", key.to_string()),
                 Base::Scratch => ("base", "scratch".to_owned()),
             };
-            inputs.insert(name.to_owned(), value);
+            inputs.push((name.to_owned(), value));
         }
         let step_inputs = StepInputs {
             text: step.original.clone(),

@@ -15,10 +15,8 @@
 //! SHELL, ARG) is an input of those steps, so editing a LABEL misses nothing, as in
 //! BuildKit. Secret values are never inputs (only a secret mount's id and target).
 
-use std::collections::BTreeMap;
-
 use super::{Base, CopyOp, Op, RunMount, RunOp, Source, Step};
-use crate::cache::{CacheKey, KeyBuilder};
+use crate::cache::{CacheKey, Inputs, KeyBuilder};
 use crate::parser::instructions::values::{clean_path, MountType};
 
 /// What the executor supplies to key a step: content identities it has to read.
@@ -35,7 +33,7 @@ pub trait KeySources {
 }
 
 /// A step's key and the inputs that made it (for explanations).
-pub type KeyedStep = (CacheKey, BTreeMap<String, String>);
+pub type KeyedStep = (CacheKey, Inputs);
 
 /// Build-wide options that change what a step produces.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
