@@ -40,7 +40,19 @@ impl Digest {
 
     /// The 64 lowercase hex digits, without the algorithm.
     pub fn hex(&self) -> String {
-        hex::encode(self.0)
+        String::from_utf8_lossy(&self.hex_bytes()).into_owned()
+    }
+
+    /// The hex digits as ASCII bytes, without allocating (keys of large contexts
+    /// format one digest per file).
+    fn hex_bytes(&self) -> [u8; 64] {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 64];
+        for (i, b) in self.0.iter().enumerate() {
+            out[2 * i] = DIGITS[usize::from(b >> 4)];
+            out[2 * i + 1] = DIGITS[usize::from(b & 0xf)];
+        }
+        out
     }
 
     /// The first 12 hex digits, for display.
@@ -51,7 +63,10 @@ impl Digest {
 
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "sha256:{}", self.hex())
+        let hex = self.hex_bytes();
+        // ASCII by construction.
+        f.write_str("sha256:")?;
+        f.write_str(std::str::from_utf8(&hex).unwrap_or_default())
     }
 }
 

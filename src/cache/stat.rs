@@ -24,6 +24,31 @@ const MAGIC: &[u8] = b"rbuild-stat-v1\n";
 /// size, mtime s+ns, ctime s+ns, inode, device, digest.
 const FIXED: usize = 8 + 8 + 4 + 8 + 4 + 8 + 8 + 32;
 
+/// A fast hash for the paths of one's own context (no untrusted peer chooses them): the
+/// map is probed once per context file on every build.
+#[derive(Default)]
+struct PathHasher(u64);
+
+impl std::hash::Hasher for PathHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+            self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type Entries = HashMap<String, (Stamp, Digest), std::hash::BuildHasherDefault<PathHasher>>;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Stamp {
     size: u64,
@@ -49,7 +74,7 @@ impl Stamp {
 #[derive(Debug)]
 pub struct StatCache {
     file: PathBuf,
-    entries: HashMap<String, (Stamp, Digest)>,
+    entries: Entries,
     dirty: bool,
     /// Files read (hashed) in this build, for the report and the tests.
     pub hashed: usize,
@@ -123,7 +148,7 @@ pub fn hash_file(path: &Path) -> io::Result<Digest> {
     Ok(Digest::from_bytes(hasher.finalize().into()))
 }
 
-fn encode(entries: &HashMap<String, (Stamp, Digest)>) -> Vec<u8> {
+fn encode(entries: &Entries) -> Vec<u8> {
     let mut out = Vec::with_capacity(MAGIC.len() + entries.len() * (FIXED + 40));
     out.extend_from_slice(MAGIC);
     let mut sorted: Vec<_> = entries.iter().collect();
@@ -143,9 +168,9 @@ fn encode(entries: &HashMap<String, (Stamp, Digest)>) -> Vec<u8> {
     out
 }
 
-fn decode(bytes: &[u8]) -> Option<HashMap<String, (Stamp, Digest)>> {
+fn decode(bytes: &[u8]) -> Option<Entries> {
     let mut rest = bytes.strip_prefix(MAGIC)?;
-    let mut out = HashMap::new();
+    let mut out = Entries::default();
     while !rest.is_empty() {
         let len = u32::from_le_bytes(take(&mut rest, 4)?.try_into().ok()?) as usize;
         let path = std::str::from_utf8(take(&mut rest, len)?).ok()?.to_owned();
@@ -208,7 +233,7 @@ mod tests {
 
     #[test]
     fn encoding_round_trips_and_rejects_garbage() {
-        let mut entries = HashMap::new();
+        let mut entries = Entries::default();
         let stamp = Stamp {
             size: 3,
             mtime: (-5, 7),
