@@ -6,6 +6,7 @@
 mod build;
 mod parse;
 mod progress;
+mod store_check;
 mod store_cmds;
 
 use std::ffi::OsString;
@@ -41,6 +42,8 @@ enum Command {
     Rmi(store_cmds::RmiArgs),
     /// Print an image's manifest and config as JSON.
     Inspect(store_cmds::InspectArgs),
+    /// Manage the store itself (`rbuild store check [--repair]`).
+    Store(store_check::StoreArgs),
 }
 
 /// The store root: `--root`/`RBUILD_ROOT`, else the default for this user.
@@ -58,7 +61,9 @@ fn store_root(root: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     .context("cannot choose a store directory (HOME is not set): pass --root or set RBUILD_ROOT")
 }
 
-const SUBCOMMANDS: [&str; 7] = ["build", "parse", "images", "tag", "rmi", "inspect", "help"];
+const SUBCOMMANDS: [&str; 8] = [
+    "build", "parse", "images", "tag", "rmi", "inspect", "store", "help",
+];
 
 /// `rbuild -t app:1 .` means `rbuild build -t app:1 .`: inserts `build` before the
 /// first argument that is not a global option when no subcommand is named.
@@ -95,6 +100,7 @@ pub fn run() -> ExitCode {
         Command::Tag(a) => store_root(root).and_then(|r| store_cmds::run_tag(&r, &a)),
         Command::Rmi(a) => store_root(root).and_then(|r| store_cmds::run_rmi(&r, &a)),
         Command::Inspect(a) => store_root(root).and_then(|r| store_cmds::run_inspect(&r, &a)),
+        Command::Store(a) => store_root(root).and_then(|r| store_check::run(&r, &a)),
     };
     match result {
         Ok(code) => code,
