@@ -227,6 +227,7 @@ impl StepRoot {
         })?;
         if let Prepared::Build(builder) = env.store.prepare_snapshot(&chain)? {
             self.snapshot(&set, builder.path(), env)?;
+            self.dirs.settle()?;
             builder.commit(&SnapshotInfo {
                 parent: layers.last().map(|l| l.chain),
                 diff_id: blob.diff_id,
@@ -299,6 +300,22 @@ impl StepDirs {
 
     fn path(&self, sub: &str) -> PathBuf {
         self.dir.path().join(sub)
+    }
+
+    /// Removes what may still hold links to inodes of the new snapshot, whose ctimes
+    /// must not move once it is fingerprinted: overlayfs' workdir (its shared whiteout
+    /// inode) and a native root (hardlinks moved into the snapshot). Unmounted first.
+    fn settle(&self) -> Result<(), ExecError> {
+        for sub in ["work", "root"] {
+            let p = self.path(sub);
+            match std::fs::remove_dir_all(&p) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(ExecError::fs("cannot remove", &p)(e))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// Creates the subdirectory `sub`.

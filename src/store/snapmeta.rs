@@ -12,7 +12,10 @@
 //! the path and `lstat`'s mode, size, inode and ctime (seconds and nanoseconds). Any
 //! write, truncate, chmod, chown, xattr change, rename, link or unlink through the
 //! filesystem changes a ctime or the entry list, and ctime cannot be set from user
-//! space. Cost: one `lstat` per entry, no file content read (~10-30 ms for a 10,000-file
+//! space. The ctime of an inode also moves when a link to it *outside* the snapshot
+//! goes, so a snapshot must be settled before it is committed: overlayfs makes every
+//! whiteout a link of one inode in its workdir, and a native step root shares
+//! hardlinked files with the snapshot made from it; the executor removes both first. Cost: one `lstat` per entry, no file content read (~10-30 ms for a 10,000-file
 //! Debian base on this machine's ext4); it does not see damage below the filesystem (a
 //! bad disk block), which only the diff ID recomputation of `store check` finds.
 //!
