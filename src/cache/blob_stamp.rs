@@ -91,7 +91,11 @@ pub fn judge(path: &Path, digest: &Digest, size: u64, recorded: Option<&BlobStam
 /// SHA-256 of what `reader` yields, streamed in 1 MiB chunks; `None` on a read error.
 fn hash_reader(reader: &mut impl Read) -> Option<Digest> {
     let mut hasher = Hasher::new(std::io::sink());
-    std::io::copy(&mut std::io::BufReader::with_capacity(1 << 20, reader), &mut hasher).ok()?;
+    std::io::copy(
+        &mut std::io::BufReader::with_capacity(1 << 20, reader),
+        &mut hasher,
+    )
+    .ok()?;
     Some(hasher.finish().0)
 }
 
@@ -115,9 +119,15 @@ mod tests {
         fs::write(&path, b"0123456789").unwrap();
         let digest = Digest::of(b"0123456789");
         let stamp = BlobStamp::read(&path).unwrap();
-        assert_eq!(judge(&path, &digest, 10, Some(&stamp)), BlobState::Unchanged);
+        assert_eq!(
+            judge(&path, &digest, 10, Some(&stamp)),
+            BlobState::Unchanged
+        );
         assert_eq!(judge(&path, &digest, 10, None), BlobState::Verified(stamp));
-        assert!(matches!(judge(&path, &digest, 9, Some(&stamp)), BlobState::Damaged(_)));
+        assert!(matches!(
+            judge(&path, &digest, 9, Some(&stamp)),
+            BlobState::Damaged(_)
+        ));
         std::thread::sleep(std::time::Duration::from_millis(5));
         fs::write(&path, b"0123456789").unwrap();
         assert!(matches!(

@@ -105,8 +105,12 @@ mod tests {
             diff_id: digest,
         };
         let keys: Vec<Digest> = (0..4u8).map(|i| Digest::of(&[i])).collect();
-        records.put(&Record::new(keys[0], Some(layer(good)))).unwrap();
-        records.put(&Record::new(keys[1], Some(layer(bad)))).unwrap();
+        records
+            .put(&Record::new(keys[0], Some(layer(good))))
+            .unwrap();
+        records
+            .put(&Record::new(keys[1], Some(layer(bad))))
+            .unwrap();
         records.put(&Record::new(keys[2], None)).unwrap();
         fs::write(records.path(&keys[3]), b"{\"vers").unwrap();
         fs::write(store.blob_path(&bad), b"bad layer?").unwrap();

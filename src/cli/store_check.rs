@@ -53,7 +53,8 @@ pub fn run(root: &Path, args: &StoreArgs) -> anyhow::Result<ExitCode> {
 /// A full check: the store's part, then the cache records against its blob verdicts.
 fn full_check(store: &Store, repair: bool) -> anyhow::Result<Report> {
     let mut report = check(store, repair).context("checking the store")?;
-    crate::cache::check_records(store, repair, &mut report).context("checking the cache records")?;
+    crate::cache::check_records(store, repair, &mut report)
+        .context("checking the cache records")?;
     Ok(report)
 }
 
@@ -100,16 +101,18 @@ fn render_table(root: &Path, report: &Report, after: Option<&Report>) -> String 
         }
     ));
     if let Some(after) = after {
-        out.push_str(&match count(after, Severity::Damage) + count(after, Severity::Leftover) {
-            0 => "after repair: clean\n".to_owned(),
-            n => {
-                let mut s = format!("after repair: {n} problems remain\n");
-                for f in &after.findings {
-                    s.push_str(&line(root, f));
+        out.push_str(
+            &match count(after, Severity::Damage) + count(after, Severity::Leftover) {
+                0 => "after repair: clean\n".to_owned(),
+                n => {
+                    let mut s = format!("after repair: {n} problems remain\n");
+                    for f in &after.findings {
+                        s.push_str(&line(root, f));
+                    }
+                    s
                 }
-                s
-            }
-        });
+            },
+        );
     }
     out
 }
@@ -125,7 +128,10 @@ fn line(root: &Path, f: &Finding) -> String {
         .repaired
         .as_ref()
         .map_or(String::new(), |r| format!(" -> {r}"));
-    format!("{severity:<8}  {:<8}  {}  {path}: {}{repaired}\n", f.kind, f.object, f.problem)
+    format!(
+        "{severity:<8}  {:<8}  {}  {path}: {}{repaired}\n",
+        f.kind, f.object, f.problem
+    )
 }
 
 fn count(report: &Report, severity: Severity) -> usize {

@@ -203,7 +203,9 @@ impl StepRoot {
         let set = match &self.kind {
             RootKind::Overlay(_) => {
                 let all = upperdir_changes(&upper)?;
-                let set = all.clone().prune_unchanged_dirs(&lowers(env.store, layers))?;
+                let set = all
+                    .clone()
+                    .prune_unchanged_dirs(&lowers(env.store, layers))?;
                 skip = pruned(&all, &set);
                 set
             }

@@ -40,9 +40,7 @@ pub use blobs::{BlobWriter, MAX_JSON_BLOB};
 pub use error::{Error, Result};
 pub use lock::FileLock;
 pub use names::{ImageName, NamedImage, CONTAINERD_NAME_ANNOTATION, REF_NAME_ANNOTATION};
-pub use snapmeta::{
-    fingerprint, read_sidecar, Fingerprint, Sidecar, SnapshotInfo, SnapshotMeta,
-};
+pub use snapmeta::{fingerprint, read_sidecar, Fingerprint, Sidecar, SnapshotInfo, SnapshotMeta};
 pub use snapshots::{chain_id, chain_ids, Prepared, SnapshotBuilder};
 
 use workdir::WorkDir;

@@ -67,7 +67,7 @@ pub struct SnapshotMeta {
     pub diff_id: Digest,
     #[serde(default)]
     pub source_date_epoch: Option<i64>,
-    /// [`SnapshotInfo::skip`], each path escaped by [`escape_path`].
+    /// [`SnapshotInfo::skip`], each path escaped (`%XX` for bytes outside printable ASCII).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skip: Vec<String>,
     /// [`fingerprint`] of the directory at commit.

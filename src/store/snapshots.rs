@@ -160,9 +160,7 @@ impl Store {
         }
         layout::sync_parent(&path)?;
         match fs::remove_dir_all(&doomed) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(io_err("remove", &doomed)(e))
-            }
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err("remove", &doomed)(e)),
             _ => Ok(()),
         }
     }
@@ -254,7 +252,10 @@ mod tests {
         // This process checked it at commit; another one checks it at first use.
         std::thread::sleep(Duration::from_millis(5));
         fs::write(store.snapshot_path(&id).join("f"), b"0124").unwrap();
-        assert!(matches!(store.prepare_snapshot(&id).unwrap(), Prepared::Ready(_)));
+        assert!(matches!(
+            store.prepare_snapshot(&id).unwrap(),
+            Prepared::Ready(_)
+        ));
         let other = Store::open(dir.path()).unwrap();
         let Prepared::Build(again) = other.prepare_snapshot(&id).unwrap() else {
             panic!("a modified snapshot must be rebuilt");
@@ -265,7 +266,10 @@ mod tests {
         // No sidecar (an old store, or removed): rebuilt as well.
         fs::remove_file(store.snapshot_sidecar_path(&id)).unwrap();
         let third = Store::open(dir.path()).unwrap();
-        assert!(matches!(third.prepare_snapshot(&id).unwrap(), Prepared::Build(_)));
+        assert!(matches!(
+            third.prepare_snapshot(&id).unwrap(),
+            Prepared::Build(_)
+        ));
     }
 
     #[test]

@@ -178,9 +178,19 @@ fn explain_reports_without_building() {
     };
     let report = explain();
     let lines: Vec<&str> = report.lines().collect();
-    assert!(lines[0].starts_with("#1.1 CACHED [stage-1 1/4] COPY a.txt"), "{report}");
-    assert!(lines[1].starts_with("#1.2 MISS   [stage-1 2/4] COPY b.txt"), "{report}");
-    assert_eq!(lines[2].trim(), "- file b.txt changed (content)", "{report}");
+    assert!(
+        lines[0].starts_with("#1.1 CACHED [stage-1 1/4] COPY a.txt"),
+        "{report}"
+    );
+    assert!(
+        lines[1].starts_with("#1.2 MISS   [stage-1 2/4] COPY b.txt"),
+        "{report}"
+    );
+    assert_eq!(
+        lines[2].trim(),
+        "- file b.txt changed (content)",
+        "{report}"
+    );
     assert!(report.contains("- parent step missed"), "{report}");
     // Nothing was built or recorded: the same report again, and the build then misses.
     assert_eq!(explain(), report);

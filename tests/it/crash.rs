@@ -136,14 +136,16 @@ fn crash_sigkill_at_random_moments_leaves_a_consistent_store() {
     eprintln!("crash: uninterrupted build {expected_ms} ms, image {reference}");
 
     let (mut killed, mut finished, mut leftovers, mut repaired) = (0, 0, 0, 0);
+    let mut phases = std::collections::BTreeMap::<String, u32>::new();
     for i in 0..iterations {
         let root = t.path(&format!("store-{i}"));
         let delay = rng.below(expected_ms * 11 / 10);
+        let log = t.path(&format!("build-{i}.log"));
         let mut child = Command::new(env!("CARGO_BIN_EXE_rbuild"))
             .args(build_args(&t, &root))
             .env("SOURCE_DATE_EPOCH", "1700000000")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
             .spawn()
             .expect("spawn rbuild");
         std::thread::sleep(Duration::from_millis(delay));
@@ -154,24 +156,40 @@ fn crash_sigkill_at_random_moments_leaves_a_consistent_store() {
             finished += 1;
         } else {
             killed += 1;
+            *phases.entry(phase(&log)).or_insert(0) += 1;
         }
         let left = wait_processes_gone(&marker);
-        assert!(left.is_empty(), "iteration {i} (kill at {delay} ms): processes left: {left:?}");
+        assert!(
+            left.is_empty(),
+            "iteration {i} (kill at {delay} ms): processes left: {left:?}"
+        );
         let mounts = leaked_mounts(&root);
         assert!(mounts.is_empty(), "iteration {i}: mounts left: {mounts:?}");
 
         let (ok, report) = store_check(&root, &[]);
-        assert!(ok, "iteration {i} (kill at {delay} ms, seed {seed}): damage:\n{report}");
+        assert!(
+            ok,
+            "iteration {i} (kill at {delay} ms, seed {seed}): damage:\n{report}"
+        );
         if !report.contains(": clean") {
             leftovers += report.lines().filter(|l| l.starts_with("leftover")).count();
             let (ok, after) = store_check(&root, &["--repair"]);
-            assert!(ok && after.contains("after repair: clean"), "iteration {i}:\n{after}");
+            assert!(
+                ok && after.contains("after repair: clean"),
+                "iteration {i}:\n{after}"
+            );
             repaired += 1;
         }
         let digest = full_build(&t, &root);
-        assert_eq!(digest, reference, "iteration {i} (kill at {delay} ms, seed {seed})");
+        assert_eq!(
+            digest, reference,
+            "iteration {i} (kill at {delay} ms, seed {seed})"
+        );
         let (ok, report) = store_check(&root, &[]);
-        assert!(ok && report.contains(": clean"), "iteration {i} after rebuild:\n{report}");
+        assert!(
+            ok && report.contains(": clean"),
+            "iteration {i} after rebuild:\n{report}"
+        );
         let _ = std::fs::remove_dir_all(&root);
     }
     eprintln!(
@@ -180,4 +198,21 @@ fn crash_sigkill_at_random_moments_leaves_a_consistent_store() {
          all repaired), 0 damaged, same image every time",
         started.elapsed().as_secs_f64()
     );
+    eprintln!("crash: killed during (last step line seen -> kills): {phases:?}");
+}
+
+/// The step a killed build was in: its last `#S.N <what>` progress line (`start`
+/// before any; `export` after the last step finished).
+fn phase(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let Some(last) = text.lines().rev().find(|l| l.starts_with('#')) else {
+        return "start".to_owned();
+    };
+    let mut words = last.split_whitespace();
+    let id = words.next().unwrap_or("?");
+    match words.next() {
+        Some("DONE") | Some("CACHED") if id == "#1.3" => "export".to_owned(),
+        Some("DONE") | Some("CACHED") => format!("{id} done"),
+        _ => format!("{id} running"),
+    }
 }

@@ -44,7 +44,9 @@ fn top_layer(root: &Path, name: &str) -> String {
     let out = rbuild_in(root, &["inspect", name], &[]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("inspect json");
     let layers = v["manifest"]["layers"].as_array().expect("layers");
-    let digest = layers.last().expect("a layer")["digest"].as_str().expect("digest");
+    let digest = layers.last().expect("a layer")["digest"]
+        .as_str()
+        .expect("digest");
     digest.trim_start_matches("sha256:").to_owned()
 }
 
@@ -74,15 +76,27 @@ fn a_damaged_cached_layer_is_rebuilt_not_reused() {
         return;
     };
     let (first, _) = build(&t, &["-t", "i:1"]);
-    let blob = t.root().join("blobs/sha256").join(top_layer(&t.root(), "i:1"));
+    let blob = t
+        .root()
+        .join("blobs/sha256")
+        .join(top_layer(&t.root(), "i:1"));
     flip_byte(&blob);
     let (ok, report) = store_check(&t.root(), &[]);
-    assert!(!ok && report.contains("content does not match its name"), "{report}");
+    assert!(
+        !ok && report.contains("content does not match its name"),
+        "{report}"
+    );
     let (again, log) = build(&t, &["-t", "i:1"]);
     let cached = cached_steps(&log);
     assert_eq!(again, first, "the same image, from a rebuilt step:\n{log}");
-    assert!(!log.lines().any(|l| l.starts_with("#1.3 CACHED")), "the damaged step ran:\n{log}");
-    assert!(cached.iter().any(|s| s == "#1.1"), "the steps before it hit:\n{log}");
+    assert!(
+        !log.lines().any(|l| l.starts_with("#1.3 CACHED")),
+        "the damaged step ran:\n{log}"
+    );
+    assert!(
+        cached.iter().any(|s| s == "#1.1"),
+        "the steps before it hit:\n{log}"
+    );
     let (ok, report) = store_check(&t.root(), &[]);
     assert!(ok, "the rebuild wrote a good blob:\n{report}");
 }
@@ -96,13 +110,22 @@ fn a_damaged_snapshot_is_detected_and_re_made() {
     let snap = snapshot_with(&t.root(), "data.txt");
     flip_byte(&snap.join("data.txt"));
     let (ok, report) = store_check(&t.root(), &[]);
-    assert!(!ok && report.contains("modified since it was made"), "{report}");
+    assert!(
+        !ok && report.contains("modified since it was made"),
+        "{report}"
+    );
     // The last RUN misses and runs on the damaged snapshot's chain: re-made first.
     let out = t.path("out");
     let dest = format!("type=local,dest={}", out.display());
     build(&t, &["--build-arg", "N=2", "-o", &dest]);
-    assert_eq!(std::fs::read_to_string(out.join("copy.txt")).unwrap(), "data-from-run\n");
-    assert_eq!(std::fs::read_to_string(snap.join("data.txt")).unwrap(), "data-from-run\n");
+    assert_eq!(
+        std::fs::read_to_string(out.join("copy.txt")).unwrap(),
+        "data-from-run\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(snap.join("data.txt")).unwrap(),
+        "data-from-run\n"
+    );
     assert!(store_check(&t.root(), &[]).0);
 }
 

@@ -24,7 +24,12 @@ pub(super) fn check(store: &Store, repair: bool, report: &mut Report) -> Result<
     let index: Index = match serde_json::from_slice(&bytes) {
         Ok(index) => index,
         Err(e) => {
-            let mut f = Finding::damage("layout", INDEX_FILE, &path, format!("not a valid index: {e}"));
+            let mut f = Finding::damage(
+                "layout",
+                INDEX_FILE,
+                &path,
+                format!("not a valid index: {e}"),
+            );
             if repair {
                 f = f.repaired(replace_index(store)?);
             }
@@ -109,9 +114,7 @@ fn check_descriptor(
 fn replace_index(store: &Store) -> Result<String> {
     let _lock = FileLock::exclusive(&store.root().join(INDEX_LOCK))?;
     let path = store.root().join(INDEX_FILE);
-    let aside = store
-        .root()
-        .join(layout::unique_name("index.json.broken"));
+    let aside = store.root().join(layout::unique_name("index.json.broken"));
     fs::rename(&path, &aside).map_err(io_err("move aside", &path))?;
     let bytes = layout::encode(&Index::default(), "index.json")?;
     layout::write_atomic(store.work_dir(), &path, &bytes)?;

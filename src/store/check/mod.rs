@@ -70,7 +70,12 @@ pub struct Finding {
 
 impl Finding {
     /// A damage finding.
-    pub fn damage(kind: &'static str, object: impl Into<String>, path: &Path, problem: String) -> Self {
+    pub fn damage(
+        kind: &'static str,
+        object: impl Into<String>,
+        path: &Path,
+        problem: String,
+    ) -> Self {
         Finding {
             kind,
             severity: Severity::Damage,
@@ -82,7 +87,12 @@ impl Finding {
     }
 
     /// A leftover finding.
-    pub fn leftover(kind: &'static str, object: impl Into<String>, path: &Path, problem: String) -> Self {
+    pub fn leftover(
+        kind: &'static str,
+        object: impl Into<String>,
+        path: &Path,
+        problem: String,
+    ) -> Self {
         Finding {
             severity: Severity::Leftover,
             ..Finding::damage(kind, object, path, problem)
@@ -135,7 +145,9 @@ impl Report {
     pub fn blob_ok(&self, digest: &Digest, size: u64) -> std::result::Result<(), String> {
         match self.blobs.get(digest) {
             Some(BlobStatus::Good(s)) if *s == size => Ok(()),
-            Some(BlobStatus::Good(s)) => Err(format!("blob {digest} has {s} bytes, expected {size}")),
+            Some(BlobStatus::Good(s)) => {
+                Err(format!("blob {digest} has {s} bytes, expected {size}"))
+            }
             Some(BlobStatus::Bad) => Err(format!("blob {digest} is damaged")),
             None => Err(format!("blob {digest} is missing")),
         }

@@ -129,7 +129,9 @@ pub(crate) fn diff_id(dir: &Path, meta: &SnapshotMeta) -> crate::layers::Result<
         .map_err(|source| crate::layers::Error::WriteBlob { source })?;
     let hasher = out
         .into_inner()
-        .map_err(|e| crate::layers::Error::WriteBlob { source: e.into_error() })?;
+        .map_err(|e| crate::layers::Error::WriteBlob {
+            source: e.into_error(),
+        })?;
     Ok(hasher.finish().0)
 }
 

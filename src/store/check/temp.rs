@@ -23,7 +23,11 @@ pub(super) fn check(store: &Store, repair: bool, report: &mut Report) -> Result<
         let problem = "work dir of a process that is gone".to_owned();
         let mut f = Finding::leftover("temp", object, &path, problem);
         if repair {
-            f = f.repaired(if path.exists() { "still there" } else { "removed" });
+            f = f.repaired(if path.exists() {
+                "still there"
+            } else {
+                "removed"
+            });
         }
         report.findings.push(f);
     }

@@ -12,7 +12,11 @@ fn store() -> (tempfile::TempDir, Store) {
 }
 
 fn kinds(report: &Report) -> Vec<(&'static str, Severity)> {
-    report.findings.iter().map(|f| (f.kind, f.severity)).collect()
+    report
+        .findings
+        .iter()
+        .map(|f| (f.kind, f.severity))
+        .collect()
 }
 
 /// A named image of one layer; returns the layer's digest.
@@ -31,7 +35,9 @@ fn image(store: &Store, name: &str) -> Digest {
     let bytes = canonical_json(&manifest).unwrap();
     let (digest, size) = store.put_bytes(&bytes).unwrap();
     let desc = Descriptor::new(crate::image::media_types::OCI_MANIFEST, digest, size);
-    store.set_name(&ImageName::parse(name).unwrap(), &desc).unwrap();
+    store
+        .set_name(&ImageName::parse(name).unwrap(), &desc)
+        .unwrap();
     layer
 }
 
@@ -61,7 +67,11 @@ fn a_damaged_layer_fails_its_blob_and_image_and_repair_removes_both() {
         kinds(&report),
         [("blob", Severity::Damage), ("image", Severity::Damage)]
     );
-    assert!(report.findings[1].problem.contains("layer 1"), "{:?}", report.findings);
+    assert!(
+        report.findings[1].problem.contains("layer 1"),
+        "{:?}",
+        report.findings
+    );
     let repaired = check(&store, true).unwrap();
     assert!(repaired.findings.iter().all(|f| f.repaired.is_some()));
     assert!(!store.has_blob(&layer));
@@ -78,7 +88,13 @@ fn a_torn_index_is_replaced_and_kept_aside() {
     assert!(check(&store, false).unwrap().findings.is_empty());
     let aside = fs::read_dir(d.path())
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("index.json.broken"))
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("index.json.broken")
+        })
         .count();
     assert_eq!(aside, 1);
 }
@@ -133,7 +149,11 @@ fn snapshots_are_verified_by_fingerprint_and_diff_id() {
     flip(&store.snapshot_path(&chain).join("d/f"));
     let report = check(&store, false).unwrap();
     assert_eq!(kinds(&report), [("snapshot", Severity::Damage)]);
-    assert!(report.findings[0].problem.contains("modified"), "{:?}", report.findings);
+    assert!(
+        report.findings[0].problem.contains("modified"),
+        "{:?}",
+        report.findings
+    );
     check(&store, true).unwrap();
     assert!(!store.has_snapshot(&chain));
     assert!(check(&store, false).unwrap().findings.is_empty());
@@ -154,7 +174,11 @@ fn a_snapshot_whose_content_is_not_its_layer_is_found() {
     fs::write(&sidecar, serde_json::to_vec(&meta).unwrap()).unwrap();
     let report = check(&store, false).unwrap();
     assert_eq!(kinds(&report), [("snapshot", Severity::Damage)]);
-    assert!(report.findings[0].problem.contains("diff ID"), "{:?}", report.findings);
+    assert!(
+        report.findings[0].problem.contains("diff ID"),
+        "{:?}",
+        report.findings
+    );
 }
 
 #[test]
@@ -166,7 +190,10 @@ fn orphan_sidecars_are_leftovers_and_strangers_are_damage() {
     let report = check(&store, false).unwrap();
     assert_eq!(
         kinds(&report),
-        [("snapshot", Severity::Leftover), ("snapshot", Severity::Damage)]
+        [
+            ("snapshot", Severity::Leftover),
+            ("snapshot", Severity::Damage)
+        ]
     );
     check(&store, true).unwrap();
     assert!(check(&store, false).unwrap().findings.is_empty());
