@@ -6,7 +6,9 @@
 //! parser/  Dockerfile bytes -> typed AST with positions; word expansion; .dockerignore
 //! context/ the build context: filtered walk honouring .dockerignore
 //! plan/    stages, ARG/ENV expansion, the op graph
-//! store/   the on-disk store: an OCI layout with blobs, names, snapshots, locks, tmp
+//! store/   the on-disk store: an OCI layout with blobs, names, snapshots, locks, tmp;
+//!          integrity (snapshot fingerprints, `store check`)
+//! cache/   step keys, records (with blob stamps), the stat cache, miss explanations
 //! image/   config/manifest/index types (canonical JSON), assembly, OCI/docker exports
 //! executor/ the build: stages scheduled (independent ones in parallel), per-step file
 //!          ops and RUN on overlays or native copies, progress events, exports
