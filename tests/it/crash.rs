@@ -136,7 +136,11 @@ fn crash_sigkill_at_random_moments_leaves_a_consistent_store() {
     let reference = full_build(&t, &t.path("reference"));
     let first_ms = started.elapsed().as_millis() as u64;
     let second = Instant::now();
-    assert_eq!(full_build(&t, &t.path("reference-2")), reference, "reproducible");
+    assert_eq!(
+        full_build(&t, &t.path("reference-2")),
+        reference,
+        "reproducible"
+    );
     let expected_ms = first_ms.min(second.elapsed().as_millis() as u64);
     eprintln!("crash: uninterrupted build {expected_ms} ms, image {reference}");
 
