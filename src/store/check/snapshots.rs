@@ -60,6 +60,8 @@ pub(super) fn check(store: &Store, repair: bool, report: &mut Report) -> Result<
                 report.findings.push(f);
             }
             (Some(_), false, Some(_)) => {} // a sidecar, checked with its snapshot
+            // Garbage collection's last-use marks (`<chain-hex>.used`, on main): theirs.
+            _ if !*is_dir && is_gc_mark(name) => {}
             _ => {
                 let problem = "not a snapshot or a snapshot sidecar".to_owned();
                 let mut f = Finding::damage("snapshot", name.clone(), &path, problem);
@@ -153,4 +155,10 @@ fn remove_sidecar(store: &Store, chain: &Digest, path: &Path) -> Result<String> 
         return Ok("left alone: its snapshot was committed meanwhile".into());
     }
     Ok(removal(path))
+}
+
+/// Whether `name` is `<chain-hex>.used`, the last-use mark garbage collection keeps.
+fn is_gc_mark(name: &str) -> bool {
+    name.strip_suffix(".used")
+        .is_some_and(|hex| format!("sha256:{hex}").parse::<Digest>().is_ok())
 }

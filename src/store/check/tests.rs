@@ -187,6 +187,8 @@ fn orphan_sidecars_are_leftovers_and_strangers_are_damage() {
     let chain = snapshot(&store);
     fs::remove_dir_all(store.snapshot_path(&chain)).unwrap();
     fs::write(store.root().join("snapshots/stray"), b"x").unwrap();
+    let used = format!("snapshots/{}.used", chain.hex());
+    fs::write(store.root().join(&used), b"").unwrap();
     let report = check(&store, false).unwrap();
     assert_eq!(
         kinds(&report),
@@ -197,4 +199,8 @@ fn orphan_sidecars_are_leftovers_and_strangers_are_damage() {
     );
     check(&store, true).unwrap();
     assert!(check(&store, false).unwrap().findings.is_empty());
+    assert!(
+        store.root().join(used).is_file(),
+        "gc's marks are left alone"
+    );
 }
