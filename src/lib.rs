@@ -7,8 +7,10 @@
 //! context/ the build context: filtered walk honouring .dockerignore
 //! plan/    stages, ARG/ENV expansion, the op graph
 //! store/   the on-disk store: an OCI layout with blobs, names, snapshots, locks, tmp;
-//!          exact disk accounting (`usage`), the gc lock
-//! cache/   step keys, records, miss explanations, stat cache, prune policy, `du`
+//!          exact disk accounting (`usage`), the gc lock, integrity (snapshot
+//!          fingerprints, `store check`)
+//! cache/   step keys, records (with blob stamps), miss explanations, stat cache, prune
+//!          policy, `du`
 //! image/   config/manifest/index types (canonical JSON), assembly, OCI/docker exports
 //! executor/ the build: stages scheduled (independent ones in parallel), per-step file
 //!          ops and RUN on overlays or native copies, progress events, exports

@@ -5,6 +5,8 @@
 //! |---|---|
 //! | `key.rs` | [`KeyBuilder`]: the versioned canonical encoding of a step's inputs |
 //! | `record.rs` | [`Records`]: `cache/records/<key>.json`, step key -> layer (or none) |
+//! | `blob_stamp.rs` | [`BlobStamp`]: is a record's blob still the verified file? |
+//! | `check.rs` | [`check_records`]: the records' part of `rbuild store check` |
 //! | `explain.rs` | [`BuildLogs`] and [`explain()`]: why a step missed |
 //! | `stat.rs` | [`StatCache`]: (path, size, mtime, ctime, inode) -> content digest |
 //! | `prune.rs` | [`prune()`]: what goes (dangling, least recently used, `--all`), exactly how many bytes |
@@ -13,6 +15,8 @@
 //! What a key contains is decided by the plan and the executor (which know the step);
 //! this module only encodes, stores and compares.
 
+mod blob_stamp;
+mod check;
 mod du;
 mod error;
 mod explain;
@@ -21,6 +25,8 @@ mod prune;
 mod record;
 mod stat;
 
+pub use blob_stamp::{judge, BlobStamp, BlobState};
+pub use check::check_records;
 pub use du::{usage, BlobClasses, KindUsage, Tally, UsageReport};
 pub use error::{CacheError, Result};
 pub use explain::{explain, BuildLogs, StageLog, StepInputs};

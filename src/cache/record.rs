@@ -5,8 +5,11 @@
 //! computes it from the Dockerfile, so a hit only needs the layer. A record is written
 //! (temp file, fsync, rename) only after its blob is in the store, so a crash leaves
 //! either no record or a complete one; a record whose blob is missing or damaged is
-//! treated as a miss and replaced. The record file's modification time is its last use
-//! (touched on every hit), which is what pruning orders by.
+//! treated as a miss and replaced. A record also keeps its blob's stamp
+//! (`blob_stamp.rs`): on a hit a changed stamp means a re-hash, and a damaged blob is
+//! removed with the record, so the step runs again and writes a good one. The record
+//! file's modification time is its last use (touched on every hit), which is what
+//! pruning orders by.
 
 use std::fs;
 use std::path::PathBuf;
@@ -14,6 +17,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+use super::blob_stamp::{judge, remove_damaged, BlobStamp, BlobState};
 use super::error::{CacheError, Result};
 use super::key::{CacheKey, KEY_VERSION};
 use crate::digest::Digest;
@@ -46,6 +50,9 @@ pub struct Record {
     /// rebuild without changes gives the same image.
     #[serde(default)]
     pub created: Option<String>,
+    /// The layer blob file's stamp when it was last verified (set by [`Records::put`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blob_stamp: Option<BlobStamp>,
 }
 
 impl Record {
@@ -56,6 +63,7 @@ impl Record {
             key,
             layer,
             created: None,
+            blob_stamp: None,
         }
     }
 }
@@ -95,9 +103,21 @@ impl<'a> Records<'a> {
         if record.version != KEY_VERSION || record.key != *key {
             return Ok(None);
         }
+        let mut record = record;
         if let Some(layer) = &record.layer {
-            if self.store.blob_size(&layer.digest).ok() != Some(layer.size) {
-                return Ok(None);
+            let blob = self.store.blob_path(&layer.digest);
+            match judge(&blob, &layer.digest, layer.size, record.blob_stamp.as_ref()) {
+                BlobState::Unchanged => {}
+                BlobState::Verified(stamp) => {
+                    record.blob_stamp = Some(stamp);
+                    self.write(&record)?;
+                }
+                BlobState::Missing => return Ok(None),
+                BlobState::Damaged(stamp) => {
+                    remove_damaged(&blob, &stamp);
+                    self.remove(key)?;
+                    return Ok(None);
+                }
             }
         }
         let now = fs::FileTimes::new().set_modified(SystemTime::now());
@@ -107,8 +127,18 @@ impl<'a> Records<'a> {
         Ok(Some(record))
     }
 
-    /// Writes `record` (atomically; the blob must already be in the store).
+    /// Writes `record` (atomically; the blob must already be in the store) with the
+    /// blob's current stamp.
     pub fn put(&self, record: &Record) -> Result<()> {
+        let mut record = record.clone();
+        record.blob_stamp = record
+            .layer
+            .as_ref()
+            .and_then(|l| BlobStamp::read(&self.store.blob_path(&l.digest)));
+        self.write(&record)
+    }
+
+    fn write(&self, record: &Record) -> Result<()> {
         fs::create_dir_all(&self.dir).map_err(|source| CacheError::Io {
             path: self.dir.clone(),
             source,
@@ -193,7 +223,9 @@ mod tests {
             }),
         );
         records.put(&with_layer).unwrap();
-        assert_eq!(records.get(&key2).unwrap(), Some(with_layer));
+        let got = records.get(&key2).unwrap().unwrap();
+        assert_eq!(got.layer, with_layer.layer);
+        assert!(got.blob_stamp.is_some());
         let listed = records.list().unwrap();
         assert_eq!(listed.len(), 2);
         assert!(listed.iter().all(|(_, r)| r.is_some()));
@@ -203,6 +235,28 @@ mod tests {
             None,
             "a missing blob is a miss"
         );
+    }
+
+    #[test]
+    fn a_damaged_blob_is_a_miss_and_goes_with_its_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let records = Records::new(&store);
+        let (digest, size) = store.put_bytes(b"layer bytes").unwrap();
+        let key = Digest::of(b"step");
+        let layer = LayerRecord {
+            digest,
+            size,
+            media_type: "application/vnd.oci.image.layer.v1.tar".into(),
+            diff_id: digest,
+            chain: None,
+        };
+        records.put(&Record::new(key, Some(layer))).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        fs::write(store.blob_path(&digest), b"layer bytez").unwrap();
+        assert_eq!(records.get(&key).unwrap(), None);
+        assert!(!store.has_blob(&digest), "the damaged blob is removed");
+        assert!(!records.path(&key).exists(), "and its record");
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod build;
 mod parse;
 mod progress;
 mod prune_cmds;
+mod store_check;
 mod store_cmds;
 
 use std::ffi::OsString;
@@ -46,6 +47,8 @@ enum Command {
     Du(prune_cmds::DuArgs),
     /// Remove build cache and blobs no image needs.
     Prune(prune_cmds::PruneArgs),
+    /// Manage the store itself (`rbuild store check [--repair]`).
+    Store(store_check::StoreArgs),
 }
 
 /// The store root: `--root`/`RBUILD_ROOT`, else the default for this user.
@@ -63,8 +66,8 @@ fn store_root(root: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     .context("cannot choose a store directory (HOME is not set): pass --root or set RBUILD_ROOT")
 }
 
-const SUBCOMMANDS: [&str; 9] = [
-    "build", "parse", "images", "tag", "rmi", "inspect", "du", "prune", "help",
+const SUBCOMMANDS: [&str; 10] = [
+    "build", "parse", "images", "tag", "rmi", "inspect", "du", "prune", "store", "help",
 ];
 
 /// `rbuild -t app:1 .` means `rbuild build -t app:1 .`: inserts `build` before the
@@ -104,6 +107,7 @@ pub fn run() -> ExitCode {
         Command::Inspect(a) => store_root(root).and_then(|r| store_cmds::run_inspect(&r, &a)),
         Command::Du(a) => store_root(root).and_then(|r| prune_cmds::run_du(&r, &a)),
         Command::Prune(a) => store_root(root).and_then(|r| prune_cmds::run_prune(&r, &a)),
+        Command::Store(a) => store_root(root).and_then(|r| store_check::run(&r, &a)),
     };
     match result {
         Ok(code) => code,

@@ -55,7 +55,7 @@ fn open(root: &Path) -> anyhow::Result<Store> {
     Store::open(root).with_context(|| format!("cannot open the image store `{}`", root.display()))
 }
 
-fn print(text: &str) -> anyhow::Result<()> {
+pub(super) fn print(text: &str) -> anyhow::Result<()> {
     std::io::stdout()
         .lock()
         .write_all(text.as_bytes())

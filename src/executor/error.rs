@@ -33,6 +33,13 @@ pub enum ExecError {
     Layers(#[from] crate::layers::Error),
     #[error("image {reference} is invalid: {reason}")]
     BadImage { reference: String, reason: String },
+    /// A layer blob's bytes do not have its digest (damaged on disk).
+    #[error("layer blob {digest} is corrupt: its {size} bytes hash to {actual} (`rbuild store check --repair` removes it)")]
+    CorruptBlob {
+        digest: crate::digest::Digest,
+        actual: crate::digest::Digest,
+        size: u64,
+    },
     #[error(transparent)]
     Store(#[from] crate::store::Error),
     #[error(transparent)]

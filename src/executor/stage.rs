@@ -17,7 +17,7 @@ use crate::digest::Digest;
 use crate::image::{read_config, read_manifest, ImageConfig, LayerDescriptor};
 use crate::layers::{apply_layer, ApplyOptions, Compression, WhiteoutMode, WriteOptions};
 use crate::plan::{base_key, step_key, Base, BaseImage, CopyOp, Op, Source, StagePlan, Step};
-use crate::store::{chain_id, Prepared, Store};
+use crate::store::{chain_id, Prepared, SnapshotInfo, Store};
 
 /// A layer of a built stage: its blob and where its snapshot is.
 #[derive(Debug, Clone)]
@@ -274,7 +274,7 @@ pub fn image_layers(store: &Store, image: &BaseImage) -> Result<Vec<Layer>, Exec
             diff_id: *diff_id,
             chain,
         };
-        ensure_snapshot(store, &layer, &image.reference)?;
+        ensure_snapshot(store, &layer, out.last(), &image.reference)?;
         out.push(layer);
     }
     Ok(out)
@@ -283,15 +283,22 @@ pub fn image_layers(store: &Store, image: &BaseImage) -> Result<Vec<Layer>, Exec
 /// Makes the snapshots of `layers` that are missing (layers that came from the cache
 /// and were never unpacked here, or were pruned) by applying their blobs.
 pub fn ensure_snapshots(store: &Store, layers: &[Layer]) -> Result<(), ExecError> {
-    for layer in layers {
-        ensure_snapshot(store, layer, "a cached step")?;
+    for (i, layer) in layers.iter().enumerate() {
+        let parent = i.checked_sub(1).and_then(|p| layers.get(p));
+        ensure_snapshot(store, layer, parent, "a cached step")?;
     }
     Ok(())
 }
 
-/// Applies `layer`'s blob to its snapshot unless the snapshot exists, checking that
-/// the blob has the diff ID it was recorded with.
-fn ensure_snapshot(store: &Store, layer: &Layer, reference: &str) -> Result<(), ExecError> {
+/// Applies `layer`'s blob to its snapshot unless the snapshot exists (intact: the store
+/// checks it at first use), checking in the same pass that the blob has its digest and
+/// the diff ID it was recorded with.
+fn ensure_snapshot(
+    store: &Store,
+    layer: &Layer,
+    parent: Option<&Layer>,
+    reference: &str,
+) -> Result<(), ExecError> {
     // Its last use, for a size-capped prune (the directory's own times are content).
     store.touch_snapshot(&layer.chain);
     if let Prepared::Build(builder) = store.prepare_snapshot(&layer.chain)? {
@@ -301,6 +308,13 @@ fn ensure_snapshot(store: &Store, layer: &Layer, reference: &str) -> Result<(), 
             compression: Compression::from_media_type(&layer.blob.media_type),
         };
         let applied = apply_layer(std::io::BufReader::new(blob), builder.path(), &opts)?;
+        if applied.digest != layer.blob.digest {
+            return Err(ExecError::CorruptBlob {
+                digest: layer.blob.digest,
+                actual: applied.digest,
+                size: applied.size,
+            });
+        }
         if applied.diff_id != layer.diff_id {
             return Err(ExecError::BadImage {
                 reference: reference.to_owned(),
@@ -310,7 +324,12 @@ fn ensure_snapshot(store: &Store, layer: &Layer, reference: &str) -> Result<(), 
                 ),
             });
         }
-        builder.commit()?;
+        builder.commit(&SnapshotInfo {
+            parent: parent.map(|p| p.chain),
+            diff_id: layer.diff_id,
+            source_date_epoch: None,
+            skip: Vec::new(),
+        })?;
     }
     Ok(())
 }

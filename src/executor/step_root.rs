@@ -28,7 +28,7 @@ use crate::layers::{
     flatten, has_whiteouts, materialize, upperdir_changes, write_changes, ChangeSet, FlatRoot,
     OverlayMount, OverlaySpec,
 };
-use crate::store::{chain_id, Prepared, Store};
+use crate::store::{chain_id, Prepared, SnapshotInfo, Store};
 
 /// Makes step roots with the build's snapshotter; under `auto`, the first overlay mount
 /// decides for the whole build.
@@ -198,9 +198,16 @@ impl StepRoot {
     ) -> Result<Option<Layer>, ExecError> {
         self.unmount()?;
         let upper = self.dirs.path("upper");
+        // Directories the snapshot holds but the layer leaves out (overlay copy-ups).
+        let mut skip = Vec::new();
         let set = match &self.kind {
             RootKind::Overlay(_) => {
-                upperdir_changes(&upper)?.prune_unchanged_dirs(&lowers(env.store, layers))?
+                let all = upperdir_changes(&upper)?;
+                let set = all
+                    .clone()
+                    .prune_unchanged_dirs(&lowers(env.store, layers))?;
+                skip = pruned(&all, &set);
+                set
             }
             RootKind::Native(flat) => flat.changes()?,
             RootKind::InPlace(_) => {
@@ -222,7 +229,13 @@ impl StepRoot {
         })?;
         if let Prepared::Build(builder) = env.store.prepare_snapshot(&chain)? {
             self.snapshot(&set, builder.path(), env)?;
-            builder.commit()?;
+            self.dirs.settle()?;
+            builder.commit(&SnapshotInfo {
+                parent: layers.last().map(|l| l.chain),
+                diff_id: blob.diff_id,
+                source_date_epoch: env.write.source_date_epoch,
+                skip,
+            })?;
         }
         let descriptor = LayerDescriptor {
             digest: blob.digest,
@@ -256,6 +269,20 @@ impl StepRoot {
     }
 }
 
+/// The paths of `all` that `kept` dropped (both in tar order, `kept` a subsequence).
+fn pruned(all: &ChangeSet, kept: &ChangeSet) -> Vec<PathBuf> {
+    let mut kept = kept.changes().iter().peekable();
+    let mut out = Vec::new();
+    for change in all.changes() {
+        if kept.peek() == Some(&change) {
+            kept.next();
+        } else {
+            out.push(change.path.clone());
+        }
+    }
+    out
+}
+
 /// Scratch directories of one step, removed on drop (after the mount guard).
 struct StepDirs {
     dir: tempfile::TempDir,
@@ -275,6 +302,22 @@ impl StepDirs {
 
     fn path(&self, sub: &str) -> PathBuf {
         self.dir.path().join(sub)
+    }
+
+    /// Removes what may still hold links to inodes of the new snapshot, whose ctimes
+    /// must not move once it is fingerprinted: overlayfs' workdir (its shared whiteout
+    /// inode) and a native root (hardlinks moved into the snapshot). Unmounted first.
+    fn settle(&self) -> Result<(), ExecError> {
+        for sub in ["work", "root"] {
+            let p = self.path(sub);
+            match std::fs::remove_dir_all(&p) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(ExecError::fs("cannot remove", &p)(e))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// Creates the subdirectory `sub`.

@@ -12,20 +12,26 @@
 //! - concurrency: several processes share a store through `flock` locks: blob commits
 //!   are idempotent renames, `index.json` is rewritten under `locks/index.lock`, a
 //!   snapshot is built under `locks/snap-<hex>.lock`;
-//! - a work dir whose process died is removed by the next [`Store::open`].
+//! - a work dir whose process died is removed by the next [`Store::open`];
+//! - integrity: a snapshot is fingerprinted at commit and checked at its first use in a
+//!   process (`snapmeta.rs`); [`check`] verifies the whole store (`rbuild store check`).
 //!
 //! - garbage collection: a build holds `locks/gc.lock` shared, a prune exclusively
 //!   (`gc.rs`); [`usage`] measures what the store holds, exactly (`du -sB1`).
 //!
 //! Does not: apply layers (the layers module fills snapshot directories), talk to the
-//! network, or decide what is garbage (the cache module's prune does).
+//! network, or decide what is garbage (the cache module's prune does). `check` is the
+//! one part that reads layers back (it recomputes snapshot diff IDs with the layers
+//! module's tar writer).
 
 mod blobs;
+pub mod check;
 mod error;
 mod gc;
 pub mod layout;
 mod lock;
 mod names;
+mod snapmeta;
 mod snapshots;
 #[cfg(test)]
 pub(crate) mod testutil;
@@ -35,11 +41,14 @@ mod workdir;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
+use crate::digest::Digest;
+
 pub use blobs::{BlobWriter, MAX_JSON_BLOB};
 pub use error::{Error, Result};
 pub use gc::{ImageRoots, StoreConfig, CONFIG_FILE, GC_LOCK};
 pub use lock::FileLock;
 pub use names::{ImageName, NamedImage, CONTAINERD_NAME_ANNOTATION, REF_NAME_ANNOTATION};
+pub use snapmeta::{fingerprint, read_sidecar, Fingerprint, Sidecar, SnapshotInfo, SnapshotMeta};
 pub use snapshots::{chain_id, chain_ids, Prepared, SnapshotBuilder};
 
 use workdir::WorkDir;
@@ -50,20 +59,35 @@ use workdir::WorkDir;
 pub struct Store {
     root: PathBuf,
     work: WorkDir,
+    /// Snapshots whose fingerprint this process has checked (or made).
+    verified: std::sync::Mutex<std::collections::HashSet<Digest>>,
 }
 
 impl Store {
     /// Opens the store at `root`, creating it (and its parents) if needed, checking the
     /// layout version if it exists, and removing work dirs of processes that died.
     pub fn open(root: &Path) -> Result<Store> {
+        Self::open_with(root, true)
+    }
+
+    /// Opens the store without collecting dead work dirs, so that `store check` can
+    /// report them.
+    pub fn open_for_check(root: &Path) -> Result<Store> {
+        Self::open_with(root, false)
+    }
+
+    fn open_with(root: &Path, clean: bool) -> Result<Store> {
         layout::create_dirs(root)?;
         let tmp = root.join(layout::TMP_DIR);
-        workdir::clean_stale(&tmp)?;
+        if clean {
+            workdir::clean_stale(&tmp)?;
+        }
         let work = WorkDir::create(&tmp)?;
         layout::ensure(root, work.path())?;
         Ok(Store {
             root: root.to_owned(),
             work,
+            verified: Default::default(),
         })
     }
 

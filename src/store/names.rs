@@ -175,7 +175,7 @@ impl Store {
 
     /// Read-modify-write of `index.json` under the exclusive index lock; `edit` returning
     /// an error leaves the file as it was.
-    fn update_index<T>(&self, edit: impl FnOnce(&mut Index) -> Result<T>) -> Result<T> {
+    pub(super) fn update_index<T>(&self, edit: impl FnOnce(&mut Index) -> Result<T>) -> Result<T> {
         let _lock = FileLock::exclusive(&self.root.join(INDEX_LOCK))?;
         let mut index = self.read_index()?;
         let out = edit(&mut index)?;

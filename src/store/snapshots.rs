@@ -8,9 +8,17 @@
 //!
 //! Building one: [`Store::prepare_snapshot`] takes `locks/snap-<hex>.lock` (waiting for
 //! a process already building it) and hands out a temp dir in the work dir; the layers
-//! module fills it; [`SnapshotBuilder::commit`] syncs the filesystem and renames the dir
-//! into place. A committed snapshot is never modified. This module manages directories
-//! only; it never applies a layer.
+//! module fills it; [`SnapshotBuilder::commit`] syncs the filesystem, writes the sidecar
+//! `snapshots/<chain-id-hex>.json` (`snapmeta.rs`: the layer's diff ID, the parent
+//! chain, a fingerprint of the directory) and renames the dir into place. A committed
+//! snapshot is never modified. This module manages directories only; it never applies
+//! a layer.
+//!
+//! Damage is caught before use: the first time a process gets a snapshot from
+//! [`Store::prepare_snapshot`], its fingerprint is compared with the sidecar's (one
+//! `lstat` per entry, once per snapshot per process, i.e. per build); a snapshot that
+//! differs, or has no valid sidecar, is removed under its lock and handed out to be
+//! rebuilt from its blob.
 
 use std::fs;
 use std::os::fd::AsFd;
@@ -22,6 +30,7 @@ use rustix::io::Errno;
 use super::error::{io_err, Result};
 use super::layout::{self, LOCKS_DIR, SNAPSHOTS_DIR};
 use super::lock::FileLock;
+use super::snapmeta::{fingerprint, read_sidecar, Sidecar, SnapshotInfo, SnapshotMeta};
 use super::Store;
 use crate::digest::Digest;
 
@@ -69,25 +78,40 @@ impl Store {
         self.root.join(SNAPSHOTS_DIR).join(chain_id.hex())
     }
 
+    /// Where the sidecar of snapshot `chain_id` lives.
+    pub fn snapshot_sidecar_path(&self, chain_id: &Digest) -> PathBuf {
+        self.root
+            .join(SNAPSHOTS_DIR)
+            .join(format!("{}.json", chain_id.hex()))
+    }
+
+    /// The lock file guarding the building and removal of snapshot `chain_id`.
+    pub(crate) fn snapshot_lock_path(&self, chain_id: &Digest) -> PathBuf {
+        self.root
+            .join(LOCKS_DIR)
+            .join(format!("snap-{}.lock", chain_id.hex()))
+    }
+
     /// Whether the snapshot `chain_id` exists.
     pub fn has_snapshot(&self, chain_id: &Digest) -> bool {
         self.snapshot_path(chain_id).is_dir()
     }
 
     /// Gets the snapshot `chain_id`, or the right to build it. Waits while another
-    /// process (or thread) is building the same snapshot, then reports it ready.
+    /// process (or thread) is building the same snapshot, then reports it ready. A
+    /// snapshot this process has not used yet is checked against its sidecar first;
+    /// a damaged one is removed and handed out to be built again.
     pub fn prepare_snapshot(&self, chain_id: &Digest) -> Result<Prepared<'_>> {
         let path = self.snapshot_path(chain_id);
-        if path.is_dir() {
+        if path.is_dir() && self.snapshot_intact(chain_id)? {
             return Ok(Prepared::Ready(path));
         }
-        let lock_path = self
-            .root
-            .join(LOCKS_DIR)
-            .join(format!("snap-{}.lock", chain_id.hex()));
-        let lock = FileLock::exclusive(&lock_path)?;
+        let lock = FileLock::exclusive(&self.snapshot_lock_path(chain_id))?;
         if path.is_dir() {
-            return Ok(Prepared::Ready(path));
+            if self.snapshot_intact(chain_id)? {
+                return Ok(Prepared::Ready(path));
+            }
+            self.discard_snapshot(chain_id)?;
         }
         let temp = self.temp_path("snap");
         fs::create_dir(&temp).map_err(io_err("create snapshot dir", &temp))?;
@@ -98,6 +122,51 @@ impl Store {
             committed: false,
             _lock: lock,
         }))
+    }
+
+    /// Whether the snapshot `chain_id` matches its sidecar: remembered once true, so a
+    /// snapshot is fingerprinted at most once per process.
+    fn snapshot_intact(&self, chain_id: &Digest) -> Result<bool> {
+        if self.verified_snapshots().contains(chain_id) {
+            return Ok(true);
+        }
+        let Sidecar::Valid(meta) = read_sidecar(&self.snapshot_sidecar_path(chain_id))? else {
+            return Ok(false);
+        };
+        let intact = meta.chain_id == *chain_id
+            && fingerprint(&self.snapshot_path(chain_id))?.digest == meta.fingerprint;
+        if intact {
+            self.verified_snapshots().insert(*chain_id);
+        }
+        Ok(intact)
+    }
+
+    /// Removes snapshot `chain_id` and its sidecar (the caller holds its lock): the
+    /// directory is first renamed into the work dir, so it disappears at once.
+    pub(crate) fn discard_snapshot(&self, chain_id: &Digest) -> Result<()> {
+        self.verified_snapshots().remove(chain_id);
+        let path = self.snapshot_path(chain_id);
+        let doomed = self.temp_path("bad-snap");
+        match fs::rename(&path, &doomed) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("move aside", &path)(e)),
+        }
+        let sidecar = self.snapshot_sidecar_path(chain_id);
+        match fs::remove_file(&sidecar) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("remove", &sidecar)(e)),
+        }
+        layout::sync_parent(&path)?;
+        match fs::remove_dir_all(&doomed) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err("remove", &doomed)(e)),
+            _ => Ok(()),
+        }
+    }
+
+    fn verified_snapshots(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<Digest>> {
+        self.verified.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -112,18 +181,29 @@ impl SnapshotBuilder<'_> {
         &self.chain_id
     }
 
-    /// Makes the content durable (`syncfs`) and renames the directory into place;
-    /// returns the snapshot's path. If the snapshot appeared meanwhile (a process that
-    /// did not take the lock), the existing one is kept and ours removed.
-    pub fn commit(mut self) -> Result<PathBuf> {
+    /// Makes the content durable (`syncfs`), writes the sidecar describing `info` and
+    /// renames the directory into place; returns the snapshot's path. If the snapshot
+    /// appeared meanwhile (a process that did not take the lock), the existing one is
+    /// kept and ours removed.
+    pub fn commit(mut self, info: &SnapshotInfo) -> Result<PathBuf> {
         let dest = self.store.snapshot_path(&self.chain_id);
+        let print = fingerprint(&self.temp)?;
         let dir = fs::File::open(&self.temp).map_err(io_err("open snapshot dir", &self.temp))?;
         rustix::fs::syncfs(dir.as_fd()).map_err(|e| io_err("sync", &self.temp)(e.into()))?;
         drop(dir);
+        if dest.is_dir() {
+            // Lost a race: keep the existing snapshot (and its sidecar); Drop removes ours.
+            return Ok(dest);
+        }
+        let meta = SnapshotMeta::new(self.chain_id, info, print);
+        let bytes = layout::encode(&meta, "snapshot sidecar")?;
+        let sidecar = self.store.snapshot_sidecar_path(&self.chain_id);
+        layout::write_atomic(self.store.work_dir(), &sidecar, &bytes)?;
         match renameat_with(CWD, &self.temp, CWD, &dest, RenameFlags::NOREPLACE) {
             Ok(()) => {
                 self.committed = true;
                 layout::sync_parent(&dest)?;
+                self.store.verified_snapshots().insert(self.chain_id);
             }
             Err(Errno::EXIST | Errno::NOTEMPTY) => {
                 // Lost a race: keep the existing snapshot; Drop removes ours.
@@ -148,6 +228,49 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
+
+    fn info() -> SnapshotInfo {
+        SnapshotInfo {
+            parent: None,
+            diff_id: Digest::of(b"chain"),
+            source_date_epoch: None,
+            skip: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_modified_snapshot_is_handed_out_for_rebuilding() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let id = Digest::of(b"chain");
+        let Prepared::Build(builder) = store.prepare_snapshot(&id).unwrap() else {
+            panic!("expected a builder");
+        };
+        fs::write(builder.path().join("f"), b"0123").unwrap();
+        builder.commit(&info()).unwrap();
+        assert!(store.snapshot_sidecar_path(&id).is_file());
+        // This process checked it at commit; another one checks it at first use.
+        std::thread::sleep(Duration::from_millis(5));
+        fs::write(store.snapshot_path(&id).join("f"), b"0124").unwrap();
+        assert!(matches!(
+            store.prepare_snapshot(&id).unwrap(),
+            Prepared::Ready(_)
+        ));
+        let other = Store::open(dir.path()).unwrap();
+        let Prepared::Build(again) = other.prepare_snapshot(&id).unwrap() else {
+            panic!("a modified snapshot must be rebuilt");
+        };
+        assert!(!store.has_snapshot(&id) && !store.snapshot_sidecar_path(&id).exists());
+        fs::write(again.path().join("f"), b"0123").unwrap();
+        again.commit(&info()).unwrap();
+        // No sidecar (an old store, or removed): rebuilt as well.
+        fs::remove_file(store.snapshot_sidecar_path(&id)).unwrap();
+        let third = Store::open(dir.path()).unwrap();
+        assert!(matches!(
+            third.prepare_snapshot(&id).unwrap(),
+            Prepared::Build(_)
+        ));
+    }
 
     #[test]
     fn chain_id_matches_known_vector() {
@@ -177,7 +300,7 @@ mod tests {
             panic!("expected a builder");
         };
         fs::write(builder.path().join("etc"), b"x").unwrap();
-        let path = builder.commit().unwrap();
+        let path = builder.commit(&info()).unwrap();
         assert_eq!(path, store.snapshot_path(&id));
         assert_eq!(fs::read(path.join("etc")).unwrap(), b"x");
         assert!(matches!(store.prepare_snapshot(&id).unwrap(), Prepared::Ready(p) if p == path));
@@ -214,7 +337,7 @@ mod tests {
                             builds.fetch_add(1, Ordering::SeqCst);
                             std::thread::sleep(Duration::from_millis(50));
                             fs::write(b.path().join("f"), b"x").unwrap();
-                            b.commit().unwrap();
+                            b.commit(&info()).unwrap();
                         }
                         Prepared::Ready(p) => assert!(p.join("f").is_file()),
                     };
@@ -236,7 +359,7 @@ mod tests {
         // Someone who did not take the lock got there first.
         fs::create_dir(store.snapshot_path(&id)).unwrap();
         fs::write(store.snapshot_path(&id).join("theirs"), b"").unwrap();
-        let path = builder.commit().unwrap();
+        let path = builder.commit(&info()).unwrap();
         assert!(path.join("theirs").exists() && !path.join("ours").exists());
         assert_eq!(fs::read_dir(store.work_dir()).unwrap().count(), 0);
     }

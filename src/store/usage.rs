@@ -306,30 +306,34 @@ impl Walk<'_> {
         Ok(())
     }
 
-    /// One entry per `<chain>/` directory with its `<chain>.used` sidecar.
+    /// One entry per `<chain>/` directory with its sidecars (`<chain>.used`, the last
+    /// use; `<chain>.json`, the snapshot's metadata and fingerprint).
     fn snapshots(&mut self, dir: &Path) -> Result<()> {
+        const SIDECARS: [&str; 2] = [SNAPSHOT_USED_SUFFIX, ".json"];
         self.whole_self(dir)?;
         let children = read_dir(dir)?;
         for path in &children {
             let name = file_name(path);
             let Some(meta) = lstat(path)? else { continue };
-            if let Some(chain) = name.strip_suffix(SNAPSHOT_USED_SUFFIX) {
+            if let Some(chain) = SIDECARS.iter().find_map(|s| name.strip_suffix(s)) {
                 if !children.contains(&dir.join(chain)) {
                     self.push(Kind::Snapshot, chain, vec![path.clone()], mtime(&meta))?;
                     self.mark_dangling();
                 }
                 continue; // else counted with its snapshot
             }
-            let sidecar = dir.join(format!("{name}{SNAPSHOT_USED_SUFFIX}"));
-            match lstat(&sidecar)? {
-                Some(s) => self.push(
-                    Kind::Snapshot,
-                    &name,
-                    vec![path.clone(), sidecar],
-                    mtime(&s),
-                )?,
-                None => self.push(Kind::Snapshot, &name, vec![path.clone()], ctime(&meta))?,
+            let mut paths = vec![path.clone()];
+            let mut last_used = ctime(&meta);
+            for suffix in SIDECARS {
+                let sidecar = dir.join(format!("{name}{suffix}"));
+                if let Some(s) = lstat(&sidecar)? {
+                    if suffix == SNAPSHOT_USED_SUFFIX {
+                        last_used = mtime(&s);
+                    }
+                    paths.push(sidecar);
+                }
             }
+            self.push(Kind::Snapshot, &name, paths, last_used)?;
         }
         Ok(())
     }

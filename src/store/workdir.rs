@@ -89,6 +89,32 @@ pub(crate) fn clean_stale(tmp: &Path) -> Result<usize> {
     Ok(removed)
 }
 
+/// The entries of `tmp` whose owner is gone, as [`clean_stale`] would remove them,
+/// without removing anything: a dead owner's work dir (or its lock file when the dir
+/// is gone) and entries without a lock file.
+pub(crate) fn list_stale(tmp: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let entries = fs::read_dir(tmp).map_err(io_err("read directory", tmp))?;
+    for entry in entries {
+        let entry = entry.map_err(io_err("read directory", tmp))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
+            out.push(entry.path());
+            continue;
+        };
+        if let Some(id) = name.strip_suffix(LOCK_SUFFIX) {
+            if FileLock::try_exclusive(&entry.path())?.is_some() {
+                let dir = tmp.join(id);
+                out.push(if dir.exists() { dir } else { entry.path() });
+            }
+        } else if !tmp.join(format!("{name}{LOCK_SUFFIX}")).exists() {
+            out.push(entry.path());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 /// Removes a file or a directory tree; a missing one is fine (another cleaner won).
 fn remove_any(path: &Path) -> Result<()> {
     let meta = match fs::symlink_metadata(path) {

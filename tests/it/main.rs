@@ -3,6 +3,8 @@
 
 mod build;
 mod cache;
+mod crash;
+mod integrity;
 mod mounts;
 mod parallel;
 mod prune;

@@ -163,7 +163,13 @@ fn prune_all_then_rebuild_misses_and_gives_the_same_image() {
     let (out, _) = prune(&t, &["--all"]);
     assert!(out.contains("cache-record "), "{out}");
     assert_eq!(count(&t.root().join("cache/records")), 0);
-    assert_eq!(count(&t.root().join("snapshots")), 0);
+    assert_eq!(count(&t.root().join("snapshots")), 0, "sidecars go too");
+    let check = t.rbuild(&["store", "check"]);
+    let report = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success() && !report.contains("leftover"),
+        "{report}"
+    );
     let (again, hits) = build(&t, &["-t", "p:1"]);
     assert_eq!(hits, [false, false]);
     assert_eq!(again, first);
