@@ -243,16 +243,21 @@ pub fn run_prune(root: &Path, args: &PruneArgs) -> anyhow::Result<ExitCode> {
         bail!("prune cancelled");
     }
     let store = open(root)?;
-    let gc = match store.try_gc_exclusive()? {
+    let gc = gc_exclusive(&store)?;
+    let report = cache::prune(&store, &gc, &opts).context("cannot prune the store")?;
+    print_report(&report, &mut std::io::stdout().lock()).context("writing to stdout")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The store's gc lock, exclusively: waits (saying so) while builds run.
+pub(super) fn gc_exclusive(store: &Store) -> anyhow::Result<crate::store::FileLock> {
+    Ok(match store.try_gc_exclusive()? {
         Some(lock) => lock,
         None => {
             super::write_stderr("builds are running on this store: waiting for them to finish");
             store.gc_exclusive()?
         }
-    };
-    let report = cache::prune(&store, &gc, &opts).context("cannot prune the store")?;
-    print_report(&report, &mut std::io::stdout().lock()).context("writing to stdout")?;
-    Ok(ExitCode::SUCCESS)
+    })
 }
 
 /// Asks on stderr, reads the answer from stdin (`y`/`yes` goes on).

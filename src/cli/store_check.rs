@@ -63,13 +63,7 @@ fn run_check(root: &Path, args: &CheckArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot open the image store `{}`", root.display()))?;
     // A repair removes things: not while builds use them (they hold the gc lock shared).
     let _gc = if args.repair {
-        Some(match store.try_gc_exclusive()? {
-            Some(lock) => lock,
-            None => {
-                super::write_stderr("builds are running on this store: waiting for them to finish");
-                store.gc_exclusive()?
-            }
-        })
+        Some(super::prune_cmds::gc_exclusive(&store)?)
     } else {
         None
     };

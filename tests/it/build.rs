@@ -404,22 +404,8 @@ fn docker_schema_2_when_asked() {
 
 /// Serves `body` with a fixed `Last-Modified` on 127.0.0.1 until the test ends.
 fn serve(body: &'static str) -> u16 {
-    use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut buf = [0u8; 4096];
-            let _ = stream.read(&mut buf);
-            let reply = format!(
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nLast-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(reply.as_bytes());
-        }
-    });
-    port
+    let body = std::sync::Arc::new(std::sync::Mutex::new(body.to_owned()));
+    crate::support::serve(body, Some("Sun, 06 Nov 1994 08:49:37 GMT"))
 }
 
 #[test]

@@ -280,32 +280,11 @@ fn a_cached_rebuild_is_the_same_image_without_source_date_epoch() {
     assert_eq!(digest(), first);
 }
 
-/// Serves the current `body` on 127.0.0.1 until the test ends.
-fn serve(body: std::sync::Arc<std::sync::Mutex<String>>) -> u16 {
-    use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut buf = [0u8; 4096];
-            let _ = stream.read(&mut buf);
-            let body = body.lock().unwrap().clone();
-            let reply = format!(
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(reply.as_bytes());
-        }
-    });
-    port
-}
-
 #[test]
 fn add_of_a_url_hits_while_its_content_is_the_same() {
     let Some(t) = context() else { return };
     let body = std::sync::Arc::new(std::sync::Mutex::new("one\n".to_owned()));
-    let port = serve(body.clone());
+    let port = crate::support::serve(body.clone(), None);
     std::fs::write(
         t.context().join("Dockerfile"),
         format!("FROM scratch\nADD http://127.0.0.1:{port}/f.txt /f.txt\nCOPY a.txt /\n"),

@@ -176,3 +176,31 @@ pub fn busybox(rest: &str, files: &[(&str, &str)]) -> Option<TestContext> {
     std::fs::copy("/bin/busybox", t.context().join("busybox")).expect("copy busybox");
     Some(t)
 }
+
+/// Serves the current `body` over HTTP on 127.0.0.1 (with `Last-Modified` when given)
+/// until the test ends; returns the port.
+pub fn serve(
+    body: std::sync::Arc<std::sync::Mutex<String>>,
+    last_modified: Option<&'static str>,
+) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    let port = listener.local_addr().expect("port").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let body = body.lock().map(|b| b.clone()).unwrap_or_default();
+            let modified = last_modified
+                .map(|m| format!("Last-Modified: {m}\r\n"))
+                .unwrap_or_default();
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n{modified}Connection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(reply.as_bytes());
+        }
+    });
+    port
+}
