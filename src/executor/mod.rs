@@ -16,6 +16,7 @@ mod resolver;
 mod run;
 pub mod sandbox;
 mod schedule;
+mod snapshots;
 mod stage;
 mod step_root;
 pub mod users;

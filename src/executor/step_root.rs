@@ -20,7 +20,8 @@ use rustix::io::Errno;
 
 use super::error::ExecError;
 use super::events::{BuildEvent, Reporter};
-use super::stage::{ensure_snapshots, Layer, StageEnv};
+use super::snapshots::ensure_snapshots;
+use super::stage::{Layer, StageEnv};
 use super::Snapshotter;
 use crate::digest::Digest;
 use crate::image::LayerDescriptor;
