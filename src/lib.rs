@@ -21,8 +21,8 @@
 //! reexec   hidden helper entry points (the RUN sandbox), dispatched first by main.rs
 //! ```
 //!
-//! The executor (`executor/`) walks the plan; the registry client (`push/`) comes with the
-//! issue that delivers it. `ARCHITECTURE.md` has the full map.
+//! The executor (`executor/`) walks the plan; `push/` (the registry client) so far holds
+//! image references. `ARCHITECTURE.md` has the full map.
 
 pub mod cache;
 pub mod cli;
@@ -33,5 +33,6 @@ pub mod image;
 pub mod layers;
 pub mod parser;
 pub mod plan;
+pub mod push;
 pub mod reexec;
 pub mod store;
