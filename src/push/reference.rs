@@ -378,4 +378,11 @@ mod tests {
             Err(ReferenceError::Uppercase { .. })
         ));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_on_any_text(s in "\\PC{0,200}") {
+            let _ = Reference::parse(&s);
+        }
+    }
 }
