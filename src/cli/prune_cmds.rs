@@ -156,24 +156,13 @@ fn du_table(r: &UsageReport, verbose: bool) -> String {
             ago(k.last_used),
         ));
         if kind == Kind::Blob {
-            rows.push(row(
-                "  needed by images",
-                r.blobs.by_images.count,
-                r.blobs.by_images.bytes,
-                String::new(),
-            ));
-            rows.push(row(
-                "  cache records only",
-                r.blobs.by_records.count,
-                r.blobs.by_records.bytes,
-                String::new(),
-            ));
-            rows.push(row(
-                "  unreferenced",
-                r.blobs.unreferenced.count,
-                r.blobs.unreferenced.bytes,
-                String::new(),
-            ));
+            for (label, t) in [
+                ("  needed by images", &r.blobs.by_images),
+                ("  cache records only", &r.blobs.by_records),
+                ("  unreferenced", &r.blobs.unreferenced),
+            ] {
+                rows.push(row(label, t.count, t.bytes, String::new()));
+            }
         }
     }
     rows.push(row(

@@ -332,13 +332,7 @@ fn ctrl_c_leaves_no_mounts_or_temp_dirs() {
         return;
     }
     let t = TestContext::new("FROM scratch\nCOPY . /data/\nCOPY . /again/\n", &[]);
-    for d in 0..40 {
-        let dir = t.context().join(format!("d{d}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        for f in 0..500 {
-            std::fs::write(dir.join(format!("f{f}")), "x").unwrap();
-        }
-    }
+    t.fill(40, 500);
     let mut child = Command::new(env!("CARGO_BIN_EXE_rbuild"))
         .arg("--root")
         .arg(t.root())

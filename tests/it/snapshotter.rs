@@ -195,13 +195,7 @@ fn ctrl_c_under_native_leaves_no_temp_dirs() {
         return;
     }
     let t = TestContext::new("FROM scratch\nCOPY . /data/\nCOPY . /again/\n", &[]);
-    for d in 0..20 {
-        let dir = t.context().join(format!("d{d}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        for f in 0..250 {
-            std::fs::write(dir.join(format!("f{f}")), "x").unwrap();
-        }
-    }
+    t.fill(20, 250);
     let mut child = Command::new(env!("CARGO_BIN_EXE_rbuild"))
         .arg("--root")
         .arg(t.root())

@@ -23,6 +23,18 @@ impl TestContext {
         TestContext { dir }
     }
 
+    /// Adds `dirs` directories of `files` one-byte files each to the context (a build
+    /// that takes a while to copy, for interrupting).
+    pub fn fill(&self, dirs: usize, files: usize) {
+        for d in 0..dirs {
+            let dir = self.context().join(format!("d{d}"));
+            std::fs::create_dir_all(&dir).expect("dir");
+            for f in 0..files {
+                std::fs::write(dir.join(format!("f{f}")), "x").expect("file");
+            }
+        }
+    }
+
     pub fn context(&self) -> PathBuf {
         self.dir.path().join("ctx")
     }

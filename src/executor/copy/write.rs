@@ -84,7 +84,8 @@ fn chown(path: &Path, (uid, gid): (u32, u32)) -> Result<()> {
         .map_err(ExecError::fs("cannot change owner of", path))
 }
 
-fn set_mtime(path: &Path, meta: &fs::Metadata) -> Result<()> {
+/// Gives `path` the modification time of `meta` (as both times; symlinks themselves).
+pub fn set_mtime(path: &Path, meta: &fs::Metadata) -> Result<()> {
     let ts = Timespec {
         tv_sec: meta.mtime(),
         tv_nsec: meta.mtime_nsec(),

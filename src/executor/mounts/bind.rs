@@ -15,7 +15,7 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use super::super::copy::{ContextIndex, Node, SourceTree};
+use super::super::copy::{set_mtime, ContextIndex, Node, SourceTree};
 use super::super::error::ExecError;
 use super::Scratch;
 use crate::layers::{flatten, resolve_in_root, OverlayMount, OverlaySpec};
@@ -58,9 +58,9 @@ pub(super) fn from_context(
         }
         // Directory times last, deepest first, once nothing more is added below them.
         for (dir, meta) in dirs.iter().rev() {
-            set_times(dir, meta);
+            set_mtime(dir, meta)?;
         }
-        set_times(&dest, &node.meta);
+        set_mtime(&dest, &node.meta)?;
     }
     Ok(dest)
 }
@@ -132,24 +132,9 @@ fn copy_node(node: &Node, to: &Path) -> Result<(), ExecError> {
         fs::copy(&node.host, to).map_err(ExecError::fs("cannot copy", &node.host))?;
         std::os::unix::fs::chown(to, Some(uid), Some(gid))
             .map_err(ExecError::fs("cannot change owner of", to))?;
-        set_times(to, &node.meta);
+        set_mtime(to, &node.meta)?;
     }
     Ok(())
-}
-
-fn set_times(path: &Path, meta: &fs::Metadata) {
-    use rustix::fs::{utimensat, AtFlags, Timespec, Timestamps, CWD};
-    let times = Timestamps {
-        last_access: Timespec {
-            tv_sec: meta.atime(),
-            tv_nsec: meta.atime_nsec() as _,
-        },
-        last_modification: Timespec {
-            tv_sec: meta.mtime(),
-            tv_nsec: meta.mtime_nsec() as _,
-        },
-    };
-    let _ = utimensat(CWD, path, &times, AtFlags::SYMLINK_NOFOLLOW);
 }
 
 #[cfg(test)]
