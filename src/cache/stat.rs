@@ -170,7 +170,8 @@ fn encode(entries: &Entries) -> Vec<u8> {
 
 fn decode(bytes: &[u8]) -> Option<Entries> {
     let mut rest = bytes.strip_prefix(MAGIC)?;
-    let mut out = Entries::default();
+    // About 50 bytes of path per record: reserve once instead of rehashing as it grows.
+    let mut out = Entries::with_capacity_and_hasher(rest.len() / (FIXED + 50), Default::default());
     while !rest.is_empty() {
         let len = u32::from_le_bytes(take(&mut rest, 4)?.try_into().ok()?) as usize;
         let path = std::str::from_utf8(take(&mut rest, len)?).ok()?.to_owned();

@@ -33,6 +33,7 @@
 mod error;
 mod filter;
 mod ignore_file;
+mod readahead;
 mod walk;
 
 #[cfg(test)]

@@ -4,8 +4,9 @@
 //! Order: depth-first pre-order, names sorted bytewise within each directory (what
 //! fsutil's walk gives, and what makes layer digests reproducible). Symlinks are reported
 //! as symlinks and never followed; metadata comes from `lstat` once and travels with the
-//! entry. Each directory's names are read in full before its children are visited, so
-//! at most one directory handle is open at a time.
+//! entry. Each directory's names are read in full before its children are visited; the
+//! listings themselves (names + `lstat`) are made ahead on other threads
+//! ([`readahead`](super::readahead)), one handle per thread.
 //!
 //! Errors follow fsutil: a directory or entry that vanishes during the walk is skipped;
 //! a directory that cannot be read for lack of permission is skipped when it is itself
@@ -19,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 use super::error::{Error, Result};
 use super::filter::{Filter, Pipeline};
+use super::readahead::{self, ReadAhead};
 use super::{Entry, EntryKind};
 
 /// A build context directory seen through stacked filters.
@@ -81,18 +83,28 @@ impl BuildContext {
         before_read: &mut dyn FnMut(&str) -> io::Result<()>,
         visit: &mut dyn FnMut(Entry),
     ) -> Result<()> {
+        let ahead = ReadAhead::default();
+        let workers = readahead::threads();
         let mut walker = Walker {
             root: &self.root,
             pipeline: Pipeline::new(&self.filters),
             before_read,
             visit,
+            ahead: (workers > 0).then_some(&ahead),
         };
         let top = DirRef {
             path: PathBuf::new(),
             path_str: String::new(),
             depth: 0,
         };
-        walker.walk_dir(&top, false)
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| ahead.work(&self.root));
+            }
+            let result = walker.walk_dir(&top, false);
+            ahead.stop();
+            result
+        })
     }
 
     /// Whether the `/`-separated relative `path` passes every filter.
@@ -155,6 +167,8 @@ struct Walker<'w> {
     pipeline: Pipeline<'w>,
     before_read: &'w mut dyn FnMut(&str) -> io::Result<()>,
     visit: &'w mut dyn FnMut(Entry),
+    /// Lists subdirectories on other threads (none on a single core).
+    ahead: Option<&'w ReadAhead>,
 }
 
 impl Walker<'_> {
@@ -183,9 +197,15 @@ impl Walker<'_> {
     /// directory that may be skipped.
     fn read_dir(&mut self, dir: &DirRef, tolerate_denied: bool) -> Result<Option<Vec<Entry>>> {
         let full = self.root.join(&dir.path);
-        let listing = (self.before_read)(&dir.path_str).and_then(|()| fs::read_dir(&full));
-        let listing = match listing {
-            Ok(listing) => listing,
+        let listing = match (self.before_read)(&dir.path_str) {
+            Err(e) => Ok(Err(e)),
+            Ok(()) => match self.ahead.and_then(|a| a.take(&dir.path)) {
+                Some(listing) => listing,
+                None => readahead::list(&full, self.ahead.is_none()),
+            },
+        };
+        let mut named = match listing? {
+            Ok(named) => named,
             // A directory removed during the walk is skipped; a missing context is an error.
             Err(e) if e.kind() == io::ErrorKind::NotFound && dir.depth > 0 => return Ok(None),
             Err(e) if e.kind() == io::ErrorKind::PermissionDenied && tolerate_denied => {
@@ -193,14 +213,14 @@ impl Walker<'_> {
             }
             Err(source) => return Err(Error::ReadDir { path: full, source }),
         };
-        let items = listing
-            .collect::<io::Result<Vec<fs::DirEntry>>>()
-            .map_err(|source| Error::ReadDir {
-                path: full.clone(),
-                source,
-            })?;
-        let mut named = stat_all(&items, &full)?;
         named.sort_by(|a, b| a.0.as_encoded_bytes().cmp(b.0.as_encoded_bytes()));
+        if let Some(ahead) = self.ahead {
+            for (name, meta) in &named {
+                if meta.is_dir() {
+                    ahead.push(&dir.path.join(name));
+                }
+            }
+        }
         Ok(Some(
             named
                 .into_iter()
@@ -208,60 +228,6 @@ impl Walker<'_> {
                 .collect(),
         ))
     }
-}
-
-/// Directories with at least this many entries are stat'ed by several threads.
-const PARALLEL_STAT_MIN: usize = 512;
-
-/// `lstat` of every entry (relative to the directory's descriptor), in parallel for
-/// large directories: on a no-change rebuild of a big context the walk is mostly these
-/// calls. Entries removed since the listing are left out.
-fn stat_all(items: &[fs::DirEntry], dir: &Path) -> Result<Vec<(OsString, Metadata)>> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
-    if items.len() < PARALLEL_STAT_MIN || threads < 2 {
-        return stat_some(items);
-    }
-    let chunk = items.len().div_ceil(threads);
-    let parts: Vec<Result<Vec<(OsString, Metadata)>>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = items
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || stat_some(part)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(Error::ReadDir {
-                        path: dir.to_path_buf(),
-                        source: io::Error::other("a thread reading the directory failed"),
-                    })
-                })
-            })
-            .collect()
-    });
-    let mut out = Vec::with_capacity(items.len());
-    for part in parts {
-        out.extend(part?);
-    }
-    Ok(out)
-}
-
-fn stat_some(items: &[fs::DirEntry]) -> Result<Vec<(OsString, Metadata)>> {
-    let mut out = Vec::with_capacity(items.len());
-    for item in items {
-        match item.metadata() {
-            Ok(meta) => out.push((item.file_name(), meta)),
-            // Removed between listing and stat: as if it had never been there.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(source) => {
-                return Err(Error::Metadata {
-                    path: item.path(),
-                    source,
-                })
-            }
-        }
-    }
-    Ok(out)
 }
 
 fn child(dir: &DirRef, name: OsString, metadata: Metadata) -> Entry {
@@ -300,6 +266,7 @@ mod tests {
 
     #[test]
     fn large_directories_are_listed_whole_and_sorted() {
+        use crate::context::readahead::PARALLEL_STAT_MIN;
         let dir = tempfile::tempdir().unwrap();
         let mut expected = Vec::new();
         for i in 0..(PARALLEL_STAT_MIN * 2 + 7) {

@@ -268,6 +268,16 @@ impl LazyContext<'_> {
     }
 }
 
+impl Drop for LazyContext<'_> {
+    fn drop(&mut self) {
+        // A big context's index is 100k+ small allocations: free them off the build's
+        // critical path (a process that exits first just skips the work).
+        if let Some(index) = self.cell.take().filter(|i| i.len() > 10_000) {
+            let _ = std::thread::Builder::new().spawn(move || drop(index));
+        }
+    }
+}
+
 fn context_index(context: &Path, dockerfile: &Path) -> Result<ContextIndex, ExecError> {
     let mut ctx = BuildContext::new(context);
     if let Some(ignore) = dockerignore_for(context, dockerfile)? {

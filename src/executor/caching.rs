@@ -176,6 +176,14 @@ pub struct Sources<'e> {
 }
 
 impl Sources<'_> {
+    fn stat_loaded(&self) -> bool {
+        self.cache
+            .stat
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
     /// Runs `f` with the stat cache of the context (loaded on first use).
     fn with_stat<T>(&self, f: impl FnOnce(&mut StatCache) -> T) -> T {
         let mut guard = self.cache.stat.lock().unwrap_or_else(|p| p.into_inner());
@@ -189,7 +197,16 @@ impl Sources<'_> {
         sources: &[String],
         exclude: &[String],
     ) -> Result<Vec<(String, String)>, ExecError> {
-        let index = self.env.context.get()?;
+        // The stat cache (one record per context file) loads while the context is walked.
+        let index = std::thread::scope(|scope| {
+            let loading = (!self.stat_loaded()).then(|| scope.spawn(|| self.with_stat(|_| ())));
+            let index = self.env.context.get();
+            if let Some(loading) = loading {
+                // A panic while loading leaves the cache unloaded: it loads again below.
+                let _ = loading.join();
+            }
+            index
+        })?;
         let req = CopyRequest {
             sources,
             contents: &[],
