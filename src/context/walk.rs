@@ -6,7 +6,7 @@
 //! as symlinks and never followed; metadata comes from `lstat` once and travels with the
 //! entry. Each directory's names are read in full before its children are visited; the
 //! listings themselves (names + `lstat`) are made ahead on other threads
-//! ([`readahead`](super::readahead)), one handle per thread.
+//! ([`readahead`]), one handle per thread.
 //!
 //! Errors follow fsutil: a directory or entry that vanishes during the walk is skipped;
 //! a directory that cannot be read for lack of permission is skipped when it is itself
