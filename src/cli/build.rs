@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 
 use super::progress::ProgressMode;
-use crate::executor::{BuildOptions, CompressionKind, Output, SecretSpec, Snapshotter, SshSpec};
+use crate::executor::{
+    BuildOptions, CompressionKind, Output, PullPolicy, SecretSpec, Snapshotter, SshSpec,
+};
 
 /// `--compression`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -113,6 +115,68 @@ pub struct BuildArgs {
     /// this size (`10GB`; default: `maxStoreSize` of `<store>/config.json`, else none).
     #[arg(long, value_name = "SIZE")]
     pub max_store_size: Option<String>,
+    /// When to pull `FROM` images: `missing` (the default), `always` (`--pull` alone)
+    /// or `never`.
+    #[arg(long, value_enum, value_name = "POLICY", num_args = 0..=1, require_equals = true,
+          default_missing_value = "always", default_value = "missing")]
+    pub pull: PullArg,
+    /// Push the image to the registry of each `-t` name after the build.
+    #[arg(long)]
+    pub push: bool,
+    #[command(flatten)]
+    pub registry: super::registry_cmds::RegistryArgs,
+}
+
+/// `--pull`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PullArg {
+    #[value(alias = "true")]
+    Always,
+    #[value(alias = "false")]
+    Missing,
+    Never,
+}
+
+/// `--output type=image,name=A,B[,push=true]` (`type=registry` pushes too): the names
+/// and whether to push, or `None` for other outputs (the executor's).
+fn image_output(spec: &str) -> anyhow::Result<Option<(Vec<String>, bool)>> {
+    let mut kind = None;
+    let mut names = Vec::new();
+    let mut push = None;
+    let mut last_was_name = false;
+    for field in spec.split(',') {
+        match field.split_once('=') {
+            Some(("type", v)) => {
+                kind = Some(v.trim().to_owned());
+                last_was_name = false;
+            }
+            Some(("name", v)) => {
+                names.push(v.trim().to_owned());
+                last_was_name = true;
+            }
+            Some(("push", v)) => {
+                push = Some(match v.trim() {
+                    "true" => true,
+                    "false" => false,
+                    other => bail!("invalid --output {spec:?}: push={other:?} (true or false)"),
+                });
+                last_was_name = false;
+            }
+            Some(_) => last_was_name = false,
+            // `name=a,b`: more names (what buildx accepts).
+            None if last_was_name => names.push(field.trim().to_owned()),
+            None => {}
+        }
+    }
+    let registry = match kind.as_deref() {
+        Some("image") => false,
+        Some("registry") => true,
+        _ => return Ok(None),
+    };
+    if names.is_empty() {
+        bail!("invalid --output {spec:?}: name= is required");
+    }
+    Ok(Some((names, push.unwrap_or(registry))))
 }
 
 /// `--network`.
@@ -148,7 +212,7 @@ fn key_values(
 
 impl BuildArgs {
     /// Validates the flags into [`BuildOptions`] for store `root`.
-    pub fn into_options(self, root: PathBuf) -> anyhow::Result<(BuildOptions, ProgressMode)> {
+    pub fn into_options(self, root: PathBuf) -> anyhow::Result<(BuildOptions, ProgressMode, bool)> {
         let dockerfile = self
             .file
             .clone()
@@ -162,11 +226,22 @@ impl BuildArgs {
             Some(v) => crate::plan::source_date_epoch(&v)?,
             None => None,
         };
-        let outputs = self
-            .outputs
-            .iter()
-            .map(|o| Output::parse(o))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut tags = self.tags;
+        let mut push = self.push;
+        let mut outputs = Vec::new();
+        for spec in &self.outputs {
+            match image_output(spec)? {
+                Some((names, and_push)) => {
+                    tags.extend(names);
+                    push |= and_push;
+                }
+                None => outputs.push(Output::parse(spec)?),
+            }
+        }
+        if push && tags.is_empty() {
+            bail!("--push needs a name to push to: add -t REGISTRY/REPOSITORY:TAG");
+        }
+        let registry = self.registry.options(&root)?;
         let platform = self
             .platform
             .as_deref()
@@ -177,7 +252,7 @@ impl BuildArgs {
             root,
             context: self.context,
             dockerfile,
-            tags: self.tags,
+            tags,
             build_args,
             target: self.target,
             platform,
@@ -224,15 +299,21 @@ impl BuildArgs {
                 }
                 .to_owned()
             }),
+            pull: match self.pull {
+                PullArg::Always => PullPolicy::Always,
+                PullArg::Missing => PullPolicy::Missing,
+                PullArg::Never => PullPolicy::Never,
+            },
+            registry,
         };
-        Ok((options, self.progress))
+        Ok((options, self.progress, push))
     }
 }
 
 /// Runs `rbuild build`.
 pub fn run(args: BuildArgs, root: PathBuf) -> anyhow::Result<ExitCode> {
     let cap = super::prune_cmds::max_store_size(&root, args.max_store_size.as_deref())?;
-    let (options, progress) = args.into_options(root)?;
+    let (options, progress, push) = args.into_options(root)?;
     private_mounts();
     // First Ctrl-C: stop at the next step and clean up; a second one exits at once
     // (mounts still vanish with the process's mount namespace). The build also sets
@@ -262,6 +343,9 @@ pub fn run(args: BuildArgs, root: PathBuf) -> anyhow::Result<ExitCode> {
         use std::io::Write;
         writeln!(stdout, "{}", result.manifest).context("writing to stdout")?;
     }
+    if push {
+        push_tags(&options, &result.manifest, progress == ProgressMode::Quiet)?;
+    }
     if let Some(cap) = cap {
         // The build's shared gc lock is released: prunes only if no other build runs.
         // The image is built: a failure here is a warning, not a failed build.
@@ -270,6 +354,27 @@ pub fn run(args: BuildArgs, root: PathBuf) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--push`: the built image to each `-t` name's registry (blobs already pushed for
+/// the first name are found by `HEAD` for the next ones).
+fn push_tags(
+    options: &BuildOptions,
+    manifest: &crate::digest::Digest,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    let store = crate::store::Store::open(&options.root)?;
+    let _gc = store.gc_shared()?;
+    let image = store
+        .resolve(&manifest.to_string())?
+        .with_context(|| format!("the built image {manifest} is not in the store"))?;
+    let client = crate::push::Client::new(options.registry.clone());
+    for tag in &options.tags {
+        let dest = crate::push::Reference::parse(tag)?;
+        // The build's --metadata-file already names this digest.
+        super::registry_cmds::push_one(&client, &store, &image, &dest, quiet)?;
+    }
+    Ok(())
 }
 
 /// Moves this process into its own mount namespace with private propagation, so every

@@ -7,6 +7,7 @@ mod build;
 mod parse;
 mod progress;
 mod prune_cmds;
+mod registry_cmds;
 mod store_check;
 mod store_cmds;
 
@@ -49,6 +50,14 @@ enum Command {
     Prune(prune_cmds::PruneArgs),
     /// Manage the store itself (`rbuild store check [--repair]`).
     Store(store_check::StoreArgs),
+    /// Pull an image from a registry into the store.
+    Pull(registry_cmds::PullArgs),
+    /// Push an image from the store to a registry.
+    Push(registry_cmds::PushArgs),
+    /// Log in to a registry (saved in Docker's config.json).
+    Login(registry_cmds::LoginArgs),
+    /// Log out from a registry.
+    Logout(registry_cmds::LogoutArgs),
 }
 
 /// The store root: `--root`/`RBUILD_ROOT`, else the default for this user.
@@ -66,8 +75,9 @@ fn store_root(root: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     .context("cannot choose a store directory (HOME is not set): pass --root or set RBUILD_ROOT")
 }
 
-const SUBCOMMANDS: [&str; 10] = [
-    "build", "parse", "images", "tag", "rmi", "inspect", "du", "prune", "store", "help",
+const SUBCOMMANDS: [&str; 14] = [
+    "build", "parse", "images", "tag", "rmi", "inspect", "du", "prune", "store", "pull", "push",
+    "login", "logout", "help",
 ];
 
 /// `rbuild -t app:1 .` means `rbuild build -t app:1 .`: inserts `build` before the
@@ -108,6 +118,10 @@ pub fn run() -> ExitCode {
         Command::Du(a) => store_root(root).and_then(|r| prune_cmds::run_du(&r, &a)),
         Command::Prune(a) => store_root(root).and_then(|r| prune_cmds::run_prune(&r, &a)),
         Command::Store(a) => store_root(root).and_then(|r| store_check::run(&r, &a)),
+        Command::Pull(a) => store_root(root).and_then(|r| registry_cmds::run_pull(&r, &a)),
+        Command::Push(a) => store_root(root).and_then(|r| registry_cmds::run_push(&r, &a)),
+        Command::Login(a) => store_root(root).and_then(|r| registry_cmds::run_login(&r, &a)),
+        Command::Logout(a) => registry_cmds::run_logout(&a),
     };
     match result {
         Ok(code) => code,

@@ -86,17 +86,24 @@ fn build_or_explain(
         platform: options.platform.clone(),
         labels: options.labels.clone(),
     };
-    let plan = plan::plan(&dockerfile, &plan_options, &StoreResolver { store: &store }).map_err(
-        |source| {
-            let line = source
-                .span()
-                .map_or(String::new(), |s| format!(":{}", s.line));
-            BuildError::Plan {
-                location: format!("{name}{line}"),
-                source: Box::new(source),
-            }
-        },
-    )?;
+    let mut registry = options.registry.clone();
+    registry.cancel = options.cancel.clone();
+    let client = crate::push::Client::new(registry);
+    let resolver = StoreResolver {
+        store: &store,
+        client: &client,
+        policy: options.pull,
+        reporter,
+    };
+    let plan = plan::plan(&dockerfile, &plan_options, &resolver).map_err(|source| {
+        let line = source
+            .span()
+            .map_or(String::new(), |s| format!(":{}", s.line));
+        BuildError::Plan {
+            location: format!("{name}{line}"),
+            source: Box::new(source),
+        }
+    })?;
 
     let context = LazyContext {
         cell: OnceLock::new(),

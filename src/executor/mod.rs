@@ -26,3 +26,4 @@ pub use error::{BuildError, ExecError, Result};
 pub use events::{BuildEvent, NoReporter, Recorder, Reporter, StepId};
 pub use mounts::{FlagError, SecretSource, SecretSpec, SshSpec};
 pub use options::{BuildOptions, CompressionKind, Output, OutputError, Snapshotter};
+pub use resolver::PullPolicy;

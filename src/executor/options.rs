@@ -141,6 +141,10 @@ pub struct BuildOptions {
     /// `--network`: the network of RUN steps without `--network` (`default`, `none`,
     /// `host`).
     pub network: Option<String>,
+    /// `--pull`: when `FROM` images are pulled.
+    pub pull: super::PullPolicy,
+    /// How registries are reached (for pulls of `FROM` images).
+    pub registry: crate::push::RegistryOptions,
 }
 
 #[cfg(test)]

@@ -98,3 +98,97 @@ mod tests {
         assert_eq!(back, m);
     }
 }
+
+impl Index {
+    /// The manifest for `os/architecture[/variant]` (an empty `variant` accepts
+    /// any; `arm64` treats a missing variant as `v8`), first match in index order.
+    /// Entries without a platform (attestations) never match.
+    pub fn select(&self, os: &str, architecture: &str, variant: &str) -> Option<&Descriptor> {
+        let normal = |arch: &str, v: &str| -> String {
+            if arch == "arm64" && v.is_empty() {
+                "v8".to_owned()
+            } else {
+                v.to_owned()
+            }
+        };
+        let wanted = normal(architecture, variant);
+        self.manifests.iter().find(|d| {
+            d.platform.as_ref().is_some_and(|p| {
+                p.os == os
+                    && p.architecture == architecture
+                    && (variant.is_empty() || normal(&p.architecture, &p.variant) == wanted)
+            })
+        })
+    }
+
+    /// The platforms listed, `os/arch[/variant]`, for messages.
+    pub fn platforms(&self) -> Vec<String> {
+        self.manifests
+            .iter()
+            .filter_map(|d| d.platform.as_ref())
+            .map(|p| {
+                let mut s = format!("{}/{}", p.os, p.architecture);
+                if !p.variant.is_empty() {
+                    s.push('/');
+                    s.push_str(&p.variant);
+                }
+                s
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod select_tests {
+    use super::*;
+    use crate::digest::Digest;
+    use crate::image::Platform;
+
+    fn entry(os: &str, arch: &str, variant: &str, n: u8) -> Descriptor {
+        let mut d = Descriptor::new(crate::image::media_types::OCI_MANIFEST, Digest::of(&[n]), 1);
+        d.platform = Some(Platform {
+            architecture: arch.into(),
+            os: os.into(),
+            os_version: String::new(),
+            os_features: vec![],
+            variant: variant.into(),
+        });
+        d
+    }
+
+    #[test]
+    fn platforms_are_matched_like_docker() {
+        let index = Index {
+            manifests: vec![
+                entry("unknown", "unknown", "", 0),
+                entry("linux", "arm", "v7", 1),
+                entry("linux", "arm64", "", 2),
+                entry("linux", "amd64", "", 3),
+            ],
+            ..Index::default()
+        };
+        let digest = |d: Option<&Descriptor>| d.map(|d| d.digest);
+        assert_eq!(
+            digest(index.select("linux", "amd64", "")),
+            Some(Digest::of(&[3]))
+        );
+        assert_eq!(
+            digest(index.select("linux", "arm64", "v8")),
+            Some(Digest::of(&[2]))
+        );
+        assert_eq!(digest(index.select("linux", "arm", "v6")), None);
+        assert_eq!(
+            digest(index.select("linux", "arm", "")),
+            Some(Digest::of(&[1]))
+        );
+        assert_eq!(
+            index.platforms(),
+            [
+                "unknown/unknown",
+                "linux/arm/v7",
+                "linux/arm64",
+                "linux/amd64"
+            ]
+        );
+    }
+}

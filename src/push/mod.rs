@@ -5,11 +5,36 @@
 //! | `reference.rs` | [`Reference`]: Docker's reference grammar and normalization |
 //! | `challenge.rs` | [`Challenge`]: `WWW-Authenticate` parsing, token scopes |
 //! | `credentials.rs` | [`CredentialFiles`]: `config.json` / `auth.json` / credential helpers, login and logout |
+//! | `tls.rs` | rustls settings per registry: system roots, `certs.d` CAs and client certificates, `--tls-verify=false` |
+//! | `auth.rs` | `Auth`: challenge answers, bearer tokens cached per scope set |
+//! | `client.rs` | [`Client`]: connection pools, HTTP vs HTTPS, auth, retries with backoff |
+//! | `repo.rs` | `Repo`: the API calls on one repository (manifests, blob GET/HEAD/mount/upload) |
+//! | `pull.rs` | [`pull()`]: reference -> platform manifest -> verified blobs in the store -> name |
+//! | `upload.rs` | [`push()`]: HEAD, mount or upload each blob, then the manifests |
+//! | `sources.rs` | which repositories a blob came from (for cross-repository mounts) |
+//! | `transfer.rs` | progress events, blobs moved a few at once |
+//! | `error.rs` | [`RegistryError`]: errors a user can act on, never holding a secret |
 
+mod auth;
 mod challenge;
+mod client;
 mod credentials;
+mod error;
+mod pull;
+mod upload;
 mod reference;
+mod repo;
+mod sources;
+mod tls;
+mod transfer;
 
+pub use auth::Target;
 pub use challenge::{parse_challenges, repository_scope, Challenge};
+pub use client::{check, Client, RegistryOptions, Retry};
 pub use credentials::{Credential, CredentialError, CredentialFiles, DOCKER_HUB_AUTH_KEY};
+pub use error::RegistryError;
+pub use pull::{platform_text, pull, Pulled};
+pub use upload::{push, Pushed};
 pub use reference::{Reference, ReferenceError, DOCKER_HUB, DOCKER_HUB_API};
+pub use tls::TlsOptions;
+pub use transfer::{BlobState, Progress, TransferEvent};

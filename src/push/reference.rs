@@ -200,7 +200,7 @@ fn split_domain(name: &str) -> (String, &str) {
 }
 
 /// The host part of `host[:port]` / `[v6]:port`.
-fn host_of(registry: &str) -> &str {
+pub(super) fn host_of(registry: &str) -> &str {
     if let Some(rest) = registry.strip_prefix('[') {
         return rest.split(']').next().unwrap_or_default();
     }

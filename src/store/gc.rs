@@ -145,6 +145,10 @@ pub struct StoreConfig {
     /// A size cap (`10GiB`, go-units `RAMInBytes` syntax), enforced after each build.
     #[serde(default)]
     pub max_store_size: Option<String>,
+    /// Registries (`host` or `host:port`) reached over plain HTTP, as
+    /// `--insecure-registry` does.
+    #[serde(default)]
+    pub insecure_registries: Vec<String>,
 }
 
 impl StoreConfig {

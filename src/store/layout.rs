@@ -8,7 +8,8 @@
 //! <root>/snapshots/<hex>.used  touched when the snapshot is used (its last use)
 //! <root>/cache/              op cache records (owned by the cache module)
 //! <root>/locks/              flock files: index.lock, snap-<hex>.lock, gc.lock
-//! <root>/config.json         optional settings: {"maxStoreSize": "10GiB"}
+//! <root>/config.json         optional settings: {"maxStoreSize": "10GiB",
+//!                             "insecureRegistries": ["registry.lan:5000"]}
 //! <root>/tmp/<id>/ + <id>.lock   one work dir per running process
 //! ```
 //!

@@ -1,0 +1,176 @@
+//! Pulling an image into the store: resolve the reference to a manifest (through an
+//! index / manifest list for the wanted platform), download the config and the layers
+//! that are not in the store yet, a few at once, each verified while it streams, then
+//! write the manifest (and index) and name the image. Nothing is named before every
+//! blob it reaches is in the store, so an interrupted pull leaves only blobs that the
+//! next pull reuses.
+
+use super::client::Client;
+use super::error::RegistryError;
+use super::reference::Reference;
+use super::repo::{FetchedManifest, Repo};
+use super::sources;
+use super::transfer::{
+    for_each_concurrently, BlobState, Progress, TransferEvent, DEFAULT_CONCURRENCY,
+};
+use crate::digest::Digest;
+use crate::image::{media_types, Descriptor, Index, Manifest};
+use crate::plan::Platform;
+use crate::store::{ImageName, Store};
+
+/// What a pull brought.
+#[derive(Debug, Clone)]
+pub struct Pulled {
+    /// The platform manifest, as stored (the digest cache keys use).
+    pub descriptor: Descriptor,
+    /// The index it was chosen from, if the reference named one.
+    pub index: Option<Digest>,
+    /// The local name given (`None` for a digest reference).
+    pub name: Option<ImageName>,
+    /// Blobs downloaded, and their bytes.
+    pub downloaded: (usize, u64),
+}
+
+/// Pulls `reference` for `platform` into `store`.
+pub fn pull(
+    client: &Client,
+    store: &Store,
+    reference: &Reference,
+    platform: &Platform,
+    progress: &Progress<'_>,
+) -> Result<Pulled, RegistryError> {
+    let repo = Repo::new(client, reference, false, &[]);
+    let top = repo.get_manifest(&reference.manifest_ref())?;
+    let text = reference.to_string();
+    progress(TransferEvent::Manifest {
+        reference: &text,
+        digest: &top.digest,
+    });
+    let (index, manifest) = if media_types::is_index(&top.media_type) {
+        let parsed: Index = parse(&top, &text)?;
+        let chosen = parsed
+            .select(&platform.os, &platform.architecture, &platform.variant)
+            .ok_or_else(|| RegistryError::NoPlatform {
+                reference: text.clone(),
+                wanted: platform_text(platform),
+                available: parsed.platforms().join(", "),
+            })?;
+        let manifest = repo.get_manifest(&chosen.digest.to_string())?;
+        if manifest.bytes.len() as u64 != chosen.size {
+            return Err(RegistryError::SizeMismatch {
+                registry: reference.registry.clone(),
+                what: format!("manifest {}", chosen.digest),
+                expected: chosen.size,
+                actual: manifest.bytes.len() as u64,
+            });
+        }
+        (Some(top), manifest)
+    } else {
+        (None, top)
+    };
+    if !media_types::is_manifest(&manifest.media_type) {
+        return Err(RegistryError::Unsupported {
+            reference: text,
+            reason: format!(
+                "{:?} is not an image manifest rbuild can use (OCI or Docker schema 2)",
+                manifest.media_type
+            ),
+        });
+    }
+    let parsed: Manifest = parse(&manifest, &text)?;
+    for layer in &parsed.layers {
+        if crate::layers::Compression::from_media_type(&layer.media_type).is_none()
+            && !layer.media_type.ends_with(".tar")
+        {
+            return Err(RegistryError::Unsupported {
+                reference: text,
+                reason: format!(
+                    "layer {} has media type {:?}",
+                    layer.digest, layer.media_type
+                ),
+            });
+        }
+    }
+    let blobs: Vec<&Descriptor> = std::iter::once(&parsed.config)
+        .chain(&parsed.layers)
+        .collect();
+    let counted = std::sync::Mutex::new((0usize, 0u64));
+    for_each_concurrently(
+        &blobs,
+        DEFAULT_CONCURRENCY,
+        |desc| -> Result<(), RegistryError> {
+            sources::record(
+                store,
+                &desc.digest,
+                &reference.registry,
+                &reference.repository,
+            );
+            if store.has_blob(&desc.digest) {
+                progress(blob_event(desc, BlobState::Exists));
+                return Ok(());
+            }
+            progress(blob_event(desc, BlobState::Started));
+            if repo.fetch_blob(desc, store)? {
+                let mut c = counted.lock().unwrap_or_else(|p| p.into_inner());
+                c.0 += 1;
+                c.1 += desc.size;
+            }
+            progress(blob_event(desc, BlobState::Done));
+            Ok(())
+        },
+    )?;
+    // Manifest (and index) after the blobs they reach, then the name.
+    store.put_bytes(&manifest.bytes)?;
+    if let Some(index) = &index {
+        store.put_bytes(&index.bytes)?;
+    }
+    let descriptor = Descriptor::new(
+        manifest.media_type.clone(),
+        manifest.digest,
+        manifest.bytes.len() as u64,
+    );
+    let name = if reference.digest.is_none() {
+        let name = ImageName::parse(&reference.familiar())?;
+        store.set_name(&name, &descriptor)?;
+        Some(name)
+    } else {
+        None
+    };
+    Ok(Pulled {
+        descriptor,
+        index: index.map(|i| i.digest),
+        name,
+        downloaded: counted.into_inner().unwrap_or_else(|p| p.into_inner()),
+    })
+}
+
+fn blob_event(desc: &Descriptor, state: BlobState) -> TransferEvent<'_> {
+    TransferEvent::Blob {
+        digest: &desc.digest,
+        size: desc.size,
+        state,
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(
+    fetched: &FetchedManifest,
+    reference: &str,
+) -> Result<T, RegistryError> {
+    serde_json::from_slice(&fetched.bytes).map_err(|e| RegistryError::Unsupported {
+        reference: reference.to_owned(),
+        reason: format!(
+            "its {} {} is malformed: {e}",
+            fetched.media_type, fetched.digest
+        ),
+    })
+}
+
+/// `os/arch[/variant]`.
+pub fn platform_text(platform: &Platform) -> String {
+    let mut text = format!("{}/{}", platform.os, platform.architecture);
+    if !platform.variant.is_empty() {
+        text.push('/');
+        text.push_str(&platform.variant);
+    }
+    text
+}

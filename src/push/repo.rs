@@ -1,0 +1,502 @@
+//! The distribution API calls on one repository: manifests (GET/PUT), blobs (HEAD, GET
+//! into the store with digest and size verified as they stream, cross-repository
+//! mount, upload). Pull and push are sequences of these.
+//!
+//! Uploads stream from the store's blob file, never from memory: a blob up to
+//! [`CHUNKED_ABOVE`] goes in one `PUT`; a larger one in `PATCH` chunks, and a failed
+//! chunk resumes where the registry says the upload stands (`GET` on the session)
+//! instead of starting over. A failure the registry may not have (a dropped connection,
+//! `5xx`, `429`) is retried with backoff; anything else is reported at once.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::time::Duration;
+
+use reqwest::blocking::{Body, Response};
+use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION, RANGE};
+
+use super::auth::Target;
+use super::client::{check, Client, Retry};
+use super::error::RegistryError;
+use super::reference::Reference;
+use crate::digest::Digest;
+use crate::image::{media_types, Descriptor};
+use crate::store::Store;
+
+/// Blobs larger than this are uploaded in chunks (resumable).
+pub const CHUNKED_ABOVE: u64 = 64 << 20;
+/// The size of an upload chunk.
+const CHUNK: u64 = 32 << 20;
+/// Manifests and indexes larger than this are refused (the spec's limit is 4 MiB).
+const MAX_MANIFEST: u64 = 4 << 20;
+/// Whole-operation attempts (a blob download or upload that failed half-way).
+const ATTEMPTS: u32 = 5;
+
+/// What manifest GETs accept.
+const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
+application/vnd.oci.image.manifest.v1+json, \
+application/vnd.docker.distribution.manifest.list.v2+json, \
+application/vnd.docker.distribution.manifest.v2+json";
+
+/// A manifest or index as fetched.
+#[derive(Debug)]
+pub struct FetchedManifest {
+    pub bytes: Vec<u8>,
+    pub media_type: String,
+    pub digest: Digest,
+}
+
+/// One repository of one registry, with the token scopes its operations need.
+pub struct Repo<'c> {
+    client: &'c Client,
+    api_host: String,
+    repository: String,
+    target: Target,
+}
+
+impl<'c> Repo<'c> {
+    /// `reference`'s repository, for pulling (`push` false) or pushing; `mount_from`
+    /// names repositories of the same registry whose blobs may be mounted (their pull
+    /// scope is asked for with the same token).
+    pub fn new(
+        client: &'c Client,
+        reference: &Reference,
+        push: bool,
+        mount_from: &[String],
+    ) -> Self {
+        let actions = if push { "pull,push" } else { "pull" };
+        let mut scopes: Vec<String> = mount_from
+            .iter()
+            .filter(|r| **r != reference.repository)
+            .map(|r| format!("repository:{r}:pull"))
+            .collect();
+        scopes.push(format!("repository:{}:{actions}", reference.repository));
+        scopes.sort();
+        scopes.dedup();
+        Repo {
+            client,
+            api_host: reference.api_host().to_owned(),
+            repository: reference.repository.clone(),
+            target: Target {
+                registry: reference.registry.clone(),
+                repository: reference.repository.clone(),
+                action: if push { "push" } else { "pull" },
+                scopes,
+            },
+        }
+    }
+
+    fn send(
+        &self,
+        retry: Retry,
+        build: &dyn Fn(&reqwest::blocking::Client, &str) -> reqwest::blocking::RequestBuilder,
+    ) -> Result<Response, RegistryError> {
+        self.client.send(&self.target, &self.api_host, retry, build)
+    }
+
+    fn url(&self, base: &str, tail: &str) -> String {
+        format!("{base}/v2/{}/{tail}", self.repository)
+    }
+
+    /// GETs manifest `reference` (a tag or digest); a digest reference is verified.
+    pub fn get_manifest(&self, reference: &str) -> Result<FetchedManifest, RegistryError> {
+        let response = self.send(Retry::Yes, &|http, base| {
+            http.get(self.url(base, &format!("manifests/{reference}")))
+                .header(ACCEPT, MANIFEST_ACCEPT)
+        })?;
+        let response = check(response, &self.target, "GET", || {
+            format!("image {}:{reference}", self.repository).replace(":sha256:", "@sha256:")
+        })?;
+        let header_type = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or(v).trim().to_owned());
+        let mut bytes = Vec::new();
+        response
+            .take(MAX_MANIFEST + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| self.connect_error(&e.to_string()))?;
+        if bytes.len() as u64 > MAX_MANIFEST {
+            return Err(RegistryError::Unsupported {
+                reference: format!("{}:{reference}", self.repository),
+                reason: format!("the manifest is larger than {MAX_MANIFEST} bytes"),
+            });
+        }
+        let digest = Digest::of(&bytes);
+        if let Ok(expected) = reference.parse::<Digest>() {
+            if expected != digest {
+                return Err(RegistryError::DigestMismatch {
+                    registry: self.target.registry.clone(),
+                    what: format!("manifest {reference}"),
+                    expected,
+                    actual: digest,
+                });
+            }
+        }
+        let media_type = body_media_type(&bytes).or(header_type).unwrap_or_default();
+        Ok(FetchedManifest {
+            bytes,
+            media_type,
+            digest,
+        })
+    }
+
+    fn connect_error(&self, reason: &str) -> RegistryError {
+        RegistryError::Connect {
+            registry: self.target.registry.clone(),
+            url: format!(
+                "{}/v2/{}",
+                self.client.base_url(&self.api_host),
+                self.repository
+            ),
+            reason: reason.to_owned(),
+        }
+    }
+
+    /// Downloads blob `desc` into `store` unless it is there; its digest and size are
+    /// checked while it streams, and nothing is kept if they are wrong. Returns whether
+    /// anything was downloaded.
+    pub fn fetch_blob(&self, desc: &Descriptor, store: &Store) -> Result<bool, RegistryError> {
+        if store.has_blob(&desc.digest) {
+            return Ok(false);
+        }
+        retry_whole(self.client, || self.fetch_once(desc, store))?;
+        Ok(true)
+    }
+
+    fn fetch_once(&self, desc: &Descriptor, store: &Store) -> Result<(), RegistryError> {
+        let digest = desc.digest;
+        let response = self.send(Retry::Yes, &|http, base| {
+            http.get(self.url(base, &format!("blobs/{digest}")))
+        })?;
+        let response = check(response, &self.target, "GET", || {
+            format!("blob {digest} of {}", self.repository)
+        })?;
+        let mut writer = store.blob_writer()?;
+        // One byte more than announced is enough to know the registry sent too much.
+        let copied = std::io::copy(&mut response.take(desc.size + 1), &mut writer)
+            .map_err(|e| self.connect_error(&format!("downloading {digest}: {e}")))?;
+        if copied != desc.size {
+            return Err(RegistryError::SizeMismatch {
+                registry: self.target.registry.clone(),
+                what: format!("blob {digest}"),
+                expected: desc.size,
+                actual: copied,
+            });
+        }
+        match writer.commit(Some(digest)) {
+            Ok(_) => Ok(()),
+            Err(crate::store::Error::DigestMismatch { expected, actual }) => {
+                Err(RegistryError::DigestMismatch {
+                    registry: self.target.registry.clone(),
+                    what: format!("blob of {}", self.repository),
+                    expected,
+                    actual,
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Whether the registry has blob `digest` in this repository.
+    pub fn has_blob(&self, digest: &Digest) -> Result<bool, RegistryError> {
+        let response = self.send(Retry::Yes, &|http, base| {
+            http.head(self.url(base, &format!("blobs/{digest}")))
+        })?;
+        match response.status().as_u16() {
+            200..=299 => Ok(true),
+            404 => Ok(false),
+            _ => check(response, &self.target, "HEAD", || format!("blob {digest}")).map(|_| false),
+        }
+    }
+
+    /// Uploads blob `desc` from `store`, mounting it from `mount_from` (a repository of
+    /// the same registry that has it) when given. Returns whether it was mounted.
+    pub fn upload_blob(
+        &self,
+        desc: &Descriptor,
+        store: &Store,
+        mount_from: Option<&str>,
+    ) -> Result<bool, RegistryError> {
+        retry_whole(self.client, || {
+            let session = self.start_upload(&desc.digest, mount_from)?;
+            let Some(location) = session else {
+                return Ok(true);
+            };
+            if desc.size > CHUNKED_ABOVE {
+                self.upload_chunked(desc, store, location)?;
+            } else {
+                self.upload_whole(desc, store, &location)?;
+            }
+            Ok(false)
+        })
+    }
+
+    /// POSTs an upload session (`None`: the blob was mounted instead).
+    fn start_upload(
+        &self,
+        digest: &Digest,
+        mount_from: Option<&str>,
+    ) -> Result<Option<String>, RegistryError> {
+        let response = self.send(Retry::Yes, &|http, base| {
+            let mut url = self.url(base, "blobs/uploads/");
+            if let Some(from) = mount_from {
+                url = format!("{url}?mount={digest}&from={from}");
+            }
+            http.post(url).header(CONTENT_LENGTH, "0")
+        })?;
+        if response.status().as_u16() == 201 && mount_from.is_some() {
+            return Ok(None);
+        }
+        let response = check(response, &self.target, "POST", || {
+            format!("repository {} (upload)", self.repository)
+        })?;
+        self.location(&response).map(Some)
+    }
+
+    fn location(&self, response: &Response) -> Result<String, RegistryError> {
+        let location = response
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| RegistryError::Status {
+                registry: self.target.registry.clone(),
+                method: "POST".into(),
+                path: response.url().path().to_owned(),
+                status: response.status().as_u16(),
+                detail: "no upload location in the answer".into(),
+            })?;
+        Ok(absolute(response.url(), location))
+    }
+
+    fn upload_whole(
+        &self,
+        desc: &Descriptor,
+        store: &Store,
+        location: &str,
+    ) -> Result<(), RegistryError> {
+        let url = with_digest(location, &desc.digest);
+        let path = store.blob_path(&desc.digest);
+        let response = self.send(Retry::No, &|http, _| {
+            let body = match File::open(&path) {
+                Ok(file) => Body::sized(file, desc.size),
+                // Reported by the size check of the registry; the store check finds it.
+                Err(_) => Body::from(Vec::new()),
+            };
+            http.put(&url)
+                .header(CONTENT_TYPE, "application/octet-stream")
+                .header(CONTENT_LENGTH, desc.size)
+                .body(body)
+        })?;
+        check(response, &self.target, "PUT", || {
+            format!("upload of {}", desc.digest)
+        })?;
+        Ok(())
+    }
+
+    fn upload_chunked(
+        &self,
+        desc: &Descriptor,
+        store: &Store,
+        mut location: String,
+    ) -> Result<(), RegistryError> {
+        let path = store.blob_path(&desc.digest);
+        let mut offset = 0u64;
+        let mut failures = 0u32;
+        while offset < desc.size {
+            let len = CHUNK.min(desc.size - offset);
+            let sent = self.send(Retry::No, &|http, _| {
+                let body = match open_at(&path, offset) {
+                    Ok(file) => Body::sized(file.take(len), len),
+                    Err(_) => Body::from(Vec::new()),
+                };
+                http.patch(&location)
+                    .header(CONTENT_TYPE, "application/octet-stream")
+                    .header(CONTENT_LENGTH, len)
+                    .header(CONTENT_RANGE, format!("{}-{}", offset, offset + len - 1))
+                    .body(body)
+            });
+            let outcome = sent.and_then(|r| {
+                check(r, &self.target, "PATCH", || {
+                    format!("upload of {}", desc.digest)
+                })
+            });
+            match outcome {
+                Ok(response) => {
+                    location = self.location(&response)?;
+                    offset = upload_end(&response).unwrap_or(offset + len);
+                    failures = 0;
+                }
+                Err(e) if is_transient(&e) && failures + 1 < ATTEMPTS => {
+                    failures += 1;
+                    std::thread::sleep(backoff(self.client, failures));
+                    // Where does the registry say the upload stands?
+                    let status = self.send(Retry::Yes, &|http, _| http.get(&location))?;
+                    if status.status().as_u16() != 204 {
+                        // The session is gone: the whole upload starts over.
+                        return Err(e);
+                    }
+                    location = self.location(&status).unwrap_or(location);
+                    offset = upload_end(&status).unwrap_or(0);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let url = with_digest(&location, &desc.digest);
+        let response = self.send(Retry::Yes, &|http, _| {
+            http.put(&url).header(CONTENT_LENGTH, "0")
+        })?;
+        check(response, &self.target, "PUT", || {
+            format!("upload of {}", desc.digest)
+        })?;
+        Ok(())
+    }
+
+    /// PUTs a manifest or index (its exact bytes) under `reference` (a tag or its
+    /// digest); returns the digest the registry names.
+    pub fn put_manifest(
+        &self,
+        reference: &str,
+        bytes: &[u8],
+        media_type: &str,
+    ) -> Result<Digest, RegistryError> {
+        let response = self.send(Retry::Yes, &|http, base| {
+            http.put(self.url(base, &format!("manifests/{reference}")))
+                .header(CONTENT_TYPE, media_type)
+                .body(bytes.to_vec())
+        })?;
+        let response = check(response, &self.target, "PUT", || {
+            format!("manifest {}:{reference}", self.repository)
+        })?;
+        let ours = Digest::of(bytes);
+        if let Some(theirs) = response
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<Digest>().ok())
+        {
+            if theirs != ours {
+                return Err(RegistryError::DigestMismatch {
+                    registry: self.target.registry.clone(),
+                    what: format!("manifest {}:{reference} as stored", self.repository),
+                    expected: ours,
+                    actual: theirs,
+                });
+            }
+        }
+        Ok(ours)
+    }
+}
+
+/// The `mediaType` a manifest or index declares (or what its shape says it is).
+pub fn body_media_type(bytes: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Shape {
+        media_type: Option<String>,
+        manifests: Option<serde::de::IgnoredAny>,
+        config: Option<serde::de::IgnoredAny>,
+    }
+    let shape: Shape = serde_json::from_slice(bytes).ok()?;
+    match shape {
+        Shape {
+            media_type: Some(m),
+            ..
+        } if !m.is_empty() => Some(m),
+        Shape {
+            manifests: Some(_), ..
+        } => Some(media_types::OCI_INDEX.to_owned()),
+        Shape {
+            config: Some(_), ..
+        } => Some(media_types::OCI_MANIFEST.to_owned()),
+        _ => None,
+    }
+}
+
+fn open_at(path: &std::path::Path, offset: u64) -> std::io::Result<File> {
+    let mut file = File::open(path)?;
+    file.seek(SeekFrom::Start(offset))?;
+    Ok(file)
+}
+
+/// The byte after the last one the registry has (`Range: 0-N` -> N+1).
+fn upload_end(response: &Response) -> Option<u64> {
+    let range = response.headers().get(RANGE)?.to_str().ok()?;
+    let end = range.rsplit('-').next()?.trim().parse::<u64>().ok()?;
+    Some(end + 1)
+}
+
+/// `location` (possibly relative) resolved against the URL that gave it.
+fn absolute(base: &reqwest::Url, location: &str) -> String {
+    base.join(location)
+        .map(|u| u.to_string())
+        .unwrap_or_else(|_| location.to_owned())
+}
+
+fn with_digest(location: &str, digest: &Digest) -> String {
+    let sep = if location.contains('?') { '&' } else { '?' };
+    format!("{location}{sep}digest={digest}")
+}
+
+/// Whether an operation that failed this way may succeed when started again.
+pub fn is_transient(error: &RegistryError) -> bool {
+    match error {
+        RegistryError::Connect { .. } => true,
+        RegistryError::Status { status, .. } => *status == 429 || *status >= 500,
+        _ => false,
+    }
+}
+
+fn backoff(client: &Client, attempt: u32) -> Duration {
+    client
+        .options()
+        .backoff
+        .saturating_mul(1 << attempt.min(6))
+        .min(Duration::from_secs(8))
+}
+
+/// Runs `op` again (with backoff) while it fails transiently, up to [`ATTEMPTS`] times.
+fn retry_whole<T>(
+    client: &Client,
+    mut op: impl FnMut() -> Result<T, RegistryError>,
+) -> Result<T, RegistryError> {
+    let mut attempt = 0;
+    loop {
+        match op() {
+            Err(e) if is_transient(&e) && attempt + 1 < ATTEMPTS => {
+                attempt += 1;
+                std::thread::sleep(backoff(client, attempt));
+            }
+            other => return other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_and_digests_compose() {
+        let base = reqwest::Url::parse("http://r:5000/v2/a/blobs/uploads/").unwrap();
+        assert_eq!(
+            absolute(&base, "/v2/a/blobs/uploads/u1?_state=x"),
+            "http://r:5000/v2/a/blobs/uploads/u1?_state=x"
+        );
+        assert_eq!(absolute(&base, "https://other/up/1"), "https://other/up/1");
+        let d = Digest::of(b"x");
+        assert_eq!(
+            with_digest("http://r/u?s=1", &d),
+            format!("http://r/u?s=1&digest={d}")
+        );
+        assert_eq!(
+            with_digest("http://r/u", &d),
+            format!("http://r/u?digest={d}")
+        );
+        assert_eq!(
+            body_media_type(br#"{"schemaVersion":2,"manifests":[]}"#).as_deref(),
+            Some(media_types::OCI_INDEX)
+        );
+    }
+}

@@ -1,0 +1,188 @@
+//! Pushing a stored image to a registry: every blob the image reaches is checked with
+//! `HEAD` first and skipped when the registry has it, mounted from another repository
+//! of the same registry when the store knows one that has it, else uploaded (from the
+//! store's file, a few at once); then the manifests, with their exact bytes and media
+//! types: an index's children by digest, the top one under the tag.
+
+use std::collections::BTreeSet;
+
+use super::client::Client;
+use super::error::RegistryError;
+use super::reference::Reference;
+use super::repo::Repo;
+use super::sources;
+use super::transfer::{
+    for_each_concurrently, BlobState, Progress, TransferEvent, DEFAULT_CONCURRENCY,
+};
+use crate::digest::Digest;
+use crate::image::{media_types, Descriptor, Index, Manifest};
+use crate::store::Store;
+
+/// What a push did.
+#[derive(Debug, Clone)]
+pub struct Pushed {
+    /// The digest of the pushed manifest (or index).
+    pub digest: Digest,
+    /// Its size and media type.
+    pub size: u64,
+    pub media_type: String,
+    /// Blobs uploaded (count, bytes), mounted, and already present.
+    pub uploaded: (usize, u64),
+    pub mounted: usize,
+    pub existing: usize,
+}
+
+/// The manifests (children first) and blobs of a stored image.
+struct Parts {
+    manifests: Vec<(Descriptor, Vec<u8>)>,
+    blobs: Vec<Descriptor>,
+}
+
+fn collect(store: &Store, top: &Descriptor) -> Result<Parts, RegistryError> {
+    let mut parts = Parts {
+        manifests: Vec::new(),
+        blobs: Vec::new(),
+    };
+    let mut seen = BTreeSet::new();
+    let mut add_manifest = |desc: &Descriptor, parts: &mut Parts| -> Result<(), RegistryError> {
+        let bytes = store.read_blob(&desc.digest)?;
+        let manifest: Manifest =
+            serde_json::from_slice(&bytes).map_err(|e| RegistryError::Unsupported {
+                reference: desc.digest.to_string(),
+                reason: format!("the stored manifest is malformed: {e}"),
+            })?;
+        for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
+            if seen.insert(blob.digest) {
+                parts.blobs.push(blob.clone());
+            }
+        }
+        parts.manifests.push((desc.clone(), bytes));
+        Ok(())
+    };
+    if media_types::is_index(&top.media_type) {
+        let bytes = store.read_blob(&top.digest)?;
+        let index: Index =
+            serde_json::from_slice(&bytes).map_err(|e| RegistryError::Unsupported {
+                reference: top.digest.to_string(),
+                reason: format!("the stored index is malformed: {e}"),
+            })?;
+        for child in &index.manifests {
+            if media_types::is_manifest(&child.media_type) {
+                add_manifest(child, &mut parts)?;
+            }
+        }
+        parts.manifests.push((top.clone(), bytes));
+    } else {
+        add_manifest(top, &mut parts)?;
+    }
+    for blob in &parts.blobs {
+        if !store.has_blob(&blob.digest) {
+            return Err(RegistryError::Unsupported {
+                reference: top.digest.to_string(),
+                reason: format!(
+                    "blob {} is missing from the store (run `rbuild store check`)",
+                    blob.digest
+                ),
+            });
+        }
+    }
+    Ok(parts)
+}
+
+/// Pushes the stored image `image` (a manifest or index descriptor) to `dest`.
+pub fn push(
+    client: &Client,
+    store: &Store,
+    image: &Descriptor,
+    dest: &Reference,
+    progress: &Progress<'_>,
+) -> Result<Pushed, RegistryError> {
+    let parts = collect(store, image)?;
+    // Repositories of the destination registry that have some of these blobs.
+    let mut mount_from: Vec<String> = parts
+        .blobs
+        .iter()
+        .flat_map(|b| sources::repositories(store, &b.digest, &dest.registry))
+        .filter(|r| *r != dest.repository)
+        .collect();
+    mount_from.sort();
+    mount_from.dedup();
+    let repo = Repo::new(client, dest, true, &mount_from);
+    let tally = std::sync::Mutex::new(Pushed {
+        digest: image.digest,
+        size: image.size,
+        media_type: image.media_type.clone(),
+        uploaded: (0, 0),
+        mounted: 0,
+        existing: 0,
+    });
+    for_each_concurrently(
+        &parts.blobs,
+        DEFAULT_CONCURRENCY,
+        |blob| -> Result<(), RegistryError> {
+            let state = push_blob(&repo, store, blob, dest, progress)?;
+            let mut t = tally.lock().unwrap_or_else(|p| p.into_inner());
+            match state {
+                BlobState::Exists => t.existing += 1,
+                BlobState::Mounted => t.mounted += 1,
+                _ => {
+                    t.uploaded.0 += 1;
+                    t.uploaded.1 += blob.size;
+                }
+            }
+            drop(t);
+            sources::record(store, &blob.digest, &dest.registry, &dest.repository);
+            Ok(())
+        },
+    )?;
+    let mut pushed = tally.into_inner().unwrap_or_else(|p| p.into_inner());
+    let last = parts.manifests.len().saturating_sub(1);
+    for (i, (desc, bytes)) in parts.manifests.iter().enumerate() {
+        let reference = if i == last {
+            dest.manifest_ref()
+        } else {
+            desc.digest.to_string()
+        };
+        let digest = repo.put_manifest(&reference, bytes, &desc.media_type)?;
+        progress(TransferEvent::Manifest {
+            reference: &reference,
+            digest: &digest,
+        });
+        if i == last {
+            pushed.digest = digest;
+            pushed.size = bytes.len() as u64;
+            pushed.media_type = desc.media_type.clone();
+        }
+    }
+    Ok(pushed)
+}
+
+fn push_blob(
+    repo: &Repo<'_>,
+    store: &Store,
+    blob: &Descriptor,
+    dest: &Reference,
+    progress: &Progress<'_>,
+) -> Result<BlobState, RegistryError> {
+    let event = |state| TransferEvent::Blob {
+        digest: &blob.digest,
+        size: blob.size,
+        state,
+    };
+    if repo.has_blob(&blob.digest)? {
+        progress(event(BlobState::Exists));
+        return Ok(BlobState::Exists);
+    }
+    let from = sources::repositories(store, &blob.digest, &dest.registry)
+        .into_iter()
+        .find(|r| *r != dest.repository);
+    progress(event(BlobState::Started));
+    let mounted = repo.upload_blob(blob, store, from.as_deref())?;
+    let state = if mounted {
+        BlobState::Mounted
+    } else {
+        BlobState::Done
+    };
+    progress(event(state));
+    Ok(state)
+}
