@@ -101,7 +101,7 @@ fn build_or_explain(
             .map_or(String::new(), |s| format!(":{}", s.line));
         BuildError::Plan {
             location: format!("{name}{line}"),
-            source: Box::new(source),
+            error: Box::new(source),
         }
     })?;
 

@@ -104,11 +104,12 @@ pub enum BuildError {
     /// Already rendered: `Dockerfile:LINE:COL: what`, the line and a caret.
     #[error("{rendered}")]
     Parse { rendered: String },
-    #[error("{location}: {source}")]
+    /// The plan error is shown in the message itself (not as a cause, which the CLI
+    /// would print a second time).
+    #[error("{location}: {error}")]
     Plan {
         location: String,
-        #[source]
-        source: Box<crate::plan::PlanError>,
+        error: Box<crate::plan::PlanError>,
     },
     #[error("{location}: {}{source}", instruction.as_ref().map(|i| format!("{i}: ")).unwrap_or_default())]
     Step {
