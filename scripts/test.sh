@@ -5,7 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # System packages the build and the tests use (installed only when missing).
-packages=(pkg-config busybox-static skopeo umoci oci-image-tool podman bzip2 xz-utils zstd openssh-client)   # busybox: the sandbox tests' rootfs; image readers; ADD archive compressors; ssh-agent for RUN --mount=type=ssh
+# busybox: the sandbox tests' rootfs; image readers; ADD archive compressors; ssh-agent for
+# RUN --mount=type=ssh; registry tests: the CNCF registry (docker-registry), bcrypt htpasswd
+# (apache2-utils), certificates and token keys (openssl), curl.
+packages=(pkg-config busybox-static skopeo umoci oci-image-tool podman bzip2 xz-utils zstd openssh-client
+          docker-registry apache2-utils openssl curl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

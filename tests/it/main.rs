@@ -8,6 +8,7 @@ mod integrity;
 mod mounts;
 mod parallel;
 mod prune;
+mod registry;
 mod run;
 mod snapshotter;
 mod support;
