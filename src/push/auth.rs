@@ -64,6 +64,9 @@ pub struct Auth {
     /// `--creds`: used for every registry instead of the files.
     fixed: Option<Credential>,
     state: Mutex<State>,
+    /// Held while a challenge is answered, so that threads hitting the same `401` at
+    /// once fetch one token, not one each.
+    answering: Mutex<()>,
 }
 
 /// How the token service is reached (the client that owns the TLS settings does it).
@@ -94,6 +97,7 @@ impl Auth {
             files,
             fixed,
             state: Mutex::new(State::default()),
+            answering: Mutex::new(()),
         }
     }
 
@@ -144,13 +148,21 @@ impl Auth {
     }
 
     /// Answers the `WWW-Authenticate` challenge of a `401` for `target`: the header to
-    /// retry with.
+    /// retry with. `stale` is the header the refused request carried (not reused).
     pub fn answer(
         &self,
         target: &Target,
+        stale: Option<&str>,
         www_authenticate: &str,
         fetch: &dyn TokenFetch,
     ) -> Result<String, RegistryError> {
+        let _answering = self.answering.lock().unwrap_or_else(|p| p.into_inner());
+        // Another thread may have answered the same challenge while this one waited.
+        if let Some(header) = self.header(target)? {
+            if stale.is_none_or(|s| s != header) {
+                return Ok(header);
+            }
+        }
         let challenges = parse_challenges(www_authenticate);
         let bearer = challenges.iter().find_map(|c| match c {
             Challenge::Bearer { realm, service, .. } => Some(Scheme::Bearer {
@@ -354,7 +366,10 @@ mod tests {
         assert!(auth.header(&t).unwrap().is_none());
         let challenge =
             r#"Bearer realm="http://issuer/token",service="reg",scope="repository:team/app:pull""#;
-        assert_eq!(auth.answer(&t, challenge, &issuer).unwrap(), "Bearer tok-1");
+        assert_eq!(
+            auth.answer(&t, None, challenge, &issuer).unwrap(),
+            "Bearer tok-1"
+        );
         let seen = issuer.seen.borrow();
         assert_eq!(seen.len(), 1);
         assert!(seen[0].contains("repository:base:pull"), "{}", seen[0]);
@@ -383,6 +398,7 @@ mod tests {
         };
         auth.answer(
             &target(&["repository:team/app:pull"]),
+            None,
             r#"Bearer realm="http://issuer/token",service="reg""#,
             &issuer,
         )
@@ -400,7 +416,7 @@ mod tests {
             status: 401,
         };
         let err = auth
-            .answer(&target(&[]), r#"Basic realm="r""#, &issuer)
+            .answer(&target(&[]), None, r#"Basic realm="r""#, &issuer)
             .unwrap_err()
             .to_string();
         assert!(err.contains("rbuild login reg:5000"), "{err}");
@@ -414,6 +430,7 @@ mod tests {
         let err = with
             .answer(
                 &target(&["repository:team/app:pull"]),
+                None,
                 r#"Bearer realm="http://issuer/token""#,
                 &issuer,
             )

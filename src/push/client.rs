@@ -225,7 +225,7 @@ impl Client {
                     let detail = error_detail(&response.bytes().unwrap_or_default());
                     match challenge {
                         Some(c) if !answered => {
-                            header = Some(self.auth.answer(target, &c, self)?);
+                            header = Some(self.auth.answer(target, header.as_deref(), &c, self)?);
                             answered = true;
                             continue; // not counted as an attempt
                         }

@@ -8,6 +8,7 @@ mod integrity;
 mod mounts;
 mod parallel;
 mod prune;
+mod pushpull;
 mod registry;
 mod run;
 mod snapshotter;

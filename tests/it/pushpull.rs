@@ -1,0 +1,423 @@
+//! The registry client against the real CNCF registry: push and pull round trips read
+//! back by skopeo and umoci, basic auth with `rbuild login`, TLS through a certs.d
+//! directory, bearer tokens with scopes enforced (cross-repository mounts), a proxy
+//! that fails requests, and a registry that serves wrong bytes.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::registry::{available, Fault, FaultProxy, Policy, Registry, Rule, TokenIssuer};
+use crate::support::{busybox, rbuild_in, TestContext};
+
+/// A busybox base image built into `t`'s store as `name`; `None` when the machine
+/// cannot build it (checked by `busybox`).
+fn base(name: &str) -> Option<TestContext> {
+    let t = busybox("RUN echo base > /base.txt\n", &[])?;
+    t.build(&["-t", name]);
+    Some(t)
+}
+
+fn run_ok(root: &Path, args: &[&str], env: &[(&str, &str)]) -> (String, String) {
+    let out = rbuild_in(root, args, env);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "rbuild {args:?} failed:\n{stderr}");
+    (stdout.trim().to_owned(), stderr)
+}
+
+fn run_fails(root: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
+    let out = rbuild_in(root, args, env);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "rbuild {args:?} should fail");
+    stderr
+}
+
+fn skopeo(args: &[&str]) -> String {
+    let out = Command::new("skopeo")
+        .args(args)
+        .output()
+        .expect("run skopeo");
+    assert!(
+        out.status.success(),
+        "skopeo {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn sha256_of(bytes: &[u8]) -> String {
+    crate::registry::digest(bytes)
+}
+
+#[test]
+fn push_then_pull_round_trips_through_a_plain_registry() {
+    if !available(&["skopeo", "umoci"]) {
+        return;
+    }
+    let Some(t) = base("base:1") else { return };
+    let reg = Registry::plain();
+    let dest = format!("{}/team/app:1", reg.host());
+    let meta = t.path("meta.json");
+    let (digest, stderr) = run_ok(
+        &t.root(),
+        &[
+            "push",
+            "base:1",
+            &dest,
+            "--metadata-file",
+            meta.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(digest.starts_with("sha256:"), "{digest}");
+    assert!(stderr.contains("pushed"), "{stderr}");
+    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(&meta).unwrap()).unwrap();
+    assert_eq!(meta["containerimage.digest"], digest.as_str());
+    // An independent reader gets the same bytes.
+    let raw = skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        "--raw",
+        &format!("docker://{dest}"),
+    ]);
+    assert_eq!(sha256_of(raw.as_bytes()), digest);
+    let layout = tempfile::tempdir().unwrap();
+    let oci = format!("oci:{}:app", layout.path().display());
+    skopeo(&[
+        "copy",
+        "-q",
+        "--src-tls-verify=false",
+        &format!("docker://{dest}"),
+        &oci,
+    ]);
+    let bundle = layout.path().join("bundle");
+    let out = Command::new("umoci")
+        .args(["unpack", "--image"])
+        .arg(format!("{}:app", layout.path().display()))
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(bundle.join("rootfs/base.txt")).unwrap(),
+        "base\n"
+    );
+    // A second push moves nothing.
+    let (_, stderr) = run_ok(&t.root(), &["push", "base:1", &dest], &[]);
+    assert!(stderr.contains("0 blobs uploaded"), "{stderr}");
+
+    // Pull into an empty store, then build on it (FROM pulls when missing).
+    let other = TestContext::new(
+        &format!("FROM {dest}\nRUN cat /base.txt > /copy.txt\n"),
+        &[],
+    );
+    let (pulled, _) = run_ok(&other.root(), &["pull", &dest], &[]);
+    assert_eq!(pulled, digest);
+    let fresh = TestContext::new(
+        &format!("FROM {dest}\nRUN cat /base.txt > /copy.txt\n"),
+        &[],
+    );
+    let ctx = fresh.context();
+    let out = fresh.rbuild(&[
+        "build",
+        "--progress",
+        "plain",
+        "-t",
+        "child:1",
+        ctx.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains(&format!("pulling {dest}")), "{stderr}");
+    // --pull=never on a store without the image names it and says why.
+    let never = TestContext::new(&format!("FROM {}/team/none:1\n", reg.host()), &[]);
+    let err = never.build_fails(&["--pull=never"]);
+    assert!(err.contains("--pull=never"), "{err}");
+    assert_eq!(err.matches("is not in the local store").count(), 1, "{err}");
+    // A missing tag is named.
+    let err = run_fails(
+        &t.root(),
+        &["pull", &format!("{}/team/app:nope", reg.host())],
+        &[],
+    );
+    assert!(
+        err.contains("team/app:nope") && err.contains("not found"),
+        "{err}"
+    );
+}
+
+#[test]
+fn basic_auth_needs_login_and_login_writes_docker_config() {
+    if !available(&["skopeo"]) {
+        return;
+    }
+    let Some(t) = base("base:1") else { return };
+    let reg = Registry::basic("alice", "s3cret-pass");
+    let config = tempfile::tempdir().unwrap();
+    let env = [("DOCKER_CONFIG", config.path().to_str().unwrap())];
+    let dest = format!("{}/team/app:1", reg.host());
+    let err = run_fails(&t.root(), &["push", "base:1", &dest], &env);
+    assert!(
+        err.contains(&format!("rbuild login {}", reg.host())),
+        "{err}"
+    );
+    let err = run_fails(
+        &t.root(),
+        &["login", "-u", "alice", "-p", "wrong", reg.host()],
+        &env,
+    );
+    assert!(err.contains("rejected"), "{err}");
+    assert!(!config.path().join("config.json").exists());
+    let out = Command::new(env!("CARGO_BIN_EXE_rbuild"))
+        .args([
+            "--root",
+            t.root().to_str().unwrap(),
+            "login",
+            "-u",
+            "alice",
+            "--password-stdin",
+            reg.host(),
+        ])
+        .env("DOCKER_CONFIG", config.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(b"s3cret-pass\n")?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let saved = std::fs::read_to_string(config.path().join("config.json")).unwrap();
+    assert!(saved.contains(reg.host()), "{saved}");
+    let (digest, stderr) = run_ok(&t.root(), &["push", "base:1", &dest], &env);
+    assert!(!stderr.contains("s3cret-pass"));
+    let raw = skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        "--creds",
+        "alice:s3cret-pass",
+        &format!("docker://{dest}"),
+    ]);
+    assert_eq!(sha256_of(raw.as_bytes()), digest);
+    // --creds overrides the stored credentials (and a wrong one is rejected).
+    let err = run_fails(&t.root(), &["pull", "--creds", "alice:bad", &dest], &env);
+    assert!(
+        err.contains("rejected") && !err.contains("alice:bad"),
+        "{err}"
+    );
+    let (_, out) = run_ok(&t.root(), &["logout", reg.host()], &env);
+    let _ = out;
+    let err = run_fails(&t.root(), &["pull", &dest], &env);
+    assert!(err.contains("rbuild login"), "{err}");
+}
+
+#[test]
+fn tls_registries_use_the_ca_from_a_certs_dir() {
+    if !available(&[]) {
+        return;
+    }
+    let Some(t) = base("base:1") else { return };
+    let reg = Registry::tls_basic("bob", "pw");
+    let dest = format!("{}/team/app:1", reg.host());
+    let certs = tempfile::tempdir().unwrap();
+    let err = run_fails(
+        &t.root(),
+        &[
+            "push",
+            "--creds",
+            "bob:pw",
+            "--cert-dir",
+            certs.path().to_str().unwrap(),
+            "base:1",
+            &dest,
+        ],
+        &[],
+    );
+    assert!(err.contains("TLS") && err.contains("ca.crt"), "{err}");
+    std::fs::create_dir_all(certs.path().join(reg.host())).unwrap();
+    std::fs::copy(
+        reg.ca_cert().expect("TLS registry has a CA"),
+        certs.path().join(reg.host()).join("ca.crt"),
+    )
+    .unwrap();
+    let (digest, _) = run_ok(
+        &t.root(),
+        &[
+            "push",
+            "--creds",
+            "bob:pw",
+            "--cert-dir",
+            certs.path().to_str().unwrap(),
+            "base:1",
+            &dest,
+        ],
+        &[],
+    );
+    let other = TestContext::new("FROM scratch\n", &[]);
+    let (pulled, _) = run_ok(
+        &other.root(),
+        &[
+            "pull",
+            "--creds",
+            "bob:pw",
+            "--cert-dir",
+            certs.path().to_str().unwrap(),
+            &dest,
+        ],
+        &[],
+    );
+    assert_eq!(pulled, digest);
+}
+
+#[test]
+fn bearer_tokens_ask_for_exactly_the_scopes_a_cross_repository_mount_needs() {
+    if !available(&[]) {
+        return;
+    }
+    let Some(t) = base("base:1") else { return };
+    let issuer = TokenIssuer::start(
+        Policy::new()
+            .user("admin", "adminpw", &[("*", "pull,push")])
+            .user(
+                "alice",
+                "alicepw",
+                &[("team/*", "pull,push"), ("base/*", "pull")],
+            ),
+    );
+    let reg = Registry::token(&issuer);
+    let base_ref = format!("{}/base/os:1", reg.host());
+    run_ok(
+        &t.root(),
+        &["push", "--creds", "admin:adminpw", "base:1", &base_ref],
+        &[],
+    );
+    // alice builds on it and pushes to her team's repository: the base layer is mounted.
+    let child = TestContext::new(
+        &format!("FROM {base_ref}\nRUN echo child > /child.txt\n"),
+        &[],
+    );
+    let (_, stderr) = run_ok(
+        &child.root(),
+        &["pull", "--creds", "alice:alicepw", &base_ref],
+        &[],
+    );
+    let _ = stderr;
+    child.build(&["-t", "child:1"]);
+    issuer.clear_requests();
+    let dest = format!("{}/team/app:1", reg.host());
+    let (_, stderr) = run_ok(
+        &child.root(),
+        &["push", "--creds", "alice:alicepw", "child:1", &dest],
+        &[],
+    );
+    assert!(stderr.contains("mounted"), "{stderr}");
+    assert!(!stderr.contains("0 mounted"), "{stderr}");
+    let requests = issuer.requests();
+    assert!(!requests.is_empty());
+    let first = &requests[0];
+    let mut scopes = first.scopes.clone();
+    scopes.sort();
+    assert_eq!(
+        scopes,
+        ["repository:base/os:pull", "repository:team/app:pull,push"],
+        "{requests:?}"
+    );
+    // One token for the whole push (cached per scope set).
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    // alice may not push to base/: the registry's refusal is reported as such.
+    let err = run_fails(
+        &child.root(),
+        &[
+            "push",
+            "--creds",
+            "alice:alicepw",
+            "child:1",
+            &format!("{}/base/evil:1", reg.host()),
+        ],
+        &[],
+    );
+    assert!(err.contains("base/evil"), "{err}");
+}
+
+#[test]
+fn a_push_through_a_failing_proxy_completes_intact() {
+    if !available(&["skopeo"]) {
+        return;
+    }
+    let Some(t) = base("base:1") else { return };
+    let reg = Registry::plain();
+    let proxy = FaultProxy::to(&reg);
+    let e500 = proxy.add(
+        Rule::new(Fault::Status(500))
+            .method("PUT")
+            .path_contains("/blobs/uploads/")
+            .times(2),
+    );
+    let e429 = proxy.add(Rule::new(Fault::TooManyRequests).method("HEAD").times(2));
+    let drop = proxy.add(Rule::new(Fault::Drop).method("POST").times(2));
+    let man = proxy.add(
+        Rule::new(Fault::Status(503))
+            .method("PUT")
+            .path_contains("/manifests/")
+            .times(1),
+    );
+    let dest = format!("{}/team/app:1", proxy.host());
+    let (digest, _) = run_ok(&t.root(), &["push", "base:1", &dest], &[]);
+    for (rule, n) in [(e500, 2), (e429, 2), (drop, 2), (man, 1)] {
+        assert_eq!(proxy.counts(rule).faulted, n, "{:?}", proxy.requests());
+    }
+    // Intact: read straight from the registry.
+    let direct = format!("docker://{}/team/app:1", reg.host());
+    let raw = skopeo(&["inspect", "--tls-verify=false", "--raw", &direct]);
+    assert_eq!(sha256_of(raw.as_bytes()), digest);
+    let layout = tempfile::tempdir().unwrap();
+    skopeo(&[
+        "copy",
+        "-q",
+        "--src-tls-verify=false",
+        &direct,
+        &format!("oci:{}:x", layout.path().display()),
+    ]);
+}
+
+#[test]
+fn a_registry_serving_wrong_bytes_fails_the_pull_and_nothing_lands() {
+    if !available(&[]) {
+        return;
+    }
+    let Some(t) = base("base:1") else { return };
+    let reg = Registry::plain();
+    let dest = format!("{}/team/app:1", reg.host());
+    run_ok(&t.root(), &["push", "base:1", &dest], &[]);
+    let proxy = FaultProxy::to(&reg);
+    // Every blob GET is corrupted (the client retries nothing that is not transient).
+    proxy.add(
+        Rule::new(Fault::CorruptBody)
+            .method("GET")
+            .path_contains("/blobs/sha256:")
+            .times(100),
+    );
+    let fresh = TestContext::new("FROM scratch\n", &[]);
+    let via = format!("{}/team/app:1", proxy.host());
+    let err = run_fails(&fresh.root(), &["pull", &via], &[]);
+    assert!(err.contains("digest"), "{err}");
+    let (images, _) = run_ok(&fresh.root(), &["images"], &[]);
+    assert!(!images.contains("team/app"), "{images}");
+    let blobs = fresh.root().join("blobs/sha256");
+    let count = std::fs::read_dir(&blobs).map_or(0, |d| d.count());
+    assert_eq!(count, 0, "no blob may be kept");
+    let (report, _) = run_ok(&fresh.root(), &["store", "check"], &[]);
+    let _ = report;
+}
