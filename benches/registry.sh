@@ -36,8 +36,8 @@ trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/ctx"
 head -c "$((SIZE_MB << 20))" /dev/urandom > "$work/ctx/big"
 printf 'FROM scratch\nCOPY big /big\n' > "$work/ctx/Dockerfile"
-$RBUILD --root "$work/store" build -q --compression uncompressed -t bench/big:1 "$work/ctx" >/dev/null
-$RBUILD --root "$work/store" build -q --compression uncompressed -o "type=oci,dest=$work/layout,tar=false" -t bench/big:1 "$work/ctx" >/dev/null
+$RBUILD --root "$work/store" build --progress quiet --compression uncompressed -t bench/big:1 "$work/ctx" >/dev/null
+$RBUILD --root "$work/store" build --progress quiet --compression uncompressed -o "type=oci,dest=$work/layout,tar=false" -t bench/big:1 "$work/ctx" >/dev/null
 
 hyperfine -w 1 -r "$RUNS" \
   -n "rbuild push ${SIZE_MB}MiB" \
