@@ -269,7 +269,7 @@ pub fn run_login(root: &Path, args: &LoginArgs) -> anyhow::Result<ExitCode> {
                 .context("reading the password from standard input")?;
             text.trim_end_matches(['\n', '\r']).to_owned()
         }
-        (None, false) => prompt("Password: ")?,
+        (None, false) => prompt_secret("Password: ")?,
     };
     if username.is_empty() || password.is_empty() {
         bail!("a username and a password are required");
@@ -298,6 +298,25 @@ fn prompt(label: &str) -> anyhow::Result<String> {
         .read_line(&mut line)
         .context("reading from standard input")?;
     Ok(line.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+/// Like [`prompt`], without echoing what is typed (when standard input is a terminal).
+fn prompt_secret(label: &str) -> anyhow::Result<String> {
+    use rustix::termios::{tcgetattr, tcsetattr, LocalModes, OptionalActions};
+    use std::os::fd::AsFd;
+    let stdin = std::io::stdin();
+    let saved = tcgetattr(stdin.as_fd()).ok();
+    if let Some(mode) = &saved {
+        let mut quiet = mode.clone();
+        quiet.local_modes.remove(LocalModes::ECHO);
+        let _ = tcsetattr(stdin.as_fd(), OptionalActions::Now, &quiet);
+    }
+    let typed = prompt(label);
+    if let Some(mode) = &saved {
+        let _ = tcsetattr(stdin.as_fd(), OptionalActions::Now, mode);
+        super::write_stderr("");
+    }
+    typed
 }
 
 /// Runs `rbuild logout`.

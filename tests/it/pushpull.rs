@@ -421,3 +421,55 @@ fn a_registry_serving_wrong_bytes_fails_the_pull_and_nothing_lands() {
     let (report, _) = run_ok(&fresh.root(), &["store", "check"], &[]);
     let _ = report;
 }
+
+#[test]
+fn pull_always_re_resolves_the_base_and_the_cache_says_why_it_missed() {
+    if !available(&[]) {
+        return;
+    }
+    let Some(t) = base("base:1") else { return };
+    let reg = Registry::plain();
+    let tag = format!("{}/base/os:1", reg.host());
+    run_ok(&t.root(), &["push", "base:1", &tag], &[]);
+    let child = TestContext::new(&format!("FROM {tag}\nRUN echo child > /child.txt\n"), &[]);
+    child.build(&["-t", "child:1"]);
+    // The tag moves in the registry.
+    let Some(t2) = busybox("RUN echo moved > /base.txt\n", &[]) else {
+        return;
+    };
+    t2.build(&["-t", "base:2"]);
+    run_ok(&t2.root(), &["push", "base:2", &tag], &[]);
+    // Without --pull the local copy is used: everything hits.
+    let ctx = child.context();
+    let ctx = ctx.to_str().unwrap();
+    let out = child.rbuild(&["build", "--progress", "plain", "-t", "child:1", ctx]);
+    let plain = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{plain}");
+    assert!(
+        plain.contains("CACHED") && !plain.contains("pulling"),
+        "{plain}"
+    );
+    // --pull asks the registry, gets the new digest, and the RUN misses for that reason.
+    let out = child.rbuild(&[
+        "build",
+        "--pull",
+        "--progress",
+        "plain",
+        "-t",
+        "child:1",
+        ctx,
+    ]);
+    let plain = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{plain}");
+    assert!(plain.contains("pulling"), "{plain}");
+    assert!(plain.contains("base image digest changed"), "{plain}");
+    // And the image is built on the new base.
+    let (json, _) = run_ok(&child.root(), &["inspect", "child:1"], &[]);
+    let (moved, _) = run_ok(&child.root(), &["inspect", &tag], &[]);
+    let layers = |j: &str| -> serde_json::Value {
+        serde_json::from_str::<serde_json::Value>(j).unwrap()["manifest"]["layers"].clone()
+    };
+    let base_layers = layers(&moved);
+    let child_layers = layers(&json);
+    assert_eq!(child_layers[0], base_layers[0]);
+}
