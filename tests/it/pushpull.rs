@@ -505,11 +505,14 @@ fn add_index(dir: &Path) {
     let digest = sha256_of(&bytes);
     let hex = digest.trim_start_matches("sha256:");
     std::fs::write(dir.join("blobs/sha256").join(hex), &bytes).unwrap();
-    index["manifests"].as_array_mut().unwrap().push(serde_json::json!({
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "digest": digest, "size": bytes.len(),
-        "annotations": {"org.opencontainers.image.ref.name": "multi"},
-    }));
+    index["manifests"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": digest, "size": bytes.len(),
+            "annotations": {"org.opencontainers.image.ref.name": "multi"},
+        }));
     std::fs::write(&index_path, index.to_string()).unwrap();
 }
 
@@ -524,21 +527,45 @@ fn images_skopeo_pushed_in_every_format_pull_and_serve_as_bases() {
     let host = reg.host();
     let to = |name: &str| format!("docker://{host}/skopeo/{name}:1");
     skopeo(&["copy", "-q", "--dest-tls-verify=false", &src, &to("oci")]);
-    skopeo(&["copy", "-q", "--dest-tls-verify=false", "--format", "v2s2", &src, &to("docker")]);
+    skopeo(&[
+        "copy",
+        "-q",
+        "--dest-tls-verify=false",
+        "--format",
+        "v2s2",
+        &src,
+        &to("docker"),
+    ]);
     // skopeo compresses uncompressed layers itself, here with zstd.
     t.build(&["--compression", "uncompressed", "-t", "raw:1"]);
     let raw = format!("oci:{}:raw:1", t.root().display());
     skopeo(&[
-        "copy", "-q", "--dest-tls-verify=false", "--dest-compress", "--dest-compress-format",
-        "zstd", &raw, &to("zstd"),
+        "copy",
+        "-q",
+        "--dest-tls-verify=false",
+        "--dest-compress",
+        "--dest-compress-format",
+        "zstd",
+        &raw,
+        &to("zstd"),
     ]);
     let layout = tempfile::tempdir().unwrap();
     let tiny = crate::registry::tiny_oci_layout(layout.path(), "arm", b"an arm64 image");
-    skopeo(&["copy", "-q", &src, &format!("oci:{}:amd", layout.path().display())]);
+    skopeo(&[
+        "copy",
+        "-q",
+        &src,
+        &format!("oci:{}:amd", layout.path().display()),
+    ]);
     add_index(layout.path());
     skopeo(&[
-        "copy", "-q", "--multi-arch", "all", "--dest-tls-verify=false",
-        &format!("oci:{}:multi", layout.path().display()), &to("multi"),
+        "copy",
+        "-q",
+        "--multi-arch",
+        "all",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:multi", layout.path().display()),
+        &to("multi"),
     ]);
     let docker_raw = skopeo(&["inspect", "--raw", "--tls-verify=false", &to("docker")]);
     assert!(docker_raw.contains("application/vnd.docker.distribution.manifest.v2+json"));
@@ -550,7 +577,14 @@ fn images_skopeo_pushed_in_every_format_pull_and_serve_as_bases() {
             &format!("FROM {image}\nRUN cat /base.txt > /seen.txt && test -x /bin/sh\n"),
             &[],
         );
-        let out = child.rbuild(&["build", "--progress", "plain", "-t", "child:1", child.context().to_str().unwrap()]);
+        let out = child.rbuild(&[
+            "build",
+            "--progress",
+            "plain",
+            "-t",
+            "child:1",
+            child.context().to_str().unwrap(),
+        ]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{name}: {stderr}");
         assert!(stderr.contains(&format!("pulling {image}")), "{stderr}");
@@ -558,10 +592,21 @@ fn images_skopeo_pushed_in_every_format_pull_and_serve_as_bases() {
     // The index: the wanted platform, or an error listing what there is.
     let other = TestContext::new("FROM scratch\n", &[]);
     let multi = format!("{host}/skopeo/multi:1");
-    let (arm, _) = run_ok(&other.root(), &["pull", "--platform", "linux/arm64", &multi], &[]);
+    let (arm, _) = run_ok(
+        &other.root(),
+        &["pull", "--platform", "linux/arm64", &multi],
+        &[],
+    );
     assert_eq!(arm, tiny.manifest);
-    let err = run_fails(&other.root(), &["pull", "--platform", "linux/s390x", &multi], &[]);
-    assert!(err.contains("linux/s390x") && err.contains("linux/arm64, linux/amd64"), "{err}");
+    let err = run_fails(
+        &other.root(),
+        &["pull", "--platform", "linux/s390x", &multi],
+        &[],
+    );
+    assert!(
+        err.contains("linux/s390x") && err.contains("linux/arm64, linux/amd64"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -569,7 +614,9 @@ fn large_blobs_go_up_in_chunks_that_resume_where_the_registry_stands() {
     if !available(&["skopeo"]) {
         return;
     }
-    let Some(t) = busybox("COPY big /big\n", &[]) else { return };
+    let Some(t) = busybox("COPY big /big\n", &[]) else {
+        return;
+    };
     // 70 MiB of incompressible bytes: a layer above the 64 MiB single-PUT limit.
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
     let mut big = vec![0u8; 70 << 20];
@@ -621,6 +668,169 @@ fn large_blobs_go_up_in_chunks_that_resume_where_the_registry_stands() {
     assert_eq!(sha256_of(raw.as_bytes()), digest);
     // The registry's copy of the big layer is whole: pull it back and compare.
     let back = TestContext::new("FROM scratch\n", &[]);
-    let (pulled, _) = run_ok(&back.root(), &["pull", &format!("{}/team/big:1", reg.host())], &[]);
+    let (pulled, _) = run_ok(
+        &back.root(),
+        &["pull", &format!("{}/team/big:1", reg.host())],
+        &[],
+    );
     assert_eq!(pulled, digest);
+}
+
+/// A refresh token for `user` from the issuer (the OAuth2 password grant, offline).
+fn refresh_token(issuer: &TokenIssuer, user: &str, password: &str) -> String {
+    let out = Command::new("curl")
+        .args(["-fsS", "-X", "POST", "--data"])
+        .arg(format!(
+            "grant_type=password&username={user}&password={password}&service={}&client_id=test&access_type=offline",
+            issuer.service()
+        ))
+        .arg(issuer.realm())
+        .output()
+        .expect("run curl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    answer["refresh_token"]
+        .as_str()
+        .expect("a refresh token")
+        .to_owned()
+}
+
+#[test]
+fn tokens_are_cached_until_they_expire_and_identity_tokens_are_used() {
+    if !available(&["curl"]) {
+        return;
+    }
+    let Some(t) = base("base:1") else { return };
+    let issuer = TokenIssuer::start(Policy::new().user("carol", "carolpw", &[("*", "pull,push")]));
+    let reg = Registry::token(&issuer);
+    let dest = format!("{}/team/app:1", reg.host());
+    run_ok(
+        &t.root(),
+        &["push", "--creds", "carol:carolpw", "base:1", &dest],
+        &[],
+    );
+    let cached = issuer.requests().len();
+    assert_eq!(cached, 1, "{:?}", issuer.requests());
+    // Tokens that live 5 s are never reused (a request must not start on one about to
+    // expire): every authenticated request fetches a fresh one.
+    issuer.clear_requests();
+    issuer.set_expires_in(std::time::Duration::from_secs(5));
+    let other = TestContext::new("FROM scratch\n", &[]);
+    run_ok(
+        &other.root(),
+        &["pull", "--creds", "carol:carolpw", &dest],
+        &[],
+    );
+    assert!(issuer.requests().len() > 1, "{:?}", issuer.requests());
+    issuer.set_expires_in(std::time::Duration::from_secs(300));
+    // A token the registry refuses: the request is retried once with it, then a clear
+    // error (no loop of token fetches).
+    issuer.clear_requests();
+    issuer.set_clock_offset(-3600);
+    let fresh = TestContext::new("FROM scratch\n", &[]);
+    let err = run_fails(
+        &fresh.root(),
+        &["pull", "--creds", "carol:carolpw", &dest],
+        &[],
+    );
+    assert!(err.contains("rejected"), "{err}");
+    assert_eq!(issuer.requests().len(), 1, "{:?}", issuer.requests());
+    issuer.set_clock_offset(0);
+    // An identity token in config.json: the OAuth2 refresh grant, no password anywhere.
+    let refresh = refresh_token(&issuer, "carol", "carolpw");
+    let config = tempfile::tempdir().unwrap();
+    std::fs::write(
+        config.path().join("config.json"),
+        serde_json::json!({"auths": {reg.host(): {"identitytoken": refresh}}}).to_string(),
+    )
+    .unwrap();
+    issuer.clear_requests();
+    let env = [("DOCKER_CONFIG", config.path().to_str().unwrap())];
+    let again = TestContext::new("FROM scratch\n", &[]);
+    let (_, stderr) = run_ok(&again.root(), &["pull", &dest], &env);
+    assert!(!stderr.contains(&refresh));
+    let requests = issuer.requests();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(requests[0].method, "POST");
+    assert_eq!(requests[0].grant_type.as_deref(), Some("refresh_token"));
+}
+
+#[test]
+fn build_push_sends_every_name_and_never_prints_a_secret() {
+    if !available(&["skopeo"]) {
+        return;
+    }
+    let Some(t) = busybox("RUN echo pushed > /p.txt\n", &[]) else {
+        return;
+    };
+    let reg = Registry::basic("dave", "very-secret-pw");
+    let config = tempfile::tempdir().unwrap();
+    let env = [("DOCKER_CONFIG", config.path().to_str().unwrap())];
+    let out = Command::new(env!("CARGO_BIN_EXE_rbuild"))
+        .args([
+            "--root",
+            t.root().to_str().unwrap(),
+            "login",
+            "-u",
+            "dave",
+            "-p",
+            "very-secret-pw",
+            reg.host(),
+        ])
+        .env("DOCKER_CONFIG", config.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let one = format!("{}/team/app:1", reg.host());
+    let two = format!("{}/team/app:latest", reg.host());
+    let three = format!("{}/other/app:1", reg.host());
+    let ctx = t.context();
+    let out = rbuild_in(
+        &t.root(),
+        &[
+            "build",
+            "--progress",
+            "json",
+            "-t",
+            &one,
+            "-t",
+            &two,
+            "--push",
+            "-o",
+            &format!("type=image,name={three},push=true"),
+            ctx.to_str().unwrap(),
+        ],
+        &env,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stdout.contains("very-secret-pw") && !stderr.contains("very-secret-pw"));
+    let digest = stdout.lines().last().unwrap_or_default().trim().to_owned();
+    for name in [&one, &two, &three] {
+        let raw = skopeo(&[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            "--creds",
+            "dave:very-secret-pw",
+            &format!("docker://{name}"),
+        ]);
+        assert_eq!(sha256_of(raw.as_bytes()), digest, "{name}");
+    }
+    // The second name of a repository moves no blob; another repository mounts them.
+    assert!(stderr.contains("0 blobs uploaded"), "{stderr}");
+    assert!(stderr.contains("mounted"), "{stderr}");
+    // --push without a name is refused before anything runs.
+    let out = rbuild_in(&t.root(), &["build", "--push", ctx.to_str().unwrap()], &env);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("-t"));
 }
