@@ -10,6 +10,7 @@ mod parallel;
 mod prune;
 mod pushpull;
 mod registry;
+mod registry_auth;
 mod run;
 mod snapshotter;
 mod support;
