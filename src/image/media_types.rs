@@ -107,6 +107,33 @@ pub fn is_index(media_type: &str) -> bool {
     matches!(media_type, OCI_INDEX | DOCKER_MANIFEST_LIST)
 }
 
+/// The media type a manifest or index declares in its `mediaType`, or what its shape
+/// says it is (`manifests`: an OCI index; `config`: an OCI manifest); `None` for
+/// anything else (not JSON, a config, ...).
+pub fn declared(bytes: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Shape {
+        media_type: Option<String>,
+        manifests: Option<serde::de::IgnoredAny>,
+        config: Option<serde::de::IgnoredAny>,
+    }
+    let shape: Shape = serde_json::from_slice(bytes).ok()?;
+    match shape {
+        Shape {
+            media_type: Some(m),
+            ..
+        } => Some(m),
+        Shape {
+            manifests: Some(_), ..
+        } => Some(OCI_INDEX.to_owned()),
+        Shape {
+            config: Some(_), ..
+        } => Some(OCI_MANIFEST.to_owned()),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,7 +17,7 @@ use reqwest::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use super::auth::{Auth, Target, TokenFetch, TokenRequest};
 use super::credentials::{Credential, CredentialFiles};
 use super::error::{display_url, error_detail, RegistryError};
-use super::reference::host_of;
+use super::reference::{host_of, is_loopback_host};
 use super::tls::{client_config, TlsOptions};
 
 /// How a client talks to registries.
@@ -96,12 +96,7 @@ impl Client {
     /// Whether `api_host` may be reached over plain HTTP: loopback, or listed insecure.
     fn plain_allowed(&self, api_host: &str) -> bool {
         let host = host_of(api_host);
-        let loopback = host == "localhost"
-            || host == "::1"
-            || host
-                .parse::<std::net::Ipv4Addr>()
-                .is_ok_and(|ip| ip.is_loopback());
-        loopback
+        is_loopback_host(api_host)
             || self
                 .options
                 .insecure
@@ -282,7 +277,8 @@ impl Client {
         .map(|_| ())
     }
 
-    fn backoff(&self, attempt: u32) -> Duration {
+    /// The wait before retry `attempt`: the first backoff, doubled per retry, at most 8 s.
+    pub(super) fn backoff(&self, attempt: u32) -> Duration {
         let wait = self.options.backoff.saturating_mul(1 << attempt.min(6));
         wait.min(Duration::from_secs(8))
     }
@@ -330,8 +326,7 @@ impl TokenFetch for Client {
                     })?;
                     return Ok((status, body.to_vec()));
                 }
-                Err(e) if attempt < self.options.retries.min(3) => {
-                    let _ = e;
+                Err(_) if attempt < self.options.retries.min(3) => {
                     attempt += 1;
                     std::thread::sleep(self.backoff(attempt));
                 }

@@ -79,9 +79,7 @@ pub fn pull(
     }
     let parsed: Manifest = parse(&manifest, &text)?;
     for layer in &parsed.layers {
-        if crate::layers::Compression::from_media_type(&layer.media_type).is_none()
-            && !layer.media_type.ends_with(".tar")
-        {
+        if crate::layers::Compression::from_media_type(&layer.media_type).is_none() {
             return Err(RegistryError::Unsupported {
                 reference: text,
                 reason: format!(

@@ -135,10 +135,7 @@ impl Reference {
     /// Whether plain HTTP is the default for this registry: `localhost` and loopback
     /// addresses, as Docker treats them.
     pub fn is_loopback(&self) -> bool {
-        let host = host_of(&self.registry);
-        host == "localhost"
-            || host == "::1"
-            || host.parse::<Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+        is_loopback_host(&self.registry)
     }
 
     /// The short form Docker prints (`alpine:latest`, `team/app:1`).
@@ -200,6 +197,14 @@ fn split_domain(name: &str) -> (String, &str) {
 }
 
 /// The host part of `host[:port]` / `[v6]:port`.
+/// Whether `registry` (`host[:port]`) is `localhost` or a loopback address.
+pub(super) fn is_loopback_host(registry: &str) -> bool {
+    let host = host_of(registry);
+    host == "localhost"
+        || host == "::1"
+        || host.parse::<Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 pub(super) fn host_of(registry: &str) -> &str {
     if let Some(rest) = registry.strip_prefix('[') {
         return rest.split(']').next().unwrap_or_default();

@@ -10,7 +10,6 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
-use std::time::Duration;
 
 use reqwest::blocking::{Body, Response};
 use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION, RANGE};
@@ -134,7 +133,9 @@ impl<'c> Repo<'c> {
                 });
             }
         }
-        let media_type = body_media_type(&bytes).or(header_type).unwrap_or_default();
+        let media_type = media_types::declared(&bytes)
+            .or(header_type)
+            .unwrap_or_default();
         Ok(FetchedManifest {
             bytes,
             media_type,
@@ -330,7 +331,7 @@ impl<'c> Repo<'c> {
                 }
                 Err(e) if is_transient(&e) && failures + 1 < ATTEMPTS => {
                     failures += 1;
-                    std::thread::sleep(backoff(self.client, failures));
+                    std::thread::sleep(self.client.backoff(failures));
                     // Where does the registry say the upload stands?
                     let status = self.send(Retry::Yes, &|http, _| http.get(&location))?;
                     if status.status().as_u16() != 204 {
@@ -389,31 +390,6 @@ impl<'c> Repo<'c> {
     }
 }
 
-/// The `mediaType` a manifest or index declares (or what its shape says it is).
-pub fn body_media_type(bytes: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Shape {
-        media_type: Option<String>,
-        manifests: Option<serde::de::IgnoredAny>,
-        config: Option<serde::de::IgnoredAny>,
-    }
-    let shape: Shape = serde_json::from_slice(bytes).ok()?;
-    match shape {
-        Shape {
-            media_type: Some(m),
-            ..
-        } if !m.is_empty() => Some(m),
-        Shape {
-            manifests: Some(_), ..
-        } => Some(media_types::OCI_INDEX.to_owned()),
-        Shape {
-            config: Some(_), ..
-        } => Some(media_types::OCI_MANIFEST.to_owned()),
-        _ => None,
-    }
-}
-
 fn open_at(path: &std::path::Path, offset: u64) -> std::io::Result<File> {
     let mut file = File::open(path)?;
     file.seek(SeekFrom::Start(offset))?;
@@ -448,14 +424,6 @@ pub fn is_transient(error: &RegistryError) -> bool {
     }
 }
 
-fn backoff(client: &Client, attempt: u32) -> Duration {
-    client
-        .options()
-        .backoff
-        .saturating_mul(1 << attempt.min(6))
-        .min(Duration::from_secs(8))
-}
-
 /// Runs `op` again (with backoff) while it fails transiently, up to [`ATTEMPTS`] times.
 fn retry_whole<T>(
     client: &Client,
@@ -466,7 +434,7 @@ fn retry_whole<T>(
         match op() {
             Err(e) if is_transient(&e) && attempt + 1 < ATTEMPTS => {
                 attempt += 1;
-                std::thread::sleep(backoff(client, attempt));
+                std::thread::sleep(client.backoff(attempt));
             }
             other => return other,
         }
@@ -495,7 +463,7 @@ mod tests {
             format!("http://r/u?digest={d}")
         );
         assert_eq!(
-            body_media_type(br#"{"schemaVersion":2,"manifests":[]}"#).as_deref(),
+            media_types::declared(br#"{"schemaVersion":2,"manifests":[]}"#).as_deref(),
             Some(media_types::OCI_INDEX)
         );
     }

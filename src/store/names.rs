@@ -299,33 +299,13 @@ impl Store {
     /// A descriptor for the manifest or index blob `digest`, if it is in the store;
     /// the media type comes from the blob's `mediaType` (or its shape, when absent).
     fn describe_blob(&self, digest: &Digest) -> Result<Option<Descriptor>> {
-        #[derive(serde::Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Shape {
-            media_type: Option<String>,
-            manifests: Option<serde::de::IgnoredAny>,
-            config: Option<serde::de::IgnoredAny>,
-        }
         // Layers are blobs too, and may be large: those are not images.
         if !self.has_blob(digest) || self.blob_size(digest)? > super::MAX_JSON_BLOB {
             return Ok(None);
         }
         let bytes = self.read_blob(digest)?;
-        let Ok(shape) = serde_json::from_slice::<Shape>(&bytes) else {
+        let Some(media_type) = media_types::declared(&bytes) else {
             return Ok(None);
-        };
-        let media_type = match shape {
-            Shape {
-                media_type: Some(m),
-                ..
-            } => m,
-            Shape {
-                manifests: Some(_), ..
-            } => media_types::OCI_INDEX.to_owned(),
-            Shape {
-                config: Some(_), ..
-            } => media_types::OCI_MANIFEST.to_owned(),
-            _ => return Ok(None),
         };
         let is_image = media_types::is_manifest(&media_type) || media_types::is_index(&media_type);
         Ok(is_image.then(|| Descriptor::new(media_type, *digest, bytes.len() as u64)))

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::support::{can_mount, have, rbuild_in, TestContext};
+use crate::support::{can_mount, have, rbuild_in, run_ok, TestContext};
 
 const DOCKERFILE: &str = "FROM scratch\nCOPY a.bin /a.bin\nCOPY b.bin /b.bin\n";
 
@@ -57,20 +57,10 @@ fn build(t: &TestContext, args: &[&str]) -> (String, Vec<bool>) {
     (String::from_utf8_lossy(&out.stdout).trim().to_owned(), hits)
 }
 
-/// Runs rbuild; panics with stderr on failure; returns stdout.
-fn ok(t: &TestContext, args: &[&str]) -> String {
-    let out = t.rbuild(args);
-    assert!(
-        out.status.success(),
-        "rbuild {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// `rbuild du --format json`.
 fn du_json(t: &TestContext) -> serde_json::Value {
-    serde_json::from_str(&ok(t, &["du", "--format", "json", "--verbose"])).unwrap()
+    serde_json::from_str(&run_ok(&t.root(), &["du", "--format", "json", "--verbose"], &[]).0)
+        .unwrap()
 }
 
 /// `du -sB1 <store>`: block usage in bytes.
@@ -84,7 +74,7 @@ fn du_sb1(root: &Path) -> u64 {
 fn prune(t: &TestContext, args: &[&str]) -> (String, u64) {
     let mut all = vec!["prune", "--force"];
     all.extend_from_slice(args);
-    let out = ok(t, &all);
+    let (out, _) = run_ok(&t.root(), &all, &[]);
     let bytes = out
         .lines()
         .find_map(|l| l.strip_prefix("Total reclaimed space: "))
@@ -131,7 +121,7 @@ fn default_prune_keeps_images_exportable_and_the_cache_hitting() {
     let (first, _) = build(&t, &["-t", "p:1"]);
     write_inputs(&t, 3);
     build(&t, &["-t", "p:2"]);
-    ok(&t, &["rmi", "p:2"]);
+    run_ok(&t.root(), &["rmi", "p:2"], &[]);
     prune(&t, &[]);
     // p:2's blobs stay: its records still refer to them. p:1 hits entirely.
     write_inputs(&t, 1);
@@ -202,7 +192,7 @@ fn max_store_size_is_enforced_after_a_build() {
     write_inputs(&t, 60);
     let (built, _) = build(&t, &["-t", "p:60", "--max-store-size", &cap.to_string()]);
     assert!(du_sb1(&t.root()) <= cap);
-    let inspect = ok(&t, &["inspect", "p:60"]);
+    let (inspect, _) = run_ok(&t.root(), &["inspect", "p:60"], &[]);
     assert!(inspect.contains(&built), "{inspect}");
     // From the store's config.json as well, never removing the image just built.
     std::fs::write(
@@ -212,7 +202,7 @@ fn max_store_size_is_enforced_after_a_build() {
     .unwrap();
     write_inputs(&t, 70);
     let (unnamed, _) = build(&t, &[]);
-    let out = ok(&t, &["inspect", &unnamed]);
+    let (out, _) = run_ok(&t.root(), &["inspect", &unnamed], &[]);
     assert!(out.contains("\"config\""), "{out}");
 }
 
@@ -231,7 +221,7 @@ fn filter_until_keeps_recent_cache() {
 fn rmi_then_prune_all_leaves_an_empty_layout() {
     let Some(t) = context() else { return };
     build(&t, &["-t", "p:1"]);
-    ok(&t, &["rmi", "p:1"]);
+    run_ok(&t.root(), &["rmi", "p:1"], &[]);
     prune(&t, &["--all"]);
     let root = t.root();
     for dir in [

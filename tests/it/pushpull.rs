@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::registry::{available, Fault, FaultProxy, Registry, Rule};
-use crate::support::{busybox, rbuild_in, TestContext};
+use crate::support::{busybox, rbuild_in, run_fails, run_ok, TestContext};
 
 /// A busybox base image built into `t`'s store as `name`; `None` when the machine
 /// cannot build it (checked by `busybox`).
@@ -15,21 +15,6 @@ pub(crate) fn base(name: &str) -> Option<TestContext> {
     let t = busybox("RUN echo base > /base.txt\n", &[])?;
     t.build(&["-t", name]);
     Some(t)
-}
-
-pub(crate) fn run_ok(root: &Path, args: &[&str], env: &[(&str, &str)]) -> (String, String) {
-    let out = rbuild_in(root, args, env);
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "rbuild {args:?} failed:\n{stderr}");
-    (stdout.trim().to_owned(), stderr)
-}
-
-pub(crate) fn run_fails(root: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
-    let out = rbuild_in(root, args, env);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "rbuild {args:?} should fail");
-    stderr
 }
 
 pub(crate) fn skopeo(args: &[&str]) -> String {

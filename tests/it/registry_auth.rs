@@ -4,9 +4,9 @@
 
 use std::process::Command;
 
-use crate::pushpull::{base, run_fails, run_ok, sha256_of, skopeo};
+use crate::pushpull::{base, sha256_of, skopeo};
 use crate::registry::{available, Policy, Registry, TokenIssuer};
-use crate::support::TestContext;
+use crate::support::{run_fails, run_ok, TestContext};
 
 #[test]
 fn basic_auth_needs_login_and_login_writes_docker_config() {
@@ -90,19 +90,17 @@ fn tls_registries_use_the_ca_from_a_certs_dir() {
     let reg = Registry::tls_basic("bob", "pw");
     let dest = format!("{}/team/app:1", reg.host());
     let certs = tempfile::tempdir().unwrap();
-    let err = run_fails(
-        &t.root(),
-        &[
-            "push",
-            "--creds",
-            "bob:pw",
-            "--cert-dir",
-            certs.path().to_str().unwrap(),
-            "base:1",
-            &dest,
-        ],
-        &[],
-    );
+    let cert_dir = certs.path().to_str().unwrap();
+    let push = [
+        "push",
+        "--creds",
+        "bob:pw",
+        "--cert-dir",
+        cert_dir,
+        "base:1",
+        &dest,
+    ];
+    let err = run_fails(&t.root(), &push, &[]);
     assert!(err.contains("TLS") && err.contains("ca.crt"), "{err}");
     std::fs::create_dir_all(certs.path().join(reg.host())).unwrap();
     std::fs::copy(
@@ -110,30 +108,11 @@ fn tls_registries_use_the_ca_from_a_certs_dir() {
         certs.path().join(reg.host()).join("ca.crt"),
     )
     .unwrap();
-    let (digest, _) = run_ok(
-        &t.root(),
-        &[
-            "push",
-            "--creds",
-            "bob:pw",
-            "--cert-dir",
-            certs.path().to_str().unwrap(),
-            "base:1",
-            &dest,
-        ],
-        &[],
-    );
+    let (digest, _) = run_ok(&t.root(), &push, &[]);
     let other = TestContext::new("FROM scratch\n", &[]);
     let (pulled, _) = run_ok(
         &other.root(),
-        &[
-            "pull",
-            "--creds",
-            "bob:pw",
-            "--cert-dir",
-            certs.path().to_str().unwrap(),
-            &dest,
-        ],
+        &["pull", "--creds", "bob:pw", "--cert-dir", cert_dir, &dest],
         &[],
     );
     assert_eq!(pulled, digest);

@@ -90,6 +90,23 @@ pub fn rbuild_in(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     cmd.output().expect("running rbuild")
 }
 
+/// Runs the binary on store `root`; it must succeed: (stdout trimmed, stderr).
+pub fn run_ok(root: &Path, args: &[&str], env: &[(&str, &str)]) -> (String, String) {
+    let out = rbuild_in(root, args, env);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "rbuild {args:?} failed:\n{stderr}");
+    (stdout.trim().to_owned(), stderr)
+}
+
+/// Runs the binary on store `root`; it must fail: its stderr.
+pub fn run_fails(root: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
+    let out = rbuild_in(root, args, env);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "rbuild {args:?} should fail");
+    stderr
+}
+
 /// Whether an external tool is available; without it, a test skips with a message
 /// unless `CI` is set, where it fails.
 pub fn have(tool: &str) -> bool {

@@ -90,26 +90,9 @@ pub fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-/// `2024-05-01T12:00:00Z` for a Unix time (the token response's `issued_at`).
+/// Unix seconds as RFC 3339 (`issued_at`): the builder's own formatter.
 pub fn rfc3339(unix: u64) -> String {
-    let days = unix / 86_400;
-    let secs = unix % 86_400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's `civil_from_days`).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
+    rbuild::executor::rfc3339(i64::try_from(unix).expect("a date before 2262"))
 }
 
 #[cfg(test)]

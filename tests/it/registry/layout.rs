@@ -5,8 +5,6 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest as _, Sha256};
-
 /// A layout written by [`tiny_oci_layout`], with its digests (`sha256:...`).
 #[derive(Clone, Debug)]
 pub struct TinyImage {
@@ -106,5 +104,5 @@ fn put_blob(blobs: &Path, bytes: &[u8]) -> String {
 
 /// `sha256:<hex>` of `bytes`.
 pub fn digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+    rbuild::digest::Digest::of(bytes).to_string()
 }
