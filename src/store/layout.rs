@@ -62,7 +62,7 @@ pub(crate) fn ensure(root: &Path, tmp: &Path) -> Result<()> {
     match fs::read(&layout_path) {
         Ok(bytes) => {
             let layout: OciLayout =
-                serde_json::from_slice(&bytes).map_err(|source| Error::CorruptFile {
+                crate::image::decode_json(&bytes).map_err(|source| Error::CorruptFile {
                     path: layout_path.clone(),
                     source,
                 })?;
@@ -107,7 +107,7 @@ pub(crate) fn create_dirs(root: &Path) -> Result<()> {
 pub(crate) fn read_index(root: &Path) -> Result<Index> {
     let path = root.join(INDEX_FILE);
     let bytes = fs::read(&path).map_err(io_err("read", &path))?;
-    serde_json::from_slice(&bytes).map_err(|source| Error::CorruptFile { path, source })
+    crate::image::decode_json(&bytes).map_err(|source| Error::CorruptFile { path, source })
 }
 
 /// Serializes a record through the image module's canonical JSON.
