@@ -4,6 +4,7 @@
 mod build;
 mod cache;
 mod crash;
+mod foreign;
 mod integrity;
 mod mounts;
 mod parallel;
