@@ -405,3 +405,113 @@ fn a_config_rbuild_cannot_use_is_refused_for_that_image_only() {
         "{err}"
     );
 }
+
+/// Runs a command; panics with its stderr on failure.
+fn sh(script: &str) {
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .expect("run sh");
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// An OCI layout in `dir` tagged `gnu` whose one layer GNU tar wrote (`./` prefixes,
+/// GNU headers, its own order and padding): busybox, a file, a private directory.
+fn gnu_tar_layout(dir: &Path) {
+    let rootfs = dir.join("rootfs");
+    sh(&format!(
+        "set -e; r={r}; mkdir -p $r/bin $r/etc $r/secret $r/tmp; cp /bin/busybox $r/bin/; ln -s busybox $r/bin/sh; \
+         echo made-by-gnu-tar > $r/etc/motd; chmod 700 $r/secret; echo s > $r/secret/s; chmod 1777 $r/tmp; \
+         tar --format=gnu -C $r -cf {d}/layer.tar . && gzip -n {d}/layer.tar",
+        r = rootfs.display(),
+        d = dir.display()
+    ));
+    std::fs::create_dir_all(dir.join("layout/blobs/sha256")).expect("blobs");
+    let layout = dir.join("layout");
+    let gz = std::fs::read(dir.join("layer.tar.gz")).expect("layer");
+    let tar = {
+        use std::io::Read;
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_end(&mut out)
+            .expect("gunzip");
+        out
+    };
+    let layer = put_blob(&layout, &gz);
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux", "config": {"Env": null},
+        "rootfs": {"type": "layers", "diff_ids": [digest(&tar)]},
+    })
+    .to_string();
+    let config_digest = put_blob(&layout, config.as_bytes());
+    let manifest = serde_json::json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer, "size": gz.len()}],
+    })
+    .to_string();
+    let d = put_blob(&layout, manifest.as_bytes());
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .expect("layout");
+    std::fs::write(
+        layout.join("index.json"),
+        serde_json::json!({"schemaVersion": 2, "manifests": [{"mediaType": OCI_MANIFEST, "digest": d,
+            "size": manifest.len(), "annotations": {"org.opencontainers.image.ref.name": "gnu"}}]})
+        .to_string(),
+    )
+    .expect("index");
+}
+
+#[test]
+fn snapshots_of_layers_other_tools_wrote_pass_store_check() {
+    if !available(&["skopeo", "tar", "gzip"]) || !crate::support::can_mount() {
+        return;
+    }
+    let reg = Registry::plain();
+    let work = tempfile::tempdir().expect("temp dir");
+    gnu_tar_layout(work.path());
+    let host = reg.host();
+    let src = format!("oci:{}:gnu", work.path().join("layout").display());
+    let image = format!("{host}/foreign/gnu:1");
+    skopeo(&[
+        "copy",
+        "-q",
+        "--preserve-digests",
+        "--dest-tls-verify=false",
+        &src,
+        &format!("docker://{image}"),
+    ]);
+    let t = TestContext::new(&format!("FROM {image}\nRUN cat /etc/motd > /seen\n"), &[]);
+    t.build(&["-t", "on-gnu:1"]);
+    // Healthy: the snapshot of the GNU tar layer is not called damaged, and --repair
+    // removes nothing.
+    let (ok, report) = crate::integrity::store_check(&t.root(), &[]);
+    assert!(ok && !report.contains("damage"), "{report}");
+    let snapshots = |root: &Path| {
+        std::fs::read_dir(root.join("snapshots"))
+            .map(Iterator::count)
+            .ok()
+    };
+    let before = snapshots(&t.root());
+    let (ok, report) = crate::integrity::store_check(&t.root(), &["--repair"]);
+    assert!(ok && !report.contains("removed"), "{report}");
+    assert_eq!(snapshots(&t.root()), before);
+    // Damage is still found: a file of that snapshot changed on disk.
+    let snap = std::fs::read_dir(t.root().join("snapshots"))
+        .expect("snapshots")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.join("etc/motd").is_file())
+        .expect("the GNU layer's snapshot");
+    crate::integrity::flip_byte(&snap.join("etc/motd"));
+    let (ok, report) = crate::integrity::store_check(&t.root(), &[]);
+    assert!(!ok && report.contains("damage"), "{report}");
+}
