@@ -515,3 +515,89 @@ fn snapshots_of_layers_other_tools_wrote_pass_store_check() {
     let (ok, report) = crate::integrity::store_check(&t.root(), &[]);
     assert!(!ok && report.contains("damage"), "{report}");
 }
+
+/// A gzip layer with one file.
+fn gzip_layer(name: &str, content: &str) -> (Vec<u8>, Vec<u8>) {
+    let mut header = tar::Header::new_ustar();
+    header.set_path(name).expect("path");
+    header.set_size(content.len() as u64);
+    header.set_mode(0o644);
+    header.set_mtime(0);
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_cksum();
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.append(&header, content.as_bytes()).expect("tar");
+    let tar = builder.into_inner().expect("tar");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &tar).expect("gzip");
+    (tar, gz.finish().expect("gzip"))
+}
+
+/// Serves `body` to every HTTP request on 127.0.0.1 until the test ends; the port.
+fn serve_bytes(body: Vec<u8>) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    let port = listener.local_addr().expect("port").port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let _ = stream.read(&mut [0u8; 4096]);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    port
+}
+
+#[test]
+fn a_foreign_layer_is_fetched_from_its_urls() {
+    if !available(&[]) {
+        return;
+    }
+    let reg = Registry::plain();
+    let host = reg.host();
+    let (tar, gz) = gzip_layer("foreign.txt", "from a URL\n");
+    let layer_digest = digest(&gz);
+    let port = serve_bytes(gz.clone());
+    let work = tempfile::tempdir().expect("temp dir");
+    let dir = work.path();
+    std::fs::create_dir_all(dir.join("blobs/sha256")).expect("blobs");
+    let config = serde_json::json!({"architecture": "amd64", "os": "linux", "config": {},
+        "rootfs": {"type": "layers", "diff_ids": [digest(&tar)]}})
+    .to_string();
+    let config_digest = put_blob(dir, config.as_bytes());
+    let manifest = serde_json::json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+                    "digest": layer_digest, "size": gz.len(),
+                    "urls": [format!("http://127.0.0.1:{port}/layer.tar.gz")]}],
+    })
+    .to_string();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::blocking::Client::new();
+    let config_path = dir
+        .join("blobs/sha256")
+        .join(config_digest.trim_start_matches("sha256:"));
+    upload(&http, host, "foreign/nondist", &config_digest, &config_path);
+    let put = http
+        .put(format!("http://{host}/v2/foreign/nondist/manifests/1"))
+        .header("Content-Type", OCI_MANIFEST)
+        .body(manifest)
+        .send()
+        .expect("PUT manifest");
+    assert_eq!(put.status().as_u16(), 201, "{:?}", put.text());
+    let t = TestContext::new(
+        &format!("FROM {host}/foreign/nondist:1\nCOPY a.txt /\n"),
+        &[("a.txt", "a")],
+    );
+    let out = t.path("out");
+    t.build(&["-o", &format!("type=local,dest={}", out.display())]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("foreign.txt")).expect("foreign.txt"),
+        "from a URL\n"
+    );
+}

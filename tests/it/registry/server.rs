@@ -260,14 +260,16 @@ fn read_log(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("registry.log")).unwrap_or_default()
 }
 
-/// The registry's YAML config: filesystem storage under `dir/data`, `setup`'s TLS and auth.
+/// The registry's YAML config: filesystem storage under `dir/data`, `setup`'s TLS and auth,
+/// and foreign layers' http(s) URLs allowed (as on registries that serve such images).
 fn config_yaml(dir: &Path, host: &str, setup: &Setup) -> String {
     let mut yaml = format!(
         "version: 0.1\n\
          log:\n  level: info\n  formatter: text\n  accesslog:\n    disabled: false\n\
          storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  \
          maintenance:\n    uploadpurging:\n      enabled: false\n\
-         http:\n  addr: {host}\n  secret: rbuild-test-not-a-secret\n",
+         http:\n  addr: {host}\n  secret: rbuild-test-not-a-secret\n\
+         validation:\n  manifests:\n    urls:\n      allow:\n        - ^https?://\n",
         dir.join("data").display()
     );
     if let Some((cert, key)) = &setup.tls {
