@@ -268,8 +268,7 @@ fn config_yaml(dir: &Path, host: &str, setup: &Setup) -> String {
          log:\n  level: info\n  formatter: text\n  accesslog:\n    disabled: false\n\
          storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  \
          maintenance:\n    uploadpurging:\n      enabled: false\n\
-         http:\n  addr: {host}\n  secret: rbuild-test-not-a-secret\n\
-         validation:\n  manifests:\n    urls:\n      allow:\n        - ^https?://\n",
+         http:\n  addr: {host}\n  secret: rbuild-test-not-a-secret\n",
         dir.join("data").display()
     );
     if let Some((cert, key)) = &setup.tls {
@@ -280,6 +279,7 @@ fn config_yaml(dir: &Path, host: &str, setup: &Setup) -> String {
         ));
     }
     yaml.push_str(&setup.auth);
+    yaml.push_str("validation:\n  manifests:\n    urls:\n      allow:\n        - ^https?://\n");
     yaml
 }
 
