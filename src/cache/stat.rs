@@ -157,16 +157,33 @@ impl StatCache {
     /// from the cache when its entry is trusted and its stamp matches, else read and
     /// hashed.
     pub fn digest(&mut self, rel: &str, host: &Path, meta: &Metadata) -> io::Result<Digest> {
-        self.digest_stamped(rel, host, Stamp::of(meta))
+        self.digest_stamped(rel, Stamp::of(meta), || File::open(host))
     }
 
-    fn digest_stamped(&mut self, rel: &str, host: &Path, stamp: Stamp) -> io::Result<Digest> {
+    /// Like [`StatCache::digest`], reading the file (when it must be read) through
+    /// `open`: the executor opens context files below the context directory and only
+    /// if they are still the files the walk saw.
+    pub fn digest_opened(
+        &mut self,
+        rel: &str,
+        meta: &Metadata,
+        open: impl FnOnce() -> io::Result<File>,
+    ) -> io::Result<Digest> {
+        self.digest_stamped(rel, Stamp::of(meta), open)
+    }
+
+    fn digest_stamped(
+        &mut self,
+        rel: &str,
+        stamp: Stamp,
+        open: impl FnOnce() -> io::Result<File>,
+    ) -> io::Result<Digest> {
         if let Some(entry) = self.entries.get(rel) {
             if entry.trusted && entry.stamp == stamp {
                 return Ok(entry.digest);
             }
         }
-        let digest = hash_file(host)?;
+        let digest = hash_reader(open()?)?;
         self.hashed += 1;
         let entry = Entry {
             stamp,
@@ -200,7 +217,11 @@ impl StatCache {
 
 /// SHA-256 of a file's bytes.
 pub fn hash_file(path: &Path) -> io::Result<Digest> {
-    let mut file = File::open(path)?;
+    hash_reader(File::open(path)?)
+}
+
+/// SHA-256 of what `file` reads.
+pub fn hash_reader(mut file: File) -> io::Result<Digest> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 128 * 1024];
     loop {
@@ -431,7 +452,9 @@ mod tests {
         let s = stamp(T0, at(T0, -3600));
         let mut first = StatCache::load_at(&store, &ctx, at(T0, 0));
         assert_eq!(
-            first.digest_stamped("a.txt", &file, s).unwrap(),
+            first
+                .digest_stamped("a.txt", s, || File::open(&file))
+                .unwrap(),
             Digest::of(b"one")
         );
         first.save(&store).unwrap();
@@ -440,7 +463,9 @@ mod tests {
         fs::write(&file, "two").unwrap();
         let mut second = StatCache::load_at(&store, &ctx, at(T0, 60));
         assert_eq!(
-            second.digest_stamped("a.txt", &file, s).unwrap(),
+            second
+                .digest_stamped("a.txt", s, || File::open(&file))
+                .unwrap(),
             Digest::of(b"two")
         );
         assert_eq!(second.hashed, 1, "racy: read again");
@@ -449,7 +474,9 @@ mod tests {
         // Recorded a minute after its stamp: trusted, not read.
         let mut third = StatCache::load_at(&store, &ctx, at(T0, 120));
         assert_eq!(
-            third.digest_stamped("a.txt", &file, s).unwrap(),
+            third
+                .digest_stamped("a.txt", s, || File::open(&file))
+                .unwrap(),
             Digest::of(b"two")
         );
         assert_eq!(third.hashed, 0, "old enough: trusted");
@@ -462,14 +489,18 @@ mod tests {
         fs::write(&b, "bbb").unwrap();
         let racy = stamp(T0, T0);
         let mut first = StatCache::load_at(&store, &ctx, T0);
-        first.digest_stamped("a.txt", &file, racy).unwrap();
-        first.digest_stamped("b.txt", &b, stamp(T0, T0)).unwrap();
+        first
+            .digest_stamped("a.txt", racy, || File::open(&file))
+            .unwrap();
+        first
+            .digest_stamped("b.txt", stamp(T0, T0), || File::open(&b))
+            .unwrap();
         first.save(&store).unwrap();
 
         // A later build that needs only b.txt (changed) saves the cache again...
         let mut second = StatCache::load_at(&store, &ctx, at(T0, 60));
         second
-            .digest_stamped("b.txt", &b, stamp(at(T0, 30), at(T0, 30)))
+            .digest_stamped("b.txt", stamp(at(T0, 30), at(T0, 30)), || File::open(&b))
             .unwrap();
         second.save(&store).unwrap();
 
@@ -477,7 +508,9 @@ mod tests {
         fs::write(&file, "two").unwrap();
         let mut third = StatCache::load_at(&store, &ctx, at(T0, 120));
         assert_eq!(
-            third.digest_stamped("a.txt", &file, racy).unwrap(),
+            third
+                .digest_stamped("a.txt", racy, || File::open(&file))
+                .unwrap(),
             Digest::of(b"two")
         );
         assert_eq!(third.hashed, 1);

@@ -222,7 +222,7 @@ impl Sources<'_> {
         };
         self.with_stat(|stat| {
             copy::source_inputs(&SourceTree::Context(index), &req, &mut |node| {
-                stat.digest(&node.rel, &node.host, &node.meta)
+                stat.digest_opened(&node.rel, &node.meta, || index.open_io(node))
             })
         })
     }

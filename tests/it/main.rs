@@ -13,5 +13,6 @@ mod pushpull;
 mod registry;
 mod registry_auth;
 mod run;
+mod security;
 mod snapshotter;
 mod support;
