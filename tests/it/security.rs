@@ -133,3 +133,26 @@ fn a_dockerfile_that_is_a_symlink_out_of_the_context_is_refused() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_bind_mount_source_linking_out_of_the_context_is_refused_and_named() {
+    let Some(t) = busybox(
+        "FROM base\nRUN --mount=type=bind,source=link,target=/m cat /m/x\n",
+        &[],
+    ) else {
+        return;
+    };
+    let outside = t.path("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("x"), "host file\n").unwrap();
+    std::os::unix::fs::symlink(&outside, t.context().join("link")).unwrap();
+    let err = t.build_fails(&[]);
+    assert!(
+        err.contains("mount source \"link\" leads out of the build context"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("COPY source") && !err.contains("host file"),
+        "{err}"
+    );
+}
