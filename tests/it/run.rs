@@ -244,3 +244,59 @@ fn a_run_on_scratch_leaves_the_system_directories_as_buildkit_does() {
         "{v}"
     );
 }
+
+const IO_URING_PROBE: &str = r#"#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static void probe(const char *name, long nr, long a, long b, long c, long d) {
+    errno = 0;
+    long r = syscall(nr, a, b, c, d, 0L, 0L);
+    printf("%s %ld %d\n", name, r, r < 0 ? errno : 0);
+}
+
+int main(void) {
+    unsigned char params[120];
+    memset(params, 0, sizeof params);
+    probe("io_uring_setup", __NR_io_uring_setup, 1, (long)params, 0, 0);
+    probe("io_uring_enter", __NR_io_uring_enter, -1, 0, 0, 0);
+    probe("io_uring_register", __NR_io_uring_register, -1, 0, 0, 0);
+    return 0;
+}
+"#;
+
+#[test]
+fn io_uring_is_refused_with_eperm_as_in_docker() {
+    let Some(t) = busybox(
+        "FROM base AS probe\nCOPY io_uring /io_uring\nRUN /io_uring > /result\n\
+         FROM scratch\nCOPY --from=probe /result /\n",
+        &[],
+    ) else {
+        return;
+    };
+    if !have("gcc") {
+        return;
+    }
+    let src = t.path("io_uring.c");
+    std::fs::write(&src, IO_URING_PROBE).unwrap();
+    let gcc = std::process::Command::new("gcc")
+        .args(["-static", "-O2", "-o"])
+        .arg(t.context().join("io_uring"))
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(
+        gcc.status.success(),
+        "gcc -static (libc6-dev): {}",
+        String::from_utf8_lossy(&gcc.stderr)
+    );
+    let out = t.path("out");
+    t.build(&["-o", &format!("type=local,dest={}", out.display())]);
+    let result = std::fs::read_to_string(out.join("result")).unwrap();
+    assert_eq!(
+        result, "io_uring_setup -1 1\nio_uring_enter -1 1\nio_uring_register -1 1\n",
+        "EPERM (1) for each, moby's defaultErrnoRet"
+    );
+}
