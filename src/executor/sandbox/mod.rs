@@ -17,6 +17,9 @@
 //!   namespace; `/dev` a small tmpfs with `null zero full random urandom tty`, `pts`
 //!   (devpts `newinstance`), `shm`, `mqueue` and the `fd`/`stdin`/`stdout`/`stderr`/
 //!   `ptmx` links; `/sys` read-only sysfs (no `/sys/fs/cgroup`).
+//! - `RUN --mount` binds are `nosuid,nodev` (and read-only unless `rw`) on every mount
+//!   of the bound tree, set on the detached clone before it is attached
+//!   (`mount_setattr(2)` with `AT_RECURSIVE`: Linux 5.12 or later is required).
 //! - `/etc/hosts`, `/etc/resolv.conf` and `/etc/hostname` are bind mounts of the given
 //!   contents, **read-only** as in BuildKit (`nosuid,nodev,noexec,ro`): a step that
 //!   writes them fails with `EROFS`, and the files of the image are never changed, so

@@ -8,6 +8,9 @@
 //! [`Sys`] and the steps before `pivot_root`.
 //!
 //! Invariants:
+//! - every bind into the step (`RUN --mount` sources, the `/etc` files, read-only
+//!   `/proc` paths) is `nosuid,nodev` (and read-only where asked) on every mount of
+//!   its tree, not only at the top (`mount_setattr` with `AT_RECURSIVE`, kernel 5.12);
 //! - `/proc`, `/dev` and `/sys` must be real directories (or missing): a symlink
 //!   there is refused, so procfs and its masks cannot be redirected;
 //! - any other mount target is resolved symlink by symlink inside the root, and the
@@ -22,6 +25,7 @@ mod tests;
 
 use std::collections::HashMap;
 use std::io;
+use std::path::PathBuf;
 
 use rustix::mount::MountFlags;
 
@@ -58,6 +62,29 @@ pub(crate) const READONLY_PATHS: [&str; 5] = [
     "/proc/sys",
     "/proc/sysrq-trigger",
 ];
+
+/// A host file or directory bound into the step (a `RUN --mount` source), as
+/// [`enter`] clones it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BindSource {
+    /// Host path.
+    pub path: PathBuf,
+    /// Whether the step may not write through it.
+    pub readonly: bool,
+}
+
+impl BindSource {
+    /// The flags every mount of the bound tree gets: `nosuid,nodev`, and read-only
+    /// when asked.
+    pub(crate) fn flags(&self) -> MountFlags {
+        let flags = MountFlags::NOSUID | MountFlags::NODEV;
+        if self.readonly {
+            flags | MountFlags::RDONLY
+        } else {
+            flags
+        }
+    }
+}
 
 /// The device nodes of `/dev`: name, major, minor (all `0666`, root-owned).
 const DEVICES: [(&str, u32, u32); 6] = [
@@ -130,8 +157,9 @@ pub(crate) trait Sys {
     ) -> io::Result<()>;
     /// Recursive bind mount.
     fn bind(&self, source: &str, target: &str) -> io::Result<()>;
-    /// `MS_REMOUNT|MS_BIND|flags` on `target`.
-    fn remount(&self, target: &str, flags: MountFlags) -> io::Result<()>;
+    /// Adds `flags` (of `RDONLY`, `NOSUID`, `NODEV`, `NOEXEC`) to the mount at
+    /// `target` and to every mount below it.
+    fn restrict(&self, target: &str, flags: MountFlags) -> io::Result<()>;
     /// Attaches the `tree`-th cloned bind source at `target`.
     fn attach(&self, tree: usize, target: &str) -> io::Result<()>;
     /// A `0666` character device.
@@ -182,8 +210,8 @@ pub(crate) enum Step {
         source: String,
         target: String,
     },
-    /// Remount a bind mount with `flags` (always including read-only).
-    ReadOnly {
+    /// Add `flags` to a mount and every mount below it.
+    Restrict {
         target: String,
         flags: MountFlags,
     },
@@ -281,9 +309,9 @@ pub(crate) fn plan(spec: &SandboxSpec, bind_is_dir: &[bool]) -> Vec<Step> {
             source: staged.clone(),
             target: dest.clone(),
         });
-        s.push(Step::ReadOnly {
+        s.push(Step::Restrict {
             target: dest,
-            flags: nsd,
+            flags: nsd | F::RDONLY,
         });
         s.push(Step::Remove {
             path: staged,
@@ -297,23 +325,15 @@ pub(crate) fn plan(spec: &SandboxSpec, bind_is_dir: &[bool]) -> Vec<Step> {
     let mut tree = 0;
     for m in &spec.mounts {
         match m {
-            Mount::Bind {
-                target: dest,
-                readonly,
-                ..
-            } => {
+            Mount::Bind { target: dest, .. } => {
                 let is_dir = bind_is_dir.get(tree).copied().unwrap_or(true);
                 s.push(target(dest, is_dir, false));
+                // Read-only, nosuid and nodev were set on the whole cloned tree
+                // before it was attached (see `enter`).
                 s.push(Step::Attach {
                     tree,
                     target: dest.clone(),
                 });
-                if *readonly {
-                    s.push(Step::ReadOnly {
-                        target: dest.clone(),
-                        flags: F::NOSUID | F::NODEV,
-                    });
-                }
                 tree += 1;
             }
             Mount::Tmpfs { target: dest, size } => {
@@ -386,10 +406,10 @@ pub(crate) fn apply(steps: &[Step], sys: &dyn Sys, stubs: &mut Stubs) -> Result<
                 let t = at(&resolved, target);
                 sys.bind(source, &t).map_err(fail(SetupOp::Bind, &t))?;
             }
-            Step::ReadOnly { target, flags } => {
+            Step::Restrict { target, flags } => {
                 let t = at(&resolved, target);
-                sys.remount(&t, *flags | F::RDONLY)
-                    .map_err(fail(SetupOp::Remount, &t))?;
+                sys.restrict(&t, *flags)
+                    .map_err(fail(SetupOp::SetAttrs, &t))?;
             }
             Step::Attach { tree, target } => {
                 let t = at(&resolved, target);
@@ -404,8 +424,8 @@ pub(crate) fn apply(steps: &[Step], sys: &dyn Sys, stubs: &mut Stubs) -> Result<
                 {
                     sys.bind(path, path).map_err(fail(SetupOp::Bind, path))?;
                     let flags = F::NOSUID | F::NODEV | F::NOEXEC | F::RDONLY;
-                    sys.remount(path, flags)
-                        .map_err(fail(SetupOp::Remount, path))?;
+                    sys.restrict(path, flags)
+                        .map_err(fail(SetupOp::SetAttrs, path))?;
                 }
             }
             Step::Remove { path, dir } => sys
