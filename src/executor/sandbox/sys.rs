@@ -238,6 +238,8 @@ struct MountAttr {
 /// Which mounts [`mount_setattr`] changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Reach {
+    /// Only the mount at the path.
+    One,
     /// The mount at the path and every mount below it (`AT_RECURSIVE`).
     Tree,
 }

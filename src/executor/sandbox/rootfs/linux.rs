@@ -4,6 +4,7 @@
 use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Timespec, Timestamps, CWD};
@@ -11,7 +12,7 @@ use rustix::mount::{
     self as rmount, MountFlags, MountPropagationFlags, MoveMountFlags, OpenTreeFlags, UnmountFlags,
 };
 
-use super::{BindSource, Failure, Kind, Meta, Sys, Ts};
+use super::{BindSource, Failure, Kind, Meta, Sys, Ts, ROOT_FLAGS};
 use crate::executor::sandbox::error::SetupOp;
 use crate::executor::sandbox::sys::{self, attr, Reach};
 
@@ -23,7 +24,8 @@ pub(crate) struct LinuxSys {
 /// Before `pivot_root`: makes every mount private (nothing propagates to or from the
 /// host), clones the bind sources (`open_tree`, while their host paths resolve) and
 /// gives every mount of each clone its [`BindSource::flags`], makes `rootfs` a mount
-/// point and pivots into it, detaching the old root. Returns the [`Sys`] holding the clones and, per bind
+/// point with [`ROOT_FLAGS`] on it and every mount below, and pivots into it,
+/// detaching the old root. Returns the [`Sys`] holding the clones and, per bind
 /// source, whether it is a directory.
 pub(crate) fn enter(rootfs: &Path, binds: &[BindSource]) -> Result<(LinuxSys, Vec<bool>), Failure> {
     let fail = |op: SetupOp, path: &Path| {
@@ -61,6 +63,9 @@ pub(crate) fn enter(rootfs: &Path, binds: &[BindSource]) -> Result<(LinuxSys, Ve
         trees.push(tree);
     }
     rmount::mount_bind_recursive(rootfs, rootfs).map_err(fail(SetupOp::Bind, rootfs))?;
+    let root_path = c_path(rootfs).map_err(failure(SetupOp::SetAttrs, rootfs))?;
+    sys::mount_setattr(CWD, &root_path, attr_bits(ROOT_FLAGS), 0, Reach::Tree, true)
+        .map_err(failure(SetupOp::SetAttrs, rootfs))?;
     rustix::process::chdir(rootfs).map_err(fail(SetupOp::PivotRoot, rootfs))?;
     // pivot_root(".", ".") stacks the old root on top of the new one; detaching "."
     // then removes it, and no directory for the old root is needed in the rootfs.
@@ -75,6 +80,12 @@ pub(crate) fn enter(rootfs: &Path, binds: &[BindSource]) -> Result<(LinuxSys, Ve
 fn failure(op: SetupOp, path: &Path) -> impl FnOnce(io::Error) -> Failure {
     let path = path.display().to_string();
     move |error| Failure { op, path, error }
+}
+
+/// `path` as a C string (`EINVAL` if it holds a NUL byte).
+fn c_path(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
 }
 
 /// The `MOUNT_ATTR_*` bits of the `RDONLY`, `NOSUID`, `NODEV` and `NOEXEC` flags in
@@ -212,6 +223,10 @@ impl Sys for LinuxSys {
 
     fn restrict(&self, target: &str, flags: MountFlags) -> io::Result<()> {
         set_attrs(target, attr_bits(flags), 0, Reach::Tree)
+    }
+
+    fn allow_devices(&self, target: &str) -> io::Result<()> {
+        set_attrs(target, 0, attr::NODEV, Reach::One)
     }
 
     fn attach(&self, tree: usize, target: &str) -> io::Result<()> {

@@ -8,6 +8,11 @@
 //! [`Sys`] and the steps before `pivot_root`.
 //!
 //! Invariants:
+//! - no device node the step makes or the image ships can be opened: the root and
+//!   every mount below it are `nodev` (from [`enter`], [`ROOT_FLAGS`]), `/dev` is a
+//!   `nodev` tmpfs, and only Docker's default nodes ([`DEVICES`]) are mounts of their
+//!   own that allow devices (runc's device cgroup has the same effect; we have no
+//!   cgroup); `mknod` itself still succeeds, as under Docker (`CAP_MKNOD`);
 //! - every bind into the step (`RUN --mount` sources, the `/etc` files, read-only
 //!   `/proc` paths) is `nosuid,nodev` (and read-only where asked) on every mount of
 //!   its tree, not only at the top (`mount_setattr` with `AT_RECURSIVE`, kernel 5.12);
@@ -63,6 +68,10 @@ pub(crate) const READONLY_PATHS: [&str; 5] = [
     "/proc/sysrq-trigger",
 ];
 
+/// Flags of the step's root and every mount below it: `nodev`, but not `nosuid`
+/// (Docker keeps setuid binaries of images working, `sudo` and the like).
+pub(crate) const ROOT_FLAGS: MountFlags = MountFlags::NODEV;
+
 /// A host file or directory bound into the step (a `RUN --mount` source), as
 /// [`enter`] clones it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,7 +95,8 @@ impl BindSource {
     }
 }
 
-/// The device nodes of `/dev`: name, major, minor (all `0666`, root-owned).
+/// The device nodes of `/dev`: name, major, minor (all `0666`, root-owned). Each is
+/// bound onto itself and only those mounts allow devices (`/dev` itself is `nodev`).
 const DEVICES: [(&str, u32, u32); 6] = [
     ("null", 1, 3),
     ("zero", 1, 5),
@@ -160,6 +170,8 @@ pub(crate) trait Sys {
     /// Adds `flags` (of `RDONLY`, `NOSUID`, `NODEV`, `NOEXEC`) to the mount at
     /// `target` and to every mount below it.
     fn restrict(&self, target: &str, flags: MountFlags) -> io::Result<()>;
+    /// Clears `nodev` on the one mount at `target` (a device node bound onto itself).
+    fn allow_devices(&self, target: &str) -> io::Result<()>;
     /// Attaches the `tree`-th cloned bind source at `target`.
     fn attach(&self, tree: usize, target: &str) -> io::Result<()>;
     /// A `0666` character device.
@@ -215,6 +227,10 @@ pub(crate) enum Step {
         target: String,
         flags: MountFlags,
     },
+    /// Let the one mount at `target` (a node of [`DEVICES`]) open devices.
+    AllowDevices {
+        target: String,
+    },
     /// Attach the `tree`-th cloned host bind source.
     Attach {
         tree: usize,
@@ -262,16 +278,22 @@ pub(crate) fn plan(spec: &SandboxSpec, bind_is_dir: &[bool]) -> Vec<Step> {
         mount(
             "tmpfs",
             "/dev",
-            F::NOSUID | F::STRICTATIME,
+            F::NOSUID | F::NODEV | F::STRICTATIME,
             "mode=755,size=65536k",
         ),
     ];
     for (name, major, minor) in DEVICES {
+        let path = format!("/dev/{name}");
         s.push(Step::Mknod {
-            path: format!("/dev/{name}"),
+            path: path.clone(),
             major,
             minor,
         });
+        s.push(Step::Bind {
+            source: path.clone(),
+            target: path.clone(),
+        });
+        s.push(Step::AllowDevices { target: path });
     }
     for (target, link) in DEV_LINKS {
         s.push(Step::Symlink { target, link });
@@ -411,6 +433,9 @@ pub(crate) fn apply(steps: &[Step], sys: &dyn Sys, stubs: &mut Stubs) -> Result<
                 sys.restrict(&t, *flags)
                     .map_err(fail(SetupOp::SetAttrs, &t))?;
             }
+            Step::AllowDevices { target } => sys
+                .allow_devices(target)
+                .map_err(fail(SetupOp::SetAttrs, target))?,
             Step::Attach { tree, target } => {
                 let t = at(&resolved, target);
                 sys.attach(*tree, &t).map_err(fail(SetupOp::Attach, &t))?;

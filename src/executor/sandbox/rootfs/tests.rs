@@ -135,6 +135,10 @@ impl Sys for Fake {
         self.log(format!("restrict {target} {ro}"));
         Ok(())
     }
+    fn allow_devices(&self, target: &str) -> io::Result<()> {
+        self.log(format!("allow_devices {target}"));
+        Ok(())
+    }
     fn attach(&self, tree: usize, target: &str) -> io::Result<()> {
         self.log(format!("attach {tree} {target}"));
         Ok(())
@@ -386,7 +390,51 @@ fn an_empty_root_keeps_the_system_directories_as_buildkit_does() {
 }
 
 #[test]
-fn binds_get_their_flags() {
+fn dev_is_nodev_and_only_dockers_nodes_are_mounts_that_allow_devices() {
+    let steps = plan(&spec_at("/r"), &[]);
+    assert!(steps.contains(&Step::Mount {
+        fstype: "tmpfs",
+        target: "/dev".into(),
+        flags: MountFlags::NOSUID | MountFlags::NODEV | MountFlags::STRICTATIME,
+        data: "mode=755,size=65536k".into(),
+    }));
+    let allowed: Vec<&str> = steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::AllowDevices { target } => Some(target.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        allowed,
+        [
+            "/dev/null",
+            "/dev/zero",
+            "/dev/full",
+            "/dev/random",
+            "/dev/urandom",
+            "/dev/tty"
+        ]
+    );
+    for node in allowed {
+        let made = steps
+            .iter()
+            .position(|s| matches!(s, Step::Mknod { path, .. } if path == node));
+        let bound = steps.iter().position(
+            |s| matches!(s, Step::Bind { source, target } if source == node && target == node),
+        );
+        let allowed_at = steps
+            .iter()
+            .position(|s| matches!(s, Step::AllowDevices { target } if target == node));
+        assert!(
+            made < bound && bound < allowed_at && made.is_some(),
+            "{node}: mknod, bind onto itself, then allow devices on that mount"
+        );
+    }
+}
+
+#[test]
+fn binds_and_the_root_get_their_flags() {
     let bind = |readonly| BindSource {
         path: "/host".into(),
         readonly,
@@ -396,6 +444,11 @@ fn binds_get_their_flags() {
         MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV
     );
     assert_eq!(bind(false).flags(), MountFlags::NOSUID | MountFlags::NODEV);
+    assert_eq!(
+        ROOT_FLAGS,
+        MountFlags::NODEV,
+        "setuid binaries keep working"
+    );
     use crate::executor::sandbox::sys::attr;
     assert_eq!(
         linux::attr_bits(bind(true).flags()),

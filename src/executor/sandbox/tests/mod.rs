@@ -8,7 +8,7 @@
 //! | `process.rs` | pid namespace, exit codes and signals, reaping, timeouts, cleanup |
 //! | `security.rs` | capabilities, `no_new_privs`, seccomp, masked and read-only paths |
 //! | `filesystem.rs` | `/dev`, `/etc` files, stubs and the overlay upperdir, mounts |
-//! | `hostile.rs` | mount flags of binds (`nodev`, `nosuid`, recursive read-only) |
+//! | `hostile.rs` | device nodes outside `/dev`'s set, mount flags (`nodev`, `nosuid`, recursive read-only) |
 //! | `identity.rs` | user, groups, env, cwd, host name, network namespaces |
 
 mod filesystem;
