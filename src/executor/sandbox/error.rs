@@ -121,8 +121,8 @@ pub enum SetupOp {
     Mount,
     /// Bind-mount a file or directory.
     Bind,
-    /// Remount read-only.
-    Remount,
+    /// Set mount flags (read-only, `nosuid`, `nodev`, `noexec`) with `mount_setattr`.
+    SetAttrs,
     /// Attach a cloned bind source.
     Attach,
     /// Look at a path.
@@ -179,7 +179,7 @@ impl fmt::Display for SetupOp {
             SetupOp::PivotRoot => "pivot_root into",
             SetupOp::Mount => "mount",
             SetupOp::Bind => "bind-mount",
-            SetupOp::Remount => "remount read-only",
+            SetupOp::SetAttrs => "set the mount flags (ro, nosuid, nodev) of",
             SetupOp::Attach => "attach the bind mount at",
             SetupOp::Stat => "stat",
             SetupOp::CheckTarget => "use as a mount point",

@@ -20,7 +20,7 @@ use rustix::thread::{CapabilitySet, CapabilitySets, UnshareFlags};
 
 use super::caps::CapSets;
 use super::error::SetupOp;
-use super::rootfs::{self, Failure, LinuxSys, Stubs};
+use super::rootfs::{self, BindSource, Failure, LinuxSys, Stubs};
 use super::seccomp::{self, SockFilter};
 use super::sys::{self, ExecArgs, Forked};
 use super::wire::{self, Report};
@@ -254,7 +254,12 @@ fn setup(spec: &SandboxSpec, stubs: &mut Stubs) -> Result<LinuxSys, Failure> {
         .mounts
         .iter()
         .filter_map(|m| match m {
-            Mount::Bind { source, .. } => Some(source.clone()),
+            Mount::Bind {
+                source, readonly, ..
+            } => Some(BindSource {
+                path: source.clone(),
+                readonly: *readonly,
+            }),
             Mount::Tmpfs { .. } => None,
         })
         .collect();

@@ -13,10 +13,18 @@
 //!
 //! - New mount, pid, uts and ipc namespaces, and a new network namespace with only `lo`
 //!   (up) for [`Network::None`]; [`Network::Host`] shares the host's network.
-//! - The root is `spec.rootfs` (`pivot_root`); `/proc` is a new procfs of the step's pid
-//!   namespace; `/dev` a small tmpfs with `null zero full random urandom tty`, `pts`
-//!   (devpts `newinstance`), `shm`, `mqueue` and the `fd`/`stdin`/`stdout`/`stderr`/
-//!   `ptmx` links; `/sys` read-only sysfs (no `/sys/fs/cgroup`).
+//! - The root is `spec.rootfs` (`pivot_root`), mounted `nodev` with every mount below
+//!   it (not `nosuid`: setuid bits of images stay, as under Docker); `/proc` is a new
+//!   procfs of the step's pid namespace; `/dev` a small `nosuid,nodev` tmpfs with
+//!   `null zero full random urandom tty` (each bound onto itself, the only mounts of
+//!   the step that allow devices), `pts` (devpts `newinstance`), `shm`, `mqueue` and
+//!   the `fd`/`stdin`/`stdout`/`stderr`/`ptmx` links; `/sys` read-only sysfs (no
+//!   `/sys/fs/cgroup`). So a device node the step makes (`mknod` works: `CAP_MKNOD` is
+//!   in Docker's set) or the image ships cannot be opened (`EACCES`), which is what
+//!   runc's device cgroup gives Docker.
+//! - `RUN --mount` binds are `nosuid,nodev` (and read-only unless `rw`) on every mount
+//!   of the bound tree, set on the detached clone before it is attached
+//!   (`mount_setattr(2)` with `AT_RECURSIVE`: Linux 5.12 or later is required).
 //! - `/etc/hosts`, `/etc/resolv.conf` and `/etc/hostname` are bind mounts of the given
 //!   contents, **read-only** as in BuildKit (`nosuid,nodev,noexec,ro`): a step that
 //!   writes them fails with `EROFS`, and the files of the image are never changed, so

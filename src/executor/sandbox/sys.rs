@@ -1,14 +1,14 @@
 //! Every `unsafe` block of the sandbox, each with its `// SAFETY:` argument: `fork`,
-//! `execve`, signal dispositions, the seccomp load, the loopback `ioctl`, raw `prctl`
-//! and `close_range` calls, `unshare`, and (tests only) the `.init_array` hook that
-//! dispatches the helper in the unit-test binary.
+//! `execve`, signal dispositions, the seccomp load, the loopback `ioctl`, raw `prctl`,
+//! `close_range` and `mount_setattr` calls, `unshare`, and (tests only) the
+//! `.init_array` hook that dispatches the helper in the unit-test binary.
 //!
 //! The functions here are thin and return `io::Result`; callers attach the operation
 //! and path. Safe `rustix` wrappers are used directly elsewhere.
 
 use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use rustix::process::Pid;
 
@@ -154,7 +154,6 @@ pub(super) fn loopback_up() -> io::Result<()> {
     for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
         *dst = *src as libc::c_char;
     }
-    use std::os::fd::AsRawFd;
     // SAFETY: SIOCGIFFLAGS reads the interface name from and writes the flags into
     // `req`, which is a valid, exclusively borrowed `ifreq`.
     if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } < 0 {
@@ -211,6 +210,84 @@ pub(super) fn cloexec_from(first: u32) -> io::Result<()> {
     for fd in first as libc::c_int..4096 {
         // SAFETY: F_SETFD on a descriptor that may not exist only fails with EBADF.
         unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    Ok(())
+}
+
+/// `MOUNT_ATTR_*` bits of `linux/mount.h` (what [`mount_setattr`] sets or clears).
+pub(super) mod attr {
+    /// `MOUNT_ATTR_RDONLY`.
+    pub(crate) const RDONLY: u64 = 0x1;
+    /// `MOUNT_ATTR_NOSUID`.
+    pub(crate) const NOSUID: u64 = 0x2;
+    /// `MOUNT_ATTR_NODEV`.
+    pub(crate) const NODEV: u64 = 0x4;
+    /// `MOUNT_ATTR_NOEXEC`.
+    pub(crate) const NOEXEC: u64 = 0x8;
+}
+
+/// `struct mount_attr` (`linux/mount.h`, `MOUNT_ATTR_SIZE_VER0`).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// Which mounts [`mount_setattr`] changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Reach {
+    /// Only the mount at the path.
+    One,
+    /// The mount at the path and every mount below it (`AT_RECURSIVE`).
+    Tree,
+}
+
+/// `mount_setattr(2)`: sets the [`attr`] bits `set` and clears `clear` on the mount at
+/// `path` (relative to `dirfd`; an empty `path` means the mount `dirfd` itself refers
+/// to, such as a detached tree from `open_tree`), and below it for [`Reach::Tree`].
+/// A final symlink in `path` is followed only if `follow`.
+pub(super) fn mount_setattr(
+    dirfd: BorrowedFd<'_>,
+    path: &CStr,
+    set: u64,
+    clear: u64,
+    reach: Reach,
+    follow: bool,
+) -> io::Result<()> {
+    const AT_RECURSIVE: libc::c_uint = 0x8000;
+    let mut flags: libc::c_uint = 0;
+    if path.to_bytes().is_empty() {
+        flags |= libc::AT_EMPTY_PATH as libc::c_uint;
+    }
+    if reach == Reach::Tree {
+        flags |= AT_RECURSIVE;
+    }
+    if !follow {
+        flags |= libc::AT_SYMLINK_NOFOLLOW as libc::c_uint;
+    }
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clear,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: `path` is a NUL-terminated string and `attr` a `struct mount_attr` of
+    // exactly the size passed; both outlive the call and the kernel only reads them.
+    // `dirfd` is a valid descriptor (or `AT_FDCWD`) for the duration of the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            dirfd.as_raw_fd(),
+            path.as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
     }
     Ok(())
 }

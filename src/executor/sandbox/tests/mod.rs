@@ -8,9 +8,11 @@
 //! | `process.rs` | pid namespace, exit codes and signals, reaping, timeouts, cleanup |
 //! | `security.rs` | capabilities, `no_new_privs`, seccomp, masked and read-only paths |
 //! | `filesystem.rs` | `/dev`, `/etc` files, stubs and the overlay upperdir, mounts |
+//! | `hostile.rs` | device nodes outside `/dev`'s set, mount flags (`nodev`, `nosuid`, recursive read-only) |
 //! | `identity.rs` | user, groups, env, cwd, host name, network namespaces |
 
 mod filesystem;
+mod hostile;
 mod identity;
 mod process;
 mod security;
