@@ -91,7 +91,10 @@ pub fn extract(path: &Path, kind: ArchiveKind, dest: &Path) -> Result<()> {
         whiteouts: WhiteoutMode::Delete,
         compression: Some(Compression::None),
     };
-    apply_layer(reader, dest, &opts)?;
+    apply_layer(reader, dest, &opts).map_err(|source| ExecError::Extract {
+        path: path.to_owned(),
+        source,
+    })?;
     Ok(())
 }
 
