@@ -31,6 +31,21 @@ pub enum ExecError {
     Context(#[from] crate::context::Error),
     #[error(transparent)]
     Layers(#[from] crate::layers::Error),
+    /// A layer blob that cannot be applied (a base image's, a cached step's, or one
+    /// exported with `-o type=local|tar`): names the blob, the cause names the entry.
+    #[error("cannot apply layer {digest}")]
+    ApplyLayer {
+        digest: crate::digest::Digest,
+        #[source]
+        source: crate::layers::Error,
+    },
+    /// An archive ADD extracts that cannot be applied: names the file.
+    #[error("cannot extract archive `{}`", path.display())]
+    Extract {
+        path: PathBuf,
+        #[source]
+        source: crate::layers::Error,
+    },
     #[error("image {reference} is invalid: {reason}")]
     BadImage { reference: String, reason: String },
     /// A layer blob's bytes do not have its digest (damaged on disk).

@@ -51,7 +51,13 @@ fn with_diff_ids(config_text: &str, diff_ids: &serde_json::Value) -> String {
 }
 
 /// Uploads blob `path` (digest `digest`) to `host/repo`: POST, then PUT with the bytes.
-fn upload(http: &reqwest::blocking::Client, host: &str, repo: &str, digest: &str, path: &Path) {
+pub(crate) fn upload(
+    http: &reqwest::blocking::Client,
+    host: &str,
+    repo: &str,
+    digest: &str,
+    path: &Path,
+) {
     let start = http
         .post(format!("http://{host}/v2/{repo}/blobs/uploads/"))
         .send()

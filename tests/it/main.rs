@@ -5,6 +5,7 @@ mod build;
 mod cache;
 mod crash;
 mod foreign;
+mod hostile;
 mod integrity;
 mod mounts;
 mod parallel;
