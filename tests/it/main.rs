@@ -6,6 +6,7 @@ mod cache;
 mod crash;
 mod foreign;
 mod integrity;
+mod limits;
 mod mounts;
 mod parallel;
 mod prune;
