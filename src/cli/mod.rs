@@ -4,6 +4,7 @@
 //! module renders what comes back (data on stdout, diagnostics on stderr).
 
 mod build;
+mod limits;
 mod parse;
 mod progress;
 mod prune_cmds;

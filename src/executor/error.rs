@@ -65,6 +65,18 @@ pub enum ExecError {
         code: i32,
         tail: Vec<String>,
     },
+    /// A step exited non-zero after hitting its memory or process limit.
+    #[error("{limit}: process \"{command}\" did not complete successfully: exit code: {code}{}", render_tail(.tail))]
+    LimitHit {
+        /// What was hit, with the flag and value.
+        limit: String,
+        command: String,
+        code: i32,
+        tail: Vec<String>,
+    },
+    /// A limit flag was given, and its cgroup controller cannot be used here.
+    #[error("{flag} needs a cgroup, and none can be used here: {reason}")]
+    LimitUnavailable { flag: &'static str, reason: String },
     #[error("invalid --mount {value}: {reason}")]
     BadMount { value: String, reason: String },
     #[error("mount source {source_path:?} not found in {origin}")]

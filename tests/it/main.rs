@@ -7,6 +7,7 @@ mod crash;
 mod foreign;
 mod hostile;
 mod integrity;
+mod limits;
 mod mounts;
 mod parallel;
 mod prune;

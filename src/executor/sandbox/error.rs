@@ -105,6 +105,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum SetupOp {
     /// Read the spec from the caller.
     ReadSpec,
+    /// Create the step's cgroup or write its limits.
+    Cgroup,
+    /// Move init into the step's cgroup.
+    JoinCgroup,
+    /// Set a resource limit (`--ulimit`) of the command.
+    Rlimit,
     /// Build the seccomp filter or other per-run data.
     Prepare,
     /// Create the namespaces.
@@ -171,6 +177,9 @@ impl fmt::Display for SetupOp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = match self {
             SetupOp::ReadSpec => "read the spec",
+            SetupOp::Cgroup => "set up the cgroup",
+            SetupOp::JoinCgroup => "join the cgroup",
+            SetupOp::Rlimit => "set the resource limit",
             SetupOp::Prepare => "prepare",
             SetupOp::Unshare => "create namespaces for",
             SetupOp::Fork => "fork",

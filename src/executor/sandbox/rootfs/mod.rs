@@ -271,6 +271,7 @@ pub(crate) fn plan(spec: &SandboxSpec, bind_is_dir: &[bool]) -> Vec<Step> {
         path: path.to_owned(),
         mode,
     };
+    let shm = format!("mode=1777,size={}", spec.limits.shm_size);
     let mut s = vec![
         target("/proc", true, true),
         mount("proc", "/proc", nsd, ""),
@@ -307,7 +308,7 @@ pub(crate) fn plan(spec: &SandboxSpec, bind_is_dir: &[bool]) -> Vec<Step> {
             "newinstance,ptmxmode=0666,mode=0620,gid=5",
         ),
         mkdir("/dev/shm", 0o1777),
-        mount("tmpfs", "/dev/shm", nsd, "mode=1777,size=65536k"),
+        mount("tmpfs", "/dev/shm", nsd, &shm),
         mkdir("/dev/mqueue", 0o755),
         mount("mqueue", "/dev/mqueue", nsd, ""),
         target("/sys", true, true),
