@@ -228,7 +228,7 @@ fn default_dockerfile(context: &Path) -> anyhow::Result<PathBuf> {
     };
     if !inside {
         bail!(
-            "{} is a symlink out of the context: refusing to read it (name the file with -f              if you mean it)",
+            "{} is a symlink out of the context: refusing to read it (name it with -f to use it)",
             path.display()
         );
     }
