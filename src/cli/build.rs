@@ -1,7 +1,7 @@
 //! `rbuild build` (and the shorthand `rbuild -t app:1 .`): flags -> [`BuildOptions`].
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
@@ -210,13 +210,36 @@ fn key_values(
     Ok(out)
 }
 
+/// `<context>/Dockerfile`, unless it is a symlink that leads out of the context: a
+/// context is often someone else's (a CI checkout of a pull request), and following
+/// such a link would read a host file and print its first line in the parse error.
+/// Named with `-f`, any file is the user's choice.
+fn default_dockerfile(context: &Path) -> anyhow::Result<PathBuf> {
+    let path = context.join("Dockerfile");
+    let is_link = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
+    if !is_link {
+        return Ok(path);
+    }
+    let inside = match (std::fs::canonicalize(context), std::fs::canonicalize(&path)) {
+        (Ok(ctx), Ok(target)) => target.starts_with(&ctx),
+        _ => false,
+    };
+    if !inside {
+        bail!(
+            "{} is a symlink out of the context: refusing to read it (name the file with -f              if you mean it)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
 impl BuildArgs {
     /// Validates the flags into [`BuildOptions`] for store `root`.
     pub fn into_options(self, root: PathBuf) -> anyhow::Result<(BuildOptions, ProgressMode, bool)> {
-        let dockerfile = self
-            .file
-            .clone()
-            .unwrap_or_else(|| self.context.join("Dockerfile"));
+        let dockerfile = match &self.file {
+            Some(file) => file.clone(),
+            None => default_dockerfile(&self.context)?,
+        };
         let build_args = key_values(&self.build_args, "--build-arg", true)?;
         let source_date_epoch = match build_args
             .get("SOURCE_DATE_EPOCH")

@@ -90,7 +90,18 @@ pub fn run_images(root: &Path, args: &ImagesArgs) -> anyhow::Result<ExitCode> {
         .map_or(0, |d| d.as_secs() as i64);
     let mut rows = vec![["NAME", "DIGEST", "SIZE", "CREATED"].map(String::from)];
     for image in &images {
-        rows.push(image_row(&store, image, args.no_trunc, now)?);
+        // One unreadable image is reported, never a reason to hide the others.
+        let row = image_row(&store, image, args.no_trunc, now).unwrap_or_else(|e| {
+            eprintln!("warning: {e:#}");
+            let digest = digest_text(&image.descriptor, args.no_trunc);
+            [
+                image.name.to_string(),
+                digest,
+                "?".into(),
+                "unreadable".into(),
+            ]
+        });
+        rows.push(row);
     }
     print(&render_table(&rows))?;
     Ok(ExitCode::SUCCESS)

@@ -100,6 +100,12 @@ pub enum Error {
         /// The underlying error.
         source: io::Error,
     },
+    /// An ignore file in the context is a symlink that leads out of it.
+    #[error("ignore file `{}` is a symlink out of the context: refusing to read it", path.display())]
+    IgnoreFileOutside {
+        /// The ignore file.
+        path: PathBuf,
+    },
     /// An ignore file holds an invalid pattern.
     #[error("invalid ignore file `{}`", path.display())]
     IgnoreFile {

@@ -40,6 +40,9 @@ impl IgnoreFile {
 /// on the command line) building `context_dir`. `Ok(None)` when there is none.
 pub fn dockerignore_for(context_dir: &Path, dockerfile: &Path) -> Result<Option<IgnoreFile>> {
     for path in candidates(context_dir, dockerfile) {
+        if leads_out(context_dir, &path) {
+            return Err(Error::IgnoreFileOutside { path });
+        }
         match fs::read(&path) {
             Ok(bytes) => return load(path, &bytes).map(Some),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -47,6 +50,23 @@ pub fn dockerignore_for(context_dir: &Path, dockerfile: &Path) -> Result<Option<
         }
     }
     Ok(None)
+}
+
+/// Whether `path`, a file inside `context_dir`, is a symlink whose target is outside
+/// it (a context is often someone else's: its links must not read host files).
+fn leads_out(context_dir: &Path, path: &Path) -> bool {
+    let is_link = fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    if !is_link {
+        return false;
+    }
+    let Ok(ctx) = fs::canonicalize(context_dir) else {
+        return false;
+    };
+    let inside_ctx = path
+        .parent()
+        .and_then(|p| fs::canonicalize(p).ok())
+        .is_some_and(|p| p.starts_with(&ctx));
+    inside_ctx && !fs::canonicalize(path).is_ok_and(|t| t.starts_with(&ctx))
 }
 
 /// The candidate files, most specific first.
@@ -107,5 +127,24 @@ mod tests {
         let err = dockerignore_for(ctx.path(), Path::new("Dockerfile")).unwrap_err();
         assert!(err.to_string().contains(".dockerignore"), "{err}");
         assert!(matches!(err, Error::IgnoreFile { .. }));
+    }
+
+    #[test]
+    fn an_ignore_file_linking_out_of_the_context_is_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let ctx = t.path().join("ctx");
+        fs::create_dir(&ctx).unwrap();
+        fs::write(t.path().join("host-file"), "secret\n").unwrap();
+        std::os::unix::fs::symlink("../host-file", ctx.join(".dockerignore")).unwrap();
+        let err = dockerignore_for(&ctx, &ctx.join("Dockerfile")).unwrap_err();
+        assert!(matches!(err, Error::IgnoreFileOutside { .. }), "{err}");
+        // A link that stays inside is read.
+        fs::remove_file(ctx.join(".dockerignore")).unwrap();
+        fs::write(ctx.join("ignore"), "x\n").unwrap();
+        std::os::unix::fs::symlink("ignore", ctx.join(".dockerignore")).unwrap();
+        let file = dockerignore_for(&ctx, &ctx.join("Dockerfile"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(file.patterns(), ["x"]);
     }
 }

@@ -33,6 +33,7 @@
 mod error;
 mod filter;
 mod ignore_file;
+mod open;
 mod readahead;
 mod walk;
 
@@ -45,6 +46,7 @@ use std::path::{Path, PathBuf};
 pub use error::{Error, PatternList, Result};
 pub use filter::Filter;
 pub use ignore_file::{dockerignore_for, IgnoreFile};
+pub use open::{check_unchanged, open_beneath, open_unchanged};
 pub use walk::BuildContext;
 
 /// What kind of filesystem object an entry is (from `lstat`: symlinks are not followed).

@@ -222,7 +222,7 @@ impl Sources<'_> {
         };
         self.with_stat(|stat| {
             copy::source_inputs(&SourceTree::Context(index), &req, &mut |node| {
-                stat.digest(&node.rel, &node.host, &node.meta)
+                stat.digest_opened(&node.rel, &node.meta, || index.open_io(node))
             })
         })
     }
@@ -239,13 +239,7 @@ impl KeySources for Sources<'_> {
         let source = if rel.is_empty() { "." } else { rel };
         let inputs = self
             .inputs(&[source.to_owned()], &[])
-            .map_err(|e| match e {
-                ExecError::SourceNotFound { source_path, .. } => ExecError::MountSource {
-                    source_path,
-                    origin: "the build context".into(),
-                },
-                e => e,
-            })?;
+            .map_err(ExecError::for_mount)?;
         let prefix = format!("file:{}", source);
         Ok(inputs
             .into_iter()

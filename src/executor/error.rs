@@ -54,6 +54,8 @@ pub enum ExecError {
     BadMount { value: String, reason: String },
     #[error("mount source {source_path:?} not found in {origin}")]
     MountSource { source_path: String, origin: String },
+    #[error("mount source {source_path:?} leads out of the build context (through a symlink): a bind mount shows only what is in the context")]
+    MountSourceOutside { source_path: String },
     #[error("secret {id:?}: {reason}")]
     Secret { id: String, reason: String },
     #[error("ssh agent {id:?}: {reason}")]
@@ -89,6 +91,21 @@ impl ExecError {
     pub fn fs(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> ExecError {
         let path = path.into();
         move |source| ExecError::Fs { op, path, source }
+    }
+
+    /// The same failure worded for a `RUN --mount` source read from the context rather
+    /// than a COPY source.
+    pub fn for_mount(self) -> ExecError {
+        match self {
+            ExecError::SourceNotFound { source_path, .. } => ExecError::MountSource {
+                source_path,
+                origin: "the build context".into(),
+            },
+            ExecError::OutsideContext { source_path } => {
+                ExecError::MountSourceOutside { source_path }
+            }
+            e => e,
+        }
     }
 }
 

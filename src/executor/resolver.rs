@@ -53,7 +53,7 @@ impl StoreResolver<'_> {
             .store
             .read_blob(&descriptor.digest)
             .map_err(|e| e.to_string())?;
-        let index: Index = serde_json::from_slice(&bytes)
+        let index: Index = crate::image::decode_json(&bytes)
             .map_err(|e| format!("the stored index of {reference} is malformed: {e}"))?;
         match index.select(&platform.os, &platform.architecture, &platform.variant) {
             Some(d) if self.store.has_blob(&d.digest) => Ok(Some(d.clone())),

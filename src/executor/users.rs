@@ -9,7 +9,11 @@
 pub struct User {
     pub uid: u32,
     pub gid: u32,
-    /// Supplementary groups (from `/etc/group` membership), the primary group excluded.
+    /// Supplementary groups: the primary group first, then the groups `/etc/group`
+    /// lists the user in (only for `USER name`, not `name:group`). Docker puts the
+    /// primary group there since 20.10.18 (CVE-2022-36109), containerd since 1.6.18
+    /// (CVE-2023-25173): without it a process keeps no group it could drop, and
+    /// `id` prints `groups=1000(app)` as it does under Docker.
     pub additional_gids: Vec<u32>,
     /// The home directory, when the passwd entry gives one.
     pub home: Option<String>,
@@ -105,23 +109,21 @@ pub fn resolve_user(spec: &str, passwd: &str, group: &str) -> Result<User, UserE
             })
         }
     };
-    match group_part {
-        Some(g) => {
-            user.gid = resolve_group(g, group)?;
+    let mut extra = Vec::new();
+    match (group_part, &entry) {
+        (Some(g), _) => user.gid = resolve_group(g, group)?,
+        // Membership groups only when the primary group comes from passwd.
+        (None, Some(e)) => {
+            extra = group_entries(group)
+                .filter(|g| g.members.contains(&e.name) && g.gid != user.gid)
+                .map(|g| g.gid)
+                .collect();
+            extra.sort_unstable();
+            extra.dedup();
         }
-        None => {
-            // Supplementary groups only when the primary group comes from passwd.
-            if let Some(e) = &entry {
-                let mut extra: Vec<u32> = group_entries(group)
-                    .filter(|g| g.members.contains(&e.name) && g.gid != user.gid)
-                    .map(|g| g.gid)
-                    .collect();
-                extra.sort_unstable();
-                extra.dedup();
-                user.additional_gids = extra;
-            }
-        }
+        (None, None) => {}
     }
+    user.additional_gids = std::iter::once(user.gid).chain(extra).collect();
     Ok(user)
 }
 
@@ -147,15 +149,17 @@ mod tests {
         let u = resolve_user("app", PASSWD, GROUP).unwrap();
         assert_eq!(
             (u.uid, u.gid, u.additional_gids.as_slice()),
-            (1000, 1000, &[10, 29][..])
+            (1000, 1000, &[1000, 10, 29][..])
         );
         assert_eq!(u.home.as_deref(), Some("/home/app"));
         let u = resolve_user("app:wheel", PASSWD, GROUP).unwrap();
-        assert_eq!((u.uid, u.gid), (1000, 10));
+        assert_eq!((u.uid, u.gid, u.additional_gids), (1000, 10, vec![10]));
         let u = resolve_user("4242:4243", "", "").unwrap();
-        assert_eq!((u.uid, u.gid), (4242, 4243));
+        assert_eq!((u.uid, u.gid, u.additional_gids), (4242, 4243, vec![4243]));
         let u = resolve_user("1000", PASSWD, GROUP).unwrap();
-        assert_eq!(u.gid, 1000);
+        assert_eq!((u.gid, u.additional_gids), (1000, vec![1000, 10, 29]));
+        let u = resolve_user("root", PASSWD, GROUP).unwrap();
+        assert_eq!(u.additional_gids, [0]);
     }
 
     #[test]

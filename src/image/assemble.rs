@@ -104,7 +104,7 @@ fn encode<T: serde::Serialize>(value: &T, what: &'static str) -> Result<Vec<u8>>
 /// Reads and parses the manifest blob `digest`.
 pub fn read_manifest(store: &Store, digest: &Digest) -> Result<Manifest> {
     let bytes = store.read_blob(digest)?;
-    serde_json::from_slice(&bytes).map_err(|source| Error::Decode {
+    super::decode_json(&bytes).map_err(|source| Error::Decode {
         digest: *digest,
         what: "manifest",
         source,
@@ -114,7 +114,7 @@ pub fn read_manifest(store: &Store, digest: &Digest) -> Result<Manifest> {
 /// Reads and parses the config blob `digest`.
 pub fn read_config(store: &Store, digest: &Digest) -> Result<ImageConfig> {
     let bytes = store.read_blob(digest)?;
-    serde_json::from_slice(&bytes).map_err(|source| Error::Decode {
+    ImageConfig::parse(&bytes).map_err(|source| Error::Decode {
         digest: *digest,
         what: "image config",
         source,

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::nullable;
 use crate::digest::Digest;
 
 /// Points at a blob: its media type, digest and size, plus optional annotations and
@@ -18,14 +19,26 @@ pub struct Descriptor {
     /// The size of the referenced content in bytes.
     pub size: u64,
     /// URLs the content may be fetched from (foreign layers).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable::strings",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub urls: Vec<String>,
     /// Arbitrary metadata (`org.opencontainers.image.ref.name`, ...).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable::string_map",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub annotations: BTreeMap<String, String>,
     /// The platform of a manifest listed in an index.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<Platform>,
+    /// `artifactType`, `data` and fields rbuild does not know, kept (an `index.json`
+    /// entry is written back as it was read).
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
 }
 
 impl Descriptor {
@@ -38,6 +51,7 @@ impl Descriptor {
             urls: Vec::new(),
             annotations: BTreeMap::new(),
             platform: None,
+            extra: BTreeMap::new(),
         }
     }
 }
@@ -46,20 +60,32 @@ impl Descriptor {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Platform {
     /// CPU architecture (`amd64`, `arm64`, ...).
+    #[serde(default, deserialize_with = "nullable::or_default")]
     pub architecture: String,
     /// Operating system (`linux`, ...).
+    #[serde(default, deserialize_with = "nullable::or_default")]
     pub os: String,
     /// OS version (Windows).
     #[serde(
         rename = "os.version",
         default,
+        deserialize_with = "nullable::or_default",
         skip_serializing_if = "String::is_empty"
     )]
     pub os_version: String,
     /// Required OS features (Windows).
-    #[serde(rename = "os.features", default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        rename = "os.features",
+        default,
+        deserialize_with = "nullable::strings",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub os_features: Vec<String>,
     /// CPU variant (`v7`, `v8`, ...).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable::or_default",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub variant: String,
 }

@@ -26,7 +26,7 @@ pub enum Error {
         digest: Digest,
         what: &'static str,
         #[source]
-        source: serde_json::Error,
+        source: super::JsonError,
     },
     /// The config lists a different number of layers than were given.
     #[error("the image config lists {config} layer diff IDs but {layers} layers were given")]

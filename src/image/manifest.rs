@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::descriptor::Descriptor;
 use super::media_types::OCI_INDEX;
+use super::nullable;
 
 /// An image manifest: a config and an ordered list of layers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,13 +28,18 @@ pub struct Manifest {
     pub artifact_type: Option<String>,
     /// The image configuration.
     pub config: Descriptor,
-    /// The layers, base first.
+    /// The layers, base first (none for an empty image).
+    #[serde(default, deserialize_with = "nullable::or_default")]
     pub layers: Vec<Descriptor>,
     /// The manifest this one refers to (OCI 1.1 referrers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<Descriptor>,
     /// Arbitrary metadata.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable::string_map",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub annotations: BTreeMap<String, String>,
 }
 
@@ -47,9 +53,14 @@ pub struct Index {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_type: Option<String>,
     /// The listed manifests (and, for an image layout's `index.json`, their names).
+    #[serde(default, deserialize_with = "nullable::or_default")]
     pub manifests: Vec<Descriptor>,
     /// Arbitrary metadata.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable::string_map",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub annotations: BTreeMap<String, String>,
 }
 

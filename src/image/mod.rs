@@ -6,17 +6,20 @@
 
 mod assemble;
 mod config;
+mod decode;
 mod descriptor;
 mod error;
 pub mod export;
 mod manifest;
 pub mod media_types;
+mod nullable;
 
 pub use assemble::{assemble, read_config, read_manifest, LayerDescriptor, ManifestRef};
 pub use config::{
-    add_env, canonical_json, parse_key_value, Empty, Healthcheck, History, ImageConfig, RootFs,
-    RunConfig,
+    add_env, canonical_json, parse_key_value, Empty, Extra, Healthcheck, History, ImageConfig,
+    RootFs, RunConfig,
 };
+pub use decode::{decode_json, JsonError};
 pub use descriptor::{Descriptor, Platform};
 pub use error::{Error, Result};
 pub use manifest::{Index, Manifest};

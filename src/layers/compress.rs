@@ -74,13 +74,23 @@ impl Compression {
     /// `None` for a media type that is not a layer.
     pub fn from_media_type(media_type: &str) -> Option<Self> {
         match media_type {
-            MEDIA_TYPE_TAR | DOCKER_MEDIA_TYPE_TAR => Some(Compression::None),
-            MEDIA_TYPE_GZIP | DOCKER_MEDIA_TYPE_GZIP => Some(Compression::default()),
-            MEDIA_TYPE_ZSTD => Some(Compression::zstd()),
+            MEDIA_TYPE_TAR | DOCKER_MEDIA_TYPE_TAR | NONDIST_TAR => Some(Compression::None),
+            MEDIA_TYPE_GZIP | DOCKER_MEDIA_TYPE_GZIP | NONDIST_GZIP | DOCKER_FOREIGN_GZIP => {
+                Some(Compression::default())
+            }
+            MEDIA_TYPE_ZSTD | NONDIST_ZSTD => Some(Compression::zstd()),
             _ => None,
         }
     }
 }
+
+/// Non-distributable (foreign) layer types, deprecated by the OCI spec and still met in
+/// the wild: the same tar streams, fetched from the descriptor's `urls` when the
+/// registry does not have them.
+const NONDIST_TAR: &str = "application/vnd.oci.image.layer.nondistributable.v1.tar";
+const NONDIST_GZIP: &str = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip";
+const NONDIST_ZSTD: &str = "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd";
+const DOCKER_FOREIGN_GZIP: &str = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
 
 /// The Docker v2 schema 2 equivalent of an OCI layer media type. zstd has none: Docker
 /// manifests cannot carry zstd layers.

@@ -17,6 +17,7 @@
 //! | `diff.rs` | the native differ: two trees, or a snapshot stack and a tree |
 //! | `stack.rs` | the merged view of overlay-form snapshots, read without mounting |
 //! | `flatten.rs` | native snapshotter: [`flatten()`] a stack into a step root, [`materialize`] a snapshot |
+//! | `compare.rs` | [`first_difference`]: two trees compared entry by entry |
 //! | `clone.rs` | copying one object with owner, mode, xattrs, times, hardlinks |
 //! | `tar_write.rs` | deterministic USTAR+PAX writing, whiteouts, hardlinks, xattrs |
 //! | `tar_read.rs` | USTAR/GNU/PAX reading with binary-safe PAX records |
@@ -35,6 +36,7 @@ mod apply;
 mod blob;
 mod changes;
 mod clone;
+mod compare;
 mod compress;
 mod diff;
 mod error;
@@ -54,6 +56,7 @@ mod testutil;
 pub use apply::{apply_layer, Applied, ApplyOptions, WhiteoutMode};
 pub use blob::{write_changes, write_layer, Changes, LayerBlob, WriteOptions};
 pub use changes::{tree_changes, upperdir_changes, Change, ChangeKind, ChangeSet};
+pub use compare::first_difference;
 pub use compress::{
     docker_media_type, Compression, DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL, DOCKER_MEDIA_TYPE_GZIP,
     DOCKER_MEDIA_TYPE_TAR, MEDIA_TYPE_GZIP, MEDIA_TYPE_TAR, MEDIA_TYPE_ZSTD,

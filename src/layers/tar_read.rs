@@ -87,7 +87,8 @@ impl<R: Read> TarReader<R> {
             if !header_checksum_ok(&block) {
                 return Err(invalid("tar header checksum mismatch"));
             }
-            let size = h.entry_size().map_err(|_| invalid("bad size field"))?;
+            let size = numeric(&block[124..136], h.entry_size())
+                .ok_or_else(|| invalid("bad size field"))?;
             let kind = match block[156] {
                 0 => b'0',
                 k => k,
@@ -115,11 +116,18 @@ impl<R: Read> TarReader<R> {
                         .unwrap_or_default()
                 }),
                 kind,
-                mode: h.mode().map_err(|_| invalid("bad mode field"))? & 0o7777,
-                uid: h.uid().map_err(|_| invalid("bad uid field"))?,
-                gid: h.gid().map_err(|_| invalid("bad gid field"))?,
+                mode: numeric(&block[100..108], h.mode().map(u64::from))
+                    .and_then(|m| u32::try_from(m).ok())
+                    .ok_or_else(|| invalid("bad mode field"))?
+                    & 0o7777,
+                uid: numeric(&block[108..116], h.uid()).ok_or_else(|| invalid("bad uid field"))?,
+                gid: numeric(&block[116..124], h.gid()).ok_or_else(|| invalid("bad gid field"))?,
                 size,
-                mtime: (h.mtime().map_err(|_| invalid("bad mtime field"))? as i64, 0),
+                mtime: (
+                    numeric(&block[136..148], h.mtime())
+                        .ok_or_else(|| invalid("bad mtime field"))? as i64,
+                    0,
+                ),
                 dev: (
                     h.device_major().ok().flatten().unwrap_or(0),
                     h.device_minor().ok().flatten().unwrap_or(0),
@@ -312,6 +320,26 @@ pub fn header_checksum_ok(block: &[u8]) -> bool {
     stored == sum
 }
 
+/// A numeric header field read as Go's `archive/tar` reads it (what Docker and
+/// containerd accept): octal with leading and trailing spaces and NULs ignored, an
+/// empty field being 0 (some writers leave uid, gid or mtime unset); a base-256 field
+/// (high bit set) is left to the `tar` crate's reading, `parsed`.
+fn numeric(field: &[u8], parsed: io::Result<u64>) -> Option<u64> {
+    if field.first().is_some_and(|b| b & 0x80 != 0) {
+        return parsed.ok();
+    }
+    let start = field.iter().position(|b| !matches!(b, b' ' | 0));
+    let Some(start) = start else {
+        return Some(0);
+    };
+    let end = field
+        .iter()
+        .rposition(|b| !matches!(b, b' ' | 0))
+        .unwrap_or(start);
+    let digits = std::str::from_utf8(&field[start..=end]).ok()?;
+    u64::from_str_radix(digits, 8).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -326,6 +354,17 @@ mod tests {
         assert_eq!(recs[1], (b"path".to_vec(), b"a/b".to_vec()));
         assert!(parse_pax(b"5 a=b\n").is_err());
         assert!(parse_pax(b"x a=b\n").is_err());
+    }
+
+    #[test]
+    fn numeric_fields_read_as_go_reads_them() {
+        let ok = || Ok(99);
+        assert_eq!(numeric(b"0000644\0", ok()), Some(0o644));
+        assert_eq!(numeric(b"  644 \0", ok()), Some(0o644));
+        assert_eq!(numeric(b"\0\0\0\0\0\0\0\0", ok()), Some(0), "unset: 0");
+        assert_eq!(numeric(b"        ", ok()), Some(0));
+        assert_eq!(numeric(b"0009\0", ok()), None, "not octal");
+        assert_eq!(numeric(b"\x80\0\0\x01", ok()), Some(99), "base-256");
     }
 
     #[test]

@@ -12,8 +12,10 @@
 //!   not a 0:0 char device, since overlay whiteouts share one inode) become link entries
 //!   pointing to the first name written in this layer;
 //! - deletions are empty regular files `.wh.NAME` and opaque directories get an empty
-//!   `DIR/.wh..wh..opq` right after the directory, both mode 0, owner 0:0, mtime
-//!   `SOURCE_DATE_EPOCH` or 0 (OCI image-spec `layer.md`, "Whiteouts");
+//!   `DIR/.wh..wh..opq` right after the directory, owner 0:0, mtime
+//!   `SOURCE_DATE_EPOCH` or 0 (OCI image-spec `layer.md`, "Whiteouts"); a whiteout has
+//!   mode 0600 and an opaque marker its directory's permissions, as BuildKit writes
+//!   them;
 //! - file content is streamed, exactly as many bytes as the header says, or an error;
 //! - the archive ends with two zero blocks (no padding to a 10 KiB record, like Go).
 
@@ -42,6 +44,9 @@ const MAX_OCTAL_8: u64 = 0o7777777;
 const MAX_OCTAL_12: u64 = 0o77777777777;
 /// The opaque-directory marker's name (OCI image-spec `layer.md`).
 pub(crate) const OPAQUE_MARKER: &str = ".wh..wh..opq";
+/// The mode of a whiteout entry: what BuildKit and containerd write.
+const WHITEOUT_MODE: u32 = 0o600;
+
 /// The prefix of a whiteout's name.
 pub(crate) const WHITEOUT_PREFIX: &str = ".wh.";
 
@@ -56,18 +61,20 @@ pub fn write_tar(set: &ChangeSet, opts: &TarOptions, out: &mut impl Write) -> Re
     for change in set.changes() {
         let rel = change.path.as_os_str().as_bytes();
         match change.kind {
-            ChangeKind::Add => w.add(set.root(), &change.path)?,
-            ChangeKind::Opaque => {
+            ChangeKind::Add => {
                 w.add(set.root(), &change.path)?;
+            }
+            ChangeKind::Opaque => {
+                let mode = w.add(set.root(), &change.path)?;
                 let marker = [rel, b"/", OPAQUE_MARKER.as_bytes()].concat();
-                w.marker(&marker)?;
+                w.marker(&marker, mode & 0o7777)?;
             }
             ChangeKind::Delete => {
                 let name = match rel.iter().rposition(|&b| b == b'/') {
                     Some(i) => [&rel[..=i], WHITEOUT_PREFIX.as_bytes(), &rel[i + 1..]].concat(),
                     None => [WHITEOUT_PREFIX.as_bytes(), rel].concat(),
                 };
-                w.marker(&name)?;
+                w.marker(&name, WHITEOUT_MODE)?;
             }
         }
     }
@@ -109,12 +116,12 @@ impl<W: Write> TarWriter<'_, W> {
     }
 
     /// An empty marker file (whiteout or opaque marker).
-    fn marker(&mut self, name: &[u8]) -> Result<()> {
+    fn marker(&mut self, name: &[u8], mode: u32) -> Result<()> {
         let f = Fields {
             name,
             link: b"",
             typeflag: b'0',
-            mode: 0,
+            mode,
             uid: 0,
             gid: 0,
             size: 0,
@@ -124,8 +131,8 @@ impl<W: Write> TarWriter<'_, W> {
         self.header(&f, &BTreeMap::new(), Path::new(""))
     }
 
-    /// The entry for `root/rel` as it is on disk.
-    fn add(&mut self, root: &Path, rel: &Path) -> Result<()> {
+    /// The entry for `root/rel` as it is on disk; returns the mode it was given.
+    fn add(&mut self, root: &Path, rel: &Path) -> Result<u32> {
         let host = root.join(rel);
         let mut meta = fs::symlink_metadata(&host).map_err(Error::fs("stat", &host))?;
         let t = meta.file_type();
@@ -171,7 +178,7 @@ impl<W: Write> TarWriter<'_, W> {
             (b'6', Vec::new(), 0, (0, 0))
         } else {
             // Sockets cannot be archived; tar and BuildKit skip them too.
-            return Ok(());
+            return Ok(0);
         };
         let mtime = match self.opts.source_date_epoch {
             Some(epoch) => meta.mtime().min(epoch),
@@ -192,7 +199,7 @@ impl<W: Write> TarWriter<'_, W> {
         if let Some(file) = file {
             self.content(file, size, &host)?;
         }
-        Ok(())
+        Ok(fields.mode)
     }
 
     /// For the second and later names of a multiply-linked inode, the first name.

@@ -17,6 +17,7 @@ use crate::parser::instructions::{
     parse_text, ArgDef, Command, CommandLine, CopySpec, Dockerfile, HealthSpec, Instruction,
     KeyValue, RunSpec,
 };
+use crate::parser::quote::go_quote_list;
 use crate::parser::shell::{EnvList, Lex};
 use crate::parser::Span;
 
@@ -57,7 +58,12 @@ pub fn dispatch(
         }
         BaseRef::Image(reference) => {
             let image = resolve_image(resolver, reference, &platform, span)?;
-            let config = image.config.clone();
+            let mut config = image.config.clone();
+            // BuildKit gives an image without PATH (`docker import` makes such images)
+            // the default one.
+            if config.config.env_value("PATH").is_none() {
+                config.config.set_env("PATH", DEFAULT_PATH);
+            }
             (Base::Image(Box::new(image)), config)
         }
     };
@@ -229,8 +235,10 @@ impl<'a> Dispatcher<'a> {
             Instruction::Cmd(line) => {
                 let argv = self.with_shell(line);
                 self.config.config.cmd = Some(argv.clone());
+                // Set by BuildKit for every CMD (Docker's image spec reads it).
+                self.config.config.args_escaped = true;
                 self.cmd_set = true;
-                (Op::Meta, format!("CMD {}", json_list(&argv)), false)
+                (Op::Meta, format!("CMD {}", go_quote_list(&argv)), false)
             }
             Instruction::Entrypoint(line) => {
                 let argv = self.with_shell(line);
@@ -242,7 +250,11 @@ impl<'a> Dispatcher<'a> {
                 if !self.cmd_set {
                     self.config.config.cmd = None;
                 }
-                (Op::Meta, format!("ENTRYPOINT {}", json_list(&argv)), false)
+                (
+                    Op::Meta,
+                    format!("ENTRYPOINT {}", go_quote_list(&argv)),
+                    false,
+                )
             }
             Instruction::Healthcheck(h) => (Op::Meta, self.healthcheck(h, span)?, false),
             Instruction::Expose { ports } => (Op::Meta, self.expose(ports, span)?, false),
@@ -630,11 +642,6 @@ pub fn healthcheck_created_by(check: &Healthcheck) -> String {
         go_duration(check.start_interval),
         check.retries
     )
-}
-
-/// `["a","b"]`, as history shows command lists.
-fn json_list(argv: &[String]) -> String {
-    serde_json::to_string(argv).unwrap_or_default()
 }
 
 /// Go's `time.Duration.String()` for history text.

@@ -258,6 +258,22 @@ impl Client {
         }
     }
 
+    /// `GET url` without registry credentials (a foreign layer's `urls`): through the
+    /// pool of its host, so that host's TLS settings apply.
+    pub fn get_url(&self, url: &str) -> Result<Response, reqwest::Error> {
+        let host = url
+            .split_once("://")
+            .map_or(url, |(_, rest)| rest)
+            .split(['/', '?', '#'])
+            .next()
+            .unwrap_or_default();
+        match self.http(host) {
+            Ok(http) => http.get(url).send(),
+            // The pool cannot be made (bad certs.d): a plain client says why.
+            Err(_) => Http::new().get(url).send(),
+        }
+    }
+
     /// `GET /v2/` on `registry` with the client's credentials (what `login` checks):
     /// succeeds when the registry accepts them (or needs none).
     pub fn ping(&self, registry: &str) -> Result<(), RegistryError> {

@@ -117,6 +117,7 @@ pub fn pull(
             Ok(())
         },
     )?;
+    check_config(store, &parsed.config, &text)?;
     // Manifest (and index) after the blobs they reach, then the name.
     store.put_bytes(&manifest.bytes)?;
     if let Some(index) = &index {
@@ -142,6 +143,33 @@ pub fn pull(
     })
 }
 
+/// Refuses, before it is named, an image whose config rbuild cannot use: not an image
+/// config (an artifact), or one that does not parse. The error names the field.
+fn check_config(store: &Store, config: &Descriptor, reference: &str) -> Result<(), RegistryError> {
+    let unsupported = |reason: String| RegistryError::Unsupported {
+        reference: reference.to_owned(),
+        reason,
+    };
+    if !matches!(
+        config.media_type.as_str(),
+        media_types::OCI_CONFIG | media_types::DOCKER_CONFIG
+    ) {
+        return Err(unsupported(format!(
+            "its config has media type {:?}: it is not a container image",
+            config.media_type
+        )));
+    }
+    let bytes = store.read_blob(&config.digest)?;
+    crate::image::ImageConfig::parse(&bytes)
+        .map(drop)
+        .map_err(|e| {
+            unsupported(format!(
+                "its image config {} is not valid: {e}",
+                config.digest
+            ))
+        })
+}
+
 fn blob_event(desc: &Descriptor, state: BlobState) -> TransferEvent<'_> {
     TransferEvent::Blob {
         digest: &desc.digest,
@@ -154,7 +182,7 @@ fn parse<T: serde::de::DeserializeOwned>(
     fetched: &FetchedManifest,
     reference: &str,
 ) -> Result<T, RegistryError> {
-    serde_json::from_slice(&fetched.bytes).map_err(|e| RegistryError::Unsupported {
+    crate::image::decode_json(&fetched.bytes).map_err(|e| RegistryError::Unsupported {
         reference: reference.to_owned(),
         reason: format!(
             "its {} {} is malformed: {e}",

@@ -173,7 +173,42 @@ impl<'c> Repo<'c> {
         })?;
         let response = check(response, &self.target, "GET", || {
             format!("blob {digest} of {}", self.repository)
-        })?;
+        });
+        match response {
+            Ok(response) => self.store_body(response, desc, store),
+            // A foreign (non-distributable) layer: from where its descriptor says.
+            Err(e @ RegistryError::NotFound { .. }) if !desc.urls.is_empty() => {
+                self.fetch_from_urls(desc, store).map_err(|_| e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Tries each of a foreign layer's `urls` in turn, as Docker does.
+    fn fetch_from_urls(&self, desc: &Descriptor, store: &Store) -> Result<(), RegistryError> {
+        let mut last = None;
+        for url in desc.urls.iter().filter(|u| u.starts_with("http")) {
+            let outcome = match self.client.get_url(url) {
+                Ok(r) if r.status().is_success() => self.store_body(r, desc, store),
+                Ok(r) => Err(self.connect_error(&format!("GET {url}: status {}", r.status()))),
+                Err(e) => Err(self.connect_error(&format!("GET {url}: {e}"))),
+            };
+            match outcome {
+                Ok(()) => return Ok(()),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| self.connect_error("no http(s) URL for a foreign layer")))
+    }
+
+    /// Streams a blob response into the store, checking its size and digest.
+    fn store_body(
+        &self,
+        response: reqwest::blocking::Response,
+        desc: &Descriptor,
+        store: &Store,
+    ) -> Result<(), RegistryError> {
+        let digest = desc.digest;
         let mut writer = store.blob_writer()?;
         // One byte more than announced is enough to know the registry sent too much.
         let copied = std::io::copy(&mut response.take(desc.size + 1), &mut writer)

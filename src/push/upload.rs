@@ -47,7 +47,7 @@ fn collect(store: &Store, top: &Descriptor) -> Result<Parts, RegistryError> {
     let mut add_manifest = |desc: &Descriptor, parts: &mut Parts| -> Result<(), RegistryError> {
         let bytes = store.read_blob(&desc.digest)?;
         let manifest: Manifest =
-            serde_json::from_slice(&bytes).map_err(|e| RegistryError::Unsupported {
+            crate::image::decode_json(&bytes).map_err(|e| RegistryError::Unsupported {
                 reference: desc.digest.to_string(),
                 reason: format!("the stored manifest is malformed: {e}"),
             })?;
@@ -62,7 +62,7 @@ fn collect(store: &Store, top: &Descriptor) -> Result<Parts, RegistryError> {
     if media_types::is_index(&top.media_type) {
         let bytes = store.read_blob(&top.digest)?;
         let index: Index =
-            serde_json::from_slice(&bytes).map_err(|e| RegistryError::Unsupported {
+            crate::image::decode_json(&bytes).map_err(|e| RegistryError::Unsupported {
                 reference: top.digest.to_string(),
                 reason: format!("the stored index is malformed: {e}"),
             })?;

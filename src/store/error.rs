@@ -47,7 +47,7 @@ pub enum Error {
     CorruptFile {
         path: PathBuf,
         #[source]
-        source: serde_json::Error,
+        source: crate::image::JsonError,
     },
     /// A manifest or index blob cannot be parsed.
     #[error("blob {digest} is not a valid {what}: {source}")]
@@ -55,7 +55,7 @@ pub enum Error {
         digest: Digest,
         what: &'static str,
         #[source]
-        source: serde_json::Error,
+        source: crate::image::JsonError,
     },
     /// Serializing a record failed (a bug: our types always serialize).
     #[error("cannot serialize {what}: {source}")]

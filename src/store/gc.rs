@@ -96,33 +96,61 @@ impl Store {
         if !roots.blobs.insert(desc.digest) || !self.has_blob(&desc.digest) {
             return Ok(()); // seen, or missing: nothing below it to keep
         }
-        let corrupt = |what| {
-            move |source| Error::CorruptBlob {
-                digest: desc.digest,
-                what,
-                source,
-            }
-        };
+        let nested = media_types::is_index(&desc.media_type) && depth < MAX_NESTING;
+        if !media_types::is_manifest(&desc.media_type) && !nested {
+            return Ok(());
+        }
+        let bytes = self.read_blob(&desc.digest)?;
         if media_types::is_manifest(&desc.media_type) {
-            let bytes = self.read_blob(&desc.digest)?;
-            let manifest: Manifest = serde_json::from_slice(&bytes).map_err(corrupt("manifest"))?;
-            roots.blobs.insert(manifest.config.digest);
-            roots.blobs.extend(manifest.layers.iter().map(|l| l.digest));
-            if self.has_blob(&manifest.config.digest) {
-                let bytes = self.read_blob(&manifest.config.digest)?;
-                // A config that is not an image config (an artifact) has no snapshots.
-                if let Ok(config) = serde_json::from_slice::<ImageConfig>(&bytes) {
-                    roots.chains.extend(chain_ids(&config.rootfs.diff_ids));
-                }
+            match crate::image::decode_json::<Manifest>(&bytes) {
+                Ok(manifest) => self.reach_manifest(&manifest, roots)?,
+                Err(_) => keep_every_digest(&bytes, roots),
             }
-        } else if media_types::is_index(&desc.media_type) && depth < MAX_NESTING {
-            let bytes = self.read_blob(&desc.digest)?;
-            let index: Index = serde_json::from_slice(&bytes).map_err(corrupt("index"))?;
-            for child in &index.manifests {
-                self.reach(child, depth + 1, roots)?;
+        } else {
+            match crate::image::decode_json::<Index>(&bytes) {
+                Ok(index) => {
+                    for child in &index.manifests {
+                        self.reach(child, depth + 1, roots)?;
+                    }
+                }
+                Err(_) => keep_every_digest(&bytes, roots),
             }
         }
         Ok(())
+    }
+
+    fn reach_manifest(&self, manifest: &Manifest, roots: &mut ImageRoots) -> Result<()> {
+        roots.blobs.insert(manifest.config.digest);
+        roots.blobs.extend(manifest.layers.iter().map(|l| l.digest));
+        if self.has_blob(&manifest.config.digest) {
+            let bytes = self.read_blob(&manifest.config.digest)?;
+            // A config that is not an image config (an artifact) has no snapshots.
+            if let Ok(config) = ImageConfig::parse(&bytes) {
+                roots.chains.extend(chain_ids(&config.rootfs.diff_ids));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A manifest or index rbuild cannot read still protects what it might refer to: every
+/// string in it that is a digest is kept. Losing a layer of an image that another tool
+/// can read would be worse than keeping a few blobs too many.
+fn keep_every_digest(bytes: &[u8], roots: &mut ImageRoots) {
+    fn walk(value: &serde_json::Value, roots: &mut ImageRoots) {
+        match value {
+            serde_json::Value::String(s) => {
+                if let Ok(d) = s.parse::<Digest>() {
+                    roots.blobs.insert(d);
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, roots)),
+            serde_json::Value::Object(map) => map.values().for_each(|v| walk(v, roots)),
+            _ => {}
+        }
+    }
+    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) {
+        walk(&value, roots);
     }
 }
 
@@ -156,9 +184,8 @@ impl StoreConfig {
     pub fn load(root: &Path) -> Result<StoreConfig> {
         let path = root.join(CONFIG_FILE);
         match fs::read(&path) {
-            Ok(bytes) => {
-                serde_json::from_slice(&bytes).map_err(|source| Error::CorruptFile { path, source })
-            }
+            Ok(bytes) => crate::image::decode_json(&bytes)
+                .map_err(|source| Error::CorruptFile { path, source }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(StoreConfig::default()),
             Err(e) => Err(io_err("read", &path)(e)),
         }

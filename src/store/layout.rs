@@ -19,6 +19,7 @@
 
 use std::fs::{self, File};
 use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -62,7 +63,7 @@ pub(crate) fn ensure(root: &Path, tmp: &Path) -> Result<()> {
     match fs::read(&layout_path) {
         Ok(bytes) => {
             let layout: OciLayout =
-                serde_json::from_slice(&bytes).map_err(|source| Error::CorruptFile {
+                crate::image::decode_json(&bytes).map_err(|source| Error::CorruptFile {
                     path: layout_path.clone(),
                     source,
                 })?;
@@ -94,20 +95,38 @@ pub(crate) fn ensure(root: &Path, tmp: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Creates the directories of a store at `root` (idempotent).
+/// Creates the directories of a store at `root` (idempotent), private to their owner.
 pub(crate) fn create_dirs(root: &Path) -> Result<()> {
+    fs::create_dir_all(root).map_err(io_err("create directory", root))?;
+    make_private(root)?;
     for dir in [BLOBS_DIR, SNAPSHOTS_DIR, CACHE_DIR, TMP_DIR, LOCKS_DIR] {
         let path = root.join(dir);
         fs::create_dir_all(&path).map_err(io_err("create directory", &path))?;
     }
+    for dir in [SNAPSHOTS_DIR, CACHE_DIR, TMP_DIR] {
+        make_private(&root.join(dir))?;
+    }
     Ok(())
+}
+
+/// Makes `dir` 0700 unless it already is (or stricter). The store holds image file
+/// systems with setuid binaries, device nodes and files of any owner: readable by
+/// other users, it would hand them root (Docker's data root is 0710, containerd's
+/// snapshot directories 0700). A store another user owns is left as it is.
+fn make_private(dir: &Path) -> Result<()> {
+    let meta = fs::metadata(dir).map_err(io_err("stat", dir))?;
+    if meta.permissions().mode() & 0o077 == 0 || meta.uid() != rustix::process::geteuid().as_raw() {
+        return Ok(());
+    }
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+        .map_err(io_err("make private (chmod 0700)", dir))
 }
 
 /// Reads and parses `index.json`.
 pub(crate) fn read_index(root: &Path) -> Result<Index> {
     let path = root.join(INDEX_FILE);
     let bytes = fs::read(&path).map_err(io_err("read", &path))?;
-    serde_json::from_slice(&bytes).map_err(|source| Error::CorruptFile { path, source })
+    crate::image::decode_json(&bytes).map_err(|source| Error::CorruptFile { path, source })
 }
 
 /// Serializes a record through the image module's canonical JSON.
@@ -187,6 +206,36 @@ mod tests {
             matches!(err, Error::LayoutVersion { ref found, .. } if found == "2.0.0"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_store_is_private_to_its_owner_new_or_old() {
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        let new = dir.path().join("new/store");
+        create_dirs(&new).unwrap();
+        for p in [
+            &new,
+            &new.join(SNAPSHOTS_DIR),
+            &new.join(CACHE_DIR),
+            &new.join(TMP_DIR),
+        ] {
+            assert_eq!(mode(p), 0o700, "{}", p.display());
+        }
+        // A store made 0755 by an older rbuild is tightened when opened.
+        let old = dir.path().join("old");
+        for d in ["", SNAPSHOTS_DIR, CACHE_DIR, TMP_DIR] {
+            fs::create_dir_all(old.join(d)).unwrap();
+            fs::set_permissions(old.join(d), fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        create_dirs(&old).unwrap();
+        assert_eq!(mode(&old), 0o700);
+        assert_eq!(mode(&old.join(SNAPSHOTS_DIR)), 0o700);
+        // Stricter modes are kept.
+        fs::set_permissions(&old, fs::Permissions::from_mode(0o500)).unwrap();
+        create_dirs(&old).unwrap();
+        assert_eq!(mode(&old), 0o500);
+        fs::set_permissions(&old, fs::Permissions::from_mode(0o700)).unwrap();
     }
 
     #[test]

@@ -235,13 +235,13 @@ impl Store {
             source,
         };
         if what == "manifest" {
-            let manifest: Manifest = serde_json::from_slice(&bytes).map_err(corrupt)?;
+            let manifest: Manifest = crate::image::decode_json(&bytes).map_err(corrupt)?;
             let blobs = std::iter::once(&manifest.config).chain(&manifest.layers);
             if let Some(absent) = blobs.map(|d| &d.digest).find(|d| !self.has_blob(d)) {
                 return Err(missing(absent));
             }
         } else {
-            let index: Index = serde_json::from_slice(&bytes).map_err(corrupt)?;
+            let index: Index = crate::image::decode_json(&bytes).map_err(corrupt)?;
             for child in &index.manifests {
                 self.check_complete(name, child, depth + 1)?;
             }

@@ -299,3 +299,81 @@ fn add_of_a_url_hits_while_its_content_is_the_same() {
     let reason = format!("the content at http://127.0.0.1:{port}/f.txt changed");
     assert!(log.contains(&reason), "{log}");
 }
+
+/// The context's stat cache file in store `root` (there is one context).
+fn stat_cache_file(root: &std::path::Path) -> std::path::PathBuf {
+    let dir = root.join("cache/stat");
+    let files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    files[0].clone()
+}
+
+/// Gives the stat cache's record of context file `rel` the stamp (mtime, ctime, inode,
+/// device) `meta`, keeping its digest: what a build leaves when the file is rewritten,
+/// with the same size, in the timestamp tick in which the build read it.
+fn forge_stamp(root: &std::path::Path, rel: &str, meta: &std::fs::Metadata) {
+    use std::os::unix::fs::MetadataExt;
+    let file = stat_cache_file(root);
+    let mut bytes = std::fs::read(&file).unwrap();
+    let mut needle = (rel.len() as u32).to_le_bytes().to_vec();
+    needle.extend_from_slice(rel.as_bytes());
+    let at = bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("the file's record")
+        + needle.len();
+    // size u64, mtime i64 + u32, ctime i64 + u32, inode u64, device u64, digest.
+    assert_eq!(bytes[at..at + 8], meta.size().to_le_bytes(), "same size");
+    let mut put = |offset: usize, value: &[u8]| {
+        bytes[at + offset..at + offset + value.len()].copy_from_slice(value)
+    };
+    put(8, &meta.mtime().to_le_bytes());
+    put(16, &(meta.mtime_nsec() as u32).to_le_bytes());
+    put(20, &meta.ctime().to_le_bytes());
+    put(28, &(meta.ctime_nsec() as u32).to_le_bytes());
+    put(32, &meta.ino().to_le_bytes());
+    put(40, &meta.dev().to_le_bytes());
+    std::fs::write(&file, bytes).unwrap();
+}
+
+#[test]
+fn a_file_rewritten_in_the_tick_a_build_read_it_misses() {
+    // Where timestamps are coarse (kernels without multigrain timestamps, jiffy-granular
+    // ext4: most CI runners), a file rewritten with the same size within the tick in
+    // which a build read it keeps its whole stamp. Here the rewrite restores the mtime
+    // (nanoseconds included) and, since user space cannot set a ctime back, the stat
+    // cache is given the file's new ctime instead: the same state. The record is not
+    // older than the build that made it, so it must not be trusted.
+    use std::os::unix::fs::MetadataExt;
+    let Some(t) = context() else { return };
+    let (_, log) = build(&t, &[]);
+    assert_eq!(hits(&log), [false, false, false], "{log}");
+    let a = t.context().join("a.txt");
+    let old = std::fs::symlink_metadata(&a).unwrap();
+    std::fs::write(&a, "A\n").unwrap();
+    let stamp = format!("@{}.{:09}", old.mtime(), old.mtime_nsec());
+    let touched = std::process::Command::new("touch")
+        .args(["-m", "-d", &stamp])
+        .arg(&a)
+        .status()
+        .unwrap();
+    assert!(touched.success());
+    let new = std::fs::symlink_metadata(&a).unwrap();
+    assert_eq!(new.modified().unwrap(), old.modified().unwrap());
+    assert_eq!(new.size(), old.size());
+    forge_stamp(&t.root(), "a.txt", &new);
+
+    let out = t.path("out");
+    let dest = format!("type=local,dest={}", out.display());
+    let (_, log) = build(&t, &["-o", &dest]);
+    assert_eq!(
+        hits(&log),
+        [false, false, false],
+        "COPY a.txt misses:\n{log}"
+    );
+    assert!(log.contains("file a.txt changed (content)"), "{log}");
+    assert_eq!(std::fs::read_to_string(out.join("a.txt")).unwrap(), "A\n");
+}

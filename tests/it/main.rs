@@ -4,6 +4,7 @@
 mod build;
 mod cache;
 mod crash;
+mod foreign;
 mod integrity;
 mod mounts;
 mod parallel;
@@ -12,5 +13,6 @@ mod pushpull;
 mod registry;
 mod registry_auth;
 mod run;
+mod security;
 mod snapshotter;
 mod support;

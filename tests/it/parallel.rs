@@ -212,3 +212,71 @@ fn ctrl_c_stops_parallel_stages_and_cleans_up() {
     );
     assert_clean(&t, "store");
 }
+
+/// Stages `s0`..`s{stages-1}` (and `bad`, which fails, when `failing`), all on `base`,
+/// each opening the new cache mount `race-{round}` in its first step and leaving a mark
+/// in it.
+fn one_new_cache(round: usize, stages: usize, failing: bool) -> String {
+    let mount = format!("RUN --mount=type=cache,id=race-{round},target=/c,sharing=shared");
+    let mut out = String::new();
+    for i in 0..stages {
+        out.push_str(&format!(
+            "FROM base AS s{i}\n{mount} touch /c/r{round}s{i} && echo {i} > /s{i}\n"
+        ));
+    }
+    if failing {
+        out.push_str(&format!(
+            "FROM base AS bad\n{mount} touch /c/bad && exit 7\n"
+        ));
+    }
+    out.push_str("FROM base\n");
+    for i in 0..stages {
+        out.push_str(&format!("COPY --from=s{i} /s{i} /s{i}\n"));
+    }
+    if failing {
+        out.push_str("COPY --from=bad /bin /bin\n");
+    }
+    out
+}
+
+#[test]
+fn parallel_stages_opening_one_new_cache_mount_share_it() {
+    // Every round opens a cache no build made before, from all stages at once; every
+    // other round one stage fails and cancels the rest. A failure must be the failing
+    // stage's own, never a stage that could not mount the cache, and when all succeed
+    // their marks are in one cache directory.
+    const STAGES: usize = 4;
+    const ROUNDS: usize = 8;
+    let Some(t) = busybox("", &[]) else {
+        return;
+    };
+    let prelude = std::fs::read_to_string(t.context().join("Dockerfile")).unwrap();
+    let jobs = (STAGES + 1).to_string();
+    let mounts = t.path("store").join("cache/mounts");
+    for round in 0..ROUNDS {
+        let failing = round % 2 == 1;
+        let dockerfile = format!("{prelude}{}", one_new_cache(round, STAGES, failing));
+        std::fs::write(t.context().join("Dockerfile"), dockerfile).unwrap();
+        let out = build_in(&t, "store", &["--jobs", &jobs], &[]);
+        let log = stderr(&out);
+        assert!(
+            !log.contains("sandbox setup failed") && !log.contains("No such file"),
+            "round {round}: a stage could not mount the cache:\n{log}"
+        );
+        if failing {
+            assert_eq!(out.status.code(), Some(1), "round {round}:\n{log}");
+            assert!(log.contains("exit code: 7"), "round {round}:\n{log}");
+            continue;
+        }
+        assert!(out.status.success(), "round {round}:\n{log}");
+        let shared = std::fs::read_dir(&mounts).unwrap().any(|e| {
+            let dir = e.unwrap().path();
+            (0..STAGES).all(|i| dir.join(format!("r{round}s{i}")).exists())
+        });
+        assert!(
+            shared,
+            "round {round}: every stage wrote into the one cache"
+        );
+    }
+    assert_clean(&t, "store");
+}

@@ -194,3 +194,53 @@ fn the_built_image_runs_under_podman() {
         "built-by-rbuild\napp\n"
     );
 }
+
+#[test]
+fn users_get_their_primary_group_as_a_supplementary_group_as_under_docker() {
+    let Some(t) = busybox(
+        "FROM base\nUSER app:app\nRUN id > /tmp/id-explicit\nUSER root\nRUN id > /tmp/id-root\n",
+        &[],
+    ) else {
+        return;
+    };
+    let out = t.path("out");
+    t.build(&["-o", &format!("type=local,dest={}", out.display())]);
+    let read = |f: &str| std::fs::read_to_string(out.join("tmp").join(f)).unwrap();
+    // Docker (20.10.18+) and containerd put the primary group in the list.
+    assert_eq!(
+        read("id-explicit").trim(),
+        "uid=1000(app) gid=1000(app) groups=1000(app)"
+    );
+    assert_eq!(
+        read("id-root").trim(),
+        "uid=0(root) gid=0(root) groups=0(root)"
+    );
+}
+
+#[test]
+fn a_run_on_scratch_leaves_the_system_directories_as_buildkit_does() {
+    let Some(t) = busybox(
+        "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"true\"]\n",
+        &[],
+    ) else {
+        return;
+    };
+    let out = t.path("out");
+    t.build(&[
+        "-t",
+        "s:1",
+        "-o",
+        &format!("type=local,dest={}", out.display()),
+    ]);
+    for d in ["dev", "proc", "sys", "etc"] {
+        let entries = std::fs::read_dir(out.join(d)).map(Iterator::count);
+        assert_eq!(entries.ok(), Some(0), "/{d} is kept, empty");
+    }
+    let inspect = t.rbuild(&["inspect", "s:1"]);
+    let v: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    assert_eq!(
+        v["manifest"]["layers"].as_array().map(Vec::len),
+        Some(2),
+        "{v}"
+    );
+}

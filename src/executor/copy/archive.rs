@@ -36,8 +36,8 @@ fn is_tar_header(block: &[u8]) -> bool {
 }
 
 /// Opens the decompressed stream of `path` for `kind`.
-fn decompressed(path: &Path, kind: ArchiveKind) -> Result<Box<dyn Read + Send>> {
-    let file = BufReader::new(File::open(path).map_err(ExecError::fs("cannot open", path))?);
+fn decompressed(open: Opener<'_>, path: &Path, kind: ArchiveKind) -> Result<Box<dyn Read + Send>> {
+    let file = BufReader::new(open()?);
     Ok(match kind {
         ArchiveKind::Tar => Box::new(file),
         ArchiveKind::Gzip => Box::new(flate2::read::MultiGzDecoder::new(file)),
@@ -65,15 +65,18 @@ fn xz_reader(mut input: BufReader<File>) -> Box<dyn Read + Send> {
     }
 }
 
+/// Opens the archive for reading (again for each pass); `path` names it in errors.
+pub type Opener<'a> = &'a dyn Fn() -> Result<File>;
+
 /// The archive kind of `path` if ADD should extract it.
-pub fn detect(path: &Path) -> Result<Option<ArchiveKind>> {
+pub fn detect(open: Opener<'_>, path: &Path) -> Result<Option<ArchiveKind>> {
     let mut head = [0u8; 6];
-    let n = File::open(path)
-        .and_then(|mut f| f.read(&mut head))
+    let n = open()?
+        .read(&mut head)
         .map_err(ExecError::fs("cannot read", path))?;
     let kind = compression_of(&head[..n]).unwrap_or(ArchiveKind::Tar);
     let mut block = vec![0u8; 512];
-    let mut reader = decompressed(path, kind)?;
+    let mut reader = decompressed(open, path, kind)?;
     let mut filled = 0;
     while filled < block.len() {
         match reader.read(&mut block[filled..]) {
@@ -85,8 +88,8 @@ pub fn detect(path: &Path) -> Result<Option<ArchiveKind>> {
 }
 
 /// Extracts archive `path` into the existing host directory `dest`.
-pub fn extract(path: &Path, kind: ArchiveKind, dest: &Path) -> Result<()> {
-    let reader = decompressed(path, kind)?;
+pub fn extract(open: Opener<'_>, path: &Path, kind: ArchiveKind, dest: &Path) -> Result<()> {
+    let reader = decompressed(open, path, kind)?;
     let opts = ApplyOptions {
         whiteouts: WhiteoutMode::Delete,
         compression: Some(Compression::None),
@@ -100,6 +103,10 @@ mod tests {
     use std::process::Command;
 
     use super::*;
+
+    fn opener(path: &Path) -> impl Fn() -> Result<File> + '_ {
+        move || File::open(path).map_err(ExecError::fs("cannot open", path))
+    }
 
     #[test]
     fn detects_and_extracts_every_compression() {
@@ -117,7 +124,7 @@ mod tests {
             .status()
             .unwrap();
         assert!(ok.success());
-        assert_eq!(detect(&tar).unwrap(), Some(ArchiveKind::Tar));
+        assert_eq!(detect(&opener(&tar), &tar).unwrap(), Some(ArchiveKind::Tar));
         for (tool, kind) in [
             ("gzip", ArchiveKind::Gzip),
             ("bzip2", ArchiveKind::Bzip2),
@@ -136,10 +143,10 @@ mod tests {
                 .unwrap()
                 .stdout;
             std::fs::write(&out, data).unwrap();
-            assert_eq!(detect(&out).unwrap(), Some(kind), "{tool}");
+            assert_eq!(detect(&opener(&out), &out).unwrap(), Some(kind), "{tool}");
             let dest = dir.path().join(format!("x-{tool}"));
             std::fs::create_dir(&dest).unwrap();
-            extract(&out, kind, &dest).unwrap();
+            extract(&opener(&out), &out, kind, &dest).unwrap();
             assert_eq!(
                 std::fs::read_to_string(dest.join("d/f.txt")).unwrap(),
                 "hello",
@@ -148,6 +155,6 @@ mod tests {
         }
         let plain = dir.path().join("plain.txt");
         std::fs::write(&plain, "not an archive, but long enough? no").unwrap();
-        assert_eq!(detect(&plain).unwrap(), None);
+        assert_eq!(detect(&opener(&plain), &plain).unwrap(), None);
     }
 }

@@ -171,9 +171,10 @@ pub fn copy(tree: &SourceTree<'_>, req: &CopyRequest<'_>, root: &Path) -> Result
             continue;
         }
         if req.extract_archives && node.meta.is_file() {
-            if let Some(kind) = archive::detect(&node.host)? {
+            let open = || tree.open_file(node);
+            if let Some(kind) = archive::detect(&open, &node.host)? {
                 let host = ensure_dir(root, dest_path, owner)?;
-                archive::extract(&node.host, kind, &host)?;
+                archive::extract(&open, &node.host, kind, &host)?;
                 continue;
             }
         }

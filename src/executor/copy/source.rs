@@ -28,6 +28,8 @@ pub struct Node {
 /// The build context, walked once (filtered, sorted) and indexed by path.
 pub struct ContextIndex {
     root: PathBuf,
+    /// The context directory, opened once: files are opened below it.
+    root_fd: std::fs::File,
     entries: BTreeMap<String, Entry>,
     root_meta: Metadata,
     filtered: bool,
@@ -43,7 +45,10 @@ impl ContextIndex {
         let root = context.root().to_path_buf();
         let root_meta =
             std::fs::metadata(&root).map_err(ExecError::fs("cannot stat build context", &root))?;
+        let root_fd = std::fs::File::open(&root)
+            .map_err(ExecError::fs("cannot open build context", &root))?;
         Ok(ContextIndex {
+            root_fd,
             root,
             entries,
             root_meta,
@@ -70,6 +75,18 @@ impl ContextIndex {
     /// directory on disk is not what a step may see.
     pub fn is_filtered(&self) -> bool {
         self.filtered
+    }
+
+    /// Opens the regular file `node` for reading: below the context directory, never
+    /// through a symlink, and only if it is still the file the walk saw.
+    pub fn open(&self, node: &Node) -> Result<std::fs::File> {
+        self.open_io(node)
+            .map_err(ExecError::fs("cannot read context file", &node.host))
+    }
+
+    /// [`ContextIndex::open`] with a plain I/O error.
+    pub fn open_io(&self, node: &Node) -> std::io::Result<std::fs::File> {
+        crate::context::open_unchanged(&self.root_fd, &node.rel, &node.meta)
     }
 
     /// Every entry strictly below directory `rel`, sorted by path (parents first).
@@ -116,6 +133,17 @@ pub fn clean_relative(path: &str) -> Option<String> {
 }
 
 impl SourceTree<'_> {
+    /// Opens regular file `node` for reading (a context file only if it is still the
+    /// one the walk saw, see [`ContextIndex::open`]).
+    pub fn open_file(&self, node: &Node) -> Result<std::fs::File> {
+        match self {
+            SourceTree::Context(index) => index.open(node),
+            SourceTree::Root(_) => {
+                std::fs::File::open(&node.host).map_err(ExecError::fs("cannot open", &node.host))
+            }
+        }
+    }
+
     /// Describes the tree in errors.
     pub fn origin(&self) -> String {
         match self {

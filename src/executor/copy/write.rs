@@ -147,7 +147,7 @@ pub fn copy_node(
             .map_err(ExecError::fs("cannot create symlink", dest))?;
         chown(dest, attrs.owner_of(&node.meta))?;
     } else if ft.is_file() {
-        copy_file(&node.host, dest)?;
+        copy_file(tree.open_file(node)?, dest)?;
         chown(dest, attrs.owner_of(&node.meta))?;
         fs::set_permissions(dest, fs::Permissions::from_mode(attrs.mode_of(&node.meta)))
             .map_err(ExecError::fs("cannot set mode of", dest))?;
@@ -177,8 +177,7 @@ pub fn copy_children(
 }
 
 /// Streams a regular file's content (the kernel's copy_file_range where possible).
-fn copy_file(src: &Path, dest: &Path) -> Result<()> {
-    let mut input = File::open(src).map_err(ExecError::fs("cannot open", src))?;
+fn copy_file(mut input: File, dest: &Path) -> Result<()> {
     let mut output = create_new(dest)?;
     io::copy(&mut input, &mut output).map_err(ExecError::fs("cannot copy to", dest))?;
     Ok(())

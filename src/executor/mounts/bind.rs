@@ -28,7 +28,8 @@ pub(super) fn from_context(
     scratch: &mut Scratch,
 ) -> Result<PathBuf, ExecError> {
     let node = SourceTree::Context(index)
-        .lookup(rel, true)?
+        .lookup(rel, true)
+        .map_err(ExecError::for_mount)?
         .ok_or_else(|| ExecError::MountSource {
             source_path: rel.to_owned(),
             origin: "the build context".into(),

@@ -3,8 +3,12 @@
 //!
 //! The key is the cache id; with `from=` it also names what seeds the cache (the
 //! source stage's or image's top snapshot and the `source=` path), as BuildKit keys a
-//! cache with a base by the base too. A new directory is made in a temporary place and
-//! renamed, so two builds creating the same cache at once agree on one directory.
+//! cache with a base by the base too. A new directory is made complete (mode, owner,
+//! seed) in the process's work dir and renamed into place only if nothing is there
+//! (`RENAME_NOREPLACE`): of several steps or builds creating the same cache at once,
+//! one publishes its directory and the others use it and drop theirs. A published
+//! cache directory is never replaced or removed by a build: another step may already
+//! hold it for its sandbox.
 //!
 //! Sharing: `shared` lets concurrent steps use the directory together; `locked`
 //! makes them wait for each other (an exclusive `flock` on `<dir>.lock`, taken for all
@@ -16,6 +20,9 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use rustix::fs::{renameat_with, RenameFlags, CWD};
+use rustix::io::Errno;
+
 use super::super::error::ExecError;
 use crate::digest::Digest;
 use crate::parser::instructions::values::{Mount as MountSpec, Sharing};
@@ -24,8 +31,6 @@ use crate::store::{FileLock, Store};
 /// A cache directory ready to mount, and the lock held for the step (if any).
 pub(super) struct CacheDir {
     pub path: PathBuf,
-    /// Whether the directory was made for this step (a `from=` seed must be copied in).
-    pub created: bool,
     pub lock: Option<FileLock>,
 }
 
@@ -55,24 +60,22 @@ pub(super) fn lock_all(mut dirs: Vec<PathBuf>) -> Result<Vec<FileLock>, ExecErro
         .collect()
 }
 
-/// The directory for the cache `spec`; `seed` names what seeds it (`from=`). A
-/// `locked` cache must already be locked by the caller ([`lock_all`]).
+/// The directory for the cache `spec`; `seed` names what seeds it (`from=`), and
+/// `fill` seeds a new directory before it is published (not called when the directory
+/// exists). A `locked` cache must already be locked by the caller ([`lock_all`]).
 pub(super) fn open(
     store: &Store,
     spec: &MountSpec,
     seed: Option<&str>,
+    fill: impl FnOnce(&Path) -> Result<(), ExecError>,
 ) -> Result<CacheDir, ExecError> {
     let dir = dir_for(store, spec, seed)?;
     let (path, lock) = match spec.sharing_mode() {
         Sharing::Shared | Sharing::Locked => (dir, None),
         Sharing::Private => private(&dir)?,
     };
-    let created = ensure(&path, spec)?;
-    Ok(CacheDir {
-        path,
-        created,
-        lock,
-    })
+    ensure(store.work_dir(), &path, spec, fill)?;
+    Ok(CacheDir { path, lock })
 }
 
 /// The first of `dir`, `dir-1`, `dir-2`, ... that no other step holds.
@@ -92,17 +95,28 @@ fn private(dir: &Path) -> Result<(PathBuf, Option<FileLock>), ExecError> {
     })
 }
 
-/// Makes the cache directory (mode, owner from the mount) unless it exists; returns
-/// whether it was made now.
-fn ensure(dir: &Path, spec: &MountSpec) -> Result<bool, ExecError> {
+/// Makes the cache directory `dir` unless it exists: prepared in `work` (mode and
+/// owner from the mount, then `fill`) and renamed into place.
+///
+/// The rename must not replace: a plain `rename` replaces an existing directory while
+/// it is empty, and a cache another step has just made is empty until its command
+/// writes. That step has already handed the path to its sandbox, which holds the
+/// directory itself: attaching a replaced directory fails with ENOENT, and what a
+/// running command writes into one is lost.
+fn ensure(
+    work: &Path,
+    dir: &Path,
+    spec: &MountSpec,
+    fill: impl FnOnce(&Path) -> Result<(), ExecError>,
+) -> Result<(), ExecError> {
     if dir.is_dir() {
-        return Ok(false);
+        return Ok(());
     }
-    let parent = dir.parent().unwrap_or(Path::new("/"));
+    // Dropped (removed) unless published.
     let tmp = tempfile::Builder::new()
-        .prefix(".new-")
-        .tempdir_in(parent)
-        .map_err(ExecError::fs("cannot create cache mount in", parent))?;
+        .prefix("cache-mount-")
+        .tempdir_in(work)
+        .map_err(ExecError::fs("cannot create cache mount in", work))?;
     let mode = spec.file_mode().unwrap_or(0o755);
     fs::set_permissions(tmp.path(), fs::Permissions::from_mode(mode))
         .map_err(ExecError::fs("cannot set mode of", tmp.path()))?;
@@ -112,18 +126,16 @@ fn ensure(dir: &Path, spec: &MountSpec) -> Result<bool, ExecError> {
         Some(spec.gid.unwrap_or(0)),
     )
     .map_err(ExecError::fs("cannot change owner of", tmp.path()))?;
-    let made = tmp.keep();
-    match fs::rename(&made, dir) {
-        Ok(()) => Ok(true),
-        // Another build made it first: use theirs.
-        Err(_) if dir.is_dir() => {
-            let _ = fs::remove_dir(&made);
-            Ok(false)
+    fill(tmp.path())?;
+    match renameat_with(CWD, tmp.path(), CWD, dir, RenameFlags::NOREPLACE) {
+        Ok(()) => {
+            // Published: nothing left to remove.
+            let _ = tmp.keep();
+            Ok(())
         }
-        Err(e) => {
-            let _ = fs::remove_dir(&made);
-            Err(ExecError::fs("cannot create cache mount", dir)(e))
-        }
+        // Another step or build published it first: use theirs.
+        Err(Errno::EXIST | Errno::NOTEMPTY) if dir.is_dir() => Ok(()),
+        Err(e) => Err(ExecError::fs("cannot create cache mount", dir)(e.into())),
     }
 }
 
@@ -132,20 +144,113 @@ mod tests {
     use super::*;
     use crate::parser::instructions::values::parse_mount;
 
+    /// A seed that leaves the file `name` in the new directory.
+    fn mark(name: &str) -> impl FnOnce(&Path) -> Result<(), ExecError> + '_ {
+        move |new: &Path| fs::write(new.join(name), "x").map_err(ExecError::fs("cannot write", new))
+    }
+
+    fn not_made(_: &Path) -> Result<(), ExecError> {
+        panic!("an existing cache is not made again")
+    }
+
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut names: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
     #[test]
     fn private_caches_do_not_share_while_in_use() {
         let root = tempfile::tempdir().unwrap();
         let store = Store::open(root.path()).unwrap();
         let spec = parse_mount("type=cache,target=/c,sharing=private").unwrap();
-        let a = open(&store, &spec, None).unwrap();
-        let b = open(&store, &spec, None).unwrap();
+        let a = open(&store, &spec, None, mark("a")).unwrap();
+        let b = open(&store, &spec, None, mark("b")).unwrap();
         assert_ne!(a.path, b.path);
-        assert!(a.created && b.created);
+        assert_eq!(
+            (entries(&a.path), entries(&b.path)),
+            (vec!["a".into()], vec!["b".into()])
+        );
         let a_path = a.path.clone();
         drop(a);
-        let c = open(&store, &spec, None).unwrap();
+        let c = open(&store, &spec, None, not_made).unwrap();
         assert_eq!(c.path, a_path, "a released private cache is reused");
-        assert!(!c.created);
+    }
+
+    #[test]
+    fn steps_opening_one_new_cache_at_once_all_get_the_same_directory() {
+        // Parallel stages (or builds) open the same new shared cache at once. Each keeps
+        // the directory it was given open, as its sandbox does between cloning the bind
+        // source and attaching it: that directory must stay the cache, never be replaced
+        // by another opener's (attaching a replaced directory fails with ENOENT).
+        use std::os::unix::fs::MetadataExt;
+        const THREADS: usize = 8;
+        const ROUNDS: usize = 25;
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        for round in 0..ROUNDS {
+            let spec = parse_mount(&format!("type=cache,id=race-{round},target=/c")).unwrap();
+            let barrier = std::sync::Barrier::new(THREADS);
+            let opened: Vec<(PathBuf, fs::File)> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..THREADS)
+                    .map(|i| {
+                        let (store, spec, barrier) = (&store, &spec, &barrier);
+                        s.spawn(move || {
+                            barrier.wait();
+                            let made = format!("made-by-{i}");
+                            let dir = open(store, spec, None, mark(&made)).unwrap();
+                            let held = fs::File::open(&dir.path).unwrap();
+                            (dir.path, held)
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            let cache = fs::metadata(&opened[0].0).unwrap();
+            for (path, held) in &opened {
+                assert_eq!(path, &opened[0].0);
+                let held = held.metadata().unwrap();
+                assert!(
+                    held.nlink() > 0 && held.ino() == cache.ino(),
+                    "round {round}: an opener's directory was replaced"
+                );
+            }
+            let made = entries(&opened[0].0);
+            assert_eq!(made.len(), 1, "round {round}: one opener made it: {made:?}");
+        }
+        assert_eq!(
+            entries(store.work_dir()),
+            Vec::<String>::new(),
+            "the others' removed"
+        );
+    }
+
+    #[test]
+    fn a_new_cache_is_published_seeded_or_not_at_all() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let spec = parse_mount("type=cache,target=/c").unwrap();
+        let dir = dir_for(&store, &spec, Some("stage:/src")).unwrap();
+        // A seed that fails (a failing stage cancels the copy) publishes nothing.
+        let failed = open(&store, &spec, Some("stage:/src"), |new| {
+            mark("half")(new)?;
+            Err(ExecError::Interrupted)
+        });
+        assert!(matches!(failed, Err(ExecError::Interrupted)));
+        assert!(!dir.exists(), "nothing published");
+        assert_eq!(entries(store.work_dir()), Vec::<String>::new(), "nor left");
+
+        let made = open(&store, &spec, Some("stage:/src"), |new| {
+            assert!(!dir.exists(), "not visible half seeded");
+            mark("seeded")(new)
+        })
+        .unwrap();
+        assert_eq!(entries(&made.path), ["seeded"]);
+        let again = open(&store, &spec, Some("stage:/src"), not_made).unwrap();
+        assert_eq!(again.path, made.path);
     }
 
     #[test]
@@ -153,15 +258,15 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let store = Store::open(root.path()).unwrap();
         let spec = parse_mount("type=cache,target=/c,mode=0700,uid=7,gid=8").unwrap();
-        let a = open(&store, &spec, None).unwrap();
-        let b = open(&store, &spec, None).unwrap();
+        let a = open(&store, &spec, None, mark("a")).unwrap();
+        let b = open(&store, &spec, None, not_made).unwrap();
         assert_eq!(a.path, b.path);
-        assert!(a.created && !b.created);
+        assert_eq!(entries(&a.path), ["a"]);
         let meta = fs::metadata(&a.path).unwrap();
         assert_eq!(meta.permissions().mode() & 0o7777, 0o700);
         use std::os::unix::fs::MetadataExt;
         assert_eq!((meta.uid(), meta.gid()), (7, 8));
-        let seeded = open(&store, &spec, Some("stage-chain:/src")).unwrap();
+        let seeded = open(&store, &spec, Some("stage-chain:/src"), mark("s")).unwrap();
         assert_ne!(seeded.path, a.path);
     }
 }

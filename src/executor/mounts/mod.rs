@@ -216,7 +216,7 @@ fn stage_layers(env: &StageEnv<'_>, j: usize) -> Vec<Layer> {
         .unwrap_or_default()
 }
 
-/// The cache directory of `m`, seeded from `from=` when it was just made.
+/// The cache directory of `m`; a new one is seeded from `from=` before it is published.
 fn cache_mount(
     env: &StageEnv<'_>,
     m: &RunMount,
@@ -224,16 +224,12 @@ fn cache_mount(
 ) -> Result<PathBuf, ExecError> {
     let rel = source_rel(&m.spec);
     let seed = cache_seed(env, m);
-    let dir = cache::open(env.store, &m.spec, seed.as_deref())?;
+    let dir = cache::open(env.store, &m.spec, seed.as_deref(), |new| match &m.from {
+        Some(from) => seed_cache(env, from, &rel, new, scratch),
+        None => Ok(()),
+    })?;
     if let Some(lock) = dir.lock {
         scratch.keep(Keeper::Lock(lock));
-    }
-    if let (true, Some(from)) = (dir.created, &m.from) {
-        let seeded = seed_cache(env, from, &rel, &dir.path, scratch);
-        if let Err(e) = seeded {
-            let _ = std::fs::remove_dir_all(&dir.path);
-            return Err(e);
-        }
     }
     Ok(dir.path)
 }
@@ -251,7 +247,8 @@ fn cache_seed(env: &StageEnv<'_>, m: &RunMount) -> Option<String> {
     Some(format!("{base}:/{}", source_rel(&m.spec)))
 }
 
-/// Copies `rel` of `from` into the new cache directory `dir`, owners kept.
+/// Copies `rel` of `from` into `dir`, a new cache directory not yet published, owners
+/// kept.
 fn seed_cache(
     env: &StageEnv<'_>,
     from: &Source,

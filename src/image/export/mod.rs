@@ -82,7 +82,7 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(
     what: &'static str,
 ) -> Result<T> {
     let bytes = store.read_blob(&desc.digest)?;
-    serde_json::from_slice(&bytes).map_err(|source| Error::Decode {
+    crate::image::decode_json(&bytes).map_err(|source| Error::Decode {
         digest: desc.digest,
         what,
         source,

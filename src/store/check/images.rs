@@ -21,7 +21,7 @@ const MAX_DEPTH: usize = 8;
 pub(super) fn check(store: &Store, repair: bool, report: &mut Report) -> Result<()> {
     let path = store.root().join(INDEX_FILE);
     let bytes = fs::read(&path).map_err(io_err("read", &path))?;
-    let index: Index = match serde_json::from_slice(&bytes) {
+    let index: Index = match crate::image::decode_json(&bytes) {
         Ok(index) => index,
         Err(e) => {
             let mut f = Finding::damage(
@@ -89,9 +89,9 @@ fn check_descriptor(
     let bytes = store
         .read_blob(&desc.digest)
         .map_err(|e| format!("{what} {}: {e}", desc.digest))?;
-    let invalid = |e: serde_json::Error| format!("{what} {} is not valid: {e}", desc.digest);
+    let invalid = |e: crate::image::JsonError| format!("{what} {} is not valid: {e}", desc.digest);
     if what == "manifest" {
-        let manifest: Manifest = serde_json::from_slice(&bytes).map_err(invalid)?;
+        let manifest: Manifest = crate::image::decode_json(&bytes).map_err(invalid)?;
         report
             .blob_ok(&manifest.config.digest, manifest.config.size)
             .map_err(|e| format!("config: {e}"))?;
@@ -101,7 +101,7 @@ fn check_descriptor(
                 .map_err(|e| format!("layer {}: {e}", i + 1))?;
         }
     } else {
-        let index: Index = serde_json::from_slice(&bytes).map_err(invalid)?;
+        let index: Index = crate::image::decode_json(&bytes).map_err(invalid)?;
         for child in &index.manifests {
             check_descriptor(store, report, child, depth + 1)
                 .map_err(|e| format!("{} in index {}: {e}", child.digest, desc.digest))?;

@@ -27,6 +27,7 @@
 //! This module reads layers back: it is the one part of the store that uses the layers
 //! module (the tar writer that made the layers, to recompute snapshot diff IDs).
 
+mod applied;
 mod blobs;
 mod images;
 mod snapshots;

@@ -8,13 +8,14 @@
 //! one whose lock a build holds is left alone. A sidecar without a directory is a
 //! leftover of a commit that crashed before its rename.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use super::{removal, Finding, Report};
 use crate::digest::{Digest, Hasher};
+use crate::image::Descriptor;
 use crate::layers::{upperdir_changes, write_tar, Change, ChangeSet, TarOptions};
 use crate::store::error::{io_err, Result};
 use crate::store::layout::SNAPSHOTS_DIR;
@@ -30,6 +31,7 @@ pub(super) fn check(store: &Store, repair: bool, report: &mut Report) -> Result<
         names.push((entry.file_name().to_string_lossy().into_owned(), is_dir));
     }
     names.sort();
+    let layers = super::applied::layers_by_diff_id(store);
     let dirs: HashSet<&str> = names
         .iter()
         .filter(|(_, d)| *d)
@@ -43,7 +45,7 @@ pub(super) fn check(store: &Store, repair: bool, report: &mut Report) -> Result<
         match (chain, is_dir, name.strip_suffix(".json")) {
             (Some(chain), true, None) => {
                 report.checked.snapshots += 1;
-                if let Err(problem) = verify(store, &chain) {
+                if let Err(problem) = verify(store, &chain, &layers) {
                     let mut f = Finding::damage("snapshot", chain.to_string(), &path, problem);
                     if repair {
                         f = f.repaired(discard(store, &chain)?);
@@ -75,8 +77,14 @@ pub(super) fn check(store: &Store, repair: bool, report: &mut Report) -> Result<
     Ok(())
 }
 
-/// Verifies snapshot `chain` against its sidecar; the problem if any.
-fn verify(store: &Store, chain: &Digest) -> std::result::Result<(), String> {
+/// Verifies snapshot `chain` against its sidecar; the problem if any. `layers`: the
+/// layer blobs of the store's images by diff ID, for snapshots of layers other tools
+/// wrote (see `applied.rs`).
+fn verify(
+    store: &Store,
+    chain: &Digest,
+    layers: &HashMap<Digest, Descriptor>,
+) -> std::result::Result<(), String> {
     let meta = match read_sidecar(&store.snapshot_sidecar_path(chain)) {
         Ok(Sidecar::Valid(meta)) => meta,
         Ok(Sidecar::Missing) => return Err("no sidecar: the snapshot cannot be verified".into()),
@@ -98,13 +106,16 @@ fn verify(store: &Store, chain: &Digest) -> std::result::Result<(), String> {
         ));
     }
     let actual = diff_id(&path, &meta).map_err(|e| format!("cannot recompute its diff ID: {e}"))?;
-    if actual != meta.diff_id {
-        return Err(format!(
+    if actual == meta.diff_id {
+        return Ok(());
+    }
+    match layers.get(&meta.diff_id) {
+        Some(layer) => super::applied::verify_against(store, &path, &meta.diff_id, layer),
+        None => Err(format!(
             "content does not match its layer: diff ID {actual}, expected {}",
             meta.diff_id
-        ));
+        )),
     }
-    Ok(())
 }
 
 /// The diff ID of the layer the snapshot directory holds (see the module doc).

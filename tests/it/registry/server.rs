@@ -260,7 +260,8 @@ fn read_log(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("registry.log")).unwrap_or_default()
 }
 
-/// The registry's YAML config: filesystem storage under `dir/data`, `setup`'s TLS and auth.
+/// The registry's YAML config: filesystem storage under `dir/data`, `setup`'s TLS and auth,
+/// and foreign layers' http(s) URLs allowed (as on registries that serve such images).
 fn config_yaml(dir: &Path, host: &str, setup: &Setup) -> String {
     let mut yaml = format!(
         "version: 0.1\n\
@@ -278,6 +279,7 @@ fn config_yaml(dir: &Path, host: &str, setup: &Setup) -> String {
         ));
     }
     yaml.push_str(&setup.auth);
+    yaml.push_str("validation:\n  manifests:\n    urls:\n      allow:\n        - ^https?://\n");
     yaml
 }
 

@@ -14,7 +14,15 @@ struct Stub {
     dir: bool,
     /// The final component of a target: something is mounted on it.
     mount_point: bool,
+    /// Left in place after the step (see [`KEPT_DIRS`]).
+    keep: bool,
 }
+
+/// Directories the runtime makes in a root that lacks them and that stay in the step's
+/// layer, as they do under BuildKit with runc (`/dev`, `/proc`, `/sys` for the system
+/// mounts, `/etc` for `hosts` and `resolv.conf`): a `RUN` in a `FROM scratch` stage
+/// leaves these four empty directories, and so a non-empty layer.
+const KEPT_DIRS: &[&str] = &["/dev", "/proc", "/sys", "/etc"];
 
 /// An existing directory a stub was created in, and its times around that.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +101,7 @@ impl Stubs {
             }
             self.note_parent_after(sys, &parent)?;
             self.created.push(Stub {
+                keep: make_dir && KEPT_DIRS.contains(&current.as_str()),
                 path: current.clone(),
                 dir: make_dir,
                 mount_point: last,
@@ -138,9 +147,15 @@ impl Stubs {
     /// cannot be removed, stays) and restores the times of their parents where only
     /// the stubs had changed them. Call once no process of the step is left.
     pub(crate) fn cleanup(&self, sys: &dyn Sys) {
+        let kept_in = |p: &Parent| {
+            self.created
+                .iter()
+                .any(|s| s.keep && parent_of(&s.path) == p.path)
+        };
         let untouched: Vec<&Parent> = self
             .parents
             .iter()
+            .filter(|p| !kept_in(p))
             .filter(|p| matches!(sys.stat(&p.path), Ok(Some(m)) if m.mtime == p.after_mtime))
             .collect();
         for stub in self.created.iter().rev().filter(|s| s.mount_point) {
@@ -149,13 +164,21 @@ impl Stubs {
         for stub in self.created.iter().rev() {
             let empty_file =
                 matches!(sys.lstat(&stub.path), Ok(Some(m)) if m.kind == Kind::File && m.size == 0);
-            if stub.dir || empty_file {
+            if !stub.keep && (stub.dir || empty_file) {
                 let _ = sys.remove(&stub.path, stub.dir);
             }
         }
         for p in untouched {
             let _ = sys.set_times(&p.path, p.before.0, p.before.1);
         }
+    }
+}
+
+/// The parent directory of an absolute path (`/` for a top-level entry).
+fn parent_of(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(0) | None => "/",
+        Some(i) => &path[..i],
     }
 }
 

@@ -369,3 +369,18 @@ fn a_bind_target_of_the_wrong_type_is_refused() {
         (SetupOp::CheckTarget, "/etc", Some(libc::EISDIR))
     );
 }
+
+#[test]
+fn an_empty_root_keeps_the_system_directories_as_buildkit_does() {
+    let fake = Fake::with(&[]);
+    let mut stubs = Stubs::default();
+    apply(&plan(&spec_at("/r"), &[]), &fake, &mut stubs).unwrap();
+    fake.calls.borrow_mut().clear();
+    stubs.cleanup(&fake);
+    let log = calls(&fake);
+    for kept in ["/dev", "/proc", "/sys", "/etc"] {
+        assert!(!log.contains(&format!("remove {kept}")), "{kept}: {log:?}");
+    }
+    assert!(log.contains(&"remove /etc/hosts".to_owned()), "{log:?}");
+    assert!(!log.iter().any(|c| c == "set_times / 1"), "{log:?}");
+}
