@@ -129,7 +129,10 @@ if [ "$BUILDER" = rbuild ] || [ "$COMPARE" = 1 ]; then
 fi
 
 mkdir -p "$STATE"/{rootfs,stamps,logs,registry}
-RUN_DIR=$(mktemp -d "$STATE/run.XXXXXX")
+RUN_DIR=$(mktemp -d "$STATE/run.XXXXXX") # stores, archives: removed on exit unless --keep
+LOGS=$STATE/logs/last-run                 # build and check logs of the last run: kept
+rm -rf "$LOGS"
+mkdir -p "$LOGS"
 STORE=$RUN_DIR/store
 REG_PID=
 CONTAINERS=()
@@ -149,11 +152,13 @@ cleanup() {
   else
     # The store's snapshots may be overlay upper dirs owned by anyone: plain rm -rf.
     rm -rf "$RUN_DIR"
+    # The images of the cases (the bases stay in dockerd for the next run).
     podman images --format '{{.Repository}}:{{.Tag}}' 2>/dev/null \
-      | grep "^localhost/$NAME_PREFIX/" | xargs -r podman rmi -f >/dev/null 2>&1
+      | grep -E "/$NAME_PREFIX/|/realworld/cases/" | xargs -r podman rmi -f >/dev/null 2>&1
     "$DOCKER" images --format '{{.Repository}}:{{.Tag}}' 2>/dev/null \
-      | grep "^$NAME_PREFIX/" | xargs -r "$DOCKER" rmi -f >/dev/null 2>&1
+      | grep -E "/$NAME_PREFIX/|/realworld/cases/" | xargs -r "$DOCKER" rmi -f >/dev/null 2>&1
   fi
+  log "logs in $LOGS"
   exit "$status"
 }
 trap cleanup EXIT
@@ -165,6 +170,15 @@ trap 'exit 143' TERM
 # state dir so the bases survive between runs; stopped on exit.
 port_busy() { [ -n "$(ss -Hltn "sport = :$1")" ]; }
 
+# Runs a command without REGISTRY_* variables: they would override the config silently.
+registry_env() {
+  local unset=() var
+  for var in $(compgen -e); do
+    case "$var" in REGISTRY_*) unset+=(-u "$var") ;; esac
+  done
+  env "${unset[@]}" "$@"
+}
+
 start_registry() {
   local pidfile=$STATE/registry/pid port config
   # A registry a killed run left behind is ours: stop it (its pid file says which).
@@ -173,9 +187,16 @@ start_registry() {
     kill "$(cat "$pidfile")"
     sleep 1
   fi
+  config=$STATE/registry/config.yml
+  # The images of the cases are pushed anew by each run: drop the last run's, and the
+  # blobs nothing refers to any more, before serving (the registry must not run).
+  if [ -f "$config" ] && [ -d "$STATE/registry/data/docker/registry/v2/repositories/realworld/cases" ]; then
+    rm -rf "$STATE/registry/data/docker/registry/v2/repositories/realworld/cases"
+    registry_env /usr/bin/docker-registry garbage-collect --delete-untagged "$config" \
+      >"$STATE/logs/registry-gc.log" 2>&1 || log "registry garbage-collect failed (see $STATE/logs/registry-gc.log)"
+  fi
   for port in $(seq "$FIRST_PORT" $((FIRST_PORT + 20))); do
     port_busy "$port" && continue
-    config=$STATE/registry/config.yml
     cat >"$config" <<EOF
 version: 0.1
 log:
@@ -189,7 +210,7 @@ http:
   addr: 127.0.0.1:$port
   secret: rbuild-realworld-not-a-secret
 EOF
-    env -u REGISTRY_HTTP_ADDR /usr/bin/docker-registry serve "$config" \
+    registry_env /usr/bin/docker-registry serve "$config" \
       >"$STATE/logs/registry.log" 2>&1 &
     REG_PID=$!
     echo "$REG_PID" >"$pidfile"
@@ -288,8 +309,17 @@ base_current() { # NAME KEY REF
 
 file_key() { cat "$@" | sha256sum | cut -c1-16; }
 
+# A base remade under the same name leaves its old image dangling in dockerd: drop it
+# (`docker rmi` refuses if something still uses it, which is fine).
+docker_id() { "$DOCKER" image inspect -f '{{.Id}}' "$1" 2>/dev/null || true; }
+drop_replaced() { # OLD_ID REF
+  if [ -n "$1" ] && [ "$1" != "$(docker_id "$2")" ]; then
+    "$DOCKER" rmi "$1" >/dev/null 2>&1 || true
+  fi
+}
+
 make_bases() {
-  local key rootfs_key
+  local key rootfs_key old
   make_rootfs
   rootfs_key=$(basename "$ROOTFS" .tar)
 
@@ -299,7 +329,9 @@ make_bases() {
     log "base $DEBIAN_REF: current"
   else
     log "base $DEBIAN_REF: docker import $ROOTFS"
+    old=$(docker_id "$DEBIAN_REF")
     "$DOCKER" import "$ROOTFS" "$DEBIAN_REF" >/dev/null
+    drop_replaced "$old" "$DEBIAN_REF"
     "$DOCKER" push "$DEBIAN_REF" >"$STATE/logs/push-debian.log"
     echo "$key" >"$STATE/stamps/debian"
   fi
@@ -325,10 +357,12 @@ make_bases() {
     log "base $PYTHON_REF: current"
   else
     log "base $PYTHON_REF: classic builder (DOCKER_BUILDKIT=0)"
+    old=$(docker_id "$PYTHON_REF")
     DOCKER_BUILDKIT=0 "$DOCKER" build --network host --build-arg "DEBIAN_IMAGE=$DEBIAN_REF" \
       -t "$PYTHON_REF" -f "$BASES_DIR/python.Dockerfile" "$BASES_DIR" \
       >"$STATE/logs/base-python.log" 2>&1 \
       || { tail -20 "$STATE/logs/base-python.log" >&2; die "classic build of the python base failed"; }
+    drop_replaced "$old" "$PYTHON_REF"
     "$DOCKER" push "$PYTHON_REF" >"$STATE/logs/push-python.log"
     echo "$key" >"$STATE/stamps/python"
   fi
@@ -339,11 +373,13 @@ make_bases() {
     log "base $NODE_REF: current"
   else
     log "base $NODE_REF: BuildKit (DOCKER_BUILDKIT=1)"
+    old=$(docker_id "$NODE_REF")
     DOCKER_BUILDKIT=1 "$DOCKER" build --progress plain --network host \
       --build-arg "DEBIAN_IMAGE=$DEBIAN_REF" \
       -t "$NODE_REF" -f "$BASES_DIR/node.Dockerfile" "$BASES_DIR" \
       >"$STATE/logs/base-node.log" 2>&1 \
       || { tail -20 "$STATE/logs/base-node.log" >&2; die "BuildKit build of the node base failed"; }
+    drop_replaced "$old" "$NODE_REF"
     "$DOCKER" push "$NODE_REF" >"$STATE/logs/push-node.log"
     echo "$key" >"$STATE/stamps/node"
   fi
@@ -414,8 +450,8 @@ prepare_store() {
   rm -rf "$STORE"
   for arg in $(case_image_args "$c"); do
     ref=$(base_for_arg "$arg")
-    "$RBUILD" pull --root "$STORE" "$ref" >>"$RUN_DIR/logs/$c.pull.log" 2>&1 \
-      || fail "rbuild pull $ref failed: $(tail -1 "$RUN_DIR/logs/$c.pull.log")" || return 1
+    "$RBUILD" pull --root "$STORE" "$ref" >>"$LOGS/$c.pull.log" 2>&1 \
+      || fail "rbuild pull $ref failed: $(tail -1 "$LOGS/$c.pull.log")" || return 1
   done
 }
 
@@ -636,7 +672,7 @@ check_apt-cache-mount() {
 # DEBIAN_FRONTEND it sees changes, to an equivalent value (debconf only warns about the
 # capital): `--no-cache` would not do, BuildKit empties cache mounts on --no-cache.
 recheck_apt-cache-mount() {
-  local logf=$RUN_DIR/logs/apt-cache-mount.rerun.log
+  local logf=$LOGS/apt-cache-mount.rerun.log
   DELIVER=0 build apt-cache-mount "$BUILDER" "$logf" --build-arg DEBIAN_FRONTEND=Noninteractive \
     || fail "the rerun failed (log $logf)" || return 1
   grep -Eq 'Need to get 0 B(/| of)' "$logf" \
@@ -651,8 +687,8 @@ OTHER=buildkit
 [ "$BUILDER" = rbuild ] || OTHER=rbuild
 
 run_case() {
-  local c=$1 logf=$RUN_DIR/logs/$1.$BUILDER.log bases arg status=PASS detail=ok
-  local seconds=- other_seconds=-
+  local c=$1 logf=$LOGS/$1.$BUILDER.log bases arg status=PASS detail=ok
+  local seconds=- other_seconds=- t0
   bases=$(for arg in $(case_image_args "$c"); do base_for_arg "$arg"; done \
     | sed 's|.*/realworld/||' | sort -u | tr '\n' ' ')
   BUILD_SECONDS=-
@@ -670,11 +706,13 @@ run_case() {
   else
     seconds=$BUILD_SECONDS
     log "case $c: built in ${seconds}s; running $BUILT with podman"
+    t0=$(now)
     if ! "check_$c" "$BUILT"; then
       status=FAIL detail="check failed: $WHY"
     elif declare -F "recheck_$c" >/dev/null && ! "recheck_$c"; then
       status=FAIL detail="check failed: $WHY"
     fi
+    log "case $c: checked in $(elapsed "$t0" "$(now)")s"
   fi
   podman rm -f -t 0 "$NAME_PREFIX-$c" >/dev/null 2>&1 || true
   if [ "$COMPARE" = 1 ]; then
@@ -684,7 +722,7 @@ run_case() {
     else
       prepare_store "$c" || true
     fi
-    if DELIVER=0 build "$c" "$OTHER" "$RUN_DIR/logs/$c.$OTHER.log"; then
+    if DELIVER=0 build "$c" "$OTHER" "$LOGS/$c.$OTHER.log"; then
       other_seconds=$BUILD_SECONDS
     else
       other_seconds=failed
@@ -724,7 +762,6 @@ if [ "$COMPARE" = 1 ] || [ "$BUILDER" = buildkit ]; then
     "$DOCKER" image inspect "$ref" >/dev/null 2>&1 || "$DOCKER" pull -q "$ref" >/dev/null
   done
 fi
-mkdir -p "$RUN_DIR/logs"
 for c in "${SELECTED[@]}"; do
   run_case "$c"
 done

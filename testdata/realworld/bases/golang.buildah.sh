@@ -17,3 +17,6 @@ buildah config --env GOPATH=/go \
   --env PATH=/go/bin:/usr/lib/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
   --workingdir /go --cmd bash "$ctr"
 buildah commit --quiet "$ctr" "$name" >/dev/null
+buildah rm "$ctr" >/dev/null
+trap - EXIT
+buildah rmi "$from" >/dev/null 2>&1 || true # pulled by `buildah from`
