@@ -100,7 +100,7 @@ for dir in "$CASES_DIR"/*/; do
 done
 if [ "$LIST" = 1 ]; then
   for c in "${ALL_CASES[@]}"; do
-    printf '%-28s %s\n' "$c" "$(sed -n 's/^# Source: //p' "$CASES_DIR/$c/Dockerfile" | head -1)"
+    printf '%-34s %s\n' "$c" "$(sed -n 's/^# Source: //p' "$CASES_DIR/$c/Dockerfile" | head -1)"
   done
   exit 0
 fi
