@@ -762,9 +762,12 @@ start_registry
 make_bases
 log "bases ready in $(elapsed "$T_START" "$(now)")s"
 if [ "$COMPARE" = 1 ] || [ "$BUILDER" = buildkit ]; then
-  # BuildKit finds FROM images in dockerd's store first: have them all there.
+  # BuildKit finds FROM images in dockerd's store first: have them all there, the same
+  # as in the registry (a pull of what is already there only checks the digest).
   for ref in "$DEBIAN_REF" "$DEBIAN_OCI_REF" "$PYTHON_REF" "$NODE_REF" "$GOLANG_REF"; do
-    "$DOCKER" image inspect "$ref" >/dev/null 2>&1 || "$DOCKER" pull -q "$ref" >/dev/null
+    old=$(docker_id "$ref")
+    "$DOCKER" pull -q "$ref" >/dev/null
+    drop_replaced "$old" "$ref"
   done
 fi
 for c in "${SELECTED[@]}"; do
