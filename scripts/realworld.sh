@@ -350,9 +350,11 @@ make_bases() {
     echo "$key" >"$STATE/stamps/debian-oci"
   fi
 
-  # The classic builder and BuildKit resolve FROM in dockerd's image store first.
-  "$DOCKER" image inspect "$DEBIAN_REF" >/dev/null 2>&1 \
-    || "$DOCKER" pull -q "$DEBIAN_REF" >/dev/null
+  # The classic builder and BuildKit resolve FROM in dockerd's image store first: make
+  # it hold what the registry holds.
+  old=$(docker_id "$DEBIAN_REF")
+  "$DOCKER" pull -q "$DEBIAN_REF" >/dev/null
+  drop_replaced "$old" "$DEBIAN_REF"
 
   PYTHON_REF=$REG/realworld/python:3.11
   key=$(cat "$STATE/stamps/debian")-$(file_key "$BASES_DIR/python.Dockerfile")
