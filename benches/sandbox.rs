@@ -1,12 +1,14 @@
 //! `RUN true` through the sandbox, end to end: spawn the helper, namespaces, mounts,
-//! `pivot_root`, privileges, seccomp, `execve`, reaping, stub cleanup, teardown.
+//! `pivot_root`, privileges, seccomp, `execve`, reaping, stub cleanup, teardown;
+//! `run_true_in_a_cgroup` adds the step's cgroup as a build makes it (every
+//! hierarchy, the default `--pids-limit`, created, joined, read, removed).
 //! 20 samples of one run each; divan prints the median. Needs root and
 //! `/bin/busybox` (Debian's `busybox-static`). Run with `cargo bench --bench sandbox`.
 
 use std::path::Path;
 use std::time::Duration;
 
-use rbuild::executor::sandbox::{Executor, Network, Sandbox, SandboxSpec};
+use rbuild::executor::sandbox::{cgroup, Executor, Limits, Network, Sandbox, SandboxSpec};
 
 fn main() {
     // This binary is also the sandbox helper (`/proc/self/exe`).
@@ -35,11 +37,9 @@ fn rootfs() -> tempfile::TempDir {
     dir
 }
 
-#[divan::bench(sample_count = 20, sample_size = 1)]
-fn run_true(bencher: divan::Bencher) {
-    let root = rootfs();
-    let spec = SandboxSpec {
-        rootfs: root.path().to_path_buf(),
+fn spec(root: &Path) -> SandboxSpec {
+    SandboxSpec {
+        rootfs: root.to_path_buf(),
         argv: vec!["/bin/true".into()],
         env: vec!["PATH=/bin".into()],
         cwd: "/".into(),
@@ -52,10 +52,34 @@ fn run_true(bencher: divan::Bencher) {
         hosts: "127.0.0.1 localhost\n".into(),
         resolv_conf: "nameserver 192.0.2.53\n".into(),
         timeout: Some(Duration::from_secs(30)),
-    };
+        limits: Default::default(),
+        cgroup: None,
+    }
+}
+
+fn bench_spec(bencher: divan::Bencher, spec: &SandboxSpec) {
     let sandbox = Sandbox::new();
     bencher.bench_local(|| {
-        let status = sandbox.run(&spec, &mut |_| {}).unwrap();
+        let status = sandbox.run(spec, &mut |_| {}).unwrap();
         assert!(status.success());
     });
+}
+
+#[divan::bench(sample_count = 20, sample_size = 1)]
+fn run_true(bencher: divan::Bencher) {
+    let root = rootfs();
+    bench_spec(bencher, &spec(root.path()));
+}
+
+#[divan::bench(sample_count = 20, sample_size = 1)]
+fn run_true_in_a_cgroup(bencher: divan::Bencher) {
+    let root = rootfs();
+    let mut spec = spec(root.path());
+    spec.limits = Limits {
+        pids: Some(rbuild::executor::sandbox::DEFAULT_PIDS_LIMIT),
+        ..Limits::default()
+    };
+    let place = cgroup::detect();
+    spec.cgroup = (!place.is_empty()).then_some(place);
+    bench_spec(bencher, &spec);
 }

@@ -7,9 +7,10 @@ cd "$(dirname "$0")/.."
 # System packages the build and the tests use (installed only when missing).
 # busybox: the sandbox tests' rootfs; image readers; ADD archive compressors; ssh-agent for
 # RUN --mount=type=ssh; registry tests: the CNCF registry (docker-registry), bcrypt htpasswd
-# (apache2-utils), certificates and token keys (openssl), curl.
+# (apache2-utils), certificates and token keys (openssl), curl; GNU time (max RSS of
+# builds fed hostile layers).
 packages=(pkg-config busybox-static skopeo umoci oci-image-tool podman bzip2 xz-utils zstd openssh-client
-          docker-registry apache2-utils openssl curl)
+          docker-registry apache2-utils openssl curl time)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -125,6 +125,8 @@ pub struct BuildArgs {
     pub push: bool,
     #[command(flatten)]
     pub registry: super::registry_cmds::RegistryArgs,
+    #[command(flatten)]
+    pub limits: super::limits::LimitArgs,
 }
 
 /// `--pull`.
@@ -328,6 +330,7 @@ impl BuildArgs {
                 PullArg::Never => PullPolicy::Never,
             },
             registry,
+            limits: self.limits.limits()?,
         };
         Ok((options, self.progress, push))
     }

@@ -4,6 +4,7 @@
 //! module renders what comes back (data on stdout, diagnostics on stderr).
 
 mod build;
+mod limits;
 mod parse;
 mod progress;
 mod prune_cmds;
@@ -134,11 +135,22 @@ pub fn run() -> ExitCode {
 
 /// Prints an error and its cause chain to stderr.
 fn report(err: &anyhow::Error) {
+    write_stderr(&render(err));
+}
+
+/// An error and its cause chain, one line each; a cause the line before already ends
+/// with is not repeated (a step error shows its cause after the Dockerfile location).
+fn render(err: &anyhow::Error) -> String {
     let mut text = format!("error: {err}");
+    let mut last = err.to_string();
     for cause in err.chain().skip(1) {
-        text.push_str(&format!("\ncaused by: {cause}"));
+        let shown = cause.to_string();
+        if !last.ends_with(&shown) {
+            text.push_str(&format!("\ncaused by: {shown}"));
+        }
+        last = shown;
     }
-    write_stderr(&text);
+    text
 }
 
 fn write_stderr(text: &str) {
@@ -146,4 +158,24 @@ fn write_stderr(text: &str) {
     let mut err = std::io::stderr().lock();
     // Nothing sensible is left to do when stderr itself fails.
     let _ = writeln!(err, "{text}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn causes_already_shown_are_not_repeated() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("Dockerfile:3: ADD x: {0}")]
+        struct Step(#[source] Inner);
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot extract archive `x`")]
+        struct Inner(#[source] std::io::Error);
+        let err = anyhow::Error::new(Step(Inner(std::io::Error::other("bad entry"))));
+        assert_eq!(
+            render(&err),
+            "error: Dockerfile:3: ADD x: cannot extract archive `x`\ncaused by: bad entry"
+        );
+    }
 }

@@ -10,6 +10,7 @@ use super::copy::ContextIndex;
 use super::error::{BuildError, ExecError};
 use super::events::{BuildEvent, Reporter};
 use super::export::export;
+use super::limits::RunCgroups;
 use super::resolver::StoreResolver;
 use super::sandbox::Sandbox;
 use super::schedule::{self, Job, ScheduleError};
@@ -111,6 +112,7 @@ fn build_or_explain(
         options,
     };
     let sandbox = Sandbox::new().with_cancel(options.cancel.clone());
+    let cgroups = RunCgroups::default();
     let roots = StepRoots::new(options.snapshotter);
     let cache = BuildCache::new(&store, options);
     let shared = Shared {
@@ -119,6 +121,7 @@ fn build_or_explain(
         reporter,
         context: &context,
         executor: &sandbox,
+        cgroups: &cgroups,
         roots: &roots,
         cache: &cache,
         timestamp: timestamp(options.source_date_epoch),
@@ -176,6 +179,7 @@ struct Shared<'a> {
     reporter: &'a dyn Reporter,
     context: &'a LazyContext<'a>,
     executor: &'a Sandbox,
+    cgroups: &'a RunCgroups,
     roots: &'a StepRoots,
     cache: &'a BuildCache<'a>,
     /// `created` (RFC 3339) and the Unix time it is.
@@ -230,6 +234,7 @@ fn build_stages(plan: &Plan, shared: &Shared<'_>) -> Result<Vec<Option<StageOutp
                 created: shared.timestamp.0.clone(),
                 epoch: shared.timestamp.1,
                 executor: shared.executor,
+                cgroups: shared.cgroups,
                 roots: shared.roots,
                 cache: shared.cache,
             };

@@ -53,6 +53,7 @@ impl<'s> BuildCache<'s> {
                 compression,
                 epoch: options.source_date_epoch,
                 network: options.network.clone(),
+                run: run_key_inputs(&options.limits),
             },
             no_cache: options.no_cache,
             no_cache_filter: options
@@ -264,4 +265,23 @@ impl KeySources for Sources<'_> {
     fn url_identity(&self, url: &str) -> Result<String, ExecError> {
         copy::url_identity(url, self.env.store.work_dir())
     }
+}
+/// The RUN key inputs of the build's limits: `--ulimit`s and a `--shm-size` other
+/// than the default change what a step sees (BuildKit keys them too); cgroup limits
+/// only decide whether it gets that far.
+fn run_key_inputs(limits: &super::sandbox::Limits) -> Vec<(String, String)> {
+    let value = |v: Option<u64>| v.map_or_else(|| "-1".to_owned(), |n| n.to_string());
+    let mut out: Vec<(String, String)> = limits
+        .ulimits
+        .iter()
+        .map(|u| {
+            let limits = format!("{}:{}", value(u.soft), value(u.hard));
+            (format!("ulimit:{}", u.name.as_str()), limits)
+        })
+        .collect();
+    out.sort();
+    if limits.shm_size != super::sandbox::DEFAULT_SHM_SIZE {
+        out.push(("shm-size".to_owned(), limits.shm_size.to_string()));
+    }
+    out
 }

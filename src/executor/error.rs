@@ -31,6 +31,21 @@ pub enum ExecError {
     Context(#[from] crate::context::Error),
     #[error(transparent)]
     Layers(#[from] crate::layers::Error),
+    /// A layer blob that cannot be applied (a base image's, a cached step's, or one
+    /// exported with `-o type=local|tar`): names the blob, the cause names the entry.
+    #[error("cannot apply layer {digest}")]
+    ApplyLayer {
+        digest: crate::digest::Digest,
+        #[source]
+        source: crate::layers::Error,
+    },
+    /// An archive ADD extracts that cannot be applied: names the file.
+    #[error("cannot extract archive `{}`", path.display())]
+    Extract {
+        path: PathBuf,
+        #[source]
+        source: crate::layers::Error,
+    },
     #[error("image {reference} is invalid: {reason}")]
     BadImage { reference: String, reason: String },
     /// A layer blob's bytes do not have its digest (damaged on disk).
@@ -50,6 +65,18 @@ pub enum ExecError {
         code: i32,
         tail: Vec<String>,
     },
+    /// A step exited non-zero after hitting its memory or process limit.
+    #[error("{limit}: process \"{command}\" did not complete successfully: exit code: {code}{}", render_tail(.tail))]
+    LimitHit {
+        /// What was hit, with the flag and value.
+        limit: String,
+        command: String,
+        code: i32,
+        tail: Vec<String>,
+    },
+    /// A limit flag was given, and its cgroup controller cannot be used here.
+    #[error("{flag} needs a cgroup, and none can be used here: {reason}")]
+    LimitUnavailable { flag: &'static str, reason: String },
     #[error("invalid --mount {value}: {reason}")]
     BadMount { value: String, reason: String },
     #[error("mount source {source_path:?} not found in {origin}")]

@@ -78,7 +78,12 @@ fn rootfs_dir(store: &Store, stage: &StageOutput, dest: &Path) -> Result<(), Exe
             whiteouts: WhiteoutMode::Delete,
             compression: Compression::from_media_type(&layer.blob.media_type),
         };
-        let applied = apply_layer(BufReader::new(blob), dest, &opts)?;
+        let applied = apply_layer(BufReader::new(blob), dest, &opts).map_err(|source| {
+            ExecError::ApplyLayer {
+                digest: layer.blob.digest,
+                source,
+            }
+        })?;
         // Checked in the same pass: a damaged blob fails the export, naming the blob.
         if applied.digest != layer.blob.digest {
             return Err(ExecError::CorruptBlob {

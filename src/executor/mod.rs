@@ -10,6 +10,7 @@ pub mod copy;
 mod error;
 mod events;
 mod export;
+mod limits;
 mod mounts;
 mod options;
 mod resolver;

@@ -145,6 +145,8 @@ pub struct BuildOptions {
     pub pull: super::PullPolicy,
     /// How registries are reached (for pulls of `FROM` images).
     pub registry: crate::push::RegistryOptions,
+    /// What each RUN step may use (`--memory`, `--pids-limit`, `--ulimit`, ...).
+    pub limits: super::sandbox::Limits,
 }
 
 #[cfg(test)]

@@ -1,9 +1,10 @@
 //! `RUN`: the step's root (overlay or native, see `step_root.rs`) handed to the sandbox
 //! with the process environment BuildKit gives (ENV + build args in scope, proxy
 //! variables, default `PATH`, `HOSTNAME`, `HOME`), the user resolved in the image,
-//! `--network`, and the `--mount`s (cache mounts kept in the store between builds,
-//! tmpfs). Output streams to progress; a failure reports the command, its exit code and
-//! the last lines it printed.
+//! `--network`, the `--mount`s (cache mounts kept in the store between builds,
+//! tmpfs) and the build's limits (a cgroup per step, see `limits.rs`). Output streams
+//! to progress; a failure reports the command, its exit code and the last lines it
+//! printed, and the limit it hit, if any.
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -11,6 +12,7 @@ use std::path::Path;
 use super::copy;
 use super::error::ExecError;
 use super::events::{BuildEvent, StepId};
+use super::limits::limit_failure;
 use super::sandbox::{Network, SandboxSpec};
 use super::stage::{Layer, StageEnv};
 use super::users::resolve_user;
@@ -80,6 +82,8 @@ pub fn run_step(
         ),
         resolv_conf: resolv_conf(network),
         timeout: None,
+        limits: env.options.limits.clone(),
+        cgroup: env.cgroups.place_for(&env.options.limits, env.reporter)?,
     };
     let mut tail: VecDeque<String> = VecDeque::new();
     let mut partial: Vec<u8> = Vec::new();
@@ -114,11 +118,16 @@ pub fn run_step(
     }
     drop(step_mounts);
     step_root.unmount()?;
+    let command = op.argv.join(" ");
+    let tail: Vec<String> = tail.into();
+    if let Some(e) = limit_failure(&status, &env.options.limits, &command, &tail) {
+        return Err(e);
+    }
     if !status.success() {
         return Err(ExecError::RunFailed {
-            command: op.argv.join(" "),
+            command,
             code: status.code,
-            tail: tail.into(),
+            tail,
         });
     }
     step_root.commit(env, layers)

@@ -73,7 +73,12 @@ fn ensure_snapshot(
             whiteouts: WhiteoutMode::Overlay,
             compression: Compression::from_media_type(&layer.blob.media_type),
         };
-        let applied = apply_layer(std::io::BufReader::new(blob), builder.path(), &opts)?;
+        let applied = apply_layer(std::io::BufReader::new(blob), builder.path(), &opts).map_err(
+            |source| ExecError::ApplyLayer {
+                digest: layer.blob.digest,
+                source,
+            },
+        )?;
         if applied.digest != layer.blob.digest {
             return Err(ExecError::CorruptBlob {
                 digest: layer.blob.digest,

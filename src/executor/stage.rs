@@ -50,6 +50,8 @@ pub struct StageEnv<'a> {
     pub epoch: i64,
     /// Runs RUN steps.
     pub executor: &'a dyn super::sandbox::Executor,
+    /// Where RUN steps' cgroups go (found at the first RUN).
+    pub cgroups: &'a super::limits::RunCgroups,
     /// Makes step roots with the build's snapshotter.
     pub roots: &'a super::step_root::StepRoots,
     /// Keys, records and explanations.

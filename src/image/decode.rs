@@ -62,4 +62,21 @@ mod tests {
         assert_eq!(err.field, "");
         assert!(err.to_string().contains("trailing characters"), "{err}");
     }
+
+    /// Go reads a descriptor's size as an int64: a larger size is refused when the
+    /// manifest is read, naming the field (it used to reach the download as `u64::MAX`).
+    #[test]
+    fn sizes_over_int64_are_refused() {
+        let manifest = |size: &str| {
+            format!(
+                r#"{{"schemaVersion":2,"config":{{"mediaType":"x","digest":"sha256:{z}","size":1}},"layers":[{{"mediaType":"x","digest":"sha256:{z}","size":{size}}}]}}"#,
+                z = "0".repeat(64)
+            )
+        };
+        let err = decode_json::<Manifest>(manifest("18446744073709551615").as_bytes()).unwrap_err();
+        assert_eq!(err.field, "layers[0].size", "{err}");
+        assert!(err.to_string().contains("9223372036854775807"), "{err}");
+        let ok = decode_json::<Manifest>(manifest("9223372036854775807").as_bytes()).unwrap();
+        assert_eq!(ok.layers[0].size, i64::MAX as u64);
+    }
 }

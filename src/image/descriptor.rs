@@ -16,7 +16,8 @@ pub struct Descriptor {
     pub media_type: String,
     /// The digest of the referenced content.
     pub digest: Digest,
-    /// The size of the referenced content in bytes.
+    /// The size of the referenced content in bytes (at most `i64::MAX`, as Go reads it).
+    #[serde(deserialize_with = "int64_size")]
     pub size: u64,
     /// URLs the content may be fetched from (foreign layers).
     #[serde(
@@ -54,6 +55,19 @@ impl Descriptor {
             extra: BTreeMap::new(),
         }
     }
+}
+
+/// A size as Docker and containerd read it, into Go's `int64`: a larger one is refused
+/// where the document is read, naming the field, instead of reaching a download.
+fn int64_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let size = u64::deserialize(d)?;
+    if i64::try_from(size).is_err() {
+        return Err(serde::de::Error::invalid_value(
+            serde::de::Unexpected::Unsigned(size),
+            &"a size of at most 9223372036854775807 bytes (Go's int64)",
+        ));
+    }
+    Ok(size)
 }
 
 /// The platform an image runs on.

@@ -8,6 +8,12 @@
 //!   not follow it either (`O_NOFOLLOW`, `AT_SYMLINK_NOFOLLOW`, `unlinkat` before
 //!   create); a parent that is a symlink refuses the entry;
 //! - hardlink targets are normalised and walked the same way;
+//! - a whiteout must name one entry of its directory: `.wh.`, `.wh..` and `.wh...` are
+//!   refused (containerd: "invalid whiteout name"), and every removal goes through
+//!   `resolve::remove_beneath`/`unlink_beneath`/`remove_tree`, which act on one entry of
+//!   a directory opened beneath the root, never on `.`, `..` or a path;
+//! - meta headers are bounded per entry by the tar reader (1 MiB each, as Go's
+//!   `archive/tar`), so memory stays bounded whatever the layer;
 //! - `trusted.overlay.*` and `trusted.rbuild.*` xattrs from the tar are never applied (they
 //!   would steer overlayfs or the native snapshotter).
 //!
@@ -29,7 +35,9 @@ use rustix::io::Errno;
 
 use super::compress::{decoder, Compression};
 use super::error::{Error, Result, UnsafeReason};
-use super::resolve::{list_dir, normalize, remove_tree, DirWalker, WalkError};
+use super::resolve::{
+    is_entry_name, list_dir, normalize, remove_tree, unlink_beneath, DirWalker, WalkError,
+};
 use super::sys;
 use super::tar_read::{EntryHeader, TarReader};
 use super::tar_write::{OPAQUE_MARKER, WHITEOUT_PREFIX};
@@ -85,7 +93,7 @@ pub fn apply_layer(layer: impl Read, target: &Path, opts: &ApplyOptions) -> Resu
         buf: vec![0u8; 256 * 1024],
     };
     let mut entries = 0;
-    while let Some(header) = reader.next_entry().map_err(read_err)? {
+    while let Some(header) = reader.next_entry()? {
         ap.entry(&header, &mut reader)?;
         entries += 1;
     }
@@ -132,17 +140,17 @@ impl<R: Read> Read for HashRead<R> {
     }
 }
 
-/// The metadata to restore, checked and converted.
-struct Meta {
+/// The metadata to restore, checked and converted (xattrs borrowed from the header).
+struct Meta<'h> {
     mode: u32,
     uid: u32,
     gid: u32,
     mtime: Timespec,
-    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    xattrs: &'h [(Vec<u8>, Vec<u8>)],
 }
 
-impl Meta {
-    fn of(h: &EntryHeader, name: &str) -> Result<Self> {
+impl<'h> Meta<'h> {
+    fn of(h: &'h EntryHeader, name: &str) -> Result<Self> {
         let too_big =
             || Error::apply("use an id over 2^32", name)(io::ErrorKind::InvalidData.into());
         Ok(Meta {
@@ -153,7 +161,7 @@ impl Meta {
                 tv_sec: h.mtime.0,
                 tv_nsec: h.mtime.1.into(),
             },
-            xattrs: h.xattrs.clone(),
+            xattrs: &h.xattrs,
         })
     }
 }
@@ -292,8 +300,7 @@ impl Applier {
             self.walker.invalidate();
             remove_tree(parent, base).map_err(Error::apply("remove existing directory", name))?;
         } else {
-            rfs::unlinkat(parent, base, AtFlags::empty())
-                .map_err(|e| Error::apply("remove existing file", name)(e.into()))?;
+            unlink_beneath(parent, base).map_err(Error::apply("remove existing file", name))?;
         }
         Ok(false)
     }
@@ -326,7 +333,7 @@ impl Applier {
             )
             .map_err(|e| Error::apply("set mode", name)(e.into()))?;
         }
-        for (k, v) in applicable(&meta.xattrs) {
+        for (k, v) in applicable(meta.xattrs) {
             sys::set_xattr_at(parent, base, k, v).map_err(Error::apply("set xattr", name))?;
         }
         rfs::utimensat(parent, base, &times(meta.mtime), AtFlags::SYMLINK_NOFOLLOW)
@@ -384,6 +391,13 @@ impl Applier {
         let opaque = base.as_bytes() == OPAQUE_MARKER.as_bytes();
         if !opaque && rest.starts_with(WHITEOUT_PREFIX.as_bytes()) {
             return Ok(()); // other `.wh..wh.*` names are AUFS metadata: ignored
+        }
+        if !opaque && !is_entry_name(rest) {
+            // `.wh..` or `.wh...` would remove the directory itself or its parent.
+            return Err(Error::UnsafeEntry {
+                entry: name.to_owned(),
+                reason: UnsafeReason::BadWhiteout,
+            });
         }
         let target = OsStr::from_bytes(rest);
         match (self.mode, opaque) {
@@ -465,7 +479,7 @@ fn set_owner_mode_xattrs(fd: &OwnedFd, meta: &Meta, name: &str) -> Result<()> {
     rfs::fchown(fd, Some(uid), Some(gid)).map_err(|e| Error::apply("set owner", name)(e.into()))?;
     rfs::fchmod(fd, Mode::from_raw_mode(meta.mode))
         .map_err(|e| Error::apply("set mode", name)(e.into()))?;
-    for (k, v) in applicable(&meta.xattrs) {
+    for (k, v) in applicable(meta.xattrs) {
         sys::fset_xattr(fd, k, v).map_err(Error::apply("set xattr", name))?;
     }
     Ok(())

@@ -84,6 +84,30 @@ pub enum Error {
         reason: UnsafeReason,
     },
 
+    /// A tar header refused before what it announces is read: more metadata than any
+    /// reader keeps, or a size no tar reader of Docker's would accept.
+    #[error("refusing layer tar header `{entry}`: {problem}")]
+    BadHeader {
+        /// The header's name (for a meta header, its own name, e.g. `PaxHeaders.0/f`).
+        entry: String,
+        /// What is wrong with it.
+        problem: HeaderProblem,
+    },
+
+    /// A path whose name starts with `.wh.`, which a layer cannot carry: readers take it
+    /// for a whiteout (an added `.wh.x` would delete `x`, a deleted one is skipped).
+    #[error(
+        "{} `{}`: a name starting with .wh. cannot be stored in a layer (OCI whiteout prefix)",
+        if *.deleted { "deleted" } else { "created" },
+        path.display()
+    )]
+    WhiteoutPrefix {
+        /// The path, absolute in the layer's root (`/x/.wh.foo`).
+        path: PathBuf,
+        /// Whether the change is a deletion of that path.
+        deleted: bool,
+    },
+
     /// A tar entry of a type rbuild does not apply (e.g. GNU sparse files).
     #[error("unsupported tar entry type {kind:?} for layer entry `{entry}`")]
     UnsupportedEntry {
@@ -165,6 +189,44 @@ pub enum UnsafeReason {
     LinkEscapesRoot,
     /// The entry names the root itself with a non-directory type.
     ReplacesRoot,
+    /// A whiteout (`.wh.NAME`) whose NAME is empty, `.` or `..`: it names no single
+    /// entry of its directory (containerd: "invalid whiteout name").
+    BadWhiteout,
+}
+
+/// Why a tar header is refused by the reader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderProblem {
+    /// A PAX (`x`, `g`) or GNU long-name (`L`, `K`) entry over the 1 MiB cap.
+    MetaTooLarge {
+        /// The type flag.
+        kind: char,
+        /// The size it announces.
+        size: u64,
+    },
+    /// An entry size over `i64::MAX`.
+    SizeTooLarge {
+        /// The size it announces.
+        size: u64,
+    },
+}
+
+impl fmt::Display for HeaderProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HeaderProblem::MetaTooLarge { kind, size } => write!(
+                f,
+                "its `{kind}` metadata entry is {size} bytes, over the 1 MiB limit \
+                 (Go's archive/tar, which Docker and containerd use, has the same)"
+            ),
+            HeaderProblem::SizeTooLarge { size } => {
+                write!(
+                    f,
+                    "its size {size} is over the largest tar size, 2^63-1 bytes"
+                )
+            }
+        }
+    }
 }
 
 impl fmt::Display for UnsafeReason {
@@ -175,6 +237,9 @@ impl fmt::Display for UnsafeReason {
             UnsafeReason::ParentNotDirectory => "a parent path is not a directory",
             UnsafeReason::LinkEscapesRoot => "its hardlink target is outside the target root",
             UnsafeReason::ReplacesRoot => "it would replace the target root",
+            UnsafeReason::BadWhiteout => {
+                "invalid whiteout name: it must name one entry of its directory, not ``, `.` or `..`"
+            }
         })
     }
 }

@@ -19,8 +19,8 @@
 //! | `flatten.rs` | native snapshotter: [`flatten()`] a stack into a step root, [`materialize`] a snapshot |
 //! | `compare.rs` | [`first_difference`]: two trees compared entry by entry |
 //! | `clone.rs` | copying one object with owner, mode, xattrs, times, hardlinks |
-//! | `tar_write.rs` | deterministic USTAR+PAX writing, whiteouts, hardlinks, xattrs |
-//! | `tar_read.rs` | USTAR/GNU/PAX reading with binary-safe PAX records |
+//! | `tar_write.rs` | deterministic USTAR+PAX writing, whiteouts, hardlinks, xattrs; refuses `.wh.` names |
+//! | `tar_read.rs` | USTAR/GNU/PAX reading with binary-safe PAX records, meta headers per entry and capped as Go caps them |
 //! | `compress.rs`, `pargz.rs` | [`Compression`], media types, encoders/decoders, parallel gzip |
 //! | `blob.rs` | [`write_layer`]: the one streaming pass and [`LayerBlob`] |
 //! | `apply.rs` | [`apply_layer`]: extraction that never leaves the target |
@@ -62,7 +62,7 @@ pub use compress::{
     DOCKER_MEDIA_TYPE_TAR, MEDIA_TYPE_GZIP, MEDIA_TYPE_TAR, MEDIA_TYPE_ZSTD,
 };
 pub use diff::diff;
-pub use error::{Error, Result, UnsafeReason};
+pub use error::{Error, HeaderProblem, Result, UnsafeReason};
 pub use flatten::{flatten, materialize, FlatRoot};
 pub use overlay::{OverlayMount, OverlaySpec, MAX_LOWERDIRS};
 pub use resolve::resolve_in_root;

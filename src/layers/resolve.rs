@@ -12,7 +12,8 @@
 //!   through such descriptors, so no write can follow a symlink already in the target.
 //!
 //! [`remove_tree`] deletes a directory tree through descriptors, never following a
-//! symlink either.
+//! symlink either; it and [`unlink_beneath`] act on one entry of the directory they are
+//! given, refusing `.`, `..` and paths, so no removal can leave that directory.
 //!
 //! Tar entry names are normalised lexically by [`normalize`]: a leading `/` is dropped,
 //! `.` is skipped, and a `..` that would climb above the root makes the name invalid.
@@ -259,8 +260,35 @@ pub(crate) fn list_dir(dir: &OwnedFd) -> io::Result<Vec<OsString>> {
     Ok(out)
 }
 
-/// Removes the directory `parent/name` and everything in it, never following symlinks.
+/// Whether `name` names one entry of a directory: not empty, not `.` or `..`, no `/`.
+/// Only such a name, taken relative to a directory descriptor, stays inside it.
+pub(crate) fn is_entry_name(name: &[u8]) -> bool {
+    !matches!(name, b"" | b"." | b"..") && !name.contains(&b'/')
+}
+
+/// `name` if it names one entry of a directory, else an `InvalidInput` error.
+fn entry_name(name: &OsStr) -> io::Result<&OsStr> {
+    if is_entry_name(name.as_bytes()) {
+        Ok(name)
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{name:?} is not one entry of a directory: nothing removed"),
+        ))
+    }
+}
+
+/// Unlinks the non-directory `parent/name`. Nothing but that entry can be removed:
+/// `name` must be one entry's name (never `.`, `..` or a path).
+pub(crate) fn unlink_beneath(parent: &OwnedFd, name: &OsStr) -> io::Result<()> {
+    Ok(rfs::unlinkat(parent, entry_name(name)?, AtFlags::empty())?)
+}
+
+/// Removes the directory `parent/name` and everything in it, never following symlinks
+/// and never acting on anything but that entry (`name` checked as by
+/// [`unlink_beneath`]).
 pub(crate) fn remove_tree(parent: &OwnedFd, name: &OsStr) -> io::Result<()> {
+    let name = entry_name(name)?;
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let dir = rfs::openat(parent, name, flags, Mode::empty())?;
     for child in list_dir(&dir)? {
@@ -268,7 +296,7 @@ pub(crate) fn remove_tree(parent: &OwnedFd, name: &OsStr) -> io::Result<()> {
         if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
             remove_tree(&dir, &child)?;
         } else {
-            rfs::unlinkat(&dir, &child, AtFlags::empty())?;
+            unlink_beneath(&dir, &child)?;
         }
     }
     rfs::unlinkat(parent, name, AtFlags::REMOVEDIR)?;

@@ -7,14 +7,20 @@
 //! (the `tar` crate splits records at newlines and rejects those); `g` global headers are
 //! skipped; GNU `L`/`K` long names are honoured.
 //!
-//! Invariants: meta entries are bounded ([`MAX_META`]) so a hostile layer cannot make us
-//! buffer gigabytes; content is never buffered; after the end-of-archive block nothing
+//! Invariants: meta entries are bounded ([`MAX_META`]) and apply to the next entry
+//! only, so a hostile layer cannot make us buffer more than a few MiB whatever it holds;
+//! entry sizes fit an `i64` ([`MAX_SIZE`]); content is never buffered; after the end-of-archive block nothing
 //! more is read here (the caller drains the stream for its digest).
 
 use std::io::{self, Read};
 
-/// The largest PAX or GNU long-name payload accepted (xattrs are at most 64 KiB each).
-const MAX_META: u64 = 16 << 20;
+use super::error::{Error, HeaderProblem, Result};
+
+/// The largest PAX or GNU long-name payload accepted: Go's `maxSpecialFileSize`, what
+/// Docker and containerd read (xattrs are at most 64 KiB each).
+const MAX_META: u64 = 1 << 20;
+/// The largest entry size: Go reads sizes as `int64` and refuses what does not fit.
+const MAX_SIZE: u64 = i64::MAX as u64;
 const BLOCK: u64 = 512;
 
 /// One entry's header with every meta entry applied.
@@ -69,13 +75,18 @@ impl<R: Read> TarReader<R> {
     }
 
     /// The next entry, or `None` at the end of the archive.
-    pub(crate) fn next_entry(&mut self) -> io::Result<Option<EntryHeader>> {
-        self.skip_rest()?;
-        let mut pax: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-        let (mut long_name, mut long_link) = (None, None);
+    ///
+    /// Meta headers apply to the next entry only, as Go's `archive/tar` reads them
+    /// (what Docker and containerd use): a later `x` header replaces the records of an
+    /// earlier one, a later `L`/`K` the earlier long name; `g` records are read and
+    /// dropped (containerd ignores global headers). Each meta entry is capped at
+    /// [`MAX_META`], so one entry's metadata is bounded however many headers precede it.
+    pub(crate) fn next_entry(&mut self) -> Result<Option<EntryHeader>> {
+        self.skip_rest().map_err(read_err)?;
+        let mut pending = Pending::default();
         loop {
             let mut block = [0u8; BLOCK as usize];
-            if self.done || !read_block(&mut self.inner, &mut block)? {
+            if self.done || !read_block(&mut self.inner, &mut block).map_err(read_err)? {
                 self.done = true;
                 return Ok(None);
             }
@@ -83,66 +94,54 @@ impl<R: Read> TarReader<R> {
                 self.done = true; // end of archive (the second zero block is optional)
                 return Ok(None);
             }
-            let h = tar::Header::from_byte_slice(&block);
             if !header_checksum_ok(&block) {
-                return Err(invalid("tar header checksum mismatch"));
+                return Err(read_err(invalid("tar header checksum mismatch")));
             }
+            let h = tar::Header::from_byte_slice(&block);
             let size = numeric(&block[124..136], h.entry_size())
-                .ok_or_else(|| invalid("bad size field"))?;
+                .ok_or_else(|| read_err(invalid("bad size field")))?;
             let kind = match block[156] {
                 0 => b'0',
                 k => k,
             };
-            match kind {
-                b'x' | b'g' | b'L' | b'K' => {
-                    let data = self.read_meta(size)?;
-                    match kind {
-                        b'x' => pax.extend(parse_pax(&data)?),
-                        b'L' => long_name = Some(trim_nul(data)),
-                        b'K' => long_link = Some(trim_nul(data)),
-                        _ => {} // global headers: nothing in them matters for layers
-                    }
-                    continue;
-                }
-                _ => {}
+            if matches!(kind, b'x' | b'g' | b'L' | b'K') {
+                self.meta(h, kind, size, &mut pending)?;
+                continue;
             }
-            let mut e = EntryHeader {
-                name: long_name
-                    .take()
-                    .unwrap_or_else(|| h.path_bytes().into_owned()),
-                link: long_link.take().unwrap_or_else(|| {
-                    h.link_name_bytes()
-                        .map(|l| l.into_owned())
-                        .unwrap_or_default()
-                }),
-                kind,
-                mode: numeric(&block[100..108], h.mode().map(u64::from))
-                    .and_then(|m| u32::try_from(m).ok())
-                    .ok_or_else(|| invalid("bad mode field"))?
-                    & 0o7777,
-                uid: numeric(&block[108..116], h.uid()).ok_or_else(|| invalid("bad uid field"))?,
-                gid: numeric(&block[116..124], h.gid()).ok_or_else(|| invalid("bad gid field"))?,
-                size,
-                mtime: (
-                    numeric(&block[136..148], h.mtime())
-                        .ok_or_else(|| invalid("bad mtime field"))? as i64,
-                    0,
-                ),
-                dev: (
-                    h.device_major().ok().flatten().unwrap_or(0),
-                    h.device_minor().ok().flatten().unwrap_or(0),
-                ),
-                xattrs: Vec::new(),
-            };
-            for (k, v) in pax {
-                apply_pax(&mut e, k, v)?;
+            let e = entry_header(&block, h, kind, size, pending)?;
+            if e.size > MAX_SIZE {
+                return Err(Error::BadHeader {
+                    entry: String::from_utf8_lossy(&e.name).into_owned(),
+                    problem: HeaderProblem::SizeTooLarge { size: e.size },
+                });
             }
             // Only regular files carry content; hardlinks, dirs etc. have none to apply
             // but may still declare a size that must be skipped.
             self.remaining = e.size;
-            self.padding = (BLOCK - e.size % BLOCK) % BLOCK;
+            self.padding = padding(e.size);
             return Ok(Some(e));
         }
+    }
+
+    /// Reads a meta entry (`x`, `g`, `L`, `K`) into what applies to the next entry.
+    fn meta(&mut self, h: &tar::Header, kind: u8, size: u64, pending: &mut Pending) -> Result<()> {
+        if size > MAX_META {
+            return Err(Error::BadHeader {
+                entry: String::from_utf8_lossy(&h.path_bytes()).into_owned(),
+                problem: HeaderProblem::MetaTooLarge {
+                    kind: char::from(kind),
+                    size,
+                },
+            });
+        }
+        let data = self.read_meta(size).map_err(read_err)?;
+        match kind {
+            b'x' => pending.pax = parse_pax(&data).map_err(read_err)?,
+            b'L' => pending.long_name = Some(trim_nul(data)),
+            b'K' => pending.long_link = Some(trim_nul(data)),
+            _ => {} // global headers: nothing in them matters for layers
+        }
+        Ok(())
     }
 
     /// Reads from the current entry's content.
@@ -164,21 +163,21 @@ impl<R: Read> TarReader<R> {
         Ok(n)
     }
 
+    /// The data of a meta entry (at most [`MAX_META`] bytes: checked by the caller).
     fn read_meta(&mut self, size: u64) -> io::Result<Vec<u8>> {
-        if size > MAX_META {
-            return Err(invalid("tar meta entry over 16 MiB"));
-        }
-        let mut data = vec![0u8; size as usize];
+        let len = usize::try_from(size).map_err(|_| invalid("tar meta entry too large"))?;
+        let mut data = vec![0u8; len];
         self.inner.read_exact(&mut data)?;
         self.remaining = 0;
-        self.padding = (BLOCK - size % BLOCK) % BLOCK;
+        self.padding = padding(size);
         self.skip_rest()?;
         Ok(data)
     }
 
     /// Skips what is left of the current entry and its padding.
     fn skip_rest(&mut self) -> io::Result<()> {
-        let n = self.remaining + self.padding;
+        // Both are bounded (sizes up to `MAX_SIZE`), but never trust a sum.
+        let n = self.remaining.saturating_add(self.padding);
         if n > 0 {
             let copied = io::copy(&mut (&mut self.inner).take(n), &mut io::sink())?;
             if copied != n {
@@ -198,6 +197,65 @@ impl<R: Read> Read for TarReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.read_content(buf)
     }
+}
+
+/// What meta headers said about the next entry.
+#[derive(Default)]
+struct Pending {
+    pax: Vec<(Vec<u8>, Vec<u8>)>,
+    long_name: Option<Vec<u8>>,
+    long_link: Option<Vec<u8>>,
+}
+
+/// The header of a content entry, with the meta headers before it applied.
+fn entry_header(
+    block: &[u8; BLOCK as usize],
+    h: &tar::Header,
+    kind: u8,
+    size: u64,
+    pending: Pending,
+) -> Result<EntryHeader> {
+    let bad = |what| read_err(invalid(what));
+    let mut e = EntryHeader {
+        name: pending
+            .long_name
+            .unwrap_or_else(|| h.path_bytes().into_owned()),
+        link: pending.long_link.unwrap_or_else(|| {
+            h.link_name_bytes()
+                .map(|l| l.into_owned())
+                .unwrap_or_default()
+        }),
+        kind,
+        mode: numeric(&block[100..108], h.mode().map(u64::from))
+            .and_then(|m| u32::try_from(m).ok())
+            .ok_or_else(|| bad("bad mode field"))?
+            & 0o7777,
+        uid: numeric(&block[108..116], h.uid()).ok_or_else(|| bad("bad uid field"))?,
+        gid: numeric(&block[116..124], h.gid()).ok_or_else(|| bad("bad gid field"))?,
+        size,
+        mtime: (
+            numeric(&block[136..148], h.mtime()).ok_or_else(|| bad("bad mtime field"))? as i64,
+            0,
+        ),
+        dev: (
+            h.device_major().ok().flatten().unwrap_or(0),
+            h.device_minor().ok().flatten().unwrap_or(0),
+        ),
+        xattrs: Vec::new(),
+    };
+    for (k, v) in pending.pax {
+        apply_pax(&mut e, k, v).map_err(read_err)?;
+    }
+    Ok(e)
+}
+
+/// The zero bytes after `size` bytes of data, up to the next block.
+fn padding(size: u64) -> u64 {
+    (BLOCK - size % BLOCK) % BLOCK
+}
+
+fn read_err(source: io::Error) -> Error {
+    Error::ReadLayer { source }
 }
 
 /// Reads one block; false at a clean EOF before it (an archive without end blocks).
@@ -291,7 +349,7 @@ pub(crate) fn parse_pax_time(v: &[u8]) -> Option<(i64, u32)> {
         format!("{digits:0<9}").parse().ok()?
     };
     if secs.starts_with('-') && nsec > 0 {
-        sec -= 1;
+        sec = sec.checked_sub(1)?;
         nsec = 1_000_000_000 - nsec;
     }
     Some((sec, nsec))
@@ -399,5 +457,112 @@ mod tests {
         let mut bad = tar.clone();
         bad[0] = b'g';
         assert!(TarReader::new(&bad[..]).next_entry().is_err());
+    }
+
+    fn header(kind: u8, name: &str, size: usize) -> Vec<u8> {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::new(kind));
+        h.set_path(name).unwrap();
+        h.set_size(size as u64);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        h.set_cksum();
+        h.as_bytes().to_vec()
+    }
+
+    /// A meta or file entry: header, data, padding.
+    fn entry(kind: u8, name: &str, data: &[u8]) -> Vec<u8> {
+        let mut out = header(kind, name, data.len());
+        out.extend_from_slice(data);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+        out
+    }
+
+    fn first(tar: &[u8]) -> Result<Option<EntryHeader>> {
+        TarReader::new(tar).next_entry()
+    }
+
+    /// As Go's archive/tar: a later `x` header replaces an earlier one's records
+    /// (they do not pile up); `g` records are not applied to entries (containerd
+    /// ignores global headers).
+    #[test]
+    fn consecutive_pax_headers_replace_each_other() {
+        let tar = [
+            entry(b'g', "global", &pax_record(b"SCHILY.xattr.user.g", b"1")),
+            entry(
+                b'x',
+                "PaxHeaders/f",
+                &pax_record(b"SCHILY.xattr.user.a", b"1"),
+            ),
+            entry(
+                b'x',
+                "PaxHeaders/f",
+                &pax_record(b"SCHILY.xattr.user.b", b"2"),
+            ),
+            entry(b'0', "f", b"data"),
+            entry(b'0', "g", b""),
+        ]
+        .concat();
+        let mut r = TarReader::new(&tar[..]);
+        let f = r.next_entry().unwrap().unwrap();
+        assert_eq!(f.xattrs, [(b"user.b".to_vec(), b"2".to_vec())]);
+        let g = r.next_entry().unwrap().unwrap();
+        assert_eq!((g.name.as_slice(), g.xattrs.len()), (&b"g"[..], 0));
+    }
+
+    /// Go's `maxSpecialFileSize`: a PAX header or GNU long name over 1 MiB is refused
+    /// before it is read, naming the header; exactly 1 MiB is accepted.
+    #[test]
+    fn meta_entries_over_one_mib_are_refused() {
+        for kind in [b'x', b'g', b'L', b'K'] {
+            let tar = header(kind, "meta-header", (1 << 20) + 1);
+            let err = first(&tar).unwrap_err().to_string();
+            assert!(
+                err.contains("`meta-header`") && err.contains("1 MiB"),
+                "{err}"
+            );
+        }
+        let mut name = vec![b'n'; 1 << 20];
+        name[0] = b'/';
+        let tar = [
+            entry(b'L', "././@LongLink", &name),
+            entry(b'0', "short", b""),
+        ]
+        .concat();
+        assert_eq!(first(&tar).unwrap().unwrap().name, name);
+    }
+
+    /// Sizes over `i64::MAX` (a PAX `size` record, a base-256 field) are refused as Go
+    /// refuses them, not overflowed while skipping the entry.
+    #[test]
+    fn huge_sizes_are_errors() {
+        let tar = [
+            entry(
+                b'x',
+                "PaxHeaders/f",
+                &pax_record(b"size", u64::MAX.to_string().as_bytes()),
+            ),
+            entry(b'0', "f", b""),
+        ]
+        .concat();
+        let err = first(&tar).unwrap_err().to_string();
+        assert!(err.contains("`f`") && err.contains("size"), "{err}");
+        let mut base256 = entry(b'0', "big", b"");
+        base256[124..136].copy_from_slice(&[0xff; 12]);
+        let sum: u32 = base256[..512]
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| {
+                if (148..156).contains(&i) {
+                    32
+                } else {
+                    u32::from(b)
+                }
+            })
+            .sum();
+        base256[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        let err = first(&base256).unwrap_err().to_string();
+        assert!(err.contains("`big`") && err.contains("size"), "{err}");
+        assert_eq!(parse_pax_time(b"-9223372036854775808.5"), None);
     }
 }

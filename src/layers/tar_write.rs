@@ -16,6 +16,7 @@
 //!   `SOURCE_DATE_EPOCH` or 0 (OCI image-spec `layer.md`, "Whiteouts"); a whiteout has
 //!   mode 0600 and an opaque marker its directory's permissions, as BuildKit writes
 //!   them;
+//! - a name starting with `.wh.` is refused (it would read as a whiteout);
 //! - file content is streamed, exactly as many bytes as the header says, or an error;
 //! - the archive ends with two zero blocks (no padding to a 10 KiB record, like Go).
 
@@ -52,6 +53,7 @@ pub(crate) const WHITEOUT_PREFIX: &str = ".wh.";
 
 /// Writes the tar of `set` to `out` (which should be buffered).
 pub fn write_tar(set: &ChangeSet, opts: &TarOptions, out: &mut impl Write) -> Result<()> {
+    check_names(set)?;
     let mut w = TarWriter {
         out,
         opts,
@@ -81,6 +83,21 @@ pub fn write_tar(set: &ChangeSet, opts: &TarOptions, out: &mut impl Write) -> Re
     w.out
         .write_all(&[0u8; 2 * BLOCK])
         .map_err(|source| Error::WriteBlob { source })
+}
+
+/// Refuses, before anything is written, a change set with a name starting with `.wh.`:
+/// any reader of the layer would take it for a whiteout.
+fn check_names(set: &ChangeSet) -> Result<()> {
+    for change in set.changes() {
+        let base = change.path.file_name().map(OsStrExt::as_bytes);
+        if base.is_some_and(|b| b.starts_with(WHITEOUT_PREFIX.as_bytes())) {
+            return Err(Error::WhiteoutPrefix {
+                path: Path::new("/").join(&change.path),
+                deleted: change.kind == ChangeKind::Delete,
+            });
+        }
+    }
+    Ok(())
 }
 
 struct TarWriter<'a, W: Write> {

@@ -231,3 +231,32 @@ fn upperdir_whiteouts_and_opaque_markers() {
         '3'
     );
 }
+
+/// A name starting with `.wh.` cannot be stored: any reader would take it for a
+/// whiteout. Refused before anything is written, naming the path.
+#[test]
+fn names_with_the_whiteout_prefix_are_refused() {
+    for name in ["x/.wh.foo", ".wh...", ".wh..wh..opq", "x/.wh."] {
+        let t = tempfile::tempdir().unwrap();
+        fs::create_dir(t.path().join("x")).unwrap();
+        fs::write(t.path().join(name), b"").unwrap();
+        let set = crate::layers::tree_changes(t.path()).unwrap();
+        let mut out = Vec::new();
+        let err = write_tar(&set, &TarOptions::default(), &mut out).unwrap_err();
+        let shown = err.to_string();
+        assert!(
+            shown.contains(&format!("`/{name}`")) && shown.contains("OCI whiteout prefix"),
+            "{shown}"
+        );
+        assert!(out.is_empty(), "{name}: wrote {} bytes first", out.len());
+    }
+    if !require_root("whiteout devices") {
+        return;
+    }
+    // A deletion of such a name would be written `.wh..wh.NAME`, which readers skip.
+    let t = tempfile::tempdir().unwrap();
+    mknod_whiteout(&t.path().join(".wh.gone"));
+    let set = crate::layers::upperdir_changes(t.path()).unwrap();
+    let err = write_tar(&set, &TarOptions::default(), &mut Vec::new()).unwrap_err();
+    assert!(err.to_string().contains("`/.wh.gone`"), "{err}");
+}

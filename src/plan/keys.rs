@@ -5,7 +5,7 @@
 //! | step | inputs |
 //! |---|---|
 //! | every filesystem step | `instruction` (the op, canonical), `option:*` (compression, `SOURCE_DATE_EPOCH`) |
-//! | `RUN` | `env` (ENV without the build args), `arg:NAME` (each build arg in scope), `user`, `workdir`, `network`, `security`, `mount:N` (each mount's spec; a bind's source identity), heredoc files |
+//! | `RUN` | `env` (ENV without the build args), `arg:NAME` (each build arg in scope), `user`, `workdir`, `network`, `security`, `mount:N` (each mount's spec; a bind's source identity), heredoc files, `ulimit:NAME` and `shm-size` when given (as BuildKit; cgroup limits are not inputs) |
 //! | `COPY`/`ADD` | `user` (for `--chown` names); from the context `file:PATH` per selected entry (type, mode, content digest or link target, not mtimes); from a stage its key, from an image its digest (`source:...`); URLs by checksum or fetched content |
 //! | `WORKDIR` | `user` (owner of a created directory) |
 //!
@@ -44,6 +44,9 @@ pub struct KeyOptions {
     pub epoch: Option<i64>,
     /// `--network` for RUN steps that do not say.
     pub network: Option<String>,
+    /// Inputs of every RUN step from build-wide flags that change what it sees:
+    /// `ulimit:NAME` per `--ulimit`, `shm-size` unless the default.
+    pub run: Vec<(String, String)>,
 }
 
 /// The key a stage starts from.
@@ -113,6 +116,9 @@ fn run_inputs<S: KeySources>(
     b.input("network", network);
     if let Some(security) = &run.security {
         b.input("security", security);
+    }
+    for (name, value) in &options.run {
+        b.input(name, value);
     }
     for (i, file) in run.files.iter().enumerate() {
         b.input(&format!("heredoc:{i}"), &format!("{file:?}"));
@@ -326,6 +332,12 @@ mod tests {
             ..Default::default()
         };
         assert_ne!(key(&gzip), key(&zstd));
+        let ulimit = KeyOptions {
+            compression: "gzip-6".into(),
+            run: vec![("ulimit:nofile".into(), "100:100".into())],
+            ..Default::default()
+        };
+        assert_ne!(key(&gzip), key(&ulimit));
     }
 
     #[test]

@@ -23,6 +23,9 @@ use super::error::{display_url, error_detail, RegistryError};
 const EXPIRY_MARGIN: Duration = Duration::from_secs(10);
 /// Lifetime assumed when the token service gives none (the distribution spec's).
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(60);
+/// The longest a token is kept, whatever `expires_in` says (a build is shorter, and
+/// `Instant + Duration` must not overflow).
+const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 /// What a request needs from one registry.
 #[derive(Debug, Clone)]
@@ -297,7 +300,8 @@ fn parse_token(body: &[u8]) -> Option<(String, Duration)> {
     let lifetime = parsed
         .expires_in
         .filter(|&s| s > 0)
-        .map_or(DEFAULT_LIFETIME, Duration::from_secs);
+        .map_or(DEFAULT_LIFETIME, Duration::from_secs)
+        .min(MAX_LIFETIME);
     Some((token, lifetime))
 }
 
@@ -438,5 +442,30 @@ mod tests {
             .to_string();
         assert!(err.contains("rejected"), "{err}");
         assert!(!err.contains("secret-pass"));
+    }
+
+    /// A token lifetime of `u64::MAX` seconds from the token server is a long
+    /// lifetime, not an `Instant` overflow (which panicked).
+    #[test]
+    fn a_huge_token_lifetime_does_not_overflow() {
+        struct Forever;
+        impl TokenFetch for Forever {
+            fn token_request(
+                &self,
+                _: &str,
+                _: TokenRequest<'_>,
+            ) -> Result<(u16, Vec<u8>), RegistryError> {
+                let body = format!(r#"{{"token":"tok-x","expires_in":{}}}"#, u64::MAX);
+                Ok((200, body.into_bytes()))
+            }
+        }
+        let auth = Auth::new(files(), None);
+        let t = target(&["repository:team/app:pull"]);
+        let challenge = r#"Bearer realm="http://issuer/token",service="reg""#;
+        assert_eq!(
+            auth.answer(&t, None, challenge, &Forever).unwrap(),
+            "Bearer tok-x"
+        );
+        assert_eq!(auth.header(&t).unwrap().as_deref(), Some("Bearer tok-x"));
     }
 }

@@ -86,6 +86,15 @@ pub enum RegistryError {
         expected: u64,
         actual: u64,
     },
+    /// A chunked upload's `Range` that goes backwards, stands still or runs past what
+    /// was sent: following it could loop forever.
+    #[error("{registry} says the upload of {digest} holds {at} bytes, which does not follow from the {sent} sent")]
+    UploadRange {
+        registry: String,
+        digest: Digest,
+        at: u64,
+        sent: u64,
+    },
     #[error("{reference}: {reason}")]
     Unsupported { reference: String, reason: String },
     #[error("{reference} has no image for {wanted} (it has: {available})")]

@@ -111,7 +111,7 @@ pub fn pull(
             if repo.fetch_blob(desc, store)? {
                 let mut c = counted.lock().unwrap_or_else(|p| p.into_inner());
                 c.0 += 1;
-                c.1 += desc.size;
+                c.1 = c.1.saturating_add(desc.size);
             }
             progress(blob_event(desc, BlobState::Done));
             Ok(())

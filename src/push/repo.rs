@@ -210,8 +210,10 @@ impl<'c> Repo<'c> {
     ) -> Result<(), RegistryError> {
         let digest = desc.digest;
         let mut writer = store.blob_writer()?;
-        // One byte more than announced is enough to know the registry sent too much.
-        let copied = std::io::copy(&mut response.take(desc.size + 1), &mut writer)
+        // One byte more than announced is enough to know the registry sent too much
+        // (saturating: a hostile size of `u64::MAX` reads to the end, then mismatches).
+        let limit = desc.size.saturating_add(1);
+        let copied = std::io::copy(&mut response.take(limit), &mut writer)
             .map_err(|e| self.connect_error(&format!("downloading {digest}: {e}")))?;
         if copied != desc.size {
             return Err(RegistryError::SizeMismatch {
@@ -361,7 +363,8 @@ impl<'c> Repo<'c> {
             match outcome {
                 Ok(response) => {
                     location = self.location(&response)?;
-                    offset = upload_end(&response).unwrap_or(offset + len);
+                    let end = offset + len; // <= desc.size: no overflow
+                    offset = self.chunk_end(upload_end(&response), offset, end, &desc.digest)?;
                     failures = 0;
                 }
                 Err(e) if is_transient(&e) && failures + 1 < ATTEMPTS => {
@@ -375,6 +378,9 @@ impl<'c> Repo<'c> {
                     }
                     location = self.location(&status).unwrap_or(location);
                     offset = upload_end(&status).unwrap_or(0);
+                    if offset > desc.size {
+                        return Err(self.bad_range(&desc.digest, offset, desc.size));
+                    }
                 }
                 Err(e) => return Err(e),
             }
@@ -387,6 +393,32 @@ impl<'c> Repo<'c> {
             format!("upload of {}", desc.digest)
         })?;
         Ok(())
+    }
+
+    /// Where an upload stands after a chunk `offset..end` was accepted: the registry's
+    /// `Range` when it gives one, which must be past `offset` (no progress would loop
+    /// forever) and not past `end`.
+    fn chunk_end(
+        &self,
+        reported: Option<u64>,
+        offset: u64,
+        end: u64,
+        digest: &Digest,
+    ) -> Result<u64, RegistryError> {
+        match reported {
+            None => Ok(end),
+            Some(at) if at > offset && at <= end => Ok(at),
+            Some(at) => Err(self.bad_range(digest, at, end)),
+        }
+    }
+
+    fn bad_range(&self, digest: &Digest, at: u64, sent: u64) -> RegistryError {
+        RegistryError::UploadRange {
+            registry: self.target.registry.clone(),
+            digest: *digest,
+            at,
+            sent,
+        }
     }
 
     /// PUTs a manifest or index (its exact bytes) under `reference` (a tag or its
@@ -433,9 +465,13 @@ fn open_at(path: &std::path::Path, offset: u64) -> std::io::Result<File> {
 
 /// The byte after the last one the registry has (`Range: 0-N` -> N+1).
 fn upload_end(response: &Response) -> Option<u64> {
-    let range = response.headers().get(RANGE)?.to_str().ok()?;
+    range_end(response.headers().get(RANGE)?.to_str().ok()?)
+}
+
+/// `0-N` -> N+1; `None` when unreadable or when N+1 does not fit.
+fn range_end(range: &str) -> Option<u64> {
     let end = range.rsplit('-').next()?.trim().parse::<u64>().ok()?;
-    Some(end + 1)
+    end.checked_add(1)
 }
 
 /// `location` (possibly relative) resolved against the URL that gave it.
@@ -501,5 +537,80 @@ mod tests {
             media_types::declared(br#"{"schemaVersion":2,"manifests":[]}"#).as_deref(),
             Some(media_types::OCI_INDEX)
         );
+    }
+
+    /// Answers every HTTP request on 127.0.0.1 with `head` (status line and headers,
+    /// without the blank line) and `body`; the port.
+    fn fake_registry(head: &'static str, body: &'static [u8]) -> u16 {
+        use std::io::Write;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let _ = stream.read(&mut [0u8; 8192]);
+                let reply = format!(
+                    "{head}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(reply.as_bytes());
+                let _ = stream.write_all(body);
+            }
+        });
+        port
+    }
+
+    fn test_client(dir: &std::path::Path) -> Client {
+        Client::new(super::super::RegistryOptions {
+            retries: 0,
+            credential_files: super::super::CredentialFiles {
+                auth_files: Vec::new(),
+                docker_config: dir.join("no-config.json"),
+                helper_dir: None,
+            },
+            ..Default::default()
+        })
+    }
+
+    /// A descriptor size of `u64::MAX` (a hostile manifest) is a size mismatch naming
+    /// both sizes; before, `size + 1` overflowed (a panic in debug builds, "is 0 bytes"
+    /// in release builds).
+    #[test]
+    fn a_blob_size_of_u64_max_is_a_clear_mismatch() {
+        let port = fake_registry("HTTP/1.1 200 OK", b"0123456789");
+        let dir = tempfile::tempdir().unwrap();
+        let client = test_client(dir.path());
+        let reference = Reference::parse(&format!("127.0.0.1:{port}/test/huge")).unwrap();
+        let repo = Repo::new(&client, &reference, false, &[]);
+        let store = Store::open(&dir.path().join("store")).unwrap();
+        let desc = Descriptor::new("application/octet-stream", Digest::of(b"x"), u64::MAX);
+        let err = repo.fetch_blob(&desc, &store).unwrap_err().to_string();
+        assert!(
+            err.contains("18446744073709551615") && err.contains(" 10 bytes"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn upload_ranges_are_checked() {
+        assert_eq!(range_end("0-99"), Some(100));
+        assert_eq!(range_end("bytes=0-0"), Some(1));
+        assert_eq!(range_end(&format!("0-{}", u64::MAX)), None, "N+1 overflows");
+        assert_eq!(range_end("0-x"), None);
+        let dir = tempfile::tempdir().unwrap();
+        let client = test_client(dir.path());
+        let reference = Reference::parse("127.0.0.1:9/test/up").unwrap();
+        let repo = Repo::new(&client, &reference, true, &[]);
+        let d = Digest::of(b"x");
+        assert_eq!(repo.chunk_end(None, 10, 20, &d).unwrap(), 20);
+        assert_eq!(repo.chunk_end(Some(15), 10, 20, &d).unwrap(), 15);
+        assert_eq!(repo.chunk_end(Some(20), 10, 20, &d).unwrap(), 20);
+        // No progress (a registry that always says `0-0`) or more than was sent.
+        for bad in [1, 10, 21, u64::MAX] {
+            let err = repo
+                .chunk_end(Some(bad), 10, 20, &d)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(&format!("holds {bad} bytes")), "{err}");
+        }
     }
 }

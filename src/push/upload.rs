@@ -127,7 +127,7 @@ pub fn push(
                 BlobState::Mounted => t.mounted += 1,
                 _ => {
                     t.uploaded.0 += 1;
-                    t.uploaded.1 += blob.size;
+                    t.uploaded.1 = t.uploaded.1.saturating_add(blob.size);
                 }
             }
             drop(t);

@@ -51,7 +51,13 @@ fn with_diff_ids(config_text: &str, diff_ids: &serde_json::Value) -> String {
 }
 
 /// Uploads blob `path` (digest `digest`) to `host/repo`: POST, then PUT with the bytes.
-fn upload(http: &reqwest::blocking::Client, host: &str, repo: &str, digest: &str, path: &Path) {
+pub(crate) fn upload(
+    http: &reqwest::blocking::Client,
+    host: &str,
+    repo: &str,
+    digest: &str,
+    path: &Path,
+) {
     let start = http
         .post(format!("http://{host}/v2/{repo}/blobs/uploads/"))
         .send()
@@ -79,7 +85,7 @@ fn upload(http: &reqwest::blocking::Client, host: &str, repo: &str, digest: &str
 /// Pushes the image `tag` of layout `dir` to `host/repo:1` through the registry API
 /// (blobs in one POST each, then the manifest), keeping every byte: skopeo's layout
 /// reader skips index entries with Docker media types.
-fn push_raw(dir: &Path, tag: &str, host: &str, repo: &str) {
+pub(crate) fn push_raw(dir: &Path, tag: &str, host: &str, repo: &str) {
     let index: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("index.json")).expect("index"))
             .expect("index JSON");

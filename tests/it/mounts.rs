@@ -428,3 +428,65 @@ fn mounts_work_under_the_native_snapshotter() {
     assert!(!t.context().join("src/new").exists());
     assert!(leaked_mounts(&t.root()).is_empty());
 }
+
+/// A tmpfs mounted on `dir` for the length of a test (lazily unmounted when dropped).
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn on(dir: &Path) -> Tmpfs {
+        std::fs::create_dir_all(dir).expect("mount point");
+        rustix::mount::mount(
+            "none",
+            dir,
+            "tmpfs",
+            rustix::mount::MountFlags::empty(),
+            None::<&std::ffi::CStr>,
+        )
+        .expect("mount a tmpfs");
+        Tmpfs(dir.to_owned())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = rustix::mount::unmount(&self.0, rustix::mount::UnmountFlags::DETACH);
+    }
+}
+
+#[test]
+fn read_only_binds_are_read_only_nosuid_and_nodev_below_their_top() {
+    let Some(t) = busybox(
+        "FROM base\nRUN --mount=type=bind,source=sub,target=/m touch /m/inner/x\n",
+        &[("sub/top.txt", "top\n")],
+    ) else {
+        return;
+    };
+    let _tmpfs = Tmpfs::on(&t.context().join("sub/inner"));
+    let err = t.build_fails(&[]);
+    assert!(err.contains("Read-only file system"), "{err}");
+    assert!(!t.context().join("sub/inner/x").exists());
+    let probe = t.context().join("probe.Dockerfile");
+    let dockerfile = std::fs::read_to_string(t.context().join("Dockerfile")).expect("Dockerfile");
+    std::fs::write(
+        &probe,
+        dockerfile.replace("touch /m/inner/x", "cat /proc/self/mountinfo > /mountinfo"),
+    )
+    .expect("probe Dockerfile");
+    let out = local(&t, &["-f", probe.to_str().expect("utf-8")]);
+    let mountinfo = read(&out, "mountinfo");
+    for mount_point in ["/m", "/m/inner"] {
+        let options = mountinfo
+            .lines()
+            .map(|l| l.split(' ').collect::<Vec<_>>())
+            .find(|f| f.get(4) == Some(&mount_point))
+            .and_then(|f| f.get(5).map(|o| o.to_string()))
+            .unwrap_or_else(|| panic!("{mount_point} is not mounted: {mountinfo}"));
+        for flag in ["ro", "nosuid", "nodev"] {
+            assert!(
+                options.split(',').any(|o| o == flag),
+                "{mount_point}: {options} lacks {flag}"
+            );
+        }
+    }
+    assert!(leaked_mounts(&t.root()).is_empty());
+}

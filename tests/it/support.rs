@@ -233,3 +233,29 @@ pub fn serve(
     });
     port
 }
+
+/// Runs `rbuild --root <root> ARGS` under GNU time: (success, stderr, the largest
+/// resident set size of the process in KiB). GNU time is the parent, not this test
+/// process: a child's `ru_maxrss` counts the memory of the process it was forked from.
+pub fn rbuild_measured(root: &Path, args: &[&str]) -> (bool, String, u64) {
+    let report = tempfile::NamedTempFile::new().expect("temp file");
+    let out = Command::new("/usr/bin/time")
+        .arg("-f")
+        .arg("%M")
+        .arg("-o")
+        .arg(report.path())
+        .arg(env!("CARGO_BIN_EXE_rbuild"))
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .output()
+        .expect("running rbuild under /usr/bin/time");
+    let text = std::fs::read_to_string(report.path()).expect("time's report");
+    let rss = text
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no max RSS in {text:?}"));
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.success(), stderr, rss)
+}

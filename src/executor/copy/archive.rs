@@ -94,7 +94,10 @@ pub fn extract(open: Opener<'_>, path: &Path, kind: ArchiveKind, dest: &Path) ->
         whiteouts: WhiteoutMode::Delete,
         compression: Some(Compression::None),
     };
-    apply_layer(reader, dest, &opts)?;
+    apply_layer(reader, dest, &opts).map_err(|source| ExecError::Extract {
+        path: path.to_owned(),
+        source,
+    })?;
     Ok(())
 }
 

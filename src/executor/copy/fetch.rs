@@ -130,6 +130,15 @@ pub fn parse_http_date(text: &str) -> Option<i64> {
     let [h, m, s] = hms.as_slice() else {
         return None;
     };
+    // A header from the network: fields out of range would overflow below.
+    let fields_ok = (1..=31).contains(&day)
+        && (0..=9999).contains(&year)
+        && (0..24).contains(h)
+        && (0..60).contains(m)
+        && (0..=60).contains(s);
+    if !fields_ok {
+        return None;
+    }
     // Days from civil (Howard Hinnant).
     let y = if month <= 2 { year - 1 } else { year };
     let era = y.div_euclid(400);
@@ -166,5 +175,14 @@ mod tests {
             Some(784_111_777)
         );
         assert_eq!(parse_http_date("garbage"), None);
+        // Out-of-range fields (a hostile server) are no date, not an overflow.
+        assert_eq!(
+            parse_http_date("Sun, 99999999999999999 Nov 1994 08:49:37 GMT"),
+            None
+        );
+        assert_eq!(
+            parse_http_date("Sun, 06 Nov 1994 9999999999999:49:37 GMT"),
+            None
+        );
     }
 }

@@ -105,6 +105,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum SetupOp {
     /// Read the spec from the caller.
     ReadSpec,
+    /// Create the step's cgroup or write its limits.
+    Cgroup,
+    /// Move init into the step's cgroup.
+    JoinCgroup,
+    /// Set a resource limit (`--ulimit`) of the command.
+    Rlimit,
     /// Build the seccomp filter or other per-run data.
     Prepare,
     /// Create the namespaces.
@@ -121,8 +127,8 @@ pub enum SetupOp {
     Mount,
     /// Bind-mount a file or directory.
     Bind,
-    /// Remount read-only.
-    Remount,
+    /// Set mount flags (read-only, `nosuid`, `nodev`, `noexec`) with `mount_setattr`.
+    SetAttrs,
     /// Attach a cloned bind source.
     Attach,
     /// Look at a path.
@@ -171,6 +177,9 @@ impl fmt::Display for SetupOp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = match self {
             SetupOp::ReadSpec => "read the spec",
+            SetupOp::Cgroup => "set up the cgroup",
+            SetupOp::JoinCgroup => "join the cgroup",
+            SetupOp::Rlimit => "set the resource limit",
             SetupOp::Prepare => "prepare",
             SetupOp::Unshare => "create namespaces for",
             SetupOp::Fork => "fork",
@@ -179,7 +188,7 @@ impl fmt::Display for SetupOp {
             SetupOp::PivotRoot => "pivot_root into",
             SetupOp::Mount => "mount",
             SetupOp::Bind => "bind-mount",
-            SetupOp::Remount => "remount read-only",
+            SetupOp::SetAttrs => "set the mount flags (ro, nosuid, nodev) of",
             SetupOp::Attach => "attach the bind mount at",
             SetupOp::Stat => "stat",
             SetupOp::CheckTarget => "use as a mount point",

@@ -19,8 +19,9 @@ use rustix::process::{Pid, Signal, WaitOptions, WaitStatus};
 use rustix::thread::{CapabilitySet, CapabilitySets, UnshareFlags};
 
 use super::caps::CapSets;
+use super::cgroup::{self, Entry, StepCgroup};
 use super::error::SetupOp;
-use super::rootfs::{self, Failure, LinuxSys, Stubs};
+use super::rootfs::{self, BindSource, Failure, LinuxSys, Stubs};
 use super::seccomp::{self, SockFilter};
 use super::sys::{self, ExecArgs, Forked};
 use super::wire::{self, Report};
@@ -68,9 +69,11 @@ struct Prepared {
 
 /// The helper's `main`: returns init's exit code, or [`ABORTED`].
 pub(super) fn main() -> u8 {
-    // Die with the caller (the socket closing is the primary signal; this covers the
-    // window before the helper starts polling it).
-    let _ = rustix::process::set_parent_process_death_signal(Some(Signal::KILL));
+    // Stop with the caller (the socket closing is the primary signal; this covers the
+    // window before the helper starts polling it). Caught, so that the step's cgroup
+    // is still removed.
+    let _ = sys::catch_stop_signals();
+    let _ = rustix::process::set_parent_process_death_signal(Some(Signal::TERM));
     let Ok(report) = rustix::io::fcntl_dupfd_cloexec(rustix::stdio::stdin(), 3) else {
         return 1;
     };
@@ -91,6 +94,39 @@ pub(super) fn main() -> u8 {
             return 1;
         }
     };
+    match &prepared.spec.cgroup {
+        Some(place) => in_step_cgroup(&prepared, &report, place),
+        None => sandbox(&prepared, &report, None),
+    }
+}
+
+/// [`sandbox`] in the step's cgroup: created before, read and removed after.
+fn in_step_cgroup(prepared: &Prepared, report: &Reporter, place: &cgroup::Place) -> u8 {
+    let made = StepCgroup::create(place, &cgroup::stale::step_name(), &prepared.spec.limits);
+    let step_cgroup = match made {
+        Ok(c) => c,
+        Err(f) => {
+            report.failed(SetupOp::Cgroup, &f.path.to_string_lossy(), &f.error);
+            return 1;
+        }
+    };
+    let code = match step_cgroup.entry() {
+        Ok(entry) => sandbox(prepared, report, Some(&entry)),
+        Err(f) => {
+            report.failed(SetupOp::Cgroup, &f.path.to_string_lossy(), &f.error);
+            1
+        }
+    };
+    // Init is gone, and with it every process of the step.
+    report.send(&Report::Usage(step_cgroup.usage()));
+    // A cgroup that cannot be removed now is collected by the next build.
+    let _ = step_cgroup.remove();
+    code
+}
+
+/// The namespaces, init (in the step's cgroup, if any) and its supervision; returns
+/// init's exit code.
+fn sandbox(prepared: &Prepared, report: &Reporter, cgroup: Option<&Entry>) -> u8 {
     let mut flags =
         UnshareFlags::NEWNS | UnshareFlags::NEWUTS | UnshareFlags::NEWIPC | UnshareFlags::NEWPID;
     if prepared.spec.network == Network::None {
@@ -108,21 +144,45 @@ pub(super) fn main() -> u8 {
             return 1;
         }
     };
-    match sys::fork() {
+    let (forked, inside) = fork_init(cgroup);
+    match forked {
         Err(e) => {
             report.failed(SetupOp::Fork, "", &e);
             1
         }
         Ok(Forked::Child) => {
             drop(alive_w);
-            init(&prepared, &report, alive_r)
+            if let Some(Err(f)) = cgroup.map(|c| c.join(inside)) {
+                report.failed(SetupOp::JoinCgroup, &f.path.to_string_lossy(), &f.error);
+                sys::exit_now(1);
+            }
+            init(prepared, report, alive_r)
         }
         Ok(Forked::Parent(pid)) => {
             drop(alive_r);
-            let code = supervise(pid, &report);
+            let code = supervise(pid, report);
             drop(alive_w);
             code
         }
+    }
+}
+
+/// Forks init: into the step's cgroup where the kernel can (v2); the flag says
+/// whether it was.
+fn fork_init(cgroup: Option<&Entry>) -> (io::Result<Forked>, bool) {
+    let Some(dir) = cgroup.and_then(Entry::clone_into) else {
+        return (sys::fork(), false);
+    };
+    match sys::fork_into_cgroup(dir) {
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ENOSYS | libc::E2BIG | libc::EINVAL)
+            ) =>
+        {
+            (sys::fork(), false)
+        }
+        forked => (forked, true),
     }
 }
 
@@ -152,11 +212,15 @@ impl Read for SocketReader<'_> {
     }
 }
 
-/// Waits for init to end, or for the caller's end of the socket to close (then kills
-/// init, which takes the whole pid namespace with it, and waits for that).
+/// Waits for init to end, or for the caller's end of the socket to close or a stop
+/// signal (then kills init, which takes the whole pid namespace with it, and waits for
+/// that).
 fn supervise(init: Pid, report: &Reporter) -> u8 {
     let pidfd = rustix::process::pidfd_open(init, rustix::process::PidfdFlags::empty()).ok();
     loop {
+        if sys::stop_requested() {
+            return abort(init);
+        }
         let mut fds = vec![PollFd::new(&report.0, PollFlags::IN)];
         if let Some(fd) = &pidfd {
             fds.push(PollFd::new(fd, PollFlags::IN));
@@ -167,12 +231,10 @@ fn supervise(init: Pid, report: &Reporter) -> u8 {
         let caller_gone = !fds[0].revents().is_empty();
         let init_done = pidfd.is_none() || fds.get(1).is_some_and(|f| !f.revents().is_empty());
         if caller_gone {
-            let _ = rustix::process::kill_process(init, Signal::KILL);
-            let _ = rustix::process::waitpid(Some(init), WaitOptions::empty());
-            return ABORTED;
+            return abort(init);
         }
         if init_done {
-            return match rustix::process::waitpid(Some(init), WaitOptions::empty()) {
+            return match reap_init(init) {
                 Ok(Some((_, status))) => status.exit_status().map_or(ABORTED, |c| c as u8),
                 _ => 1,
             };
@@ -180,11 +242,29 @@ fn supervise(init: Pid, report: &Reporter) -> u8 {
     }
 }
 
-/// Init: pid 1 of the step. Sets up the filesystem, starts the command, reaps every
-/// process until the command has exited (then kills the rest), removes the stubs and
-/// reports the command's status. Never returns.
+/// Kills init (the pid namespace dies with it) and waits until it is reaped.
+fn abort(init: Pid) -> u8 {
+    let _ = rustix::process::kill_process(init, Signal::KILL);
+    let _ = reap_init(init);
+    ABORTED
+}
+
+/// `waitpid` for init, resumed after a caught stop signal.
+fn reap_init(init: Pid) -> rustix::io::Result<Option<(Pid, WaitStatus)>> {
+    loop {
+        match rustix::process::waitpid(Some(init), WaitOptions::empty()) {
+            Err(rustix::io::Errno::INTR) => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Init: pid 1 of the step (already in its cgroup). Sets up the filesystem, starts
+/// the command, reaps every process until the command has exited (then kills the
+/// rest), removes the stubs and reports the command's status. Never returns.
 fn init(p: &Prepared, report: &Reporter, alive: OwnedFd) -> ! {
     let _ = rustix::process::set_parent_process_death_signal(Some(Signal::KILL));
+    let _ = sys::default_stop_signals();
     // If the helper died before PDEATHSIG was armed, the pipe has no writer left.
     let mut fds = [PollFd::new(&alive, PollFlags::IN)];
     if poll(
@@ -254,7 +334,12 @@ fn setup(spec: &SandboxSpec, stubs: &mut Stubs) -> Result<LinuxSys, Failure> {
         .mounts
         .iter()
         .filter_map(|m| match m {
-            Mount::Bind { source, .. } => Some(source.clone()),
+            Mount::Bind {
+                source, readonly, ..
+            } => Some(BindSource {
+                path: source.clone(),
+                readonly: *readonly,
+            }),
             Mount::Tmpfs { .. } => None,
         })
         .collect();
@@ -308,6 +393,9 @@ fn command(p: &Prepared, report: &Reporter) -> ! {
     }
     if let Err(e) = rustix::process::chdir(spec.cwd.as_str()) {
         fail(SetupOp::Chdir, &spec.cwd, e.into());
+    }
+    if let Err((name, e)) = super::limits::apply_ulimits(&spec.limits.ulimits) {
+        fail(SetupOp::Rlimit, name, e);
     }
     if let Err((op, e)) = drop_privileges(p) {
         fail(op, "", e);

@@ -335,6 +335,10 @@ fn finish(
     if outcome.cancelled {
         return Err(Error::Cancelled);
     }
+    let usage = outcome.reports.iter().find_map(|r| match r {
+        Report::Usage(usage) => Some(*usage),
+        _ => None,
+    });
     outcome
         .reports
         .iter()
@@ -342,8 +346,9 @@ fn finish(
             Report::Exited { code, signal } => Some(ExitStatus {
                 code: *code,
                 signal: *signal,
+                usage,
             }),
-            Report::Failed { .. } => None,
+            _ => None,
         })
         .ok_or(Error::HelperDied { status })
 }

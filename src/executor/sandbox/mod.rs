@@ -13,14 +13,25 @@
 //!
 //! - New mount, pid, uts and ipc namespaces, and a new network namespace with only `lo`
 //!   (up) for [`Network::None`]; [`Network::Host`] shares the host's network.
-//! - The root is `spec.rootfs` (`pivot_root`); `/proc` is a new procfs of the step's pid
-//!   namespace; `/dev` a small tmpfs with `null zero full random urandom tty`, `pts`
-//!   (devpts `newinstance`), `shm`, `mqueue` and the `fd`/`stdin`/`stdout`/`stderr`/
-//!   `ptmx` links; `/sys` read-only sysfs (no `/sys/fs/cgroup`).
+//! - The root is `spec.rootfs` (`pivot_root`), mounted `nodev` with every mount below
+//!   it (not `nosuid`: setuid bits of images stay, as under Docker); `/proc` is a new
+//!   procfs of the step's pid namespace; `/dev` a small `nosuid,nodev` tmpfs with
+//!   `null zero full random urandom tty` (each bound onto itself, the only mounts of
+//!   the step that allow devices), `pts` (devpts `newinstance`), `shm`, `mqueue` and
+//!   the `fd`/`stdin`/`stdout`/`stderr`/`ptmx` links; `/sys` read-only sysfs (no
+//!   `/sys/fs/cgroup`). So a device node the step makes (`mknod` works: `CAP_MKNOD` is
+//!   in Docker's set) or the image ships cannot be opened (`EACCES`), which is what
+//!   runc's device cgroup gives Docker.
+//! - `RUN --mount` binds are `nosuid,nodev` (and read-only unless `rw`) on every mount
+//!   of the bound tree, set on the detached clone before it is attached
+//!   (`mount_setattr(2)` with `AT_RECURSIVE`: Linux 5.12 or later is required).
 //! - `/etc/hosts`, `/etc/resolv.conf` and `/etc/hostname` are bind mounts of the given
 //!   contents, **read-only** as in BuildKit (`nosuid,nodev,noexec,ro`): a step that
 //!   writes them fails with `EROFS`, and the files of the image are never changed, so
 //!   they never reach the layer through the mount.
+//! - Limits ([`Limits`]): a cgroup of its own (memory, swap, CPU time, CPUs, processes;
+//!   see [`cgroup`] for where it lives and how it is removed), resource limits set
+//!   before `execve` (`--ulimit`), and the size of the `/dev/shm` tmpfs.
 //! - Docker's default privileges: bounding set = Docker's 14 default capabilities; for
 //!   uid 0 also effective and permitted, for other users none (moby's
 //!   `oci.SetCapabilities`); inheritable and ambient empty; `no_new_privs`; Docker's
@@ -48,9 +59,12 @@
 //!
 //! ```text
 //! caller (multi-threaded) ──spawn /proc/self/exe as `rbuild-sandbox`──> helper
-//!   helper: PDEATHSIG, read spec, unshare(mnt,uts,ipc,pid[,net]), fork ──> init (pid 1)
-//!     init: mounts, pivot_root, fork ──> command: setsid, ids, caps, nnp, seccomp, execve
+//!   helper: PDEATHSIG, read spec, create the step cgroup, unshare(mnt,uts,ipc,pid[,net]),
+//!           fork (v2: clone3 into the cgroup) ──> init (pid 1)
+//!     init: joins the cgroup (v1), mounts, pivot_root, fork ──> command: setsid,
+//!           rlimits, ids, caps, nnp, seccomp, execve
 //!     init: reaps every orphan; when the command exits kills the rest, removes stubs
+//!   helper: after init: reports the cgroup's counters, removes the cgroup
 //! ```
 //!
 //! Nothing is ever forked from the multi-threaded caller except by `std::process`
@@ -58,12 +72,13 @@
 //! dispatched from `main.rs` by its `argv[0]` (see [`crate::reexec`]). The caller and
 //! the helper talk over a socket pair: the spec goes down, JSON-line reports
 //! (`wire.rs`) come up. Cleanup never depends on the caller being polite: if the caller
-//! dies, its end of the socket closes and the helper also has `PDEATHSIG`; if the
-//! helper dies, init has `PDEATHSIG`; when init (pid 1) dies the kernel kills the whole
-//! pid namespace; and the mounts live only in the sandbox's mount namespace, which goes
-//! away with its last process. On timeout the caller closes its end of the socket, the
-//! helper kills init and waits for it, so when [`Executor::run`] returns no process of
-//! the step is left.
+//! dies, its end of the socket closes and the helper also has `PDEATHSIG` (`SIGTERM`,
+//! caught like `SIGINT` and `SIGHUP`: the helper kills init, waits for it and removes
+//! the step's cgroup before it exits); if the helper dies, init has `PDEATHSIG`; when
+//! init (pid 1) dies the kernel kills the whole pid namespace; and the mounts live
+//! only in the sandbox's mount namespace, which goes away with its last process. On
+//! timeout the caller closes its end of the socket, the helper kills init and waits
+//! for it, so when [`Executor::run`] returns no process of the step is left.
 //!
 //! # Engine choice
 //!
@@ -82,8 +97,9 @@
 //!   (multi-threaded) process, needs a bundle directory and state on disk, and creates
 //!   mount points inside the rootfs without removing them; the re-exec design makes
 //!   the single-threaded child a property of the architecture, not of a library;
-//! - what we give up (documented gaps): user namespaces / rootless, cgroups and
-//!   resource limits, AppArmor/SELinux labels, the x32 ABI (its syscalls get `EPERM`).
+//! - what we give up (documented gaps): user namespaces / rootless, the cgroup v2
+//!   device eBPF program (see [`cgroup`]), AppArmor/SELinux labels, the x32 ABI (its
+//!   syscalls get `EPERM`).
 //!   Each security property Docker has and we claim is covered by a root test in
 //!   `tests.rs`, and the seccomp compiler by interpreter tests in `seccomp/bpf.rs`.
 //!
@@ -94,6 +110,8 @@
 //! | `helper.rs` | the helper, init (pid 1) and the command's last steps before `execve` |
 //! | `rootfs/` | the mount plan, the `Sys` seam, mount-point stubs |
 //! | `caps.rs` | Docker's default capability set and the per-user sets |
+//! | `cgroup/` | the step's cgroup: discovery, v1/v2 files, counters, stale ones |
+//! | `limits.rs` | [`Limits`]: cgroup values, `--ulimit`, `/dev/shm` size |
 //! | `seccomp/` | the shipped profile, its evaluation and the BPF compiler |
 //! | `wire.rs` | the caller ↔ helper protocol |
 //! | `sys.rs` | every `unsafe` block of the sandbox |
@@ -102,9 +120,11 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 mod caps;
+pub mod cgroup;
 mod error;
 mod helper;
 mod host;
+mod limits;
 pub(crate) mod rootfs;
 mod seccomp;
 mod sys;
@@ -117,8 +137,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use cgroup::Controller;
 pub use error::{Error, Result, SetupOp};
 pub use host::Sandbox;
+pub use limits::{
+    Limits, Swap, SwapTotal, Ulimit, UlimitError, UlimitName, DEFAULT_CPU_PERIOD,
+    DEFAULT_PIDS_LIMIT, DEFAULT_SHM_SIZE,
+};
 
 /// `argv[0]` under which [`crate::reexec`] runs the sandbox helper.
 pub const HELPER_ARGV0: &str = "rbuild-sandbox";
@@ -158,6 +183,13 @@ pub struct SandboxSpec {
     pub resolv_conf: String,
     /// Kill the step (and fail with [`Error::Timeout`]) after this long.
     pub timeout: Option<Duration>,
+    /// What the step may use.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Where the step's cgroup is made ([`cgroup::detect`]); `None`: no cgroup, so
+    /// only the limits that need none (`ulimits`, `shm_size`).
+    #[serde(default)]
+    pub cgroup: Option<cgroup::Place>,
 }
 
 /// The step's network.
@@ -207,6 +239,8 @@ pub struct ExitStatus {
     pub code: i32,
     /// The signal that killed the command, if any.
     pub signal: Option<i32>,
+    /// What the step's cgroup counted (`None` without a cgroup).
+    pub usage: Option<cgroup::Usage>,
 }
 
 impl ExitStatus {
@@ -252,6 +286,14 @@ impl SandboxSpec {
         }
         if self.hostname.len() > 64 {
             return Err(bad("hostname", "is longer than 64 bytes"));
+        }
+        if self.limits.shm_size == 0 {
+            return Err(bad("limits.shm_size", "is 0"));
+        }
+        let place = self.cgroup.as_ref();
+        let missing = |c: &Controller| !place.is_some_and(|p| p.has(*c));
+        if self.limits.required().iter().any(|(c, _)| missing(c)) {
+            return Err(bad("cgroup", "lacks a controller the limits need"));
         }
         for m in &self.mounts {
             if !m.target().starts_with('/') || m.target().contains('\0') {

@@ -1,14 +1,16 @@
-//! Every `unsafe` block of the sandbox, each with its `// SAFETY:` argument: `fork`,
-//! `execve`, signal dispositions, the seccomp load, the loopback `ioctl`, raw `prctl`
-//! and `close_range` calls, `unshare`, and (tests only) the `.init_array` hook that
-//! dispatches the helper in the unit-test binary.
+//! Every `unsafe` block of the sandbox, each with its `// SAFETY:` argument: `fork`
+//! (and `clone3` into a cgroup), `execve`, signal dispositions (and the helper's
+//! stop-signal handler), the seccomp load, the loopback `ioctl`, raw `prctl`,
+//! `close_range` and `mount_setattr` calls, `unshare`, and (tests only) the
+//! `.init_array` hook that dispatches the helper in the unit-test binary.
 //!
 //! The functions here are thin and return `io::Result`; callers attach the operation
 //! and path. Safe `rustix` wrappers are used directly elsewhere.
 
 use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rustix::process::Pid;
 
@@ -33,6 +35,57 @@ pub(super) fn fork() -> io::Result<Forked> {
         -1 => Err(io::Error::last_os_error()),
         0 => Ok(Forked::Child),
         pid => Pid::from_raw(pid)
+            .map(Forked::Parent)
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL)),
+    }
+}
+
+/// `clone3(2)` with `CLONE_INTO_CGROUP`: a [`fork`] whose child starts in the cgroup v2
+/// directory `cgroup`, so that it never has to move there (see `cgroup/step.rs`).
+/// `ENOSYS`, `E2BIG` or `EINVAL` mean a kernel without it (before 5.7).
+pub(super) fn fork_into_cgroup(cgroup: BorrowedFd<'_>) -> io::Result<Forked> {
+    /// `struct clone_args` up to `cgroup` (`CLONE_ARGS_SIZE_VER2`).
+    #[repr(C)]
+    #[derive(Default)]
+    struct CloneArgs {
+        flags: u64,
+        pidfd: u64,
+        child_tid: u64,
+        parent_tid: u64,
+        exit_signal: u64,
+        stack: u64,
+        stack_size: u64,
+        tls: u64,
+        set_tid: u64,
+        set_tid_size: u64,
+        cgroup: u64,
+    }
+    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+    let args = CloneArgs {
+        flags: CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: cgroup.as_raw_fd() as u64,
+        ..CloneArgs::default()
+    };
+    // SAFETY: as for `fork`, the caller is single-threaded. Without a stack the child
+    // continues on a copy of the parent's, exactly as after `fork`; `args` is a valid
+    // `clone_args` of the size passed, alive for the call. Bypassing glibc's `fork`
+    // leaves glibc's cached thread id stale in the child (init): init uses nothing
+    // that reads it (no owner-tracking mutexes, no `raise`), and the command it forks
+    // goes through glibc's `fork`, which sets it afresh.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match pid {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(Forked::Child),
+        pid => i32::try_from(pid)
+            .ok()
+            .and_then(Pid::from_raw)
             .map(Forked::Parent)
             .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL)),
     }
@@ -115,6 +168,55 @@ pub(super) fn reset_signals() -> io::Result<()> {
     Ok(())
 }
 
+/// The signals after which the helper stops the step and cleans up: its parent-death
+/// signal (`SIGTERM`), Ctrl-C's `SIGINT` (sent to rbuild's whole process group) and
+/// `SIGHUP`.
+pub(super) const STOP_SIGNALS: [i32; 3] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP];
+
+/// Set by [`on_stop_signal`].
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_stop_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// Installs a handler for [`STOP_SIGNALS`] that only sets a flag (read by
+/// [`stop_requested`]); without `SA_RESTART`, so a blocking `poll` or `wait` returns
+/// `EINTR` and the flag is looked at.
+pub(super) fn catch_stop_signals() -> io::Result<()> {
+    let handler: extern "C" fn(libc::c_int) = on_stop_signal;
+    set_stop_disposition(handler as libc::sighandler_t)
+}
+
+/// Puts [`STOP_SIGNALS`] back to their default disposition (for init: as pid 1 of the
+/// namespace it then ignores them from inside, as before).
+pub(super) fn default_stop_signals() -> io::Result<()> {
+    set_stop_disposition(libc::SIG_DFL)
+}
+
+fn set_stop_disposition(handler: libc::sighandler_t) -> io::Result<()> {
+    for sig in STOP_SIGNALS {
+        // SAFETY: a zeroed `sigaction` is valid; the handler is either SIG_DFL or
+        // `on_stop_signal`, which only stores to an atomic (async-signal-safe); a null
+        // old-action pointer is allowed.
+        let rc = unsafe {
+            let mut act: libc::sigaction = std::mem::zeroed();
+            act.sa_sigaction = handler;
+            libc::sigemptyset(&mut act.sa_mask);
+            libc::sigaction(sig, &act, std::ptr::null_mut())
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Whether one of [`STOP_SIGNALS`] arrived since [`catch_stop_signals`].
+pub(super) fn stop_requested() -> bool {
+    STOP.load(Ordering::SeqCst)
+}
+
 /// Loads `prog` as this thread's seccomp filter (`no_new_privs` must be set).
 pub(super) fn install_seccomp(prog: &[SockFilter]) -> io::Result<()> {
     let len = u16::try_from(prog.len()).map_err(|_| io::Error::from_raw_os_error(libc::E2BIG))?;
@@ -154,7 +256,6 @@ pub(super) fn loopback_up() -> io::Result<()> {
     for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
         *dst = *src as libc::c_char;
     }
-    use std::os::fd::AsRawFd;
     // SAFETY: SIOCGIFFLAGS reads the interface name from and writes the flags into
     // `req`, which is a valid, exclusively borrowed `ifreq`.
     if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } < 0 {
@@ -211,6 +312,84 @@ pub(super) fn cloexec_from(first: u32) -> io::Result<()> {
     for fd in first as libc::c_int..4096 {
         // SAFETY: F_SETFD on a descriptor that may not exist only fails with EBADF.
         unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    Ok(())
+}
+
+/// `MOUNT_ATTR_*` bits of `linux/mount.h` (what [`mount_setattr`] sets or clears).
+pub(super) mod attr {
+    /// `MOUNT_ATTR_RDONLY`.
+    pub(crate) const RDONLY: u64 = 0x1;
+    /// `MOUNT_ATTR_NOSUID`.
+    pub(crate) const NOSUID: u64 = 0x2;
+    /// `MOUNT_ATTR_NODEV`.
+    pub(crate) const NODEV: u64 = 0x4;
+    /// `MOUNT_ATTR_NOEXEC`.
+    pub(crate) const NOEXEC: u64 = 0x8;
+}
+
+/// `struct mount_attr` (`linux/mount.h`, `MOUNT_ATTR_SIZE_VER0`).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// Which mounts [`mount_setattr`] changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Reach {
+    /// Only the mount at the path.
+    One,
+    /// The mount at the path and every mount below it (`AT_RECURSIVE`).
+    Tree,
+}
+
+/// `mount_setattr(2)`: sets the [`attr`] bits `set` and clears `clear` on the mount at
+/// `path` (relative to `dirfd`; an empty `path` means the mount `dirfd` itself refers
+/// to, such as a detached tree from `open_tree`), and below it for [`Reach::Tree`].
+/// A final symlink in `path` is followed only if `follow`.
+pub(super) fn mount_setattr(
+    dirfd: BorrowedFd<'_>,
+    path: &CStr,
+    set: u64,
+    clear: u64,
+    reach: Reach,
+    follow: bool,
+) -> io::Result<()> {
+    const AT_RECURSIVE: libc::c_uint = 0x8000;
+    let mut flags: libc::c_uint = 0;
+    if path.to_bytes().is_empty() {
+        flags |= libc::AT_EMPTY_PATH as libc::c_uint;
+    }
+    if reach == Reach::Tree {
+        flags |= AT_RECURSIVE;
+    }
+    if !follow {
+        flags |= libc::AT_SYMLINK_NOFOLLOW as libc::c_uint;
+    }
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clear,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: `path` is a NUL-terminated string and `attr` a `struct mount_attr` of
+    // exactly the size passed; both outlive the call and the kernel only reads them.
+    // `dirfd` is a valid descriptor (or `AT_FDCWD`) for the duration of the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            dirfd.as_raw_fd(),
+            path.as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
     }
     Ok(())
 }

@@ -5,7 +5,8 @@
 //! (timeout, or the caller died) the helper kills the sandbox.
 //!
 //! Up (helper, init and the command's last steps → caller): [`Report`]s, one JSON
-//! object per line. At most one `Failed` and one `Exited` are sent per run.
+//! object per line. At most one `Failed`, one `Exited` and one `Usage` (after init is
+//! gone, from a step with a cgroup) are sent per run.
 
 use std::io::{self, Read};
 
@@ -28,6 +29,8 @@ pub(super) enum Report {
     },
     /// The command ended: exit code (`128 + N` for signal `N`) and signal.
     Exited { code: i32, signal: Option<i32> },
+    /// What the step's cgroup counted.
+    Usage(super::cgroup::Usage),
 }
 
 impl Report {
@@ -97,6 +100,12 @@ mod tests {
             hosts: "127.0.0.1 localhost\n".into(),
             resolv_conf: String::new(),
             timeout: Some(std::time::Duration::from_millis(1500)),
+            limits: crate::executor::sandbox::Limits {
+                memory: Some(64 << 20),
+                ulimits: vec!["nofile=10:20".parse().unwrap()],
+                ..Default::default()
+            },
+            cgroup: None,
         };
         let frame = encode_spec(&spec).unwrap();
         assert_eq!(read_spec(&frame[..]).unwrap(), spec);

@@ -20,7 +20,10 @@ pub use oci::{export_oci_dir, export_oci_tar};
 
 /// The blobs an image reaches (see [`image_blobs`]) and their total size in bytes.
 pub fn image_size(store: &Store, image: &Descriptor) -> Result<u64> {
-    Ok(image_blobs(store, image)?.iter().map(|d| d.size).sum())
+    // Sizes come from manifests: saturate rather than overflow on hostile ones.
+    Ok(image_blobs(store, image)?
+        .iter()
+        .fold(0u64, |total, d| total.saturating_add(d.size)))
 }
 
 use super::descriptor::Descriptor;

@@ -31,26 +31,65 @@ impl TinyImage {
 
 /// Writes a layout in `dir` whose single layer holds `/hello.txt` with `payload`.
 pub fn tiny_oci_layout(dir: &Path, tag: &str, payload: &[u8]) -> TinyImage {
+    let layout = oci_layout_of(dir, tag, &[layer_tar(payload)]);
+    let (layer, layer_size) = layout.layers[0].clone();
+    TinyImage {
+        dir: dir.to_owned(),
+        tag: tag.to_owned(),
+        manifest: layout.manifest,
+        config: layout.config,
+        layer,
+        layer_size,
+    }
+}
+
+/// The digests of a layout written by [`oci_layout_of`].
+#[derive(Clone, Debug)]
+pub struct Layout {
+    /// Manifest digest.
+    pub manifest: String,
+    /// Config digest.
+    pub config: String,
+    /// Compressed digest and size of each layer, bottom first.
+    pub layers: Vec<(String, u64)>,
+}
+
+/// Writes a layout in `dir` holding one amd64 image tagged `tag` whose layers are the
+/// tar streams `tars` (gzipped here), bottom first.
+pub fn oci_layout_of(dir: &Path, tag: &str, tars: &[Vec<u8>]) -> Layout {
     let blobs = dir.join("blobs/sha256");
     std::fs::create_dir_all(&blobs).expect("create the layout's blob dir");
-    let tar = layer_tar(payload);
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(&tar).expect("gzip into memory");
-    let layer_gz = gz.finish().expect("gzip into memory");
-    let layer = put_blob(&blobs, &layer_gz);
+    let mut layers = Vec::new();
+    for tar in tars {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(tar).expect("gzip into memory");
+        let layer_gz = gz.finish().expect("gzip into memory");
+        layers.push((put_blob(&blobs, &layer_gz), layer_gz.len() as u64));
+    }
+    let diff_ids: Vec<String> = tars.iter().map(|t| digest(t)).collect();
     let config = serde_json::json!({
         "architecture": "amd64",
         "os": "linux",
         "config": {},
-        "rootfs": { "type": "layers", "diff_ids": [digest(&tar)] },
+        "rootfs": { "type": "layers", "diff_ids": diff_ids },
     });
     let config_bytes = config.to_string().into_bytes();
     let config = put_blob(&blobs, &config_bytes);
+    let layer_descriptors: Vec<serde_json::Value> = layers
+        .iter()
+        .map(|(d, size)| {
+            descriptor(
+                "application/vnd.oci.image.layer.v1.tar+gzip",
+                d,
+                *size as usize,
+            )
+        })
+        .collect();
     let manifest = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "config": descriptor("application/vnd.oci.image.config.v1+json", &config, config_bytes.len()),
-        "layers": [descriptor("application/vnd.oci.image.layer.v1.tar+gzip", &layer, layer_gz.len())],
+        "layers": layer_descriptors,
     });
     let manifest_bytes = manifest.to_string().into_bytes();
     let manifest = put_blob(&blobs, &manifest_bytes);
@@ -64,13 +103,10 @@ pub fn tiny_oci_layout(dir: &Path, tag: &str, payload: &[u8]) -> TinyImage {
     std::fs::write(dir.join("index.json"), index.to_string()).expect("write index.json");
     std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#)
         .expect("write oci-layout");
-    TinyImage {
-        dir: dir.to_owned(),
-        tag: tag.to_owned(),
+    Layout {
         manifest,
         config,
-        layer,
-        layer_size: layer_gz.len() as u64,
+        layers,
     }
 }
 

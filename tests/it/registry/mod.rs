@@ -34,7 +34,7 @@ mod self_test;
 #[allow(unused_imports)]
 pub use fault::{Fault, Rule, RuleCounts, RuleId};
 #[allow(unused_imports)]
-pub use layout::{digest, tiny_oci_layout, TinyImage};
+pub use layout::{digest, oci_layout_of, tiny_oci_layout, Layout, TinyImage};
 #[allow(unused_imports)]
 pub use policy::{Access, Policy};
 #[allow(unused_imports)]

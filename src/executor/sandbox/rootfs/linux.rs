@@ -1,18 +1,20 @@
 //! The real [`Sys`] (safe `rustix` calls) and [`enter`]: everything that happens
 //! before `pivot_root`, while host paths are still reachable.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Timespec, Timestamps, CWD};
 use rustix::mount::{
     self as rmount, MountFlags, MountPropagationFlags, MoveMountFlags, OpenTreeFlags, UnmountFlags,
 };
 
-use super::{Failure, Kind, Meta, Sys, Ts};
+use super::{BindSource, Failure, Kind, Meta, Sys, Ts, ROOT_FLAGS};
 use crate::executor::sandbox::error::SetupOp;
+use crate::executor::sandbox::sys::{self, attr, Reach};
 
 /// The real system calls; holds the cloned host bind sources for [`Sys::attach`].
 pub(crate) struct LinuxSys {
@@ -20,10 +22,12 @@ pub(crate) struct LinuxSys {
 }
 
 /// Before `pivot_root`: makes every mount private (nothing propagates to or from the
-/// host), clones the bind sources (`open_tree`, while their host paths resolve), makes
-/// `rootfs` a mount point and pivots into it, detaching the old root. Returns the
-/// [`Sys`] holding the clones and, per bind source, whether it is a directory.
-pub(crate) fn enter(rootfs: &Path, binds: &[PathBuf]) -> Result<(LinuxSys, Vec<bool>), Failure> {
+/// host), clones the bind sources (`open_tree`, while their host paths resolve) and
+/// gives every mount of each clone its [`BindSource::flags`], makes `rootfs` a mount
+/// point with [`ROOT_FLAGS`] on it and every mount below, and pivots into it,
+/// detaching the old root. Returns the [`Sys`] holding the clones and, per bind
+/// source, whether it is a directory.
+pub(crate) fn enter(rootfs: &Path, binds: &[BindSource]) -> Result<(LinuxSys, Vec<bool>), Failure> {
     let fail = |op: SetupOp, path: &Path| {
         let path = path.display().to_string();
         move |e: rustix::io::Errno| Failure {
@@ -37,16 +41,31 @@ pub(crate) fn enter(rootfs: &Path, binds: &[PathBuf]) -> Result<(LinuxSys, Vec<b
     rmount::mount_change(root, private).map_err(fail(SetupOp::MakePrivate, root))?;
     let mut trees = Vec::with_capacity(binds.len());
     let mut is_dir = Vec::with_capacity(binds.len());
-    for source in binds {
+    for bind in binds {
+        let source = bind.path.as_path();
         let st = rfs::stat(source).map_err(fail(SetupOp::Stat, source))?;
         is_dir.push(FileType::from_raw_mode(st.st_mode) == FileType::Directory);
         let flags = OpenTreeFlags::OPEN_TREE_CLONE
             | OpenTreeFlags::OPEN_TREE_CLOEXEC
             | OpenTreeFlags::AT_RECURSIVE;
-        trees
-            .push(rmount::open_tree(CWD, source, flags).map_err(fail(SetupOp::CloneTree, source))?);
+        let tree =
+            rmount::open_tree(CWD, source, flags).map_err(fail(SetupOp::CloneTree, source))?;
+        // The detached clone is restricted before anything can see it.
+        sys::mount_setattr(
+            tree.as_fd(),
+            c"",
+            attr_bits(bind.flags()),
+            0,
+            Reach::Tree,
+            false,
+        )
+        .map_err(failure(SetupOp::SetAttrs, source))?;
+        trees.push(tree);
     }
     rmount::mount_bind_recursive(rootfs, rootfs).map_err(fail(SetupOp::Bind, rootfs))?;
+    let root_path = c_path(rootfs).map_err(failure(SetupOp::SetAttrs, rootfs))?;
+    sys::mount_setattr(CWD, &root_path, attr_bits(ROOT_FLAGS), 0, Reach::Tree, true)
+        .map_err(failure(SetupOp::SetAttrs, rootfs))?;
     rustix::process::chdir(rootfs).map_err(fail(SetupOp::PivotRoot, rootfs))?;
     // pivot_root(".", ".") stacks the old root on top of the new one; detaching "."
     // then removes it, and no directory for the old root is needed in the rootfs.
@@ -55,6 +74,39 @@ pub(crate) fn enter(rootfs: &Path, binds: &[PathBuf]) -> Result<(LinuxSys, Vec<b
     rmount::unmount(dot, UnmountFlags::DETACH).map_err(fail(SetupOp::PivotRoot, rootfs))?;
     rustix::process::chdir(root).map_err(fail(SetupOp::PivotRoot, root))?;
     Ok((LinuxSys { trees }, is_dir))
+}
+
+/// A [`Failure`] of `op` on host path `path`.
+fn failure(op: SetupOp, path: &Path) -> impl FnOnce(io::Error) -> Failure {
+    let path = path.display().to_string();
+    move |error| Failure { op, path, error }
+}
+
+/// `path` as a C string (`EINVAL` if it holds a NUL byte).
+fn c_path(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+/// The `MOUNT_ATTR_*` bits of the `RDONLY`, `NOSUID`, `NODEV` and `NOEXEC` flags in
+/// `flags` (the others have no `mount_setattr` equivalent here and are ignored).
+pub(super) fn attr_bits(flags: MountFlags) -> u64 {
+    [
+        (MountFlags::RDONLY, attr::RDONLY),
+        (MountFlags::NOSUID, attr::NOSUID),
+        (MountFlags::NODEV, attr::NODEV),
+        (MountFlags::NOEXEC, attr::NOEXEC),
+    ]
+    .into_iter()
+    .filter(|(flag, _)| flags.contains(*flag))
+    .fold(0, |bits, (_, bit)| bits | bit)
+}
+
+/// `mount_setattr` on an absolute path inside the root (final symlinks not followed).
+fn set_attrs(target: &str, set: u64, clear: u64, reach: Reach) -> io::Result<()> {
+    let path: &CStr =
+        &CString::new(target).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    sys::mount_setattr(CWD, path, set, clear, reach, false)
 }
 
 fn meta(st: &rfs::Stat) -> Meta {
@@ -169,8 +221,12 @@ impl Sys for LinuxSys {
         Ok(rmount::mount_bind_recursive(source, target)?)
     }
 
-    fn remount(&self, target: &str, flags: MountFlags) -> io::Result<()> {
-        Ok(rmount::mount_remount(target, flags | MountFlags::BIND, "")?)
+    fn restrict(&self, target: &str, flags: MountFlags) -> io::Result<()> {
+        set_attrs(target, attr_bits(flags), 0, Reach::Tree)
+    }
+
+    fn allow_devices(&self, target: &str) -> io::Result<()> {
+        set_attrs(target, 0, attr::NODEV, Reach::One)
     }
 
     fn attach(&self, tree: usize, target: &str) -> io::Result<()> {

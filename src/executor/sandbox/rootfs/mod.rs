@@ -8,6 +8,14 @@
 //! [`Sys`] and the steps before `pivot_root`.
 //!
 //! Invariants:
+//! - no device node the step makes or the image ships can be opened: the root and
+//!   every mount below it are `nodev` (from [`enter`], [`ROOT_FLAGS`]), `/dev` is a
+//!   `nodev` tmpfs, and only Docker's default nodes ([`DEVICES`]) are mounts of their
+//!   own that allow devices (runc's device cgroup has the same effect; we have no
+//!   cgroup); `mknod` itself still succeeds, as under Docker (`CAP_MKNOD`);
+//! - every bind into the step (`RUN --mount` sources, the `/etc` files, read-only
+//!   `/proc` paths) is `nosuid,nodev` (and read-only where asked) on every mount of
+//!   its tree, not only at the top (`mount_setattr` with `AT_RECURSIVE`, kernel 5.12);
 //! - `/proc`, `/dev` and `/sys` must be real directories (or missing): a symlink
 //!   there is refused, so procfs and its masks cannot be redirected;
 //! - any other mount target is resolved symlink by symlink inside the root, and the
@@ -22,6 +30,7 @@ mod tests;
 
 use std::collections::HashMap;
 use std::io;
+use std::path::PathBuf;
 
 use rustix::mount::MountFlags;
 
@@ -59,7 +68,35 @@ pub(crate) const READONLY_PATHS: [&str; 5] = [
     "/proc/sysrq-trigger",
 ];
 
-/// The device nodes of `/dev`: name, major, minor (all `0666`, root-owned).
+/// Flags of the step's root and every mount below it: `nodev`, but not `nosuid`
+/// (Docker keeps setuid binaries of images working, `sudo` and the like).
+pub(crate) const ROOT_FLAGS: MountFlags = MountFlags::NODEV;
+
+/// A host file or directory bound into the step (a `RUN --mount` source), as
+/// [`enter`] clones it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BindSource {
+    /// Host path.
+    pub path: PathBuf,
+    /// Whether the step may not write through it.
+    pub readonly: bool,
+}
+
+impl BindSource {
+    /// The flags every mount of the bound tree gets: `nosuid,nodev`, and read-only
+    /// when asked.
+    pub(crate) fn flags(&self) -> MountFlags {
+        let flags = MountFlags::NOSUID | MountFlags::NODEV;
+        if self.readonly {
+            flags | MountFlags::RDONLY
+        } else {
+            flags
+        }
+    }
+}
+
+/// The device nodes of `/dev`: name, major, minor (all `0666`, root-owned). Each is
+/// bound onto itself and only those mounts allow devices (`/dev` itself is `nodev`).
 const DEVICES: [(&str, u32, u32); 6] = [
     ("null", 1, 3),
     ("zero", 1, 5),
@@ -130,8 +167,11 @@ pub(crate) trait Sys {
     ) -> io::Result<()>;
     /// Recursive bind mount.
     fn bind(&self, source: &str, target: &str) -> io::Result<()>;
-    /// `MS_REMOUNT|MS_BIND|flags` on `target`.
-    fn remount(&self, target: &str, flags: MountFlags) -> io::Result<()>;
+    /// Adds `flags` (of `RDONLY`, `NOSUID`, `NODEV`, `NOEXEC`) to the mount at
+    /// `target` and to every mount below it.
+    fn restrict(&self, target: &str, flags: MountFlags) -> io::Result<()>;
+    /// Clears `nodev` on the one mount at `target` (a device node bound onto itself).
+    fn allow_devices(&self, target: &str) -> io::Result<()>;
     /// Attaches the `tree`-th cloned bind source at `target`.
     fn attach(&self, tree: usize, target: &str) -> io::Result<()>;
     /// A `0666` character device.
@@ -182,10 +222,14 @@ pub(crate) enum Step {
         source: String,
         target: String,
     },
-    /// Remount a bind mount with `flags` (always including read-only).
-    ReadOnly {
+    /// Add `flags` to a mount and every mount below it.
+    Restrict {
         target: String,
         flags: MountFlags,
+    },
+    /// Let the one mount at `target` (a node of [`DEVICES`]) open devices.
+    AllowDevices {
+        target: String,
     },
     /// Attach the `tree`-th cloned host bind source.
     Attach {
@@ -227,6 +271,7 @@ pub(crate) fn plan(spec: &SandboxSpec, bind_is_dir: &[bool]) -> Vec<Step> {
         path: path.to_owned(),
         mode,
     };
+    let shm = format!("mode=1777,size={}", spec.limits.shm_size);
     let mut s = vec![
         target("/proc", true, true),
         mount("proc", "/proc", nsd, ""),
@@ -234,16 +279,22 @@ pub(crate) fn plan(spec: &SandboxSpec, bind_is_dir: &[bool]) -> Vec<Step> {
         mount(
             "tmpfs",
             "/dev",
-            F::NOSUID | F::STRICTATIME,
+            F::NOSUID | F::NODEV | F::STRICTATIME,
             "mode=755,size=65536k",
         ),
     ];
     for (name, major, minor) in DEVICES {
+        let path = format!("/dev/{name}");
         s.push(Step::Mknod {
-            path: format!("/dev/{name}"),
+            path: path.clone(),
             major,
             minor,
         });
+        s.push(Step::Bind {
+            source: path.clone(),
+            target: path.clone(),
+        });
+        s.push(Step::AllowDevices { target: path });
     }
     for (target, link) in DEV_LINKS {
         s.push(Step::Symlink { target, link });
@@ -257,7 +308,7 @@ pub(crate) fn plan(spec: &SandboxSpec, bind_is_dir: &[bool]) -> Vec<Step> {
             "newinstance,ptmxmode=0666,mode=0620,gid=5",
         ),
         mkdir("/dev/shm", 0o1777),
-        mount("tmpfs", "/dev/shm", nsd, "mode=1777,size=65536k"),
+        mount("tmpfs", "/dev/shm", nsd, &shm),
         mkdir("/dev/mqueue", 0o755),
         mount("mqueue", "/dev/mqueue", nsd, ""),
         target("/sys", true, true),
@@ -281,9 +332,9 @@ pub(crate) fn plan(spec: &SandboxSpec, bind_is_dir: &[bool]) -> Vec<Step> {
             source: staged.clone(),
             target: dest.clone(),
         });
-        s.push(Step::ReadOnly {
+        s.push(Step::Restrict {
             target: dest,
-            flags: nsd,
+            flags: nsd | F::RDONLY,
         });
         s.push(Step::Remove {
             path: staged,
@@ -297,23 +348,15 @@ pub(crate) fn plan(spec: &SandboxSpec, bind_is_dir: &[bool]) -> Vec<Step> {
     let mut tree = 0;
     for m in &spec.mounts {
         match m {
-            Mount::Bind {
-                target: dest,
-                readonly,
-                ..
-            } => {
+            Mount::Bind { target: dest, .. } => {
                 let is_dir = bind_is_dir.get(tree).copied().unwrap_or(true);
                 s.push(target(dest, is_dir, false));
+                // Read-only, nosuid and nodev were set on the whole cloned tree
+                // before it was attached (see `enter`).
                 s.push(Step::Attach {
                     tree,
                     target: dest.clone(),
                 });
-                if *readonly {
-                    s.push(Step::ReadOnly {
-                        target: dest.clone(),
-                        flags: F::NOSUID | F::NODEV,
-                    });
-                }
                 tree += 1;
             }
             Mount::Tmpfs { target: dest, size } => {
@@ -386,11 +429,14 @@ pub(crate) fn apply(steps: &[Step], sys: &dyn Sys, stubs: &mut Stubs) -> Result<
                 let t = at(&resolved, target);
                 sys.bind(source, &t).map_err(fail(SetupOp::Bind, &t))?;
             }
-            Step::ReadOnly { target, flags } => {
+            Step::Restrict { target, flags } => {
                 let t = at(&resolved, target);
-                sys.remount(&t, *flags | F::RDONLY)
-                    .map_err(fail(SetupOp::Remount, &t))?;
+                sys.restrict(&t, *flags)
+                    .map_err(fail(SetupOp::SetAttrs, &t))?;
             }
+            Step::AllowDevices { target } => sys
+                .allow_devices(target)
+                .map_err(fail(SetupOp::SetAttrs, target))?,
             Step::Attach { tree, target } => {
                 let t = at(&resolved, target);
                 sys.attach(*tree, &t).map_err(fail(SetupOp::Attach, &t))?;
@@ -404,8 +450,8 @@ pub(crate) fn apply(steps: &[Step], sys: &dyn Sys, stubs: &mut Stubs) -> Result<
                 {
                     sys.bind(path, path).map_err(fail(SetupOp::Bind, path))?;
                     let flags = F::NOSUID | F::NODEV | F::NOEXEC | F::RDONLY;
-                    sys.remount(path, flags)
-                        .map_err(fail(SetupOp::Remount, path))?;
+                    sys.restrict(path, flags)
+                        .map_err(fail(SetupOp::SetAttrs, path))?;
                 }
             }
             Step::Remove { path, dir } => sys

@@ -126,13 +126,17 @@ impl Sys for Fake {
         self.log(format!("bind {source} {target}"));
         Ok(())
     }
-    fn remount(&self, target: &str, flags: MountFlags) -> io::Result<()> {
+    fn restrict(&self, target: &str, flags: MountFlags) -> io::Result<()> {
         let ro = if flags.contains(MountFlags::RDONLY) {
             "ro"
         } else {
             "rw"
         };
-        self.log(format!("remount {target} {ro}"));
+        self.log(format!("restrict {target} {ro}"));
+        Ok(())
+    }
+    fn allow_devices(&self, target: &str) -> io::Result<()> {
+        self.log(format!("allow_devices {target}"));
         Ok(())
     }
     fn attach(&self, tree: usize, target: &str) -> io::Result<()> {
@@ -208,10 +212,10 @@ fn plan_mounts_the_standard_tree_then_user_mounts_then_masks() {
     });
     let ro = pos(&Step::ReadOnlyPath { path: "/proc/sys" });
     assert!(proc_mount < attach && attach < mask && mask < ro);
-    assert!(steps.contains(&Step::ReadOnly {
-        target: "/ctx".into(),
-        flags: MountFlags::NOSUID | MountFlags::NODEV
-    }));
+    // The bind's flags are set on its whole cloned tree before it is attached.
+    assert!(!steps
+        .iter()
+        .any(|s| matches!(s, Step::Restrict { target, .. } if target == "/ctx")));
     assert!(steps.contains(&Step::Mount {
         fstype: "tmpfs",
         target: "/cache".into(),
@@ -232,7 +236,7 @@ fn existing_targets_get_no_stubs_and_masks_pick_file_or_dir() {
     let log = calls(&fake);
     assert!(!log.iter().any(|c| c.starts_with("create ")), "{log:?}");
     assert!(log.contains(&"bind /dev/.rbuild-etc/hosts /etc/hosts".to_owned()));
-    assert!(log.contains(&"remount /etc/hosts ro".to_owned()));
+    assert!(log.contains(&"restrict /etc/hosts ro".to_owned()));
     assert!(
         log.contains(&"bind /dev/null /proc/kcore".to_owned()),
         "file masked with /dev/null"
@@ -241,7 +245,7 @@ fn existing_targets_get_no_stubs_and_masks_pick_file_or_dir() {
         log.contains(&"mount tmpfs /sys/firmware".to_owned()),
         "directory masked with tmpfs"
     );
-    assert!(log.contains(&"remount /proc/sys ro".to_owned()));
+    assert!(log.contains(&"restrict /proc/sys ro".to_owned()));
     assert!(
         !log.iter().any(|c| c.contains("/proc/acpi")),
         "missing masked paths are skipped"
@@ -383,4 +387,75 @@ fn an_empty_root_keeps_the_system_directories_as_buildkit_does() {
     }
     assert!(log.contains(&"remove /etc/hosts".to_owned()), "{log:?}");
     assert!(!log.iter().any(|c| c == "set_times / 1"), "{log:?}");
+}
+
+#[test]
+fn dev_is_nodev_and_only_dockers_nodes_are_mounts_that_allow_devices() {
+    let steps = plan(&spec_at("/r"), &[]);
+    assert!(steps.contains(&Step::Mount {
+        fstype: "tmpfs",
+        target: "/dev".into(),
+        flags: MountFlags::NOSUID | MountFlags::NODEV | MountFlags::STRICTATIME,
+        data: "mode=755,size=65536k".into(),
+    }));
+    let allowed: Vec<&str> = steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::AllowDevices { target } => Some(target.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        allowed,
+        [
+            "/dev/null",
+            "/dev/zero",
+            "/dev/full",
+            "/dev/random",
+            "/dev/urandom",
+            "/dev/tty"
+        ]
+    );
+    for node in allowed {
+        let made = steps
+            .iter()
+            .position(|s| matches!(s, Step::Mknod { path, .. } if path == node));
+        let bound = steps.iter().position(
+            |s| matches!(s, Step::Bind { source, target } if source == node && target == node),
+        );
+        let allowed_at = steps
+            .iter()
+            .position(|s| matches!(s, Step::AllowDevices { target } if target == node));
+        assert!(
+            made < bound && bound < allowed_at && made.is_some(),
+            "{node}: mknod, bind onto itself, then allow devices on that mount"
+        );
+    }
+}
+
+#[test]
+fn binds_and_the_root_get_their_flags() {
+    let bind = |readonly| BindSource {
+        path: "/host".into(),
+        readonly,
+    };
+    assert_eq!(
+        bind(true).flags(),
+        MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV
+    );
+    assert_eq!(bind(false).flags(), MountFlags::NOSUID | MountFlags::NODEV);
+    assert_eq!(
+        ROOT_FLAGS,
+        MountFlags::NODEV,
+        "setuid binaries keep working"
+    );
+    use crate::executor::sandbox::sys::attr;
+    assert_eq!(
+        linux::attr_bits(bind(true).flags()),
+        attr::RDONLY | attr::NOSUID | attr::NODEV
+    );
+    assert_eq!(
+        linux::attr_bits(MountFlags::NOEXEC | MountFlags::STRICTATIME | MountFlags::BIND),
+        attr::NOEXEC
+    );
 }

@@ -2,6 +2,14 @@
 //! evaluation for our capability set, architecture and kernel, and the BPF program
 //! that results (`bpf.rs`).
 //!
+//! The data follows moby's `profiles/seccomp/default.json` of mid-2025: the file as of
+//! moby commit `00f3d189e420d485e42d15fe494f96d272284e0e` with moby/moby#46762 (Docker
+//! 25.0: `io_uring_setup`, `io_uring_enter` and `io_uring_register` are no longer
+//! allowed, so they get the default `EPERM`; io_uring runs operations that seccomp
+//! never sees), #47341 (syscalls of kernels 5.17 to 6.7), #50077 (kernels 6.8 to 6.13)
+//! and #50097 (`lsm_*` only with `CAP_SYS_ADMIN`) applied; the provenance note at the
+//! top of `default.json` says the same.
+//!
 //! Evaluation follows moby's `profiles/seccomp/seccomp_linux.go`: a rule applies when
 //! its `includes` hold (every listed capability is in the bounding set, the native
 //! architecture is listed, the kernel is at least `minKernel`) and its `excludes` do

@@ -43,7 +43,6 @@ mod x86_64 {
             "exit_group",
             "mmap",
             "arch_prctl",
-            "io_uring_setup",
         ] {
             assert_eq!(call(&prog, name, [0; 6]), ALLOW, "{name}");
         }
@@ -66,6 +65,41 @@ mod x86_64 {
             "add_key",
             "userfaultfd",
         ] {
+            assert_eq!(call(&prog, name, [0; 6]), EPERM, "{name}");
+        }
+    }
+
+    #[test]
+    fn io_uring_is_refused_as_in_moby_since_docker_25() {
+        // moby/moby#46762: io_uring bypasses seccomp's view of the syscalls it runs.
+        let prog = default_filter(host()).unwrap();
+        for name in ["io_uring_setup", "io_uring_enter", "io_uring_register"] {
+            assert_eq!(call(&prog, name, [0; 6]), EPERM, "{name}");
+        }
+        let i386 = |name: &str| name.parse::<syscalls::x86::Sysno>().unwrap().id() as u32;
+        assert_eq!(bpf::run(&prog, i386("io_uring_setup"), I386, [0; 6]), EPERM);
+    }
+
+    #[test]
+    fn syscalls_of_kernels_up_to_6_13_follow_moby() {
+        let prog = default_filter(host()).unwrap();
+        for name in [
+            "getxattrat",
+            "setxattrat",
+            "listxattrat",
+            "removexattrat",
+            "statmount",
+            "listmount",
+            "mseal",
+            "uretprobe",
+            "cachestat",
+            "fchmodat2",
+            "futex_wait",
+        ] {
+            assert_eq!(call(&prog, name, [0; 6]), ALLOW, "{name}");
+        }
+        // moby/moby#50097: only with CAP_SYS_ADMIN, which Docker's set lacks.
+        for name in ["lsm_get_self_attr", "lsm_set_self_attr", "lsm_list_modules"] {
             assert_eq!(call(&prog, name, [0; 6]), EPERM, "{name}");
         }
     }
@@ -233,6 +267,7 @@ fn every_allowed_name_of_the_profile_is_known_somewhere() {
         "s390_pci_mmio_write",
         "s390_runtime_instr",
         "riscv_flush_icache",
+        "riscv_hwprobe",
         "fstatat64",
         "recv",
         "send",

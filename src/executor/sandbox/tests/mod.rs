@@ -8,10 +8,14 @@
 //! | `process.rs` | pid namespace, exit codes and signals, reaping, timeouts, cleanup |
 //! | `security.rs` | capabilities, `no_new_privs`, seccomp, masked and read-only paths |
 //! | `filesystem.rs` | `/dev`, `/etc` files, stubs and the overlay upperdir, mounts |
+//! | `hostile.rs` | device nodes outside `/dev`'s set, mount flags (`nodev`, `nosuid`, recursive read-only) |
 //! | `identity.rs` | user, groups, env, cwd, host name, network namespaces |
+//! | `limits.rs` | the step's cgroup (memory, pids, cpu, devices), ulimits, `/dev/shm` |
 
 mod filesystem;
+mod hostile;
 mod identity;
+mod limits;
 mod process;
 mod security;
 
@@ -135,6 +139,8 @@ pub(super) fn spec_at(rootfs: impl Into<PathBuf>) -> SandboxSpec {
         hosts: "127.0.0.1 localhost\n::1 localhost\n".into(),
         resolv_conf: "nameserver 192.0.2.53\n".into(),
         timeout: Some(Duration::from_secs(60)),
+        limits: Default::default(),
+        cgroup: None,
     }
 }
 

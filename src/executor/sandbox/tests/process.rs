@@ -43,7 +43,8 @@ fn exit_codes_and_signal_deaths_pass_through() {
         status.unwrap(),
         ExitStatus {
             code: 3,
-            signal: None
+            signal: None,
+            usage: None
         }
     );
     let (status, _) = run(&rootfs.spec(&["/bin/sh", "-c", "kill -9 $$"]));
@@ -51,7 +52,8 @@ fn exit_codes_and_signal_deaths_pass_through() {
         status.unwrap(),
         ExitStatus {
             code: 137,
-            signal: Some(9)
+            signal: Some(9),
+            usage: None
         }
     );
     let (status, _) = run(&rootfs.spec(&["/bin/sh", "-c", "kill -TERM $$"]));
@@ -59,7 +61,8 @@ fn exit_codes_and_signal_deaths_pass_through() {
         status.unwrap(),
         ExitStatus {
             code: 143,
-            signal: Some(15)
+            signal: Some(15),
+            usage: None
         }
     );
 }
