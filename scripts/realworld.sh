@@ -743,8 +743,8 @@ run_case() {
       COMPARE_ROWS+=("$c $seconds $other_seconds")
     fi
   fi
-  # The stores go at exit: on this ext4 (discard), files made soon after a big rm -rf
-  # are made several times slower (GNU tar too), which would skew the next timing.
+  # The stores go at exit: files made soon after a big rm -rf were made several times
+  # slower on the test machine (GNU tar too), which would skew the next case's timing.
   [ "$status" = PASS ] || FAILED=$((FAILED + 1))
   RESULTS+=("$(printf '%s  %-34s %-8s %8s  %s' "$status" "$c" "$BUILDER" "${seconds}s" "$detail")")
   printf '%s  %-34s %s %ss (bases: %s) %s\n' "$status" "$c" "$BUILDER" "$seconds" "${bases% }" "$detail"
