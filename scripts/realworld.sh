@@ -467,7 +467,7 @@ prepare_store() {
 # image ID must show).
 DELIVER=1
 build() {
-  local c=$1 builder=$2 logf=$3 target delivery ref t0 t1 arg out loaded id1 id2
+  local c=$1 builder=$2 logf=$3 target delivery ref t0 t1 arg out loaded id1 id2 old
   shift 3
   local args=()
   target=$(case_target "$c")
@@ -496,10 +496,12 @@ build() {
       --iidfile "$RUN_DIR/$c.iid" -t "$ref" "${args[@]}" .) >>"$logf" 2>&1 || return 1
     t1=$(now)
   else
+    old=$(docker_id "$ref")
     t0=$(now)
     (cd "$CASES_DIR/$c" && DOCKER_BUILDKIT=1 "$DOCKER" build --progress plain --network host \
       -t "$ref" "${args[@]}" .) >>"$logf" 2>&1 || return 1
     t1=$(now)
+    drop_replaced "$old" "$ref" # a rerun's image takes the name: no dangling image
   fi
   BUILD_SECONDS=$(elapsed "$t0" "$t1")
   [ "$DELIVER" = 1 ] || return 0
