@@ -27,8 +27,8 @@
 #   4. With --compare, also builds each case with BuildKit (`docker builder prune -af`
 #      first, which empties dockerd's whole build cache; bases already local) and prints
 #      seconds side by side.
-# Takes about 4 minutes with the rootfs and bases cached (3 more to make them), twice
-# that with --compare; most of it is apt, pip and npm downloads and compiling.
+# Takes 3 to 4 minutes with the rootfs and bases cached (3 more to make them), about
+# twice that with --compare; most of it is apt, pip and npm downloads and compiling.
 # One PASS/FAIL line per case; exit status 1 if any case failed.
 set -euo pipefail
 
