@@ -27,8 +27,8 @@
 #   4. With --compare, also builds each case with BuildKit (`docker builder prune -af`
 #      first, which empties dockerd's whole build cache; bases already local) and prints
 #      seconds side by side.
-# Takes about 4 minutes with the rootfs and bases cached (3 more to make them), twice
-# that with --compare; most of it is apt, pip and npm downloads and compiling.
+# Takes 3 to 4 minutes with the rootfs and bases cached (3 more to make them), about
+# twice that with --compare; most of it is apt, pip and npm downloads and compiling.
 # One PASS/FAIL line per case; exit status 1 if any case failed.
 set -euo pipefail
 
@@ -467,7 +467,7 @@ prepare_store() {
 # image ID must show).
 DELIVER=1
 build() {
-  local c=$1 builder=$2 logf=$3 target delivery ref t0 t1 arg out loaded id1 id2
+  local c=$1 builder=$2 logf=$3 target delivery ref t0 t1 arg out loaded id1 id2 old
   shift 3
   local args=()
   target=$(case_target "$c")
@@ -496,10 +496,12 @@ build() {
       --iidfile "$RUN_DIR/$c.iid" -t "$ref" "${args[@]}" .) >>"$logf" 2>&1 || return 1
     t1=$(now)
   else
+    old=$(docker_id "$ref")
     t0=$(now)
     (cd "$CASES_DIR/$c" && DOCKER_BUILDKIT=1 "$DOCKER" build --progress plain --network host \
       -t "$ref" "${args[@]}" .) >>"$logf" 2>&1 || return 1
     t1=$(now)
+    drop_replaced "$old" "$ref" # a rerun's image takes the name: no dangling image
   fi
   BUILD_SECONDS=$(elapsed "$t0" "$t1")
   [ "$DELIVER" = 1 ] || return 0
