@@ -275,7 +275,10 @@ impl BuildArgs {
             .context("--platform")?;
         let options = BuildOptions {
             root,
-            context: self.context,
+            // Absolute once, here: bind mounts hand context paths to the sandbox, which
+            // takes absolute paths only (`rbuild build .` failed at the first bind).
+            context: std::path::absolute(&self.context)
+                .with_context(|| format!("build context {}", self.context.display()))?,
             dockerfile,
             tags,
             build_args,

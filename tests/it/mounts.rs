@@ -490,3 +490,25 @@ fn read_only_binds_are_read_only_nosuid_and_nodev_below_their_top() {
     }
     assert!(leaked_mounts(&t.root()).is_empty());
 }
+
+#[test]
+fn a_relative_context_path_works_with_bind_mounts() {
+    let Some(t) = crate::support::busybox(
+        "FROM base\nRUN --mount=type=bind,source=x,target=/x cat /x > /seen\n",
+        &[("x", "hi\n")],
+    ) else {
+        return;
+    };
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rbuild"))
+        .current_dir(t.context())
+        .arg("--root")
+        .arg(t.root())
+        .args(["build", "--progress", "plain", "."])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
