@@ -464,8 +464,8 @@ impl<'a> Dispatcher<'a> {
             }
             contents.push(c);
         }
-        let dest = self.expand(&spec.dest, span, what)?;
-        let dest = absolute_dest(&dest, &self.state.workdir);
+        let written_dest = self.expand(&spec.dest, span, what)?;
+        let dest = absolute_dest(&written_dest, &self.state.workdir);
         let opt = |v: &Option<String>, w: &str| -> Result<Option<String>> {
             v.as_ref().map(|s| self.expand(s, span, w)).transpose()
         };
@@ -488,9 +488,7 @@ impl<'a> Dispatcher<'a> {
             contents,
             dest,
         };
-        let mut names: Vec<String> = op.sources.clone();
-        names.extend(op.contents.iter().map(|c| c.path.clone()));
-        let created_by = format!("{what} {} {} # buildkit", names.join(" "), op.dest);
+        let created_by = copy_created_by(what, &op, &written_dest);
         Ok((Op::Copy(Box::new(op)), created_by, true))
     }
 
@@ -631,7 +629,10 @@ impl<'a> Dispatcher<'a> {
     }
 }
 
-/// The history text of a HEALTHCHECK (Go's `%+v` of the settings, as BuildKit writes).
+/// The history text of a HEALTHCHECK as current BuildKit writes it (Go's `%+v` of the
+/// settings; BuildKit's own `TestDispatchHealthcheckHistory` vector, in the conformance
+/// corpus). Older BuildKit (Docker 20.10's) printed Go's `%q` of the struct instead,
+/// `&{["CMD-SHELL" "…"] "30s" "0s" "0s" '\x03'}`; history text is informational only.
 pub fn healthcheck_created_by(check: &Healthcheck) -> String {
     format!(
         "HEALTHCHECK {{Test:[{}] Interval:{} Timeout:{} StartPeriod:{} StartInterval:{} Retries:{}}}",
@@ -642,6 +643,22 @@ pub fn healthcheck_created_by(check: &Healthcheck) -> String {
         go_duration(check.start_interval),
         check.retries
     )
+}
+
+/// The history text of a COPY or ADD as BuildKit writes it: the expanded sources, each
+/// here-document as `<<NAME`, then the destination as written (expanded, not made
+/// absolute): `COPY a b ./ # buildkit`.
+fn copy_created_by(what: &str, op: &CopyOp, written_dest: &str) -> String {
+    let mut text = what.to_owned();
+    for source in &op.sources {
+        text.push(' ');
+        text.push_str(source);
+    }
+    for content in &op.contents {
+        text.push_str(" <<");
+        text.push_str(&content.path);
+    }
+    format!("{text} {written_dest} # buildkit")
 }
 
 /// Go's `time.Duration.String()` for history text.

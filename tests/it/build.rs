@@ -110,6 +110,33 @@ fn config_follows_buildkit() {
 }
 
 #[test]
+fn copy_history_shows_sources_and_destination_as_written() {
+    let t = TestContext::new(
+        "FROM scratch\nWORKDIR /w\nARG D=./c\nCOPY a b ./\nCOPY a ${D}\nADD <<EOF /h\nx\nEOF\n",
+        &[("a", "a\n"), ("b", "b\n")],
+    );
+    t.build(&["-t", "h:1"]);
+    let out = t.rbuild(&["inspect", "h:1"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let texts: Vec<&str> = v["config"]["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h["created_by"].as_str())
+        .filter(|s| s.ends_with("# buildkit"))
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            "COPY a b ./ # buildkit",
+            "COPY a ./c # buildkit",
+            "ADD <<EOF /h # buildkit"
+        ],
+        "BuildKit's text: expanded, destination not made absolute"
+    );
+}
+
+#[test]
 fn same_inputs_give_the_same_digest() {
     if !can_mount() {
         return;
