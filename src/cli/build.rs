@@ -1,11 +1,12 @@
 //! `rbuild build` (and the shorthand `rbuild -t app:1 .`): flags -> [`BuildOptions`].
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 
+use super::context_arg::{prepare, Prepared, Request};
 use super::progress::ProgressMode;
 use crate::executor::{
     BuildOptions, CompressionKind, Output, PullPolicy, SecretSpec, Snapshotter, SshSpec,
@@ -42,13 +43,16 @@ pub enum SnapshotterArg {
 /// Arguments of `rbuild build`.
 #[derive(Debug, clap::Args)]
 pub struct BuildArgs {
-    /// The build context directory.
-    #[arg(default_value = ".")]
-    pub context: PathBuf,
+    /// The build context: a directory, `-` (a tar archive or a Dockerfile on standard
+    /// input), a git URL (`https://host/org/repo.git#REF:SUBDIR`, `git@host:org/repo`)
+    /// or an http(s) URL of a tarball.
+    #[arg(default_value = ".", value_name = "PATH|URL|-")]
+    pub context: String,
     /// Name (and tag) for the image; may be repeated.
     #[arg(short = 't', long = "tag")]
     pub tags: Vec<String>,
-    /// The Dockerfile (default: `<context>/Dockerfile`; `-` reads standard input).
+    /// The Dockerfile (default: `Dockerfile`, `Containerfile` or `dockerfile` in the
+    /// context; `-` reads standard input). Inside the context for a URL or `-` context.
     #[arg(short = 'f', long = "file")]
     pub file: Option<PathBuf>,
     /// A build argument `KEY=VALUE` (or `KEY` to take it from the environment).
@@ -69,6 +73,9 @@ pub struct BuildArgs {
     /// How to show progress.
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
+    /// Print nothing but the image ID (and errors): `--progress quiet`.
+    #[arg(short = 'q', long, conflicts_with = "progress")]
+    pub quiet: bool,
     /// Layer compression.
     #[arg(long, value_enum, default_value_t = Compression::Gzip)]
     pub compression: Compression,
@@ -212,37 +219,24 @@ fn key_values(
     Ok(out)
 }
 
-/// `<context>/Dockerfile`, unless it is a symlink that leads out of the context: a
-/// context is often someone else's (a CI checkout of a pull request), and following
-/// such a link would read a host file and print its first line in the parse error.
-/// Named with `-f`, any file is the user's choice.
-fn default_dockerfile(context: &Path) -> anyhow::Result<PathBuf> {
-    let path = context.join("Dockerfile");
-    let is_link = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
-    if !is_link {
-        return Ok(path);
-    }
-    let inside = match (std::fs::canonicalize(context), std::fs::canonicalize(&path)) {
-        (Ok(ctx), Ok(target)) => target.starts_with(&ctx),
-        _ => false,
-    };
-    if !inside {
-        bail!(
-            "{} is a symlink out of the context: refusing to read it (name it with -f to use it)",
-            path.display()
-        );
-    }
-    Ok(path)
-}
-
 impl BuildArgs {
     /// Validates the flags into [`BuildOptions`] for store `root`.
-    pub fn into_options(self, root: PathBuf) -> anyhow::Result<(BuildOptions, ProgressMode, bool)> {
-        let dockerfile = match &self.file {
-            Some(file) => file.clone(),
-            None => default_dockerfile(&self.context)?,
-        };
+    pub fn into_options(
+        self,
+        root: PathBuf,
+    ) -> anyhow::Result<(BuildOptions, ProgressMode, bool, Prepared)> {
         let build_args = key_values(&self.build_args, "--build-arg", true)?;
+        let keep_git_dir = build_args
+            .get("BUILDKIT_CONTEXT_KEEP_GIT_DIR")
+            .is_some_and(|v| is_true(v));
+        let prepared = prepare(
+            &Request {
+                context: &self.context,
+                file: self.file.as_deref(),
+                keep_git_dir,
+            },
+            &root,
+        )?;
         let source_date_epoch = match build_args
             .get("SOURCE_DATE_EPOCH")
             .cloned()
@@ -275,11 +269,8 @@ impl BuildArgs {
             .context("--platform")?;
         let options = BuildOptions {
             root,
-            // Absolute once, here: bind mounts hand context paths to the sandbox, which
-            // takes absolute paths only (`rbuild build .` failed at the first bind).
-            context: std::path::absolute(&self.context)
-                .with_context(|| format!("build context {}", self.context.display()))?,
-            dockerfile,
+            context: prepared.context.clone(),
+            dockerfile: prepared.dockerfile.clone(),
             tags,
             build_args,
             target: self.target,
@@ -335,14 +326,25 @@ impl BuildArgs {
             registry,
             limits: self.limits.limits()?,
         };
-        Ok((options, self.progress, push))
+        let progress = if self.quiet {
+            ProgressMode::Quiet
+        } else {
+            self.progress
+        };
+        Ok((options, progress, push, prepared))
     }
+}
+
+/// A build-arg's boolean value as BuildKit reads it (Go's `strconv.ParseBool`).
+fn is_true(value: &str) -> bool {
+    matches!(value, "1" | "t" | "T" | "true" | "TRUE" | "True")
 }
 
 /// Runs `rbuild build`.
 pub fn run(args: BuildArgs, root: PathBuf) -> anyhow::Result<ExitCode> {
     let cap = super::prune_cmds::max_store_size(&root, args.max_store_size.as_deref())?;
-    let (options, progress, push) = args.into_options(root)?;
+    // `_prepared` keeps fetched contexts until the build is done.
+    let (options, progress, push, _prepared) = args.into_options(root)?;
     private_mounts();
     // First Ctrl-C: stop at the next step and clean up; a second one exits at once
     // (mounts still vanish with the process's mount namespace). The build also sets

@@ -4,6 +4,7 @@
 //! module renders what comes back (data on stdout, diagnostics on stderr).
 
 mod build;
+mod context_arg;
 mod limits;
 mod parse;
 mod progress;
@@ -81,12 +82,21 @@ const SUBCOMMANDS: [&str; 14] = [
     "login", "logout", "help",
 ];
 
+/// Commands of `docker` and `podman` that rbuild does not have: a word that names one
+/// is a mistaken command, not a build context.
+const FOREIGN_COMMANDS: [&str; 12] = [
+    "history", "save", "load", "run", "version", "info", "ps", "exec", "rm", "commit", "export",
+    "import",
+];
+
 /// `rbuild -t app:1 .` means `rbuild build -t app:1 .`: inserts `build` before the
-/// first argument that is not a global option when no subcommand is named.
-fn with_default_subcommand(mut argv: Vec<OsString>) -> Vec<OsString> {
+/// first argument that is not a global option when no subcommand is named. A first
+/// word that is not an existing path but looks like a command (a known docker command,
+/// or a subcommand misspelt) is refused instead of being built as a directory.
+fn with_default_subcommand(mut argv: Vec<OsString>) -> Result<Vec<OsString>, String> {
     let mut i = 1;
     while i < argv.len() {
-        let arg = argv[i].to_string_lossy();
+        let arg = argv[i].to_string_lossy().into_owned();
         if arg == "--root" {
             i += 2;
             continue;
@@ -95,20 +105,67 @@ fn with_default_subcommand(mut argv: Vec<OsString>) -> Vec<OsString> {
             i += 1;
             continue;
         }
-        let keep = SUBCOMMANDS.contains(&arg.as_ref())
-            || matches!(arg.as_ref(), "-h" | "--help" | "-V" | "--version");
+        let keep = SUBCOMMANDS.contains(&arg.as_str())
+            || matches!(arg.as_str(), "-h" | "--help" | "-V" | "--version");
         if !keep {
+            if let Some(message) = unknown_command(&arg) {
+                return Err(message);
+            }
             argv.insert(i, OsString::from("build"));
         }
         break;
     }
-    argv
+    Ok(argv)
+}
+
+/// The error for `word` when it is meant as a command rather than a context path.
+fn unknown_command(word: &str) -> Option<String> {
+    let bare = !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if !bare || word.starts_with('-') || std::path::Path::new(word).exists() {
+        return None;
+    }
+    let similar = SUBCOMMANDS
+        .iter()
+        .filter(|c| **c != "help")
+        .map(|c| (edit_distance(word, c), *c))
+        .filter(|(d, c)| *d <= 2 && *d < c.len())
+        .min();
+    match similar {
+        Some((_, c)) => Some(format!("unknown command '{word}': did you mean '{c}'?")),
+        None if FOREIGN_COMMANDS.contains(&word) => Some(format!(
+            "unknown command '{word}': rbuild builds, stores and pushes images (see `rbuild --help`)"
+        )),
+        None => None,
+    }
+}
+
+/// Levenshtein distance of two short ASCII words.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            let next = (row[j + 1] + 1).min(row[j] + 1).min(prev + cost);
+            prev = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
 }
 
 /// Entry point of the `rbuild` binary.
 pub fn run() -> ExitCode {
-    let Args { root, command } =
-        Args::parse_from(with_default_subcommand(std::env::args_os().collect()));
+    let argv = match with_default_subcommand(std::env::args_os().collect()) {
+        Ok(argv) => argv,
+        Err(message) => {
+            write_stderr(&format!("error: {message}"));
+            return ExitCode::from(2);
+        }
+    };
+    let Args { root, command } = Args::parse_from(argv);
     let result = match command {
         Command::Build(a) => store_root(root).and_then(|r| build::run(*a, r)),
         Command::Parse(a) => parse::run(a),
@@ -163,6 +220,30 @@ fn write_stderr(text: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mistyped_and_foreign_commands_are_refused_not_built() {
+        let argv = |words: &[&str]| {
+            let mut v = vec![OsString::from("rbuild")];
+            v.extend(words.iter().map(OsString::from));
+            with_default_subcommand(v)
+        };
+        assert_eq!(
+            argv(&["imags"]).unwrap_err(),
+            "unknown command 'imags': did you mean 'images'?"
+        );
+        assert!(argv(&["history", "app:1"])
+            .unwrap_err()
+            .contains("'history'"));
+        assert!(argv(&["--root", "/s", "pusj"])
+            .unwrap_err()
+            .contains("'push'"));
+        let built = argv(&["-t", "a:1", "."]).unwrap();
+        assert_eq!(built[1], "build");
+        assert_eq!(argv(&["images"]).unwrap()[1], "images");
+        // Another word is a context path; the build says when it does not exist.
+        assert_eq!(argv(&["myapp"]).unwrap()[1], "build");
+    }
 
     #[test]
     fn causes_already_shown_are_not_repeated() {

@@ -35,6 +35,7 @@ mod filter;
 mod ignore_file;
 mod open;
 mod readahead;
+pub mod source;
 mod walk;
 
 #[cfg(test)]

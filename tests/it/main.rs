@@ -6,6 +6,7 @@ mod cache;
 mod crash;
 mod foreign;
 mod hostile;
+mod inputs;
 mod integrity;
 mod limits;
 mod mounts;

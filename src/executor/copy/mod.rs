@@ -3,9 +3,9 @@
 //! `--exclude`, `--chown`/`--chmod`, inline heredoc files, `.dockerignore` (through the
 //! context index), and sources that can never leave their tree.
 
-mod archive;
+pub mod archive;
 mod digest;
-mod fetch;
+pub mod fetch;
 mod source;
 mod write;
 
