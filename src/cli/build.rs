@@ -58,6 +58,10 @@ pub struct BuildArgs {
     /// A build argument `KEY=VALUE` (or `KEY` to take it from the environment).
     #[arg(long = "build-arg", value_name = "KEY=VALUE")]
     pub build_args: Vec<String>,
+    /// A file of build arguments, one `KEY=VALUE` (or `KEY`) per line; `#` comments
+    /// and blank lines are skipped; `--build-arg` wins (podman's flag); may be repeated.
+    #[arg(long = "build-arg-file", value_name = "FILE")]
+    pub build_arg_files: Vec<PathBuf>,
     /// The stage to build.
     #[arg(long)]
     pub target: Option<String>,
@@ -225,7 +229,11 @@ impl BuildArgs {
         self,
         root: PathBuf,
     ) -> anyhow::Result<(BuildOptions, ProgressMode, bool, Prepared)> {
-        let build_args = key_values(&self.build_args, "--build-arg", true)?;
+        let mut build_args = BTreeMap::new();
+        for file in &self.build_arg_files {
+            build_args.append(&mut build_arg_file(file)?);
+        }
+        build_args.append(&mut key_values(&self.build_args, "--build-arg", true)?);
         let keep_git_dir = build_args
             .get("BUILDKIT_CONTEXT_KEEP_GIT_DIR")
             .is_some_and(|v| is_true(v));
@@ -335,6 +343,19 @@ impl BuildArgs {
     }
 }
 
+/// `--build-arg-file FILE`: its `KEY=VALUE` lines, as podman reads them.
+fn build_arg_file(file: &std::path::Path) -> anyhow::Result<BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read --build-arg-file {}", file.display()))?;
+    let lines: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect();
+    key_values(&lines, &format!("line in {}", file.display()), true)
+}
+
 /// A build-arg's boolean value as BuildKit reads it (Go's `strconv.ParseBool`).
 fn is_true(value: &str) -> bool {
     matches!(value, "1" | "t" | "T" | "true" | "TRUE" | "True")
@@ -422,6 +443,28 @@ fn private_mounts() {
         let _ = mount_change(
             "/",
             MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_arg_files_skip_comments_and_name_bad_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("argfile.conf");
+        std::fs::write(&file, "# versions\nA=1\n\n  B=two words  \nC=\n").unwrap();
+        let args = build_arg_file(&file).unwrap();
+        assert_eq!(args["A"], "1");
+        assert_eq!(args["B"], "two words");
+        assert_eq!(args["C"], "");
+        std::fs::write(&file, "=x\n").unwrap();
+        let err = build_arg_file(&file).unwrap_err().to_string();
+        assert!(
+            err.contains("argfile.conf") && err.contains("\"=x\""),
+            "{err}"
         );
     }
 }

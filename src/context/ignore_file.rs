@@ -1,8 +1,11 @@
 //! Choosing and loading the ignore file of a build.
 //!
 //! BuildKit's rule: `<dockerfile-name>.dockerignore` next to the Dockerfile (for example
-//! `build/Dockerfile.dev.dockerignore`) wins over `.dockerignore` at the context root. A
-//! missing file is normal; an unreadable or invalid one is an error naming the file.
+//! `build/Dockerfile.dev.dockerignore`) wins over the file at the context root. At the
+//! root, podman's `.containerignore` wins over `.dockerignore` (podman and buildah read
+//! it first; docker reads only `.dockerignore`, so a project with both keeps them the
+//! same). A missing file is normal; an unreadable or invalid one is an error naming the
+//! file.
 
 use std::fs;
 use std::io;
@@ -71,12 +74,13 @@ fn leads_out(context_dir: &Path, path: &Path) -> bool {
 
 /// The candidate files, most specific first.
 fn candidates(context_dir: &Path, dockerfile: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::with_capacity(2);
+    let mut out = Vec::with_capacity(3);
     if let Some(name) = dockerfile.file_name() {
         let mut ignore_name = name.to_os_string();
         ignore_name.push(".dockerignore");
         out.push(dockerfile.with_file_name(ignore_name));
     }
+    out.push(context_dir.join(".containerignore"));
     out.push(context_dir.join(".dockerignore"));
     out
 }
@@ -115,6 +119,17 @@ mod tests {
             .unwrap();
         assert_eq!(plain.patterns(), ["a"]);
         assert!(plain.matcher().matches("a/x").unwrap());
+    }
+
+    #[test]
+    fn containerignore_wins_over_dockerignore_at_the_root() {
+        let ctx = tempfile::tempdir().unwrap();
+        fs::write(ctx.path().join(".dockerignore"), "a\n").unwrap();
+        fs::write(ctx.path().join(".containerignore"), "c\n").unwrap();
+        let file = dockerignore_for(ctx.path(), &ctx.path().join("Containerfile"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(file.patterns(), ["c"]);
     }
 
     #[test]

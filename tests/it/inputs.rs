@@ -276,3 +276,26 @@ fn a_git_url_with_a_reference_and_subdirectory_is_a_context() {
     assert!(err.contains("cannot fetch the git context"), "{err}");
     assert!(err.contains("nope"), "{err}");
 }
+
+#[test]
+fn build_arg_files_are_read_and_build_args_win() {
+    let t = TestContext::new("FROM scratch\nARG A\nARG B\nLABEL a=$A b=$B\n", &[]);
+    let file = t.path("args.conf");
+    std::fs::write(&file, "# comment\nA=from-file\nB=from-file\n").unwrap();
+    let file = file.to_string_lossy().into_owned();
+    t.build(&[
+        "-t",
+        "a:1",
+        "--build-arg-file",
+        &file,
+        "--build-arg",
+        "B=flag",
+    ]);
+    let inspect = t.rbuild(&["inspect", "a:1"]);
+    let v: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    let labels = &v["config"]["config"]["Labels"];
+    assert_eq!(
+        (&labels["a"], &labels["b"]),
+        (&"from-file".into(), &"flag".into())
+    );
+}
