@@ -5,6 +5,7 @@
 
 mod build;
 mod context_arg;
+mod history;
 mod limits;
 mod parse;
 mod progress;
@@ -46,6 +47,8 @@ enum Command {
     Rmi(store_cmds::RmiArgs),
     /// Print an image's manifest and config as JSON.
     Inspect(store_cmds::InspectArgs),
+    /// Show an image's history, newest first (as `docker history`).
+    History(history::HistoryArgs),
     /// Show what the store holds: images, blobs, snapshots, cache, by size.
     Du(prune_cmds::DuArgs),
     /// Remove build cache and blobs no image needs.
@@ -77,16 +80,15 @@ fn store_root(root: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     .context("cannot choose a store directory (HOME is not set): pass --root or set RBUILD_ROOT")
 }
 
-const SUBCOMMANDS: [&str; 14] = [
-    "build", "parse", "images", "tag", "rmi", "inspect", "du", "prune", "store", "pull", "push",
-    "login", "logout", "help",
+const SUBCOMMANDS: [&str; 15] = [
+    "build", "parse", "images", "tag", "rmi", "inspect", "history", "du", "prune", "store", "pull",
+    "push", "login", "logout", "help",
 ];
 
 /// Commands of `docker` and `podman` that rbuild does not have: a word that names one
 /// is a mistaken command, not a build context.
-const FOREIGN_COMMANDS: [&str; 12] = [
-    "history", "save", "load", "run", "version", "info", "ps", "exec", "rm", "commit", "export",
-    "import",
+const FOREIGN_COMMANDS: [&str; 11] = [
+    "save", "load", "run", "version", "info", "ps", "exec", "rm", "commit", "export", "import",
 ];
 
 /// `rbuild -t app:1 .` means `rbuild build -t app:1 .`: inserts `build` before the
@@ -173,6 +175,7 @@ pub fn run() -> ExitCode {
         Command::Tag(a) => store_root(root).and_then(|r| store_cmds::run_tag(&r, &a)),
         Command::Rmi(a) => store_root(root).and_then(|r| store_cmds::run_rmi(&r, &a)),
         Command::Inspect(a) => store_root(root).and_then(|r| store_cmds::run_inspect(&r, &a)),
+        Command::History(a) => store_root(root).and_then(|r| history::run_history(&r, &a)),
         Command::Du(a) => store_root(root).and_then(|r| prune_cmds::run_du(&r, &a)),
         Command::Prune(a) => store_root(root).and_then(|r| prune_cmds::run_prune(&r, &a)),
         Command::Store(a) => store_root(root).and_then(|r| store_check::run(&r, &a)),
@@ -232,9 +235,8 @@ mod tests {
             argv(&["imags"]).unwrap_err(),
             "unknown command 'imags': did you mean 'images'?"
         );
-        assert!(argv(&["history", "app:1"])
-            .unwrap_err()
-            .contains("'history'"));
+        assert!(argv(&["save", "app:1"]).unwrap_err().contains("'save'"));
+        assert_eq!(argv(&["history", "app:1"]).unwrap()[1], "history");
         assert!(argv(&["--root", "/s", "pusj"])
             .unwrap_err()
             .contains("'push'"));

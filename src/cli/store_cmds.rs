@@ -51,7 +51,7 @@ pub struct InspectArgs {
     name: String,
 }
 
-fn open(root: &Path) -> anyhow::Result<Store> {
+pub(super) fn open(root: &Path) -> anyhow::Result<Store> {
     Store::open(root).with_context(|| format!("cannot open the image store `{}`", root.display()))
 }
 
@@ -63,7 +63,7 @@ pub(super) fn print(text: &str) -> anyhow::Result<()> {
 }
 
 /// Resolves a name or digest to its descriptor, or fails naming it.
-fn resolve(store: &Store, reference: &str) -> anyhow::Result<Descriptor> {
+pub(super) fn resolve(store: &Store, reference: &str) -> anyhow::Result<Descriptor> {
     store
         .resolve(reference)?
         .ok_or_else(|| store::Error::ImageNotFound {
@@ -107,7 +107,7 @@ pub fn run_images(root: &Path, args: &ImagesArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn digest_text(descriptor: &Descriptor, no_trunc: bool) -> String {
+pub(super) fn digest_text(descriptor: &Descriptor, no_trunc: bool) -> String {
     if no_trunc {
         descriptor.digest.to_string()
     } else {
@@ -141,8 +141,8 @@ fn image_row(
 }
 
 /// Left-aligned columns separated by three spaces.
-pub(super) fn render_table(rows: &[[String; 4]]) -> String {
-    let mut widths = [0usize; 4];
+pub(super) fn render_table<const N: usize>(rows: &[[String; N]]) -> String {
+    let mut widths = [0usize; N];
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
@@ -188,7 +188,7 @@ pub(super) fn human_size(bytes: u64) -> String {
 }
 
 /// `2024-01-01T00:00:00Z` -> `3 months ago`; unparseable text is shown as it is.
-fn relative_time(rfc3339: &str, now: i64) -> String {
+pub(super) fn relative_time(rfc3339: &str, now: i64) -> String {
     let Some(then) = parse_rfc3339(rfc3339) else {
         return rfc3339.to_owned();
     };

@@ -134,6 +134,28 @@ fn copy_history_shows_sources_and_destination_as_written() {
         ],
         "BuildKit's text: expanded, destination not made absolute"
     );
+    let out = t.rbuild(&["history", "--no-trunc", "h:1"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("IMAGE") && lines[0].contains("CREATED BY"),
+        "{text}"
+    );
+    assert!(
+        lines[1].contains("ADD <<EOF /h # buildkit"),
+        "newest first: {text}"
+    );
+    assert!(
+        lines[1].starts_with("sha256:"),
+        "the image ID on top: {text}"
+    );
+    assert!(lines[2].starts_with("<missing>"), "{text}");
+    assert!(text.contains("WORKDIR /w"), "{text}");
+    let quiet = t.rbuild(&["history", "-q", "h:1"]);
+    assert_eq!(
+        String::from_utf8_lossy(&quiet.stdout).lines().count(),
+        lines.len() - 1
+    );
 }
 
 #[test]
