@@ -36,7 +36,8 @@ pub struct Request<'a> {
 /// Prepares the context and Dockerfile of `request`, fetching into store `root`.
 pub fn prepare(request: &Request<'_>, root: &Path) -> anyhow::Result<Prepared> {
     let stdin_file = request.file.is_some_and(|f| f == Path::new("-"));
-    let arg = ContextArg::parse(request.context);
+    let arg = ContextArg::parse(request.context)
+        .with_context(|| format!("invalid build context {}", request.context))?;
     if stdin_file && arg == ContextArg::Stdin {
         bail!("the Dockerfile (-f -) and the context (-) cannot both come from standard input");
     }

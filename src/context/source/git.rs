@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::GitUrl;
+use crate::parser::instructions::values::{GitMtime, GitRef};
 
 /// Why a git context could not be fetched.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +29,24 @@ pub enum GitError {
         /// What git said (its last lines).
         stderr: String,
     },
+    /// The checkout is not the commit `?checksum=` names.
+    #[error("{remote}: checked out commit {actual}, but the URL asks for {expected}")]
+    Checksum {
+        /// The repository.
+        remote: String,
+        /// The commit (or prefix) asked for.
+        expected: String,
+        /// What was checked out.
+        actual: String,
+    },
+    /// An option of the URL that a context cannot honour.
+    #[error("{remote}: {option} is not supported for build contexts")]
+    Unsupported {
+        /// The repository.
+        remote: String,
+        /// The option.
+        option: String,
+    },
     /// The `:SUBDIR` of the URL is not a directory of the checkout.
     #[error("{remote}: `{subdir}` is not a directory of the repository")]
     NoSubdir {
@@ -40,8 +58,15 @@ pub enum GitError {
 }
 
 /// Fetches `url` into `dest` (a directory to create) and returns the context
-/// directory: `dest` or its `SUBDIR`.
-pub fn fetch(url: &GitUrl, dest: &Path, keep_git_dir: bool) -> Result<PathBuf, GitError> {
+/// directory: `dest` or its `SUBDIR`. `keep_git_dir` is the default when the URL does
+/// not say (`?keep-git-dir=`).
+pub fn fetch(url: &GitRef, dest: &Path, keep_git_dir: bool) -> Result<PathBuf, GitError> {
+    if url.mtime == Some(GitMtime::Commit) {
+        return Err(GitError::Unsupported {
+            remote: url.remote.clone(),
+            option: "?mtime=commit".into(),
+        });
+    }
     let git = Git { url, dir: dest };
     git.run(&["init", "-q", &path_arg(dest)], false)?;
     git.run(&["remote", "add", "origin", &url.remote], true)?;
@@ -57,19 +82,14 @@ pub fn fetch(url: &GitUrl, dest: &Path, keep_git_dir: bool) -> Result<PathBuf, G
     } else {
         git.run(&["checkout", "-q", "FETCH_HEAD"], true)?;
     }
-    git.run(
-        &[
-            "submodule",
-            "update",
-            "-q",
-            "--init",
-            "--recursive",
-            "--depth",
-            "1",
-        ],
-        true,
-    )?;
-    if !keep_git_dir {
+    if url.submodules != Some(false) {
+        let update = ["submodule", "update", "-q", "--init", "--recursive"];
+        git.run(&[&update[..], &["--depth", "1"]].concat(), true)?;
+    }
+    if let Some(expected) = &url.checksum {
+        git.check_commit(expected)?;
+    }
+    if !url.keep_git_dir.unwrap_or(keep_git_dir) {
         let dot_git = dest.join(".git");
         // A checkout without its metadata is what BuildKit hands on; nothing in the
         // tree can depend on `.git` being there.
@@ -80,7 +100,7 @@ pub fn fetch(url: &GitUrl, dest: &Path, keep_git_dir: bool) -> Result<PathBuf, G
 
 /// `dest/SUBDIR`, which must be a directory inside `dest` (a symlink in the
 /// repository may not lead out of it).
-fn subdir(url: &GitUrl, dest: &Path) -> Result<PathBuf, GitError> {
+fn subdir(url: &GitRef, dest: &Path) -> Result<PathBuf, GitError> {
     let Some(sub) = &url.subdir else {
         return Ok(dest.to_owned());
     };
@@ -105,13 +125,32 @@ fn path_arg(path: &Path) -> String {
 
 /// Runs git commands for one fetch.
 struct Git<'a> {
-    url: &'a GitUrl,
+    url: &'a GitRef,
     dir: &'a Path,
 }
 
 impl Git<'_> {
+    /// Fails unless the checked-out commit starts with `expected`.
+    fn check_commit(&self, expected: &str) -> Result<(), GitError> {
+        let actual = self.output(&["rev-parse", "HEAD"], true)?;
+        let actual = actual.trim().to_owned();
+        if actual.starts_with(expected) {
+            return Ok(());
+        }
+        Err(GitError::Checksum {
+            remote: self.url.remote.clone(),
+            expected: expected.to_owned(),
+            actual,
+        })
+    }
+
     /// Runs `git ARGS` (in the checkout when `inside`), failing with git's own words.
     fn run(&self, args: &[&str], inside: bool) -> Result<(), GitError> {
+        self.output(args, inside).map(drop)
+    }
+
+    /// Runs `git ARGS` and returns its standard output.
+    fn output(&self, args: &[&str], inside: bool) -> Result<String, GitError> {
         let mut cmd = Command::new("git");
         if inside {
             cmd.arg("-C").arg(self.dir);
@@ -130,7 +169,7 @@ impl Git<'_> {
             .output()
             .map_err(GitError::NoGit)?;
         if out.status.success() {
-            return Ok(());
+            return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
         }
         let stderr = String::from_utf8_lossy(&out.stderr);
         let tail: Vec<&str> = stderr.trim().lines().rev().take(3).collect();
@@ -177,8 +216,25 @@ mod tests {
         Some(t)
     }
 
-    fn url(t: &Path, fragment: &str) -> GitUrl {
-        GitUrl::parse(&format!("file://{}/repo.git{fragment}", t.display()))
+    /// A reference to the test repository (`file://` is not a context URL docker
+    /// recognises, but git fetches it like any other).
+    fn url(t: &Path, fragment: &str) -> GitRef {
+        let (reference, subdir) = match fragment.strip_prefix('#') {
+            Some(f) => {
+                let (r, s) = f.split_once(':').unwrap_or((f, ""));
+                (
+                    (!r.is_empty()).then(|| r.to_owned()),
+                    (!s.is_empty()).then(|| s.to_owned()),
+                )
+            }
+            None => (None, None),
+        };
+        GitRef {
+            remote: format!("file://{}/repo.git", t.display()),
+            reference,
+            subdir,
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -206,5 +262,9 @@ mod tests {
         assert!(matches!(err, GitError::NoSubdir { .. }), "{err}");
         let err = fetch(&url(t.path(), "#:missing"), &t.path().join("c3"), false).unwrap_err();
         assert!(matches!(err, GitError::NoSubdir { .. }), "{err}");
+        let mut wrong = url(t.path(), "#v1");
+        wrong.checksum = Some("0000000".into());
+        let err = fetch(&wrong, &t.path().join("c4"), false).unwrap_err();
+        assert!(matches!(err, GitError::Checksum { .. }), "{err}");
     }
 }
