@@ -21,7 +21,8 @@
 //!   the `fd`/`stdin`/`stdout`/`stderr`/`ptmx` links; `/sys` read-only sysfs (no
 //!   `/sys/fs/cgroup`). So a device node the step makes (`mknod` works: `CAP_MKNOD` is
 //!   in Docker's set) or the image ships cannot be opened (`EACCES`), which is what
-//!   runc's device cgroup gives Docker.
+//!   runc's device cgroup gives Docker. The step's cgroup adds runc's allowlist on top
+//!   (v1 `devices` controller, or the v2 eBPF device program; see [`cgroup`]).
 //! - `RUN --mount` binds are `nosuid,nodev` (and read-only unless `rw`) on every mount
 //!   of the bound tree, set on the detached clone before it is attached
 //!   (`mount_setattr(2)` with `AT_RECURSIVE`: Linux 5.12 or later is required).
@@ -97,11 +98,11 @@
 //!   (multi-threaded) process, needs a bundle directory and state on disk, and creates
 //!   mount points inside the rootfs without removing them; the re-exec design makes
 //!   the single-threaded child a property of the architecture, not of a library;
-//! - what we give up (documented gaps): user namespaces / rootless, the cgroup v2
-//!   device eBPF program (see [`cgroup`]), AppArmor/SELinux labels, the x32 ABI (its
-//!   syscalls get `EPERM`).
+//! - what we give up (documented gaps): user namespaces / rootless, AppArmor/SELinux
+//!   labels, the x32 ABI (its syscalls get `EPERM`).
 //!   Each security property Docker has and we claim is covered by a root test in
-//!   `tests.rs`, and the seccomp compiler by interpreter tests in `seccomp/bpf.rs`.
+//!   `tests.rs`, and the seccomp compiler and the device program by interpreter
+//!   tests in `seccomp/bpf.rs` and `cgroup/devices_bpf/`.
 //!
 //! | file | owns |
 //! |---|---|

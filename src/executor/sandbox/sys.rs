@@ -1,8 +1,9 @@
 //! Every `unsafe` block of the sandbox, each with its `// SAFETY:` argument: `fork`
 //! (and `clone3` into a cgroup), `execve`, signal dispositions (and the helper's
 //! stop-signal handler), the seccomp load, the loopback `ioctl`, raw `prctl`,
-//! `close_range` and `mount_setattr` calls, `unshare`, and (tests only) the
-//! `.init_array` hook that dispatches the helper in the unit-test binary.
+//! `close_range` and `mount_setattr` calls, `unshare`, the `bpf` calls of the cgroup
+//! v2 device program, and (tests only) the `.init_array` hook that dispatches the
+//! helper in the unit-test binary and a `fork` of a child making raw system calls.
 //!
 //! The functions here are thin and return `io::Result`; callers attach the operation
 //! and path. Safe `rustix` wrappers are used directly elsewhere.
@@ -14,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use rustix::process::Pid;
 
+use super::cgroup::devices_bpf::Insn;
 use super::seccomp::SockFilter;
 
 /// The result of [`fork`].
@@ -401,6 +403,211 @@ pub(super) fn unshare(flags: rustix::thread::UnshareFlags) -> io::Result<()> {
     // diverging between threads); it is never passed here, and the helper is
     // single-threaded anyway.
     unsafe { rustix::thread::unshare_unsafe(flags) }.map_err(io::Error::from)
+}
+
+/// `bpf(BPF_PROG_LOAD)`: `insns` as a program of type `prog_type` (license
+/// `license`, name `name`), the verifier's log written into `log` (no log if empty).
+/// The program's descriptor (close-on-exec).
+pub(super) fn bpf_prog_load(
+    prog_type: u32,
+    insns: &[Insn],
+    license: &CStr,
+    name: &[u8; 16],
+    log: &mut [u8],
+) -> io::Result<OwnedFd> {
+    /// `union bpf_attr` for `BPF_PROG_LOAD`, up to `expected_attach_type`.
+    #[repr(C)]
+    struct ProgLoad {
+        prog_type: u32,
+        insn_cnt: u32,
+        insns: u64,
+        license: u64,
+        log_level: u32,
+        log_size: u32,
+        log_buf: u64,
+        kern_version: u32,
+        prog_flags: u32,
+        prog_name: [u8; 16],
+        prog_ifindex: u32,
+        expected_attach_type: u32,
+    }
+    const BPF_PROG_LOAD: libc::c_int = 5;
+    let too_big = |_| io::Error::from_raw_os_error(libc::E2BIG);
+    let attr = ProgLoad {
+        prog_type,
+        insn_cnt: u32::try_from(insns.len()).map_err(too_big)?,
+        insns: insns.as_ptr() as u64,
+        license: license.as_ptr() as u64,
+        log_level: u32::from(!log.is_empty()),
+        log_size: u32::try_from(log.len()).map_err(too_big)?,
+        log_buf: if log.is_empty() {
+            0
+        } else {
+            log.as_mut_ptr() as u64
+        },
+        kern_version: 0,
+        prog_flags: 0,
+        prog_name: *name,
+        prog_ifindex: 0,
+        expected_attach_type: 0,
+    };
+    // SAFETY: `ProgLoad` is `repr(C)` with the fields (and no padding) of the
+    // `BPF_PROG_LOAD` member of `union bpf_attr` up to `expected_attach_type`, and its
+    // size is passed; `Insn` is `repr(C)` as `struct bpf_insn`. The kernel reads
+    // `insn_cnt` instructions from `insns` and the NUL-terminated `license`, both
+    // alive for the call, and writes at most `log_size` bytes to `log_buf`, which is
+    // exclusively borrowed (or 0 with `log_level` 0: no log).
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_LOAD,
+            &attr as *const ProgLoad,
+            std::mem::size_of::<ProgLoad>(),
+        )
+    };
+    let fd = i32::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is the new program descriptor, owned by nothing else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `bpf(BPF_PROG_ATTACH)`: attaches program `prog` to `target` (a cgroup directory)
+/// as `attach_type` with `flags`.
+pub(super) fn bpf_prog_attach(
+    target: BorrowedFd<'_>,
+    prog: BorrowedFd<'_>,
+    attach_type: u32,
+    flags: u32,
+) -> io::Result<()> {
+    /// `union bpf_attr` for `BPF_PROG_ATTACH`, up to `attach_flags`.
+    #[repr(C)]
+    struct ProgAttach {
+        target_fd: u32,
+        attach_bpf_fd: u32,
+        attach_type: u32,
+        attach_flags: u32,
+    }
+    const BPF_PROG_ATTACH: libc::c_int = 8;
+    let attr = ProgAttach {
+        target_fd: target.as_raw_fd() as u32,
+        attach_bpf_fd: prog.as_raw_fd() as u32,
+        attach_type,
+        attach_flags: flags,
+    };
+    // SAFETY: `ProgAttach` is `repr(C)` with the fields of the `BPF_PROG_ATTACH`
+    // member of `union bpf_attr` up to `attach_flags`, and its size is passed; the
+    // kernel only reads it. Both descriptors are borrowed, open for the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_ATTACH,
+            &attr as *const ProgAttach,
+            std::mem::size_of::<ProgAttach>(),
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `bpf(BPF_PROG_QUERY)`: how many programs of `attach_type` are attached to
+/// `target` itself (tests only).
+#[cfg(test)]
+pub(super) fn bpf_prog_query(target: BorrowedFd<'_>, attach_type: u32) -> io::Result<u32> {
+    /// `union bpf_attr` for `BPF_PROG_QUERY`, up to `prog_cnt` (padding explicit).
+    #[repr(C)]
+    struct ProgQuery {
+        target_fd: u32,
+        attach_type: u32,
+        query_flags: u32,
+        attach_flags: u32,
+        prog_ids: u64,
+        prog_cnt: u32,
+        pad: u32,
+    }
+    const BPF_PROG_QUERY: libc::c_int = 16;
+    let mut attr = ProgQuery {
+        target_fd: target.as_raw_fd() as u32,
+        attach_type,
+        query_flags: 0,
+        attach_flags: 0,
+        prog_ids: 0,
+        prog_cnt: 0,
+        pad: 0,
+    };
+    // SAFETY: `ProgQuery` is `repr(C)` with the fields of the `BPF_PROG_QUERY` member
+    // of `union bpf_attr` up to `prog_cnt` (plus the padding after it), and its size
+    // is passed; the kernel writes `attach_flags` and `prog_cnt` into it, exclusively
+    // borrowed, and no ids (`prog_ids` is null).
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_QUERY,
+            &mut attr as *mut ProgQuery,
+            std::mem::size_of::<ProgQuery>(),
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(attr.prog_cnt)
+}
+
+/// One system call of a [`fork_probe`] child.
+#[cfg(test)]
+pub(super) enum Probe<'a> {
+    /// `open(path, O_WRONLY)`, then `write(bytes)`.
+    Write(&'a CStr, &'a [u8]),
+    /// `mknod(path, kind | 0600, dev)`.
+    Mknod(&'a CStr, rustix::fs::FileType, rustix::fs::Dev),
+    /// `open(path, flags)`.
+    Open(&'a CStr, rustix::fs::OFlags),
+}
+
+/// Forks a child that makes `probes` in order (tests only; from a multi-threaded
+/// process). Each probe's errno (0: it succeeded), in order; fewer if the child died.
+#[cfg(test)]
+pub(super) fn fork_probe(probes: &[Probe<'_>]) -> io::Result<Vec<i32>> {
+    use rustix::fs::{Mode, OFlags, CWD};
+    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    // SAFETY: other threads may hold locks (allocator, stdio) at the fork, so the
+    // child touches none: it only makes raw system calls through rustix on memory
+    // prepared before the fork (`probes`, the pipe), without allocating, and leaves
+    // with `_exit`.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        for probe in probes {
+            let made = match *probe {
+                Probe::Write(path, bytes) => rustix::fs::open(path, OFlags::WRONLY, Mode::empty())
+                    .and_then(|fd| rustix::io::write(&fd, bytes))
+                    .map(drop),
+                Probe::Mknod(path, kind, dev) => {
+                    rustix::fs::mknodat(CWD, path, kind, Mode::from_raw_mode(0o600), dev)
+                }
+                Probe::Open(path, flags) => rustix::fs::open(path, flags, Mode::empty()).map(drop),
+            };
+            let errno = made.err().map_or(0, |e| e.raw_os_error());
+            if rustix::io::write(&w, &errno.to_ne_bytes()).is_err() {
+                exit_now(1);
+            }
+        }
+        exit_now(0);
+    }
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    drop(w);
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut std::fs::File::from(r), &mut bytes)?;
+    let pid = Pid::from_raw(pid).ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+    rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty())?;
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|c| i32::from_ne_bytes([c[0], c[1], c[2], c[3]]))
+        .collect())
 }
 
 /// Runs the re-exec dispatch before the unit-test harness starts, so that the test

@@ -2,52 +2,95 @@
 //! (`cgroup.subtree_control`), or the step cgroups go beside the own cgroup when it
 //! holds processes; then a probe directory is created and removed in each hierarchy,
 //! and a hierarchy where that fails (no permission, read-only cgroupfs) is dropped
-//! with the reason.
+//! with the reason. On v2 the device program is attached to the probe directory:
+//! where that fails (no `CAP_BPF`, eBPF disabled) the steps get no device program,
+//! and the reason is listed.
 
 use std::io;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use super::discover::{read_in, v2_controllers};
-use super::{stale, Controller, Place, Version};
+use super::{devices_bpf, stale, Controller, Hierarchy, Place, Version};
 
 /// Delegates (v2) and probes every hierarchy of `place`; what fails moves to
-/// `place.missing`.
+/// `place.missing`. On v2 the probe also attaches the device program: when that
+/// works the hierarchy gets [`Controller::Devices`] (even without any controller
+/// handed down: a program needs none).
 pub(super) fn prepare(place: &mut Place) {
-    if place.version == Version::V2 {
-        if let Some(h) = place.hierarchies.first_mut() {
-            match delegate_v2(&h.dir, &h.controllers) {
-                Ok((dir, controllers)) => {
-                    h.dir = dir;
-                    h.controllers = controllers;
-                }
-                Err(why) => h.controllers.retain(|c| {
-                    place.missing.push((*c, why.clone()));
-                    false
-                }),
-            }
-        }
+    let v2 = place.version == Version::V2;
+    if v2 {
+        delegate(place);
     }
     let name = stale::probe_name();
-    let mut kept = Vec::new();
-    for h in std::mem::take(&mut place.hierarchies) {
-        match probe(&h.dir, &name) {
-            Ok(()) if !h.controllers.is_empty() => kept.push(h),
-            Ok(()) => {}
-            Err(why) => place
-                .missing
-                .extend(h.controllers.iter().map(|c| (*c, why.clone()))),
-        }
-    }
-    place.hierarchies = kept;
+    let hierarchies = std::mem::take(&mut place.hierarchies);
+    place.hierarchies = hierarchies
+        .into_iter()
+        .filter_map(|h| probed(h, &name, v2, &mut place.missing))
+        .collect();
 }
 
-/// Creates and removes `dir/name`.
-fn probe(dir: &Path, name: &str) -> Result<(), String> {
+/// Hands the controllers of the v2 hierarchy down; when that fails they move to
+/// `place.missing` (the hierarchy stays, for the probe).
+fn delegate(place: &mut Place) {
+    let Some(h) = place.hierarchies.first_mut() else {
+        return;
+    };
+    match delegate_v2(&h.dir, &h.controllers) {
+        Ok((dir, controllers)) => {
+            h.dir = dir;
+            h.controllers = controllers;
+        }
+        Err(why) => h.controllers.retain(|c| {
+            place.missing.push((*c, why.clone()));
+            false
+        }),
+    }
+}
+
+/// `h` once a probe directory was made in it (with the device program attached when
+/// `devices`), if it still has a controller; what cannot be used goes to `missing`.
+fn probed(
+    mut h: Hierarchy,
+    name: &str,
+    devices: bool,
+    missing: &mut Vec<(Controller, String)>,
+) -> Option<Hierarchy> {
+    let mut guarded = None;
+    let made = probe(&h.dir, name, |path| {
+        if devices {
+            guarded = Some(attach_devices(path));
+        }
+    });
+    if let Err(why) = made {
+        let lost = h.controllers.iter().copied();
+        let lost = lost.chain(devices.then_some(Controller::Devices));
+        missing.extend(lost.map(|c| (c, why.clone())));
+        return None;
+    }
+    match guarded {
+        Some(Ok(())) => h.controllers.push(Controller::Devices),
+        Some(Err(why)) => missing.push((Controller::Devices, why)),
+        None => {}
+    }
+    (!h.controllers.is_empty()).then_some(h)
+}
+
+/// Creates `dir/name`, runs `during` on it and removes it.
+fn probe(dir: &Path, name: &str, during: impl FnOnce(&Path)) -> Result<(), String> {
     let path = dir.join(name);
     std::fs::create_dir(&path)
         .map_err(|e| format!("cannot create a cgroup in {}: {e}", dir.display()))?;
+    during(&path);
     std::fs::remove_dir(&path)
         .map_err(|e| format!("cannot remove the cgroup {}: {e}", path.display()))
+}
+
+/// Attaches the device program to the cgroup v2 directory `path`.
+fn attach_devices(path: &Path) -> Result<(), String> {
+    let dir =
+        std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    devices_bpf::attach(dir.as_fd()).map_err(|e| format!("{e} (on {})", path.display()))
 }
 
 /// The directory (and its controllers) where v2 step cgroups get `wanted`: the own
@@ -161,6 +204,7 @@ mod tests {
             place.why_not(Controller::Pids).contains("cannot"),
             "{place:?}"
         );
+        assert!(place.why_not(Controller::Devices).contains("cannot create"));
     }
 
     #[test]
@@ -170,6 +214,14 @@ mod tests {
         let mut place = v2_place(own.clone(), vec![Controller::Memory, Controller::Pids]);
         prepare(&mut place);
         assert_eq!(place.hierarchies.len(), 1, "{place:?}");
+        // No cgroupfs: the device program cannot be attached, and says so.
+        assert!(!place.has(Controller::Devices));
+        assert!(
+            place
+                .why_not(Controller::Devices)
+                .contains("device eBPF program"),
+            "{place:?}"
+        );
         let left: Vec<_> = std::fs::read_dir(&own)
             .unwrap()
             .filter_map(Result::ok)

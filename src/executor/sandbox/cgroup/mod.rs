@@ -19,19 +19,28 @@
 //!   when the own cgroup holds processes (and is not the root); the step's cgroup then
 //!   goes beside it, below its parent, which already hands these controllers down
 //!   (limits set on the own cgroup itself then do not bound the step; those of every
-//!   ancestor still do). Devices: no eBPF device program is attached; the step's
-//!   `/dev` is a tmpfs holding only `null zero full random urandom tty` and the `pts`
-//!   instance, as in runc's allowlist.
+//!   ancestor still do). Devices: v2 has no `devices` controller; as runc does, an
+//!   eBPF program (`BPF_PROG_TYPE_CGROUP_DEVICE`) compiled from the same allowlist
+//!   (`devices_bpf/`) is attached to the step's cgroup, with `BPF_F_ALLOW_MULTI` so
+//!   that the programs of enclosing cgroups still apply. Where it cannot be attached
+//!   (no `CAP_BPF`, eBPF disabled) the build's probe lists it in [`Place::missing`]
+//!   and the steps run without it. On a hybrid host the step gets the v1 `devices`
+//!   cgroup, and nothing on the `unified` hierarchy.
+//!
+//! Under every version the step's `/dev` is a tmpfs holding only `null zero full
+//! random urandom tty` and the `pts` instance, and every mount is `nodev` (only those
+//! nodes are bound without it): the device cgroup or program is a second wall.
 //!
 //! # Who does what
 //!
 //! - The build (caller), once, at its first RUN ([`detect`]): finds the hierarchies,
 //!   makes the v2 delegation, proves with a probe directory that cgroups can be
-//!   created (permission, read-only cgroupfs), and removes stale step cgroups
+//!   created (permission, read-only cgroupfs) and, on v2, that the device program can
+//!   be attached to one, and removes stale step cgroups
 //!   (`stale.rs`) whose helper is dead (a helper killed with SIGKILL cannot clean up).
 //!   What cannot be used is listed with the reason in [`Place::missing`].
-//! - The helper ([`StepCgroup`]), per step: creates the directories and writes the
-//!   limits before forking init; init starts inside (v2: `clone3` into the cgroup) or
+//! - The helper ([`StepCgroup`]), per step: creates the directories, writes the
+//!   limits and attaches the device program (v2) before forking init; init starts inside (v2: `clone3` into the cgroup) or
 //!   moves itself in before anything else (v1: `0` written to the `tasks` files the
 //!   helper opened; see `step.rs` for why not `cgroup.procs`), so the command and
 //!   everything it starts are inside while the helper stays outside.
@@ -45,6 +54,7 @@
 
 mod delegate;
 mod devices;
+pub(super) mod devices_bpf;
 mod discover;
 pub(crate) mod stale;
 mod step;
@@ -70,7 +80,7 @@ pub enum Controller {
     Cpu,
     /// `--cpuset-cpus`.
     Cpuset,
-    /// The device allowlist (cgroup v1 only).
+    /// The device allowlist: the v1 `devices` controller, an eBPF program on v2.
     Devices,
 }
 
@@ -191,4 +201,22 @@ pub(crate) fn own_v2_dir() -> Option<PathBuf> {
     discover::v2_dir(&memberships, &mounts)
         .ok()
         .map(|(dir, _)| dir)
+}
+
+/// The [`Place`] a v2 host would get at the own cgroup on the cgroup2 mount (the
+/// `unified` one of a hybrid host), no controller handed down: probed, with
+/// [`Controller::Devices`] if the device program can be attached there. For tests of
+/// the v2 path on any host.
+#[cfg(test)]
+pub(crate) fn own_v2_place() -> Option<Place> {
+    let mut place = discover::v2_place(own_v2_dir()?, Vec::new());
+    delegate::prepare(&mut place);
+    Some(place)
+}
+
+/// How many device programs are attached to the cgroup v2 directory `dir` itself.
+#[cfg(test)]
+pub(crate) fn device_programs(dir: &std::path::Path) -> std::io::Result<u32> {
+    use std::os::fd::AsFd;
+    devices_bpf::attached(std::fs::File::open(dir)?.as_fd())
 }

@@ -23,7 +23,7 @@ use rustix::fs::{AtFlags, Mode, OFlags};
 
 use super::v1::{self, ParentCpuset};
 use super::write::Write;
-use super::{v2, Controller, Place, Usage, Version};
+use super::{devices_bpf, v2, Controller, Place, Usage, Version};
 use crate::executor::sandbox::limits::Limits;
 
 /// How long a removal waits for the last processes of a killed step to leave the
@@ -198,9 +198,14 @@ impl Entry {
     }
 }
 
-/// Writes the limits of its controllers into the new cgroup `d`.
+/// Writes the limits of its controllers into the new cgroup `d` (on v2, attaches the
+/// device program).
 fn configure(version: Version, d: &Dir, limits: &Limits) -> Result<(), CgroupFailure> {
     for &controller in &d.controllers {
+        if (version, controller) == (Version::V2, Controller::Devices) {
+            devices_bpf::attach(d.dir.as_fd()).map_err(|e| failure(d.path.clone())(e.into()))?;
+            continue;
+        }
         let writes = match version {
             Version::V1 => {
                 let cpuset = match controller {
@@ -345,6 +350,29 @@ mod tests {
         }
         cg.remove().unwrap();
         assert!(!dir.exists());
+    }
+
+    /// On v2 the device controller is the eBPF program, attached to the new
+    /// directory: a fake tree is no cgroupfs, so the attach is refused (`EBADF`, or
+    /// `EPERM` without `CAP_BPF`), naming the directory, and nothing is left.
+    #[test]
+    fn a_v2_step_cgroup_gets_the_device_program_attached() {
+        let root = tempfile::tempdir().unwrap();
+        let place = Place {
+            version: Version::V2,
+            hierarchies: vec![Hierarchy {
+                dir: root.path().to_path_buf(),
+                controllers: vec![Controller::Pids, Controller::Devices],
+            }],
+            missing: Vec::new(),
+        };
+        let err = StepCgroup::create(&place, "rbuild-1-2-3", &Limits::default()).unwrap_err();
+        assert_eq!(err.path, root.path().join("rbuild-1-2-3"), "{err:?}");
+        assert!(
+            matches!(err.error.raw_os_error(), Some(libc::EBADF | libc::EPERM)),
+            "{err:?}"
+        );
+        assert!(!root.path().join("rbuild-1-2-3").exists());
     }
 
     #[test]

@@ -38,7 +38,11 @@ pub(super) fn writes(controller: Controller, limits: &Limits, cpuset: &ParentCpu
             Write::new("cpuset.mems", cpuset.mems.trim().to_owned()),
         ],
         Controller::Devices => std::iter::once(Write::new("devices.deny", devices::DENY_ALL))
-            .chain(devices::ALLOW.map(|rule| Write::new("devices.allow", rule)))
+            .chain(
+                devices::ALLOW
+                    .iter()
+                    .map(|rule| Write::new("devices.allow", rule.to_string())),
+            )
             .collect(),
     }
 }

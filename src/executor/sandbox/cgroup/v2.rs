@@ -5,7 +5,7 @@ use super::Controller;
 use crate::executor::sandbox::limits::{Limits, Swap, SwapTotal, DEFAULT_CPU_PERIOD};
 
 /// The writes for `controller`, in order (none for [`Controller::Devices`]: v2 has
-/// no device files, see the module documentation).
+/// no device files; `step.rs` attaches the device program instead).
 pub(super) fn writes(controller: Controller, limits: &Limits) -> Vec<Write> {
     match controller {
         Controller::Memory => memory(limits),

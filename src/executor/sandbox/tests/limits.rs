@@ -240,3 +240,48 @@ fn v2_init_is_created_inside_the_step_cgroup() {
     let (name, _) = split_name(&out);
     assert!(!dir.join(&name).exists());
 }
+
+/// The v2 device program on any host with a cgroup2 mount (a hybrid host's `unified`
+/// one): found attachable by the probe, attached to the step's cgroup while the step
+/// runs, and the sandbox's devices still work under it.
+#[test]
+fn v2_steps_get_the_device_program() {
+    if !prerequisites("cgroup v2 device program") {
+        return;
+    }
+    let Some(place) = cgroup::own_v2_place() else {
+        return;
+    };
+    if !place.has(Controller::Devices) {
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!(
+                "skipped: no device program here: {}",
+                place.why_not(Controller::Devices)
+            );
+        }
+        return;
+    }
+    let dir = place.hierarchies[0].dir.clone();
+    let rootfs = Rootfs::busybox();
+    let script = "for d in null zero full random urandom; do \
+                  head -c1 /dev/$d >/dev/null || echo $d refused; done; \
+                  echo x >/dev/null && head -c4 /dev/urandom | wc -c; \
+                  mknod /tmp/disk b 7 0 && echo mknod-ok; sleep 0.3";
+    let spec = limited(&rootfs, &place, Limits::default(), script);
+    let (mut name, mut attached) = (String::new(), None);
+    let mut out = String::new();
+    let result = Sandbox::new().run(&spec, &mut |bytes| {
+        out.push_str(&String::from_utf8_lossy(bytes));
+        if name.is_empty() {
+            if let Some((first, _)) = out.split_once('\n') {
+                name = first.to_owned();
+                attached = Some(cgroup::device_programs(&dir.join(&name)).map_err(|e| e.kind()));
+            }
+        }
+    });
+    assert!(result.unwrap().success(), "{out}");
+    assert_eq!(attached, Some(Ok(1)), "{out}");
+    assert_eq!(split_name(&out).1, "4\nmknod-ok\n");
+    assert!(!dir.join(&name).exists());
+}
