@@ -126,36 +126,19 @@ fn unknown_command(word: &str) -> Option<String> {
     if !bare || word.starts_with('-') || std::path::Path::new(word).exists() {
         return None;
     }
-    let similar = SUBCOMMANDS
+    // Short names (`du`, `tag`) are one or two edits from too many words to guess.
+    let long_names: Vec<&str> = SUBCOMMANDS
         .iter()
-        .filter(|c| **c != "help")
-        .map(|c| (edit_distance(word, c), *c))
-        .filter(|(d, c)| *d <= 2 && *d < c.len())
-        .min();
-    match similar {
-        Some((_, c)) => Some(format!("unknown command '{word}': did you mean '{c}'?")),
+        .copied()
+        .filter(|c| c.len() > 3 && *c != "help")
+        .collect();
+    match crate::parser::instructions::values::closest(word, &long_names) {
+        Some(c) => Some(format!("unknown command '{word}': did you mean '{c}'?")),
         None if FOREIGN_COMMANDS.contains(&word) => Some(format!(
             "unknown command '{word}': rbuild builds, stores and pushes images (see `rbuild --help`)"
         )),
         None => None,
     }
-}
-
-/// Levenshtein distance of two short ASCII words.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            let next = (row[j + 1] + 1).min(row[j] + 1).min(prev + cost);
-            prev = row[j + 1];
-            row[j + 1] = next;
-        }
-    }
-    row[b.len()]
 }
 
 /// Entry point of the `rbuild` binary.

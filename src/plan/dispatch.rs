@@ -110,6 +110,26 @@ fn resolve_image(
         })
 }
 
+/// `cause`, the failure to resolve `from` as an image, with a "did you mean" hint
+/// when a stage has a similar name (`--from=bulid` for stage `build`).
+fn no_stage_hint(
+    from: &str,
+    names: &BTreeMap<String, usize>,
+    cause: PlanError,
+    span: Span,
+) -> PlanError {
+    let names: Vec<&str> = names.keys().map(String::as_str).collect();
+    match values::closest(&from.to_lowercase(), &names) {
+        Some(suggestion) => PlanError::NoStage {
+            name: from.to_owned(),
+            suggestion,
+            cause: Box::new(cause),
+            span,
+        },
+        None => cause,
+    }
+}
+
 /// The configuration of `FROM scratch`: default `PATH`, working directory `/`.
 pub fn empty_image(platform: &Platform) -> ImageConfig {
     let mut config = ImageConfig {
@@ -432,10 +452,10 @@ impl<'a> Dispatcher<'a> {
                 message: format!("stage {from} ({j}) is not built before it is used"),
                 span,
             }),
-            None => {
-                let image = resolve_image(self.resolver, from, &self.platform, span)?;
-                Ok(Source::Image(Box::new(image)))
-            }
+            None => match resolve_image(self.resolver, from, &self.platform, span) {
+                Ok(image) => Ok(Source::Image(Box::new(image))),
+                Err(cause) => Err(no_stage_hint(from, &names, cause, span)),
+            },
         }
     }
 

@@ -27,6 +27,14 @@ pub enum PlanError {
     },
     #[error("{message}")]
     Invalid { message: String, span: Span },
+    /// `--from=NAME` names neither a stage nor an image, and a stage has a similar name.
+    #[error("no stage named '{name}' (did you mean '{suggestion}'?), and as an image: {cause}")]
+    NoStage {
+        name: String,
+        suggestion: String,
+        cause: Box<PlanError>,
+        span: Span,
+    },
     #[error("unsupported frontend {reference:?}: rbuild builds Dockerfiles itself and accepts only docker/dockerfile syntax references")]
     Frontend { reference: String, span: Span },
 }
@@ -39,6 +47,7 @@ impl PlanError {
             | PlanError::Expand { span, .. }
             | PlanError::Base { span, .. }
             | PlanError::Invalid { span, .. }
+            | PlanError::NoStage { span, .. }
             | PlanError::Frontend { span, .. } => Some(*span),
             _ => None,
         }

@@ -311,6 +311,15 @@ fn bad_input_is_a_clear_error_with_its_line() {
         &["Dockerfile:2", "nosuchstage"],
     );
     fails_with(
+        "FROM scratch AS build\nFROM scratch\nCOPY --from=bulid /a /a\n",
+        &[],
+        &[
+            "Dockerfile:3",
+            "no stage named 'bulid' (did you mean 'build'?)",
+            "as an image",
+        ],
+    );
+    fails_with(
         "FROM scratch\nCOPY a b /dest\n",
         &[("a", ""), ("b", "")],
         &["Dockerfile:2", "must be a directory and end with a /"],

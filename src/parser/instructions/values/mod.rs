@@ -48,6 +48,7 @@ pub use mount::{parse_mount, Mount, MountType, Sharing};
 pub use network::Network;
 pub use security::Security;
 pub use size::ram_in_bytes;
+pub(crate) use suggest::closest;
 
 #[cfg(test)]
 mod tests {
