@@ -307,7 +307,6 @@ impl BuildArgs {
             jobs: self.jobs,
             cancel: Default::default(),
             no_cache: self.no_cache,
-            explain: self.explain,
             no_cache_filter: self.no_cache_filter,
             secrets: self
                 .secrets
@@ -342,6 +341,7 @@ impl BuildArgs {
 /// Runs `rbuild build`.
 pub fn run(args: BuildArgs, root: PathBuf) -> anyhow::Result<ExitCode> {
     let cap = super::prune_cmds::max_store_size(&root, args.max_store_size.as_deref())?;
+    let explain = args.explain;
     let (options, progress, push) = args.into_options(root)?;
     private_mounts();
     // First Ctrl-C: stop at the next step and clean up; a second one exits at once
@@ -353,7 +353,7 @@ pub fn run(args: BuildArgs, root: PathBuf) -> anyhow::Result<ExitCode> {
         let _ = signal_hook::flag::register(signal, interrupted.clone());
         let _ = signal_hook::flag::register(signal, options.cancel.clone());
     }
-    if options.explain {
+    if explain {
         let reporter = super::progress::ExplainReporter;
         crate::executor::explain(&options, &reporter)?;
         return Ok(ExitCode::SUCCESS);

@@ -6,25 +6,33 @@
 
 mod build;
 mod caching;
+mod context;
 pub mod copy;
+mod env;
 mod error;
 mod events;
 mod export;
+mod file_steps;
 mod limits;
 mod mounts;
 mod options;
+mod publish;
 mod resolver;
 mod run;
 pub mod sandbox;
 mod schedule;
 mod snapshots;
 mod stage;
+mod stage_env;
 mod step_root;
+mod step_user;
 pub mod users;
 
-pub use build::{build, explain, rfc3339, BuildResult};
+pub use build::{build, explain};
+pub use env::rfc3339;
 pub use error::{BuildError, ExecError, Result};
 pub use events::{BuildEvent, NoReporter, Recorder, Reporter, StepId};
 pub use mounts::{FlagError, SecretSource, SecretSpec, SshSpec};
 pub use options::{BuildOptions, CompressionKind, Output, OutputError, Snapshotter};
+pub use publish::BuildResult;
 pub use resolver::PullPolicy;
