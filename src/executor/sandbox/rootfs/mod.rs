@@ -181,75 +181,83 @@ fn fail(op: SetupOp, path: &str) -> impl FnOnce(io::Error) -> Failure + '_ {
 
 /// Runs `steps`, recording the stubs it creates in `stubs`.
 pub(crate) fn apply(steps: &[Step], sys: &dyn Sys, stubs: &mut Stubs) -> Result<(), Failure> {
-    use MountFlags as F;
+    // Mount targets as resolved inside the root, by the path the plan names them.
     let mut resolved: HashMap<&str, String> = HashMap::new();
-    let at = |resolved: &HashMap<&str, String>, path: &str| {
-        resolved
-            .get(path)
-            .cloned()
-            .unwrap_or_else(|| path.to_owned())
-    };
     for step in steps {
-        match step {
-            Step::Target { path, dir, strict } => {
-                let real = stubs.ensure(sys, path, *dir, *strict)?;
-                resolved.insert(path, real);
-            }
-            Step::Mount {
-                fstype,
-                target,
-                flags,
-                data,
-            } => {
-                let t = at(&resolved, target);
-                sys.mount(fstype, &t, fstype, *flags, data)
-                    .map_err(fail(SetupOp::Mount, &t))?;
-            }
-            Step::Mkdir { path, mode } => {
-                sys.mkdir(path, *mode).map_err(fail(SetupOp::Mkdir, path))?
-            }
-            Step::Mknod { path, major, minor } => sys
-                .mknod(path, *major, *minor)
-                .map_err(fail(SetupOp::Mknod, path))?,
-            Step::Symlink { target, link } => sys
-                .symlink(target, link)
-                .map_err(fail(SetupOp::Symlink, link))?,
-            Step::WriteFile { path, contents } => sys
-                .write_file(path, contents)
-                .map_err(fail(SetupOp::WriteFile, path))?,
-            Step::Bind { source, target } => {
-                let t = at(&resolved, target);
-                sys.bind(source, &t).map_err(fail(SetupOp::Bind, &t))?;
-            }
-            Step::Restrict { target, flags } => {
-                let t = at(&resolved, target);
-                sys.restrict(&t, *flags)
-                    .map_err(fail(SetupOp::SetAttrs, &t))?;
-            }
-            Step::AllowDevices { target } => sys
-                .allow_devices(target)
-                .map_err(fail(SetupOp::SetAttrs, target))?,
-            Step::Attach { tree, target } => {
-                let t = at(&resolved, target);
-                sys.attach(*tree, &t).map_err(fail(SetupOp::Attach, &t))?;
-            }
-            Step::Mask { path } => mask(sys, path)?,
-            Step::ReadOnlyPath { path } => {
-                if sys
-                    .lstat(path)
-                    .map_err(fail(SetupOp::Stat, path))?
-                    .is_some()
-                {
-                    sys.bind(path, path).map_err(fail(SetupOp::Bind, path))?;
-                    let flags = F::NOSUID | F::NODEV | F::NOEXEC | F::RDONLY;
-                    sys.restrict(path, flags)
-                        .map_err(fail(SetupOp::SetAttrs, path))?;
-                }
-            }
-            Step::Remove { path, dir } => sys
-                .remove(path, *dir)
-                .map_err(fail(SetupOp::Remove, path))?,
+        if let Step::Target { path, dir, strict } = step {
+            let real = stubs.ensure(sys, path, *dir, *strict)?;
+            resolved.insert(path, real);
+            continue;
         }
+        let at = |path: &str| {
+            resolved
+                .get(path)
+                .cloned()
+                .unwrap_or_else(|| path.to_owned())
+        };
+        apply_one(step, sys, at)?;
+    }
+    Ok(())
+}
+
+/// Runs one step other than [`Step::Target`]; `at` gives a target's resolved path.
+fn apply_one(step: &Step, sys: &dyn Sys, at: impl Fn(&str) -> String) -> Result<(), Failure> {
+    match step {
+        Step::Target { .. } => Ok(()),
+        Step::Mount {
+            fstype,
+            target,
+            flags,
+            data,
+        } => {
+            let t = at(target);
+            sys.mount(fstype, &t, fstype, *flags, data)
+                .map_err(fail(SetupOp::Mount, &t))
+        }
+        Step::Mkdir { path, mode } => sys.mkdir(path, *mode).map_err(fail(SetupOp::Mkdir, path)),
+        Step::Mknod { path, major, minor } => sys
+            .mknod(path, *major, *minor)
+            .map_err(fail(SetupOp::Mknod, path)),
+        Step::Symlink { target, link } => sys
+            .symlink(target, link)
+            .map_err(fail(SetupOp::Symlink, link)),
+        Step::WriteFile { path, contents } => sys
+            .write_file(path, contents)
+            .map_err(fail(SetupOp::WriteFile, path)),
+        Step::Bind { source, target } => {
+            let t = at(target);
+            sys.bind(source, &t).map_err(fail(SetupOp::Bind, &t))
+        }
+        Step::Restrict { target, flags } => {
+            let t = at(target);
+            sys.restrict(&t, *flags)
+                .map_err(fail(SetupOp::SetAttrs, &t))
+        }
+        Step::AllowDevices { target } => sys
+            .allow_devices(target)
+            .map_err(fail(SetupOp::SetAttrs, target)),
+        Step::Attach { tree, target } => {
+            let t = at(target);
+            sys.attach(*tree, &t).map_err(fail(SetupOp::Attach, &t))
+        }
+        Step::Mask { path } => mask(sys, path),
+        Step::ReadOnlyPath { path } => read_only(sys, path),
+        Step::Remove { path, dir } => sys.remove(path, *dir).map_err(fail(SetupOp::Remove, path)),
+    }
+}
+
+/// Makes `path` read-only (`nosuid,nodev,noexec` too) if it exists.
+fn read_only(sys: &dyn Sys, path: &str) -> Result<(), Failure> {
+    use MountFlags as F;
+    if sys
+        .lstat(path)
+        .map_err(fail(SetupOp::Stat, path))?
+        .is_some()
+    {
+        sys.bind(path, path).map_err(fail(SetupOp::Bind, path))?;
+        let flags = F::NOSUID | F::NODEV | F::NOEXEC | F::RDONLY;
+        sys.restrict(path, flags)
+            .map_err(fail(SetupOp::SetAttrs, path))?;
     }
     Ok(())
 }
