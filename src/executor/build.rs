@@ -1,7 +1,7 @@
-//! A whole build, in phases: [`prepare`] (read and parse the Dockerfile, open the store
-//! and hold its gc lock, plan), [`build_stages`] (the stages the target needs, on the
-//! schedule of `schedule.rs`), then, unless only explaining, `publish.rs` (assemble,
-//! name, export, result files).
+//! A whole build, in phases: prepare ([`read_dockerfile`], [`gc_lock`] on the store,
+//! [`make_plan`]), [`build_stages`] (the stages the target needs, on the schedule of
+//! `schedule.rs`), then, unless only explaining, publish (`publish.rs`: assemble, name,
+//! export, result files).
 
 use std::num::NonZeroUsize;
 

@@ -3,6 +3,10 @@
 //! Owns scheduling (independent stages build in parallel, `schedule.rs`), the file
 //! steps (COPY/ADD/WORKDIR), RUN's sandbox (`sandbox/`), and progress events. It knows
 //! nothing of tar or compression (`layers/` does).
+//!
+//! Imports run one way: `build.rs` (the phases of a build) down through `stage/`, the
+//! steps (`run.rs`, `file_steps.rs`, `mounts/`), `stage_env.rs`, `step_root.rs` and
+//! `snapshots.rs` to `env.rs`, what every step shares, and the leaves below it.
 
 mod build;
 mod caching;

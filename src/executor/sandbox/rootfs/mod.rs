@@ -1,18 +1,18 @@
 //! The sandbox's filesystem: the mount plan inside the new root, the [`Sys`] seam it
 //! runs through, and the mount-point stubs it creates and later removes.
 //!
-//! [`plan`] (`plan.rs`) turns a spec into a list of [`Step`]s (pure, unit-tested); [`apply`] runs
-//! them against a [`Sys`] after `pivot_root` (so every absolute path is inside the
-//! step's root and symlinks cannot lead out of it); [`Stubs::cleanup`] undoes the
-//! stubs once the command and all its processes are gone. `linux.rs` holds the real
-//! [`Sys`] and the steps before `pivot_root`.
+//! [`plan()`] (`plan.rs`) turns a spec into a list of [`Step`]s (pure, unit-tested);
+//! [`apply`] runs them against a [`Sys`] after `pivot_root` (so every absolute path is
+//! inside the step's root and symlinks cannot lead out of it); [`Stubs::cleanup`]
+//! undoes the stubs once the command and all its processes are gone. `linux.rs` holds
+//! the real [`Sys`] and the steps before `pivot_root`.
 //!
 //! Invariants:
 //! - no device node the step makes or the image ships can be opened: the root and
 //!   every mount below it are `nodev` (from [`enter`], [`ROOT_FLAGS`]), `/dev` is a
-//!   `nodev` tmpfs, and only Docker's default nodes ([`DEVICES`]) are mounts of their
-//!   own that allow devices (runc's device cgroup has the same effect; we have no
-//!   cgroup); `mknod` itself still succeeds, as under Docker (`CAP_MKNOD`);
+//!   `nodev` tmpfs, and only Docker's default nodes (`DEVICES` in `plan.rs`) are mounts
+//!   of their own that allow devices (runc's device cgroup has the same effect; we
+//!   have no cgroup); `mknod` itself still succeeds, as under Docker (`CAP_MKNOD`);
 //! - every bind into the step (`RUN --mount` sources, the `/etc` files, read-only
 //!   `/proc` paths) is `nosuid,nodev` (and read-only where asked) on every mount of
 //!   its tree, not only at the top (`mount_setattr` with `AT_RECURSIVE`, kernel 5.12);
