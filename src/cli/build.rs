@@ -306,7 +306,6 @@ impl BuildArgs {
             jobs: self.jobs,
             cancel: Default::default(),
             no_cache: self.no_cache,
-            explain: self.explain,
             no_cache_filter: self.no_cache_filter,
             secrets: self
                 .secrets
@@ -364,6 +363,7 @@ fn is_true(value: &str) -> bool {
 /// Runs `rbuild build`.
 pub fn run(args: BuildArgs, root: PathBuf) -> anyhow::Result<ExitCode> {
     let cap = super::prune_cmds::max_store_size(&root, args.max_store_size.as_deref())?;
+    let explain = args.explain;
     // `_prepared` keeps fetched contexts until the build is done.
     let (options, progress, push, _prepared) = args.into_options(root)?;
     private_mounts();
@@ -376,7 +376,7 @@ pub fn run(args: BuildArgs, root: PathBuf) -> anyhow::Result<ExitCode> {
         let _ = signal_hook::flag::register(signal, interrupted.clone());
         let _ = signal_hook::flag::register(signal, options.cancel.clone());
     }
-    if options.explain {
+    if explain {
         let reporter = super::progress::ExplainReporter;
         crate::executor::explain(&options, &reporter)?;
         return Ok(ExitCode::SUCCESS);

@@ -8,11 +8,14 @@
 //! as `docker build --no-cache` leaves a cache for the next build.
 
 use std::collections::BTreeSet;
-use std::sync::Mutex;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
 
+use super::context::LazyContext;
 use super::copy::{self, Attrs, CopyRequest, SourceTree};
+use super::env::{Layer, StageOutput};
 use super::error::ExecError;
-use super::stage::{Layer, StageEnv};
 use super::{BuildOptions, CompressionKind};
 use crate::cache::{
     explain, BuildLogs, CacheKey, LayerRecord, Record, Records, StageLog, StatCache, StepInputs,
@@ -31,6 +34,10 @@ pub struct BuildCache<'s> {
     no_cache: bool,
     no_cache_filter: BTreeSet<String>,
     dockerfile: String,
+    /// The context directory (what the stat cache is of).
+    context: PathBuf,
+    /// Stops a walk of the context for keys.
+    cancel: Arc<AtomicBool>,
 }
 
 impl<'s> BuildCache<'s> {
@@ -62,6 +69,8 @@ impl<'s> BuildCache<'s> {
                 .map(|s| s.to_lowercase())
                 .collect(),
             dockerfile,
+            context: options.context.clone(),
+            cancel: options.cancel.clone(),
         }
     }
 
@@ -129,9 +138,18 @@ impl<'s> BuildCache<'s> {
         Ok(())
     }
 
-    /// The content sources for keys of steps of a stage running in `env`.
-    pub fn sources<'e>(&'e self, env: &'e StageEnv<'e>) -> Sources<'e> {
-        Sources { cache: self, env }
+    /// The content sources for keys of a stage's steps: the build `context`, and the
+    /// `outputs` of the stages it reads.
+    pub fn sources<'e>(
+        &'e self,
+        context: &'e LazyContext<'e>,
+        outputs: &'e [Option<StageOutput>],
+    ) -> Sources<'e> {
+        Sources {
+            cache: self,
+            context,
+            outputs,
+        }
     }
 }
 
@@ -173,7 +191,8 @@ pub fn layer_of(record: &LayerRecord, below: &[Layer]) -> Result<Layer, ExecErro
 /// What keys read in a stage's environment.
 pub struct Sources<'e> {
     cache: &'e BuildCache<'e>,
-    env: &'e StageEnv<'e>,
+    context: &'e LazyContext<'e>,
+    outputs: &'e [Option<StageOutput>],
 }
 
 impl Sources<'_> {
@@ -188,20 +207,17 @@ impl Sources<'_> {
     /// Runs `f` with the stat cache of the context (loaded on first use).
     fn with_stat<T>(&self, f: impl FnOnce(&mut StatCache) -> T) -> T {
         let mut guard = self.cache.stat.lock().unwrap_or_else(|p| p.into_inner());
-        let stat = guard
-            .get_or_insert_with(|| StatCache::load(self.cache.store, &self.env.options.context));
+        let stat =
+            guard.get_or_insert_with(|| StatCache::load(self.cache.store, &self.cache.context));
         f(stat)
     }
 
-    fn inputs(
-        &self,
-        sources: &[String],
-        exclude: &[String],
-    ) -> Result<Vec<(String, String)>, ExecError> {
+    /// The `file:PATH` inputs of what `op` selects in the context.
+    fn inputs(&self, op: &CopyOp) -> Result<Vec<(String, String)>, ExecError> {
         // The stat cache (one record per context file) loads while the context is walked.
         let index = std::thread::scope(|scope| {
             let loading = (!self.stat_loaded()).then(|| scope.spawn(|| self.with_stat(|_| ())));
-            let index = self.env.context.get();
+            let index = self.context.get();
             if let Some(loading) = loading {
                 // A panic while loading leaves the cache unloaded: it loads again below.
                 let _ = loading.join();
@@ -209,17 +225,10 @@ impl Sources<'_> {
             index
         })?;
         let req = CopyRequest {
-            sources,
-            contents: &[],
-            dest: "/",
+            op,
             attrs: Attrs::default(),
-            parents: false,
-            exclude,
-            extract_archives: false,
-            urls: true,
-            checksum: None,
             created: 0,
-            cancel: Some(&self.env.options.cancel),
+            cancel: Some(&self.cache.cancel),
         };
         self.with_stat(|stat| {
             copy::source_inputs(&SourceTree::Context(index), &req, &mut |node| {
@@ -233,14 +242,16 @@ impl KeySources for Sources<'_> {
     type Error = ExecError;
 
     fn context_files(&self, op: &CopyOp) -> Result<Vec<(String, String)>, ExecError> {
-        self.inputs(&op.sources, &op.exclude)
+        self.inputs(op)
     }
 
     fn context_tree(&self, rel: &str, target: &str) -> Result<Vec<(String, String)>, ExecError> {
         let source = if rel.is_empty() { "." } else { rel };
-        let inputs = self
-            .inputs(&[source.to_owned()], &[])
-            .map_err(ExecError::for_mount)?;
+        let op = CopyOp {
+            sources: vec![source.to_owned()],
+            ..CopyOp::default()
+        };
+        let inputs = self.inputs(&op).map_err(ExecError::for_mount)?;
         let prefix = format!("file:{}", source);
         Ok(inputs
             .into_iter()
@@ -252,8 +263,7 @@ impl KeySources for Sources<'_> {
     }
 
     fn stage_key(&self, index: usize) -> Result<CacheKey, ExecError> {
-        self.env
-            .outputs
+        self.outputs
             .get(index)
             .and_then(Option::as_ref)
             .map(|o| o.key)
@@ -263,7 +273,7 @@ impl KeySources for Sources<'_> {
     }
 
     fn url_identity(&self, url: &str) -> Result<String, ExecError> {
-        copy::url_identity(url, self.env.store.work_dir())
+        copy::url_identity(url, self.cache.store.work_dir())
     }
 }
 /// The RUN key inputs of the build's limits: `--ulimit`s and a `--shm-size` other

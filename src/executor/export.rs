@@ -5,9 +5,9 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
 use std::path::Path;
 
+use super::env::StageOutput;
 use super::error::{BuildError, ExecError};
 use super::events::{BuildEvent, Reporter};
-use super::stage::StageOutput;
 use super::{BuildOptions, Output};
 use crate::image::export::{export_docker, export_oci_dir, export_oci_tar};
 use crate::image::ManifestRef;

@@ -3,28 +3,40 @@
 //! Owns scheduling (independent stages build in parallel, `schedule.rs`), the file
 //! steps (COPY/ADD/WORKDIR), RUN's sandbox (`sandbox/`), and progress events. It knows
 //! nothing of tar or compression (`layers/` does).
+//!
+//! Imports run one way: `build.rs` (the phases of a build) down through `stage/`, the
+//! steps (`run.rs`, `file_steps.rs`, `mounts/`), `stage_env.rs`, `step_root.rs` and
+//! `snapshots.rs` to `env.rs`, what every step shares, and the leaves below it.
 
 mod build;
 mod caching;
+mod context;
 pub mod copy;
+mod env;
 mod error;
 mod events;
 mod export;
+mod file_steps;
 mod limits;
 mod mounts;
 mod options;
+mod publish;
 mod resolver;
 mod run;
 pub mod sandbox;
 mod schedule;
 mod snapshots;
 mod stage;
+mod stage_env;
 mod step_root;
+mod step_user;
 pub mod users;
 
-pub use build::{build, explain, rfc3339, BuildResult};
+pub use build::{build, explain};
+pub use env::rfc3339;
 pub use error::{BuildError, ExecError, Result};
 pub use events::{BuildEvent, NoReporter, Recorder, Reporter, StepId};
 pub use mounts::{FlagError, SecretSource, SecretSpec, SshSpec};
 pub use options::{BuildOptions, CompressionKind, Output, OutputError, Snapshotter};
+pub use publish::BuildResult;
 pub use resolver::PullPolicy;

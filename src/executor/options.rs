@@ -130,8 +130,6 @@ pub struct BuildOptions {
     pub cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// `--no-cache`: run every step (results are still recorded for later builds).
     pub no_cache: bool,
-    /// Only say what would hit and why the rest would miss (see `executor::explain`).
-    pub explain: bool,
     /// `--no-cache-filter`: stages (names or indexes) whose steps all run.
     pub no_cache_filter: Vec<String>,
     /// `--secret`s a step may mount (`RUN --mount=type=secret`).

@@ -7,15 +7,17 @@
 //! printed, and the limit it hit, if any.
 
 use std::collections::VecDeque;
-use std::path::Path;
+use std::path::PathBuf;
 
-use super::copy;
+use super::env::Layer;
 use super::error::ExecError;
-use super::events::{BuildEvent, StepId};
+use super::events::{BuildEvent, Reporter, StepId};
 use super::limits::limit_failure;
-use super::sandbox::{Network, SandboxSpec};
-use super::stage::{Layer, StageEnv};
-use super::users::resolve_user;
+use super::mounts::{self, StepMounts};
+use super::sandbox::{ExitStatus, Network, SandboxSpec};
+use super::stage_env::StageEnv;
+use super::step_user::user_in;
+use super::users::User;
 use crate::image::add_env;
 use crate::plan::{proxy_env, RunOp, Step, DEFAULT_PATH};
 
@@ -34,42 +36,51 @@ pub fn run_step(
     step: &Step,
     id: &StepId,
 ) -> Result<Option<Layer>, ExecError> {
-    let mut step_root = env.roots.root(env, layers)?;
+    let mut step_root = env.roots.root(layers)?;
     let root = step_root.target();
-    let passwd = read_etc(&root, "passwd");
-    let group = read_etc(&root, "group");
-    let user = if step.state.user.is_empty() {
-        super::users::User {
-            home: Some("/root".into()),
-            ..Default::default()
-        }
-    } else {
-        resolve_user(&step.state.user, &passwd, &group)?
-    };
-    let step_mounts = super::mounts::prepare(env, &op.mounts, &step.state.workdir)?;
+    let user = user_in(&root, &step.state.user)?;
+    let step_mounts = mounts::prepare(env, &op.mounts, &step.state.workdir)?;
+    let spec = sandbox_spec(env, op, step, &user, &step_mounts, root)?;
+    let mut log = StepLog::new(env.build.reporter, id);
+    let status = env
+        .build
+        .executor
+        .run(&spec, &mut |bytes: &[u8]| log.push(bytes))
+        .map_err(|e| match e {
+            super::sandbox::Error::Cancelled => ExecError::Interrupted,
+            e => ExecError::Sandbox(e),
+        })?;
+    let tail = log.finish();
+    drop(step_mounts);
+    step_root.unmount()?;
+    check_status(env, op, &status, tail)?;
+    step_root.commit()
+}
+
+/// What the sandbox runs: the command, as `user`, with the step's environment,
+/// network, mounts and limits, on `root`.
+fn sandbox_spec(
+    env: &StageEnv<'_>,
+    op: &RunOp,
+    step: &Step,
+    user: &User,
+    step_mounts: &StepMounts,
+    root: PathBuf,
+) -> Result<SandboxSpec, ExecError> {
+    let options = env.build.options;
     let network = match op
         .network
         .as_deref()
-        .or(env.options.network.as_deref())
+        .or(options.network.as_deref())
         .unwrap_or("default")
     {
         "none" => Network::None,
         _ => Network::Host,
     };
-    let mut process = process_env(env, step, &user);
-    for var in &step_mounts.env {
-        let (key, value) = var.split_once('=').unwrap_or((var, ""));
-        add_env(&mut process, key, value);
-    }
-    if let Some(sock) = &step_mounts.ssh_auth_sock {
-        if !process.iter().any(|e| e.starts_with("SSH_AUTH_SOCK=")) {
-            add_env(&mut process, "SSH_AUTH_SOCK", sock);
-        }
-    }
-    let spec = SandboxSpec {
-        rootfs: root.clone(),
+    Ok(SandboxSpec {
+        rootfs: root,
         argv: op.argv.clone(),
-        env: process,
+        env: step_env(env, step, user, step_mounts),
         cwd: step.state.workdir.clone(),
         uid: user.uid,
         gid: user.gid,
@@ -82,45 +93,89 @@ pub fn run_step(
         ),
         resolv_conf: resolv_conf(network),
         timeout: None,
-        limits: env.options.limits.clone(),
-        cgroup: env.cgroups.place_for(&env.options.limits, env.reporter)?,
-    };
-    let mut tail: VecDeque<String> = VecDeque::new();
-    let mut partial: Vec<u8> = Vec::new();
-    let status = env
-        .executor
-        .run(&spec, &mut |bytes: &[u8]| {
-            partial.extend_from_slice(bytes);
-            while let Some(pos) = partial.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = partial.drain(..=pos).collect();
-                let line = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
-                env.reporter.event(BuildEvent::StepLog {
-                    id: id.clone(),
-                    line: line.clone(),
-                });
-                if tail.len() == TAIL_LINES {
-                    tail.pop_front();
-                }
-                tail.push_back(line);
-            }
-        })
-        .map_err(|e| match e {
-            super::sandbox::Error::Cancelled => ExecError::Interrupted,
-            e => ExecError::Sandbox(e),
-        })?;
-    if !partial.is_empty() {
-        let line = String::from_utf8_lossy(&partial).into_owned();
-        env.reporter.event(BuildEvent::StepLog {
-            id: id.clone(),
-            line: line.clone(),
-        });
-        tail.push_back(line);
+        limits: options.limits.clone(),
+        cgroup: env
+            .build
+            .cgroups
+            .place_for(&options.limits, env.build.reporter)?,
+    })
+}
+
+/// The process environment with what the mounts add: secret variables, and
+/// `SSH_AUTH_SOCK` unless the step sets it.
+fn step_env(env: &StageEnv<'_>, step: &Step, user: &User, step_mounts: &StepMounts) -> Vec<String> {
+    let mut process = process_env(env, step, user);
+    for var in &step_mounts.env {
+        let (key, value) = var.split_once('=').unwrap_or((var, ""));
+        add_env(&mut process, key, value);
     }
-    drop(step_mounts);
-    step_root.unmount()?;
+    if let Some(sock) = &step_mounts.ssh_auth_sock {
+        if !process.iter().any(|e| e.starts_with("SSH_AUTH_SOCK=")) {
+            add_env(&mut process, "SSH_AUTH_SOCK", sock);
+        }
+    }
+    process
+}
+
+/// The step's output, line by line to progress, its last lines kept for an error.
+struct StepLog<'a> {
+    reporter: &'a dyn Reporter,
+    id: &'a StepId,
+    /// Bytes after the last newline.
+    partial: Vec<u8>,
+    tail: VecDeque<String>,
+}
+
+impl<'a> StepLog<'a> {
+    fn new(reporter: &'a dyn Reporter, id: &'a StepId) -> Self {
+        StepLog {
+            reporter,
+            id,
+            partial: Vec::new(),
+            tail: VecDeque::new(),
+        }
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        self.partial.extend_from_slice(bytes);
+        while let Some(pos) = self.partial.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.partial.drain(..=pos).collect();
+            let line = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
+            self.line(line.clone());
+            if self.tail.len() == TAIL_LINES {
+                self.tail.pop_front();
+            }
+            self.tail.push_back(line);
+        }
+    }
+
+    /// The last lines, an unfinished one included.
+    fn finish(mut self) -> Vec<String> {
+        if !self.partial.is_empty() {
+            let line = String::from_utf8_lossy(&self.partial).into_owned();
+            self.line(line.clone());
+            self.tail.push_back(line);
+        }
+        self.tail.into()
+    }
+
+    fn line(&self, line: String) {
+        self.reporter.event(BuildEvent::StepLog {
+            id: self.id.clone(),
+            line,
+        });
+    }
+}
+
+/// The step's failure, if it failed: the limit it hit, or its exit code.
+fn check_status(
+    env: &StageEnv<'_>,
+    op: &RunOp,
+    status: &ExitStatus,
+    tail: Vec<String>,
+) -> Result<(), ExecError> {
     let command = op.argv.join(" ");
-    let tail: Vec<String> = tail.into();
-    if let Some(e) = limit_failure(&status, &env.options.limits, &command, &tail) {
+    if let Some(e) = limit_failure(status, &env.build.options.limits, &command, &tail) {
         return Err(e);
     }
     if !status.success() {
@@ -130,14 +185,14 @@ pub fn run_step(
             tail,
         });
     }
-    step_root.commit(env, layers)
+    Ok(())
 }
 
 /// The environment of the process: the stage's ENV and the build args in scope (already
 /// merged by the plan), proxy variables from the build args, then defaults.
-fn process_env(env: &StageEnv<'_>, step: &Step, user: &super::users::User) -> Vec<String> {
+fn process_env(env: &StageEnv<'_>, step: &Step, user: &User) -> Vec<String> {
     let mut vars = step.state.env.clone();
-    if let Some(proxies) = proxy_env(&env.options.build_args) {
+    if let Some(proxies) = proxy_env(&env.build.options.build_args) {
         for (k, v) in proxies {
             if !vars.iter().any(|e| e.split('=').next() == Some(k.as_str())) {
                 vars.push(format!("{k}={v}"));
@@ -169,11 +224,4 @@ fn resolv_conf(network: Network) -> String {
         Network::None => String::new(),
         Network::Host => std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
     }
-}
-
-fn read_etc(root: &Path, name: &str) -> String {
-    copy::host_path(root, &format!("/etc/{name}"), true)
-        .ok()
-        .and_then(|p| std::fs::read_to_string(p).ok())
-        .unwrap_or_default()
 }

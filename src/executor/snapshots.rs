@@ -2,8 +2,8 @@
 //! each applied from its blob once (checking the blob's digest and diff ID in the same
 //! pass) when a step first needs it as a lower directory.
 
+use super::env::Layer;
 use super::error::ExecError;
-use super::stage::Layer;
 use crate::image::{read_config, read_manifest, LayerDescriptor};
 use crate::layers::{apply_layer, ApplyOptions, Compression, WhiteoutMode};
 use crate::plan::BaseImage;

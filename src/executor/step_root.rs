@@ -8,106 +8,118 @@
 //!   change set written in overlay form (`layers::materialize`). Both kinds leave the
 //!   same snapshots, so they share a store.
 //!
-//! Callers see one [`StepRoot`]: [`StepRoot::target`] to write into, then
-//! [`StepRoot::commit`], or drop it. Everything a root makes lives in one temporary
-//! directory in the store's work dir, removed on drop (after the mount, if any, is
-//! undone), so a failure or Ctrl-C leaves nothing behind.
+//! Callers see a writable [`StepRoot`]: [`StepRoot::target`] to write into, then
+//! [`StepRoot::commit`], or drop it; or a read-only [`RootView`], which has no commit.
+//! Everything a root makes lives in one temporary directory in the store's work dir,
+//! removed on drop (after the mount, if any, is undone), so a failure or Ctrl-C leaves
+//! nothing behind. [`StepRoots`] gets what it needs at the start of the build (the
+//! store, progress, how layers are written, the cancel flag) and nothing else.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::OnceLock;
 
 use rustix::io::Errno;
 
+use super::env::Layer;
 use super::error::ExecError;
 use super::events::{BuildEvent, Reporter};
 use super::snapshots::ensure_snapshots;
-use super::stage::{Layer, StageEnv};
 use super::Snapshotter;
 use crate::digest::Digest;
 use crate::image::LayerDescriptor;
 use crate::layers::{
     flatten, has_whiteouts, materialize, upperdir_changes, write_changes, ChangeSet, FlatRoot,
-    OverlayMount, OverlaySpec,
+    OverlayMount, OverlaySpec, WriteOptions,
 };
 use crate::store::{chain_id, Prepared, SnapshotInfo, Store};
 
 /// Makes step roots with the build's snapshotter; under `auto`, the first overlay mount
 /// decides for the whole build.
-#[derive(Debug)]
-pub struct StepRoots {
-    decided: OnceLock<Kind>,
+pub struct StepRoots<'a> {
+    store: &'a Store,
+    /// Told when `auto` falls back to native.
+    reporter: &'a dyn Reporter,
+    /// How a committed root's layer is written.
+    write: &'a WriteOptions,
+    /// Stops a native copy (the build's cancel flag).
+    cancel: &'a AtomicBool,
+    decided: Decision,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Overlay,
-    Native,
-}
-
-impl StepRoots {
-    /// Roots made as `snapshotter` says.
-    pub fn new(snapshotter: Snapshotter) -> Self {
-        let decided = OnceLock::new();
-        match snapshotter {
-            Snapshotter::Overlayfs => {
-                let _ = decided.set(Kind::Overlay);
-            }
-            Snapshotter::Native => {
-                let _ = decided.set(Kind::Native);
-            }
-            Snapshotter::Auto => {}
+impl<'a> StepRoots<'a> {
+    /// Roots made in `store` as `snapshotter` says.
+    pub fn new(
+        snapshotter: Snapshotter,
+        store: &'a Store,
+        reporter: &'a dyn Reporter,
+        write: &'a WriteOptions,
+        cancel: &'a AtomicBool,
+    ) -> Self {
+        StepRoots {
+            store,
+            reporter,
+            write,
+            cancel,
+            decided: Decision::new(snapshotter),
         }
-        StepRoots { decided }
     }
 
-    /// A writable root holding `layers`, for a step to change and [`StepRoot::commit`].
-    pub(super) fn root(&self, env: &StageEnv<'_>, layers: &[Layer]) -> Result<StepRoot, ExecError> {
-        ensure_snapshots(env.store, layers)?;
-        let dirs = StepDirs::new(env.store)?;
-        let kind = match self.overlay(env.reporter, &dirs, env.store, layers)? {
-            Some(mount) => RootKind::Overlay(Some(mount)),
-            None => {
-                let root = dirs.make("root")?;
-                let lowers = lowers(env.store, layers);
-                RootKind::Native(flatten(&lowers, &root, Some(&env.options.cancel))?)
-            }
-        };
-        Ok(StepRoot { kind, dirs })
+    /// A writable root holding `layers`, for a step to change and [`StepRoot::commit`]
+    /// as the next layer on top of them.
+    pub fn root<'r>(&'r self, layers: &'r [Layer]) -> Result<StepRoot<'r>, ExecError> {
+        Ok(StepRoot {
+            mounted: self.mount(layers)?,
+            roots: self,
+            layers,
+        })
     }
 
-    /// A root holding `layers` to read from (`COPY --from`); what is written to it is
-    /// discarded. Under native, a single snapshot without whiteouts is used in place.
-    pub(super) fn view(&self, env: &StageEnv<'_>, layers: &[Layer]) -> Result<StepRoot, ExecError> {
-        if self.decided.get() == Some(&Kind::Native) {
-            ensure_snapshots(env.store, layers)?;
+    /// A root holding `layers` to read from (`COPY --from`, `RUN --mount from=`); what
+    /// is written to it is discarded. Under native, a single snapshot without whiteouts
+    /// is used in place.
+    pub fn view(&self, layers: &[Layer]) -> Result<RootView, ExecError> {
+        if self.decided.get() == Some(Kind::Native) {
+            ensure_snapshots(self.store, layers)?;
             if let [layer] = layers {
-                let snapshot = env.store.snapshot_path(&layer.chain);
+                let snapshot = self.store.snapshot_path(&layer.chain);
                 if !has_whiteouts(&snapshot)? {
-                    let dirs = StepDirs::new(env.store)?;
-                    let kind = RootKind::InPlace(snapshot);
-                    return Ok(StepRoot { kind, dirs });
+                    return Ok(RootView::InPlace(snapshot));
                 }
             }
         }
-        self.root(env, layers)
+        Ok(RootView::Mounted(self.mount(layers)?))
+    }
+
+    /// A root of `layers` as the snapshotter makes it.
+    fn mount(&self, layers: &[Layer]) -> Result<Mounted, ExecError> {
+        ensure_snapshots(self.store, layers)?;
+        let dirs = StepDirs::new(self.store)?;
+        let kind = match self.overlay(&dirs, layers)? {
+            Some(mount) => RootKind::Overlay(Some(mount)),
+            None => {
+                let root = dirs.make("root")?;
+                let lowers = lowers(self.store, layers);
+                RootKind::Native(flatten(&lowers, &root, Some(self.cancel))?)
+            }
+        };
+        Ok(Mounted { kind, dirs })
     }
 
     /// Mounts an overlay of `layers` unless native is (or becomes) the snapshotter.
     fn overlay(
         &self,
-        reporter: &dyn Reporter,
         dirs: &StepDirs,
-        store: &Store,
         layers: &[Layer],
     ) -> Result<Option<OverlayMount>, ExecError> {
         match self.decided.get() {
             Some(Kind::Native) => return Ok(None),
-            Some(Kind::Overlay) => return dirs.mount(store, layers).map(Some),
+            Some(Kind::Overlay) => return dirs.mount(self.store, layers).map(Some),
             None => {}
         }
-        let error = match dirs.mount(store, layers) {
+        let error = match dirs.mount(self.store, layers) {
             Ok(mount) => {
-                let _ = self.decided.set(Kind::Overlay);
+                self.decided.set(Kind::Overlay);
                 return Ok(Some(mount));
             }
             Err(e) => e,
@@ -115,8 +127,8 @@ impl StepRoots {
         let Some(errno) = refusal(&error) else {
             return Err(error);
         };
-        if self.decided.set(Kind::Native).is_ok() {
-            reporter.event(BuildEvent::Note {
+        if self.decided.set(Kind::Native) {
+            self.reporter.event(BuildEvent::Note {
                 message: format!(
                     "warning: cannot mount overlayfs ({errno}); using --snapshotter=native for \
                      the rest of the build (a full copy of the image per step)"
@@ -128,6 +140,41 @@ impl StepRoots {
             Some(Kind::Native) => Ok(None),
             _ => Err(error),
         }
+    }
+}
+
+/// How the build's roots are made: known up front, or decided by the first mount.
+#[derive(Debug)]
+struct Decision(OnceLock<Kind>);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Overlay,
+    Native,
+}
+
+impl Decision {
+    fn new(snapshotter: Snapshotter) -> Self {
+        let decided = OnceLock::new();
+        match snapshotter {
+            Snapshotter::Overlayfs => {
+                let _ = decided.set(Kind::Overlay);
+            }
+            Snapshotter::Native => {
+                let _ = decided.set(Kind::Native);
+            }
+            Snapshotter::Auto => {}
+        }
+        Decision(decided)
+    }
+
+    fn get(&self) -> Option<Kind> {
+        self.0.get().copied()
+    }
+
+    /// Decides `kind` unless decided already; whether this call decided.
+    fn set(&self, kind: Kind) -> bool {
+        self.0.set(kind).is_ok()
     }
 }
 
@@ -155,8 +202,8 @@ fn lowers(store: &Store, layers: &[Layer]) -> Vec<PathBuf> {
         .collect()
 }
 
-/// A step's root; dropping it undoes the mount and removes what it made.
-pub(super) struct StepRoot {
+/// A root as mounted (or copied); dropping it undoes the mount and removes what it made.
+pub struct Mounted {
     // Field order is drop order: the mount goes before the directories under it.
     kind: RootKind,
     dirs: StepDirs,
@@ -166,22 +213,17 @@ enum RootKind {
     /// `None` once unmounted.
     Overlay(Option<OverlayMount>),
     Native(FlatRoot),
-    /// A snapshot read in place (a native read-only view).
-    InPlace(PathBuf),
 }
 
-impl StepRoot {
-    /// The root directory the step works in.
-    pub(super) fn target(&self) -> PathBuf {
+impl Mounted {
+    fn target(&self) -> PathBuf {
         match &self.kind {
             RootKind::Overlay(_) => self.dirs.path("merged"),
             RootKind::Native(flat) => flat.path().to_path_buf(),
-            RootKind::InPlace(path) => path.clone(),
         }
     }
 
-    /// Ends the step's access: an overlay is unmounted (a busy one detached lazily).
-    pub(super) fn unmount(&mut self) -> Result<(), ExecError> {
+    fn unmount(&mut self) -> Result<(), ExecError> {
         if let RootKind::Overlay(mount) = &mut self.kind {
             if let Some(mount) = mount.take() {
                 mount.unmount()?;
@@ -189,52 +231,78 @@ impl StepRoot {
         }
         Ok(())
     }
+}
+
+/// A read-only view of layers: it can be read and unmounted, never committed.
+pub enum RootView {
+    /// A root made as for a step; what is written to it is discarded.
+    Mounted(Mounted),
+    /// A snapshot read in place (native, one layer without whiteouts).
+    InPlace(PathBuf),
+}
+
+impl RootView {
+    /// The root directory to read from.
+    pub fn target(&self) -> PathBuf {
+        match self {
+            RootView::Mounted(mounted) => mounted.target(),
+            RootView::InPlace(path) => path.clone(),
+        }
+    }
+
+    /// Ends the access: an overlay is unmounted (a busy one detached lazily).
+    pub fn unmount(&mut self) -> Result<(), ExecError> {
+        match self {
+            RootView::Mounted(mounted) => mounted.unmount(),
+            RootView::InPlace(_) => Ok(()),
+        }
+    }
+}
+
+/// A step's writable root on top of the layers it was made from; dropping it undoes
+/// the mount and removes what it made.
+pub struct StepRoot<'r> {
+    mounted: Mounted,
+    roots: &'r StepRoots<'r>,
+    /// The layers below: what [`StepRoot::commit`] stacks the new layer on.
+    layers: &'r [Layer],
+}
+
+impl StepRoot<'_> {
+    /// The root directory the step works in.
+    pub fn target(&self) -> PathBuf {
+        self.mounted.target()
+    }
+
+    /// Ends the step's access: an overlay is unmounted (a busy one detached lazily).
+    pub fn unmount(&mut self) -> Result<(), ExecError> {
+        self.mounted.unmount()
+    }
 
     /// Turns what the step changed into a layer blob and the snapshot of the new chain
-    /// on top of `layers` (the ones the root was made from); `None` if nothing changed.
-    pub(super) fn commit(
-        mut self,
-        env: &StageEnv<'_>,
-        layers: &[Layer],
-    ) -> Result<Option<Layer>, ExecError> {
+    /// on top of the root's layers; `None` if nothing changed.
+    pub fn commit(mut self) -> Result<Option<Layer>, ExecError> {
         self.unmount()?;
-        let upper = self.dirs.path("upper");
-        // Directories the snapshot holds but the layer leaves out (overlay copy-ups).
-        let mut skip = Vec::new();
-        let set = match &self.kind {
-            RootKind::Overlay(_) => {
-                let all = upperdir_changes(&upper)?;
-                let set = all
-                    .clone()
-                    .prune_unchanged_dirs(&lowers(env.store, layers))?;
-                skip = pruned(&all, &set);
-                set
-            }
-            RootKind::Native(flat) => flat.changes()?,
-            RootKind::InPlace(_) => {
-                return Err(ExecError::Internal {
-                    what: "committing a read-only view",
-                })
-            }
-        };
+        let (store, layers) = (self.roots.store, self.layers);
+        let (set, skip) = self.changes()?;
         if set.is_empty() {
             return Ok(None);
         }
-        let mut writer = env.store.blob_writer()?;
-        let blob = write_changes(&set, &env.write, &mut writer)?;
+        let mut writer = store.blob_writer()?;
+        let blob = write_changes(&set, self.roots.write, &mut writer)?;
         writer.commit(Some(blob.digest))?;
         let mut diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id).collect();
         diff_ids.push(blob.diff_id);
         let chain = chain_id(&diff_ids).ok_or(ExecError::Internal {
             what: "chain ID of an empty layer list",
         })?;
-        if let Prepared::Build(builder) = env.store.prepare_snapshot(&chain)? {
-            self.snapshot(&set, builder.path(), env)?;
-            self.dirs.settle()?;
+        if let Prepared::Build(builder) = store.prepare_snapshot(&chain)? {
+            self.snapshot(&set, builder.path())?;
+            self.mounted.dirs.settle()?;
             builder.commit(&SnapshotInfo {
                 parent: layers.last().map(|l| l.chain),
                 diff_id: blob.diff_id,
-                source_date_epoch: env.write.source_date_epoch,
+                source_date_epoch: self.roots.write.source_date_epoch,
                 skip,
             })?;
         }
@@ -250,18 +318,29 @@ impl StepRoot {
         }))
     }
 
+    /// What the step changed, and the directories the snapshot holds but the layer
+    /// leaves out (overlay copy-ups).
+    fn changes(&self) -> Result<(ChangeSet, Vec<PathBuf>), ExecError> {
+        match &self.mounted.kind {
+            RootKind::Overlay(_) => {
+                let all = upperdir_changes(&self.mounted.dirs.path("upper"))?;
+                let set = all
+                    .clone()
+                    .prune_unchanged_dirs(&lowers(self.roots.store, self.layers))?;
+                let skip = pruned(&all, &set);
+                Ok((set, skip))
+            }
+            RootKind::Native(flat) => Ok((flat.changes()?, Vec::new())),
+        }
+    }
+
     /// Fills the empty snapshot directory `target` with `set` in overlay form.
-    fn snapshot(
-        &self,
-        set: &ChangeSet,
-        target: &Path,
-        env: &StageEnv<'_>,
-    ) -> Result<(), ExecError> {
-        match &self.kind {
-            RootKind::Native(_) => Ok(materialize(set, target, Some(&env.options.cancel))?),
-            _ => {
+    fn snapshot(&self, set: &ChangeSet, target: &Path) -> Result<(), ExecError> {
+        match &self.mounted.kind {
+            RootKind::Native(_) => Ok(materialize(set, target, Some(self.roots.cancel))?),
+            RootKind::Overlay(_) => {
                 // The upperdir is the layer in overlay form: it becomes the snapshot as is.
-                let upper = self.dirs.path("upper");
+                let upper = self.mounted.dirs.path("upper");
                 std::fs::remove_dir(target).map_err(ExecError::fs("cannot replace", target))?;
                 std::fs::rename(&upper, target)
                     .map_err(ExecError::fs("cannot move snapshot into", target))
@@ -369,7 +448,7 @@ mod tests {
 
     #[test]
     fn explicit_snapshotters_are_decided_up_front() {
-        let decided = |s| StepRoots::new(s).decided.get().copied();
+        let decided = |s| Decision::new(s).get();
         assert_eq!(decided(Snapshotter::Overlayfs), Some(Kind::Overlay));
         assert_eq!(decided(Snapshotter::Native), Some(Kind::Native));
         assert_eq!(decided(Snapshotter::Auto), None);

@@ -71,9 +71,10 @@ pub enum Base {
 }
 
 /// Where a `COPY --from` or `RUN --mount from=` reads.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Source {
     /// The build context.
+    #[default]
     Context,
     /// Another stage's final filesystem.
     Stage(usize),
@@ -81,8 +82,9 @@ pub enum Source {
     Image(Box<BaseImage>),
 }
 
-/// A `COPY` or `ADD`, expanded.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A `COPY` or `ADD`, expanded: what the executor copies (its copy request refers to
+/// this op) and what the step's cache key holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CopyOp {
     pub is_add: bool,
     pub source: Source,

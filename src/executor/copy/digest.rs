@@ -17,15 +17,16 @@ pub type FileDigest<'a> = dyn FnMut(&Node) -> std::io::Result<Digest> + 'a;
 
 /// `(name, value)` inputs for what `req` selects in `tree`: one `file:PATH` per entry,
 /// named by the path the Dockerfile gives it (wildcards expanded) and, below a
-/// directory, by the path inside the tree. URL sources are not covered (the caller
-/// keys them by checksum or fetched content).
+/// directory, by the path inside the tree. URL sources are set apart whether or not
+/// the op is an ADD, and not covered (the caller keys them by checksum or fetched
+/// content).
 pub fn source_inputs(
     tree: &SourceTree<'_>,
     req: &CopyRequest<'_>,
     digest: &mut FileDigest<'_>,
 ) -> Result<Vec<(String, String)>> {
     let keep = keeper(req)?;
-    let selection = select(tree, req, &keep)?;
+    let selection = select(tree, req, true, &keep)?;
     let mut out = Vec::new();
     for selected in &selection.nodes {
         entry(
@@ -96,18 +97,12 @@ mod tests {
     use super::*;
     use crate::context::{BuildContext, Filter};
     use crate::executor::copy::{Attrs, ContextIndex};
+    use crate::plan::CopyOp;
 
-    fn request<'a>(sources: &'a [String], exclude: &'a [String]) -> CopyRequest<'a> {
+    fn request(op: &CopyOp) -> CopyRequest<'_> {
         CopyRequest {
-            sources,
-            contents: &[],
-            dest: "/app/",
+            op,
             attrs: Attrs::default(),
-            parents: false,
-            exclude,
-            extract_archives: false,
-            urls: false,
-            checksum: None,
             created: 0,
             cancel: None,
         }
@@ -123,9 +118,13 @@ mod tests {
         std::fs::write(root.join("ignored.log"), "x").unwrap();
         let filter = Filter::from_patterns::<&str>(&[], &["*.log"]).unwrap();
         let index = ContextIndex::new(&BuildContext::new(root).with_filter(filter)).unwrap();
-        let sources = vec!["src".to_owned(), "*.log".to_owned()];
-        let exclude = vec!["**/*.tmp".to_owned()];
-        let req = request(&sources, &exclude);
+        let op = CopyOp {
+            sources: vec!["src".to_owned(), "*.log".to_owned()],
+            exclude: vec!["**/*.tmp".to_owned()],
+            dest: "/app/".to_owned(),
+            ..CopyOp::default()
+        };
+        let req = request(&op);
         let mut hashed = 0;
         let mut digest = |n: &Node| {
             hashed += 1;

@@ -18,30 +18,31 @@ use std::path::Path;
 
 use super::error::{ExecError, Result};
 use crate::parser::ignore::IgnoreMatcher;
-use crate::parser::instructions::SourceContent;
+use crate::plan::CopyOp;
 
-/// One COPY/ADD, expanded, with ids already resolved.
+/// One COPY/ADD to carry out: the plan's op (sources, heredoc files, destination,
+/// `--parents`, `--exclude`, what ADD does), with the ids and mode already resolved.
+/// The op's `source` is not read: the caller passes the tree to read from.
 #[derive(Debug, Clone)]
 pub struct CopyRequest<'a> {
-    /// Source paths or patterns, relative to the source tree.
-    pub sources: &'a [String],
-    /// Inline heredoc files.
-    pub contents: &'a [SourceContent],
-    /// Absolute destination; a trailing `/` means "into this directory".
-    pub dest: &'a str,
+    pub op: &'a CopyOp,
     pub attrs: Attrs,
-    pub parents: bool,
-    pub exclude: &'a [String],
-    /// `ADD`: local tar archives are extracted (unless `unpack` is `Some(false)`).
-    pub extract_archives: bool,
-    /// `ADD`: URL sources are downloaded (COPY refuses them at parse time).
-    pub urls: bool,
-    /// `ADD --checksum` of a URL source.
-    pub checksum: Option<&'a str>,
     /// mtime of heredoc files.
     pub created: i64,
     /// Checked before each entry: a set flag stops the copy with `Interrupted`.
     pub cancel: Option<&'a std::sync::atomic::AtomicBool>,
+}
+
+impl CopyRequest<'_> {
+    /// `ADD`: local tar archives are extracted (unless `--unpack=false`).
+    fn extract_archives(&self) -> bool {
+        self.op.is_add && self.op.unpack != Some(false)
+    }
+
+    /// `ADD`: URL sources are downloaded (COPY refuses them at parse time).
+    fn urls(&self) -> bool {
+        self.op.is_add
+    }
 }
 
 struct Selected {
@@ -62,8 +63,8 @@ struct Selection<'r> {
 
 /// The `--exclude` filter of `req`, which also checks for cancellation on each entry.
 fn keeper<'r>(req: &'r CopyRequest<'r>) -> Result<impl Fn(&str) -> Result<bool> + 'r> {
-    let exclude = IgnoreMatcher::new(req.exclude).map_err(|e| ExecError::BadPattern {
-        pattern: req.exclude.join(","),
+    let exclude = IgnoreMatcher::new(&req.op.exclude).map_err(|e| ExecError::BadPattern {
+        pattern: req.op.exclude.join(","),
         reason: e.to_string(),
     })?;
     Ok(move |rel: &str| -> Result<bool> {
@@ -77,24 +78,26 @@ fn keeper<'r>(req: &'r CopyRequest<'r>) -> Result<impl Fn(&str) -> Result<bool> 
             return Ok(true);
         }
         let excluded = exclude.matches(rel).map_err(|e| ExecError::BadPattern {
-            pattern: req.exclude.join(","),
+            pattern: req.op.exclude.join(","),
             reason: e.to_string(),
         })?;
         Ok(!excluded)
     })
 }
 
-/// Resolves the sources of `req` in `tree`: literal paths, wildcard matches, URLs.
+/// Resolves the sources of `req` in `tree`: literal paths, wildcard matches, and (with
+/// `urls`) URLs, which are set apart.
 fn select<'r>(
     tree: &SourceTree<'_>,
     req: &'r CopyRequest<'r>,
+    urls: bool,
     keep: &dyn Fn(&str) -> Result<bool>,
 ) -> Result<Selection<'r>> {
     let mut selected = Vec::new();
     let mut wildcard_hits = 0;
     let mut downloads = Vec::new();
-    for src in req.sources {
-        if req.urls && fetch::is_url(src) {
+    for src in &req.op.sources {
+        if urls && fetch::is_url(src) {
             downloads.push(src.as_str());
             continue;
         }
@@ -143,72 +146,91 @@ fn select<'r>(
 /// Performs `req`, reading from `tree` and writing into the root filesystem at `root`.
 pub fn copy(tree: &SourceTree<'_>, req: &CopyRequest<'_>, root: &Path) -> Result<()> {
     let keep = keeper(req)?;
-    let Selection {
-        nodes: selected,
-        wildcard_hits,
-        downloads,
-    } = select(tree, req, &keep)?;
-    let literal_many = req.sources.len() + req.contents.len() > 1;
-    if literal_many && !req.dest.ends_with('/') {
+    let selection = select(tree, req, req.urls(), &keep)?;
+    let op = req.op;
+    if op.sources.len() + op.contents.len() > 1 && !op.dest.ends_with('/') {
         return Err(ExecError::DestNotDir);
     }
-    let owner = req.attrs.owner.unwrap_or((0, 0));
-    let dest_path = req.dest.trim_end_matches('/');
-    let dest_is_dir = req.dest.ends_with('/') || wildcard_hits > 1 || {
-        let host = host_path(root, req.dest, true)?;
+    let dest_is_dir = op.dest.ends_with('/') || selection.wildcard_hits > 1 || {
+        let host = host_path(root, &op.dest, true)?;
         std::fs::metadata(host).is_ok_and(|m| m.is_dir())
     };
-    for Selected { node, rel } in &selected {
-        let is_dir = node.meta.is_dir();
-        if is_dir {
-            let target = if req.parents && !rel.is_empty() {
-                format!("{dest_path}/{rel}")
-            } else {
-                dest_path.to_owned()
-            };
-            let host = ensure_dir(root, &target, owner)?;
-            write::copy_children(tree, node, &host, &req.attrs, &keep)?;
-            continue;
-        }
-        if req.extract_archives && node.meta.is_file() {
-            let open = || tree.open_file(node);
-            if let Some(kind) = archive::detect(&open, &node.host)? {
-                let host = ensure_dir(root, dest_path, owner)?;
-                archive::extract(&open, &node.host, kind, &host)?;
-                continue;
-            }
-        }
-        let target = if dest_is_dir {
-            let tail = if req.parents {
-                rel.clone()
-            } else {
-                basename(rel).to_owned()
-            };
-            format!("{dest_path}/{tail}")
+    for selected in &selection.nodes {
+        copy_selected(tree, req, selected, dest_is_dir, &keep, root)?;
+    }
+    for url in selection.downloads {
+        download(req, url, root)?;
+    }
+    write_contents(req, root)
+}
+
+/// Copies one selected source: a directory's contents, an archive ADD extracts, or an
+/// entry named after the source.
+fn copy_selected(
+    tree: &SourceTree<'_>,
+    req: &CopyRequest<'_>,
+    Selected { node, rel }: &Selected,
+    dest_is_dir: bool,
+    keep: &dyn Fn(&str) -> Result<bool>,
+    root: &Path,
+) -> Result<()> {
+    let owner = req.attrs.owner.unwrap_or((0, 0));
+    let dest_path = req.op.dest.trim_end_matches('/');
+    if node.meta.is_dir() {
+        let target = if req.op.parents && !rel.is_empty() {
+            format!("{dest_path}/{rel}")
         } else {
             dest_path.to_owned()
         };
-        let host = place(root, &target, owner)?;
-        write::copy_node(tree, node, &host, &req.attrs, &keep)?;
+        let host = ensure_dir(root, &target, owner)?;
+        return write::copy_children(tree, node, &host, &req.attrs, keep);
     }
-    for url in downloads {
-        let tmp = root.parent().unwrap_or(root);
-        let fetched = fetch::fetch(url, req.checksum, tmp)?;
-        let target = fetch::target_for(req.dest, &fetched.name);
-        let host = place(root, &target.to_string_lossy(), owner)?;
-        let mut data = std::fs::File::open(fetched.file.path())
-            .map_err(ExecError::fs("cannot read", fetched.file.path()))?;
-        let mode = req.attrs.mode.unwrap_or(0o600);
-        write::write_stream(
-            &host,
-            &mut data,
-            mode,
-            owner,
-            fetched.mtime.unwrap_or(req.created),
-        )?;
+    if req.extract_archives() && node.meta.is_file() {
+        let open = || tree.open_file(node);
+        if let Some(kind) = archive::detect(&open, &node.host)? {
+            let host = ensure_dir(root, dest_path, owner)?;
+            return archive::extract(&open, &node.host, kind, &host);
+        }
     }
-    for content in req.contents {
-        let target = if req.dest.ends_with('/') {
+    let target = if dest_is_dir {
+        let tail = if req.op.parents {
+            rel.clone()
+        } else {
+            basename(rel).to_owned()
+        };
+        format!("{dest_path}/{tail}")
+    } else {
+        dest_path.to_owned()
+    };
+    let host = place(root, &target, owner)?;
+    write::copy_node(tree, node, &host, &req.attrs, keep)
+}
+
+/// Fetches an ADD's URL source into the destination.
+fn download(req: &CopyRequest<'_>, url: &str, root: &Path) -> Result<()> {
+    let owner = req.attrs.owner.unwrap_or((0, 0));
+    let tmp = root.parent().unwrap_or(root);
+    let fetched = fetch::fetch(url, req.op.checksum.as_deref(), tmp)?;
+    let target = fetch::target_for(&req.op.dest, &fetched.name);
+    let host = place(root, &target.to_string_lossy(), owner)?;
+    let mut data = std::fs::File::open(fetched.file.path())
+        .map_err(ExecError::fs("cannot read", fetched.file.path()))?;
+    let mode = req.attrs.mode.unwrap_or(0o600);
+    write::write_stream(
+        &host,
+        &mut data,
+        mode,
+        owner,
+        fetched.mtime.unwrap_or(req.created),
+    )
+}
+
+/// Writes the op's heredoc files.
+fn write_contents(req: &CopyRequest<'_>, root: &Path) -> Result<()> {
+    let owner = req.attrs.owner.unwrap_or((0, 0));
+    let dest_path = req.op.dest.trim_end_matches('/');
+    for content in &req.op.contents {
+        let target = if req.op.dest.ends_with('/') {
             format!("{dest_path}/{}", content.path)
         } else {
             dest_path.to_owned()
@@ -261,17 +283,15 @@ mod tests {
     ) -> (tempfile::TempDir, Result<()>) {
         let root = tempfile::tempdir().unwrap();
         let index = ContextIndex::new(&BuildContext::new(ctx)).unwrap();
-        let sources: Vec<String> = sources.iter().map(|s| s.to_string()).collect();
-        let req = CopyRequest {
-            sources: &sources,
-            contents: &[],
-            dest,
-            attrs: Attrs::default(),
+        let op = CopyOp {
+            sources: sources.iter().map(|s| s.to_string()).collect(),
+            dest: dest.to_owned(),
             parents,
-            exclude: &[],
-            extract_archives: false,
-            urls: false,
-            checksum: None,
+            ..CopyOp::default()
+        };
+        let req = CopyRequest {
+            op: &op,
+            attrs: Attrs::default(),
             created: 0,
             cancel: None,
         };
@@ -345,21 +365,18 @@ mod tests {
         let outside = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink(outside.path(), root.path().join("link")).unwrap();
         let index = ContextIndex::new(&BuildContext::new(ctx.path())).unwrap();
-        let sources = vec!["a.txt".to_owned()];
+        let op = CopyOp {
+            sources: vec!["a.txt".to_owned()],
+            dest: "/link/".to_owned(),
+            ..CopyOp::default()
+        };
         let req = CopyRequest {
-            sources: &sources,
-            contents: &[],
-            dest: "/link/",
+            op: &op,
             attrs: Attrs {
                 owner: Some((1000, 1000)),
                 keep_owner: false,
                 mode: Some(0o600),
             },
-            parents: false,
-            exclude: &[],
-            extract_archives: false,
-            urls: false,
-            checksum: None,
             created: 0,
             cancel: None,
         };

@@ -10,11 +10,12 @@
 //! | `secret` | a read-only file on a tmpfs and/or an environment variable, from `--secret` (`secret.rs`) |
 //! | `ssh` | a socket forwarding to an agent given with `--ssh`, and `SSH_AUTH_SOCK` (`ssh.rs`) |
 //!
-//! Everything lives in a scratch directory of the store's work dir ([`Scratch`]);
+//! Everything lives in a scratch directory of the store's work dir (`scratch.rs`);
 //! dropping [`StepMounts`] undoes it in reverse order.
 
 mod bind;
 mod cache;
+mod scratch;
 mod secret;
 mod ssh;
 
@@ -23,19 +24,13 @@ pub use ssh::SshSpec;
 
 use std::path::{Path, PathBuf};
 
+use self::scratch::{Keeper, Scratch};
 use super::copy::{self, Attrs, CopyRequest, SourceTree};
 use super::error::ExecError;
 use super::sandbox::Mount;
-use super::snapshots::image_layers;
-use super::stage::{Layer, StageEnv};
-use super::step_root::StepRoot;
-use crate::layers::OverlayMount;
+use super::stage_env::StageEnv;
 use crate::parser::instructions::values::{clean_path, Mount as MountSpec, MountType, Sharing};
-use crate::plan::{RunMount, Source};
-use crate::store::FileLock;
-
-/// Size of the tmpfs that holds a step's secret files.
-const SECRETS_TMPFS_SIZE: &str = "16m";
+use crate::plan::{CopyOp, RunMount, Source};
 
 /// The sandbox side of a step's `--mount`s.
 pub(super) struct StepMounts {
@@ -45,7 +40,9 @@ pub(super) struct StepMounts {
     pub env: Vec<String>,
     /// `SSH_AUTH_SOCK` for the step unless its environment has one.
     pub ssh_auth_sock: Option<String>,
-    _scratch: Scratch,
+    /// ssh mounts so far (each gets a socket of its own).
+    ssh_count: usize,
+    scratch: Scratch,
 }
 
 /// Prepares every mount of `mounts` for a step whose working directory is `workdir`.
@@ -54,104 +51,122 @@ pub(super) fn prepare(
     mounts: &[RunMount],
     workdir: &str,
 ) -> Result<StepMounts, ExecError> {
-    let mut scratch = Scratch::new(env.store.work_dir())?;
-    let mut out = Vec::new();
-    let mut vars = Vec::new();
-    let mut ssh_auth_sock = None;
-    let mut ssh_index = 0;
-    let locked: Vec<PathBuf> = mounts
-        .iter()
-        .filter(|m| m.spec.kind == MountType::Cache && m.spec.sharing_mode() == Sharing::Locked)
-        .map(|m| cache::dir_for(env.store, &m.spec, cache_seed(env, m).as_deref()))
-        .collect::<Result<_, _>>()?;
-    for lock in cache::lock_all(locked)? {
-        scratch.keep(Keeper::Lock(lock));
-    }
+    let mut out = StepMounts {
+        mounts: Vec::new(),
+        env: Vec::new(),
+        ssh_auth_sock: None,
+        ssh_count: 0,
+        scratch: Scratch::new(env.build.store.work_dir())?,
+    };
+    out.lock_caches(env, mounts)?;
     for m in mounts {
+        out.add(env, m, workdir)?;
+    }
+    Ok(out)
+}
+
+impl StepMounts {
+    /// Takes the locks of every `locked` cache mount first, all at once.
+    fn lock_caches(&mut self, env: &StageEnv<'_>, mounts: &[RunMount]) -> Result<(), ExecError> {
+        let locked: Vec<PathBuf> = mounts
+            .iter()
+            .filter(|m| m.spec.kind == MountType::Cache && m.spec.sharing_mode() == Sharing::Locked)
+            .map(|m| cache::dir_for(env.build.store, &m.spec, cache_seed(env, m).as_deref()))
+            .collect::<Result<_, _>>()?;
+        for lock in cache::lock_all(locked)? {
+            self.scratch.keep(Keeper::Lock(lock));
+        }
+        Ok(())
+    }
+
+    fn add(&mut self, env: &StageEnv<'_>, m: &RunMount, workdir: &str) -> Result<(), ExecError> {
         let spec = &m.spec;
-        let bad = |reason: String| ExecError::BadMount {
-            value: format!("type={}", spec.kind.as_str()),
-            reason,
+        let target = || {
+            spec.resolve_target(workdir)
+                .map_err(|e| ExecError::BadMount {
+                    value: format!("type={}", spec.kind.as_str()),
+                    reason: e.to_string(),
+                })
         };
         match spec.kind {
-            MountType::Tmpfs => out.push(Mount::Tmpfs {
-                target: spec
-                    .resolve_target(workdir)
-                    .map_err(|e| bad(e.to_string()))?,
+            MountType::Tmpfs => self.mounts.push(Mount::Tmpfs {
+                target: target()?,
                 size: spec.size_limit,
             }),
             MountType::Bind => {
-                let target = spec
-                    .resolve_target(workdir)
-                    .map_err(|e| bad(e.to_string()))?;
+                let target = target()?;
                 let from = m.from.as_ref().unwrap_or(&Source::Context);
-                let mut host = source_path(env, from, &source_rel(spec), &mut scratch)?;
+                let mut host = source_path(env, from, &source_rel(spec), &mut self.scratch)?;
                 if !spec.read_only {
-                    host = bind::writable(&host, &mut scratch)?;
+                    host = bind::writable(&host, &mut self.scratch)?;
                 }
-                out.push(Mount::Bind {
-                    source: host,
-                    target,
-                    readonly: spec.read_only,
-                });
+                self.bind(host, target, spec.read_only);
             }
             MountType::Cache => {
-                let target = spec
-                    .resolve_target(workdir)
-                    .map_err(|e| bad(e.to_string()))?;
-                let path = cache_mount(env, m, &mut scratch)?;
-                out.push(Mount::Bind {
-                    source: path,
-                    target,
-                    readonly: spec.read_only,
-                });
+                let target = target()?;
+                let path = cache_mount(env, m, &mut self.scratch)?;
+                self.bind(path, target, spec.read_only);
             }
-            MountType::Secret => {
-                let secret::Resolved::Value(value) = secret::resolve(spec, &env.options.secrets)?
-                else {
-                    continue;
-                };
-                if let Some(name) = secret::env_name(spec) {
-                    vars.push(format!("{name}={}", String::from_utf8_lossy(&value)));
-                }
-                if let Some(target) = spec.secret_target() {
-                    let dir = scratch.secrets_dir()?;
-                    let name = format!("{}", out.len());
-                    let file = secret::write_file(&dir, &name, &value, spec)?;
-                    out.push(Mount::Bind {
-                        source: file,
-                        target: absolute(&target, workdir),
-                        readonly: true,
-                    });
-                }
-            }
-            MountType::Ssh => {
-                let index = ssh_index;
-                ssh_index += 1;
-                let Some(agent) = ssh::resolve(spec, &env.options.ssh)? else {
-                    continue;
-                };
-                let target = absolute(&spec.ssh_target(index), workdir);
-                let listen = scratch.socket_path(index)?;
-                let owner = (spec.uid.unwrap_or(0), spec.gid.unwrap_or(0));
-                let mode = spec.file_mode().unwrap_or(0o600);
-                let proxy = ssh::AgentProxy::start(&listen, &agent.socket, owner, mode)?;
-                scratch.keep(Keeper::Agent(proxy));
-                ssh_auth_sock.get_or_insert_with(|| target.clone());
-                out.push(Mount::Bind {
-                    source: listen,
-                    target,
-                    readonly: false,
-                });
-            }
+            MountType::Secret => self.secret(env, spec, workdir)?,
+            MountType::Ssh => self.ssh(env, spec, workdir)?,
         }
+        Ok(())
     }
-    Ok(StepMounts {
-        mounts: out,
-        env: vars,
-        ssh_auth_sock,
-        _scratch: scratch,
-    })
+
+    fn bind(&mut self, source: PathBuf, target: String, readonly: bool) {
+        self.mounts.push(Mount::Bind {
+            source,
+            target,
+            readonly,
+        });
+    }
+
+    /// A secret as a read-only file on the secrets tmpfs and/or an environment variable.
+    fn secret(
+        &mut self,
+        env: &StageEnv<'_>,
+        spec: &MountSpec,
+        workdir: &str,
+    ) -> Result<(), ExecError> {
+        let secret::Resolved::Value(value) = secret::resolve(spec, &env.build.options.secrets)?
+        else {
+            return Ok(());
+        };
+        if let Some(name) = secret::env_name(spec) {
+            self.env
+                .push(format!("{name}={}", String::from_utf8_lossy(&value)));
+        }
+        if let Some(target) = spec.secret_target() {
+            let dir = self.scratch.secrets_dir()?;
+            let name = format!("{}", self.mounts.len());
+            let file = secret::write_file(&dir, &name, &value, spec)?;
+            self.bind(file, absolute(&target, workdir), true);
+        }
+        Ok(())
+    }
+
+    /// A socket forwarding to an `--ssh` agent.
+    fn ssh(
+        &mut self,
+        env: &StageEnv<'_>,
+        spec: &MountSpec,
+        workdir: &str,
+    ) -> Result<(), ExecError> {
+        let index = self.ssh_count;
+        self.ssh_count += 1;
+        let Some(agent) = ssh::resolve(spec, &env.build.options.ssh)? else {
+            return Ok(());
+        };
+        let target = absolute(&spec.ssh_target(index), workdir);
+        let listen = self.scratch.socket_path(index)?;
+        let owner = (spec.uid.unwrap_or(0), spec.gid.unwrap_or(0));
+        let mode = spec.file_mode().unwrap_or(0o600);
+        let proxy = ssh::AgentProxy::start(&listen, &agent.socket, owner, mode)?;
+        self.scratch.keep(Keeper::Agent(proxy));
+        self.ssh_auth_sock.get_or_insert_with(|| target.clone());
+        self.bind(listen, target, false);
+        Ok(())
+    }
 }
 
 /// `source=` as a root-relative path (`..` cannot climb above the root).
@@ -175,45 +190,25 @@ fn source_path(
     rel: &str,
     scratch: &mut Scratch,
 ) -> Result<PathBuf, ExecError> {
-    match from {
-        Source::Context => bind::from_context(env.context.get()?, rel, scratch),
-        other => {
-            let (root, origin) = view(env, other, scratch)?;
-            bind::from_root(&root, rel, &origin)
-        }
+    match view(env, from, scratch)? {
+        None => bind::from_context(env.build.context.get()?, rel, scratch),
+        Some((root, origin)) => bind::from_root(&root, rel, &origin),
     }
 }
 
-/// A read-only view of a stage or image, mounted for the step.
+/// A read-only view of a stage or image, kept mounted for the step, and how errors
+/// name it; `None` for the build context.
 fn view(
     env: &StageEnv<'_>,
     from: &Source,
     scratch: &mut Scratch,
-) -> Result<(PathBuf, String), ExecError> {
-    let (layers, origin) = match from {
-        Source::Context => {
-            return Err(ExecError::Internal {
-                what: "a view of the build context",
-            })
-        }
-        Source::Stage(j) => (stage_layers(env, *j), format!("stage {j}")),
-        Source::Image(image) => (
-            image_layers(env.store, image)?,
-            format!("image {}", image.reference),
-        ),
+) -> Result<Option<(PathBuf, String)>, ExecError> {
+    let Some((view, origin)) = env.view(from)? else {
+        return Ok(None);
     };
-    let view = env.roots.view(env, &layers)?;
     let root = view.target();
-    scratch.keep(Keeper::View(Box::new(view)));
-    Ok((root, origin))
-}
-
-fn stage_layers(env: &StageEnv<'_>, j: usize) -> Vec<Layer> {
-    env.outputs
-        .get(j)
-        .and_then(Option::as_ref)
-        .map(|o| o.layers.clone())
-        .unwrap_or_default()
+    scratch.keep(Keeper::View(view));
+    Ok(Some((root, origin)))
 }
 
 /// The cache directory of `m`; a new one is seeded from `from=` before it is published.
@@ -224,9 +219,11 @@ fn cache_mount(
 ) -> Result<PathBuf, ExecError> {
     let rel = source_rel(&m.spec);
     let seed = cache_seed(env, m);
-    let dir = cache::open(env.store, &m.spec, seed.as_deref(), |new| match &m.from {
-        Some(from) => seed_cache(env, from, &rel, new, scratch),
-        None => Ok(()),
+    let dir = cache::open(env.build.store, &m.spec, seed.as_deref(), |new| {
+        match &m.from {
+            Some(from) => seed_cache(env, from, &rel, new, scratch),
+            None => Ok(()),
+        }
     })?;
     if let Some(lock) = dir.lock {
         scratch.keep(Keeper::Lock(lock));
@@ -239,7 +236,8 @@ fn cache_seed(env: &StageEnv<'_>, m: &RunMount) -> Option<String> {
     let from = m.from.as_ref()?;
     let base = match from {
         Source::Context => "context".to_owned(),
-        Source::Stage(j) => stage_layers(env, *j)
+        Source::Stage(j) => env
+            .stage_layers(*j)
             .last()
             .map_or("scratch".to_owned(), |l| l.chain.to_string()),
         Source::Image(image) => image.digest.to_string(),
@@ -256,143 +254,23 @@ fn seed_cache(
     dir: &Path,
     scratch: &mut Scratch,
 ) -> Result<(), ExecError> {
-    let sources = [format!("/{rel}")];
+    let op = CopyOp {
+        sources: vec![format!("/{rel}")],
+        dest: "/".to_owned(),
+        ..CopyOp::default()
+    };
     let req = CopyRequest {
-        sources: &sources,
-        contents: &[],
-        dest: "/",
+        op: &op,
         attrs: Attrs {
             owner: None,
             keep_owner: true,
             mode: None,
         },
-        parents: false,
-        exclude: &[],
-        extract_archives: false,
-        urls: false,
-        checksum: None,
-        created: env.epoch,
-        cancel: Some(&env.options.cancel),
+        created: env.build.created.epoch,
+        cancel: Some(&env.build.options.cancel),
     };
-    match from {
-        Source::Context => copy::copy(&SourceTree::Context(env.context.get()?), &req, dir),
-        other => {
-            let (root, _) = view(env, other, scratch)?;
-            copy::copy(&SourceTree::Root(&root), &req, dir)
-        }
-    }
-}
-
-/// What keeps a mount's backing alive until the step ends (held only to be dropped).
-#[allow(dead_code)]
-enum Keeper {
-    /// A read-only view of a stage or image.
-    View(Box<StepRoot>),
-    /// The overlay of an `rw` bind.
-    Overlay(OverlayMount),
-    /// A cache lock (`locked` or `private` sharing).
-    Lock(FileLock),
-    /// The tmpfs of the step's secrets.
-    Tmpfs(PathBuf),
-    /// An ssh agent proxy.
-    Agent(ssh::AgentProxy),
-}
-
-impl Drop for Keeper {
-    fn drop(&mut self) {
-        if let Keeper::Tmpfs(path) = self {
-            let _ = rustix::mount::unmount(path.as_path(), rustix::mount::UnmountFlags::DETACH);
-        }
-    }
-}
-
-/// The step's scratch directory and what it keeps alive, undone in reverse order.
-pub(super) struct Scratch {
-    keepers: Vec<Keeper>,
-    /// Short directories in the system temp dir for sockets (see `socket_path`).
-    short: Vec<tempfile::TempDir>,
-    dir: tempfile::TempDir,
-    next: usize,
-}
-
-impl Scratch {
-    pub(super) fn new(work: &Path) -> Result<Scratch, ExecError> {
-        let dir = tempfile::Builder::new()
-            .prefix("mounts-")
-            .tempdir_in(work)
-            .map_err(ExecError::fs("cannot create a directory in", work))?;
-        Ok(Scratch {
-            keepers: Vec::new(),
-            short: Vec::new(),
-            dir,
-            next: 0,
-        })
-    }
-
-    /// A new, empty directory named after `what`.
-    pub(super) fn fresh(&mut self, what: &str) -> Result<PathBuf, ExecError> {
-        self.next += 1;
-        let path = self.dir.path().join(format!("{what}-{}", self.next));
-        std::fs::create_dir(&path).map_err(ExecError::fs("cannot create", &path))?;
-        Ok(path)
-    }
-
-    fn keep(&mut self, keeper: Keeper) {
-        self.keepers.push(keeper);
-    }
-
-    pub(super) fn keep_overlay(&mut self, mount: OverlayMount) {
-        self.keep(Keeper::Overlay(mount));
-    }
-
-    /// The tmpfs (mode 0700, mounted on first use) that holds secret files.
-    fn secrets_dir(&mut self) -> Result<PathBuf, ExecError> {
-        let path = self.dir.path().join("secrets");
-        if self
-            .keepers
-            .iter()
-            .any(|k| matches!(k, Keeper::Tmpfs(p) if *p == path))
-        {
-            return Ok(path);
-        }
-        std::fs::create_dir(&path).map_err(ExecError::fs("cannot create", &path))?;
-        use rustix::mount::{mount, MountFlags};
-        let data = format!("mode=0700,size={SECRETS_TMPFS_SIZE}");
-        mount(
-            "rbuild-secrets",
-            &path,
-            "tmpfs",
-            MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
-            Some(std::ffi::CString::new(data).unwrap_or_default().as_c_str()),
-        )
-        .map_err(|e| ExecError::fs("cannot mount a tmpfs for secrets at", &path)(e.into()))?;
-        self.keep(Keeper::Tmpfs(path.clone()));
-        Ok(path)
-    }
-
-    /// A path for the `index`-th ssh socket, short enough for `sun_path` (108 bytes).
-    fn socket_path(&mut self, index: usize) -> Result<PathBuf, ExecError> {
-        let path = self.dir.path().join(format!("ssh-{index}.sock"));
-        if path.as_os_str().len() < 100 {
-            return Ok(path);
-        }
-        let short = tempfile::Builder::new()
-            .prefix("rbuild-ssh-")
-            .tempdir()
-            .map_err(ExecError::fs(
-                "cannot create a directory in",
-                &std::env::temp_dir(),
-            ))?;
-        let path = short.path().join("agent.sock");
-        self.short.push(short);
-        Ok(path)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        while let Some(keeper) = self.keepers.pop() {
-            drop(keeper);
-        }
+    match view(env, from, scratch)? {
+        None => copy::copy(&SourceTree::Context(env.build.context.get()?), &req, dir),
+        Some((root, _)) => copy::copy(&SourceTree::Root(&root), &req, dir),
     }
 }

@@ -117,6 +117,17 @@ struct Outcome {
     cancelled: bool,
 }
 
+/// How far stopping a run has come.
+#[derive(Default)]
+struct Stop {
+    /// The timeout that passed, if one did.
+    timed_out: Option<Duration>,
+    /// Whether the cancel flag was seen set.
+    cancelled: bool,
+    /// When the helper is killed if it has not exited by then.
+    grace_end: Option<Instant>,
+}
+
 /// One run's descriptors and deadlines.
 struct Session<'a> {
     child: &'a mut Child,
@@ -161,50 +172,11 @@ impl<'a> Session<'a> {
         })?;
         let mut buf = vec![0u8; 64 * 1024];
         let mut out_open = true;
-        let mut timed_out = None;
-        let mut cancelled = false;
-        let mut grace_end = None;
+        let mut stop = Stop::default();
         loop {
             let now = Instant::now();
-            let stopping = timed_out.is_some() || cancelled;
-            if let Some((at, t)) = self.deadline {
-                if !stopping && now >= at {
-                    // Closing our end tells the helper to kill the step.
-                    let _ = sock.shutdown(std::net::Shutdown::Write);
-                    timed_out = Some(t);
-                    grace_end = Some(now + TEARDOWN_GRACE);
-                }
-            }
-            if !stopping && self.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
-                let _ = sock.shutdown(std::net::Shutdown::Write);
-                cancelled = true;
-                grace_end = Some(now + TEARDOWN_GRACE);
-            }
-            if let Some(end) = grace_end {
-                if now >= end {
-                    let _ = self.child.kill();
-                    grace_end = None;
-                }
-            }
-            let watch_cancel = self
-                .cancel
-                .filter(|_| !cancelled)
-                .map(|_| now + CANCEL_POLL);
-            let wake = [
-                self.deadline.filter(|_| timed_out.is_none()).map(|d| d.0),
-                grace_end,
-                watch_cancel,
-            ]
-            .into_iter()
-            .flatten()
-            .min();
-            let timeout = wake.map(|w| {
-                let d = w.saturating_duration_since(now) + Duration::from_millis(1);
-                rustix::fs::Timespec {
-                    tv_sec: d.as_secs() as i64,
-                    tv_nsec: i64::from(d.subsec_nanos()),
-                }
-            });
+            self.check_stop(&mut stop, now, sock);
+            let timeout = self.wake(&stop, now);
             let mut fds = Vec::with_capacity(3);
             fds.push(PollFd::new(sock, PollFlags::IN));
             fds.push(PollFd::new(&self.pidfd, PollFlags::IN));
@@ -231,19 +203,81 @@ impl<'a> Session<'a> {
                 read_reports(sock, &mut self.reports)?;
             }
             if exited {
-                // Drain what is buffered without waiting for writers that might have
-                // escaped (every process of the step is dead by now).
-                rustix::io::ioctl_fionbio(self.out, true).map_err(|e| Error::Io {
-                    what: "drain",
-                    source: e.into(),
-                })?;
-                while out_open {
-                    out_open = read_some(self.out, &mut buf, output)?;
-                }
-                let _ = read_reports(sock, &mut self.reports);
-                return self.outcome(timed_out, cancelled);
+                self.drain(&mut buf, out_open, output, sock)?;
+                return self.outcome(stop.timed_out, stop.cancelled);
             }
         }
+    }
+
+    /// Starts stopping the step at its deadline or when cancelled (closing our end of
+    /// the socket tells the helper to kill it), and kills the helper once the grace
+    /// period is over.
+    fn check_stop(&mut self, stop: &mut Stop, now: Instant, sock: &UnixStream) {
+        let stopping = stop.timed_out.is_some() || stop.cancelled;
+        if let Some((at, t)) = self.deadline {
+            if !stopping && now >= at {
+                let _ = sock.shutdown(std::net::Shutdown::Write);
+                stop.timed_out = Some(t);
+                stop.grace_end = Some(now + TEARDOWN_GRACE);
+            }
+        }
+        if !stopping && self.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+            let _ = sock.shutdown(std::net::Shutdown::Write);
+            stop.cancelled = true;
+            stop.grace_end = Some(now + TEARDOWN_GRACE);
+        }
+        if let Some(end) = stop.grace_end {
+            if now >= end {
+                let _ = self.child.kill();
+                stop.grace_end = None;
+            }
+        }
+    }
+
+    /// How long the next poll may wait: until the deadline, the end of the grace
+    /// period or the next look at the cancel flag, whichever comes first.
+    fn wake(&self, stop: &Stop, now: Instant) -> Option<rustix::fs::Timespec> {
+        let watch_cancel = self
+            .cancel
+            .filter(|_| !stop.cancelled)
+            .map(|_| now + CANCEL_POLL);
+        let wake = [
+            self.deadline
+                .filter(|_| stop.timed_out.is_none())
+                .map(|d| d.0),
+            stop.grace_end,
+            watch_cancel,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        wake.map(|w| {
+            let d = w.saturating_duration_since(now) + Duration::from_millis(1);
+            rustix::fs::Timespec {
+                tv_sec: d.as_secs() as i64,
+                tv_nsec: i64::from(d.subsec_nanos()),
+            }
+        })
+    }
+
+    /// Once the helper exited: reads what is buffered without waiting for writers
+    /// that might have escaped (every process of the step is dead by now).
+    fn drain(
+        &mut self,
+        buf: &mut [u8],
+        mut out_open: bool,
+        output: &mut dyn FnMut(&[u8]),
+        sock: &UnixStream,
+    ) -> Result<()> {
+        rustix::io::ioctl_fionbio(self.out, true).map_err(|e| Error::Io {
+            what: "drain",
+            source: e.into(),
+        })?;
+        while out_open {
+            out_open = read_some(self.out, buf, output)?;
+        }
+        let _ = read_reports(sock, &mut self.reports);
+        Ok(())
     }
 
     fn outcome(&mut self, timed_out: Option<Duration>, cancelled: bool) -> Result<Outcome> {

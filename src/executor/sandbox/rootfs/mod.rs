@@ -1,18 +1,18 @@
 //! The sandbox's filesystem: the mount plan inside the new root, the [`Sys`] seam it
 //! runs through, and the mount-point stubs it creates and later removes.
 //!
-//! [`plan`] turns a spec into a list of [`Step`]s (pure, unit-tested); [`apply`] runs
-//! them against a [`Sys`] after `pivot_root` (so every absolute path is inside the
-//! step's root and symlinks cannot lead out of it); [`Stubs::cleanup`] undoes the
-//! stubs once the command and all its processes are gone. `linux.rs` holds the real
-//! [`Sys`] and the steps before `pivot_root`.
+//! [`plan()`] (`plan.rs`) turns a spec into a list of [`Step`]s (pure, unit-tested);
+//! [`apply`] runs them against a [`Sys`] after `pivot_root` (so every absolute path is
+//! inside the step's root and symlinks cannot lead out of it); [`Stubs::cleanup`]
+//! undoes the stubs once the command and all its processes are gone. `linux.rs` holds
+//! the real [`Sys`] and the steps before `pivot_root`.
 //!
 //! Invariants:
 //! - no device node the step makes or the image ships can be opened: the root and
 //!   every mount below it are `nodev` (from [`enter`], [`ROOT_FLAGS`]), `/dev` is a
-//!   `nodev` tmpfs, and only Docker's default nodes ([`DEVICES`]) are mounts of their
-//!   own that allow devices (runc's device cgroup has the same effect; we have no
-//!   cgroup); `mknod` itself still succeeds, as under Docker (`CAP_MKNOD`);
+//!   `nodev` tmpfs, and only Docker's default nodes (`DEVICES` in `plan.rs`) are mounts
+//!   of their own that allow devices (runc's device cgroup has the same effect; we
+//!   have no cgroup); `mknod` itself still succeeds, as under Docker (`CAP_MKNOD`);
 //! - every bind into the step (`RUN --mount` sources, the `/etc` files, read-only
 //!   `/proc` paths) is `nosuid,nodev` (and read-only where asked) on every mount of
 //!   its tree, not only at the top (`mount_setattr` with `AT_RECURSIVE`, kernel 5.12);
@@ -24,6 +24,7 @@
 //!   only if nothing but the stubs changed it.
 
 mod linux;
+mod plan;
 mod stubs;
 #[cfg(test)]
 mod tests;
@@ -36,11 +37,13 @@ use rustix::mount::MountFlags;
 
 pub(super) use linux::{enter, LinuxSys};
 #[cfg(test)]
+use plan::STAGE;
+pub(crate) use plan::{plan, Step};
+#[cfg(test)]
 use stubs::resolve;
 pub(crate) use stubs::Stubs;
 
 use super::error::SetupOp;
-use super::{Mount, SandboxSpec};
 
 /// runc's and Docker's masked paths: a file gets `/dev/null`, a directory an empty
 /// read-only tmpfs.
@@ -94,30 +97,6 @@ impl BindSource {
         }
     }
 }
-
-/// The device nodes of `/dev`: name, major, minor (all `0666`, root-owned). Each is
-/// bound onto itself and only those mounts allow devices (`/dev` itself is `nodev`).
-const DEVICES: [(&str, u32, u32); 6] = [
-    ("null", 1, 3),
-    ("zero", 1, 5),
-    ("full", 1, 7),
-    ("random", 1, 8),
-    ("urandom", 1, 9),
-    ("tty", 5, 0),
-];
-
-/// The symlinks of `/dev`: link target, link path.
-const DEV_LINKS: [(&str, &str); 5] = [
-    ("/proc/self/fd", "/dev/fd"),
-    ("/proc/self/fd/0", "/dev/stdin"),
-    ("/proc/self/fd/1", "/dev/stdout"),
-    ("/proc/self/fd/2", "/dev/stderr"),
-    ("pts/ptmx", "/dev/ptmx"),
-];
-
-/// Where the generated `/etc` files are written before being bind-mounted (on the
-/// `/dev` tmpfs; removed again once mounted).
-const STAGE: &str = "/dev/.rbuild-etc";
 
 /// A timestamp: seconds and nanoseconds.
 pub(crate) type Ts = (i64, i64);
@@ -184,193 +163,6 @@ pub(crate) trait Sys {
     fn remove(&self, path: &str, dir: bool) -> io::Result<()>;
 }
 
-/// One step of the filesystem setup after `pivot_root`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Step {
-    /// Make sure a mount point exists: `strict` ones must be real directories.
-    Target {
-        path: String,
-        dir: bool,
-        strict: bool,
-    },
-    /// Mount a filesystem on a target.
-    Mount {
-        fstype: &'static str,
-        target: String,
-        flags: MountFlags,
-        data: String,
-    },
-    Mkdir {
-        path: String,
-        mode: u32,
-    },
-    Mknod {
-        path: String,
-        major: u32,
-        minor: u32,
-    },
-    Symlink {
-        target: &'static str,
-        link: &'static str,
-    },
-    WriteFile {
-        path: String,
-        contents: Vec<u8>,
-    },
-    /// Recursive bind of a path inside the root onto a target.
-    Bind {
-        source: String,
-        target: String,
-    },
-    /// Add `flags` to a mount and every mount below it.
-    Restrict {
-        target: String,
-        flags: MountFlags,
-    },
-    /// Let the one mount at `target` (a node of [`DEVICES`]) open devices.
-    AllowDevices {
-        target: String,
-    },
-    /// Attach the `tree`-th cloned host bind source.
-    Attach {
-        tree: usize,
-        target: String,
-    },
-    /// Hide a path if it exists (see [`MASKED_PATHS`]).
-    Mask {
-        path: &'static str,
-    },
-    /// Make a path read-only if it exists (see [`READONLY_PATHS`]).
-    ReadOnlyPath {
-        path: &'static str,
-    },
-    /// Remove a staging file or directory.
-    Remove {
-        path: String,
-        dir: bool,
-    },
-}
-
-/// The steps for `spec`; `bind_is_dir[i]` tells whether the `i`-th bind mount's source
-/// is a directory.
-pub(crate) fn plan(spec: &SandboxSpec, bind_is_dir: &[bool]) -> Vec<Step> {
-    use MountFlags as F;
-    let nsd = F::NOSUID | F::NODEV | F::NOEXEC;
-    let target = |path: &str, dir: bool, strict: bool| Step::Target {
-        path: path.to_owned(),
-        dir,
-        strict,
-    };
-    let mount = |fstype, target: &str, flags, data: &str| Step::Mount {
-        fstype,
-        target: target.to_owned(),
-        flags,
-        data: data.to_owned(),
-    };
-    let mkdir = |path: &str, mode| Step::Mkdir {
-        path: path.to_owned(),
-        mode,
-    };
-    let shm = format!("mode=1777,size={}", spec.limits.shm_size);
-    let mut s = vec![
-        target("/proc", true, true),
-        mount("proc", "/proc", nsd, ""),
-        target("/dev", true, true),
-        mount(
-            "tmpfs",
-            "/dev",
-            F::NOSUID | F::NODEV | F::STRICTATIME,
-            "mode=755,size=65536k",
-        ),
-    ];
-    for (name, major, minor) in DEVICES {
-        let path = format!("/dev/{name}");
-        s.push(Step::Mknod {
-            path: path.clone(),
-            major,
-            minor,
-        });
-        s.push(Step::Bind {
-            source: path.clone(),
-            target: path.clone(),
-        });
-        s.push(Step::AllowDevices { target: path });
-    }
-    for (target, link) in DEV_LINKS {
-        s.push(Step::Symlink { target, link });
-    }
-    s.extend([
-        mkdir("/dev/pts", 0o755),
-        mount(
-            "devpts",
-            "/dev/pts",
-            F::NOSUID | F::NOEXEC,
-            "newinstance,ptmxmode=0666,mode=0620,gid=5",
-        ),
-        mkdir("/dev/shm", 0o1777),
-        mount("tmpfs", "/dev/shm", nsd, &shm),
-        mkdir("/dev/mqueue", 0o755),
-        mount("mqueue", "/dev/mqueue", nsd, ""),
-        target("/sys", true, true),
-        mount("sysfs", "/sys", nsd | F::RDONLY, ""),
-        mkdir(STAGE, 0o755),
-    ]);
-    let hostname = format!("{}\n", spec.hostname);
-    let files = [
-        ("hosts", &spec.hosts),
-        ("resolv.conf", &spec.resolv_conf),
-        ("hostname", &hostname),
-    ];
-    for (name, contents) in files {
-        let (staged, dest) = (format!("{STAGE}/{name}"), format!("/etc/{name}"));
-        s.push(Step::WriteFile {
-            path: staged.clone(),
-            contents: contents.as_bytes().to_vec(),
-        });
-        s.push(target(&dest, false, false));
-        s.push(Step::Bind {
-            source: staged.clone(),
-            target: dest.clone(),
-        });
-        s.push(Step::Restrict {
-            target: dest,
-            flags: nsd | F::RDONLY,
-        });
-        s.push(Step::Remove {
-            path: staged,
-            dir: false,
-        });
-    }
-    s.push(Step::Remove {
-        path: STAGE.to_owned(),
-        dir: true,
-    });
-    let mut tree = 0;
-    for m in &spec.mounts {
-        match m {
-            Mount::Bind { target: dest, .. } => {
-                let is_dir = bind_is_dir.get(tree).copied().unwrap_or(true);
-                s.push(target(dest, is_dir, false));
-                // Read-only, nosuid and nodev were set on the whole cloned tree
-                // before it was attached (see `enter`).
-                s.push(Step::Attach {
-                    tree,
-                    target: dest.clone(),
-                });
-                tree += 1;
-            }
-            Mount::Tmpfs { target: dest, size } => {
-                s.push(target(dest, true, false));
-                let data = size.map(|n| format!("size={n}")).unwrap_or_default();
-                s.push(mount("tmpfs", dest, F::NOSUID | F::NODEV, &data));
-            }
-        }
-    }
-    s.extend(MASKED_PATHS.map(|path| Step::Mask { path }));
-    s.extend(READONLY_PATHS.map(|path| Step::ReadOnlyPath { path }));
-    s
-}
-
 /// A failed step: which operation on which path.
 #[derive(Debug)]
 pub(crate) struct Failure {
@@ -389,75 +181,83 @@ fn fail(op: SetupOp, path: &str) -> impl FnOnce(io::Error) -> Failure + '_ {
 
 /// Runs `steps`, recording the stubs it creates in `stubs`.
 pub(crate) fn apply(steps: &[Step], sys: &dyn Sys, stubs: &mut Stubs) -> Result<(), Failure> {
-    use MountFlags as F;
+    // Mount targets as resolved inside the root, by the path the plan names them.
     let mut resolved: HashMap<&str, String> = HashMap::new();
-    let at = |resolved: &HashMap<&str, String>, path: &str| {
-        resolved
-            .get(path)
-            .cloned()
-            .unwrap_or_else(|| path.to_owned())
-    };
     for step in steps {
-        match step {
-            Step::Target { path, dir, strict } => {
-                let real = stubs.ensure(sys, path, *dir, *strict)?;
-                resolved.insert(path, real);
-            }
-            Step::Mount {
-                fstype,
-                target,
-                flags,
-                data,
-            } => {
-                let t = at(&resolved, target);
-                sys.mount(fstype, &t, fstype, *flags, data)
-                    .map_err(fail(SetupOp::Mount, &t))?;
-            }
-            Step::Mkdir { path, mode } => {
-                sys.mkdir(path, *mode).map_err(fail(SetupOp::Mkdir, path))?
-            }
-            Step::Mknod { path, major, minor } => sys
-                .mknod(path, *major, *minor)
-                .map_err(fail(SetupOp::Mknod, path))?,
-            Step::Symlink { target, link } => sys
-                .symlink(target, link)
-                .map_err(fail(SetupOp::Symlink, link))?,
-            Step::WriteFile { path, contents } => sys
-                .write_file(path, contents)
-                .map_err(fail(SetupOp::WriteFile, path))?,
-            Step::Bind { source, target } => {
-                let t = at(&resolved, target);
-                sys.bind(source, &t).map_err(fail(SetupOp::Bind, &t))?;
-            }
-            Step::Restrict { target, flags } => {
-                let t = at(&resolved, target);
-                sys.restrict(&t, *flags)
-                    .map_err(fail(SetupOp::SetAttrs, &t))?;
-            }
-            Step::AllowDevices { target } => sys
-                .allow_devices(target)
-                .map_err(fail(SetupOp::SetAttrs, target))?,
-            Step::Attach { tree, target } => {
-                let t = at(&resolved, target);
-                sys.attach(*tree, &t).map_err(fail(SetupOp::Attach, &t))?;
-            }
-            Step::Mask { path } => mask(sys, path)?,
-            Step::ReadOnlyPath { path } => {
-                if sys
-                    .lstat(path)
-                    .map_err(fail(SetupOp::Stat, path))?
-                    .is_some()
-                {
-                    sys.bind(path, path).map_err(fail(SetupOp::Bind, path))?;
-                    let flags = F::NOSUID | F::NODEV | F::NOEXEC | F::RDONLY;
-                    sys.restrict(path, flags)
-                        .map_err(fail(SetupOp::SetAttrs, path))?;
-                }
-            }
-            Step::Remove { path, dir } => sys
-                .remove(path, *dir)
-                .map_err(fail(SetupOp::Remove, path))?,
+        if let Step::Target { path, dir, strict } = step {
+            let real = stubs.ensure(sys, path, *dir, *strict)?;
+            resolved.insert(path, real);
+            continue;
         }
+        let at = |path: &str| {
+            resolved
+                .get(path)
+                .cloned()
+                .unwrap_or_else(|| path.to_owned())
+        };
+        apply_one(step, sys, at)?;
+    }
+    Ok(())
+}
+
+/// Runs one step other than [`Step::Target`]; `at` gives a target's resolved path.
+fn apply_one(step: &Step, sys: &dyn Sys, at: impl Fn(&str) -> String) -> Result<(), Failure> {
+    match step {
+        Step::Target { .. } => Ok(()),
+        Step::Mount {
+            fstype,
+            target,
+            flags,
+            data,
+        } => {
+            let t = at(target);
+            sys.mount(fstype, &t, fstype, *flags, data)
+                .map_err(fail(SetupOp::Mount, &t))
+        }
+        Step::Mkdir { path, mode } => sys.mkdir(path, *mode).map_err(fail(SetupOp::Mkdir, path)),
+        Step::Mknod { path, major, minor } => sys
+            .mknod(path, *major, *minor)
+            .map_err(fail(SetupOp::Mknod, path)),
+        Step::Symlink { target, link } => sys
+            .symlink(target, link)
+            .map_err(fail(SetupOp::Symlink, link)),
+        Step::WriteFile { path, contents } => sys
+            .write_file(path, contents)
+            .map_err(fail(SetupOp::WriteFile, path)),
+        Step::Bind { source, target } => {
+            let t = at(target);
+            sys.bind(source, &t).map_err(fail(SetupOp::Bind, &t))
+        }
+        Step::Restrict { target, flags } => {
+            let t = at(target);
+            sys.restrict(&t, *flags)
+                .map_err(fail(SetupOp::SetAttrs, &t))
+        }
+        Step::AllowDevices { target } => sys
+            .allow_devices(target)
+            .map_err(fail(SetupOp::SetAttrs, target)),
+        Step::Attach { tree, target } => {
+            let t = at(target);
+            sys.attach(*tree, &t).map_err(fail(SetupOp::Attach, &t))
+        }
+        Step::Mask { path } => mask(sys, path),
+        Step::ReadOnlyPath { path } => read_only(sys, path),
+        Step::Remove { path, dir } => sys.remove(path, *dir).map_err(fail(SetupOp::Remove, path)),
+    }
+}
+
+/// Makes `path` read-only (`nosuid,nodev,noexec` too) if it exists.
+fn read_only(sys: &dyn Sys, path: &str) -> Result<(), Failure> {
+    use MountFlags as F;
+    if sys
+        .lstat(path)
+        .map_err(fail(SetupOp::Stat, path))?
+        .is_some()
+    {
+        sys.bind(path, path).map_err(fail(SetupOp::Bind, path))?;
+        let flags = F::NOSUID | F::NODEV | F::NOEXEC | F::RDONLY;
+        sys.restrict(path, flags)
+            .map_err(fail(SetupOp::SetAttrs, path))?;
     }
     Ok(())
 }

@@ -73,6 +73,13 @@ impl Stubs {
                 ))
             };
         }
+        self.create_missing(sys, &path, dir)?;
+        Ok(path)
+    }
+
+    /// Creates each missing component of `path` as a stub: directories, and the last
+    /// one a file unless `dir`.
+    fn create_missing(&mut self, sys: &dyn Sys, path: &str, dir: bool) -> Result<(), Failure> {
         let parts: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
         let mut current = String::new();
         for (i, part) in parts.iter().enumerate() {
@@ -107,7 +114,7 @@ impl Stubs {
                 mount_point: last,
             });
         }
-        Ok(path)
+        Ok(())
     }
 
     /// Records the times of a pre-existing `parent` before the first stub in it.

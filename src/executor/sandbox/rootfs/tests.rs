@@ -8,6 +8,7 @@ use rustix::mount::MountFlags;
 
 use super::*;
 use crate::executor::sandbox::tests::spec_at;
+use crate::executor::sandbox::Mount;
 
 /// An in-memory tree: path → (kind, mtime, symlink target); records every call.
 #[derive(Default)]

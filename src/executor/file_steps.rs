@@ -1,0 +1,65 @@
+//! The file steps: `WORKDIR` (the directory made when missing) and `COPY`/`ADD` (from
+//! the context, or from a read-only view of a stage or image), each on a step root
+//! holding the layers below and committed as the step's layer.
+
+use std::path::Path;
+
+use super::copy::{self, Attrs, CopyRequest, SourceTree};
+use super::env::Layer;
+use super::error::ExecError;
+use super::stage_env::StageEnv;
+use super::step_user::owner_in;
+use crate::plan::{CopyOp, Op, Source, Step};
+
+/// Runs a WORKDIR or COPY/ADD on a root holding `layers`; returns the new layer, or
+/// `None` when the step changed nothing.
+pub fn fs_step(
+    env: &StageEnv<'_>,
+    layers: &[Layer],
+    op: &Op,
+    step: &Step,
+) -> Result<Option<Layer>, ExecError> {
+    let step_root = env.roots.root(layers)?;
+    let root = step_root.target();
+    match op {
+        Op::Workdir { path } => {
+            let owner = owner_in(&root, &step.state.user)?;
+            copy::ensure_dir(&root, path, owner)?;
+        }
+        Op::Copy(c) => copy_step(env, c, &root)?,
+        Op::Meta | Op::Run(_) => {}
+    }
+    step_root.commit()
+}
+
+fn copy_step(env: &StageEnv<'_>, op: &CopyOp, root: &Path) -> Result<(), ExecError> {
+    let owner = match &op.chown {
+        Some(spec) => Some(owner_in(root, spec)?),
+        None => None,
+    };
+    let mode = match &op.chmod {
+        Some(m) => {
+            Some(u32::from_str_radix(m, 8).map_err(|_| ExecError::BadChmod { value: m.clone() })?)
+        }
+        None => None,
+    };
+    let req = CopyRequest {
+        op,
+        attrs: Attrs {
+            owner,
+            keep_owner: !matches!(op.source, Source::Context),
+            mode,
+        },
+        created: env.build.created.epoch,
+        cancel: Some(&env.build.options.cancel),
+    };
+    match env.view(&op.source)? {
+        None => copy::copy(&SourceTree::Context(env.build.context.get()?), &req, root),
+        // COPY --from: what is written to the view is discarded.
+        Some((mut view, _)) => {
+            let result = copy::copy(&SourceTree::Root(&view.target()), &req, root);
+            view.unmount()?;
+            result
+        }
+    }
+}

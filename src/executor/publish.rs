@@ -1,0 +1,89 @@
+//! After the stages: the target stage assembled into an image in the store, named with
+//! the build's tags, exported to each `--output`, and the result files written
+//! (`--iidfile`, `--metadata-file`).
+
+use super::env::{BuildEnv, StageOutput};
+use super::error::{BuildError, ExecError};
+use super::events::BuildEvent;
+use super::export::export;
+use super::BuildOptions;
+use crate::digest::Digest;
+use crate::image::{assemble, LayerDescriptor, ManifestRef};
+use crate::plan::Plan;
+use crate::store::ImageName;
+
+/// What a build produced.
+#[derive(Debug, Clone)]
+pub struct BuildResult {
+    /// The manifest digest.
+    pub manifest: Digest,
+    /// The config digest (the image ID).
+    pub config: Digest,
+    /// Names given in the store.
+    pub names: Vec<String>,
+}
+
+/// Makes the image of the plan's target from the built `outputs`, names and exports it.
+pub fn publish(
+    env: &BuildEnv<'_>,
+    plan: &Plan,
+    outputs: &[Option<StageOutput>],
+) -> Result<BuildResult, BuildError> {
+    let target = outputs
+        .get(plan.target)
+        .and_then(Option::as_ref)
+        .ok_or(ExecError::Internal {
+            what: "the target stage was not built",
+        })?;
+    let layers: Vec<LayerDescriptor> = target.layers.iter().map(|l| l.blob.clone()).collect();
+    let image = assemble(env.store, &target.config, &layers, env.options.format)
+        .map_err(ExecError::from)?;
+    let names = name(env, &image)?;
+    for output in &env.options.outputs {
+        export(env.store, &image, target, env.options, output, env.reporter)?;
+    }
+    let result = BuildResult {
+        manifest: image.descriptor.digest,
+        config: image.config.digest,
+        names,
+    };
+    write_result_files(env.options, &result)?;
+    Ok(result)
+}
+
+/// Gives `image` the build's tags; returns them as written.
+fn name(env: &BuildEnv<'_>, image: &ManifestRef) -> Result<Vec<String>, ExecError> {
+    let digest = image.descriptor.digest.to_string();
+    let mut names = Vec::new();
+    for tag in &env.options.tags {
+        let name = ImageName::parse(tag)?;
+        env.store.set_name(&name, &image.descriptor)?;
+        names.push(name.to_string());
+        env.reporter.event(BuildEvent::ImageWritten {
+            name: Some(name.to_string()),
+            digest: digest.clone(),
+        });
+    }
+    if names.is_empty() {
+        env.reporter
+            .event(BuildEvent::ImageWritten { name: None, digest });
+    }
+    Ok(names)
+}
+
+fn write_result_files(options: &BuildOptions, result: &BuildResult) -> Result<(), ExecError> {
+    if let Some(path) = &options.iidfile {
+        std::fs::write(path, result.config.to_string())
+            .map_err(ExecError::fs("cannot write", path))?;
+    }
+    if let Some(path) = &options.metadata_file {
+        let meta = serde_json::json!({
+            "containerimage.digest": result.manifest.to_string(),
+            "containerimage.config.digest": result.config.to_string(),
+            "image.name": result.names.join(","),
+        });
+        let text = serde_json::to_string_pretty(&meta).unwrap_or_default();
+        std::fs::write(path, text).map_err(ExecError::fs("cannot write", path))?;
+    }
+    Ok(())
+}
