@@ -155,6 +155,7 @@ fn build_stages(env: &BuildEnv<'_>, plan: &Plan) -> Result<Vec<Option<StageOutpu
                 build: env,
                 roots: &roots,
                 outputs: &outputs,
+                no_cache: !cache.lookups_for(stage),
             };
             run_stage(&stage_env, &cache, stage)
         },

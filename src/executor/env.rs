@@ -104,7 +104,13 @@ pub struct BuildEnv<'a> {
     pub executor: &'a dyn Executor,
     /// Where RUN steps' cgroups go (found at the first RUN).
     pub cgroups: RunCgroups,
+    /// The cache-mount directories this build has already emptied (`--no-cache`
+    /// empties each once, at its first use, as BuildKit does).
+    pub fresh_caches: FreshCaches,
 }
+
+/// The cache-mount directories a build has started afresh.
+pub type FreshCaches = std::sync::Mutex<std::collections::HashSet<std::path::PathBuf>>;
 
 impl<'a> BuildEnv<'a> {
     /// The environment of a build of `options` in `store`, RUN steps run by `executor`.
@@ -125,6 +131,7 @@ impl<'a> BuildEnv<'a> {
             created: Created::new(options.source_date_epoch),
             executor,
             cgroups: RunCgroups::default(),
+            fresh_caches: FreshCaches::default(),
         }
     }
 

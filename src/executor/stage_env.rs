@@ -15,6 +15,9 @@ pub struct StageEnv<'a> {
     pub roots: &'a StepRoots<'a>,
     /// Outputs by stage index: those of the stages this one reads, `None` elsewhere.
     pub outputs: &'a [Option<StageOutput>],
+    /// The stage uses no cached result (`--no-cache`, `--no-cache-filter`): its cache
+    /// mounts start empty too.
+    pub no_cache: bool,
 }
 
 impl StageEnv<'_> {

@@ -114,6 +114,43 @@ fn cache_mounts_are_seeded_from_a_stage_and_kept() {
     assert!(!out.join("c").exists());
 }
 
+#[test]
+fn no_cache_starts_cache_mounts_empty_and_what_it_writes_stays() {
+    // What Docker 20.10's BuildKit does, run side by side: N=1 sees nothing, N=2 sees
+    // f1, N=3 with --no-cache sees nothing, N=4 sees only f3.
+    let Some(t) = busybox(
+        "FROM base\nARG N\n\
+         RUN --mount=type=cache,target=/c,id=probe ls /c > /seen; touch /c/f$N\n",
+        &[],
+    ) else {
+        return;
+    };
+    let seen = |n: &str, extra: &[&str]| {
+        let arg = format!("N={n}");
+        let mut args = vec!["--build-arg", arg.as_str()];
+        args.extend_from_slice(extra);
+        read(&local(&t, &args), "seen")
+    };
+    assert_eq!(seen("1", &[]), "");
+    assert_eq!(seen("2", &[]), "f1\n");
+    assert_eq!(seen("3", &["--no-cache"]), "", "--no-cache: an empty cache");
+    assert_eq!(
+        seen("4", &[]),
+        "f3\n",
+        "what the --no-cache build wrote stays"
+    );
+    let mounts = t.root().join("cache/mounts");
+    let stale: Vec<_> = std::fs::read_dir(&mounts)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("stale-"))
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "the replaced cache was removed: {stale:?}"
+    );
+}
+
 const SECRET: &str = "s3cr3t-VALUE-7f1e9a";
 const ENV_SECRET: &str = "env-S3CRET-c0ffee";
 

@@ -219,15 +219,21 @@ fn cache_mount(
 ) -> Result<PathBuf, ExecError> {
     let rel = source_rel(&m.spec);
     let seed = cache_seed(env, m);
-    let dir = cache::open(env.build.store, &m.spec, seed.as_deref(), |new| {
-        match &m.from {
+    let fresh = env.no_cache.then_some(&env.build.fresh_caches);
+    let dir = cache::open(
+        env.build.store,
+        &m.spec,
+        seed.as_deref(),
+        fresh,
+        |new| match &m.from {
             Some(from) => seed_cache(env, from, &rel, new, scratch),
             None => Ok(()),
-        }
-    })?;
+        },
+    )?;
     if let Some(lock) = dir.lock {
         scratch.keep(Keeper::Lock(lock));
     }
+    scratch.keep(Keeper::InUse(dir.in_use));
     Ok(dir.path)
 }
 

@@ -22,6 +22,8 @@ pub(super) enum Keeper {
     Overlay(OverlayMount),
     /// A cache lock (`locked` or `private` sharing).
     Lock(FileLock),
+    /// The shared lock that marks a cache directory in use.
+    InUse(super::cache::InUse),
     /// The tmpfs of the step's secrets.
     Tmpfs(PathBuf),
     /// An ssh agent proxy.
