@@ -16,6 +16,7 @@ use super::sandbox::{ExitStatus, Limits};
 pub struct RunCgroups {
     place: OnceLock<Place>,
     noted: AtomicBool,
+    devices_noted: AtomicBool,
 }
 
 impl RunCgroups {
@@ -39,6 +40,15 @@ impl RunCgroups {
         if (place.is_empty() || pids_skipped) && !self.noted.swap(true, Ordering::SeqCst) {
             reporter.event(BuildEvent::Note {
                 message: note(place, limits),
+            });
+        }
+        let no_devices = !place.is_empty() && !place.has(Controller::Devices);
+        if no_devices && !self.devices_noted.swap(true, Ordering::SeqCst) {
+            reporter.event(BuildEvent::Note {
+                message: format!(
+                    "RUN steps get no device cgroup ({}); host devices stay unreachable through nodev mounts",
+                    place.why_not(Controller::Devices)
+                ),
             });
         }
         Ok((!place.is_empty()).then(|| place.clone()))
@@ -231,7 +241,10 @@ mod tests {
             ..Limits::default()
         };
         assert_eq!(c.place_for(&limits, &recorder).unwrap(), Some(place));
-        assert!(recorder.events().is_empty());
+        assert!(c.place_for(&limits, &recorder).unwrap().is_some());
+        let events = recorder.events();
+        assert_eq!(events.len(), 1, "one note, about devices: {events:?}");
+        assert!(format!("{events:?}").contains("no device cgroup"), "{events:?}");
         let cpus = Limits {
             cpu_quota: Some(50_000),
             ..Limits::default()

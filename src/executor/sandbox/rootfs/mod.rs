@@ -11,8 +11,9 @@
 //! - no device node the step makes or the image ships can be opened: the root and
 //!   every mount below it are `nodev` (from [`enter`], [`ROOT_FLAGS`]), `/dev` is a
 //!   `nodev` tmpfs, and only Docker's default nodes (`DEVICES` in `plan.rs`) are mounts
-//!   of their own that allow devices (runc's device cgroup has the same effect; we
-//!   have no cgroup); `mknod` itself still succeeds, as under Docker (`CAP_MKNOD`);
+//!   of their own that allow devices; the step's cgroup adds runc's device allowlist
+//!   on top where one can be used (v1 `devices`, the v2 eBPF program: see
+//!   `cgroup/`); `mknod` itself still succeeds, as under Docker (`CAP_MKNOD`);
 //! - every bind into the step (`RUN --mount` sources, the `/etc` files, read-only
 //!   `/proc` paths) is `nosuid,nodev` (and read-only where asked) on every mount of
 //!   its tree, not only at the top (`mount_setattr` with `AT_RECURSIVE`, kernel 5.12);
