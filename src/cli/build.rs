@@ -58,6 +58,10 @@ pub struct BuildArgs {
     /// A build argument `KEY=VALUE` (or `KEY` to take it from the environment).
     #[arg(long = "build-arg", value_name = "KEY=VALUE")]
     pub build_args: Vec<String>,
+    /// The ignore file to filter the context with, instead of `.dockerignore` or
+    /// `.containerignore` (podman's flag).
+    #[arg(long = "ignorefile", value_name = "FILE")]
+    pub ignore_file: Option<PathBuf>,
     /// A file of build arguments, one `KEY=VALUE` (or `KEY`) per line; `#` comments
     /// and blank lines are skipped; `--build-arg` wins (podman's flag); may be repeated.
     #[arg(long = "build-arg-file", value_name = "FILE")]
@@ -237,6 +241,11 @@ impl BuildArgs {
         let keep_git_dir = build_args
             .get("BUILDKIT_CONTEXT_KEEP_GIT_DIR")
             .is_some_and(|v| is_true(v));
+        if let Some(file) = &self.ignore_file {
+            // Read when the context is first used: a typo must fail even if no step does.
+            std::fs::metadata(file)
+                .with_context(|| format!("cannot read --ignorefile {}", file.display()))?;
+        }
         let prepared = prepare(
             &Request {
                 context: &self.context,
@@ -279,6 +288,7 @@ impl BuildArgs {
             root,
             context: prepared.context.clone(),
             dockerfile: prepared.dockerfile.clone(),
+            ignore_file: self.ignore_file,
             tags,
             build_args,
             target: self.target,

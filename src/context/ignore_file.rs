@@ -55,6 +55,17 @@ pub fn dockerignore_for(context_dir: &Path, dockerfile: &Path) -> Result<Option<
     Ok(None)
 }
 
+/// Loads the ignore file named by the user (`--ignorefile`): it must exist.
+pub fn read_ignore_file(path: &Path) -> Result<IgnoreFile> {
+    match fs::read(path) {
+        Ok(bytes) => load(path.to_owned(), &bytes),
+        Err(source) => Err(Error::ReadIgnoreFile {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
 /// Whether `path`, a file inside `context_dir`, is a symlink whose target is outside
 /// it (a context is often someone else's: its links must not read host files).
 fn leads_out(context_dir: &Path, path: &Path) -> bool {

@@ -6,7 +6,7 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 
 use super::copy::ContextIndex;
 use super::error::ExecError;
-use crate::context::{dockerignore_for, BuildContext, Filter};
+use crate::context::{dockerignore_for, read_ignore_file, BuildContext, Filter};
 
 /// The context index of a build, made by the first caller of [`LazyContext::get`].
 pub struct LazyContext<'a> {
@@ -17,16 +17,20 @@ pub struct LazyContext<'a> {
     dir: &'a Path,
     /// The Dockerfile (its `.dockerignore` may sit beside it).
     dockerfile: &'a Path,
+    /// `--ignorefile`: the ignore file to use instead of looking for one.
+    ignore_file: Option<&'a Path>,
 }
 
 impl<'a> LazyContext<'a> {
-    /// The context `dir` of a build of `dockerfile`, not walked yet.
-    pub fn new(dir: &'a Path, dockerfile: &'a Path) -> Self {
+    /// The context `dir` of a build of `dockerfile`, filtered by `ignore_file` or
+    /// else by the ignore file found for the Dockerfile; not walked yet.
+    pub fn new(dir: &'a Path, dockerfile: &'a Path, ignore_file: Option<&'a Path>) -> Self {
         LazyContext {
             cell: OnceLock::new(),
             walking: Mutex::new(()),
             dir,
             dockerfile,
+            ignore_file,
         }
     }
 
@@ -40,7 +44,7 @@ impl<'a> LazyContext<'a> {
         if let Some(index) = self.cell.get() {
             return Ok(index);
         }
-        let index = context_index(self.dir, self.dockerfile)?;
+        let index = context_index(self.dir, self.dockerfile, self.ignore_file)?;
         Ok(self.cell.get_or_init(|| index))
     }
 }
@@ -55,9 +59,17 @@ impl Drop for LazyContext<'_> {
     }
 }
 
-fn context_index(context: &Path, dockerfile: &Path) -> Result<ContextIndex, ExecError> {
+fn context_index(
+    context: &Path,
+    dockerfile: &Path,
+    ignore_file: Option<&Path>,
+) -> Result<ContextIndex, ExecError> {
     let mut ctx = BuildContext::new(context);
-    if let Some(ignore) = dockerignore_for(context, dockerfile)? {
+    let ignore = match ignore_file {
+        Some(path) => Some(read_ignore_file(path)?),
+        None => dockerignore_for(context, dockerfile)?,
+    };
+    if let Some(ignore) = ignore {
         ctx = ctx.with_filter(Filter::new().with_exclude(ignore.matcher().clone()));
     }
     ContextIndex::new(&ctx)

@@ -126,7 +126,11 @@ impl<'a> BuildEnv<'a> {
             options,
             mode,
             reporter,
-            context: LazyContext::new(&options.context, &options.dockerfile),
+            context: LazyContext::new(
+                &options.context,
+                &options.dockerfile,
+                options.ignore_file.as_deref(),
+            ),
             write: write_options(options),
             created: Created::new(options.source_date_epoch),
             executor,

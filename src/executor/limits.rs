@@ -244,7 +244,10 @@ mod tests {
         assert!(c.place_for(&limits, &recorder).unwrap().is_some());
         let events = recorder.events();
         assert_eq!(events.len(), 1, "one note, about devices: {events:?}");
-        assert!(format!("{events:?}").contains("no device cgroup"), "{events:?}");
+        assert!(
+            format!("{events:?}").contains("no device cgroup"),
+            "{events:?}"
+        );
         let cpus = Limits {
             cpu_quota: Some(50_000),
             ..Limits::default()

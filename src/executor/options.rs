@@ -102,6 +102,9 @@ pub struct BuildOptions {
     pub context: PathBuf,
     /// The Dockerfile (`<context>/Dockerfile` by default).
     pub dockerfile: PathBuf,
+    /// The ignore file to filter the context with (`--ignorefile`), instead of the
+    /// one found for the Dockerfile.
+    pub ignore_file: Option<PathBuf>,
     /// Names to give the image in the store.
     pub tags: Vec<String>,
     pub build_args: BTreeMap<String, String>,

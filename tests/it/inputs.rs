@@ -299,3 +299,29 @@ fn build_arg_files_are_read_and_build_args_win() {
         (&"from-file".into(), &"flag".into())
     );
 }
+
+#[test]
+fn an_ignorefile_replaces_the_dockerignore() {
+    let t = TestContext::new(
+        "FROM scratch\nCOPY . /all/\n",
+        &[
+            ("a", "a\n"),
+            ("b", "b\n"),
+            (".dockerignore", "a\n"),
+            ("../my.ignore", "b\n"),
+        ],
+    );
+    let ignore = t.path("my.ignore").to_string_lossy().into_owned();
+    t.build(&["-o", &local_output(&t), "--ignorefile", &ignore]);
+    assert_eq!(
+        exported(&t, "all/a"),
+        "a\n",
+        "the .dockerignore was not used"
+    );
+    assert!(!t.path("out/all/b").exists(), "the --ignorefile was");
+    let ctx = t.context().to_string_lossy().into_owned();
+    let out = t.rbuild(&["build", "--ignorefile", "/nonexistent.ignore", &ctx]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("/nonexistent.ignore"), "{err}");
+}
