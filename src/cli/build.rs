@@ -58,6 +58,9 @@ pub struct BuildArgs {
     /// A build argument `KEY=VALUE` (or `KEY` to take it from the environment).
     #[arg(long = "build-arg", value_name = "KEY=VALUE")]
     pub build_args: Vec<String>,
+    /// `NAME:IP` (or `NAME=IP`): a line for RUN steps' `/etc/hosts`; may be repeated.
+    #[arg(long = "add-host", value_name = "NAME:IP")]
+    pub add_hosts: Vec<String>,
     /// The ignore file to filter the context with, instead of `.dockerignore` or
     /// `.containerignore` (podman's flag).
     #[arg(long = "ignorefile", value_name = "FILE")]
@@ -289,6 +292,11 @@ impl BuildArgs {
             context: prepared.context.clone(),
             dockerfile: prepared.dockerfile.clone(),
             ignore_file: self.ignore_file,
+            add_hosts: self
+                .add_hosts
+                .iter()
+                .map(|h| add_host(h))
+                .collect::<anyhow::Result<_>>()?,
             tags,
             build_args,
             target: self.target,
@@ -363,6 +371,23 @@ fn build_arg_file(file: &std::path::Path) -> anyhow::Result<BTreeMap<String, Str
         .map(str::to_owned)
         .collect();
     key_values(&lines, &format!("line in {}", file.display()), true)
+}
+
+/// `--add-host NAME:IP` (or `NAME=IP`, docker 26+): the IP must be an address;
+/// docker's `host-gateway` is refused (RUN steps use the host's network, where
+/// `127.0.0.1` is the host).
+fn add_host(spec: &str) -> anyhow::Result<(String, String)> {
+    let split = spec.split_once('=').or_else(|| spec.split_once(':'));
+    let Some((name, ip)) = split.filter(|(n, i)| !n.is_empty() && !i.is_empty()) else {
+        bail!("invalid --add-host {spec:?}: expected NAME:IP");
+    };
+    if ip == "host-gateway" {
+        bail!("--add-host {spec}: host-gateway needs a bridge network; RUN steps use the host's network, where the host is 127.0.0.1");
+    }
+    let ip = ip.trim_start_matches('[').trim_end_matches(']');
+    ip.parse::<std::net::IpAddr>()
+        .with_context(|| format!("invalid --add-host {spec:?}: {ip:?} is not an IP address"))?;
+    Ok((name.to_owned(), ip.to_owned()))
 }
 
 /// A build-arg's boolean value as BuildKit reads it (Go's `strconv.ParseBool`).
@@ -460,6 +485,28 @@ fn private_mounts() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn add_host_reads_docker_forms() {
+        assert_eq!(
+            add_host("db:10.0.0.2").unwrap(),
+            ("db".into(), "10.0.0.2".into())
+        );
+        assert_eq!(add_host("v6:::1").unwrap(), ("v6".into(), "::1".into()));
+        assert_eq!(
+            add_host("v6=[fe80::1]").unwrap(),
+            ("v6".into(), "fe80::1".into())
+        );
+        assert!(add_host("db:nope")
+            .unwrap_err()
+            .to_string()
+            .contains("not an IP"));
+        assert!(add_host("db").is_err());
+        assert!(add_host("gw:host-gateway")
+            .unwrap_err()
+            .to_string()
+            .contains("host-gateway"));
+    }
 
     #[test]
     fn build_arg_files_skip_comments_and_name_bad_lines() {

@@ -60,7 +60,7 @@ impl<'s> BuildCache<'s> {
                 compression,
                 epoch: options.source_date_epoch,
                 network: options.network.clone(),
-                run: run_key_inputs(&options.limits),
+                run: run_key_inputs(&options.limits, &options.add_hosts),
             },
             no_cache: options.no_cache,
             no_cache_filter: options
@@ -279,7 +279,10 @@ impl KeySources for Sources<'_> {
 /// The RUN key inputs of the build's limits: `--ulimit`s and a `--shm-size` other
 /// than the default change what a step sees (BuildKit keys them too); cgroup limits
 /// only decide whether it gets that far.
-fn run_key_inputs(limits: &super::sandbox::Limits) -> Vec<(String, String)> {
+fn run_key_inputs(
+    limits: &super::sandbox::Limits,
+    add_hosts: &[(String, String)],
+) -> Vec<(String, String)> {
     let value = |v: Option<u64>| v.map_or_else(|| "-1".to_owned(), |n| n.to_string());
     let mut out: Vec<(String, String)> = limits
         .ulimits
@@ -293,5 +296,11 @@ fn run_key_inputs(limits: &super::sandbox::Limits) -> Vec<(String, String)> {
     if limits.shm_size != super::sandbox::DEFAULT_SHM_SIZE {
         out.push(("shm-size".to_owned(), limits.shm_size.to_string()));
     }
+    // As BuildKit keys an exec op by its extra hosts.
+    out.extend(
+        add_hosts
+            .iter()
+            .map(|(n, ip)| (format!("add-host:{n}"), ip.clone())),
+    );
     out
 }

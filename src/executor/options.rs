@@ -102,6 +102,8 @@ pub struct BuildOptions {
     pub context: PathBuf,
     /// The Dockerfile (`<context>/Dockerfile` by default).
     pub dockerfile: PathBuf,
+    /// `--add-host NAME:IP`: lines added to every RUN step's `/etc/hosts`.
+    pub add_hosts: Vec<(String, String)>,
     /// The ignore file to filter the context with (`--ignorefile`), instead of the
     /// one found for the Dockerfile.
     pub ignore_file: Option<PathBuf>,

@@ -21,6 +21,16 @@ use super::users::User;
 use crate::image::add_env;
 use crate::plan::{proxy_env, RunOp, Step, DEFAULT_PATH};
 
+/// A step's `/etc/hosts`: loopback names, then each `--add-host` as `IP\tNAME`.
+fn hosts_file(extra: &[(String, String)]) -> String {
+    let mut text =
+        format!("127.0.0.1\tlocalhost {HOSTNAME}\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    for (name, ip) in extra {
+        text.push_str(&format!("{ip}\t{name}\n"));
+    }
+    text
+}
+
 /// The hostname BuildKit gives RUN steps.
 pub const HOSTNAME: &str = "buildkitsandbox";
 
@@ -88,9 +98,7 @@ fn sandbox_spec(
         hostname: HOSTNAME.to_owned(),
         network,
         mounts: step_mounts.mounts.clone(),
-        hosts: format!(
-            "127.0.0.1\tlocalhost {HOSTNAME}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-        ),
+        hosts: hosts_file(&options.add_hosts),
         resolv_conf: resolv_conf(network),
         timeout: None,
         limits: options.limits.clone(),

@@ -477,3 +477,22 @@ fn io_uring_is_refused_with_eperm_as_in_docker() {
         "EPERM (1) for each, moby's defaultErrnoRet"
     );
 }
+
+#[test]
+fn add_host_lines_reach_the_steps_hosts_file_and_key_the_step() {
+    let Some(t) = busybox("FROM base\nRUN cat /etc/hosts > /hosts\n", &[]) else {
+        return;
+    };
+    let out_dir = t.path("out");
+    let local = format!("type=local,dest={}", out_dir.display());
+    t.build(&["--add-host", "db:10.1.2.3", "-o", &local]);
+    let hosts = std::fs::read_to_string(out_dir.join("hosts")).unwrap();
+    assert!(hosts.contains("127.0.0.1\tlocalhost"), "{hosts}");
+    assert!(hosts.ends_with("10.1.2.3\tdb\n"), "{hosts}");
+    t.build(&["--add-host", "db:10.9.9.9", "-o", &local]);
+    let hosts = std::fs::read_to_string(out_dir.join("hosts")).unwrap();
+    assert!(
+        hosts.ends_with("10.9.9.9\tdb\n"),
+        "another host is another step: {hosts}"
+    );
+}
