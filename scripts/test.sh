@@ -8,9 +8,10 @@ cd "$(dirname "$0")/.."
 # busybox: the sandbox tests' rootfs; image readers; ADD archive compressors; ssh-agent for
 # RUN --mount=type=ssh; registry tests: the CNCF registry (docker-registry), bcrypt htpasswd
 # (apache2-utils), certificates and token keys (openssl), curl; GNU time (max RSS of
-# builds fed hostile layers).
+# builds fed hostile layers); git (git build contexts, served by git-daemon); man-db (the
+# manual pages render).
 packages=(pkg-config busybox-static skopeo umoci oci-image-tool podman bzip2 xz-utils zstd openssh-client
-          docker-registry apache2-utils openssl curl time)
+          docker-registry apache2-utils openssl curl time git man-db)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -5,6 +5,7 @@
 
 mod build;
 mod context_arg;
+mod docs;
 mod history;
 mod limits;
 mod parse;
@@ -63,6 +64,10 @@ enum Command {
     Login(registry_cmds::LoginArgs),
     /// Log out from a registry.
     Logout(registry_cmds::LogoutArgs),
+    /// Print a shell completion script (`bash`, `zsh`, `fish`, ...).
+    Completion(docs::CompletionArgs),
+    /// Print the manual page, or write one per command with `--dir`.
+    Man(docs::ManArgs),
 }
 
 /// The store root: `--root`/`RBUILD_ROOT`, else the default for this user.
@@ -80,9 +85,24 @@ fn store_root(root: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     .context("cannot choose a store directory (HOME is not set): pass --root or set RBUILD_ROOT")
 }
 
-const SUBCOMMANDS: [&str; 15] = [
-    "build", "parse", "images", "tag", "rmi", "inspect", "history", "du", "prune", "store", "pull",
-    "push", "login", "logout", "help",
+const SUBCOMMANDS: [&str; 17] = [
+    "build",
+    "parse",
+    "images",
+    "tag",
+    "rmi",
+    "inspect",
+    "history",
+    "du",
+    "prune",
+    "store",
+    "pull",
+    "push",
+    "login",
+    "logout",
+    "completion",
+    "man",
+    "help",
 ];
 
 /// Commands of `docker` and `podman` that rbuild does not have: a word that names one
@@ -166,6 +186,8 @@ pub fn run() -> ExitCode {
         Command::Push(a) => store_root(root).and_then(|r| registry_cmds::run_push(&r, &a)),
         Command::Login(a) => store_root(root).and_then(|r| registry_cmds::run_login(&r, &a)),
         Command::Logout(a) => registry_cmds::run_logout(&a),
+        Command::Completion(a) => docs::run_completion(&a),
+        Command::Man(a) => docs::run_man(&a),
     };
     match result {
         Ok(code) => code,

@@ -3,6 +3,7 @@
 
 mod build;
 mod cache;
+mod commands;
 mod crash;
 mod foreign;
 mod hostile;

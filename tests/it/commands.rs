@@ -1,0 +1,46 @@
+//! Commands around the build: shell completions and manual pages.
+
+use std::process::Command;
+
+use crate::support::{have, TestContext};
+
+#[test]
+fn completion_scripts_load_in_their_shell_and_man_pages_render() {
+    let t = TestContext::new("FROM scratch\n", &[]);
+    let out = t.rbuild(&["completion", "bash"]);
+    assert!(out.status.success());
+    let script = t.path("rbuild.bash");
+    std::fs::write(&script, &out.stdout).unwrap();
+    // Sourced by bash: the completion function exists and completes subcommands.
+    let check = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            ". {} && COMP_WORDS=(rbuild hist) COMP_CWORD=1 && _rbuild rbuild hist rbuild \
+             && printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            script.display()
+        ))
+        .output()
+        .unwrap();
+    let words = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(words.lines().any(|w| w == "history"), "{words}");
+    let dir = t.path("man");
+    let out = t.rbuild(&["man", "--dir", &dir.to_string_lossy()]);
+    assert!(out.status.success());
+    assert!(dir.join("rbuild.1").is_file() && dir.join("rbuild-build.1").is_file());
+    if have("man") {
+        let page = Command::new("man")
+            .arg("-l")
+            .arg(dir.join("rbuild-build.1"))
+            .env("MANPAGER", "cat")
+            .env("COLUMNS", "100")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&page.stdout);
+        assert!(text.contains("--build-arg-file"), "{text}");
+    }
+}
