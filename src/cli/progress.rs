@@ -47,6 +47,12 @@ pub fn reporter(mode: ProgressMode) -> Box<dyn Reporter> {
     }
 }
 
+/// The first line of a step's error: the progress line says what failed; the final
+/// error report, printed once after the build, has the details (the last output).
+fn first_line(error: &str) -> &str {
+    error.lines().next().unwrap_or_default()
+}
+
 /// `[stage k/n] TEXT`: the step as the start line and the terminal view show it.
 fn label(id: &StepId) -> String {
     format!("{} {}", tag(id), id.text)
@@ -127,7 +133,7 @@ fn plain_line(event: BuildEvent) -> String {
             )
         }
         BuildEvent::StepFailed { id, error } => {
-            format!("#{}.{} ERROR: {error}", id.stage, id.step)
+            format!("#{}.{} ERROR: {}", id.stage, id.step, first_line(&error))
         }
         BuildEvent::StepCancelled { id } => format!("#{}.{} CANCELED", id.stage, id.step),
         BuildEvent::ImageWritten { name, digest } => match name {
@@ -260,6 +266,7 @@ impl Reporter for TtyReporter {
                 if let Some(bar) = self.take(&id) {
                     bar.finish_and_clear();
                 }
+                let error = first_line(&error);
                 self.println(format!(" => ERROR {}: {error}", one_line_label(&id)));
             }
             BuildEvent::StepCancelled { id } => {

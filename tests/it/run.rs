@@ -99,6 +99,11 @@ fn a_failing_run_names_its_line_exit_code_and_output() {
         err.contains("about-to-fail"),
         "the last lines of output: {err}"
     );
+    // Streamed once as it ran, and once in the error report: not in the ERROR
+    // progress line, not again as a cause.
+    let as_output = |l: &&str| l.ends_with("] about-to-fail") || l.ends_with("> about-to-fail");
+    assert_eq!(err.lines().filter(as_output).count(), 2, "{err}");
+    assert_eq!(err.matches("last output").count(), 1, "{err}");
     assert!(leaked_mounts(&t.root()).is_empty());
 }
 
