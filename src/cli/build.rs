@@ -7,9 +7,10 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 
 use super::context_arg::{prepare, Prepared, Request};
+use super::output_arg::{self, ImageSettings, Target};
 use super::progress::ProgressMode;
 use crate::executor::{
-    BuildOptions, CompressionKind, Output, PullPolicy, SecretSpec, Snapshotter, SshSpec,
+    BuildOptions, CompressionKind, PullPolicy, SecretSpec, Snapshotter, SshSpec,
 };
 
 /// `--compression`.
@@ -157,46 +158,52 @@ pub enum PullArg {
     Never,
 }
 
-/// `--output type=image,name=A,B[,push=true]` (`type=registry` pushes too): the names
-/// and whether to push, or `None` for other outputs (the executor's).
-fn image_output(spec: &str) -> anyhow::Result<Option<(Vec<String>, bool)>> {
-    let mut kind = None;
-    let mut names = Vec::new();
-    let mut push = None;
-    let mut last_was_name = false;
-    for field in spec.split(',') {
-        match field.split_once('=') {
-            Some(("type", v)) => {
-                kind = Some(v.trim().to_owned());
-                last_was_name = false;
+/// The image's compression and format: the flags, then what `-o` keys ask.
+struct ImageFlags {
+    compression: Compression,
+    level: Option<i32>,
+    format: ImageFormat,
+    /// The compression an earlier `-o` asked for.
+    asked: Option<Compression>,
+}
+
+impl ImageFlags {
+    /// Takes the `-o` settings of `spec`; the layers are written once, so two outputs
+    /// asking for different settings are refused.
+    fn merge(&mut self, settings: &ImageSettings, spec: &str) -> anyhow::Result<()> {
+        let conflict = |what: &str| {
+            anyhow::anyhow!("--output {spec:?}: {what} differs from another output or flag; every output of a build gets the same layers")
+        };
+        if let Some(kind) = settings.compression {
+            let asked = match kind {
+                CompressionKind::Gzip => Compression::Gzip,
+                CompressionKind::Zstd => Compression::Zstd,
+                CompressionKind::Uncompressed => Compression::Uncompressed,
+            };
+            // `--compression` defaults to gzip: only another value can conflict.
+            let flag = (self.asked.is_none() && self.compression != Compression::Gzip)
+                .then_some(self.compression);
+            if self.asked.or(flag).is_some_and(|c| c != asked) {
+                return Err(conflict("compression"));
             }
-            Some(("name", v)) => {
-                names.push(v.trim().to_owned());
-                last_was_name = true;
-            }
-            Some(("push", v)) => {
-                push = Some(match v.trim() {
-                    "true" => true,
-                    "false" => false,
-                    other => bail!("invalid --output {spec:?}: push={other:?} (true or false)"),
-                });
-                last_was_name = false;
-            }
-            Some(_) => last_was_name = false,
-            // `name=a,b`: more names (what buildx accepts).
-            None if last_was_name => names.push(field.trim().to_owned()),
-            None => {}
+            self.compression = asked;
+            self.asked = Some(asked);
         }
+        if let Some(level) = settings.compression_level {
+            if self.level.is_some_and(|l| l != level) {
+                return Err(conflict("compression-level"));
+            }
+            self.level = Some(level);
+        }
+        if let Some(oci) = settings.oci_mediatypes {
+            self.format = if oci {
+                ImageFormat::Oci
+            } else {
+                ImageFormat::Docker
+            };
+        }
+        Ok(())
     }
-    let registry = match kind.as_deref() {
-        Some("image") => false,
-        Some("registry") => true,
-        _ => return Ok(None),
-    };
-    if names.is_empty() {
-        bail!("invalid --output {spec:?}: name= is required");
-    }
-    Ok(Some((names, push.unwrap_or(registry))))
 }
 
 /// `--network`.
@@ -268,13 +275,24 @@ impl BuildArgs {
         let mut tags = self.tags;
         let mut push = self.push;
         let mut outputs = Vec::new();
+        let mut image = ImageFlags {
+            compression: self.compression,
+            level: self.compression_level,
+            format: self.format,
+            asked: None,
+        };
         for spec in &self.outputs {
-            match image_output(spec)? {
-                Some((names, and_push)) => {
+            let output = output_arg::parse(spec)?;
+            image.merge(&output.image, spec)?;
+            match output.target {
+                Target::Image {
+                    names,
+                    push: and_push,
+                } => {
                     tags.extend(names);
                     push |= and_push;
                 }
-                None => outputs.push(Output::parse(spec)?),
+                Target::Export(o) => outputs.push(o),
             }
         }
         if push && tags.is_empty() {
@@ -303,13 +321,13 @@ impl BuildArgs {
             platform,
             labels: key_values(&self.labels, "--label", false)?,
             outputs,
-            compression: match self.compression {
+            compression: match image.compression {
                 Compression::Gzip => CompressionKind::Gzip,
                 Compression::Zstd => CompressionKind::Zstd,
                 Compression::Uncompressed => CompressionKind::Uncompressed,
             },
-            compression_level: self.compression_level,
-            format: match self.format {
+            compression_level: image.level,
+            format: match image.format {
                 ImageFormat::Oci => crate::image::Format::Oci,
                 ImageFormat::Docker => crate::image::Format::Docker,
             },

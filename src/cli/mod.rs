@@ -8,6 +8,7 @@ mod context_arg;
 mod docs;
 mod history;
 mod limits;
+mod output_arg;
 mod parse;
 mod progress;
 mod prune_cmds;

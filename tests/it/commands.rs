@@ -44,3 +44,35 @@ fn completion_scripts_load_in_their_shell_and_man_pages_render() {
         assert!(text.contains("--build-arg-file"), "{text}");
     }
 }
+
+#[test]
+fn output_keys_are_honoured_or_refused() {
+    let t = TestContext::new("FROM scratch\nCOPY a /a\n", &[("a", "a\n")]);
+    let dest = t.path("img.tar");
+    let spec = format!(
+        "type=oci,dest={},compression=zstd,oci-mediatypes=true",
+        dest.display()
+    );
+    t.build(&["-t", "z:1", "-o", &spec]);
+    let out = t.rbuild(&["inspect", "z:1"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["manifest"]["layers"][0]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+zstd"
+    );
+    assert!(dest.is_file());
+    for (spec, needle) in [
+        ("type=local,destt=x", "unknown key \"destt\" for type=local"),
+        (
+            "type=docker,dest=x.tar,push-by-digest=true",
+            "not supported by rbuild",
+        ),
+        (
+            "type=oci,dest=x.tar,compression=gzip",
+            "differs from another output or flag",
+        ),
+    ] {
+        let err = t.build_fails(&["--compression", "zstd", "-o", spec]);
+        assert!(err.contains(needle), "{spec}: {err}");
+    }
+}
