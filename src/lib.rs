@@ -33,6 +33,7 @@ pub mod image;
 pub mod layers;
 pub mod parser;
 pub mod plan;
+pub mod publish;
 pub mod push;
 pub mod reexec;
 pub mod store;

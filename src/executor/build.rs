@@ -19,10 +19,11 @@ use super::step_root::StepRoots;
 use super::{BuildOptions, CompressionKind};
 use crate::context::{dockerignore_for, BuildContext, Filter};
 use crate::digest::Digest;
-use crate::image::{assemble, LayerDescriptor};
+use crate::image::LayerDescriptor;
 use crate::layers::{Compression, WriteOptions};
 use crate::parser::instructions;
 use crate::plan::{self, Plan, PlanOptions};
+use crate::publish::assemble;
 use crate::store::{ImageName, Store};
 
 /// What a build produced.

@@ -58,7 +58,7 @@ pub enum ExecError {
     #[error(transparent)]
     Store(#[from] crate::store::Error),
     #[error(transparent)]
-    Image(#[from] crate::image::Error),
+    Publish(#[from] crate::publish::Error),
     #[error("process \"{command}\" did not complete successfully: exit code: {code}{}", render_tail(.tail))]
     RunFailed {
         command: String,

@@ -9,9 +9,9 @@ use super::error::{BuildError, ExecError};
 use super::events::{BuildEvent, Reporter};
 use super::stage::StageOutput;
 use super::{BuildOptions, Output};
-use crate::image::export::{export_docker, export_oci_dir, export_oci_tar};
-use crate::image::ManifestRef;
 use crate::layers::{apply_layer, write_tar, ApplyOptions, Compression, TarOptions, WhiteoutMode};
+use crate::publish::export::{export_docker, export_oci_dir, export_oci_tar};
+use crate::publish::ManifestRef;
 use crate::store::{ImageName, Store};
 
 /// Writes `output` for the built `image` (the target stage `stage`).

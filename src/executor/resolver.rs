@@ -3,8 +3,9 @@
 //! digest is what cache keys use, so a base that moved in the registry misses.
 
 use super::events::{BuildEvent, Reporter};
-use crate::image::{media_types, read_config, read_manifest, Descriptor, Index};
+use crate::image::{media_types, Descriptor, Index};
 use crate::plan::{BaseImage, BaseResolver, Platform};
+use crate::publish::{read_config, read_manifest};
 use crate::push::{self, Client, Reference};
 use crate::store::Store;
 

@@ -3,8 +3,8 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::media_types::Format;
 use crate::digest::Digest;
+use crate::image::{Format, JsonError};
 use crate::store;
 
 /// What went wrong assembling or exporting an image.
@@ -26,7 +26,7 @@ pub enum Error {
         digest: Digest,
         what: &'static str,
         #[source]
-        source: super::JsonError,
+        source: JsonError,
     },
     /// The config lists a different number of layers than were given.
     #[error("the image config lists {config} layer diff IDs but {layers} layers were given")]
@@ -77,7 +77,7 @@ pub enum Error {
     DestinationNotEmpty { path: PathBuf },
 }
 
-/// Result of image operations.
+/// Result of assembly and exports.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Builds a closure turning an `io::Error` into [`Error::Io`] for `path`.

@@ -12,9 +12,9 @@ use std::fs::{self, File};
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use super::super::descriptor::Descriptor;
-use super::super::error::{io_err, Error, Result};
 use crate::digest::{Digest, Hasher};
+use crate::image::Descriptor;
+use crate::publish::error::{io_err, Error, Result};
 use crate::store::{layout::BLOBS_DIR, Store};
 
 const BLOCK: usize = 512;
