@@ -29,6 +29,7 @@ pub mod cli;
 pub mod context;
 pub mod digest;
 pub mod executor;
+pub mod fs_error;
 pub mod image;
 pub mod layers;
 pub mod parser;

@@ -42,6 +42,7 @@ use super::sys;
 use super::tar_read::{EntryHeader, TarReader};
 use super::tar_write::{OPAQUE_MARKER, WHITEOUT_PREFIX};
 use crate::digest::{Digest, Hasher};
+use crate::fs_error::FsError;
 
 /// What to do with whiteout entries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
