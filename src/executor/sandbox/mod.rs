@@ -6,8 +6,8 @@
 //! The caller (the executor's RUN step) mounts the step's overlay, resolves the user to
 //! numeric ids, wraps shell-form commands, and hands a [`SandboxSpec`] to an
 //! [`Executor`]. [`Sandbox`] is the implementation; it blocks until the command and
-//! everything it started are gone, then returns the command's [`ExitStatus`]. From async
-//! code call it on a blocking thread (`tokio::task::spawn_blocking`).
+//! everything it started are gone, then returns the command's [`ExitStatus`]. Callers
+//! that run several steps at once call it from several threads.
 //!
 //! # What a step sees
 //!
@@ -101,7 +101,8 @@
 //!   device eBPF program (see [`cgroup`]), AppArmor/SELinux labels, the x32 ABI (its
 //!   syscalls get `EPERM`).
 //!   Each security property Docker has and we claim is covered by a root test in
-//!   `tests.rs`, and the seccomp compiler by interpreter tests in `seccomp/bpf.rs`.
+//!   `tests/` (its table says which file proves what), and the seccomp compiler by
+//!   interpreter tests in `seccomp/bpf.rs`.
 //!
 //! | file | owns |
 //! |---|---|
@@ -116,8 +117,6 @@
 //! | `wire.rs` | the caller ↔ helper protocol |
 //! | `sys.rs` | every `unsafe` block of the sandbox |
 //! | `error.rs` | [`Error`] |
-
-#![deny(clippy::undocumented_unsafe_blocks)]
 
 mod caps;
 pub mod cgroup;
