@@ -8,7 +8,7 @@
 //! | `blob_stamp.rs` | [`BlobStamp`]: is a record's blob still the verified file? |
 //! | `check.rs` | [`check_records`]: the records' part of `rbuild store check` |
 //! | `explain.rs` | [`BuildLogs`] and [`explain()`]: why a step missed |
-//! | `stat.rs` | [`StatCache`]: (path, size, mtime, ctime, inode, device) -> content digest, racily clean entries read again |
+//! | `stat/` | [`StatCache`]: (path, size, mtime, ctime, inode, device) -> content digest, racily clean entries read again |
 //! | `prune.rs` | [`prune()`]: what goes (dangling, least recently used, `--all`), exactly how many bytes |
 //! | `du.rs` | [`usage()`]: the store by kind, blobs by what refers to them, what a prune would reclaim |
 //!

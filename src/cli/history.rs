@@ -10,7 +10,8 @@ use anyhow::{bail, Context};
 use super::store_cmds::{
     digest_text, human_size, open, print, relative_time, render_table, resolve,
 };
-use crate::image::{self, media_types, History};
+use crate::image::{media_types, History};
+use crate::publish::{read_config, read_manifest};
 
 /// Arguments of `rbuild history`.
 #[derive(Debug, clap::Args)]
@@ -44,8 +45,8 @@ pub fn run_history(root: &Path, args: &HistoryArgs) -> anyhow::Result<ExitCode> 
         );
     }
     let what = || format!("cannot read the history of {}", args.name);
-    let manifest = image::read_manifest(&store, &descriptor.digest).with_context(what)?;
-    let config = image::read_config(&store, &manifest.config.digest).with_context(what)?;
+    let manifest = read_manifest(&store, &descriptor.digest).with_context(what)?;
+    let config = read_config(&store, &manifest.config.digest).with_context(what)?;
     let sizes: Vec<u64> = manifest.layers.iter().map(|l| l.size).collect();
     let id = digest_text(&descriptor, args.no_trunc);
     let rows = rows(&config.history, &sizes, &id, args);

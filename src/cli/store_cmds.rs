@@ -10,7 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 
-use crate::image::{self, media_types, Descriptor};
+use crate::image::{media_types, Descriptor};
+use crate::publish::{self, export::image_size};
 use crate::store::{self, ImageName, NamedImage, Store};
 
 /// Arguments of `rbuild images`.
@@ -122,10 +123,11 @@ fn image_row(
     now: i64,
 ) -> anyhow::Result<[String; 4]> {
     let what = || format!("image {}", image.name);
-    let size = image::export::image_size(store, &image.descriptor).with_context(what)?;
+    let size = image_size(store, &image.descriptor).with_context(what)?;
     let created = if media_types::is_manifest(&image.descriptor.media_type) {
-        let manifest = image::read_manifest(store, &image.descriptor.digest).with_context(what)?;
-        let config = image::read_config(store, &manifest.config.digest).with_context(what)?;
+        let manifest =
+            publish::read_manifest(store, &image.descriptor.digest).with_context(what)?;
+        let config = publish::read_config(store, &manifest.config.digest).with_context(what)?;
         config
             .created
             .map_or("N/A".to_owned(), |c| relative_time(&c, now))
@@ -327,7 +329,7 @@ pub fn run_inspect(root: &Path, args: &InspectArgs) -> anyhow::Result<ExitCode> 
     let mut out = serde_json::Map::new();
     out.insert("digest".into(), descriptor.digest.to_string().into());
     if media_types::is_manifest(&descriptor.media_type) {
-        let manifest = image::read_manifest(&store, &descriptor.digest).with_context(what)?;
+        let manifest = publish::read_manifest(&store, &descriptor.digest).with_context(what)?;
         out.insert("manifest".into(), value(&descriptor.digest)?);
         out.insert("config".into(), value(&manifest.config.digest)?);
     } else {

@@ -1,6 +1,6 @@
 //! A whole build, in phases: prepare ([`read_dockerfile`], [`gc_lock`] on the store,
 //! [`make_plan`]), [`build_stages`] (the stages the target needs, on the schedule of
-//! `schedule.rs`), then, unless only explaining, publish (`publish.rs`: assemble, name,
+//! `schedule.rs`), then, unless only explaining, finish (`finish.rs`: assemble, name,
 //! export, result files).
 
 use std::num::NonZeroUsize;
@@ -9,7 +9,7 @@ use super::caching::BuildCache;
 use super::env::{BuildEnv, Mode, StageOutput};
 use super::error::{BuildError, ExecError};
 use super::events::{BuildEvent, Reporter};
-use super::publish::{publish, BuildResult};
+use super::finish::{finish, BuildResult};
 use super::resolver::StoreResolver;
 use super::sandbox::Sandbox;
 use super::schedule::{self, Job, ScheduleError};
@@ -52,7 +52,7 @@ fn run(
     let outputs = build_stages(&env, &plan)?;
     match mode {
         Mode::Explain => Ok(None),
-        Mode::Build => publish(&env, &plan, &outputs).map(Some),
+        Mode::Build => finish(&env, &plan, &outputs).map(Some),
     }
 }
 

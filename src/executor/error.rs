@@ -3,6 +3,8 @@
 use std::io;
 use std::path::PathBuf;
 
+use crate::fs_error::FsError;
+
 /// Why a build step failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
@@ -58,7 +60,7 @@ pub enum ExecError {
     #[error(transparent)]
     Store(#[from] crate::store::Error),
     #[error(transparent)]
-    Image(#[from] crate::image::Error),
+    Publish(#[from] crate::publish::Error),
     #[error("process \"{command}\" did not complete successfully: exit code: {code}{}", render_tail(.tail))]
     RunFailed {
         command: String,
@@ -105,6 +107,12 @@ pub enum ExecError {
     Download { url: String, reason: String },
 }
 
+impl FsError for ExecError {
+    fn from_io(op: &'static str, path: PathBuf, source: io::Error) -> Self {
+        ExecError::Fs { op, path, source }
+    }
+}
+
 fn render_tail(tail: &[String]) -> String {
     if tail.is_empty() {
         return String::new();
@@ -114,10 +122,10 @@ fn render_tail(tail: &[String]) -> String {
 }
 
 impl ExecError {
-    /// An I/O error on `path` during `op`.
+    /// An I/O error on `path` during `op`: [`FsError::fs`], here so that the executor's
+    /// many call sites need not import the trait.
     pub fn fs(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> ExecError {
-        let path = path.into();
-        move |source| ExecError::Fs { op, path, source }
+        <Self as FsError>::fs(op, path)
     }
 
     /// The same failure worded for a `RUN --mount` source read from the context rather

@@ -1,4 +1,4 @@
-//! Exports besides the store: OCI layout and docker-archive (written by `image::export`
+//! Exports besides the store: OCI layout and docker-archive (written by `publish::export`
 //! from the store's blobs), and the final root filesystem as a directory or a tar.
 
 use std::fs::File;
@@ -9,9 +9,9 @@ use super::env::StageOutput;
 use super::error::{BuildError, ExecError};
 use super::events::{BuildEvent, Reporter};
 use super::{BuildOptions, Output};
-use crate::image::export::{export_docker, export_oci_dir, export_oci_tar};
-use crate::image::ManifestRef;
 use crate::layers::{apply_layer, write_tar, ApplyOptions, Compression, TarOptions, WhiteoutMode};
+use crate::publish::export::{export_docker, export_oci_dir, export_oci_tar};
+use crate::publish::ManifestRef;
 use crate::store::{ImageName, Store};
 
 /// Writes `output` for the built `image` (the target stage `stage`).

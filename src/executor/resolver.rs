@@ -3,10 +3,33 @@
 //! digest is what cache keys use, so a base that moved in the registry misses.
 
 use super::events::{BuildEvent, Reporter};
-use crate::image::{media_types, read_config, read_manifest, Descriptor, Index};
-use crate::plan::{BaseImage, BaseResolver, Platform};
-use crate::push::{self, Client, Reference};
-use crate::store::Store;
+use crate::image::{decode_json, media_types, Descriptor, Index, JsonError};
+use crate::plan::{BaseError, BaseImage, BaseResolver, Platform};
+use crate::publish::{self, read_config, read_manifest};
+use crate::push::{self, Client, Reference, ReferenceError, RegistryError};
+use crate::store::{self, Store};
+
+/// Why a `FROM` image cannot be resolved; the plan reports it after the reference.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// The pulled or stored manifest or config cannot be read.
+    #[error(transparent)]
+    Image(#[from] publish::Error),
+    #[error("the stored index of {reference} is malformed: {source}")]
+    MalformedIndex {
+        reference: String,
+        #[source]
+        source: JsonError,
+    },
+    #[error("image {reference:?} is not in the local store and --pull=never forbids pulling it")]
+    NotLocal { reference: String },
+}
 
 /// When `FROM` images are pulled (`--pull`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -31,15 +54,16 @@ pub struct StoreResolver<'a> {
 impl StoreResolver<'_> {
     /// The stored image `reference` names (as written, or in Docker's familiar form),
     /// a multi-platform index narrowed to `platform`.
-    fn local(&self, reference: &str, platform: &Platform) -> Result<Option<Descriptor>, String> {
-        let mut found = self.store.resolve(reference).map_err(|e| e.to_string())?;
+    fn local(
+        &self,
+        reference: &str,
+        platform: &Platform,
+    ) -> Result<Option<Descriptor>, ResolveError> {
+        let mut found = self.store.resolve(reference)?;
         if found.is_none() {
             if let Ok(parsed) = Reference::parse(reference) {
                 if parsed.familiar() != reference {
-                    found = self
-                        .store
-                        .resolve(&parsed.familiar())
-                        .map_err(|e| e.to_string())?;
+                    found = self.store.resolve(&parsed.familiar())?;
                 }
             }
         }
@@ -49,25 +73,23 @@ impl StoreResolver<'_> {
         if !media_types::is_index(&descriptor.media_type) {
             return Ok(Some(descriptor));
         }
-        let bytes = self
-            .store
-            .read_blob(&descriptor.digest)
-            .map_err(|e| e.to_string())?;
-        let index: Index = crate::image::decode_json(&bytes)
-            .map_err(|e| format!("the stored index of {reference} is malformed: {e}"))?;
+        let bytes = self.store.read_blob(&descriptor.digest)?;
+        let index: Index = decode_json(&bytes).map_err(|source| ResolveError::MalformedIndex {
+            reference: reference.to_owned(),
+            source,
+        })?;
         match index.select(&platform.os, &platform.architecture, &platform.variant) {
             Some(d) if self.store.has_blob(&d.digest) => Ok(Some(d.clone())),
             _ => Ok(None),
         }
     }
 
-    fn pull(&self, reference: &str, platform: &Platform) -> Result<Descriptor, String> {
-        let parsed = Reference::parse(reference).map_err(|e| e.to_string())?;
+    fn pull(&self, reference: &str, platform: &Platform) -> Result<Descriptor, ResolveError> {
+        let parsed = Reference::parse(reference)?;
         self.reporter.event(BuildEvent::Note {
             message: format!("pulling {parsed}"),
         });
-        let pulled = push::pull(self.client, self.store, &parsed, platform, &|_| {})
-            .map_err(|e| e.to_string())?;
+        let pulled = push::pull(self.client, self.store, &parsed, platform, &|_| {})?;
         let (count, bytes) = pulled.downloaded;
         self.reporter.event(BuildEvent::Note {
             message: format!(
@@ -77,26 +99,66 @@ impl StoreResolver<'_> {
         });
         Ok(pulled.descriptor)
     }
-}
 
-impl BaseResolver for StoreResolver<'_> {
-    fn resolve(&self, reference: &str, platform: &Platform) -> Result<BaseImage, String> {
+    /// The base image `reference` names, from the store or a registry per the policy.
+    fn base(&self, reference: &str, platform: &Platform) -> Result<BaseImage, ResolveError> {
         let descriptor = match self.policy {
             PullPolicy::Always => self.pull(reference, platform)?,
             PullPolicy::Missing => match self.local(reference, platform)? {
                 Some(d) => d,
                 None => self.pull(reference, platform)?,
             },
-            PullPolicy::Never => self.local(reference, platform)?.ok_or_else(|| {
-                format!("image {reference:?} is not in the local store and --pull=never forbids pulling it")
-            })?,
+            PullPolicy::Never => {
+                self.local(reference, platform)?
+                    .ok_or_else(|| ResolveError::NotLocal {
+                        reference: reference.to_owned(),
+                    })?
+            }
         };
-        let manifest = read_manifest(self.store, &descriptor.digest).map_err(|e| e.to_string())?;
-        let config = read_config(self.store, &manifest.config.digest).map_err(|e| e.to_string())?;
+        let manifest = read_manifest(self.store, &descriptor.digest)?;
+        let config = read_config(self.store, &manifest.config.digest)?;
         Ok(BaseImage {
             reference: reference.to_owned(),
             digest: descriptor.digest,
             config,
         })
+    }
+}
+
+impl BaseResolver for StoreResolver<'_> {
+    fn resolve(&self, reference: &str, platform: &Platform) -> Result<BaseImage, BaseError> {
+        self.base(reference, platform).map_err(BaseError::new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::executor::NoReporter;
+    use crate::push::RegistryOptions;
+
+    #[test]
+    fn errors_keep_their_type_and_wording() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let client = Client::new(RegistryOptions::default());
+        let resolver = StoreResolver {
+            store: &store,
+            client: &client,
+            policy: PullPolicy::Never,
+            reporter: &NoReporter,
+        };
+        let err = resolver.base("app:1", &Platform::host()).unwrap_err();
+        assert!(matches!(err, ResolveError::NotLocal { .. }), "{err:?}");
+        let shown = resolver
+            .resolve("app:1", &Platform::host())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            shown,
+            "image \"app:1\" is not in the local store and --pull=never forbids pulling it"
+        );
+        let err = resolver.base("UPPER:1", &Platform::host()).unwrap_err();
+        assert!(matches!(err, ResolveError::Store(_)), "{err:?}");
     }
 }

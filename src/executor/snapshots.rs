@@ -4,9 +4,10 @@
 
 use super::env::Layer;
 use super::error::ExecError;
-use crate::image::{read_config, read_manifest, LayerDescriptor};
+use crate::image::LayerDescriptor;
 use crate::layers::{apply_layer, ApplyOptions, Compression, WhiteoutMode};
 use crate::plan::BaseImage;
+use crate::publish::{read_config, read_manifest};
 use crate::store::{chain_id, Prepared, SnapshotInfo, Store};
 
 /// An image's layers from the store, each applied once to its snapshot.

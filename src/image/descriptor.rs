@@ -1,4 +1,5 @@
-//! Content descriptors (OCI image spec `descriptor.md`) and platforms.
+//! Content descriptors (OCI image spec `descriptor.md`), platforms, and the layer blobs a
+//! build assembles an image from.
 
 use std::collections::BTreeMap;
 
@@ -55,6 +56,17 @@ impl Descriptor {
             extra: BTreeMap::new(),
         }
     }
+}
+
+/// A layer blob already in the store, as a build hands it to image assembly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerDescriptor {
+    /// Digest of the (compressed) blob.
+    pub digest: Digest,
+    /// Size of the blob in bytes.
+    pub size: u64,
+    /// Its media type, OCI or Docker flavour (mapped to the manifest's format).
+    pub media_type: String,
 }
 
 /// A size as Docker and containerd read it, into Go's `int64`: a larger one is refused

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 use super::error::{Error, Result};
 use super::sys;
+use crate::fs_error::FsError;
 
 /// One entry of a change set.
 #[derive(Debug, Clone, PartialEq, Eq)]

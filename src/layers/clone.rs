@@ -23,6 +23,7 @@ use rustix::fs::{self as rfs, AtFlags, FileType, Gid, Mode, Timespec, Timestamps
 
 use super::error::{Error, Result};
 use super::sys;
+use crate::fs_error::FsError;
 
 /// Copies objects one by one; call [`Cloner::finish`] when done.
 pub(crate) struct Cloner<'a> {

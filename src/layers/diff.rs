@@ -43,6 +43,7 @@ use super::changes::{lstat, read_dir_sorted, tar_name, Change, ChangeKind, Chang
 use super::error::{Error, Result};
 use super::stack::{LowerDir, LowerEntry};
 use super::sys;
+use crate::fs_error::FsError;
 
 /// The changes that turn `lower` into `upper`; added entries are read from `upper`.
 pub fn diff(lower: &Path, upper: &Path) -> Result<ChangeSet> {

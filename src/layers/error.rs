@@ -9,6 +9,8 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
+use crate::fs_error::FsError;
+
 /// Result of a `layers` operation.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -244,16 +246,13 @@ impl fmt::Display for UnsafeReason {
     }
 }
 
-impl Error {
-    /// `Fs` error constructor for `map_err`.
-    pub(crate) fn fs(
-        op: &'static str,
-        path: impl Into<PathBuf>,
-    ) -> impl FnOnce(io::Error) -> Error {
-        let path = path.into();
-        move |source| Error::Fs { op, path, source }
+impl FsError for Error {
+    fn from_io(op: &'static str, path: PathBuf, source: io::Error) -> Self {
+        Error::Fs { op, path, source }
     }
+}
 
+impl Error {
     /// `Apply` error constructor for `map_err`.
     pub(crate) fn apply<'a>(
         op: &'static str,

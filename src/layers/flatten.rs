@@ -40,6 +40,7 @@ use super::diff::diff_stack;
 use super::error::{Error, Result};
 use super::stack::LowerDir;
 use super::sys;
+use crate::fs_error::FsError;
 
 /// A plain directory holding a copy of a snapshot stack's merged view.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -20,10 +20,10 @@
 //! | `compare.rs` | [`first_difference`]: two trees compared entry by entry |
 //! | `clone.rs` | copying one object with owner, mode, xattrs, times, hardlinks |
 //! | `tar_write.rs` | deterministic USTAR+PAX writing, whiteouts, hardlinks, xattrs; refuses `.wh.` names |
-//! | `tar_read.rs` | USTAR/GNU/PAX reading with binary-safe PAX records, meta headers per entry and capped as Go caps them |
+//! | `tar_read/` | USTAR/GNU/PAX reading, meta headers per entry and capped as Go caps them; `fields.rs` decodes numeric fields, checksums and binary-safe PAX records |
 //! | `compress.rs`, `pargz.rs` | [`Compression`], media types, encoders/decoders, parallel gzip |
 //! | `blob.rs` | [`write_layer`]: the one streaming pass and [`LayerBlob`] |
-//! | `apply.rs` | [`apply_layer`]: extraction that never leaves the target |
+//! | `apply/` | [`apply_layer`]: extraction that never leaves the target; `meta.rs` restores owner, mode, xattrs and times, `whiteout.rs` carries out whiteouts |
 //! | `resolve.rs` | [`resolve_in_root`] and the no-symlink directory walk the applier uses |
 //! | `overlay.rs` | [`OverlayMount`]: a step's overlay and its RAII unmount |
 //! | `sys.rs` | syscall helpers; the module's only `unsafe` |

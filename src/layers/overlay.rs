@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use super::error::{Error, Result};
 use super::sys;
+use crate::fs_error::FsError;
 
 /// overlayfs' maximum number of lower layers (`OVL_MAX_STACK`).
 pub const MAX_LOWERDIRS: usize = 500;

@@ -30,6 +30,7 @@ use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 
 use super::error::{Error, Result};
+use crate::fs_error::FsError;
 
 /// Symlinks followed before giving up, as Linux's `MAXSYMLINKS`.
 const MAX_SYMLINKS: u32 = 40;

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 use super::changes::{is_opaque, is_whiteout, lstat, read_dir_typed};
 use super::error::{Error, Result};
+use crate::fs_error::FsError;
 
 /// One directory of the merged view: the host directories that make it up, top first.
 #[derive(Debug, Clone, PartialEq, Eq)]

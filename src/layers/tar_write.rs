@@ -30,6 +30,7 @@ use std::path::Path;
 use super::changes::{is_whiteout, ChangeKind, ChangeSet};
 use super::error::{Error, Result};
 use super::sys;
+use crate::fs_error::FsError;
 
 /// Options of the tar writer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -1,8 +1,10 @@
 //! Parse errors: what is wrong, and where (`Dockerfile:LINE:COL`).
 //!
-//! Every error the front end reports carries the 1-based line range of the instruction
-//! and a column inside its first line, so the CLI can print the offending line with a
-//! caret under the culprit.
+//! Every error the front end reports is a [`Located`] kind: the 1-based line range of the
+//! instruction and a column inside its first line, so the CLI can print the offending
+//! line with a caret under the culprit. This file holds the envelope and the kinds of the
+//! untyped layer ([`ErrorKind`], reported by [`ParseError`]); the typed layer above
+//! (`instructions`) wraps them in its own kind, next to its instruction errors.
 
 use std::fmt;
 
@@ -54,25 +56,26 @@ pub enum ErrorKind {
     Heredoc { source: shell::Error },
     #[error("internal lexing of heredoc produced inconsistent results: {word}")]
     HeredocInconsistent { word: String },
-    #[error("{0}")]
-    Instruction(#[from] super::instructions::InstructionError),
 }
 
-/// An error with its location in the Dockerfile.
+/// An error of the untyped layer ([`crate::parser::parse_ast`]), with its location.
+pub type ParseError = Located<ErrorKind>;
+
+/// An error of kind `K` with its location in the Dockerfile.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParseError {
+pub struct Located<K> {
     /// The name the Dockerfile is shown under (`Dockerfile`, or the `-f` path).
     pub file: String,
     /// Where the error is.
     pub span: Span,
     /// What is wrong.
-    pub kind: ErrorKind,
+    pub kind: K,
 }
 
-impl ParseError {
+impl<K> Located<K> {
     /// An error in the default-named `Dockerfile` at `span`.
-    pub fn new(span: Span, kind: impl Into<ErrorKind>) -> Self {
-        ParseError {
+    pub fn new(span: Span, kind: impl Into<K>) -> Self {
+        Located {
             file: "Dockerfile".to_owned(),
             span,
             kind: kind.into(),
@@ -85,6 +88,17 @@ impl ParseError {
         self
     }
 
+    /// The same error with its kind converted (to the kind of a layer above).
+    pub fn map_kind<L>(self, f: impl FnOnce(K) -> L) -> Located<L> {
+        Located {
+            file: self.file,
+            span: self.span,
+            kind: f(self.kind),
+        }
+    }
+}
+
+impl<K: fmt::Display> Located<K> {
     /// The error with the offending source line and a caret under the culprit:
     ///
     /// ```text
@@ -110,7 +124,7 @@ impl ParseError {
     }
 }
 
-impl fmt::Display for ParseError {
+impl<K: fmt::Display> fmt::Display for Located<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -120,16 +134,13 @@ impl fmt::Display for ParseError {
     }
 }
 
-impl std::error::Error for ParseError {
+impl<K: std::error::Error> std::error::Error for Located<K> {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match &self.kind {
-            ErrorKind::Heredoc { source } => Some(source),
-            _ => None,
-        }
+        self.kind.source()
     }
 }
 
-/// Result of the front end.
+/// Result of the untyped layer.
 pub type Result<T, E = ParseError> = std::result::Result<T, E>;
 
 #[cfg(test)]

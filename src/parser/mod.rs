@@ -21,6 +21,6 @@ mod scan;
 pub mod shell;
 pub mod words;
 
-pub use error::{ErrorKind, ParseError, Result, Span};
+pub use error::{ErrorKind, Located, ParseError, Result, Span};
 pub use node::{Ast, Heredoc, Node, Warning};
 pub use scan::{node_from_line, parse_ast, MAX_LINE};

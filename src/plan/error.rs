@@ -1,5 +1,8 @@
 //! Plan errors: each names the Dockerfile line it comes from when there is one.
 
+use std::fmt;
+use std::sync::Arc;
+
 use crate::parser::{shell, Span};
 
 /// Why a Dockerfile cannot be planned.
@@ -22,7 +25,7 @@ pub enum PlanError {
     #[error("cannot resolve base image {reference}: {reason}")]
     Base {
         reference: String,
-        reason: String,
+        reason: BaseError,
         span: Span,
     },
     #[error("{message}")]
@@ -53,6 +56,39 @@ impl PlanError {
         }
     }
 }
+
+/// Why a [`BaseResolver`](super::BaseResolver) could not resolve a base image: the
+/// resolver's own typed error (store, registry, image), kept whole with its causes. Shared,
+/// so that plan errors stay cheap to clone; two are equal when their messages are.
+#[derive(Debug, Clone)]
+pub struct BaseError(Arc<dyn std::error::Error + Send + Sync>);
+
+impl BaseError {
+    /// Wraps the resolver's error.
+    pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        BaseError(Arc::new(error))
+    }
+}
+
+impl fmt::Display for BaseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for BaseError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl PartialEq for BaseError {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for BaseError {}
 
 /// Result of planning.
 pub type Result<T, E = PlanError> = std::result::Result<T, E>;

@@ -217,12 +217,14 @@ mod tests {
     use super::*;
     use crate::digest::Digest;
     use crate::parser::instructions::parse_text;
-    use crate::plan::{plan, BaseImage, BaseResolver, PlanOptions, Platform};
+    use crate::plan::{plan, BaseError, BaseImage, BaseResolver, PlanOptions, Platform};
 
     struct NoImages;
     impl BaseResolver for NoImages {
-        fn resolve(&self, r: &str, _: &Platform) -> Result<BaseImage, String> {
-            Err(format!("{r} not found"))
+        fn resolve(&self, r: &str, _: &Platform) -> Result<BaseImage, BaseError> {
+            Err(BaseError::new(std::io::Error::other(format!(
+                "{r} not found"
+            ))))
         }
     }
 

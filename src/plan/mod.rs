@@ -15,7 +15,7 @@ mod stages;
 use std::collections::{BTreeMap, BTreeSet};
 
 pub use dispatch::{empty_image, go_duration, healthcheck_created_by, DEFAULT_PATH};
-pub use error::{PlanError, Result};
+pub use error::{BaseError, PlanError, Result};
 pub use keys::{base_key, step_key, KeyOptions, KeySources, KeyedStep};
 pub use platform::{Platform, PlatformError};
 
@@ -49,14 +49,14 @@ pub struct BaseImage {
     pub config: ImageConfig,
 }
 
-/// Looks up base images (the local store, later a registry).
+/// Looks up base images (in the local store, or pulled from a registry).
 pub trait BaseResolver {
-    /// Resolves `reference` for `platform`; the error text says why it failed.
+    /// Resolves `reference` for `platform`; the error says why it failed.
     fn resolve(
         &self,
         reference: &str,
         platform: &Platform,
-    ) -> std::result::Result<BaseImage, String>;
+    ) -> std::result::Result<BaseImage, BaseError>;
 }
 
 /// Where a stage starts.

@@ -1,4 +1,4 @@
-//! The OCI distribution client: references, and (with issue 6) auth, pull and push.
+//! The OCI distribution client: references, credentials and auth, pull and push.
 //!
 //! | file | owns |
 //! |---|---|
@@ -8,7 +8,7 @@
 //! | `tls.rs` | rustls settings per registry: system roots, `certs.d` CAs and client certificates, `--tls-verify=false` |
 //! | `auth.rs` | `Auth`: challenge answers, bearer tokens cached per scope set |
 //! | `client.rs` | [`Client`]: connection pools, HTTP vs HTTPS, auth, retries with backoff |
-//! | `repo.rs` | `Repo`: the API calls on one repository (manifests, blob GET/HEAD/mount/upload) |
+//! | `repo/` | `Repo`: the API calls on one repository (manifests, blob HEAD; `blob_fetch.rs` GET into the store, `blob_upload.rs` mount and upload) |
 //! | `pull.rs` | [`pull()`]: reference -> platform manifest -> verified blobs in the store -> name |
 //! | `upload.rs` | [`push()`]: HEAD, mount or upload each blob, then the manifests |
 //! | `sources.rs` | which repositories a blob came from (for cross-repository mounts) |

@@ -40,57 +40,93 @@ pub fn pull(
     progress: &Progress<'_>,
 ) -> Result<Pulled, RegistryError> {
     let repo = Repo::new(client, reference, false, &[]);
+    let text = reference.to_string();
+    let (index, manifest) = platform_manifest(&repo, reference, platform, progress)?;
+    let parsed = usable_manifest(&manifest, &text)?;
+    let downloaded = fetch_blobs(&repo, store, reference, &parsed, progress)?;
+    check_config(store, &parsed.config, &text)?;
+    let (descriptor, name) = store_and_name(store, reference, &manifest, index.as_ref())?;
+    Ok(Pulled {
+        descriptor,
+        index: index.map(|i| i.digest),
+        name,
+        downloaded,
+    })
+}
+
+/// The manifest `reference` names for `platform`, and the index it was chosen from
+/// when the reference names one.
+fn platform_manifest(
+    repo: &Repo<'_>,
+    reference: &Reference,
+    platform: &Platform,
+    progress: &Progress<'_>,
+) -> Result<(Option<FetchedManifest>, FetchedManifest), RegistryError> {
     let top = repo.get_manifest(&reference.manifest_ref())?;
     let text = reference.to_string();
     progress(TransferEvent::Manifest {
         reference: &text,
         digest: &top.digest,
     });
-    let (index, manifest) = if media_types::is_index(&top.media_type) {
-        let parsed: Index = parse(&top, &text)?;
-        let chosen = parsed
-            .select(&platform.os, &platform.architecture, &platform.variant)
-            .ok_or_else(|| RegistryError::NoPlatform {
-                reference: text.clone(),
-                wanted: platform_text(platform),
-                available: parsed.platforms().join(", "),
-            })?;
-        let manifest = repo.get_manifest(&chosen.digest.to_string())?;
-        if manifest.bytes.len() as u64 != chosen.size {
-            return Err(RegistryError::SizeMismatch {
-                registry: reference.registry.clone(),
-                what: format!("manifest {}", chosen.digest),
-                expected: chosen.size,
-                actual: manifest.bytes.len() as u64,
-            });
-        }
-        (Some(top), manifest)
-    } else {
-        (None, top)
-    };
-    if !media_types::is_manifest(&manifest.media_type) {
-        return Err(RegistryError::Unsupported {
-            reference: text,
-            reason: format!(
-                "{:?} is not an image manifest rbuild can use (OCI or Docker schema 2)",
-                manifest.media_type
-            ),
+    if !media_types::is_index(&top.media_type) {
+        return Ok((None, top));
+    }
+    let parsed: Index = parse(&top, &text)?;
+    let chosen = parsed
+        .select(&platform.os, &platform.architecture, &platform.variant)
+        .ok_or_else(|| RegistryError::NoPlatform {
+            reference: text.clone(),
+            wanted: platform_text(platform),
+            available: parsed.platforms().join(", "),
+        })?;
+    let manifest = repo.get_manifest(&chosen.digest.to_string())?;
+    if manifest.bytes.len() as u64 != chosen.size {
+        return Err(RegistryError::SizeMismatch {
+            registry: reference.registry.clone(),
+            what: format!("manifest {}", chosen.digest),
+            expected: chosen.size,
+            actual: manifest.bytes.len() as u64,
         });
     }
-    let parsed: Manifest = parse(&manifest, &text)?;
+    Ok((Some(top), manifest))
+}
+
+/// The image manifest, refused unless rbuild can use it: OCI or Docker schema 2, every
+/// layer of a compression it reads.
+fn usable_manifest(manifest: &FetchedManifest, reference: &str) -> Result<Manifest, RegistryError> {
+    let unsupported = |reason: String| RegistryError::Unsupported {
+        reference: reference.to_owned(),
+        reason,
+    };
+    if !media_types::is_manifest(&manifest.media_type) {
+        return Err(unsupported(format!(
+            "{:?} is not an image manifest rbuild can use (OCI or Docker schema 2)",
+            manifest.media_type
+        )));
+    }
+    let parsed: Manifest = parse(manifest, reference)?;
     for layer in &parsed.layers {
         if crate::layers::Compression::from_media_type(&layer.media_type).is_none() {
-            return Err(RegistryError::Unsupported {
-                reference: text,
-                reason: format!(
-                    "layer {} has media type {:?}",
-                    layer.digest, layer.media_type
-                ),
-            });
+            return Err(unsupported(format!(
+                "layer {} has media type {:?}",
+                layer.digest, layer.media_type
+            )));
         }
     }
-    let blobs: Vec<&Descriptor> = std::iter::once(&parsed.config)
-        .chain(&parsed.layers)
+    Ok(parsed)
+}
+
+/// Downloads the config and the layers not in the store yet, a few at once; returns
+/// the blobs downloaded and their bytes.
+fn fetch_blobs(
+    repo: &Repo<'_>,
+    store: &Store,
+    reference: &Reference,
+    manifest: &Manifest,
+    progress: &Progress<'_>,
+) -> Result<(usize, u64), RegistryError> {
+    let blobs: Vec<&Descriptor> = std::iter::once(&manifest.config)
+        .chain(&manifest.layers)
         .collect();
     let counted = std::sync::Mutex::new((0usize, 0u64));
     for_each_concurrently(
@@ -117,10 +153,19 @@ pub fn pull(
             Ok(())
         },
     )?;
-    check_config(store, &parsed.config, &text)?;
-    // Manifest (and index) after the blobs they reach, then the name.
+    Ok(counted.into_inner().unwrap_or_else(|p| p.into_inner()))
+}
+
+/// Stores the manifest (and index) after the blobs they reach, then names the image
+/// (not for a digest reference).
+fn store_and_name(
+    store: &Store,
+    reference: &Reference,
+    manifest: &FetchedManifest,
+    index: Option<&FetchedManifest>,
+) -> Result<(Descriptor, Option<ImageName>), RegistryError> {
     store.put_bytes(&manifest.bytes)?;
-    if let Some(index) = &index {
+    if let Some(index) = index {
         store.put_bytes(&index.bytes)?;
     }
     let descriptor = Descriptor::new(
@@ -128,19 +173,12 @@ pub fn pull(
         manifest.digest,
         manifest.bytes.len() as u64,
     );
-    let name = if reference.digest.is_none() {
-        let name = ImageName::parse(&reference.familiar())?;
-        store.set_name(&name, &descriptor)?;
-        Some(name)
-    } else {
-        None
-    };
-    Ok(Pulled {
-        descriptor,
-        index: index.map(|i| i.digest),
-        name,
-        downloaded: counted.into_inner().unwrap_or_else(|p| p.into_inner()),
-    })
+    if reference.digest.is_some() {
+        return Ok((descriptor, None));
+    }
+    let name = ImageName::parse(&reference.familiar())?;
+    store.set_name(&name, &descriptor)?;
+    Ok((descriptor, Some(name)))
 }
 
 /// Refuses, before it is named, an image whose config rbuild cannot use: not an image

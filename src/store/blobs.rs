@@ -10,10 +10,11 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 
-use super::error::{io_err, Error, Result};
+use super::error::{Error, Result};
 use super::layout::{self, BLOBS_DIR};
 use super::Store;
 use crate::digest::{Digest, Hasher};
+use crate::fs_error::FsError;
 
 /// JSON blobs (manifests, configs, indexes) larger than this are refused by
 /// [`Store::read_blob`]: they are read whole, and no real one comes near it.
@@ -56,7 +57,7 @@ impl<'s> BlobWriter<'s> {
         let out = self.out.take().expect("blob writer used after commit");
         let hasher = out
             .into_inner()
-            .map_err(|e| io_err("write", &self.temp)(e.into_error()))?;
+            .map_err(|e| Error::fs("write", &self.temp)(e.into_error()))?;
         let (digest, size, file) = hasher.finish();
         if let Some(expected) = expected {
             if expected != digest {
@@ -66,7 +67,7 @@ impl<'s> BlobWriter<'s> {
                 });
             }
         }
-        file.sync_all().map_err(io_err("fsync", &self.temp))?;
+        file.sync_all().map_err(Error::fs("fsync", &self.temp))?;
         drop(file);
         let dest = self.store.blob_path(&digest);
         if dest.is_file() {
@@ -74,7 +75,7 @@ impl<'s> BlobWriter<'s> {
             let _ = fs::remove_file(&self.temp);
             return Ok((digest, size));
         }
-        fs::rename(&self.temp, &dest).map_err(io_err("rename into place", &dest))?;
+        fs::rename(&self.temp, &dest).map_err(Error::fs("rename into place", &dest))?;
         layout::sync_parent(&dest)?;
         Ok((digest, size))
     }
@@ -108,7 +109,7 @@ impl Store {
     /// Starts writing a blob.
     pub fn blob_writer(&self) -> Result<BlobWriter<'_>> {
         let temp = self.temp_path("blob");
-        let file = File::create(&temp).map_err(io_err("create", &temp))?;
+        let file = File::create(&temp).map_err(Error::fs("create", &temp))?;
         Ok(BlobWriter {
             store: self,
             temp,
@@ -124,7 +125,7 @@ impl Store {
         }
         let mut writer = self.blob_writer()?;
         let temp = writer.temp_path().to_owned();
-        writer.write_all(bytes).map_err(io_err("write", &temp))?;
+        writer.write_all(bytes).map_err(Error::fs("write", &temp))?;
         writer.commit(Some(digest))
     }
 
@@ -168,7 +169,7 @@ impl Store {
         self.open_blob(digest)?
             .take(MAX_JSON_BLOB)
             .read_to_end(&mut bytes)
-            .map_err(io_err("read", &path))?;
+            .map_err(Error::fs("read", &path))?;
         let actual = Digest::of(&bytes);
         if actual != *digest {
             return Err(Error::DigestMismatch {
@@ -184,7 +185,7 @@ fn not_found_or(e: io::Error, digest: &Digest, path: &Path, op: &'static str) ->
     if e.kind() == ErrorKind::NotFound {
         Error::BlobNotFound { digest: *digest }
     } else {
-        io_err(op, path)(e)
+        Error::fs(op, path)(e)
     }
 }
 

@@ -4,9 +4,10 @@
 //! never a bare `io::Error`.
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::digest::Digest;
+use crate::fs_error::FsError;
 
 /// What went wrong in the on-disk store.
 #[derive(Debug, thiserror::Error)]
@@ -88,11 +89,8 @@ pub enum Error {
 /// Result of store operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Builds a closure turning an `io::Error` into [`Error::Io`] for `path`.
-pub(crate) fn io_err<'p>(op: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> Error + 'p {
-    move |source| Error::Io {
-        op,
-        path: path.to_owned(),
-        source,
+impl FsError for Error {
+    fn from_io(op: &'static str, path: PathBuf, source: io::Error) -> Self {
+        Error::Io { op, path, source }
     }
 }

@@ -19,11 +19,12 @@ use std::time::SystemTime;
 
 use serde::Deserialize;
 
-use super::error::{io_err, Error, Result};
+use super::error::{Error, Result};
 use super::lock::FileLock;
 use super::usage::SNAPSHOT_USED_SUFFIX;
 use super::{chain_ids, Store};
 use crate::digest::Digest;
+use crate::fs_error::FsError;
 use crate::image::{media_types, Descriptor, ImageConfig, Index, Manifest};
 
 /// The store-wide garbage-collection lock, relative to the root.
@@ -187,7 +188,7 @@ impl StoreConfig {
             Ok(bytes) => crate::image::decode_json(&bytes)
                 .map_err(|source| Error::CorruptFile { path, source }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(StoreConfig::default()),
-            Err(e) => Err(io_err("read", &path)(e)),
+            Err(e) => Err(Error::fs("read", &path)(e)),
         }
     }
 

@@ -26,7 +26,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::error::{io_err, Error, Result};
+use super::error::{Error, Result};
+use crate::fs_error::FsError;
 use crate::image::{canonical_json, Index};
 
 /// `oci-layout`, the marker file of an OCI image layout.
@@ -81,7 +82,7 @@ pub(crate) fn ensure(root: &Path, tmp: &Path) -> Result<()> {
             let bytes = encode(&layout, "oci-layout")?;
             write_atomic(tmp, &layout_path, &bytes)?;
         }
-        Err(e) => return Err(io_err("read", &layout_path)(e)),
+        Err(e) => return Err(Error::fs("read", &layout_path)(e)),
     }
     let index_path = root.join(INDEX_FILE);
     if !index_path.exists() {
@@ -97,11 +98,11 @@ pub(crate) fn ensure(root: &Path, tmp: &Path) -> Result<()> {
 
 /// Creates the directories of a store at `root` (idempotent), private to their owner.
 pub(crate) fn create_dirs(root: &Path) -> Result<()> {
-    fs::create_dir_all(root).map_err(io_err("create directory", root))?;
+    fs::create_dir_all(root).map_err(Error::fs("create directory", root))?;
     make_private(root)?;
     for dir in [BLOBS_DIR, SNAPSHOTS_DIR, CACHE_DIR, TMP_DIR, LOCKS_DIR] {
         let path = root.join(dir);
-        fs::create_dir_all(&path).map_err(io_err("create directory", &path))?;
+        fs::create_dir_all(&path).map_err(Error::fs("create directory", &path))?;
     }
     for dir in [SNAPSHOTS_DIR, CACHE_DIR, TMP_DIR] {
         make_private(&root.join(dir))?;
@@ -114,18 +115,18 @@ pub(crate) fn create_dirs(root: &Path) -> Result<()> {
 /// other users, it would hand them root (Docker's data root is 0710, containerd's
 /// snapshot directories 0700). A store another user owns is left as it is.
 fn make_private(dir: &Path) -> Result<()> {
-    let meta = fs::metadata(dir).map_err(io_err("stat", dir))?;
+    let meta = fs::metadata(dir).map_err(Error::fs("stat", dir))?;
     if meta.permissions().mode() & 0o077 == 0 || meta.uid() != rustix::process::geteuid().as_raw() {
         return Ok(());
     }
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-        .map_err(io_err("make private (chmod 0700)", dir))
+        .map_err(Error::fs("make private (chmod 0700)", dir))
 }
 
 /// Reads and parses `index.json`.
 pub(crate) fn read_index(root: &Path) -> Result<Index> {
     let path = root.join(INDEX_FILE);
-    let bytes = fs::read(&path).map_err(io_err("read", &path))?;
+    let bytes = fs::read(&path).map_err(Error::fs("read", &path))?;
     crate::image::decode_json(&bytes).map_err(|source| Error::CorruptFile { path, source })
 }
 
@@ -139,10 +140,10 @@ pub(crate) fn encode<T: Serialize>(value: &T, what: &'static str) -> Result<Vec<
 pub(crate) fn write_atomic(tmp: &Path, dest: &Path, bytes: &[u8]) -> Result<()> {
     let temp = tmp.join(unique_name("file"));
     let result = (|| {
-        let mut file = File::create(&temp).map_err(io_err("create", &temp))?;
-        file.write_all(bytes).map_err(io_err("write", &temp))?;
-        file.sync_all().map_err(io_err("fsync", &temp))?;
-        fs::rename(&temp, dest).map_err(io_err("rename into place", dest))?;
+        let mut file = File::create(&temp).map_err(Error::fs("create", &temp))?;
+        file.write_all(bytes).map_err(Error::fs("write", &temp))?;
+        file.sync_all().map_err(Error::fs("fsync", &temp))?;
+        fs::rename(&temp, dest).map_err(Error::fs("rename into place", dest))?;
         sync_parent(dest)
     })();
     if result.is_err() {
@@ -161,8 +162,8 @@ pub(crate) fn sync_parent(path: &Path) -> Result<()> {
 
 /// Fsyncs a directory.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    let handle = File::open(dir).map_err(io_err("open directory", dir))?;
-    handle.sync_all().map_err(io_err("fsync directory", dir))
+    let handle = File::open(dir).map_err(Error::fs("open directory", dir))?;
+    handle.sync_all().map_err(Error::fs("fsync directory", dir))
 }
 
 /// A name no other call in any process will produce: pid, time and a counter.

@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{flock, FlockOperation};
 use rustix::io::Errno;
 
-use super::error::{io_err, Result};
+use super::error::{Error, Result};
+use crate::fs_error::FsError;
 
 /// A held `flock` on a file; released when dropped.
 #[derive(Debug)]
@@ -53,7 +54,7 @@ impl FileLock {
         let file = match OpenOptions::new().write(true).create_new(true).open(path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(None),
-            Err(e) => return Err(io_err("create lock file", path)(e)),
+            Err(e) => return Err(Error::fs("create lock file", path)(e)),
         };
         Self::lock(file, path, FlockOperation::NonBlockingLockExclusive)
     }
@@ -65,7 +66,7 @@ impl FileLock {
             .create(true)
             .truncate(false)
             .open(path)
-            .map_err(io_err("open lock file", path))?;
+            .map_err(Error::fs("open lock file", path))?;
         Self::lock(file, path, op)
     }
 
@@ -80,7 +81,7 @@ impl FileLock {
                 }
                 Err(Errno::INTR) => continue,
                 Err(Errno::WOULDBLOCK) => return Ok(None),
-                Err(e) => return Err(io_err("lock", path)(e.into())),
+                Err(e) => return Err(Error::fs("lock", path)(e.into())),
             }
         }
     }
@@ -94,13 +95,13 @@ impl FileLock {
     /// locked a file some other process unlinked meanwhile holds nothing useful.
     pub(crate) fn is_current(&self) -> Result<bool> {
         let held =
-            rustix::fs::fstat(&self.file).map_err(|e| io_err("stat", &self.path)(e.into()))?;
+            rustix::fs::fstat(&self.file).map_err(|e| Error::fs("stat", &self.path)(e.into()))?;
         match rustix::fs::stat(&self.path) {
             Ok(now) => {
                 Ok(held.st_nlink > 0 && now.st_ino == held.st_ino && now.st_dev == held.st_dev)
             }
             Err(Errno::NOENT) => Ok(false),
-            Err(e) => Err(io_err("stat", &self.path)(e.into())),
+            Err(e) => Err(Error::fs("stat", &self.path)(e.into())),
         }
     }
 }

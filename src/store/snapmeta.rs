@@ -35,8 +35,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::error::{io_err, Result};
+use super::error::{Error, Result};
 use crate::digest::{Digest, Hasher};
+use crate::fs_error::FsError;
 
 /// The sidecar format version.
 pub const SIDECAR_VERSION: u32 = 1;
@@ -122,7 +123,7 @@ pub fn read_sidecar(path: &Path) -> Result<Sidecar> {
     let bytes = match fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Sidecar::Missing),
-        Err(e) => return Err(io_err("read", path)(e)),
+        Err(e) => return Err(Error::fs("read", path)(e)),
     };
     match serde_json::from_slice::<SnapshotMeta>(&bytes) {
         Ok(meta) if meta.version == SIDECAR_VERSION => Ok(Sidecar::Valid(meta)),
@@ -146,7 +147,7 @@ pub fn fingerprint(root: &Path) -> Result<Fingerprint> {
     let mut stack: Vec<PathBuf> = children(root, Path::new(""))?;
     while let Some(rel) = stack.pop() {
         let host = root.join(&rel);
-        let meta = fs::symlink_metadata(&host).map_err(io_err("stat", &host))?;
+        let meta = fs::symlink_metadata(&host).map_err(Error::fs("stat", &host))?;
         let mut record = rel.as_os_str().as_bytes().to_vec();
         record.push(0);
         for n in [
@@ -173,8 +174,12 @@ pub fn fingerprint(root: &Path) -> Result<Fingerprint> {
 fn children(root: &Path, rel: &Path) -> Result<Vec<PathBuf>> {
     let dir = root.join(rel);
     let mut names: Vec<OsString> = Vec::new();
-    for entry in fs::read_dir(&dir).map_err(io_err("read directory", &dir))? {
-        names.push(entry.map_err(io_err("read directory", &dir))?.file_name());
+    for entry in fs::read_dir(&dir).map_err(Error::fs("read directory", &dir))? {
+        names.push(
+            entry
+                .map_err(Error::fs("read directory", &dir))?
+                .file_name(),
+        );
     }
     names.sort_by(|a, b| b.as_bytes().cmp(a.as_bytes()));
     Ok(names.into_iter().map(|n| rel.join(n)).collect())

@@ -27,12 +27,13 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{renameat_with, RenameFlags, CWD};
 use rustix::io::Errno;
 
-use super::error::{io_err, Result};
+use super::error::{Error, Result};
 use super::layout::{self, LOCKS_DIR, SNAPSHOTS_DIR};
 use super::lock::FileLock;
 use super::snapmeta::{fingerprint, read_sidecar, Sidecar, SnapshotInfo, SnapshotMeta};
 use super::Store;
 use crate::digest::Digest;
+use crate::fs_error::FsError;
 
 /// The chain ID of a layer stack given its diff IDs (base first); `None` when empty.
 pub fn chain_id(diff_ids: &[Digest]) -> Option<Digest> {
@@ -114,7 +115,7 @@ impl Store {
             self.discard_snapshot(chain_id)?;
         }
         let temp = self.temp_path("snap");
-        fs::create_dir(&temp).map_err(io_err("create snapshot dir", &temp))?;
+        fs::create_dir(&temp).map_err(Error::fs("create snapshot dir", &temp))?;
         Ok(Prepared::Build(SnapshotBuilder {
             store: self,
             chain_id: *chain_id,
@@ -150,17 +151,19 @@ impl Store {
         match fs::rename(&path, &doomed) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_err("move aside", &path)(e)),
+            Err(e) => return Err(Error::fs("move aside", &path)(e)),
         }
         let sidecar = self.snapshot_sidecar_path(chain_id);
         match fs::remove_file(&sidecar) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_err("remove", &sidecar)(e)),
+            Err(e) => return Err(Error::fs("remove", &sidecar)(e)),
         }
         layout::sync_parent(&path)?;
         match fs::remove_dir_all(&doomed) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err("remove", &doomed)(e)),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(Error::fs("remove", &doomed)(e))
+            }
             _ => Ok(()),
         }
     }
@@ -188,8 +191,8 @@ impl SnapshotBuilder<'_> {
     pub fn commit(mut self, info: &SnapshotInfo) -> Result<PathBuf> {
         let dest = self.store.snapshot_path(&self.chain_id);
         let print = fingerprint(&self.temp)?;
-        let dir = fs::File::open(&self.temp).map_err(io_err("open snapshot dir", &self.temp))?;
-        rustix::fs::syncfs(dir.as_fd()).map_err(|e| io_err("sync", &self.temp)(e.into()))?;
+        let dir = fs::File::open(&self.temp).map_err(Error::fs("open snapshot dir", &self.temp))?;
+        rustix::fs::syncfs(dir.as_fd()).map_err(|e| Error::fs("sync", &self.temp)(e.into()))?;
         drop(dir);
         if dest.is_dir() {
             // Lost a race: keep the existing snapshot (and its sidecar); Drop removes ours.
@@ -208,7 +211,7 @@ impl SnapshotBuilder<'_> {
             Err(Errno::EXIST | Errno::NOTEMPTY) => {
                 // Lost a race: keep the existing snapshot; Drop removes ours.
             }
-            Err(e) => return Err(io_err("rename snapshot into place", &dest)(e.into())),
+            Err(e) => return Err(Error::fs("rename snapshot into place", &dest)(e.into())),
         }
         Ok(dest)
     }

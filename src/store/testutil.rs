@@ -2,7 +2,8 @@
 
 use super::Store;
 use crate::digest::Digest;
-use crate::image::{assemble, media_types, Descriptor, Format, ImageConfig, LayerDescriptor};
+use crate::image::{media_types, Descriptor, Format, ImageConfig, LayerDescriptor};
+use crate::publish::assemble;
 
 /// A store in a fresh temp dir with one small image assembled in it (not named).
 pub(crate) fn store_with_image(layer: &[u8]) -> (tempfile::TempDir, Store, Descriptor) {

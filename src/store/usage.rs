@@ -18,8 +18,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::error::{io_err, Result};
+use super::error::{Error, Result};
 use super::layout::{BLOBS_DIR, CACHE_DIR, SNAPSHOTS_DIR, TMP_DIR};
+use crate::fs_error::FsError;
 
 /// The suffix of a snapshot's last-use sidecar, `snapshots/<chain-hex>.used`.
 pub const SNAPSHOT_USED_SUFFIX: &str = ".used";
@@ -391,7 +392,7 @@ fn lstat(path: &Path) -> Result<Option<fs::Metadata>> {
     match fs::symlink_metadata(path) {
         Ok(m) => Ok(Some(m)),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io_err("stat", path)(e)),
+        Err(e) => Err(Error::fs("stat", path)(e)),
     }
 }
 
@@ -400,14 +401,14 @@ fn read_dir(dir: &Path) -> Result<Vec<PathBuf>> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io_err("read directory", dir)(e)),
+        Err(e) => return Err(Error::fs("read directory", dir)(e)),
     };
     let mut out = Vec::new();
     for entry in entries {
         match entry {
             Ok(e) => out.push(e.path()),
             Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => return Err(io_err("read directory", dir)(e)),
+            Err(e) => return Err(Error::fs("read directory", dir)(e)),
         }
     }
     out.sort();

@@ -15,9 +15,10 @@ use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
-use super::error::{io_err, Result};
+use super::error::{Error, Result};
 use super::layout::unique_name;
 use super::lock::FileLock;
+use crate::fs_error::FsError;
 
 const LOCK_SUFFIX: &str = ".lock";
 
@@ -41,7 +42,7 @@ impl WorkDir {
                 continue;
             }
             let dir = tmp.join(&id);
-            fs::create_dir(&dir).map_err(io_err("create work dir", &dir))?;
+            fs::create_dir(&dir).map_err(Error::fs("create work dir", &dir))?;
             return Ok(WorkDir { dir, lock });
         }
     }
@@ -63,9 +64,9 @@ impl Drop for WorkDir {
 /// Removes the work dirs in `tmp` whose owner is gone; returns how many.
 pub(crate) fn clean_stale(tmp: &Path) -> Result<usize> {
     let mut removed = 0;
-    let entries = fs::read_dir(tmp).map_err(io_err("read directory", tmp))?;
+    let entries = fs::read_dir(tmp).map_err(Error::fs("read directory", tmp))?;
     for entry in entries {
-        let entry = entry.map_err(io_err("read directory", tmp))?;
+        let entry = entry.map_err(Error::fs("read directory", tmp))?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else {
             // Not a name rbuild makes: garbage.
@@ -94,9 +95,9 @@ pub(crate) fn clean_stale(tmp: &Path) -> Result<usize> {
 /// is gone) and entries without a lock file.
 pub(crate) fn list_stale(tmp: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
-    let entries = fs::read_dir(tmp).map_err(io_err("read directory", tmp))?;
+    let entries = fs::read_dir(tmp).map_err(Error::fs("read directory", tmp))?;
     for entry in entries {
-        let entry = entry.map_err(io_err("read directory", tmp))?;
+        let entry = entry.map_err(Error::fs("read directory", tmp))?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else {
             out.push(entry.path());
@@ -120,7 +121,7 @@ fn remove_any(path: &Path) -> Result<()> {
     let meta = match fs::symlink_metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(io_err("stat", path)(e)),
+        Err(e) => return Err(Error::fs("stat", path)(e)),
     };
     let result = if meta.is_dir() {
         fs::remove_dir_all(path)
@@ -128,7 +129,7 @@ fn remove_any(path: &Path) -> Result<()> {
         fs::remove_file(path)
     };
     match result {
-        Err(e) if e.kind() != ErrorKind::NotFound => Err(io_err("remove stale", path)(e)),
+        Err(e) if e.kind() != ErrorKind::NotFound => Err(Error::fs("remove stale", path)(e)),
         _ => Ok(()),
     }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use rbuild::digest::Digest;
 use rbuild::image::{self, ImageConfig};
 use rbuild::parser::instructions;
-use rbuild::plan::{self, BaseImage, BaseResolver, Plan, PlanOptions, Platform};
+use rbuild::plan::{self, BaseError, BaseImage, BaseResolver, Plan, PlanOptions, Platform};
 use serde_json::Value;
 
 use crate::support::{self, Tally};
@@ -15,11 +15,16 @@ use crate::support::{self, Tally};
 /// an empty config; any other name is missing, as it would be from a registry.
 struct AnyImage;
 
+/// The error of a name [`AnyImage`] does not know.
+#[derive(Debug, thiserror::Error)]
+#[error("image {0} not found")]
+struct NotFound(String);
+
 impl BaseResolver for AnyImage {
-    fn resolve(&self, reference: &str, platform: &Platform) -> Result<BaseImage, String> {
+    fn resolve(&self, reference: &str, platform: &Platform) -> Result<BaseImage, BaseError> {
         let repo = reference.split([':', '@']).next().unwrap_or_default();
         if !matches!(repo, "alpine" | "busybox") {
-            return Err(format!("image {reference} not found"));
+            return Err(BaseError::new(NotFound(reference.to_owned())));
         }
         let config = ImageConfig {
             os: platform.os.clone(),

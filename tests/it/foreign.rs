@@ -6,11 +6,11 @@
 use std::path::Path;
 
 use crate::pushpull::{base, skopeo};
-use crate::registry::{available, digest, Registry};
+use crate::registry::{
+    add_image, available, blob_path, digest, http_client, push_raw, put_blob, put_manifest,
+    tag_manifest, upload, Registry, OCI_MANIFEST,
+};
 use crate::support::{run_fails, run_ok, TestContext};
-
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 
 /// The image `name` of store `root`, as an OCI layout of its own in `dir`; returns the
 /// manifest as JSON.
@@ -26,17 +26,6 @@ fn copy_out(root: &Path, name: &str, dir: &Path) -> serde_json::Value {
     serde_json::from_str(&raw).expect("manifest JSON")
 }
 
-fn put_blob(dir: &Path, bytes: &[u8]) -> String {
-    let d = digest(bytes);
-    std::fs::write(
-        dir.join("blobs/sha256")
-            .join(d.trim_start_matches("sha256:")),
-        bytes,
-    )
-    .expect("write blob");
-    d
-}
-
 /// `config_text` with its `"diff_ids"` value replaced by `diff_ids` (everything else,
 /// nulls and unknown fields included, stays byte for byte).
 fn with_diff_ids(config_text: &str, diff_ids: &serde_json::Value) -> String {
@@ -50,132 +39,14 @@ fn with_diff_ids(config_text: &str, diff_ids: &serde_json::Value) -> String {
     format!("{}{}{}", &config_text[..start], diff_ids, &rest[end..])
 }
 
-/// Uploads blob `path` (digest `digest`) to `host/repo`: POST, then PUT with the bytes.
-pub(crate) fn upload(
-    http: &reqwest::blocking::Client,
-    host: &str,
-    repo: &str,
-    digest: &str,
-    path: &Path,
-) {
-    let start = http
-        .post(format!("http://{host}/v2/{repo}/blobs/uploads/"))
-        .send()
-        .expect("POST upload");
-    assert_eq!(start.status().as_u16(), 202, "POST upload");
-    let location = start.headers()["location"]
-        .to_str()
-        .expect("Location")
-        .to_owned();
-    let url = if location.starts_with("http") {
-        location
-    } else {
-        format!("http://{host}{location}")
-    };
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let done = http
-        .put(format!("{url}{sep}digest={digest}"))
-        .header("Content-Type", "application/octet-stream")
-        .body(std::fs::read(path).expect("blob"))
-        .send()
-        .expect("PUT upload");
-    assert_eq!(done.status().as_u16(), 201, "PUT {digest}");
-}
-
-/// Pushes the image `tag` of layout `dir` to `host/repo:1` through the registry API
-/// (blobs in one POST each, then the manifest), keeping every byte: skopeo's layout
-/// reader skips index entries with Docker media types.
-pub(crate) fn push_raw(dir: &Path, tag: &str, host: &str, repo: &str) {
-    let index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("index.json")).expect("index"))
-            .expect("index JSON");
-    let entry = index["manifests"]
-        .as_array()
-        .expect("manifests")
-        .iter()
-        .find(|d| d["annotations"]["org.opencontainers.image.ref.name"] == tag)
-        .expect("tagged entry")
-        .clone();
-    let blob = |d: &serde_json::Value| {
-        dir.join("blobs/sha256")
-            .join(d.as_str().expect("digest").trim_start_matches("sha256:"))
-    };
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(blob(&entry["digest"])).expect("manifest"))
-            .expect("manifest JSON");
-    let layers = manifest["layers"].as_array().expect("layers").iter();
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let http = reqwest::blocking::Client::new();
-    for d in std::iter::once(&manifest["config"]).chain(layers) {
-        let digest = d["digest"].as_str().expect("digest");
-        upload(&http, host, repo, digest, &blob(&d["digest"]));
-    }
-    let put = http
-        .put(format!("http://{host}/v2/{repo}/manifests/1"))
-        .header(
-            "Content-Type",
-            entry["mediaType"].as_str().expect("media type"),
-        )
-        .body(std::fs::read(blob(&entry["digest"])).expect("manifest"))
-        .send()
-        .expect("PUT manifest");
-    assert_eq!(put.status().as_u16(), 201, "PUT manifest: {:?}", put.text());
-}
-
-/// Writes into layout `dir` an image with `config_text` over the layers of `manifest`
-/// (Docker media types when `docker`), tagged `tag`.
-fn add_image(dir: &Path, manifest: &serde_json::Value, config_text: &str, docker: bool, tag: &str) {
-    let (config_type, layer_type, manifest_type) = if docker {
-        (
-            "application/vnd.docker.container.image.v1+json",
-            "application/vnd.docker.image.rootfs.diff.tar.gzip",
-            DOCKER_MANIFEST,
-        )
-    } else {
-        (
-            "application/vnd.oci.image.config.v1+json",
-            "application/vnd.oci.image.layer.v1.tar+gzip",
-            OCI_MANIFEST,
-        )
-    };
-    let config = put_blob(dir, config_text.as_bytes());
-    let layers: Vec<serde_json::Value> = manifest["layers"]
-        .as_array()
-        .expect("layers")
-        .iter()
-        .map(|l| serde_json::json!({"mediaType": layer_type, "digest": l["digest"], "size": l["size"]}))
-        .collect();
-    let m = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": manifest_type,
-        "config": {"mediaType": config_type, "digest": config, "size": config_text.len()},
-        "layers": layers,
-    });
-    let bytes = m.to_string().into_bytes();
-    let d = put_blob(dir, &bytes);
-    let index_path = dir.join("index.json");
-    let mut index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&index_path).expect("index")).expect("index JSON");
-    index["manifests"]
-        .as_array_mut()
-        .expect("manifests")
-        .push(serde_json::json!({
-            "mediaType": manifest_type, "digest": d, "size": bytes.len(),
-            "annotations": {"org.opencontainers.image.ref.name": tag},
-        }));
-    std::fs::write(&index_path, index.to_string()).expect("write index");
-}
-
 /// The diff IDs of the image whose manifest is `manifest` in layout `dir`.
 fn diff_ids(dir: &Path, manifest: &serde_json::Value) -> serde_json::Value {
     let config = manifest["config"]["digest"]
         .as_str()
         .expect("config digest");
-    let path = dir
-        .join("blobs/sha256")
-        .join(config.trim_start_matches("sha256:"));
     let config: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(path).expect("config")).expect("config JSON");
+        serde_json::from_slice(&std::fs::read(blob_path(dir, config)).expect("config"))
+            .expect("config JSON");
     config["rootfs"]["diff_ids"].clone()
 }
 
@@ -277,13 +148,6 @@ fn manifests_with_annotations_and_no_layers_are_used() {
     let reg = Registry::plain();
     let layout = tempfile::tempdir().expect("temp dir");
     let dir = layout.path();
-    std::fs::create_dir_all(dir.join("blobs/sha256")).expect("blobs");
-    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).expect("layout");
-    std::fs::write(
-        dir.join("index.json"),
-        r#"{"schemaVersion":2,"manifests":[]}"#,
-    )
-    .expect("index");
     let config = br#"{"architecture":"amd64","os":"linux","config":{"Env":null,"Labels":null},"rootfs":{"type":"layers","diff_ids":[]},"history":null}"#;
     let config_digest = put_blob(dir, config);
     let manifest = serde_json::json!({
@@ -293,15 +157,7 @@ fn manifests_with_annotations_and_no_layers_are_used() {
         "layers": [],
         "annotations": {"org.opencontainers.image.created": "2026-01-01T00:00:00Z", "x": null},
     });
-    let bytes = manifest.to_string().into_bytes();
-    let d = put_blob(dir, &bytes);
-    std::fs::write(
-        dir.join("index.json"),
-        serde_json::json!({"schemaVersion": 2, "manifests": [{"mediaType": OCI_MANIFEST, "digest": d,
-            "size": bytes.len(), "annotations": {"org.opencontainers.image.ref.name": "empty"}}]})
-        .to_string(),
-    )
-    .expect("index");
+    tag_manifest(dir, OCI_MANIFEST, manifest.to_string().as_bytes(), "empty");
     let host = reg.host();
     let dest = format!("docker://{host}/foreign/empty:1");
     skopeo(&[
@@ -437,7 +293,6 @@ fn gnu_tar_layout(dir: &Path) {
         r = rootfs.display(),
         d = dir.display()
     ));
-    std::fs::create_dir_all(dir.join("layout/blobs/sha256")).expect("blobs");
     let layout = dir.join("layout");
     let gz = std::fs::read(dir.join("layer.tar.gz")).expect("layer");
     let tar = {
@@ -461,19 +316,7 @@ fn gnu_tar_layout(dir: &Path) {
         "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer, "size": gz.len()}],
     })
     .to_string();
-    let d = put_blob(&layout, manifest.as_bytes());
-    std::fs::write(
-        layout.join("oci-layout"),
-        r#"{"imageLayoutVersion":"1.0.0"}"#,
-    )
-    .expect("layout");
-    std::fs::write(
-        layout.join("index.json"),
-        serde_json::json!({"schemaVersion": 2, "manifests": [{"mediaType": OCI_MANIFEST, "digest": d,
-            "size": manifest.len(), "annotations": {"org.opencontainers.image.ref.name": "gnu"}}]})
-        .to_string(),
-    )
-    .expect("index");
+    tag_manifest(&layout, OCI_MANIFEST, manifest.as_bytes(), "gnu");
 }
 
 #[test]
@@ -570,7 +413,6 @@ fn a_foreign_layer_is_fetched_from_its_urls() {
     let port = serve_bytes(gz.clone());
     let work = tempfile::tempdir().expect("temp dir");
     let dir = work.path();
-    std::fs::create_dir_all(dir.join("blobs/sha256")).expect("blobs");
     let config = serde_json::json!({"architecture": "amd64", "os": "linux", "config": {},
         "rootfs": {"type": "layers", "diff_ids": [digest(&tar)]}})
     .to_string();
@@ -583,19 +425,17 @@ fn a_foreign_layer_is_fetched_from_its_urls() {
                     "urls": [format!("http://127.0.0.1:{port}/layer.tar.gz")]}],
     })
     .to_string();
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let http = reqwest::blocking::Client::new();
-    let config_path = dir
-        .join("blobs/sha256")
-        .join(config_digest.trim_start_matches("sha256:"));
+    // The layer is not pushed: it is fetched from its URL.
+    let http = http_client();
+    let config_path = blob_path(dir, &config_digest);
     upload(&http, host, "foreign/nondist", &config_digest, &config_path);
-    let put = http
-        .put(format!("http://{host}/v2/foreign/nondist/manifests/1"))
-        .header("Content-Type", OCI_MANIFEST)
-        .body(manifest)
-        .send()
-        .expect("PUT manifest");
-    assert_eq!(put.status().as_u16(), 201, "{:?}", put.text());
+    put_manifest(
+        &http,
+        host,
+        "foreign/nondist",
+        OCI_MANIFEST,
+        manifest.into_bytes(),
+    );
     let t = TestContext::new(
         &format!("FROM {host}/foreign/nondist:1\nCOPY a.txt /\n"),
         &[("a.txt", "a")],

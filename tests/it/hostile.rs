@@ -6,10 +6,8 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use crate::registry::{available, digest, Registry};
+use crate::registry::{available, push_raw, put_blob, tag_manifest, Registry, OCI_MANIFEST};
 use crate::support::{busybox, can_mount, rbuild_measured, TestContext};
-
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
 /// A tar header block: `kind` (`b'0'`, `b'5'`, `b'x'`, ...) for `size` bytes named `name`.
 fn header(kind: u8, name: &str, size: u64) -> Vec<u8> {
@@ -61,17 +59,11 @@ fn push_image(host: &str, repo: &str, chunks: impl Iterator<Item = Vec<u8>>) -> 
     let (diff_id, _, gz) = hasher.finish();
     let layer = gz.finish().expect("gzip into memory");
     let dir = tempfile::tempdir().expect("temp dir");
-    let write = |bytes: &[u8]| {
-        let d = digest(bytes);
-        let path = dir.path().join(d.trim_start_matches("sha256:"));
-        std::fs::write(&path, bytes).expect("blob");
-        (d, path)
-    };
-    let (layer_digest, layer_path) = write(&layer);
+    let layer_digest = put_blob(dir.path(), &layer);
     let config = serde_json::json!({"architecture": "amd64", "os": "linux", "config": {},
         "rootfs": {"type": "layers", "diff_ids": [diff_id.to_string()]}})
     .to_string();
-    let (config_digest, config_path) = write(config.as_bytes());
+    let config_digest = put_blob(dir.path(), config.as_bytes());
     let manifest = serde_json::json!({
         "schemaVersion": 2, "mediaType": OCI_MANIFEST,
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
@@ -80,17 +72,8 @@ fn push_image(host: &str, repo: &str, chunks: impl Iterator<Item = Vec<u8>>) -> 
                     "digest": layer_digest, "size": layer.len()}],
     })
     .to_string();
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let http = reqwest::blocking::Client::new();
-    crate::foreign::upload(&http, host, repo, &config_digest, &config_path);
-    crate::foreign::upload(&http, host, repo, &layer_digest, &layer_path);
-    let put = http
-        .put(format!("http://{host}/v2/{repo}/manifests/1"))
-        .header("Content-Type", OCI_MANIFEST)
-        .body(manifest)
-        .send()
-        .expect("PUT manifest");
-    assert_eq!(put.status().as_u16(), 201, "{:?}", put.text());
+    tag_manifest(dir.path(), OCI_MANIFEST, manifest.as_bytes(), "hostile");
+    push_raw(dir.path(), "hostile", host, repo);
     (format!("{host}/{repo}:1"), layer_digest)
 }
 

@@ -410,7 +410,7 @@ fn device_nodes_shipped_in_a_base_layer_cannot_be_opened() {
     let layout = tempfile::tempdir().unwrap();
     crate::registry::oci_layout_of(layout.path(), "devices", &[base, devices]);
     let reg = crate::registry::Registry::plain();
-    crate::foreign::push_raw(layout.path(), "devices", reg.host(), "hostile/devices");
+    crate::registry::push_raw(layout.path(), "devices", reg.host(), "hostile/devices");
     let image = format!("{}/hostile/devices:1", reg.host());
     for (user, run) in [
         ("nobody", "head -c 31 /lo"),

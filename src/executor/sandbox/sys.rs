@@ -15,8 +15,22 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use rustix::process::Pid;
 
-use super::cgroup::devices_bpf::Insn;
 use super::seccomp::SockFilter;
+
+/// One eBPF instruction (`struct bpf_insn`), as `bpf(BPF_PROG_LOAD)` takes them (the
+/// device program of `cgroup/devices_bpf/` is made of these).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(in crate::executor::sandbox) struct Insn {
+    /// Class, operation and source.
+    pub code: u8,
+    /// The destination register (4 bits) and the source register (4 bits).
+    pub regs: u8,
+    /// The jump offset (in instructions, from the next one) or memory offset.
+    pub off: i16,
+    /// The immediate operand.
+    pub imm: i32,
+}
 
 /// The result of [`fork`].
 pub(super) enum Forked {

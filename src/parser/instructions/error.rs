@@ -1,4 +1,26 @@
-//! Errors of the typed instruction layer, worded as BuildKit words them.
+//! Errors of the typed instruction layer, worded as BuildKit words them, and the kind the
+//! layer reports: its own errors or the untyped layer's below it.
+
+use crate::parser::{ErrorKind, Located, ParseError};
+
+/// An error of the typed layer ([`super::parse`], [`super::parse_text`]), with its location.
+pub type DockerfileError = Located<DockerfileErrorKind>;
+
+/// What the typed layer reports: a syntax error of the untyped layer, or an invalid
+/// instruction.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DockerfileErrorKind {
+    #[error(transparent)]
+    Syntax(#[from] ErrorKind),
+    #[error("{0}")]
+    Instruction(#[from] InstructionError),
+}
+
+impl From<ParseError> for DockerfileError {
+    fn from(e: ParseError) -> Self {
+        e.map_kind(DockerfileErrorKind::Syntax)
+    }
+}
 
 /// Why an instruction (or the instruction list) is invalid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -16,13 +16,13 @@ pub use commands::{
     RunSpec, SourceContent,
 };
 pub use convert::{doc_comment, json_args, parse_instruction, Parsed};
-pub use error::InstructionError;
+pub use error::{DockerfileError, DockerfileErrorKind, InstructionError};
 pub use flags::{FlagKind, Flags};
 
 use serde::Serialize;
 
 use super::directives::Directive;
-use super::{Ast, Node, ParseError, Span, Warning};
+use super::{Ast, Node, Span, Warning};
 
 /// A build stage: its `FROM` line and the instructions after it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -77,11 +77,11 @@ fn error_span(node: &Node, err: &InstructionError) -> Span {
 }
 
 /// Converts the untyped tree into a [`Dockerfile`].
-pub fn parse(ast: &Ast) -> Result<Dockerfile, ParseError> {
+pub fn parse(ast: &Ast) -> Result<Dockerfile, DockerfileError> {
     let mut meta_args = Vec::new();
     let mut stages: Vec<Stage> = Vec::new();
     for node in &ast.children {
-        let at = |e: InstructionError| ParseError::new(error_span(node, &e), e);
+        let at = |e: InstructionError| DockerfileError::new(error_span(node, &e), e);
         match parse_instruction(node).map_err(at)? {
             Parsed::From(mut from) => {
                 from.doc_comment =
@@ -117,7 +117,7 @@ pub fn parse(ast: &Ast) -> Result<Dockerfile, ParseError> {
 }
 
 /// Parses Dockerfile text all the way to the typed [`Dockerfile`].
-pub fn parse_text(text: &str) -> Result<Dockerfile, ParseError> {
+pub fn parse_text(text: &str) -> Result<Dockerfile, DockerfileError> {
     parse(&super::parse_ast(text)?)
 }
 

@@ -7,15 +7,16 @@ use std::io::{BufReader, Read};
 
 use super::{removal, BlobStatus, Finding, Report};
 use crate::digest::{Digest, Hasher};
-use crate::store::error::{io_err, Result};
+use crate::fs_error::FsError;
+use crate::store::error::{Error, Result};
 use crate::store::layout::BLOBS_DIR;
 use crate::store::Store;
 
 pub(super) fn check(store: &Store, repair: bool, report: &mut Report) -> Result<()> {
     let dir = store.root().join(BLOBS_DIR);
     let mut entries = Vec::new();
-    for entry in fs::read_dir(&dir).map_err(io_err("read directory", &dir))? {
-        entries.push(entry.map_err(io_err("read directory", &dir))?);
+    for entry in fs::read_dir(&dir).map_err(Error::fs("read directory", &dir))? {
+        entries.push(entry.map_err(Error::fs("read directory", &dir))?);
     }
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {

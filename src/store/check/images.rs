@@ -9,8 +9,9 @@
 use std::fs;
 
 use super::{Finding, Report};
+use crate::fs_error::FsError;
 use crate::image::{media_types, Descriptor, Index, Manifest};
-use crate::store::error::{io_err, Result};
+use crate::store::error::{Error, Result};
 use crate::store::layout::{self, INDEX_FILE, INDEX_LOCK};
 use crate::store::lock::FileLock;
 use crate::store::{Store, REF_NAME_ANNOTATION};
@@ -20,7 +21,7 @@ const MAX_DEPTH: usize = 8;
 
 pub(super) fn check(store: &Store, repair: bool, report: &mut Report) -> Result<()> {
     let path = store.root().join(INDEX_FILE);
-    let bytes = fs::read(&path).map_err(io_err("read", &path))?;
+    let bytes = fs::read(&path).map_err(Error::fs("read", &path))?;
     let index: Index = match crate::image::decode_json(&bytes) {
         Ok(index) => index,
         Err(e) => {
@@ -115,7 +116,7 @@ fn replace_index(store: &Store) -> Result<String> {
     let _lock = FileLock::exclusive(&store.root().join(INDEX_LOCK))?;
     let path = store.root().join(INDEX_FILE);
     let aside = store.root().join(layout::unique_name("index.json.broken"));
-    fs::rename(&path, &aside).map_err(io_err("move aside", &path))?;
+    fs::rename(&path, &aside).map_err(Error::fs("move aside", &path))?;
     let bytes = layout::encode(&Index::default(), "index.json")?;
     layout::write_atomic(store.work_dir(), &path, &bytes)?;
     Ok(format!(

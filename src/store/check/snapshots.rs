@@ -15,9 +15,10 @@ use std::path::{Path, PathBuf};
 
 use super::{removal, Finding, Report};
 use crate::digest::{Digest, Hasher};
+use crate::fs_error::FsError;
 use crate::image::Descriptor;
 use crate::layers::{upperdir_changes, write_tar, Change, ChangeSet, TarOptions};
-use crate::store::error::{io_err, Result};
+use crate::store::error::{Error, Result};
 use crate::store::layout::SNAPSHOTS_DIR;
 use crate::store::lock::FileLock;
 use crate::store::{fingerprint, read_sidecar, Sidecar, SnapshotMeta, Store};
@@ -25,8 +26,8 @@ use crate::store::{fingerprint, read_sidecar, Sidecar, SnapshotMeta, Store};
 pub(super) fn check(store: &Store, repair: bool, report: &mut Report) -> Result<()> {
     let dir = store.root().join(SNAPSHOTS_DIR);
     let mut names = Vec::new();
-    for entry in fs::read_dir(&dir).map_err(io_err("read directory", &dir))? {
-        let entry = entry.map_err(io_err("read directory", &dir))?;
+    for entry in fs::read_dir(&dir).map_err(Error::fs("read directory", &dir))? {
+        let entry = entry.map_err(Error::fs("read directory", &dir))?;
         let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
         names.push((entry.file_name().to_string_lossy().into_owned(), is_dir));
     }

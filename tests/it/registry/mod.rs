@@ -1,6 +1,7 @@
 //! Real-registry test infrastructure: the CNCF registry (`docker-registry`) in its plain,
 //! Basic-auth, TLS and token-auth setups, an in-process Docker token issuer with a
-//! policy, a fault-injecting proxy, and a tiny OCI layout to push.
+//! policy, a fault-injecting proxy, OCI layouts made by hand (`layout.rs`), and pushes
+//! of their images through the registry API, byte for byte (`push.rs`).
 //!
 //! Everything listens on `127.0.0.1` ports chosen at run time, lives in temporary
 //! directories and stops when dropped, so tests can run in parallel. The self-tests
@@ -10,10 +11,6 @@
 //! (apache2-utils), `openssl`, and for some tests `curl`, `skopeo`. Check them with
 //! [`available`] and return early when it is false. Root is not needed.
 
-// The push tests that use this infrastructure come later; until then some items are
-// only used by the self-tests.
-#![allow(dead_code)]
-
 mod certs;
 mod fault;
 mod http;
@@ -22,6 +19,7 @@ mod layout;
 mod listener;
 mod policy;
 mod proxy;
+mod push;
 mod server;
 mod token;
 
@@ -30,18 +28,16 @@ mod proxy_test;
 #[cfg(test)]
 mod self_test;
 
-// Re-exports for the push tests to come; not all are used by the self-tests yet.
-#[allow(unused_imports)]
-pub use fault::{Fault, Rule, RuleCounts, RuleId};
-#[allow(unused_imports)]
-pub use layout::{digest, oci_layout_of, tiny_oci_layout, Layout, TinyImage};
-#[allow(unused_imports)]
-pub use policy::{Access, Policy};
-#[allow(unused_imports)]
-pub use proxy::{FaultProxy, ProxiedRequest};
+pub use fault::{Fault, Rule, RuleId};
+pub use layout::{
+    add_image, blob_path, digest, oci_layout_of, put_blob, tag_manifest, tiny_oci_layout,
+    TinyImage, OCI_MANIFEST,
+};
+pub use policy::Policy;
+pub use proxy::FaultProxy;
+pub use push::{http_client, push_raw, put_manifest, upload};
 pub use server::Registry;
-#[allow(unused_imports)]
-pub use token::{TokenIssuer, TokenRequest};
+pub use token::TokenIssuer;
 
 /// Whether the registry, its helper tools and `extra` tools are installed; prints what
 /// is missing (and fails under `CI`, like [`crate::support::have`]).

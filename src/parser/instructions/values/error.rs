@@ -8,7 +8,7 @@
 use std::fmt;
 
 use super::golang::quote;
-use super::mount::MountType;
+use super::mount_type::MountType;
 
 /// Result alias for the value parsers.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

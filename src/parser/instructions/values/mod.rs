@@ -14,8 +14,9 @@
 //!
 //! Support files: [`error`] (the one error type), `golang` (the Go standard-library
 //! behaviours these parsers depend on: `strconv`, `%q`, `path.Clean`), `csv` (BuildKit's
-//! single-line CSV reader), `size` (tmpfs sizes, `--keep-storage`), `suggest` (the "did you mean" hint) and `giturl` (the subset of
-//! Go's `net/url` that git references need).
+//! single-line CSV reader), `size` (tmpfs sizes, `--keep-storage`), `suggest` (the "did you mean"
+//! hint), `mount_type` (the words of `--mount`, shared with [`error`]) and `giturl` (the
+//! subset of Go's `net/url` that git references need).
 //!
 //! Not owned here: variable expansion (callers pass expanded text), flag splitting, and
 //! anything that needs the filesystem or the build state.
@@ -33,6 +34,7 @@ mod giturl;
 mod golang;
 pub mod mount;
 mod mount_defaults;
+mod mount_type;
 pub mod network;
 pub mod security;
 mod size;
@@ -44,7 +46,8 @@ pub use error::{CsvError, Error, FileInfoField, PortError, Result};
 pub use expose::{parse_port_spec, parse_ports, PortKey, Protocol};
 pub use gitref::{fragment_format, is_git_ref, parse_git_ref, GitMtime, GitRef};
 pub use golang::clean_path;
-pub use mount::{parse_mount, Mount, MountType, Sharing};
+pub use mount::{parse_mount, Mount};
+pub use mount_type::{MountType, Sharing};
 pub use network::Network;
 pub use security::Security;
 pub use size::ram_in_bytes;

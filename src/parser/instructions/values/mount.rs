@@ -16,105 +16,12 @@
 //! default variable name. Tmpfs sizes follow go-units' `RAMInBytes` (`64m`, `1.5GiB`, binary
 //! multiples; see `size`).
 
-use std::fmt;
-
 use super::csv;
 use super::error::{Error, FileInfoField, Result};
 use super::golang::{parse_bool, parse_uint};
+use super::mount_type::{MountType, Sharing};
 use super::size::ram_in_bytes;
 use super::suggest::closest;
-
-/// The five mount types of `RUN --mount`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum MountType {
-    /// A read-only view of the context, a stage or an image (the default type).
-    #[default]
-    Bind,
-    /// A persistent cache directory.
-    Cache,
-    /// A fresh tmpfs.
-    Tmpfs,
-    /// A build secret, as a file and/or an environment variable.
-    Secret,
-    /// An ssh-agent socket.
-    Ssh,
-}
-
-impl MountType {
-    const NAMES: [&'static str; 5] = ["bind", "cache", "tmpfs", "secret", "ssh"];
-
-    /// The Dockerfile spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MountType::Bind => "bind",
-            MountType::Cache => "cache",
-            MountType::Tmpfs => "tmpfs",
-            MountType::Secret => "secret",
-            MountType::Ssh => "ssh",
-        }
-    }
-
-    fn parse(value: &str) -> Result<Self> {
-        Ok(match value.to_lowercase().as_str() {
-            "bind" => MountType::Bind,
-            "cache" => MountType::Cache,
-            "tmpfs" => MountType::Tmpfs,
-            "secret" => MountType::Secret,
-            "ssh" => MountType::Ssh,
-            _ => {
-                return Err(Error::UnsupportedMountType {
-                    value: value.to_owned(),
-                    suggestion: closest(value, &Self::NAMES),
-                })
-            }
-        })
-    }
-}
-
-impl fmt::Display for MountType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// How concurrent builds share a cache mount.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Sharing {
-    /// Concurrent writers share the directory (the default).
-    #[default]
-    Shared,
-    /// Each concurrent writer gets its own directory.
-    Private,
-    /// Writers wait for each other.
-    Locked,
-}
-
-impl Sharing {
-    const NAMES: [&'static str; 3] = ["shared", "private", "locked"];
-
-    /// The Dockerfile spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Sharing::Shared => "shared",
-            Sharing::Private => "private",
-            Sharing::Locked => "locked",
-        }
-    }
-
-    fn parse(value: &str) -> Result<Self> {
-        Ok(match value.to_lowercase().as_str() {
-            "shared" => Sharing::Shared,
-            "private" => Sharing::Private,
-            "locked" => Sharing::Locked,
-            _ => {
-                return Err(Error::UnsupportedSharing {
-                    value: value.to_owned(),
-                    suggestion: closest(value, &Self::NAMES),
-                })
-            }
-        })
-    }
-}
 
 /// One parsed `--mount` spec, with BuildKit's fields (`instructions.Mount`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -166,6 +73,22 @@ pub fn parse_mount(value: &str) -> Result<Mount> {
     Ok(mount)
 }
 
+/// The mount type `type=` names.
+fn mount_type(value: &str) -> Result<MountType> {
+    MountType::from_name(value).ok_or_else(|| Error::UnsupportedMountType {
+        value: value.to_owned(),
+        suggestion: closest(value, &MountType::NAMES),
+    })
+}
+
+/// The sharing mode `sharing=` names.
+fn sharing(value: &str) -> Result<Sharing> {
+    Sharing::from_name(value).ok_or_else(|| Error::UnsupportedSharing {
+        value: value.to_owned(),
+        suggestion: closest(value, &Sharing::NAMES),
+    })
+}
+
 fn apply_field(mount: &mut Mount, read_only_auto: &mut bool, field: &str) -> Result<()> {
     let Some((key, value)) = field.split_once('=') else {
         return apply_bare_word(mount, read_only_auto, field);
@@ -173,7 +96,7 @@ fn apply_field(mount: &mut Mount, read_only_auto: &mut bool, field: &str) -> Res
     let key = key.to_lowercase();
     let text = || (!value.is_empty()).then(|| value.to_owned());
     match key.as_str() {
-        "type" => mount.kind = MountType::parse(value)?,
+        "type" => mount.kind = mount_type(value)?,
         "from" => mount.from = text(),
         "source" | "src" => mount.source = text(),
         "target" | "dst" | "destination" => mount.target = text(),
@@ -195,7 +118,7 @@ fn apply_field(mount: &mut Mount, read_only_auto: &mut bool, field: &str) -> Res
             mount.size_limit = (size > 0).then_some(size);
         }
         "id" => mount.id = text(),
-        "sharing" => mount.sharing = Some(Sharing::parse(value)?),
+        "sharing" => mount.sharing = Some(sharing(value)?),
         "mode" => mount.mode = Some(file_info(FileInfoField::Mode, value, 8)?),
         "uid" => mount.uid = Some(file_info(FileInfoField::Uid, value, 10)?),
         "gid" => mount.gid = Some(file_info(FileInfoField::Gid, value, 10)?),

@@ -14,7 +14,8 @@
 
 use super::error::{Error, Result};
 use super::golang::{base_name, clean_path};
-use super::mount::{Mount, MountType, Sharing};
+use super::mount::Mount;
+use super::mount_type::{MountType, Sharing};
 
 impl Mount {
     /// The cache id: `id=`, else the target cleaned as Go's `path.Clean` does.

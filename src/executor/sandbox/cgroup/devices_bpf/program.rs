@@ -22,19 +22,7 @@
 
 use super::super::devices::{Kind, Rule};
 
-/// One eBPF instruction (`struct bpf_insn`).
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(in crate::executor::sandbox) struct Insn {
-    /// Class, operation and source.
-    pub code: u8,
-    /// The destination register (4 bits) and the source register (4 bits).
-    pub regs: u8,
-    /// The jump offset (in instructions, from the next one) or memory offset.
-    pub off: i16,
-    /// The immediate operand.
-    pub imm: i32,
-}
+pub(in crate::executor::sandbox) use crate::executor::sandbox::sys::Insn;
 
 /// `BPF_LDX | BPF_MEM | BPF_W` (`BPF_W` is 0): `dst = *(u32 *)(src + off)`.
 pub(super) const LDX_MEM_W: u8 = 0x01 | 0x60;

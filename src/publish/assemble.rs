@@ -4,24 +4,13 @@
 //! the manifest through [`canonical_json`], so the same config and layers always give the
 //! same manifest digest, and maps layer media types to the requested [`Format`].
 
-use super::config::{canonical_json, ImageConfig};
-use super::descriptor::{Descriptor, Platform};
 use super::error::{Error, Result};
-use super::manifest::Manifest;
-use super::media_types::Format;
 use crate::digest::Digest;
+use crate::image::{
+    canonical_json, decode_json, Descriptor, Format, ImageConfig, LayerDescriptor, Manifest,
+    Platform,
+};
 use crate::store::Store;
-
-/// A layer blob already in the store.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LayerDescriptor {
-    /// Digest of the (compressed) blob.
-    pub digest: Digest,
-    /// Size of the blob in bytes.
-    pub size: u64,
-    /// Its media type, OCI or Docker flavour (mapped to the manifest's format).
-    pub media_type: String,
-}
 
 /// An assembled image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,7 +93,7 @@ fn encode<T: serde::Serialize>(value: &T, what: &'static str) -> Result<Vec<u8>>
 /// Reads and parses the manifest blob `digest`.
 pub fn read_manifest(store: &Store, digest: &Digest) -> Result<Manifest> {
     let bytes = store.read_blob(digest)?;
-    super::decode_json(&bytes).map_err(|source| Error::Decode {
+    decode_json(&bytes).map_err(|source| Error::Decode {
         digest: *digest,
         what: "manifest",
         source,

@@ -17,10 +17,8 @@ use serde::Serialize;
 use super::oci::write_layout;
 use super::sink::{blob_path, Sink, TarSink};
 use super::{decode, encode};
-use crate::image::descriptor::Descriptor;
-use crate::image::error::{Error, Result};
-use crate::image::manifest::Manifest;
-use crate::image::media_types;
+use crate::image::{media_types, Descriptor, Manifest};
+use crate::publish::error::{Error, Result};
 use crate::store::{ImageName, Store};
 
 /// One image of `manifest.json`.

@@ -9,8 +9,8 @@ use std::path::Path;
 
 use super::sink::{DirSink, Sink, TarSink};
 use super::{encode, export_index, image_blobs};
-use crate::image::descriptor::Descriptor;
-use crate::image::error::Result;
+use crate::image::Descriptor;
+use crate::publish::error::Result;
 use crate::store::{ImageName, Store};
 
 /// The `oci-layout` marker file.

@@ -26,10 +26,9 @@ pub fn image_size(store: &Store, image: &Descriptor) -> Result<u64> {
         .fold(0u64, |total, d| total.saturating_add(d.size)))
 }
 
-use super::descriptor::Descriptor;
 use super::error::{Error, Result};
-use super::manifest::{Index, Manifest};
-use super::media_types;
+use crate::digest::Digest;
+use crate::image::{canonical_json, decode_json, media_types, Descriptor, Index, Manifest};
 use crate::store::{ImageName, Store, CONTAINERD_NAME_ANNOTATION, REF_NAME_ANNOTATION};
 
 /// How deep nested indexes may go (real images have one level).
@@ -49,7 +48,7 @@ fn collect(
     desc: &Descriptor,
     depth: usize,
     out: &mut Vec<Descriptor>,
-    seen: &mut BTreeSet<crate::digest::Digest>,
+    seen: &mut BTreeSet<Digest>,
 ) -> Result<()> {
     if seen.contains(&desc.digest) {
         return Ok(());
@@ -85,7 +84,7 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(
     what: &'static str,
 ) -> Result<T> {
     let bytes = store.read_blob(&desc.digest)?;
-    crate::image::decode_json(&bytes).map_err(|source| Error::Decode {
+    decode_json(&bytes).map_err(|source| Error::Decode {
         digest: desc.digest,
         what,
         source,
@@ -121,7 +120,7 @@ pub(crate) fn export_index(image: &Descriptor, names: &[ImageName]) -> Index {
 
 /// Canonical JSON of an export record.
 pub(crate) fn encode<T: serde::Serialize>(value: &T, what: &'static str) -> Result<Vec<u8>> {
-    super::canonical_json(value).map_err(|source| Error::Encode { what, source })
+    canonical_json(value).map_err(|source| Error::Encode { what, source })
 }
 
 #[cfg(test)]

@@ -8,8 +8,9 @@ use super::events::BuildEvent;
 use super::export::export;
 use super::BuildOptions;
 use crate::digest::Digest;
-use crate::image::{assemble, LayerDescriptor, ManifestRef};
+use crate::image::LayerDescriptor;
 use crate::plan::Plan;
+use crate::publish::{assemble, ManifestRef};
 use crate::store::ImageName;
 
 /// What a build produced.
@@ -24,7 +25,7 @@ pub struct BuildResult {
 }
 
 /// Makes the image of the plan's target from the built `outputs`, names and exports it.
-pub fn publish(
+pub fn finish(
     env: &BuildEnv<'_>,
     plan: &Plan,
     outputs: &[Option<StageOutput>],

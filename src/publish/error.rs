@@ -1,10 +1,11 @@
 //! Image assembly and export errors: each names the blob, image or path it is about.
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use super::media_types::Format;
 use crate::digest::Digest;
+use crate::fs_error::FsError;
+use crate::image::{Format, JsonError};
 use crate::store;
 
 /// What went wrong assembling or exporting an image.
@@ -26,7 +27,7 @@ pub enum Error {
         digest: Digest,
         what: &'static str,
         #[source]
-        source: super::JsonError,
+        source: JsonError,
     },
     /// The config lists a different number of layers than were given.
     #[error("the image config lists {config} layer diff IDs but {layers} layers were given")]
@@ -77,14 +78,11 @@ pub enum Error {
     DestinationNotEmpty { path: PathBuf },
 }
 
-/// Result of image operations.
+/// Result of assembly and exports.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Builds a closure turning an `io::Error` into [`Error::Io`] for `path`.
-pub(crate) fn io_err<'p>(op: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> Error + 'p {
-    move |source| Error::Io {
-        op,
-        path: path.to_owned(),
-        source,
+impl FsError for Error {
+    fn from_io(op: &'static str, path: PathBuf, source: io::Error) -> Self {
+        Error::Io { op, path, source }
     }
 }

@@ -30,18 +30,20 @@ use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
+mod meta;
+mod whiteout;
+
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Timespec};
 use rustix::io::Errno;
 
 use super::compress::{decoder, Compression};
 use super::error::{Error, Result, UnsafeReason};
-use super::resolve::{
-    is_entry_name, list_dir, normalize, remove_tree, unlink_beneath, DirWalker, WalkError,
-};
-use super::sys;
+use super::resolve::{normalize, remove_tree, unlink_beneath, DirWalker, WalkError};
 use super::tar_read::{EntryHeader, TarReader};
-use super::tar_write::{OPAQUE_MARKER, WHITEOUT_PREFIX};
+use super::tar_write::WHITEOUT_PREFIX;
 use crate::digest::{Digest, Hasher};
+use crate::fs_error::FsError;
+use meta::{finish_node, set_owner_mode_xattrs, times, Meta};
 
 /// What to do with whiteout entries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,32 +142,6 @@ impl<R: Read> Read for HashRead<R> {
     }
 }
 
-/// The metadata to restore, checked and converted (xattrs borrowed from the header).
-struct Meta<'h> {
-    mode: u32,
-    uid: u32,
-    gid: u32,
-    mtime: Timespec,
-    xattrs: &'h [(Vec<u8>, Vec<u8>)],
-}
-
-impl<'h> Meta<'h> {
-    fn of(h: &'h EntryHeader, name: &str) -> Result<Self> {
-        let too_big =
-            || Error::apply("use an id over 2^32", name)(io::ErrorKind::InvalidData.into());
-        Ok(Meta {
-            mode: h.mode,
-            uid: u32::try_from(h.uid).map_err(|_| too_big())?,
-            gid: u32::try_from(h.gid).map_err(|_| too_big())?,
-            mtime: Timespec {
-                tv_sec: h.mtime.0,
-                tv_nsec: h.mtime.1.into(),
-            },
-            xattrs: &h.xattrs,
-        })
-    }
-}
-
 struct Applier {
     walker: DirWalker,
     mode: WhiteoutMode,
@@ -225,7 +201,7 @@ impl Applier {
                 self.replace(&parent, base, false, &name)?;
                 rfs::symlinkat(OsStr::from_bytes(&h.link), &parent, base.as_os_str())
                     .map_err(|e| Error::apply("create symlink", &name)(e.into()))?;
-                self.finish_node(&parent, base, &meta, false, &name)?;
+                finish_node(&parent, base, &meta, false, &name)?;
             }
             b'3' | b'4' | b'6' => {
                 let ft = match h.kind {
@@ -237,7 +213,7 @@ impl Applier {
                 self.replace(&parent, base, false, &name)?;
                 rfs::mknodat(&parent, base.as_os_str(), ft, Mode::empty(), dev)
                     .map_err(|e| Error::apply("create device node", &name)(e.into()))?;
-                self.finish_node(&parent, base, &meta, true, &name)?;
+                finish_node(&parent, base, &meta, true, &name)?;
             }
             other => {
                 return Err(Error::UnsupportedEntry {
@@ -305,42 +281,6 @@ impl Applier {
         Ok(false)
     }
 
-    /// Owner, mode (not for symlinks), xattrs and mtime of a node without a descriptor.
-    fn finish_node(
-        &self,
-        parent: &OwnedFd,
-        base: &OsStr,
-        meta: &Meta,
-        chmod: bool,
-        name: &str,
-    ) -> Result<()> {
-        let (uid, gid) = ids(meta);
-        rfs::chownat(
-            parent,
-            base,
-            Some(uid),
-            Some(gid),
-            AtFlags::SYMLINK_NOFOLLOW,
-        )
-        .map_err(|e| Error::apply("set owner", name)(e.into()))?;
-        if chmod {
-            // The node was created just now by us, so the name cannot be a symlink.
-            rfs::chmodat(
-                parent,
-                base,
-                Mode::from_raw_mode(meta.mode),
-                AtFlags::empty(),
-            )
-            .map_err(|e| Error::apply("set mode", name)(e.into()))?;
-        }
-        for (k, v) in applicable(meta.xattrs) {
-            sys::set_xattr_at(parent, base, k, v).map_err(Error::apply("set xattr", name))?;
-        }
-        rfs::utimensat(parent, base, &times(meta.mtime), AtFlags::SYMLINK_NOFOLLOW)
-            .map_err(|e| Error::apply("set mtime", name)(e.into()))?;
-        Ok(())
-    }
-
     fn hardlink(
         &mut self,
         target: &[u8],
@@ -378,60 +318,6 @@ impl Applier {
         self.replace(parent, base, false, name)?;
         rfs::linkat(&tparent, tbase, parent, base, AtFlags::empty())
             .map_err(|e| Error::apply("create hardlink", name)(e.into()))
-    }
-
-    /// `.wh.NAME` and `.wh..wh..opq` entries.
-    fn whiteout(
-        &mut self,
-        parent_comps: &[OsString],
-        base: &OsStr,
-        rest: &[u8],
-        name: &str,
-    ) -> Result<()> {
-        let opaque = base.as_bytes() == OPAQUE_MARKER.as_bytes();
-        if !opaque && rest.starts_with(WHITEOUT_PREFIX.as_bytes()) {
-            return Ok(()); // other `.wh..wh.*` names are AUFS metadata: ignored
-        }
-        if !opaque && !is_entry_name(rest) {
-            // `.wh..` or `.wh...` would remove the directory itself or its parent.
-            return Err(Error::UnsafeEntry {
-                entry: name.to_owned(),
-                reason: UnsafeReason::BadWhiteout,
-            });
-        }
-        let target = OsStr::from_bytes(rest);
-        match (self.mode, opaque) {
-            (WhiteoutMode::Overlay, true) => {
-                let dir = self.parent(parent_comps, true, name)?;
-                sys::fset_xattr(&dir, sys::OPAQUE_XATTR.as_bytes(), b"y")
-                    .map_err(Error::apply("mark directory opaque", name))
-            }
-            (WhiteoutMode::Overlay, false) => {
-                let parent = self.parent(parent_comps, true, name)?;
-                self.replace(&parent, target, false, name)?;
-                rfs::mknodat(&parent, target, FileType::CharacterDevice, Mode::empty(), 0)
-                    .map_err(|e| Error::apply("create whiteout", name)(e.into()))
-            }
-            (WhiteoutMode::Delete, false) => {
-                let parent = match self.walker.open_dir(parent_comps, false) {
-                    Ok(fd) => fd,
-                    Err(WalkError::NotFound) => return Ok(()),
-                    Err(e) => return Err(walk_error(e, name)),
-                };
-                self.replace(&parent, target, false, name).map(|_| ())
-            }
-            (WhiteoutMode::Delete, true) => {
-                let dir = self.parent(parent_comps, true, name)?;
-                for child in list_dir(&dir).map_err(Error::apply("list opaque directory", name))? {
-                    let mut path = parent_comps.to_vec();
-                    path.push(child.clone());
-                    if !self.written.contains(&path) {
-                        self.replace(&dir, &child, false, name)?;
-                    }
-                }
-                Ok(())
-            }
-        }
     }
 
     /// Sets directory mtimes, deepest first (children changed them while applying).
@@ -472,38 +358,6 @@ fn walk_error(e: WalkError, name: &str) -> Error {
     }
 }
 
-/// Owner, then mode (chown clears setuid bits), then xattrs (chown clears file
-/// capabilities), on an open file or directory.
-fn set_owner_mode_xattrs(fd: &OwnedFd, meta: &Meta, name: &str) -> Result<()> {
-    let (uid, gid) = ids(meta);
-    rfs::fchown(fd, Some(uid), Some(gid)).map_err(|e| Error::apply("set owner", name)(e.into()))?;
-    rfs::fchmod(fd, Mode::from_raw_mode(meta.mode))
-        .map_err(|e| Error::apply("set mode", name)(e.into()))?;
-    for (k, v) in applicable(meta.xattrs) {
-        sys::fset_xattr(fd, k, v).map_err(Error::apply("set xattr", name))?;
-    }
-    Ok(())
-}
-
-fn ids(meta: &Meta) -> (rfs::Uid, rfs::Gid) {
-    (rfs::Uid::from_raw(meta.uid), rfs::Gid::from_raw(meta.gid))
-}
-
-/// The xattrs that may be applied: never overlayfs' or rbuild's own.
-fn applicable(xattrs: &[(Vec<u8>, Vec<u8>)]) -> impl Iterator<Item = (&[u8], &[u8])> {
-    xattrs
-        .iter()
-        .filter(|(k, _)| !sys::is_private_xattr(k))
-        .map(|(k, v)| (k.as_slice(), v.as_slice()))
-}
-
-fn times(mtime: Timespec) -> Timestamps {
-    Timestamps {
-        last_access: mtime,
-        last_modification: mtime,
-    }
-}
-
 fn copy(r: &mut impl Read, w: &mut impl Write, buf: &mut [u8]) -> io::Result<()> {
     loop {
         match r.read(buf) {
@@ -516,5 +370,4 @@ fn copy(r: &mut impl Read, w: &mut impl Write, buf: &mut [u8]) -> io::Result<()>
 }
 
 #[cfg(test)]
-#[path = "apply_tests.rs"]
 mod tests;

@@ -7,7 +7,8 @@ use std::process::{Command, Stdio};
 
 use super::*;
 use crate::digest::Digest;
-use crate::image::{assemble, media_types, Format, ImageConfig, LayerDescriptor, ManifestRef};
+use crate::image::{media_types, Format, ImageConfig, LayerDescriptor};
+use crate::publish::{assemble, ManifestRef};
 
 const HELLO: &[u8] = b"hello from rbuild\n";
 

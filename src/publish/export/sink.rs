@@ -12,9 +12,10 @@ use std::fs::{self, File};
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use super::super::descriptor::Descriptor;
-use super::super::error::{io_err, Error, Result};
 use crate::digest::{Digest, Hasher};
+use crate::fs_error::FsError;
+use crate::image::Descriptor;
+use crate::publish::error::{Error, Result};
 use crate::store::{layout::BLOBS_DIR, Store};
 
 const BLOCK: usize = 512;
@@ -54,7 +55,7 @@ fn copy_blob(store: &Store, desc: &Descriptor, out: &mut dyn Write) -> Result<()
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(io_err("read", &path)(e)),
+            Err(e) => return Err(Error::fs("read", &path)(e)),
         };
         hasher
             .write_all(&buf[..n])
@@ -155,9 +156,9 @@ impl DirSink {
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                fs::create_dir_all(root).map_err(io_err("create directory", root))?;
+                fs::create_dir_all(root).map_err(Error::fs("create directory", root))?;
             }
-            Err(e) => return Err(io_err("read directory", root)(e)),
+            Err(e) => return Err(Error::fs("read directory", root)(e)),
         }
         Ok(DirSink {
             root: root.to_owned(),
@@ -168,20 +169,20 @@ impl DirSink {
 impl Sink for DirSink {
     fn dir(&mut self, path: &str) -> Result<()> {
         let p = self.root.join(path);
-        fs::create_dir_all(&p).map_err(io_err("create directory", &p))
+        fs::create_dir_all(&p).map_err(Error::fs("create directory", &p))
     }
 
     fn file(&mut self, path: &str, bytes: &[u8]) -> Result<()> {
         let p = self.root.join(path);
-        fs::write(&p, bytes).map_err(io_err("write", &p))
+        fs::write(&p, bytes).map_err(Error::fs("write", &p))
     }
 
     fn blob(&mut self, store: &Store, desc: &Descriptor) -> Result<()> {
         let p = self.root.join(blob_path(&desc.digest));
-        let file = File::create(&p).map_err(io_err("create", &p))?;
+        let file = File::create(&p).map_err(Error::fs("create", &p))?;
         let mut out = BufWriter::with_capacity(CHUNK, file);
         let result = copy_blob(store, desc, &mut out)
-            .and_then(|()| out.flush().map_err(io_err("write", &p)));
+            .and_then(|()| out.flush().map_err(Error::fs("write", &p)));
         if result.is_err() {
             let _ = fs::remove_file(&p);
         }
