@@ -18,7 +18,8 @@
 //!           exact disk accounting (`usage`), the gc lock, integrity (snapshot
 //!           fingerprints, `store check`)
 //! publish/  image assembly into the store, reading images back, OCI/docker exports
-//! push/     the registry client: references, credentials, auth, pull and push
+//! registry/ the registry client: references, credentials, auth, pull and push (the
+//!           design card's `src/push/`)
 //! cli/      command-line edge: flags -> options, rendering of results and errors
 //! reexec    hidden helper entry points (the RUN sandbox), dispatched first by main.rs
 //! leaves:   image/ (config/manifest/index types, canonical JSON), digest, fs_error
@@ -37,6 +38,6 @@ pub mod layers;
 pub mod parser;
 pub mod plan;
 pub mod publish;
-pub mod push;
 pub mod reexec;
+pub mod registry;
 pub mod store;

@@ -473,9 +473,9 @@ fn push_tags(
     let image = store
         .resolve(&manifest.to_string())?
         .with_context(|| format!("the built image {manifest} is not in the store"))?;
-    let client = crate::push::Client::new(options.registry.clone());
+    let client = crate::registry::Client::new(options.registry.clone());
     for tag in &options.tags {
-        let dest = crate::push::Reference::parse(tag)?;
+        let dest = crate::registry::Reference::parse(tag)?;
         // The build's --metadata-file already names this digest.
         super::registry_cmds::push_one(&client, &store, &image, &dest, quiet)?;
     }

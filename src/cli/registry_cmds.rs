@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 
 use crate::plan::Platform;
-use crate::push::{
+use crate::registry::{
     self, BlobState, Client, CredentialFiles, Reference, RegistryOptions, TransferEvent,
 };
 use crate::store::{Store, StoreConfig};
@@ -157,7 +157,7 @@ pub fn run_pull(root: &Path, args: &PullArgs) -> anyhow::Result<ExitCode> {
     let store = Store::open(root)?;
     let _gc = store.gc_shared()?;
     let client = Client::new(args.registry.options(root)?);
-    let pulled = push::pull(&client, &store, &reference, &platform, &printer(args.quiet))?;
+    let pulled = registry::pull(&client, &store, &reference, &platform, &printer(args.quiet))?;
     if !args.quiet {
         let (count, bytes) = pulled.downloaded;
         super::write_stderr(&format!(
@@ -197,8 +197,8 @@ pub fn push_one(
     image: &crate::image::Descriptor,
     dest: &Reference,
     quiet: bool,
-) -> anyhow::Result<push::Pushed> {
-    let pushed = push::push(client, store, image, dest, &printer(quiet))
+) -> anyhow::Result<registry::Pushed> {
+    let pushed = registry::push(client, store, image, dest, &printer(quiet))
         .with_context(|| format!("pushing {dest}"))?;
     if !quiet {
         super::write_stderr(&format!(
@@ -214,7 +214,11 @@ pub fn push_one(
 }
 
 /// `--metadata-file` of a push, with BuildKit's keys.
-pub fn write_metadata(path: &Path, dest: &Reference, pushed: &push::Pushed) -> anyhow::Result<()> {
+pub fn write_metadata(
+    path: &Path,
+    dest: &Reference,
+    pushed: &registry::Pushed,
+) -> anyhow::Result<()> {
     let json = serde_json::json!({
         "containerimage.digest": pushed.digest.to_string(),
         "containerimage.descriptor": {
@@ -230,7 +234,7 @@ pub fn write_metadata(path: &Path, dest: &Reference, pushed: &push::Pushed) -> a
 
 fn server_of(server: Option<&str>) -> anyhow::Result<String> {
     match server {
-        None => Ok(push::DOCKER_HUB.to_owned()),
+        None => Ok(registry::DOCKER_HUB.to_owned()),
         Some(s) => {
             let host = s
                 .trim_start_matches("https://")

@@ -97,7 +97,7 @@ fn make_plan(
     };
     let mut registry = options.registry.clone();
     registry.cancel = options.cancel.clone();
-    let client = crate::push::Client::new(registry);
+    let client = crate::registry::Client::new(registry);
     let resolver = StoreResolver {
         store,
         client: &client,

@@ -147,7 +147,7 @@ pub struct BuildOptions {
     /// `--pull`: when `FROM` images are pulled.
     pub pull: super::PullPolicy,
     /// How registries are reached (for pulls of `FROM` images).
-    pub registry: crate::push::RegistryOptions,
+    pub registry: crate::registry::RegistryOptions,
     /// What each RUN step may use (`--memory`, `--pids-limit`, `--ulimit`, ...).
     pub limits: super::sandbox::Limits,
 }

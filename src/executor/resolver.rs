@@ -6,7 +6,7 @@ use super::events::{BuildEvent, Reporter};
 use crate::image::{decode_json, media_types, Descriptor, Index, JsonError};
 use crate::plan::{BaseError, BaseImage, BaseResolver, Platform};
 use crate::publish::{self, read_config, read_manifest};
-use crate::push::{self, Client, Reference, ReferenceError, RegistryError};
+use crate::registry::{self, Client, Reference, ReferenceError, RegistryError};
 use crate::store::{self, Store};
 
 /// Why a `FROM` image cannot be resolved; the plan reports it after the reference.
@@ -89,7 +89,7 @@ impl StoreResolver<'_> {
         self.reporter.event(BuildEvent::Note {
             message: format!("pulling {parsed}"),
         });
-        let pulled = push::pull(self.client, self.store, &parsed, platform, &|_| {})?;
+        let pulled = registry::pull(self.client, self.store, &parsed, platform, &|_| {})?;
         let (count, bytes) = pulled.downloaded;
         self.reporter.event(BuildEvent::Note {
             message: format!(
@@ -135,7 +135,7 @@ impl BaseResolver for StoreResolver<'_> {
 mod tests {
     use super::*;
     use crate::executor::NoReporter;
-    use crate::push::RegistryOptions;
+    use crate::registry::RegistryOptions;
 
     #[test]
     fn errors_keep_their_type_and_wording() {

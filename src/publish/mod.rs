@@ -4,7 +4,7 @@
 //!
 //! Sits above `store/` (it reads and writes blobs through [`crate::store::Store`], never
 //! through the store's paths) and `image/` (the types it writes); knows nothing of the
-//! network (`push/` moves images to and from registries).
+//! network (`registry/` moves images to and from registries).
 
 mod assemble;
 mod error;

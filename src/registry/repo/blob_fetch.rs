@@ -6,8 +6,8 @@ use std::io::Read;
 
 use super::{retry_whole, Repo};
 use crate::image::Descriptor;
-use crate::push::client::{check, Retry};
-use crate::push::error::RegistryError;
+use crate::registry::client::{check, Retry};
+use crate::registry::error::RegistryError;
 use crate::store::Store;
 
 impl Repo<'_> {

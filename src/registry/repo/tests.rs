@@ -49,9 +49,9 @@ fn fake_registry(head: &'static str, body: &'static [u8]) -> u16 {
 }
 
 fn test_client(dir: &std::path::Path) -> Client {
-    Client::new(crate::push::RegistryOptions {
+    Client::new(crate::registry::RegistryOptions {
         retries: 0,
-        credential_files: crate::push::CredentialFiles {
+        credential_files: crate::registry::CredentialFiles {
             auth_files: Vec::new(),
             docker_config: dir.join("no-config.json"),
             helper_dir: None,

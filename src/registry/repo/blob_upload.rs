@@ -11,8 +11,8 @@ use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION, RAN
 use super::{is_transient, retry_whole, Repo, ATTEMPTS};
 use crate::digest::Digest;
 use crate::image::Descriptor;
-use crate::push::client::{check, Retry};
-use crate::push::error::RegistryError;
+use crate::registry::client::{check, Retry};
+use crate::registry::error::RegistryError;
 use crate::store::Store;
 
 /// Blobs larger than this are uploaded in chunks (resumable).
