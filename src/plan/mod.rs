@@ -8,14 +8,16 @@
 
 mod dispatch;
 mod error;
+mod history;
 mod keys;
 mod platform;
 mod stages;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-pub use dispatch::{empty_image, go_duration, healthcheck_created_by, DEFAULT_PATH};
+pub use dispatch::{empty_image, DEFAULT_PATH};
 pub use error::{BaseError, PlanError, Result};
+pub use history::{go_duration, healthcheck_created_by};
 pub use keys::{base_key, step_key, KeyOptions, KeySources, KeyedStep};
 pub use platform::{Platform, PlatformError};
 

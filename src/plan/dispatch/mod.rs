@@ -1,0 +1,329 @@
+//! One stage, instruction by instruction: expands what BuildKit expands, tracks the
+//! ENV/ARG/USER/WORKDIR/SHELL state, edits the image configuration and records a
+//! [`Step`] for each instruction (BuildKit's `dispatch`).
+
+use std::collections::BTreeMap;
+
+mod meta;
+mod steps;
+
+use super::error::{PlanError, Result};
+use super::stages::{BaseRef, Graph};
+use super::{Base, BaseImage, BaseResolver, Op, PlanOptions, Platform, StagePlan, Step, StepState};
+use crate::image::{Empty, History, ImageConfig};
+use crate::parser::instructions::values::{self};
+use crate::parser::instructions::{parse_text, Command, Dockerfile, Instruction};
+use crate::parser::quote::go_quote_list;
+use crate::parser::shell::{EnvList, Lex};
+use crate::parser::Span;
+
+/// The `PATH` BuildKit gives images that have none (Linux).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Plans stage `index`; every stage it depends on is already in `planned`.
+pub fn dispatch(
+    dockerfile: &Dockerfile,
+    graph: &Graph,
+    index: usize,
+    options: &PlanOptions,
+    platform: &Platform,
+    resolver: &dyn BaseResolver,
+    planned: &[Option<StagePlan>],
+) -> Result<StagePlan> {
+    let stage = &dockerfile.stages[index];
+    let span = stage.from.span;
+    let platform = match &graph.platforms[index] {
+        Some(p) => p.parse::<Platform>().map_err(|e| PlanError::Invalid {
+            message: e.to_string(),
+            span,
+        })?,
+        None => platform.clone(),
+    };
+    let (base, config) = match &graph.bases[index] {
+        BaseRef::Scratch => (Base::Scratch, empty_image(&platform)),
+        BaseRef::Stage(j) => {
+            let parent =
+                planned
+                    .get(*j)
+                    .and_then(Option::as_ref)
+                    .ok_or_else(|| PlanError::Invalid {
+                        message: format!("stage {j} is used before it is planned"),
+                        span,
+                    })?;
+            (Base::Stage(*j), parent.config.clone())
+        }
+        BaseRef::Image(reference) => {
+            let image = resolve_image(resolver, reference, &platform, span)?;
+            let mut config = image.config.clone();
+            // BuildKit gives an image without PATH (`docker import` makes such images)
+            // the default one.
+            if config.config.env_value("PATH").is_none() {
+                config.config.set_env("PATH", DEFAULT_PATH);
+            }
+            (Base::Image(Box::new(image)), config)
+        }
+    };
+    let mut d = Dispatcher::new(
+        dockerfile,
+        graph,
+        options,
+        resolver,
+        planned,
+        platform.clone(),
+        config,
+    );
+    d.run_onbuild_triggers(span)?;
+    for cmd in &stage.commands {
+        d.dispatch(cmd)?;
+    }
+    if index == graph.target {
+        d.config.config.labels.extend(options.labels.clone());
+    }
+    Ok(StagePlan {
+        index,
+        name: stage.name().map(str::to_owned),
+        base,
+        platform,
+        steps: d.steps,
+        config: d.config,
+        deps: graph.deps[index].clone(),
+        span,
+    })
+}
+
+fn resolve_image(
+    resolver: &dyn BaseResolver,
+    reference: &str,
+    platform: &Platform,
+    span: Span,
+) -> Result<BaseImage> {
+    resolver
+        .resolve(reference, platform)
+        .map_err(|reason| PlanError::Base {
+            reference: reference.to_owned(),
+            reason,
+            span,
+        })
+}
+
+/// `cause`, the failure to resolve `from` as an image, with a "did you mean" hint
+/// when a stage has a similar name (`--from=bulid` for stage `build`).
+fn no_stage_hint(
+    from: &str,
+    names: &BTreeMap<String, usize>,
+    cause: PlanError,
+    span: Span,
+) -> PlanError {
+    let names: Vec<&str> = names.keys().map(String::as_str).collect();
+    match values::closest(&from.to_lowercase(), &names) {
+        Some(suggestion) => PlanError::NoStage {
+            name: from.to_owned(),
+            suggestion,
+            cause: Box::new(cause),
+            span,
+        },
+        None => cause,
+    }
+}
+
+/// The configuration of `FROM scratch`: default `PATH`, working directory `/`.
+pub fn empty_image(platform: &Platform) -> ImageConfig {
+    let mut config = ImageConfig {
+        architecture: platform.architecture.clone(),
+        os: platform.os.clone(),
+        variant: platform.variant.clone(),
+        ..Default::default()
+    };
+    config.config.env = vec![format!("PATH={DEFAULT_PATH}")];
+    config.config.working_dir = "/".to_owned();
+    config
+}
+
+struct Dispatcher<'a> {
+    dockerfile: &'a Dockerfile,
+    graph: &'a Graph,
+    options: &'a PlanOptions,
+    resolver: &'a dyn BaseResolver,
+    planned: &'a [Option<StagePlan>],
+    platform: Platform,
+    lex: Lex,
+    config: ImageConfig,
+    state: StepState,
+    cmd_set: bool,
+    steps: Vec<Step>,
+}
+
+impl<'a> Dispatcher<'a> {
+    fn new(
+        dockerfile: &'a Dockerfile,
+        graph: &'a Graph,
+        options: &'a PlanOptions,
+        resolver: &'a dyn BaseResolver,
+        planned: &'a [Option<StagePlan>],
+        platform: Platform,
+        config: ImageConfig,
+    ) -> Self {
+        let state = StepState {
+            env: config.config.env.clone(),
+            build_args: Vec::new(),
+            user: config.config.user.clone(),
+            workdir: if config.config.working_dir.is_empty() {
+                "/".into()
+            } else {
+                config.config.working_dir.clone()
+            },
+            shell: if config.config.shell.is_empty() {
+                vec!["/bin/sh".into(), "-c".into()]
+            } else {
+                config.config.shell.clone()
+            },
+        };
+        Dispatcher {
+            dockerfile,
+            graph,
+            options,
+            resolver,
+            planned,
+            platform,
+            lex: Lex::new(dockerfile.escape),
+            config,
+            state,
+            cmd_set: false,
+            steps: Vec::new(),
+        }
+    }
+
+    /// Runs the base's `ONBUILD` triggers first, then clears them (BuildKit semantics).
+    fn run_onbuild_triggers(&mut self, span: Span) -> Result<()> {
+        let triggers = std::mem::take(&mut self.config.config.on_build);
+        for trigger in triggers {
+            let parsed = parse_text(&format!("FROM scratch\n{trigger}\n")).map_err(|e| {
+                PlanError::Invalid {
+                    message: format!("invalid ONBUILD trigger {trigger:?}: {}", e.kind),
+                    span,
+                }
+            })?;
+            for stage in parsed.stages {
+                for mut cmd in stage.commands {
+                    cmd.span = span;
+                    self.dispatch(&cmd)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn env(&self) -> EnvList {
+        EnvList::from_slice(&self.state.env)
+    }
+
+    fn expand(&self, word: &str, span: Span, what: &str) -> Result<String> {
+        self.lex
+            .process_word(word, &self.env())
+            .map_err(|source| PlanError::Expand {
+                what: what.to_owned(),
+                span,
+                source,
+            })
+    }
+
+    fn dispatch(&mut self, cmd: &Command) -> Result<()> {
+        let span = cmd.span;
+        let state_before = self.state.clone();
+        let (op, created_by, layer) = match &cmd.instruction {
+            Instruction::Env { pairs } => (Op::Meta, self.env_cmd(pairs, span)?, false),
+            Instruction::Label { pairs } => (Op::Meta, self.label(pairs, span)?, false),
+            Instruction::Maintainer { name } => {
+                self.config.author = name.clone();
+                (Op::Meta, format!("MAINTAINER {name}"), false)
+            }
+            Instruction::Workdir { path } => {
+                let path = self.workdir(path, span)?;
+                (
+                    Op::Workdir { path: path.clone() },
+                    format!("WORKDIR {path}"),
+                    true,
+                )
+            }
+            Instruction::Add(spec) => self.copy(spec, true, span)?,
+            Instruction::Copy(spec) => self.copy(spec, false, span)?,
+            Instruction::Run(spec) => self.run(spec, span)?,
+            Instruction::Cmd(line) => {
+                let argv = self.with_shell(line);
+                self.config.config.cmd = Some(argv.clone());
+                // Set by BuildKit for every CMD (Docker's image spec reads it).
+                self.config.config.args_escaped = true;
+                self.cmd_set = true;
+                (Op::Meta, format!("CMD {}", go_quote_list(&argv)), false)
+            }
+            Instruction::Entrypoint(line) => {
+                let argv = self.with_shell(line);
+                self.config.config.entrypoint = if argv.is_empty() {
+                    None
+                } else {
+                    Some(argv.clone())
+                };
+                if !self.cmd_set {
+                    self.config.config.cmd = None;
+                }
+                (
+                    Op::Meta,
+                    format!("ENTRYPOINT {}", go_quote_list(&argv)),
+                    false,
+                )
+            }
+            Instruction::Healthcheck(h) => (Op::Meta, self.healthcheck(h, span)?, false),
+            Instruction::Expose { ports } => (Op::Meta, self.expose(ports, span)?, false),
+            Instruction::User { user } => {
+                let user = self.expand(user, span, "USER")?;
+                self.config.config.user = user.clone();
+                self.state.user = user.clone();
+                (Op::Meta, format!("USER {user}"), false)
+            }
+            Instruction::Volume { paths } => {
+                let mut expanded = Vec::new();
+                for p in paths {
+                    let p = self.expand(p, span, "VOLUME")?;
+                    if p.is_empty() {
+                        return Err(PlanError::Invalid {
+                            message: "VOLUME specified can not be an empty string".into(),
+                            span,
+                        });
+                    }
+                    self.config.config.volumes.insert(p.clone(), Empty {});
+                    expanded.push(p);
+                }
+                (Op::Meta, format!("VOLUME [{}]", expanded.join(" ")), false)
+            }
+            Instruction::Stopsignal { signal } => {
+                let signal = self.expand(signal, span, "STOPSIGNAL")?;
+                self.config.config.stop_signal = signal.clone();
+                (Op::Meta, format!("STOPSIGNAL {signal}"), false)
+            }
+            Instruction::Arg { args } => (Op::Meta, self.arg(args, span)?, false),
+            Instruction::Shell { shell } => {
+                self.config.config.shell = shell.clone();
+                self.state.shell = shell.clone();
+                (Op::Meta, format!("SHELL [{}]", shell.join(" ")), false)
+            }
+            Instruction::Onbuild { expression } => {
+                self.config.config.on_build.push(expression.clone());
+                (Op::Meta, format!("ONBUILD {expression}"), false)
+            }
+        };
+        let history = History {
+            created_by,
+            empty_layer: !layer,
+            ..Default::default()
+        };
+        self.config.history.push(history.clone());
+        self.steps.push(Step {
+            span,
+            original: cmd.original.clone(),
+            op,
+            state: state_before,
+            history,
+        });
+        Ok(())
+    }
+}
