@@ -4,6 +4,7 @@
 //! module renders what comes back (data on stdout, diagnostics on stderr).
 
 mod build;
+mod build_options;
 mod context_arg;
 mod docs;
 mod history;
