@@ -10,7 +10,7 @@ use crate::registry::{
     add_image, available, blob_path, digest, http_client, push_raw, put_blob, put_manifest,
     tag_manifest, upload, Registry, OCI_MANIFEST,
 };
-use crate::support::{run_fails, run_ok, TestContext};
+use crate::support::{run_fails, run_ok, serve_bytes, TestContext};
 
 /// The image `name` of store `root`, as an OCI layout of its own in `dir`; returns the
 /// manifest as JSON.
@@ -380,25 +380,6 @@ fn gzip_layer(name: &str, content: &str) -> (Vec<u8>, Vec<u8>) {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     std::io::Write::write_all(&mut gz, &tar).expect("gzip");
     (tar, gz.finish().expect("gzip"))
-}
-
-/// Serves `body` to every HTTP request on 127.0.0.1 until the test ends; the port.
-fn serve_bytes(body: Vec<u8>) -> u16 {
-    use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
-    let port = listener.local_addr().expect("port").port();
-    std::thread::spawn(move || {
-        for mut stream in listener.incoming().flatten() {
-            let _ = stream.read(&mut [0u8; 4096]);
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = stream.write_all(head.as_bytes());
-            let _ = stream.write_all(&body);
-        }
-    });
-    port
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use crate::support::{have, TestContext};
+use crate::support::{have, serve_bytes, TestContext};
 
 /// Runs `rbuild --root <store> build --progress plain ARGS` with `input` on stdin.
 fn build_with_stdin(t: &TestContext, args: &[&str], input: &[u8]) -> Output {
@@ -156,27 +156,6 @@ fn unknown_commands_are_named_not_built() {
         assert_eq!(out.status.code(), Some(2), "{err}");
         assert!(err.contains(needle), "{err}");
     }
-}
-
-/// Serves `body` once per connection on 127.0.0.1 until the test process ends.
-fn serve_bytes(body: Vec<u8>) -> u16 {
-    use std::io::Read;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
-    let port = listener.local_addr().expect("port").port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut buf = [0u8; 4096];
-            let _ = stream.read(&mut buf);
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = stream.write_all(head.as_bytes());
-            let _ = stream.write_all(&body);
-        }
-    });
-    port
 }
 
 #[test]

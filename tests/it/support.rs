@@ -259,3 +259,22 @@ pub fn rbuild_measured(root: &Path, args: &[&str]) -> (bool, String, u64) {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     (out.status.success(), stderr, rss)
 }
+
+/// Serves `body` to every HTTP request on 127.0.0.1 until the test ends; the port.
+pub fn serve_bytes(body: Vec<u8>) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    let port = listener.local_addr().expect("port").port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let _ = stream.read(&mut [0u8; 4096]);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    port
+}

@@ -86,6 +86,7 @@ pub(super) const OOM_KILLS: (&str, &str) = ("memory.oom_control", "oom_kill");
 
 #[cfg(test)]
 mod tests {
+    use super::super::write::testutil::{tuples, w};
     use super::*;
 
     fn files(c: Controller, limits: &Limits) -> Vec<(String, String, bool)> {
@@ -93,14 +94,7 @@ mod tests {
             cpus: "0-1\n".into(),
             mems: "0\n".into(),
         };
-        writes(c, limits, &parent)
-            .into_iter()
-            .map(|w| (w.file.to_owned(), w.value, w.optional))
-            .collect()
-    }
-
-    fn w(file: &str, value: &str, optional: bool) -> (String, String, bool) {
-        (file.into(), value.into(), optional)
+        tuples(writes(c, limits, &parent))
     }
 
     #[test]

@@ -64,17 +64,11 @@ pub(super) const OOM_KILLS: (&str, &str) = ("memory.events", "oom_kill");
 
 #[cfg(test)]
 mod tests {
+    use super::super::write::testutil::{tuples, w};
     use super::*;
 
     fn files(c: Controller, limits: &Limits) -> Vec<(String, String, bool)> {
-        writes(c, limits)
-            .into_iter()
-            .map(|w| (w.file.to_owned(), w.value, w.optional))
-            .collect()
-    }
-
-    fn w(file: &str, value: &str, optional: bool) -> (String, String, bool) {
-        (file.into(), value.into(), optional)
+        tuples(writes(c, limits))
     }
 
     #[test]

@@ -28,3 +28,22 @@ impl Write {
         }
     }
 }
+
+/// Test helpers of the per-version rules: writes as plain tuples, easy to compare.
+#[cfg(test)]
+pub(super) mod testutil {
+    use super::Write;
+
+    /// `(file, value, optional)` of each write.
+    pub(in super::super) fn tuples(writes: Vec<Write>) -> Vec<(String, String, bool)> {
+        writes
+            .into_iter()
+            .map(|w| (w.file.to_owned(), w.value, w.optional))
+            .collect()
+    }
+
+    /// One expected write.
+    pub(in super::super) fn w(file: &str, value: &str, optional: bool) -> (String, String, bool) {
+        (file.into(), value.into(), optional)
+    }
+}
