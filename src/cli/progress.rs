@@ -140,8 +140,22 @@ fn plain_line(event: BuildEvent) -> String {
             Some(n) => format!("naming to {n} done ({digest})"),
             None => format!("writing image {digest} done"),
         },
+        BuildEvent::LayerUnpacking { digest, size } => {
+            let size = super::store_cmds::human_size(size);
+            format!("unpacking {} ({size})", short_digest(&digest))
+        }
+        BuildEvent::LayerUnpacked { digest, elapsed } => format!(
+            "unpacked {} in {:.2}s",
+            short_digest(&digest),
+            elapsed.as_secs_f64()
+        ),
         BuildEvent::Note { message } => message,
     }
+}
+
+/// `sha256:` and the first 12 hex digits, as docker shortens layer digests.
+fn short_digest(digest: &str) -> &str {
+    digest.get(..19).unwrap_or(digest)
 }
 
 impl Reporter for PlainReporter {

@@ -52,6 +52,15 @@ pub enum BuildEvent {
         name: Option<String>,
         digest: String,
     },
+    /// A layer blob is being unpacked into its snapshot (a base image's layer, or a
+    /// cached step's that was never unpacked in this store): `size` compressed bytes.
+    LayerUnpacking { digest: String, size: u64 },
+    /// That layer is unpacked.
+    LayerUnpacked {
+        digest: String,
+        #[serde(with = "millis")]
+        elapsed: Duration,
+    },
     /// A free-form note (exports, warnings).
     Note { message: String },
 }

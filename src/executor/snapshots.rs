@@ -4,6 +4,7 @@
 
 use super::env::Layer;
 use super::error::ExecError;
+use super::events::{BuildEvent, Reporter};
 use crate::image::LayerDescriptor;
 use crate::layers::{apply_layer, ApplyOptions, Compression, WhiteoutMode};
 use crate::plan::BaseImage;
@@ -11,7 +12,11 @@ use crate::publish::{read_config, read_manifest};
 use crate::store::{chain_id, Prepared, SnapshotInfo, Store};
 
 /// An image's layers from the store, each applied once to its snapshot.
-pub fn image_layers(store: &Store, image: &BaseImage) -> Result<Vec<Layer>, ExecError> {
+pub fn image_layers(
+    store: &Store,
+    image: &BaseImage,
+    reporter: &dyn Reporter,
+) -> Result<Vec<Layer>, ExecError> {
     let manifest = read_manifest(store, &image.digest)?;
     let config = read_config(store, &manifest.config.digest)?;
     if config.rootfs.diff_ids.len() != manifest.layers.len() {
@@ -41,7 +46,7 @@ pub fn image_layers(store: &Store, image: &BaseImage) -> Result<Vec<Layer>, Exec
             diff_id: *diff_id,
             chain,
         };
-        ensure_snapshot(store, &layer, out.last(), &image.reference)?;
+        ensure_snapshot(store, &layer, out.last(), &image.reference, reporter)?;
         out.push(layer);
     }
     Ok(out)
@@ -49,10 +54,14 @@ pub fn image_layers(store: &Store, image: &BaseImage) -> Result<Vec<Layer>, Exec
 
 /// Makes the snapshots of `layers` that are missing (layers that came from the cache
 /// and were never unpacked here, or were pruned) by applying their blobs.
-pub fn ensure_snapshots(store: &Store, layers: &[Layer]) -> Result<(), ExecError> {
+pub fn ensure_snapshots(
+    store: &Store,
+    layers: &[Layer],
+    reporter: &dyn Reporter,
+) -> Result<(), ExecError> {
     for (i, layer) in layers.iter().enumerate() {
         let parent = i.checked_sub(1).and_then(|p| layers.get(p));
-        ensure_snapshot(store, layer, parent, "a cached step")?;
+        ensure_snapshot(store, layer, parent, "a cached step", reporter)?;
     }
     Ok(())
 }
@@ -65,10 +74,17 @@ fn ensure_snapshot(
     layer: &Layer,
     parent: Option<&Layer>,
     reference: &str,
+    reporter: &dyn Reporter,
 ) -> Result<(), ExecError> {
     // Its last use, for a size-capped prune (the directory's own times are content).
     store.touch_snapshot(&layer.chain);
     if let Prepared::Build(builder) = store.prepare_snapshot(&layer.chain)? {
+        let started = std::time::Instant::now();
+        let digest = layer.blob.digest.to_string();
+        reporter.event(BuildEvent::LayerUnpacking {
+            digest: digest.clone(),
+            size: layer.blob.size,
+        });
         let blob = store.open_blob(&layer.blob.digest)?;
         let opts = ApplyOptions {
             whiteouts: WhiteoutMode::Overlay,
@@ -102,6 +118,10 @@ fn ensure_snapshot(
             source_date_epoch: None,
             skip: Vec::new(),
         })?;
+        reporter.event(BuildEvent::LayerUnpacked {
+            digest,
+            elapsed: started.elapsed(),
+        });
     }
     Ok(())
 }

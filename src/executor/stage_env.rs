@@ -38,7 +38,7 @@ impl StageEnv<'_> {
         match base {
             Base::Scratch => Ok(Vec::new()),
             Base::Stage(j) => Ok(self.stage_layers(*j)),
-            Base::Image(image) => image_layers(self.build.store, image),
+            Base::Image(image) => image_layers(self.build.store, image, self.build.reporter),
         }
     }
 
@@ -49,7 +49,7 @@ impl StageEnv<'_> {
             Source::Context => return Ok(None),
             Source::Stage(j) => (self.stage_layers(*j), format!("stage {j}")),
             Source::Image(image) => (
-                image_layers(self.build.store, image)?,
+                image_layers(self.build.store, image, self.build.reporter)?,
                 format!("image {}", image.reference),
             ),
         };

@@ -80,7 +80,7 @@ impl<'a> StepRoots<'a> {
     /// is used in place.
     pub fn view(&self, layers: &[Layer]) -> Result<RootView, ExecError> {
         if self.decided.get() == Some(Kind::Native) {
-            ensure_snapshots(self.store, layers)?;
+            ensure_snapshots(self.store, layers, self.reporter)?;
             if let [layer] = layers {
                 let snapshot = self.store.snapshot_path(&layer.chain);
                 if !has_whiteouts(&snapshot)? {
@@ -93,7 +93,7 @@ impl<'a> StepRoots<'a> {
 
     /// A root of `layers` as the snapshotter makes it.
     fn mount(&self, layers: &[Layer]) -> Result<Mounted, ExecError> {
-        ensure_snapshots(self.store, layers)?;
+        ensure_snapshots(self.store, layers, self.reporter)?;
         let dirs = StepDirs::new(self.store)?;
         let kind = match self.overlay(&dirs, layers)? {
             Some(mount) => RootKind::Overlay(Some(mount)),

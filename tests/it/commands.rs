@@ -76,3 +76,29 @@ fn output_keys_are_honoured_or_refused() {
         assert!(err.contains(needle), "{spec}: {err}");
     }
 }
+
+#[test]
+fn unpacking_a_base_layer_is_shown() {
+    if !crate::support::can_mount() {
+        return;
+    }
+    let t = TestContext::new("FROM scratch\nCOPY a /a\n", &[("a", "a\n")]);
+    t.build(&["-t", "base:1"]);
+    let out = t.rbuild(&["prune", "--all", "--force"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(t.context().join("Dockerfile"), "FROM base:1\nCOPY a /b\n").unwrap();
+    let ctx = t.context().to_string_lossy().into_owned();
+    let out = t.rbuild(&["build", "--progress", "plain", &ctx]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let unpacking = err.lines().find(|l| l.starts_with("unpacking sha256:"));
+    assert!(unpacking.is_some_and(|l| l.ends_with("B)")), "{err}");
+    assert!(
+        err.lines().any(|l| l.starts_with("unpacked sha256:")),
+        "{err}"
+    );
+}
