@@ -6,7 +6,7 @@
 //! else runs, so a helper starts single-threaded, with no runtime and no CLI parsing;
 //! that is what makes it safe for the sandbox to `fork` and `unshare` there. The unit
 //! test binary reaches the same table through an `.init_array` hook
-//! (`executor/sandbox/sys.rs`).
+//! (`executor/sandbox/sys/test_hook.rs`).
 
 /// A helper's entry point; returns the process exit code.
 type Entry = fn() -> u8;

@@ -5,8 +5,10 @@
 
 mod convert;
 mod dockerignore;
+mod dockerignore_context;
 mod instructions;
 mod parser;
+mod parser_functions;
 mod shell;
 mod support;
 mod values;

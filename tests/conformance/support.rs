@@ -1,7 +1,10 @@
-//! Shared helpers: locating the corpora, the exceptions list and the pass/fail tally.
+//! Shared helpers: locating the corpora, running every case of a JSON corpus, the
+//! exceptions list and the pass/fail tally.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
+
+use serde_json::Value;
 
 /// The conformance folder, `../shared/conformance` relative to the repository root.
 ///
@@ -29,6 +32,28 @@ pub fn read(rel: &str) -> String {
 #[allow(dead_code)]
 pub fn read_json(rel: &str) -> serde_json::Value {
     serde_json::from_str(&read(rel)).unwrap_or_else(|e| panic!("parsing {rel}: {e}"))
+}
+
+/// Runs `check` on every case of a JSON corpus, naming each by its `name` (if any) and index.
+pub fn run_json(corpus: &str, check: fn(&Value) -> Result<(), String>) {
+    let json = read_json(corpus);
+    let mut tally = Tally::new(corpus);
+    for (i, case) in json["cases"].as_array().into_iter().flatten().enumerate() {
+        let name = case["name"].as_str().unwrap_or("case");
+        tally.check(&format!("{name}#{i}"), check(case));
+    }
+    tally.finish();
+}
+
+/// A JSON array of strings (absent or malformed: empty).
+pub fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Vector ids listed in `testdata/conformance-exceptions.txt` (`corpus/case  reason`).

@@ -1,4 +1,6 @@
-//! `rbuild build` without RUN: file steps, metadata, stages, outputs, errors.
+//! `rbuild build` without RUN: file steps, stages, reproducible digests, errors,
+//! interruption, ADD of URLs and archives. The config and history a build writes are
+//! in `config.rs`, its outputs in `outputs.rs`.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::process::Command;
@@ -26,7 +28,7 @@ ENTRYPOINT [\"/bin/cat\"]
 CMD [\"/etc/motd\"]
 ";
 
-fn multi() -> TestContext {
+pub(crate) fn multi() -> TestContext {
     TestContext::new(
         MULTI,
         &[
@@ -77,88 +79,6 @@ fn builds_a_multi_stage_image_that_umoci_unpacks() {
 }
 
 #[test]
-fn config_follows_buildkit() {
-    if !can_mount() {
-        return;
-    }
-    let t = multi();
-    t.build(&["-t", "app:1", "--label", "extra=yes"]);
-    let out = t.rbuild(&["inspect", "app:1"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let cfg = &v["config"]["config"];
-    assert_eq!(cfg["Entrypoint"], serde_json::json!(["/bin/cat"]));
-    assert_eq!(cfg["Cmd"], serde_json::json!(["/etc/motd"]));
-    assert_eq!(cfg["WorkingDir"], "/app");
-    assert_eq!(cfg["Env"], serde_json::json!(["PATH=/bin"]));
-    assert_eq!(
-        cfg["Labels"],
-        serde_json::json!({"version": "1", "extra": "yes"})
-    );
-    let history = v["config"]["history"].as_array().unwrap();
-    let layers = v["config"]["rootfs"]["diff_ids"].as_array().unwrap();
-    let with_layer = history.iter().filter(|h| h["empty_layer"] != true).count();
-    assert_eq!(
-        with_layer,
-        layers.len(),
-        "one non-empty history entry per layer"
-    );
-}
-
-#[test]
-fn copy_history_shows_sources_and_destination_as_written() {
-    let t = TestContext::new(
-        "FROM scratch\nWORKDIR /w\nARG D=./c\nCOPY a b ./\nCOPY a ${D}\nADD <<EOF /h\nx\nEOF\n",
-        &[("a", "a\n"), ("b", "b\n")],
-    );
-    t.build(&["-t", "h:1"]);
-    let out = t.rbuild(&["inspect", "h:1"]);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let texts: Vec<&str> = v["config"]["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|h| h["created_by"].as_str())
-        .filter(|s| s.ends_with("# buildkit"))
-        .collect();
-    assert_eq!(
-        texts,
-        [
-            "COPY a b ./ # buildkit",
-            "COPY a ./c # buildkit",
-            "ADD <<EOF /h # buildkit"
-        ],
-        "BuildKit's text: expanded, destination not made absolute"
-    );
-    let out = t.rbuild(&["history", "--no-trunc", "h:1"]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    let lines: Vec<&str> = text.lines().collect();
-    assert!(
-        lines[0].starts_with("IMAGE") && lines[0].contains("CREATED BY"),
-        "{text}"
-    );
-    assert!(
-        lines[1].contains("ADD <<EOF /h # buildkit"),
-        "newest first: {text}"
-    );
-    assert!(
-        lines[1].starts_with("sha256:"),
-        "the image ID on top: {text}"
-    );
-    assert!(lines[2].starts_with("<missing>"), "{text}");
-    assert!(text.contains("WORKDIR /w"), "{text}");
-    let quiet = t.rbuild(&["history", "-q", "h:1"]);
-    assert_eq!(
-        String::from_utf8_lossy(&quiet.stdout).lines().count(),
-        lines.len() - 1
-    );
-}
-
-#[test]
 fn same_inputs_give_the_same_digest() {
     if !can_mount() {
         return;
@@ -205,61 +125,6 @@ fn target_builds_only_what_it_needs() {
     assert!(
         !log.contains("LABEL"),
         "stages after the target are not built:\n{log}"
-    );
-}
-
-#[test]
-fn builds_from_an_image_in_the_store_and_exports() {
-    if !can_mount() {
-        return;
-    }
-    let base = multi();
-    base.build(&["-t", "base:1"]);
-    let t = TestContext::new(
-        "FROM base:1\nCOPY extra.txt /extra.txt\n",
-        &[("extra.txt", "x\n")],
-    );
-    let ctx = t.context().to_string_lossy().into_owned();
-    let out_dir = t.path("out");
-    let local = format!("type=local,dest={}", out_dir.display());
-    let tarball = t.path("rootfs.tar");
-    let tar = format!("type=tar,dest={}", tarball.display());
-    let out = rbuild_in(
-        &base.root(),
-        &[
-            "build",
-            "--progress",
-            "quiet",
-            "-o",
-            &local,
-            "-o",
-            &tar,
-            &ctx,
-        ],
-        &[],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        std::fs::read_to_string(out_dir.join("extra.txt")).unwrap(),
-        "x\n"
-    );
-    assert_eq!(
-        std::fs::read_to_string(out_dir.join("data/a.txt")).unwrap(),
-        "a\n"
-    );
-    let listing = Command::new("tar")
-        .arg("-tf")
-        .arg(&tarball)
-        .output()
-        .unwrap();
-    let listing = String::from_utf8_lossy(&listing.stdout);
-    assert!(
-        listing.contains("extra.txt") && listing.contains("data/a.txt"),
-        "{listing}"
     );
 }
 
@@ -343,48 +208,6 @@ fn a_symlink_out_of_the_context_is_refused() {
 }
 
 #[test]
-fn exports_are_read_by_skopeo_and_podman() {
-    if !can_mount() || !have("skopeo") || !have("podman") {
-        return;
-    }
-    let t = multi();
-    let oci = t.path("image-oci.tar");
-    let docker = t.path("image-docker.tar");
-    let oci_spec = format!("type=oci,dest={}", oci.display());
-    let docker_spec = format!("type=docker,dest={}", docker.display());
-    t.build(&["-t", "exported:1", "-o", &oci_spec, "-o", &docker_spec]);
-    let inspect = Command::new("skopeo")
-        .args(["inspect", "--config"])
-        .arg(format!("oci-archive:{}", oci.display()))
-        .output()
-        .unwrap();
-    assert!(
-        inspect.status.success(),
-        "skopeo: {}",
-        String::from_utf8_lossy(&inspect.stderr)
-    );
-    let config: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
-    assert_eq!(config["config"]["WorkingDir"], "/app");
-    let podman_root = t.path("podman");
-    let load = Command::new("podman")
-        .arg("--root")
-        .arg(&podman_root)
-        .arg("--runroot")
-        .arg(t.path("podman-run"))
-        .args(["--storage-driver", "vfs", "load", "-i"])
-        .arg(&docker)
-        .output()
-        .unwrap();
-    assert!(
-        load.status.success(),
-        "podman load: {}",
-        String::from_utf8_lossy(&load.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&load.stdout);
-    assert!(stdout.contains("exported:1"), "{stdout}");
-}
-
-#[test]
 fn ctrl_c_leaves_no_mounts_or_temp_dirs() {
     if !can_mount() {
         return;
@@ -422,35 +245,6 @@ fn ctrl_c_leaves_no_mounts_or_temp_dirs() {
     assert!(
         leftovers.is_empty(),
         "work directories emptied: {leftovers:?}"
-    );
-}
-
-#[test]
-fn docker_schema_2_when_asked() {
-    if !can_mount() {
-        return;
-    }
-    let t = multi();
-    t.build(&["-t", "d:1", "--format", "docker"]);
-    let out = t.rbuild(&["inspect", "d:1"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let manifest = &v["manifest"];
-    assert_eq!(
-        manifest["mediaType"],
-        "application/vnd.docker.distribution.manifest.v2+json"
-    );
-    assert_eq!(
-        manifest["config"]["mediaType"],
-        "application/vnd.docker.container.image.v1+json"
-    );
-    assert_eq!(
-        manifest["layers"][0]["mediaType"],
-        "application/vnd.docker.image.rootfs.diff.tar.gzip"
     );
 }
 
@@ -510,58 +304,4 @@ fn add_downloads_urls_and_extracts_archives() {
         err.contains("Dockerfile:2") && err.contains("checksum mismatch"),
         "{err}"
     );
-}
-
-#[test]
-fn onbuild_triggers_iidfile_metadata_and_json_progress() {
-    if !can_mount() {
-        return;
-    }
-    let base = TestContext::new(
-        "FROM scratch\nONBUILD COPY trigger.txt /triggered.txt\nLABEL base=1\n",
-        &[],
-    );
-    base.build(&["-t", "onbuild-base:1"]);
-    let t = TestContext::new(
-        "FROM onbuild-base:1\nENV X=1\n",
-        &[("trigger.txt", "fired\n")],
-    );
-    let iid = t.path("iid");
-    let meta = t.path("meta.json");
-    let out_dir = t.path("out");
-    let ctx = t.context().to_string_lossy().into_owned();
-    let args = [
-        "build",
-        "--progress",
-        "json",
-        "--iidfile",
-        &iid.to_string_lossy(),
-        "--metadata-file",
-        &meta.to_string_lossy(),
-        "-o",
-        &format!("type=local,dest={}", out_dir.display()),
-        &ctx,
-    ];
-    let out = rbuild_in(&base.root(), &args, &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        std::fs::read_to_string(out_dir.join("triggered.txt")).unwrap(),
-        "fired\n",
-        "the trigger ran"
-    );
-    let manifest = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    let meta: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(meta).unwrap()).unwrap();
-    assert_eq!(meta["containerimage.digest"], manifest.as_str());
-    let iid = std::fs::read_to_string(iid).unwrap();
-    assert_eq!(meta["containerimage.config.digest"], iid.as_str());
-    for line in String::from_utf8_lossy(&out.stderr).lines() {
-        let event: serde_json::Value =
-            serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
-        assert!(event["event"].is_string(), "{line}");
-    }
 }

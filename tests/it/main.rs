@@ -2,21 +2,26 @@
 //! checked with independent readers (umoci, skopeo, oci-image-tool) where installed.
 
 mod build;
+mod build_push;
 mod cache;
 mod commands;
+mod config;
 mod crash;
+mod devices;
 mod foreign;
 mod hostile;
 mod inputs;
 mod integrity;
 mod limits;
 mod mounts;
+mod outputs;
 mod parallel;
 mod prune;
 mod pushpull;
 mod registry;
 mod registry_auth;
 mod run;
+mod secrets;
 mod security;
 mod snapshotter;
 mod support;

@@ -180,6 +180,11 @@ pub fn umoci_unpack(t: &TestContext, name: &str) -> PathBuf {
     bundle.join("rootfs")
 }
 
+/// The text of file `rel` under `dir` (an output of a build); panics naming `rel`.
+pub fn read(dir: &Path, rel: &str) -> String {
+    std::fs::read_to_string(dir.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
 /// A busybox base (from Debian's busybox-static) followed by `rest`.
 pub fn busybox(rest: &str, files: &[(&str, &str)]) -> Option<TestContext> {
     if !can_mount() || !std::path::Path::new("/bin/busybox").is_file() {

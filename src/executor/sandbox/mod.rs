@@ -116,7 +116,7 @@
 //! | `limits.rs` | [`Limits`]: cgroup values, `--ulimit`, `/dev/shm` size |
 //! | `seccomp/` | the shipped profile, its evaluation and the BPF compiler |
 //! | `wire.rs` | the caller ↔ helper protocol |
-//! | `sys.rs` | every `unsafe` block of the sandbox |
+//! | `sys/` | every `unsafe` block of the sandbox, one file per family of system calls |
 //! | `error.rs` | [`Error`] |
 
 mod caps;

@@ -1,7 +1,7 @@
 //! End-to-end sandbox tests, run as root on a busybox rootfs (Debian's
 //! `busybox-static`). Without root they are skipped with a printed reason, except
 //! under `CI=true`, where that is a failure. The unit-test binary doubles as the
-//! sandbox helper through the `.init_array` hook in `sys.rs`.
+//! sandbox helper through the `.init_array` hook in `sys/test_hook.rs`.
 //!
 //! | file | proves |
 //! |---|---|
