@@ -13,7 +13,7 @@ use anyhow::{bail, Context};
 
 use crate::plan::Platform;
 use crate::registry::{
-    self, BlobState, Client, CredentialFiles, Reference, RegistryOptions, TransferEvent,
+    self, BlobState, Client, CredentialFiles, Reference, RegistryOptions, Stored, TransferEvent,
 };
 use crate::store::{Store, StoreConfig};
 
@@ -284,11 +284,16 @@ pub fn run_login(root: &Path, args: &LoginArgs) -> anyhow::Result<ExitCode> {
         .ping(&server)
         .with_context(|| format!("logging in to {server}"))?;
     let files = CredentialFiles::from_env();
-    files.login(&server, &username, &password)?;
-    super::write_stderr(&format!(
-        "credentials for {server} saved in {}",
-        files.docker_config.display()
-    ));
+    match files.login(&server, &username, &password)? {
+        Stored::Helper(name) => super::write_stderr(&format!(
+            "credentials for {server} stored with docker-credential-{name}"
+        )),
+        Stored::File(path) => super::write_stderr(&format!(
+            "WARNING! Your password will be stored unencrypted in {}.\n\
+             Configure a credential helper (credsStore or credHelpers in that file) to remove this warning.",
+            path.display()
+        )),
+    }
     println!("Login Succeeded");
     Ok(ExitCode::SUCCESS)
 }

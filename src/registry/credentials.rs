@@ -105,27 +105,29 @@ impl CredentialFiles {
         Ok(None)
     }
 
-    /// Stores `username`/`password` for `registry` in Docker's `config.json` (or its
-    /// `credsStore` helper), keeping everything else in the file.
+    /// Stores `username`/`password` for `registry` as docker does: through the
+    /// registry's `credHelpers` program, else the `credsStore` one, else base64 in
+    /// Docker's `config.json` (keeping everything else in the file). Says where.
     pub fn login(
         &self,
         registry: &str,
         username: &str,
         password: &str,
-    ) -> Result<(), CredentialError> {
+    ) -> Result<Stored, CredentialError> {
         let path = &self.docker_config;
         let mut config = read_object(path)?;
         let key = config_key(registry);
-        if let Some(store) = config.get("credsStore").and_then(Value::as_str) {
+        if let Some(helper) = helper_for(&config, registry) {
             let input = json!({"ServerURL": key, "Username": username, "Secret": password});
-            self.helper(store, "store", registry, &input.to_string())?;
-            return Ok(());
+            self.helper(&helper, "store", registry, &input.to_string())?;
+            return Ok(Stored::Helper(helper));
         }
         let auth = BASE64.encode(format!("{username}:{password}"));
         let mut auths = take_object(&mut config, "auths");
         auths.insert(key, json!({ "auth": auth }));
         config.insert("auths".to_owned(), Value::Object(auths));
-        write_json(path, &Value::Object(config))
+        write_json(path, &Value::Object(config))?;
+        Ok(Stored::File(path.clone()))
     }
 
     /// Removes the credential of `registry`; `false` when there was none.
@@ -164,6 +166,28 @@ fn key_host(key: &str) -> &str {
         "index.docker.io" | "registry-1.docker.io" => super::DOCKER_HUB,
         h => h,
     }
+}
+
+/// Where `login` put a credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stored {
+    /// With the `docker-credential-<name>` helper.
+    Helper(String),
+    /// Base64-encoded, unencrypted, in this `config.json`.
+    File(std::path::PathBuf),
+}
+
+/// The helper that stores `registry`'s credential: its `credHelpers` entry, else
+/// `credsStore`.
+fn helper_for(config: &serde_json::Map<String, Value>, registry: &str) -> Option<String> {
+    let per_registry = config
+        .get("credHelpers")
+        .and_then(Value::as_object)
+        .and_then(|h| h.iter().find(|(k, _)| key_host(k) == registry))
+        .and_then(|(_, v)| v.as_str());
+    per_registry
+        .or_else(|| config.get("credsStore").and_then(Value::as_str))
+        .map(str::to_owned)
 }
 
 impl CredentialFiles {

@@ -22,7 +22,8 @@ fn login_writes_what_docker_reads_and_logout_removes_it() {
     let dir = tempfile::tempdir().unwrap();
     let f = files(dir.path());
     assert_eq!(f.get("registry.corp:5000").unwrap(), None);
-    f.login("registry.corp:5000", "me", "s3cret").unwrap();
+    let stored = f.login("registry.corp:5000", "me", "s3cret").unwrap();
+    assert_eq!(stored, Stored::File(f.docker_config.clone()));
     f.login("docker.io", "hub", "pw").unwrap();
     let text = std::fs::read_to_string(&f.docker_config).unwrap();
     let v: Value = serde_json::from_str(&text).unwrap();
@@ -93,6 +94,7 @@ fn credential_helpers_are_asked() {
     std::fs::write(
         &script,
         "#!/bin/sh
+if [ \"$1\" = store ]; then cat > \"$(dirname \"$0\")/stored.json\"; exit 0; fi
 read server
 case \"$1:$server\" in
   get:helped.example) echo '{\"ServerURL\":\"helped.example\",\"Username\":\"h\",\"Secret\":\"hs\"}' ;;
@@ -120,4 +122,14 @@ esac
     .unwrap();
     assert_eq!(f.get("helped.example").unwrap(), Some(basic("h", "hs")));
     assert_eq!(f.get("other.example").unwrap(), None, "not found = none");
+    // login stores through the helper, never in the file.
+    let stored = f.login("helped.example", "u", "p2").unwrap();
+    assert_eq!(stored, Stored::Helper("rbuildtest".into()));
+    let sent = std::fs::read_to_string(bin.join("stored.json")).unwrap();
+    assert!(
+        sent.contains("\"Secret\":\"p2\"") && sent.contains("helped.example"),
+        "{sent}"
+    );
+    let text = std::fs::read_to_string(&f.docker_config).unwrap();
+    assert!(!text.contains("auths"), "{text}");
 }

@@ -58,6 +58,11 @@ fn basic_auth_needs_login_and_login_writes_docker_config() {
     );
     let saved = std::fs::read_to_string(config.path().join("config.json")).unwrap();
     assert!(saved.contains(reg.host()), "{saved}");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("stored unencrypted in"),
+        "as docker warns: {said}"
+    );
     let (digest, stderr) = run_ok(&t.root(), &["push", "base:1", &dest], &env);
     assert!(!stderr.contains("s3cret-pass"));
     let raw = skopeo(&[
