@@ -8,6 +8,7 @@ mod build_options;
 mod context_arg;
 mod docs;
 mod history;
+mod inspect;
 mod limits;
 mod output_arg;
 mod parse;
@@ -16,6 +17,7 @@ mod prune_cmds;
 mod registry_cmds;
 mod store_check;
 mod store_cmds;
+mod template;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -49,7 +51,7 @@ enum Command {
     /// Remove image names.
     Rmi(store_cmds::RmiArgs),
     /// Print an image's manifest and config as JSON.
-    Inspect(store_cmds::InspectArgs),
+    Inspect(inspect::InspectArgs),
     /// Show an image's history, newest first (as `docker history`).
     History(history::HistoryArgs),
     /// Show what the store holds: images, blobs, snapshots, cache, by size.
@@ -179,7 +181,7 @@ pub fn run() -> ExitCode {
         Command::Images(a) => store_root(root).and_then(|r| store_cmds::run_images(&r, &a)),
         Command::Tag(a) => store_root(root).and_then(|r| store_cmds::run_tag(&r, &a)),
         Command::Rmi(a) => store_root(root).and_then(|r| store_cmds::run_rmi(&r, &a)),
-        Command::Inspect(a) => store_root(root).and_then(|r| store_cmds::run_inspect(&r, &a)),
+        Command::Inspect(a) => store_root(root).and_then(|r| inspect::run_inspect(&r, &a)),
         Command::History(a) => store_root(root).and_then(|r| history::run_history(&r, &a)),
         Command::Du(a) => store_root(root).and_then(|r| prune_cmds::run_du(&r, &a)),
         Command::Prune(a) => store_root(root).and_then(|r| prune_cmds::run_prune(&r, &a)),

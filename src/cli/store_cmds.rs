@@ -45,13 +45,6 @@ pub struct RmiArgs {
     force: bool,
 }
 
-/// Arguments of `rbuild inspect`.
-#[derive(Debug, clap::Args)]
-pub struct InspectArgs {
-    /// The image (a name or a manifest digest or digest prefix).
-    name: String,
-}
-
 pub(super) fn open(root: &Path) -> anyhow::Result<Store> {
     Store::open(root).with_context(|| format!("cannot open the image store `{}`", root.display()))
 }
@@ -315,32 +308,6 @@ fn remove(store: &Store, reference: &str, force: bool) -> anyhow::Result<Vec<Ima
     Ok(names)
 }
 
-/// `rbuild inspect NAME`: `{"digest", "manifest", "config"}` (or `"index"`) as JSON.
-pub fn run_inspect(root: &Path, args: &InspectArgs) -> anyhow::Result<ExitCode> {
-    let store = open(root)?;
-    let descriptor = resolve(&store, &args.name)?;
-    let what = || format!("cannot inspect image {}", args.name);
-    let value = |digest| -> anyhow::Result<serde_json::Value> {
-        let bytes = store.read_blob(digest).with_context(what)?;
-        serde_json::from_slice(&bytes)
-            .with_context(|| format!("blob {digest} is not JSON"))
-            .with_context(what)
-    };
-    let mut out = serde_json::Map::new();
-    out.insert("digest".into(), descriptor.digest.to_string().into());
-    if media_types::is_manifest(&descriptor.media_type) {
-        let manifest = publish::read_manifest(&store, &descriptor.digest).with_context(what)?;
-        out.insert("manifest".into(), value(&descriptor.digest)?);
-        out.insert("config".into(), value(&manifest.config.digest)?);
-    } else {
-        out.insert("index".into(), value(&descriptor.digest)?);
-    }
-    let mut text = serde_json::to_string_pretty(&out).context("serializing the inspection")?;
-    text.push('\n');
-    print(&text)?;
-    Ok(ExitCode::SUCCESS)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -408,10 +375,11 @@ mod tests {
         let removed = remove(&store, &by_digest.names[0], true).unwrap();
         assert_eq!(removed.len(), 2);
         assert!(store.list().unwrap().is_empty());
-        let err = run_inspect(
+        let err = super::super::inspect::run_inspect(
             root,
-            &InspectArgs {
+            &super::super::inspect::InspectArgs {
                 name: "app:1".into(),
+                format: None,
             },
         )
         .unwrap_err();

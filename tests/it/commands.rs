@@ -102,3 +102,56 @@ fn unpacking_a_base_layer_is_shown() {
         "{err}"
     );
 }
+
+#[test]
+fn inspect_format_runs_go_templates_on_the_docker_view() {
+    let t = TestContext::new(
+        "FROM scratch\nENV A=1 B=2\nLABEL team=x\nCOPY a /a\n",
+        &[("a", "a\n")],
+    );
+    t.build(&["-t", "f:1"]);
+    let json = t.rbuild(&["inspect", "f:1"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let text = |template: &str| {
+        let out = t.rbuild(&["inspect", "--format", template, "f:1"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim_end().to_owned()
+    };
+    let config_digest = format!("sha256:{}", sha256_hex(&config_bytes(&t, &v)));
+    assert_eq!(
+        text("{{.Id}}"),
+        config_digest,
+        "the image ID is the config digest"
+    );
+    assert_eq!(
+        text("{{.Config.Env}}"),
+        "[PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin A=1 B=2]"
+    );
+    assert_eq!(
+        text(r#"{{index .Config.Labels "team"}} {{.RepoTags}}"#),
+        "x [f:1]"
+    );
+    assert_eq!(text("{{json .RootFS.Type}}"), "\"layers\"");
+    let bad = t.rbuild(&["inspect", "--format", "{{.Id", "f:1"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unclosed action"));
+}
+
+/// The config blob of the image `inspect` printed as JSON, read from the store.
+fn config_bytes(t: &TestContext, inspected: &serde_json::Value) -> Vec<u8> {
+    let digest = inspected["manifest"]["config"]["digest"].as_str().unwrap();
+    let hex = digest.trim_start_matches("sha256:");
+    std::fs::read(t.root().join("blobs/sha256").join(hex)).unwrap()
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::{Digest as _, Sha256};
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
