@@ -191,7 +191,10 @@ pub fn run(args: BuildArgs, root: PathBuf) -> anyhow::Result<ExitCode> {
         }
         Err(e) => return Err(e.into()),
     };
-    {
+    if options.outputs.iter().any(|o| o.to_stdout()) {
+        // Standard output carries the archive.
+        super::write_stderr(&result.manifest.to_string());
+    } else {
         let mut stdout = std::io::stdout().lock();
         use std::io::Write;
         writeln!(stdout, "{}", result.manifest).context("writing to stdout")?;

@@ -101,6 +101,10 @@ impl BuildArgs {
                 Target::Export(o) => out.exports.push(o),
             }
         }
+        let stdout = out.exports.iter().filter(|o| o.to_stdout()).count();
+        if stdout > 1 {
+            bail!("only one --output can write to standard output (dest=-)");
+        }
         if out.push && out.tags.is_empty() {
             bail!("--push needs a name to push to: add -t REGISTRY/REPOSITORY:TAG");
         }

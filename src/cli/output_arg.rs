@@ -89,8 +89,8 @@ pub fn parse(spec: &str) -> anyhow::Result<OutputArg> {
         .unwrap_or_default();
     let allowed: &[&str] = match kind {
         "image" | "registry" => &["type", "name", "push"],
-        "oci" => &["type", "dest", "tar"],
-        "docker" => &["type", "dest"],
+        "oci" => &["type", "dest", "tar", "name"],
+        "docker" => &["type", "dest", "name"],
         "local" | "tar" => &["type", "dest"],
         _ => &["type"],
     };
@@ -131,7 +131,7 @@ fn fields(spec: &str) -> anyhow::Result<Vec<(String, String)>> {
 fn exporter_spec(fields: &[(String, String)]) -> String {
     fields
         .iter()
-        .filter(|(k, _)| matches!(k.as_str(), "type" | "dest" | "tar"))
+        .filter(|(k, _)| matches!(k.as_str(), "type" | "dest" | "tar" | "name"))
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(",")
@@ -236,7 +236,8 @@ mod tests {
             oci.target,
             Target::Export(Output::Oci {
                 dest: "a.tar".into(),
-                tar: true
+                tar: true,
+                names: Vec::new()
             })
         );
         assert_eq!(oci.image.compression, Some(CompressionKind::Zstd));

@@ -23,23 +23,28 @@ pub fn export(
     output: &Output,
     reporter: &dyn Reporter,
 ) -> Result<(), BuildError> {
-    let names = options
-        .tags
-        .iter()
-        .map(|t| ImageName::parse(t))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(ExecError::from)?;
     match output {
-        Output::Oci { dest, tar: true } => {
+        Output::Oci {
+            dest,
+            tar: true,
+            names,
+        } => {
+            let names = archive_names(names, options)?;
             let file = create(dest)?;
             let mut out =
                 export_oci_tar(store, &image.descriptor, &names, file).map_err(ExecError::from)?;
             out.flush().map_err(ExecError::fs("cannot write", dest))?;
         }
-        Output::Oci { dest, tar: false } => {
+        Output::Oci {
+            dest,
+            tar: false,
+            names,
+        } => {
+            let names = archive_names(names, options)?;
             export_oci_dir(store, &image.descriptor, &names, dest).map_err(ExecError::from)?;
         }
-        Output::Docker { dest } => {
+        Output::Docker { dest, names } => {
+            let names = archive_names(names, options)?;
             let file = create(dest)?;
             let mut out =
                 export_docker(store, &image.descriptor, &names, file).map_err(ExecError::from)?;
@@ -54,16 +59,34 @@ pub fn export(
     Ok(())
 }
 
-fn create(dest: &Path) -> Result<BufWriter<File>, ExecError> {
-    Ok(BufWriter::new(
-        File::create(dest).map_err(ExecError::fs("cannot create", dest))?,
-    ))
+/// The names an archive carries: the output's `name=`s, else the build's tags.
+fn archive_names(names: &[String], options: &BuildOptions) -> Result<Vec<ImageName>, ExecError> {
+    let names = if names.is_empty() {
+        &options.tags
+    } else {
+        names
+    };
+    Ok(names
+        .iter()
+        .map(|t| ImageName::parse(t))
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
+/// The archive's file, or standard output for `dest=-` (`-o type=docker,dest=- | docker
+/// load`; progress goes to stderr).
+fn create(dest: &Path) -> Result<BufWriter<Box<dyn Write>>, ExecError> {
+    let out: Box<dyn Write> = if dest == Path::new("-") {
+        Box::new(std::io::stdout())
+    } else {
+        Box::new(File::create(dest).map_err(ExecError::fs("cannot create", dest))?)
+    };
+    Ok(BufWriter::new(out))
 }
 
 fn describe(output: &Output) -> String {
     match output {
         Output::Oci { dest, .. } => format!("OCI layout to {}", dest.display()),
-        Output::Docker { dest } => format!("docker archive to {}", dest.display()),
+        Output::Docker { dest, .. } => format!("docker archive to {}", dest.display()),
         Output::Local { dest } => format!("root filesystem to {}", dest.display()),
         Output::Tar { dest } => format!("root filesystem tar to {}", dest.display()),
     }
@@ -112,8 +135,7 @@ fn rootfs_tar(
         ))?;
     rootfs_dir(store, stage, dir.path())?;
     let set = crate::layers::tree_changes(dir.path())?;
-    let file = File::create(dest).map_err(ExecError::fs("cannot create", dest))?;
-    let mut out = BufWriter::new(file);
+    let mut out = create(dest)?;
     write_tar(
         &set,
         &TarOptions {

@@ -34,10 +34,16 @@ pub enum Snapshotter {
 /// Where the result goes besides the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
-    /// An OCI image layout, as a tar file or (with `tar=false`) a directory.
-    Oci { dest: PathBuf, tar: bool },
-    /// A docker-archive tar (`docker load`, `podman load`).
-    Docker { dest: PathBuf },
+    /// An OCI image layout, as a tar file or (with `tar=false`) a directory; `-` is
+    /// standard output. `names` (`name=`) replace the build's tags in the archive.
+    Oci {
+        dest: PathBuf,
+        tar: bool,
+        names: Vec<String>,
+    },
+    /// A docker-archive tar (`docker load`, `podman load`); `-` is standard output.
+    /// `names` (`name=`) replace the build's tags as its `RepoTags`.
+    Docker { dest: PathBuf, names: Vec<String> },
     /// The final root filesystem as a directory.
     Local { dest: PathBuf },
     /// The final root filesystem as a tar file.
@@ -52,6 +58,19 @@ pub enum OutputError {
 }
 
 impl Output {
+    /// Whether the output streams to standard output (`dest=-`; `type=local` takes a
+    /// directory, so `-` is a directory named `-` there, as in BuildKit).
+    pub fn to_stdout(&self) -> bool {
+        match self {
+            Output::Oci {
+                dest, tar: true, ..
+            }
+            | Output::Docker { dest, .. }
+            | Output::Tar { dest } => dest.as_os_str() == "-",
+            Output::Oci { .. } | Output::Local { .. } => false,
+        }
+    }
+
     /// Parses `type=oci,dest=out.tar[,tar=false]` (a bare path means `type=local`).
     pub fn parse(spec: &str) -> Result<Output, OutputError> {
         let invalid = |reason: &str| OutputError::Invalid {
@@ -64,11 +83,16 @@ impl Output {
             });
         }
         let mut fields = BTreeMap::new();
+        let mut names = Vec::new();
         for field in spec.split(',') {
             let (k, v) = field
                 .split_once('=')
                 .ok_or_else(|| invalid(&format!("field {field:?} is not key=value")))?;
-            fields.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
+            let key = k.trim().to_ascii_lowercase();
+            if key == "name" {
+                names.push(v.trim().to_owned());
+            }
+            fields.insert(key, v.trim().to_owned());
         }
         let dest = fields.get("dest").map(PathBuf::from);
         let need_dest = || dest.clone().ok_or_else(|| invalid("dest= is required"));
@@ -81,8 +105,12 @@ impl Output {
             Some("oci") => Ok(Output::Oci {
                 dest: need_dest()?,
                 tar,
+                names,
             }),
-            Some("docker") => Ok(Output::Docker { dest: need_dest()? }),
+            Some("docker") => Ok(Output::Docker {
+                dest: need_dest()?,
+                names,
+            }),
             Some("local") => Ok(Output::Local { dest: need_dest()? }),
             Some("tar") => Ok(Output::Tar { dest: need_dest()? }),
             Some(other) => Err(invalid(&format!(
@@ -162,14 +190,16 @@ mod tests {
             Output::parse("type=oci,dest=a.tar").unwrap(),
             Output::Oci {
                 dest: "a.tar".into(),
-                tar: true
+                tar: true,
+                names: Vec::new()
             }
         );
         assert_eq!(
             Output::parse("type=oci,dest=d,tar=false").unwrap(),
             Output::Oci {
                 dest: "d".into(),
-                tar: false
+                tar: false,
+                names: Vec::new()
             }
         );
         assert_eq!(

@@ -155,3 +155,51 @@ fn sha256_hex(data: &[u8]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+#[test]
+fn a_docker_archive_streams_to_stdout_with_its_names() {
+    let t = TestContext::new("FROM scratch\nCOPY a /a\n", &[("a", "a\n")]);
+    let ctx = t.context().to_string_lossy().into_owned();
+    let out = t.rbuild(&[
+        "build",
+        "--progress",
+        "plain",
+        "-o",
+        "type=docker,dest=-,name=streamed:9",
+        &ctx,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let archive = t.path("streamed.tar");
+    std::fs::write(&archive, &out.stdout).unwrap();
+    let manifest = Command::new("tar")
+        .arg("-xOf")
+        .arg(&archive)
+        .arg("manifest.json")
+        .output()
+        .unwrap();
+    assert!(
+        manifest.status.success(),
+        "stdout is the archive, nothing else"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&manifest.stdout).unwrap();
+    let tags = v[0]["RepoTags"].to_string();
+    assert!(tags.contains("streamed:9"), "{tags}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.lines().any(|l| l.starts_with("sha256:")),
+        "the digest went to stderr: {err}"
+    );
+    let two = t.rbuild(&[
+        "build",
+        "-o",
+        "type=docker,dest=-",
+        "-o",
+        "type=tar,dest=-",
+        &ctx,
+    ]);
+    assert!(String::from_utf8_lossy(&two.stderr).contains("only one --output"));
+}
