@@ -114,3 +114,45 @@ fn docker_schema_2_when_asked() {
         "application/vnd.docker.image.rootfs.diff.tar.gzip"
     );
 }
+
+#[test]
+fn a_platform_the_base_does_not_have_is_an_error() {
+    let t = TestContext::new("FROM scratch\nCOPY a /a\n", &[("a", "a\n")]);
+    t.build(&["-t", "host-only:1"]);
+    let host = format!(
+        "linux/{}",
+        if cfg!(target_arch = "aarch64") {
+            "arm64"
+        } else {
+            "amd64"
+        }
+    );
+    let other = if host.ends_with("arm64") {
+        "linux/amd64"
+    } else {
+        "linux/arm64"
+    };
+    std::fs::write(
+        t.context().join("Dockerfile"),
+        "FROM host-only:1\nCOPY a /b\n",
+    )
+    .unwrap();
+    let err = t.build_fails(&["--platform", other]);
+    assert!(err.contains("Dockerfile:1"), "{err}");
+    assert!(
+        err.contains(&format!("is {host}, not the {other}")),
+        "{err}"
+    );
+    std::fs::write(
+        t.context().join("Dockerfile"),
+        format!("FROM --platform={other} host-only:1\nCOPY a /b\n"),
+    )
+    .unwrap();
+    assert!(t.build_fails(&[]).contains("asked for with --platform"));
+    std::fs::write(
+        t.context().join("Dockerfile"),
+        "FROM host-only:1\nCOPY a /b\n",
+    )
+    .unwrap();
+    t.build(&["--platform", &host]);
+}

@@ -54,6 +54,10 @@ pub fn dispatch(
         }
         BaseRef::Image(reference) => {
             let image = resolve_image(resolver, reference, &platform, span)?;
+            let asked = graph.platforms[index].is_some() || options.platform.is_some();
+            if asked {
+                check_platform(&image, &platform, span)?;
+            }
             let mut config = image.config.clone();
             // BuildKit gives an image without PATH (`docker import` makes such images)
             // the default one.
@@ -104,6 +108,31 @@ fn resolve_image(
             reason,
             span,
         })
+}
+
+/// A base image asked for with `--platform` (or `FROM --platform`) must be of that
+/// platform: a registry or store that only has another one gives an error, never an
+/// image of the wrong architecture named as the right one.
+fn check_platform(image: &BaseImage, platform: &Platform, span: Span) -> Result<()> {
+    let config = &image.config;
+    let variant_differs = !config.variant.is_empty()
+        && !platform.variant.is_empty()
+        && config.variant != platform.variant;
+    if config.os == platform.os && config.architecture == platform.architecture && !variant_differs
+    {
+        return Ok(());
+    }
+    let mut has = format!("{}/{}", config.os, config.architecture);
+    if !config.variant.is_empty() {
+        has = format!("{has}/{}", config.variant);
+    }
+    Err(PlanError::Invalid {
+        message: format!(
+            "base image {} is {has}, not the {platform} asked for with --platform: it has no {platform} image",
+            image.reference
+        ),
+        span,
+    })
 }
 
 /// `cause`, the failure to resolve `from` as an image, with a "did you mean" hint
