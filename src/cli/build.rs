@@ -200,6 +200,11 @@ pub fn run(args: BuildArgs, root: PathBuf) -> anyhow::Result<ExitCode> {
         writeln!(stdout, "{}", result.manifest).context("writing to stdout")?;
     }
     if push {
+        if options.compression == crate::executor::CompressionKind::Zstd {
+            super::write_stderr(
+                "note: zstd layers: podman, containerd 1.5+ and Docker 23+ pull this image; Docker 20.10 cannot",
+            );
+        }
         push_tags(&options, &result.manifest, progress == ProgressMode::Quiet)?;
     }
     if let Some(cap) = cap {
