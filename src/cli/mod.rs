@@ -3,6 +3,7 @@
 //! No build logic lives here: flags become options, the library does the work, and this
 //! module renders what comes back (data on stdout, diagnostics on stderr).
 
+mod archive_cmds;
 mod build;
 mod build_options;
 mod context_arg;
@@ -54,6 +55,10 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Show an image's history, newest first (as `docker history`).
     History(history::HistoryArgs),
+    /// Write an image to a docker-archive or OCI archive file (as `docker save`).
+    Save(archive_cmds::SaveArgs),
+    /// Load images from a docker-archive or OCI archive file (as `docker load`).
+    Load(archive_cmds::LoadArgs),
     /// Show what the store holds: images, blobs, snapshots, cache, by size.
     Du(prune_cmds::DuArgs),
     /// Remove build cache and blobs no image needs.
@@ -89,30 +94,21 @@ fn store_root(root: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     .context("cannot choose a store directory (HOME is not set): pass --root or set RBUILD_ROOT")
 }
 
-const SUBCOMMANDS: [&str; 17] = [
-    "build",
-    "parse",
-    "images",
-    "tag",
-    "rmi",
-    "inspect",
-    "history",
-    "du",
-    "prune",
-    "store",
-    "pull",
-    "push",
-    "login",
-    "logout",
-    "completion",
-    "man",
-    "help",
-];
+/// The subcommands' names, as clap knows them (and `help`).
+fn subcommands() -> Vec<String> {
+    use clap::CommandFactory;
+    let mut names: Vec<String> = Args::command()
+        .get_subcommands()
+        .map(|c| c.get_name().to_owned())
+        .collect();
+    names.push("help".to_owned());
+    names
+}
 
 /// Commands of `docker` and `podman` that rbuild does not have: a word that names one
 /// is a mistaken command, not a build context.
-const FOREIGN_COMMANDS: [&str; 11] = [
-    "save", "load", "run", "version", "info", "ps", "exec", "rm", "commit", "export", "import",
+const FOREIGN_COMMANDS: [&str; 9] = [
+    "run", "version", "info", "ps", "exec", "rm", "commit", "export", "import",
 ];
 
 /// `rbuild -t app:1 .` means `rbuild build -t app:1 .`: inserts `build` before the
@@ -131,7 +127,7 @@ fn with_default_subcommand(mut argv: Vec<OsString>) -> Result<Vec<OsString>, Str
             i += 1;
             continue;
         }
-        let keep = SUBCOMMANDS.contains(&arg.as_str())
+        let keep = subcommands().contains(&arg)
             || matches!(arg.as_str(), "-h" | "--help" | "-V" | "--version");
         if !keep {
             if let Some(message) = unknown_command(&arg) {
@@ -151,9 +147,10 @@ fn unknown_command(word: &str) -> Option<String> {
         return None;
     }
     // Short names (`du`, `tag`) are one or two edits from too many words to guess.
-    let long_names: Vec<&str> = SUBCOMMANDS
+    let all = subcommands();
+    let long_names: Vec<&str> = all
         .iter()
-        .copied()
+        .map(String::as_str)
         .filter(|c| c.len() > 3 && *c != "help")
         .collect();
     match crate::parser::instructions::values::closest(word, &long_names) {
@@ -183,6 +180,8 @@ pub fn run() -> ExitCode {
         Command::Rmi(a) => store_root(root).and_then(|r| store_cmds::run_rmi(&r, &a)),
         Command::Inspect(a) => store_root(root).and_then(|r| inspect::run_inspect(&r, &a)),
         Command::History(a) => store_root(root).and_then(|r| history::run_history(&r, &a)),
+        Command::Save(a) => store_root(root).and_then(|r| archive_cmds::run_save(&r, &a)),
+        Command::Load(a) => store_root(root).and_then(|r| archive_cmds::run_load(&r, &a)),
         Command::Du(a) => store_root(root).and_then(|r| prune_cmds::run_du(&r, &a)),
         Command::Prune(a) => store_root(root).and_then(|r| prune_cmds::run_prune(&r, &a)),
         Command::Store(a) => store_root(root).and_then(|r| store_check::run(&r, &a)),
@@ -244,7 +243,7 @@ mod tests {
             argv(&["imags"]).unwrap_err(),
             "unknown command 'imags': did you mean 'images'?"
         );
-        assert!(argv(&["save", "app:1"]).unwrap_err().contains("'save'"));
+        assert!(argv(&["run", "app:1"]).unwrap_err().contains("'run'"));
         assert_eq!(argv(&["history", "app:1"]).unwrap()[1], "history");
         assert!(argv(&["--root", "/s", "pusj"])
             .unwrap_err()

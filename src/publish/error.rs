@@ -41,6 +41,9 @@ pub enum Error {
         media_type: String,
         format: Format,
     },
+    /// An archive to load is malformed (names the archive and what is wrong).
+    #[error("{what}: {reason}")]
+    Invalid { what: String, reason: String },
     /// A blob in the store does not have the size its descriptor says.
     #[error("blob {digest} has {actual} bytes in the store, its descriptor says {expected}")]
     BlobSize {

@@ -9,6 +9,7 @@
 mod assemble;
 mod error;
 pub mod export;
+pub mod import;
 
 pub use assemble::{assemble, read_config, read_manifest, ManifestRef};
 pub use error::{Error, Result};

@@ -149,7 +149,7 @@ fn unknown_commands_are_named_not_built() {
     let t = TestContext::new("FROM scratch\n", &[]);
     for (word, needle) in [
         ("imags", "did you mean 'images'?"),
-        ("save", "unknown command 'save'"),
+        ("run", "unknown command 'run'"),
     ] {
         let out = t.rbuild(&[word, "x"]);
         let err = String::from_utf8_lossy(&out.stderr);
