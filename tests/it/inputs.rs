@@ -224,7 +224,8 @@ fn git_daemon(base: &Path) -> GitDaemon {
         .stderr(Stdio::null())
         .spawn()
         .expect("git daemon");
-    for _ in 0..100 {
+    // Up to 30 s: a loaded CI runner can be slow to start it.
+    for _ in 0..600 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
             break;
         }
