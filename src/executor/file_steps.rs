@@ -33,11 +33,11 @@ pub fn fs_step(
 }
 
 fn copy_step(env: &StageEnv<'_>, op: &CopyOp, root: &Path) -> Result<(), ExecError> {
-    let owner = match &op.chown {
+    let owner = match &op.options.chown {
         Some(spec) => Some(owner_in(root, spec)?),
         None => None,
     };
-    let mode = match &op.chmod {
+    let mode = match &op.options.chmod {
         Some(m) => {
             Some(u32::from_str_radix(m, 8).map_err(|_| ExecError::BadChmod { value: m.clone() })?)
         }

@@ -169,14 +169,14 @@ fn copy_inputs<S: KeySources>(
         &copy.sources,
         &copy.contents,
         &copy.dest,
-        &copy.chown,
-        &copy.chmod,
-        copy.link,
-        copy.parents,
-        &copy.exclude,
-        &copy.checksum,
-        copy.keep_git_dir,
-        copy.unpack,
+        &copy.options.chown,
+        &copy.options.chmod,
+        copy.options.link,
+        copy.options.parents,
+        &copy.options.exclude,
+        &copy.options.checksum,
+        copy.options.keep_git_dir,
+        copy.options.unpack,
     );
     b.input("instruction", &format!("{what} {flags:?}"));
     b.input("user", &step.state.user);
@@ -192,7 +192,7 @@ fn copy_inputs<S: KeySources>(
             b.input("source:--from", &identity);
         }
     }
-    if copy.is_add && copy.checksum.is_none() {
+    if copy.is_add && copy.options.checksum.is_none() {
         for url in copy.sources.iter().filter(|s| is_url(s)) {
             b.input(&format!("url:{url}"), &sources.url_identity(url)?);
         }

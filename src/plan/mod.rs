@@ -24,7 +24,7 @@ pub use platform::{Platform, PlatformError};
 use crate::digest::Digest;
 use crate::image::{History, ImageConfig};
 use crate::parser::instructions::values::Mount as MountSpec;
-use crate::parser::instructions::{Dockerfile, InlineFile, SourceContent};
+use crate::parser::instructions::{CopyOptions, Dockerfile, InlineFile, SourceContent};
 use crate::parser::Span;
 
 /// What the caller decides about a build.
@@ -97,14 +97,8 @@ pub struct CopyOp {
     /// The destination, expanded and made absolute against the working directory; a
     /// trailing `/` is kept (it means "into this directory").
     pub dest: String,
-    pub chown: Option<String>,
-    pub chmod: Option<String>,
-    pub link: bool,
-    pub parents: bool,
-    pub exclude: Vec<String>,
-    pub checksum: Option<String>,
-    pub keep_git_dir: bool,
-    pub unpack: Option<bool>,
+    /// The flags, expanded (`--chown`, `--chmod`, `--exclude`, `--checksum`).
+    pub options: CopyOptions,
 }
 
 /// A `RUN`, expanded as far as BuildKit expands it.

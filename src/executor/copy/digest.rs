@@ -120,7 +120,10 @@ mod tests {
         let index = ContextIndex::new(&BuildContext::new(root).with_filter(filter)).unwrap();
         let op = CopyOp {
             sources: vec!["src".to_owned(), "*.log".to_owned()],
-            exclude: vec!["**/*.tmp".to_owned()],
+            options: crate::parser::instructions::CopyOptions {
+                exclude: vec!["**/*.tmp".to_owned()],
+                ..Default::default()
+            },
             dest: "/app/".to_owned(),
             ..CopyOp::default()
         };

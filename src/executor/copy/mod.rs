@@ -36,7 +36,7 @@ pub struct CopyRequest<'a> {
 impl CopyRequest<'_> {
     /// `ADD`: local tar archives are extracted (unless `--unpack=false`).
     fn extract_archives(&self) -> bool {
-        self.op.is_add && self.op.unpack != Some(false)
+        self.op.is_add && self.op.options.unpack != Some(false)
     }
 
     /// `ADD`: URL sources are downloaded (COPY refuses them at parse time).
@@ -63,10 +63,11 @@ struct Selection<'r> {
 
 /// The `--exclude` filter of `req`, which also checks for cancellation on each entry.
 fn keeper<'r>(req: &'r CopyRequest<'r>) -> Result<impl Fn(&str) -> Result<bool> + 'r> {
-    let exclude = IgnoreMatcher::new(&req.op.exclude).map_err(|e| ExecError::BadPattern {
-        pattern: req.op.exclude.join(","),
-        reason: e.to_string(),
-    })?;
+    let exclude =
+        IgnoreMatcher::new(&req.op.options.exclude).map_err(|e| ExecError::BadPattern {
+            pattern: req.op.options.exclude.join(","),
+            reason: e.to_string(),
+        })?;
     Ok(move |rel: &str| -> Result<bool> {
         if req
             .cancel
@@ -78,7 +79,7 @@ fn keeper<'r>(req: &'r CopyRequest<'r>) -> Result<impl Fn(&str) -> Result<bool> 
             return Ok(true);
         }
         let excluded = exclude.matches(rel).map_err(|e| ExecError::BadPattern {
-            pattern: req.op.exclude.join(","),
+            pattern: req.op.options.exclude.join(","),
             reason: e.to_string(),
         })?;
         Ok(!excluded)
@@ -177,7 +178,7 @@ fn copy_selected(
     let owner = req.attrs.owner.unwrap_or((0, 0));
     let dest_path = req.op.dest.trim_end_matches('/');
     if node.meta.is_dir() {
-        let target = if req.op.parents && !rel.is_empty() {
+        let target = if req.op.options.parents && !rel.is_empty() {
             format!("{dest_path}/{rel}")
         } else {
             dest_path.to_owned()
@@ -193,7 +194,7 @@ fn copy_selected(
         }
     }
     let target = if dest_is_dir {
-        let tail = if req.op.parents {
+        let tail = if req.op.options.parents {
             rel.clone()
         } else {
             basename(rel).to_owned()
@@ -210,7 +211,7 @@ fn copy_selected(
 fn download(req: &CopyRequest<'_>, url: &str, root: &Path) -> Result<()> {
     let owner = req.attrs.owner.unwrap_or((0, 0));
     let tmp = root.parent().unwrap_or(root);
-    let fetched = fetch::fetch(url, req.op.checksum.as_deref(), tmp)?;
+    let fetched = fetch::fetch(url, req.op.options.checksum.as_deref(), tmp)?;
     let target = fetch::target_for(&req.op.dest, &fetched.name);
     let host = place(root, &target.to_string_lossy(), owner)?;
     let mut data = std::fs::File::open(fetched.file.path())
@@ -286,7 +287,10 @@ mod tests {
         let op = CopyOp {
             sources: sources.iter().map(|s| s.to_string()).collect(),
             dest: dest.to_owned(),
-            parents,
+            options: crate::parser::instructions::CopyOptions {
+                parents,
+                ..Default::default()
+            },
             ..CopyOp::default()
         };
         let req = CopyRequest {

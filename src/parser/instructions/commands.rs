@@ -66,6 +66,15 @@ pub struct CopySpec {
     pub dest: String,
     /// `--from` (COPY only): a stage name, index or image.
     pub from: Option<String>,
+    /// The other flags, as written.
+    #[serde(flatten)]
+    pub options: CopyOptions,
+}
+
+/// The flags of `COPY`/`ADD` besides `--from`: as written in a [`CopySpec`], expanded in
+/// the plan's `CopyOp` (one description of COPY for both).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CopyOptions {
     pub chown: Option<String>,
     pub chmod: Option<String>,
     pub link: bool,

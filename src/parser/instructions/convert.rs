@@ -2,8 +2,8 @@
 //! argument counts, flags, heredoc sources, ONBUILD triggers, HEALTHCHECK options.
 
 use super::commands::{
-    ArgDef, CommandLine, CopySpec, From, HealthSpec, InlineFile, Instruction, KeyValue, RunSpec,
-    SourceContent,
+    ArgDef, CommandLine, CopyOptions, CopySpec, From, HealthSpec, InlineFile, Instruction,
+    KeyValue, RunSpec, SourceContent,
 };
 use super::error::InstructionError as E;
 use super::flags::{FlagKind, Flags};
@@ -186,14 +186,16 @@ fn parse_copy(node: &Node, keyword: &'static str) -> Result<CopySpec, E> {
         contents: Vec::new(),
         dest: dest.clone(),
         from: flags.opt_string("from"),
-        chown: flags.opt_string("chown"),
-        chmod: flags.opt_string("chmod"),
-        link: flags.bool("link"),
-        parents: flags.bool("parents"),
-        exclude: flags.strings("exclude"),
-        checksum: flags.opt_string("checksum"),
-        keep_git_dir: flags.bool("keep-git-dir"),
-        unpack: flags.is_used("unpack").then(|| flags.bool("unpack")),
+        options: CopyOptions {
+            chown: flags.opt_string("chown"),
+            chmod: flags.opt_string("chmod"),
+            link: flags.bool("link"),
+            parents: flags.bool("parents"),
+            exclude: flags.strings("exclude"),
+            checksum: flags.opt_string("checksum"),
+            keep_git_dir: flags.bool("keep-git-dir"),
+            unpack: flags.is_used("unpack").then(|| flags.bool("unpack")),
+        },
     };
     for src in sources {
         match parse_heredoc(src) {

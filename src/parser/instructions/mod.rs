@@ -12,8 +12,8 @@ mod flags;
 pub mod values;
 
 pub use commands::{
-    ArgDef, Command, CommandLine, CopySpec, From, HealthSpec, InlineFile, Instruction, KeyValue,
-    RunSpec, SourceContent,
+    ArgDef, Command, CommandLine, CopyOptions, CopySpec, From, HealthSpec, InlineFile, Instruction,
+    KeyValue, RunSpec, SourceContent,
 };
 pub use convert::{doc_comment, json_args, parse_instruction, Parsed};
 pub use error::{DockerfileError, DockerfileErrorKind, InstructionError};

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use super::{no_stage_hint, resolve_image, Dispatcher};
 use crate::parser::heredoc::{chomp_tabs, parse_heredoc};
 use crate::parser::instructions::values::{self, MountType};
-use crate::parser::instructions::{CommandLine, CopySpec, RunSpec};
+use crate::parser::instructions::{CommandLine, CopyOptions, CopySpec, RunSpec};
 use crate::parser::shell::Lex;
 use crate::parser::Span;
 use crate::plan::error::{PlanError, Result};
@@ -94,18 +94,18 @@ impl Dispatcher<'_> {
         let op = CopyOp {
             is_add,
             source: self.source(spec.from.as_deref(), span)?,
-            chown: opt(&spec.chown, "--chown")?,
-            chmod: opt(&spec.chmod, "--chmod")?,
-            exclude: spec
-                .exclude
-                .iter()
-                .map(|e| self.expand(e, span, "--exclude"))
-                .collect::<Result<_>>()?,
-            checksum: opt(&spec.checksum, "--checksum")?,
-            link: spec.link,
-            parents: spec.parents,
-            keep_git_dir: spec.keep_git_dir,
-            unpack: spec.unpack,
+            options: CopyOptions {
+                chown: opt(&spec.options.chown, "--chown")?,
+                chmod: opt(&spec.options.chmod, "--chmod")?,
+                exclude: spec
+                    .options
+                    .exclude
+                    .iter()
+                    .map(|e| self.expand(e, span, "--exclude"))
+                    .collect::<Result<_>>()?,
+                checksum: opt(&spec.options.checksum, "--checksum")?,
+                ..spec.options.clone()
+            },
             sources,
             contents,
             dest,
