@@ -7,8 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 
+use super::context_arg::{spool_stdin, unpack};
 use super::store_cmds::{open, resolve};
-use crate::executor::copy::archive;
 use crate::publish::export::{export_docker, export_oci_tar};
 use crate::publish::import::import_dir;
 use crate::store::ImageName;
@@ -94,30 +94,20 @@ pub fn run_load(root: &Path, args: &LoadArgs) -> anyhow::Result<ExitCode> {
     let file = match &args.input {
         Some(path) => path.clone(),
         None => {
-            let mut tmp = tempfile::NamedTempFile::new_in(store.work_dir())
-                .context("cannot create a file in the store's work directory")?;
-            std::io::copy(&mut std::io::stdin().lock(), &mut tmp)
-                .context("cannot read the archive from standard input")?;
-            spooled = tmp;
+            spooled = spool_stdin(&store)?;
             spooled.path().to_owned()
         }
     };
-    let open_file =
-        || std::fs::File::open(&file).map_err(crate::executor::ExecError::fs("cannot open", &file));
-    let Some(kind) = archive::detect(&open_file, &file)? else {
+    // Removed with the store's work directory when the command ends.
+    let dir = store.temp_path("load");
+    if unpack(&file, &dir)?.is_none() {
         bail!(
             "{} is not a tar archive (plain, gzip, bzip2, xz or zstd)",
             file.display()
         );
-    };
-    let dir = tempfile::Builder::new()
-        .prefix("load-")
-        .tempdir_in(store.work_dir())
-        .context("cannot create a directory in the store's work directory")?;
-    archive::extract(&open_file, &file, kind, dir.path())
-        .with_context(|| format!("cannot unpack {}", file.display()))?;
-    let loaded = import_dir(&store, dir.path())
-        .with_context(|| format!("cannot load {}", file.display()))?;
+    }
+    let loaded =
+        import_dir(&store, &dir).with_context(|| format!("cannot load {}", file.display()))?;
     let mut text = String::new();
     for image in &loaded {
         if image.names.is_empty() {

@@ -123,14 +123,15 @@ fn fetch_context(
 
 /// Extracts `file` into `dest` when it is a tar archive (plain or compressed);
 /// `None` when it is not one (then it is a Dockerfile).
-fn unpack(file: &Path, dest: &Path) -> anyhow::Result<Option<PathBuf>> {
+pub(super) fn unpack(file: &Path, dest: &Path) -> anyhow::Result<Option<PathBuf>> {
     let open =
         || std::fs::File::open(file).map_err(crate::executor::ExecError::fs("cannot open", file));
     let Some(kind) = archive::detect(&open, file)? else {
         return Ok(None);
     };
     std::fs::create_dir(dest).with_context(|| format!("cannot create {}", dest.display()))?;
-    archive::extract(&open, file, kind, dest).context("cannot extract the context archive")?;
+    archive::extract(&open, file, kind, dest)
+        .with_context(|| format!("cannot extract {}", file.display()))?;
     Ok(Some(dest.to_owned()))
 }
 
@@ -160,11 +161,10 @@ fn dockerfile_only(
 
 /// Standard input in a temporary file of the work directory (read once; the archive
 /// check and the extraction read the file).
-fn spool_stdin(work: &Store) -> anyhow::Result<tempfile::NamedTempFile> {
+pub(super) fn spool_stdin(work: &Store) -> anyhow::Result<tempfile::NamedTempFile> {
     let mut file = tempfile::NamedTempFile::new_in(work.work_dir())
         .context("cannot create a file in the store's work directory")?;
-    std::io::copy(&mut std::io::stdin().lock(), &mut file)
-        .context("cannot read the context from standard input")?;
+    std::io::copy(&mut std::io::stdin().lock(), &mut file).context("cannot read standard input")?;
     Ok(file)
 }
 

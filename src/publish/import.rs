@@ -12,7 +12,7 @@
 //! The caller holds the store's shared gc lock until the images are named.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 
 use serde_json::Value;
@@ -214,19 +214,32 @@ fn import_docker(store: &Store, dir: &Path) -> Result<Vec<Loaded>> {
 /// One layer file of a docker archive: stored as it is (plain or gzip, as `docker
 /// save` writes either), its diff ID checked against the config's.
 fn docker_layer(store: &Store, dir: &Path, rel: &str, diff_id: &str) -> Result<Value> {
-    let gzip = {
-        let mut head = [0u8; 2];
-        let n = open_in(dir, rel)?.read(&mut head).unwrap_or(0);
-        n == 2 && head == [0x1f, 0x8b]
+    let fail = |e: std::io::Error| invalid(dir, &format!("cannot copy {rel}: {e}"));
+    let mut input = BufReader::new(open_in(dir, rel)?);
+    let gzip = input.fill_buf().map_err(fail)?.starts_with(&[0x1f, 0x8b]);
+    let mut writer = store.blob_writer()?;
+    // One pass over the file: what the reader takes goes into the blob as it is read.
+    let mut tee = Tee {
+        inner: input,
+        copy: &mut writer,
     };
-    let (digest, size) = store_file(store, dir, rel, None)?;
     let actual = if gzip {
-        let file = open_in(dir, rel)?;
-        uncompressed_digest(flate2::read::MultiGzDecoder::new(BufReader::new(file)))
-            .map_err(|e| invalid(dir, &format!("{rel}: {e}")))?
+        let mut hasher = Hasher::new(std::io::sink());
+        std::io::copy(
+            &mut flate2::read::MultiGzDecoder::new(&mut tee),
+            &mut hasher,
+        )
+        .map_err(fail)?;
+        // Whatever follows the last gzip member is part of the blob too.
+        std::io::copy(&mut tee, &mut std::io::sink()).map_err(fail)?;
+        Some(hasher.finish().0)
     } else {
-        digest
+        std::io::copy(&mut tee, &mut std::io::sink()).map_err(fail)?;
+        None
     };
+    let (digest, size) = writer.commit(None)?;
+    // A plain layer's diff ID is its digest.
+    let actual = actual.unwrap_or(digest);
     if actual.to_string() != diff_id {
         return Err(invalid(
             dir,
@@ -241,10 +254,18 @@ fn docker_layer(store: &Store, dir: &Path, rel: &str, diff_id: &str) -> Result<V
     Ok(serde_json::json!({"mediaType": media_type, "digest": digest.to_string(), "size": size}))
 }
 
-fn uncompressed_digest(mut reader: impl Read) -> std::io::Result<Digest> {
-    let mut hasher = Hasher::new(std::io::sink());
-    std::io::copy(&mut reader, &mut hasher)?;
-    Ok(hasher.finish().0)
+/// A reader that writes what it reads into `copy`.
+struct Tee<'a, R, W> {
+    inner: R,
+    copy: &'a mut W,
+}
+
+impl<R: Read, W: Write> Read for Tee<'_, R, W> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.copy.write_all(&buf[..n])?;
+        Ok(n)
+    }
 }
 
 /// Gives each loaded image its names (a name another image had moves to this one).
