@@ -15,8 +15,9 @@
 //! Support files: [`error`] (the one error type), `golang` (the Go standard-library
 //! behaviours these parsers depend on: `strconv`, `%q`, `path.Clean`), `csv` (BuildKit's
 //! single-line CSV reader), `size` (tmpfs sizes, `--keep-storage`), `suggest` (the "did you mean"
-//! hint), `mount_type` (the words of `--mount`, shared with [`error`]) and `giturl` (the
-//! subset of Go's `net/url` that git references need).
+//! hint), `mount_type` (the words of `--mount`, shared with [`error`]), `giturl` (the
+//! subset of Go's `net/url` that git references need) and `redact` (credentials masked in
+//! URLs before they are shown or kept: [`redact_url_credentials`]).
 //!
 //! Not owned here: variable expansion (callers pass expanded text), flag splitting, and
 //! anything that needs the filesystem or the build state.
@@ -36,6 +37,7 @@ pub mod mount;
 mod mount_defaults;
 mod mount_type;
 pub mod network;
+mod redact;
 pub mod security;
 mod size;
 mod suggest;
@@ -49,6 +51,7 @@ pub use golang::clean_path;
 pub use mount::{parse_mount, Mount};
 pub use mount_type::{MountType, Sharing};
 pub use network::Network;
+pub use redact::redact_url_credentials;
 pub use security::Security;
 pub use size::ram_in_bytes;
 pub(crate) use suggest::closest;
