@@ -10,6 +10,7 @@ use anyhow::{bail, Context};
 
 use crate::context::source::{git, ContextArg};
 use crate::executor::copy::{archive, fetch};
+use crate::parser::instructions::values::redact_url_credentials;
 use crate::store::Store;
 
 /// The names a Dockerfile is looked up by, in order, when `-f` does not name one:
@@ -94,8 +95,12 @@ fn fetch_context(
 ) -> anyhow::Result<(PathBuf, PathBuf)> {
     let dest = work.temp_path("context");
     let context = match arg {
-        ContextArg::Git(url) => git::fetch(url, &dest, request.keep_git_dir)
-            .with_context(|| format!("cannot fetch the git context {}", request.context))?,
+        ContextArg::Git(url) => {
+            git::fetch(url, &dest, request.keep_git_dir).with_context(|| {
+                let shown = redact_url_credentials(request.context);
+                format!("cannot fetch the git context {shown}")
+            })?
+        }
         ContextArg::Url(url) => {
             let download = fetch::fetch(url, None, work.work_dir())
                 .with_context(|| format!("cannot download the context {url}"))?;

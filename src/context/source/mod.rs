@@ -6,7 +6,8 @@
 //! - A git URL as BuildKit reads one (`git://…`, `git@host:org/repo.git`, `ssh://…`,
 //!   `github.com/org/repo`, or an `http(s)://` URL whose path ends in `.git`; `#REF:SUBDIR`
 //!   and the `?ref=&subdir=&keep-git-dir=&submodules=&checksum=` query: the parser's
-//!   [`parse_git_ref`]): cloned with the `git` program ([`git`]).
+//!   [`parse_git_ref`]): cloned with the `git` program ([`git`], which also fetches
+//!   ADD's git sources for the executor).
 //! - Any other `http(s)://` URL: a tarball (or a lone Dockerfile) to download.
 //! - Anything else: a local directory.
 //!

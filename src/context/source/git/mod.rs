@@ -1,23 +1,34 @@
-//! A git context, fetched with the `git` program as the docker CLI and BuildKit do:
-//! a shallow fetch of the one reference (a full fetch when the remote refuses a
-//! shallow one, e.g. for a commit it does not advertise), a checkout, the submodules,
-//! then the subdirectory chosen by `#REF:SUBDIR`.
+//! Git repositories fetched with the `git` program, as BuildKit's git source fetches
+//! them: for a git build context ([`fetch`]) and for `ADD <git URL>` (the executor
+//! resolves the ref with [`resolve`] to key the step, then calls [`checkout()`]).
 //!
-//! The `.git` directory is removed unless asked to keep it (BuildKit's
-//! `BUILDKIT_CONTEXT_KEEP_GIT_DIR`), so the context is the tree and nothing else.
-//! git never prompts (`GIT_TERMINAL_PROMPT=0`: a CI job must fail, not hang) and never
-//! runs the `ext::` transport, whatever the repository's submodules ask for.
+//! - [`remote`]: the ref resolved to a commit with `git ls-remote`, nothing cloned.
+//! - `checkout`: that commit fetched shallowly into a new directory, submodules, the
+//!   `.git` directory removed unless asked to keep it (`?keep-git-dir`,
+//!   `--keep-git-dir`, BuildKit's `BUILDKIT_CONTEXT_KEEP_GIT_DIR`), the subdirectory
+//!   chosen by `#REF:SUBDIR`; nothing is written outside that directory, and git's own
+//!   checkout never writes through a symlink of the repository.
+//! - `command`: how git is run (no prompts, no `ext::` transport, credentials masked in
+//!   errors).
+
+mod checkout;
+mod command;
+pub mod remote;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use crate::parser::instructions::values::{GitMtime, GitRef};
+pub use checkout::checkout;
+pub use remote::{is_commit_id, resolve, Resolved};
 
-/// Why a git context could not be fetched.
+use crate::fs_error::FsError;
+use crate::parser::instructions::values::GitRef;
+
+/// Why a git repository could not be resolved or fetched. Remotes are named with their
+/// credentials masked.
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
     /// The `git` program could not be started.
-    #[error("a git context needs the `git` program, which could not be run (install git)")]
+    #[error("git URLs need the `git` program, which could not be run (install git)")]
     NoGit(#[source] std::io::Error),
     /// A git command failed.
     #[error("`git {args}` failed for {remote}: {stderr}")]
@@ -29,23 +40,46 @@ pub enum GitError {
         /// What git said (its last lines).
         stderr: String,
     },
-    /// The checkout is not the commit `?checksum=` names.
-    #[error("{remote}: checked out commit {actual}, but the URL asks for {expected}")]
-    Checksum {
+    /// The remote has no such branch, tag or ref.
+    #[error("{remote} has no branch, tag or other ref named {reference:?}")]
+    NoRef {
         /// The repository.
+        remote: String,
+        /// The ref asked for.
+        reference: String,
+    },
+    /// The commit the ref resolves to is not the one `--checksum`/`?checksum=` names.
+    #[error("{remote} is at commit {actual}, but the checksum asks for {expected}")]
+    Checksum {
+        /// The repository and ref.
         remote: String,
         /// The commit (or prefix) asked for.
         expected: String,
-        /// What was checked out.
+        /// The commit the ref resolves to.
         actual: String,
     },
-    /// An option of the URL that a context cannot honour.
-    #[error("{remote}: {option} is not supported for build contexts")]
-    Unsupported {
+    /// A checksum that is not a hex commit id.
+    #[error("invalid checksum {checksum:?} for {remote}: expected a hex commit hash")]
+    BadChecksum {
         /// The repository.
         remote: String,
-        /// The option.
-        option: String,
+        /// The checksum given.
+        checksum: String,
+    },
+    /// `?fetch-by-commit` without the full commit id to fetch.
+    #[error("{remote}: fetch-by-commit needs the full commit id as checksum (?checksum=<40 hex digits>)")]
+    FetchByCommit {
+        /// The repository.
+        remote: String,
+    },
+    /// The resolved commit could not be fetched (the ref moved, and the server serves
+    /// only what it advertises).
+    #[error("{remote}: commit {commit} cannot be fetched (the ref moved and the server does not serve the old commit)")]
+    CommitNotFound {
+        /// The repository.
+        remote: String,
+        /// The commit.
+        commit: String,
     },
     /// The `:SUBDIR` of the URL is not a directory of the checkout.
     #[error("{remote}: `{subdir}` is not a directory of the repository")]
@@ -55,135 +89,45 @@ pub enum GitError {
         /// The subdirectory asked for.
         subdir: String,
     },
+    /// A filesystem operation on the checkout failed.
+    #[error("{op} `{}`", path.display())]
+    Fs {
+        /// What was done.
+        op: &'static str,
+        /// On what.
+        path: PathBuf,
+        /// Why it failed.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
-/// Fetches `url` into `dest` (a directory to create) and returns the context
-/// directory: `dest` or its `SUBDIR`. `keep_git_dir` is the default when the URL does
-/// not say (`?keep-git-dir=`).
+impl FsError for GitError {
+    fn from_io(op: &'static str, path: PathBuf, source: std::io::Error) -> Self {
+        GitError::Fs { op, path, source }
+    }
+}
+
+/// Fetches the git context `url` into `dest` (a directory to create) and returns the
+/// context directory: `dest` or its `SUBDIR`. `keep_git_dir` is the default when the
+/// URL does not say (`?keep-git-dir=`).
 pub fn fetch(url: &GitRef, dest: &Path, keep_git_dir: bool) -> Result<PathBuf, GitError> {
-    if url.mtime == Some(GitMtime::Commit) {
-        return Err(GitError::Unsupported {
-            remote: url.remote.clone(),
-            option: "?mtime=commit".into(),
-        });
-    }
-    let git = Git { url, dir: dest };
-    git.run(&["init", "-q", &path_arg(dest)], false)?;
-    git.run(&["remote", "add", "origin", &url.remote], true)?;
-    let reference = url.reference.as_deref().unwrap_or("HEAD");
-    let shallow = git.run(
-        &["fetch", "-q", "--depth", "1", "origin", "--", reference],
-        true,
-    );
-    if shallow.is_err() {
-        // A commit id the server does not serve shallowly: fetch everything.
-        git.run(&["fetch", "-q", "--tags", "origin"], true)?;
-        git.run(&["checkout", "-q", reference], true)?;
-    } else {
-        git.run(&["checkout", "-q", "FETCH_HEAD"], true)?;
-    }
-    if url.submodules != Some(false) {
-        let update = ["submodule", "update", "-q", "--init", "--recursive"];
-        git.run(&[&update[..], &["--depth", "1"]].concat(), true)?;
-    }
-    if let Some(expected) = &url.checksum {
-        git.check_commit(expected)?;
-    }
-    if !url.keep_git_dir.unwrap_or(keep_git_dir) {
-        let dot_git = dest.join(".git");
-        // A checkout without its metadata is what BuildKit hands on; nothing in the
-        // tree can depend on `.git` being there.
-        let _ = std::fs::remove_dir_all(&dot_git);
-    }
-    subdir(url, dest)
-}
-
-/// `dest/SUBDIR`, which must be a directory inside `dest` (a symlink in the
-/// repository may not lead out of it).
-fn subdir(url: &GitRef, dest: &Path) -> Result<PathBuf, GitError> {
-    let Some(sub) = &url.subdir else {
-        return Ok(dest.to_owned());
-    };
-    let not_found = || GitError::NoSubdir {
-        remote: url.remote.clone(),
-        subdir: sub.clone(),
-    };
-    let root = dest.canonicalize().map_err(|_| not_found())?;
-    let dir = root
-        .join(sub.trim_start_matches('/'))
-        .canonicalize()
-        .map_err(|_| not_found())?;
-    if !dir.starts_with(&root) || !dir.is_dir() {
-        return Err(not_found());
-    }
-    Ok(dir)
-}
-
-fn path_arg(path: &Path) -> String {
-    path.to_string_lossy().into_owned()
-}
-
-/// Runs git commands for one fetch.
-struct Git<'a> {
-    url: &'a GitRef,
-    dir: &'a Path,
-}
-
-impl Git<'_> {
-    /// Fails unless the checked-out commit starts with `expected`.
-    fn check_commit(&self, expected: &str) -> Result<(), GitError> {
-        let actual = self.output(&["rev-parse", "HEAD"], true)?;
-        let actual = actual.trim().to_owned();
-        if actual.starts_with(expected) {
-            return Ok(());
-        }
-        Err(GitError::Checksum {
-            remote: self.url.remote.clone(),
-            expected: expected.to_owned(),
-            actual,
-        })
-    }
-
-    /// Runs `git ARGS` (in the checkout when `inside`), failing with git's own words.
-    fn run(&self, args: &[&str], inside: bool) -> Result<(), GitError> {
-        self.output(args, inside).map(drop)
-    }
-
-    /// Runs `git ARGS` and returns its standard output.
-    fn output(&self, args: &[&str], inside: bool) -> Result<String, GitError> {
-        let mut cmd = Command::new("git");
-        if inside {
-            cmd.arg("-C").arg(self.dir);
-        }
-        let out = cmd
-            .args([
-                "-c",
-                "protocol.ext.allow=never",
-                "-c",
-                "advice.detachedHead=false",
-            ])
-            .args(args)
-            .env("GIT_TERMINAL_PROMPT", "0")
-            .env_remove("GIT_DIR")
-            .env_remove("GIT_WORK_TREE")
-            .output()
-            .map_err(GitError::NoGit)?;
-        if out.status.success() {
-            return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
-        }
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let tail: Vec<&str> = stderr.trim().lines().rev().take(3).collect();
-        Err(GitError::Command {
-            args: args.join(" "),
-            remote: self.url.remote.clone(),
-            stderr: tail.into_iter().rev().collect::<Vec<_>>().join("; "),
-        })
-    }
+    let mut url = url.clone();
+    url.keep_git_dir = Some(url.keep_git_dir.unwrap_or(keep_git_dir));
+    let pin = resolve(&url)?;
+    checkout(&url, &pin, dest)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::MetadataExt;
+    use std::process::Command;
+
     use super::*;
+    use crate::parser::instructions::values::GitMtime;
+
+    /// The committer time of every test commit.
+    const COMMIT_TIME: i64 = 981_173_106;
 
     fn sh(dir: &Path, script: &str) {
         let ok = Command::new("sh")
@@ -194,6 +138,7 @@ mod tests {
             .env("GIT_AUTHOR_EMAIL", "t@t")
             .env("GIT_COMMITTER_NAME", "t")
             .env("GIT_COMMITTER_EMAIL", "t@t")
+            .env("GIT_COMMITTER_DATE", format!("@{COMMIT_TIME} +0000"))
             .status()
             .unwrap();
         assert!(ok.success(), "{script}");
@@ -266,5 +211,47 @@ mod tests {
         wrong.checksum = Some("0000000".into());
         let err = fetch(&wrong, &t.path().join("c4"), false).unwrap_err();
         assert!(matches!(err, GitError::Checksum { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_moved_ref_still_gets_the_commit_it_resolved_to() {
+        let Some(t) = repo() else { return };
+        let main = url(t.path(), "#main");
+        let pin = resolve(&main).unwrap();
+        assert_eq!(pin.ref_name.as_deref(), Some("refs/heads/main"));
+        sh(
+            t.path(),
+            "cd work && echo 3 > docs/a && git commit -qam three && git push -q ../repo.git main",
+        );
+        assert_ne!(resolve(&main).unwrap().commit, pin.commit);
+        let dir = checkout(&main, &pin, &t.path().join("c")).unwrap();
+        assert_eq!(std::fs::read_to_string(dir.join("docs/a")).unwrap(), "2\n");
+    }
+
+    #[test]
+    fn commit_times_and_a_kept_git_dir_at_its_ref() {
+        let Some(t) = repo() else { return };
+        let mut v1 = url(t.path(), "#v1");
+        v1.mtime = Some(GitMtime::Commit);
+        v1.keep_git_dir = Some(true);
+        let pin = resolve(&v1).unwrap();
+        let dir = checkout(&v1, &pin, &t.path().join("c")).unwrap();
+        for rel in ["docs/a", "docs", ".git/HEAD", ""] {
+            let meta = std::fs::symlink_metadata(dir.join(rel)).unwrap();
+            assert_eq!(meta.mtime(), COMMIT_TIME, "{rel}");
+        }
+        let head = Command::new("git")
+            .args([
+                "-C",
+                &dir.to_string_lossy(),
+                "rev-parse",
+                "HEAD",
+                "refs/tags/v1",
+            ])
+            .output()
+            .unwrap();
+        let head = String::from_utf8_lossy(&head.stdout);
+        assert_eq!(head, format!("{0}\n{0}\n", pin.commit));
+        assert!(!dir.join(".git/FETCH_HEAD").exists());
     }
 }
