@@ -4,8 +4,8 @@
 //! the same position then.
 //!
 //! Input names carry their kind, which decides the wording: `instruction`, `base`,
-//! `arg:NAME`, `env`, `file:PATH`, `user`, `workdir`, `shell`, `network`, `mount:N`,
-//! `option:NAME`.
+//! `arg:NAME`, `env`, `file:PATH`, `url:URL`, `git:REMOTE#REF` (the commit), `user`,
+//! `workdir`, `shell`, `network`, `mount:N`, `option:NAME`.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -151,6 +151,9 @@ fn describe(name: &str, old: Option<&str>, new: Option<&str>) -> String {
         ("base", ..) => "base image digest changed".to_owned(),
         ("base-stage", ..) => "the stage it is built FROM changed".to_owned(),
         ("url", ..) => format!("the content at {what} changed"),
+        ("git", Some(o), Some(n)) => format!("git repository {what} moved: commit {o} -> {n}"),
+        ("git", None, Some(n)) => format!("git repository {what} added (commit {n})"),
+        ("git", Some(_), None) => format!("git repository {what} removed"),
         ("instruction", ..) => "instruction text changed".to_owned(),
         ("source", ..) => format!("{what} changed"),
         (_, o, n) => format!(
@@ -245,6 +248,15 @@ mod tests {
             false,
         );
         assert_eq!(text, ["instruction text changed"]);
+        let git = explain(
+            Some(&step(b"1", &[("git:git://h/r.git#main", "aaa")])),
+            &step(b"2", &[("git:git://h/r.git#main", "bbb")]),
+            false,
+        );
+        assert_eq!(
+            git,
+            ["git repository git://h/r.git#main moved: commit aaa -> bbb"]
+        );
     }
 
     #[test]

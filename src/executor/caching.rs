@@ -1,6 +1,6 @@
 //! The build cache inside a build: every step gets its key (`plan::step_key`, with the
 //! content identities this module reads: context files through the stat cache, stage
-//! keys, fetched URLs); a step whose key has a usable record is not run; a step that
+//! keys, fetched URLs, the commits of git repositories); a step whose key has a usable record is not run; a step that
 //! ran gets a record; and a miss is explained against the last build of the same
 //! Dockerfile and stage.
 //!
@@ -13,7 +13,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use super::context::LazyContext;
-use super::copy::{self, Attrs, CopyRequest, SourceTree};
+use super::copy::{self, Attrs, CopyRequest, GitPins, SourceTree};
 use super::env::{Layer, StageOutput};
 use super::error::ExecError;
 use super::{BuildOptions, CompressionKind};
@@ -21,7 +21,7 @@ use crate::cache::{
     explain, BuildLogs, CacheKey, LayerRecord, Record, Records, StageLog, StatCache, StepInputs,
 };
 use crate::image::LayerDescriptor;
-use crate::plan::{CopyOp, KeyOptions, KeySources, StagePlan};
+use crate::plan::{CopyOp, GitSource, KeyOptions, KeySources, StagePlan};
 use crate::store::{chain_id, Store};
 
 /// The cache state of one build.
@@ -138,16 +138,18 @@ impl<'s> BuildCache<'s> {
         Ok(())
     }
 
-    /// The content sources for keys of a stage's steps: the build `context`, and the
-    /// `outputs` of the stages it reads.
+    /// The content sources for keys of a stage's steps: the build `context`, the
+    /// build's `git` commits, and the `outputs` of the stages it reads.
     pub fn sources<'e>(
         &'e self,
         context: &'e LazyContext<'e>,
+        git: &'e GitPins,
         outputs: &'e [Option<StageOutput>],
     ) -> Sources<'e> {
         Sources {
             cache: self,
             context,
+            git,
             outputs,
         }
     }
@@ -192,6 +194,7 @@ pub fn layer_of(record: &LayerRecord, below: &[Layer]) -> Result<Layer, ExecErro
 pub struct Sources<'e> {
     cache: &'e BuildCache<'e>,
     context: &'e LazyContext<'e>,
+    git: &'e GitPins,
     outputs: &'e [Option<StageOutput>],
 }
 
@@ -274,6 +277,10 @@ impl KeySources for Sources<'_> {
 
     fn url_identity(&self, url: &str) -> Result<String, ExecError> {
         copy::url_identity(url, self.cache.store.work_dir())
+    }
+
+    fn git_commit(&self, source: &GitSource) -> Result<String, ExecError> {
+        Ok(self.git.resolve(source)?.commit)
     }
 }
 /// The RUN key inputs of the build's limits: `--ulimit`s and a `--shm-size` other

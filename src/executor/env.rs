@@ -1,6 +1,6 @@
 //! The bottom of the executor: what every step of a build shares ([`BuildEnv`]: the
 //! store, the options and [`Mode`], progress, the context, how layers are written, the
-//! build's timestamp, the sandbox) and what steps and stages produce ([`Layer`],
+//! build's timestamp, the sandbox, the commits of ADD's git sources) and what steps and stages produce ([`Layer`],
 //! [`StageOutput`]). Nothing here imports the files above it.
 
 use crate::cache::CacheKey;
@@ -10,6 +10,7 @@ use crate::layers::{Compression, WriteOptions};
 use crate::store::Store;
 
 use super::context::LazyContext;
+use super::copy::GitPins;
 use super::events::Reporter;
 use super::limits::RunCgroups;
 use super::sandbox::Executor;
@@ -107,6 +108,8 @@ pub struct BuildEnv<'a> {
     /// The cache-mount directories this build has already emptied (`--no-cache`
     /// empties each once, at its first use, as BuildKit does).
     pub fresh_caches: FreshCaches,
+    /// The commits ADD's git sources resolved to (keyed once, checked out as keyed).
+    pub git: GitPins,
 }
 
 /// The cache-mount directories a build has started afresh.
@@ -136,6 +139,7 @@ impl<'a> BuildEnv<'a> {
             executor,
             cgroups: RunCgroups::default(),
             fresh_caches: FreshCaches::default(),
+            git: GitPins::default(),
         }
     }
 

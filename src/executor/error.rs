@@ -31,6 +31,9 @@ pub enum ExecError {
     User(#[from] super::users::UserError),
     #[error(transparent)]
     Context(#[from] crate::context::Error),
+    /// An ADD git repository that cannot be resolved or fetched.
+    #[error(transparent)]
+    Git(#[from] crate::context::source::git::GitError),
     #[error(transparent)]
     Layers(#[from] crate::layers::Error),
     /// A layer blob that cannot be applied (a base image's, a cached step's, or one

@@ -1,6 +1,6 @@
 //! The file steps: `WORKDIR` (the directory made when missing) and `COPY`/`ADD` (from
-//! the context, or from a read-only view of a stage or image), each on a step root
-//! holding the layers below and committed as the step's layer.
+//! the context, a read-only view of a stage or image, or git repositories), each on a
+//! step root holding the layers below and committed as the step's layer.
 
 use std::path::Path;
 
@@ -54,12 +54,18 @@ fn copy_step(env: &StageEnv<'_>, op: &CopyOp, root: &Path) -> Result<(), ExecErr
         cancel: Some(&env.build.options.cancel),
     };
     match env.view(&op.source)? {
-        None => copy::copy(&SourceTree::Context(env.build.context.get()?), &req, root),
+        None => copy::copy(&SourceTree::Context(env.build.context.get()?), &req, root)?,
         // COPY --from: what is written to the view is discarded.
         Some((mut view, _)) => {
             let result = copy::copy(&SourceTree::Root(&view.target()), &req, root);
             view.unmount()?;
-            result
+            result?
         }
     }
+    // The checkout goes beside the root, in the step's work directory.
+    let work = root.parent().unwrap_or(root);
+    for source in &op.git {
+        copy::add_git(&req, source, &env.build.git, root, work)?;
+    }
+    Ok(())
 }

@@ -3,6 +3,7 @@
 //! durations, COPY/ADD's expanded sources and destination.
 
 use crate::image::Healthcheck;
+use crate::parser::instructions::values::redact_url_credentials;
 use crate::plan::CopyOp;
 
 /// The history text of a HEALTHCHECK as current BuildKit writes it (Go's `%+v` of the
@@ -23,7 +24,8 @@ pub fn healthcheck_created_by(check: &Healthcheck) -> String {
 
 /// The history text of a COPY or ADD as BuildKit writes it: the expanded sources, each
 /// here-document as `<<NAME`, then the destination as written (expanded, not made
-/// absolute): `COPY a b ./ # buildkit`.
+/// absolute): `COPY a b ./ # buildkit`. Unlike BuildKit, credentials in URL sources are
+/// masked (`https://user:xxxxx@host/...`): an image's history is public.
 pub(super) fn copy_created_by(what: &str, op: &CopyOp, written_dest: &str) -> String {
     let mut text = what.to_owned();
     for source in &op.sources {
@@ -34,7 +36,7 @@ pub(super) fn copy_created_by(what: &str, op: &CopyOp, written_dest: &str) -> St
         text.push_str(" <<");
         text.push_str(&content.path);
     }
-    format!("{text} {written_dest} # buildkit")
+    redact_url_credentials(&format!("{text} {written_dest} # buildkit"))
 }
 
 /// Go's `time.Duration.String()` for history text.

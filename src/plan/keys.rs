@@ -6,7 +6,7 @@
 //! |---|---|
 //! | every filesystem step | `instruction` (the op, canonical), `option:*` (compression, `SOURCE_DATE_EPOCH`) |
 //! | `RUN` | `env` (ENV without the build args), `arg:NAME` (each build arg in scope), `user`, `workdir`, `network`, `security`, `mount:N` (each mount's spec; a bind's source identity), heredoc files, `ulimit:NAME` and `shm-size` when given (as BuildKit; cgroup limits are not inputs) |
-//! | `COPY`/`ADD` | `user` (for `--chown` names); from the context `file:PATH` per selected entry (type, mode, content digest or link target, not mtimes); from a stage its key, from an image its digest (`source:...`); URLs by checksum or fetched content |
+//! | `COPY`/`ADD` | `user` (for `--chown` names); from the context `file:PATH` per selected entry (type, mode, content digest or link target, not mtimes); from a stage its key, from an image its digest (`source:...`); URLs by checksum or fetched content; git repositories by the commit their ref resolves to (`git:REMOTE#REF:SUBDIR`, credentials masked; `--keep-git-dir`, `?submodules=` and the rest are in the instruction) |
 //! | `WORKDIR` | `user` (owner of a created directory) |
 //!
 //! The first step's parent is the stage's base: `scratch`, the base image's manifest
@@ -15,9 +15,9 @@
 //! SHELL, ARG) is an input of those steps, so editing a LABEL misses nothing, as in
 //! BuildKit. Secret values are never inputs (only a secret mount's id and target).
 
-use super::{Base, CopyOp, Op, RunMount, RunOp, Source, Step};
+use super::{Base, CopyOp, GitSource, Op, RunMount, RunOp, Source, Step};
 use crate::cache::{CacheKey, Inputs, KeyBuilder};
-use crate::parser::instructions::values::{clean_path, MountType};
+use crate::parser::instructions::values::{clean_path, redact_url_credentials, MountType};
 
 /// What the executor supplies to key a step: content identities it has to read.
 pub trait KeySources {
@@ -30,6 +30,9 @@ pub trait KeySources {
     fn stage_key(&self, index: usize) -> Result<CacheKey, Self::Error>;
     /// The content identity of an ADD URL without `--checksum`.
     fn url_identity(&self, url: &str) -> Result<String, Self::Error>;
+    /// The commit an ADD git source resolves to (its ref looked up on the remote,
+    /// nothing cloned).
+    fn git_commit(&self, source: &GitSource) -> Result<String, Self::Error>;
 }
 
 /// A step's key and the inputs that made it (for explanations).
@@ -175,10 +178,14 @@ fn copy_inputs<S: KeySources>(
         copy.options.parents,
         &copy.options.exclude,
         &copy.options.checksum,
-        copy.options.keep_git_dir,
+        copy.options.keep_git_dir.unwrap_or(false),
         copy.options.unpack,
     );
-    b.input("instruction", &format!("{what} {flags:?}"));
+    // Credentials are not content: keep them out of the inputs the logs store.
+    b.input(
+        "instruction",
+        &redact_url_credentials(&format!("{what} {flags:?}")),
+    );
     b.input("user", &step.state.user);
     b.input("workdir", &step.state.workdir);
     match &copy.source {
@@ -192,9 +199,14 @@ fn copy_inputs<S: KeySources>(
             b.input("source:--from", &identity);
         }
     }
+    for git in &copy.git {
+        b.input(&format!("git:{}", git.display()), &sources.git_commit(git)?);
+    }
     if copy.is_add && copy.options.checksum.is_none() {
-        for url in copy.sources.iter().filter(|s| is_url(s)) {
-            b.input(&format!("url:{url}"), &sources.url_identity(url)?);
+        let downloads = copy.sources.iter().filter(|s| is_url(s));
+        for url in downloads.filter(|s| copy.git_source(s).is_none()) {
+            let name = format!("url:{}", redact_url_credentials(url));
+            b.input(&name, &sources.url_identity(url)?);
         }
     }
     Ok(())
@@ -238,6 +250,7 @@ mod tests {
             Ok(op
                 .sources
                 .iter()
+                .filter(|s| op.git_source(s).is_none())
                 .map(|s| (format!("file:{s}"), format!("f 644 - v{}", self.version)))
                 .collect())
         }
@@ -252,6 +265,9 @@ mod tests {
         }
         fn url_identity(&self, url: &str) -> Result<String, String> {
             Ok(url.to_owned())
+        }
+        fn git_commit(&self, source: &GitSource) -> Result<String, String> {
+            Ok(format!("{}@v{}", source.display(), self.version))
         }
     }
 
@@ -340,6 +356,28 @@ mod tests {
             ..Default::default()
         };
         assert_ne!(key(&gzip), key(&ulimit));
+    }
+
+    #[test]
+    fn a_git_source_keys_by_its_commit_and_never_by_credentials() {
+        let df = "FROM scratch\nADD https://u:pw@h/r.git#main /src\n";
+        assert_ne!(keys(df, &[], 1), keys(df, &[], 2), "a new commit misses");
+        let other_password = df.replace("u:pw", "u:other");
+        assert_eq!(keys(df, &[], 1), keys(&other_password, &[], 1));
+        let p = plan(&parse_text(df).unwrap(), &PlanOptions::default(), &NoImages).unwrap();
+        let stage = p.target_stage().unwrap();
+        let sources = Fake { version: 1 };
+        let parent = base_key(&stage.base, &sources).unwrap();
+        let (_, inputs) = step_key(&parent, &stage.steps[0], &KeyOptions::default(), &sources)
+            .unwrap()
+            .unwrap();
+        let text = format!("{inputs:?}");
+        assert!(!text.contains("pw"), "{text}");
+        assert!(text.contains("git:https://u:xxxxx@h/r.git#main"), "{text}");
+        assert!(
+            !text.contains("\"url:"),
+            "a git URL is not downloaded: {text}"
+        );
     }
 
     #[test]

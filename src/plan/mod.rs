@@ -8,6 +8,7 @@
 
 mod dispatch;
 mod error;
+mod git;
 mod history;
 mod keys;
 mod platform;
@@ -24,6 +25,7 @@ pub use platform::{Platform, PlatformError};
 use crate::digest::Digest;
 use crate::image::{History, ImageConfig};
 use crate::parser::instructions::values::Mount as MountSpec;
+use crate::parser::instructions::values::{redact_url_credentials, GitRef};
 use crate::parser::instructions::{CopyOptions, Dockerfile, InlineFile, SourceContent};
 use crate::parser::Span;
 
@@ -99,6 +101,32 @@ pub struct CopyOp {
     pub dest: String,
     /// The flags, expanded (`--chown`, `--chmod`, `--exclude`, `--checksum`).
     pub options: CopyOptions,
+    /// The sources that are git repositories (`ADD` only), in source order.
+    pub git: Vec<GitSource>,
+}
+
+impl CopyOp {
+    /// The git repository source `written` (an entry of `sources`) is, if it is one.
+    pub fn git_source(&self, written: &str) -> Option<&GitSource> {
+        self.git.iter().find(|g| g.written == written)
+    }
+}
+
+/// An `ADD` source that is a git repository, read as BuildKit reads one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitSource {
+    /// The source as written (expanded): the entry of [`CopyOp::sources`] it is.
+    pub written: String,
+    /// The reference, with `--keep-git-dir` and `--checksum` folded into its
+    /// `keep_git_dir` and `checksum`.
+    pub url: GitRef,
+}
+
+impl GitSource {
+    /// `remote#ref:subdir` with credentials masked: how keys and messages name it.
+    pub fn display(&self) -> String {
+        redact_url_credentials(&self.url.fragment_form(true))
+    }
 }
 
 /// A `RUN`, expanded as far as BuildKit expands it.

@@ -8,6 +8,7 @@ use std::sync::Once;
 
 use crate::digest::{Digest, Hasher};
 use crate::executor::error::{ExecError, Result};
+use crate::parser::instructions::values::redact_url_credentials;
 
 /// A downloaded file.
 #[derive(Debug)]
@@ -58,9 +59,10 @@ pub fn url_identity(url: &str, dir: &Path) -> Result<String> {
 /// (`sha256:<hex>`) when given.
 pub fn fetch(url: &str, checksum: Option<&str>, dir: &Path) -> Result<Fetched> {
     install_crypto();
+    // Credentials in the URL (or echoed in a reason) are not shown.
     let failed = |reason: String| ExecError::Download {
-        url: url.to_owned(),
-        reason,
+        url: redact_url_credentials(url),
+        reason: redact_url_credentials(&reason),
     };
     let expected = match checksum {
         Some(c) => Some(
@@ -99,7 +101,7 @@ pub fn fetch(url: &str, checksum: Option<&str>, dir: &Path) -> Result<Fetched> {
     if let Some(expected) = expected {
         if expected != digest {
             return Err(ExecError::Checksum {
-                url: url.to_owned(),
+                url: redact_url_credentials(url),
                 expected: expected.to_string(),
                 actual: digest.to_string(),
             });

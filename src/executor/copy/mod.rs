@@ -1,16 +1,20 @@
 //! COPY and ADD into a step's root filesystem, with BuildKit's semantics: wildcards,
 //! directory-contents copies, the trailing-slash destination rules, `--parents`,
 //! `--exclude`, `--chown`/`--chmod`, inline heredoc files, `.dockerignore` (through the
-//! context index), and sources that can never leave their tree.
+//! context index), and sources that can never leave their tree. ADD's http(s) URLs are
+//! downloaded here (`fetch`); its git repositories are added by [`add_git`] (`git`),
+//! which [`copy`] leaves out.
 
 pub mod archive;
 mod digest;
 pub mod fetch;
+mod git;
 mod source;
 mod write;
 
 pub use digest::{source_inputs, FileDigest};
 pub use fetch::url_identity;
+pub use git::{add_git, GitPins};
 pub use source::{clean_relative, has_wildcards, ContextIndex, Node, SourceTree};
 pub use write::{ensure_dir, host_path, set_mtime, Attrs};
 
@@ -98,6 +102,9 @@ fn select<'r>(
     let mut wildcard_hits = 0;
     let mut downloads = Vec::new();
     for src in &req.op.sources {
+        if req.op.git_source(src).is_some() {
+            continue; // a git repository: `add_git`
+        }
         if urls && fetch::is_url(src) {
             downloads.push(src.as_str());
             continue;
@@ -144,7 +151,8 @@ fn select<'r>(
     })
 }
 
-/// Performs `req`, reading from `tree` and writing into the root filesystem at `root`.
+/// Performs `req`, reading from `tree` and writing into the root filesystem at `root`
+/// (all but git repository sources).
 pub fn copy(tree: &SourceTree<'_>, req: &CopyRequest<'_>, root: &Path) -> Result<()> {
     let keep = keeper(req)?;
     let selection = select(tree, req, req.urls(), &keep)?;

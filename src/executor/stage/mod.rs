@@ -75,7 +75,7 @@ impl<'s> StageRun<'s> {
             Base::Stage(j) => env.output(*j),
             Base::Scratch | Base::Image(_) => None,
         };
-        let sources = cache.sources(&env.build.context, env.outputs);
+        let sources = cache.sources(&env.build.context, &env.build.git, env.outputs);
         let key = base_key(&stage.base, &sources)?;
         Ok(StageRun {
             env,

@@ -82,8 +82,8 @@ pub struct CopyOptions {
     pub exclude: Vec<String>,
     /// `ADD --checksum`.
     pub checksum: Option<String>,
-    /// `ADD --keep-git-dir`.
-    pub keep_git_dir: bool,
+    /// `ADD --keep-git-dir` (`None`: not given; the URL's `?keep-git-dir=` decides).
+    pub keep_git_dir: Option<bool>,
     /// `ADD --unpack` (`None`: BuildKit's default, unpack local archives only).
     pub unpack: Option<bool>,
 }

@@ -193,7 +193,9 @@ fn parse_copy(node: &Node, keyword: &'static str) -> Result<CopySpec, E> {
             parents: flags.bool("parents"),
             exclude: flags.strings("exclude"),
             checksum: flags.opt_string("checksum"),
-            keep_git_dir: flags.bool("keep-git-dir"),
+            keep_git_dir: flags
+                .is_used("keep-git-dir")
+                .then(|| flags.bool("keep-git-dir")),
             unpack: flags.is_used("unpack").then(|| flags.bool("unpack")),
         },
     };

@@ -11,7 +11,7 @@ use super::error::{PlanError, Result};
 use super::stages::{BaseRef, Graph};
 use super::{Base, BaseImage, BaseResolver, Op, PlanOptions, Platform, StagePlan, Step, StepState};
 use crate::image::{Empty, History, ImageConfig};
-use crate::parser::instructions::values::{self};
+use crate::parser::instructions::values::{self, redact_url_credentials};
 use crate::parser::instructions::{parse_text, Command, Dockerfile, Instruction};
 use crate::parser::quote::go_quote_list;
 use crate::parser::shell::{EnvList, Lex};
@@ -346,9 +346,14 @@ impl<'a> Dispatcher<'a> {
             ..Default::default()
         };
         self.config.history.push(history.clone());
+        // ADD's URLs may carry credentials: progress and logs show them masked.
+        let original = match &cmd.instruction {
+            Instruction::Add(_) => redact_url_credentials(&cmd.original),
+            _ => cmd.original.clone(),
+        };
         self.steps.push(Step {
             span,
-            original: cmd.original.clone(),
+            original,
             op,
             state: state_before,
             history,

@@ -1,6 +1,6 @@
 //! The instructions that become steps: COPY/ADD (sources, `--from`, here-documents,
-//! destination) and RUN (command line, `--mount`s, network, security), with the
-//! history text BuildKit gives them.
+//! destination, git repository sources) and RUN (command line, `--mount`s, network,
+//! security), with the history text BuildKit gives them.
 
 use std::collections::BTreeMap;
 
@@ -11,6 +11,7 @@ use crate::parser::instructions::{CommandLine, CopyOptions, CopySpec, RunSpec};
 use crate::parser::shell::Lex;
 use crate::parser::Span;
 use crate::plan::error::{PlanError, Result};
+use crate::plan::git::git_sources;
 use crate::plan::history::copy_created_by;
 use crate::plan::stages::stage_by_ref;
 use crate::plan::{CopyOp, Op, RunMount, RunOp, Source};
@@ -91,21 +92,23 @@ impl Dispatcher<'_> {
         let opt = |v: &Option<String>, w: &str| -> Result<Option<String>> {
             v.as_ref().map(|s| self.expand(s, span, w)).transpose()
         };
+        let options = CopyOptions {
+            chown: opt(&spec.options.chown, "--chown")?,
+            chmod: opt(&spec.options.chmod, "--chmod")?,
+            exclude: spec
+                .options
+                .exclude
+                .iter()
+                .map(|e| self.expand(e, span, "--exclude"))
+                .collect::<Result<_>>()?,
+            checksum: opt(&spec.options.checksum, "--checksum")?,
+            ..spec.options.clone()
+        };
         let op = CopyOp {
             is_add,
             source: self.source(spec.from.as_deref(), span)?,
-            options: CopyOptions {
-                chown: opt(&spec.options.chown, "--chown")?,
-                chmod: opt(&spec.options.chmod, "--chmod")?,
-                exclude: spec
-                    .options
-                    .exclude
-                    .iter()
-                    .map(|e| self.expand(e, span, "--exclude"))
-                    .collect::<Result<_>>()?,
-                checksum: opt(&spec.options.checksum, "--checksum")?,
-                ..spec.options.clone()
-            },
+            git: git_sources(&sources, &options, is_add, span)?,
+            options,
             sources,
             contents,
             dest,
