@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use crate::support::{have, serve_bytes, TestContext};
+use crate::support::{git_daemon, have, serve_bytes, TestContext};
 
 /// Runs `rbuild --root <store> build --progress plain ARGS` with `input` on stdin.
 fn build_with_stdin(t: &TestContext, args: &[&str], input: &[u8]) -> Output {
@@ -189,49 +189,6 @@ fn an_http_tarball_or_dockerfile_is_a_context() {
     let inspect = t.rbuild(&["inspect", "u:1"]);
     let v: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
     assert_eq!(v["config"]["config"]["Labels"]["from"], "url");
-}
-
-/// A `git daemon` serving `base` (its bare repositories) on a free port; killed on drop.
-struct GitDaemon {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl Drop for GitDaemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn git_daemon(base: &Path) -> GitDaemon {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    // `git-daemon` itself, not `git daemon`: a `git` wrapper may run it as a child
-    // that killing the wrapper would leave behind, holding the test's stdout.
-    let exec_path = Command::new("git")
-        .arg("--exec-path")
-        .output()
-        .expect("git --exec-path");
-    let exec_path = String::from_utf8_lossy(&exec_path.stdout).trim().to_owned();
-    let child = Command::new(Path::new(&exec_path).join("git-daemon"))
-        .args(["--export-all", "--reuseaddr", "--listen=127.0.0.1"])
-        .arg(format!("--port={port}"))
-        .arg(format!("--base-path={}", base.display()))
-        .arg(base)
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("git daemon");
-    // Up to 30 s: a loaded CI runner can be slow to start it.
-    for _ in 0..600 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    GitDaemon { child, port }
 }
 
 #[test]

@@ -267,19 +267,128 @@ pub fn rbuild_measured(root: &Path, args: &[&str]) -> (bool, String, u64) {
 
 /// Serves `body` to every HTTP request on 127.0.0.1 until the test ends; the port.
 pub fn serve_bytes(body: Vec<u8>) -> u16 {
-    use std::io::{Read, Write};
+    use std::io::Read;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
     let port = listener.local_addr().expect("port").port();
     std::thread::spawn(move || {
         for mut stream in listener.incoming().flatten() {
             let _ = stream.read(&mut [0u8; 4096]);
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = stream.write_all(head.as_bytes());
-            let _ = stream.write_all(&body);
+            respond(&mut stream, "200 OK", &body);
         }
     });
     port
+}
+
+/// A `git daemon` serving `base` (its bare repositories) on a free port; killed on drop.
+pub struct GitDaemon {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl Drop for GitDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts a `git daemon` exporting every repository below `base`.
+pub fn git_daemon(base: &Path) -> GitDaemon {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    // `git-daemon` itself, not `git daemon`: a `git` wrapper may run it as a child
+    // that killing the wrapper would leave behind, holding the test's stdout.
+    let exec_path = Command::new("git")
+        .arg("--exec-path")
+        .output()
+        .expect("git --exec-path");
+    let exec_path = String::from_utf8_lossy(&exec_path.stdout).trim().to_owned();
+    let child = Command::new(Path::new(&exec_path).join("git-daemon"))
+        .args(["--export-all", "--reuseaddr", "--listen=127.0.0.1"])
+        .arg(format!("--port={port}"))
+        .arg(format!("--base-path={}", base.display()))
+        .arg(base)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("git daemon");
+    // Up to 30 s: a loaded CI runner can be slow to start it.
+    for _ in 0..600 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    GitDaemon { child, port }
+}
+
+/// Runs the shell `script` in `dir` with a fixed git identity and commit time; panics
+/// when it fails. Returns its standard output, trimmed.
+pub fn git_script(dir: &Path, script: &str) -> String {
+    let out = Command::new("sh")
+        .arg("-ec")
+        .arg(script)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@t")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@t")
+        .env("GIT_COMMITTER_DATE", "@981173106 +0000")
+        .output()
+        .expect("sh");
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Serves the files below `base` over plain HTTP on 127.0.0.1 until the test ends (a
+/// "dumb" git server for bare repositories after `git update-server-info`); the port.
+pub fn serve_dir(base: PathBuf) -> u16 {
+    use std::io::Read;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    let port = listener.local_addr().expect("port").port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut buf = [0u8; 8192];
+            let n = stream.read(&mut buf).unwrap_or(0);
+            let request = String::from_utf8_lossy(&buf[..n]);
+            let path = request.split(' ').nth(1).unwrap_or("/");
+            let path = path.split('?').next().unwrap_or_default();
+            let safe = !path.split('/').any(|c| c == "..");
+            let body = std::fs::read(base.join(path.trim_start_matches('/')))
+                .ok()
+                .filter(|_| safe);
+            match body {
+                Some(body) => respond(&mut stream, "200 OK", &body),
+                None => respond(&mut stream, "404 Not Found", b""),
+            }
+        }
+    });
+    port
+}
+
+/// Answers an HTTP request with `status` and `body`, then the connection closes.
+fn respond(stream: &mut std::net::TcpStream, status: &str, body: &[u8]) {
+    use std::io::Write;
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(body);
+}
+
+/// Panics when a file below `dir` contains `needle` (a secret that must not be kept).
+pub fn assert_nowhere_in(dir: &Path, needle: &str) {
+    let out = Command::new("grep")
+        .args(["-r", "-l", "-F", "--", needle])
+        .arg(dir)
+        .output()
+        .expect("grep");
+    let found = String::from_utf8_lossy(&out.stdout);
+    assert!(found.is_empty(), "{needle:?} is in {found}");
 }
