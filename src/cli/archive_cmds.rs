@@ -111,14 +111,19 @@ pub fn run_load(root: &Path, args: &LoadArgs) -> anyhow::Result<ExitCode> {
     let mut text = String::new();
     for image in &loaded {
         if image.names.is_empty() {
-            text.push_str(&format!("Loaded image: {}\n", image.descriptor.digest));
+            // Listed as `<none>` and found by ID, as docker shows such an image.
+            store.add_unnamed(&image.descriptor)?;
+            let id = store.image_id(&image.descriptor)?;
+            text.push_str(&format!("Loaded image ID: {id}\n"));
         }
         for name in &image.names {
             text.push_str(&format!("Loaded image: {name}\n"));
         }
     }
     if args.quiet {
-        text = text.replace("Loaded image: ", "");
+        text = text
+            .replace("Loaded image: ", "")
+            .replace("Loaded image ID: ", "");
     }
     super::store_cmds::print(&text)?;
     Ok(ExitCode::SUCCESS)

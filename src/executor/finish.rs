@@ -8,7 +8,7 @@ use super::events::BuildEvent;
 use super::export::export;
 use super::BuildOptions;
 use crate::digest::Digest;
-use crate::image::LayerDescriptor;
+use crate::image::{Descriptor, LayerDescriptor};
 use crate::plan::Plan;
 use crate::publish::{assemble, ManifestRef};
 use crate::store::ImageName;
@@ -20,6 +20,8 @@ pub struct BuildResult {
     pub manifest: Digest,
     /// The config digest (the image ID).
     pub config: Digest,
+    /// The manifest's descriptor (media type, size, platform).
+    pub descriptor: Descriptor,
     /// Names given in the store.
     pub names: Vec<String>,
 }
@@ -46,6 +48,7 @@ pub fn finish(
     let result = BuildResult {
         manifest: image.descriptor.digest,
         config: image.config.digest,
+        descriptor: image.descriptor.clone(),
         names,
     };
     write_result_files(env.options, &result)?;
@@ -66,6 +69,8 @@ fn name(env: &BuildEnv<'_>, image: &ManifestRef) -> Result<Vec<String>, ExecErro
         });
     }
     if names.is_empty() {
+        // Listed (`rbuild images`: `<none>`) and found by ID until named or pruned.
+        env.store.add_unnamed(&image.descriptor)?;
         env.reporter
             .event(BuildEvent::ImageWritten { name: None, digest });
     }
@@ -78,9 +83,11 @@ fn write_result_files(options: &BuildOptions, result: &BuildResult) -> Result<()
             .map_err(ExecError::fs("cannot write", path))?;
     }
     if let Some(path) = &options.metadata_file {
+        // BuildKit's image exporter keys (buildx writes the descriptor as an object).
         let meta = serde_json::json!({
             "containerimage.digest": result.manifest.to_string(),
             "containerimage.config.digest": result.config.to_string(),
+            "containerimage.descriptor": result.descriptor,
             "image.name": result.names.join(","),
         });
         let text = serde_json::to_string_pretty(&meta).unwrap_or_default();

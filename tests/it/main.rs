@@ -11,6 +11,7 @@ mod crash;
 mod devices;
 mod foreign;
 mod hostile;
+mod image_id;
 mod inputs;
 mod integrity;
 mod limits;
