@@ -10,7 +10,7 @@ use super::error::{BuildError, ExecError};
 use super::events::{BuildEvent, Reporter};
 use super::{BuildOptions, Output};
 use crate::layers::{apply_layer, write_tar, ApplyOptions, Compression, TarOptions, WhiteoutMode};
-use crate::publish::export::{export_docker, export_oci_dir, export_oci_tar};
+use crate::publish::export::{export_docker, export_oci_dir, export_oci_tar, ArchiveImage};
 use crate::publish::ManifestRef;
 use crate::store::{ImageName, Store};
 
@@ -29,10 +29,9 @@ pub fn export(
             tar: true,
             names,
         } => {
-            let names = archive_names(names, options)?;
+            let images = archive(image, names, options)?;
             let file = create(dest)?;
-            let mut out =
-                export_oci_tar(store, &image.descriptor, &names, file).map_err(ExecError::from)?;
+            let mut out = export_oci_tar(store, &images, file).map_err(ExecError::from)?;
             out.flush().map_err(ExecError::fs("cannot write", dest))?;
         }
         Output::Oci {
@@ -40,14 +39,13 @@ pub fn export(
             tar: false,
             names,
         } => {
-            let names = archive_names(names, options)?;
-            export_oci_dir(store, &image.descriptor, &names, dest).map_err(ExecError::from)?;
+            let images = archive(image, names, options)?;
+            export_oci_dir(store, &images, dest).map_err(ExecError::from)?;
         }
         Output::Docker { dest, names } => {
-            let names = archive_names(names, options)?;
+            let images = archive(image, names, options)?;
             let file = create(dest)?;
-            let mut out =
-                export_docker(store, &image.descriptor, &names, file).map_err(ExecError::from)?;
+            let mut out = export_docker(store, &images, file).map_err(ExecError::from)?;
             out.flush().map_err(ExecError::fs("cannot write", dest))?;
         }
         Output::Local { dest } => rootfs_dir(store, stage, dest)?,
@@ -59,17 +57,22 @@ pub fn export(
     Ok(())
 }
 
-/// The names an archive carries: the output's `name=`s, else the build's tags.
-fn archive_names(names: &[String], options: &BuildOptions) -> Result<Vec<ImageName>, ExecError> {
+/// The archive's one image, named by the output's `name=`s, else the build's tags.
+fn archive(
+    image: &ManifestRef,
+    names: &[String],
+    options: &BuildOptions,
+) -> Result<[ArchiveImage; 1], ExecError> {
     let names = if names.is_empty() {
         &options.tags
     } else {
         names
     };
-    Ok(names
+    let names = names
         .iter()
         .map(|t| ImageName::parse(t))
-        .collect::<Result<Vec<_>, _>>()?)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok([ArchiveImage::new(image.descriptor.clone(), names)])
 }
 
 /// The archive's file, or standard output for `dest=-` (`-o type=docker,dest=- | docker

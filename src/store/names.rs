@@ -67,6 +67,15 @@ impl ImageName {
         &self.tag
     }
 
+    /// The repository as Docker shows it: `docker.io/library/app` -> `app`,
+    /// `docker.io/team/app` -> `team/app`, anything else as written.
+    pub fn familiar_repository(&self) -> &str {
+        let repo = self.repository.as_str();
+        repo.strip_prefix("docker.io/library/")
+            .or_else(|| repo.strip_prefix("docker.io/"))
+            .unwrap_or(repo)
+    }
+
     /// The name as Docker normalizes it: `app:1` -> `docker.io/library/app:1`.
     pub fn fully_qualified(&self) -> String {
         match (
