@@ -74,6 +74,12 @@ pub struct BuildArgs {
     /// A label `KEY=VALUE` for the image; may be repeated.
     #[arg(long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
+    /// An OCI annotation `[TYPE:]KEY=VALUE` (buildx's syntax): on the manifest by
+    /// default or with `manifest:`, on its descriptor in exported layouts with
+    /// `manifest-descriptor:`; a type may name the build's platform
+    /// (`manifest[linux/amd64]:`); may be repeated.
+    #[arg(long = "annotation", value_name = "[TYPE:]KEY=VALUE")]
+    pub annotations: Vec<String>,
     /// Export: `type=oci|docker|local|tar,dest=PATH[,tar=false]`, or a directory.
     #[arg(short = 'o', long = "output")]
     pub outputs: Vec<String>,

@@ -20,7 +20,7 @@ pub struct BuildResult {
     pub manifest: Digest,
     /// The config digest (the image ID).
     pub config: Digest,
-    /// The manifest's descriptor (media type, size, platform).
+    /// The manifest's descriptor (media type, size, platform, descriptor annotations).
     pub descriptor: Descriptor,
     /// Names given in the store.
     pub names: Vec<String>,
@@ -39,8 +39,15 @@ pub fn finish(
             what: "the target stage was not built",
         })?;
     let layers: Vec<LayerDescriptor> = target.layers.iter().map(|l| l.blob.clone()).collect();
-    let image = assemble(env.store, &target.config, &layers, env.options.format)
-        .map_err(ExecError::from)?;
+    let annotations = &env.options.annotations;
+    let image = assemble(
+        env.store,
+        &target.config,
+        &layers,
+        env.options.format,
+        &annotations.manifest,
+    )
+    .map_err(ExecError::from)?;
     let names = name(env, &image)?;
     for output in &env.options.outputs {
         export(env.store, &image, target, env.options, output, env.reporter)?;
@@ -48,7 +55,11 @@ pub fn finish(
     let result = BuildResult {
         manifest: image.descriptor.digest,
         config: image.config.digest,
-        descriptor: image.descriptor.clone(),
+        descriptor: Descriptor {
+            // As BuildKit describes it: with the `manifest-descriptor` annotations.
+            annotations: annotations.descriptor.clone(),
+            ..image.descriptor.clone()
+        },
         names,
     };
     write_result_files(env.options, &result)?;

@@ -1,6 +1,7 @@
 //! Integration tests: the real `rbuild` binary on real contexts and a real store,
 //! checked with independent readers (umoci, skopeo, oci-image-tool) where installed.
 
+mod annotations;
 mod archives;
 mod build;
 mod build_push;

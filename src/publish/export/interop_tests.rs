@@ -79,7 +79,7 @@ fn tiny_image(store: &Store, format: Format) -> ManifestRef {
         size,
         media_type: media_types::OCI_LAYER_GZIP.into(),
     }];
-    assemble(store, &config, &layers, format).unwrap()
+    assemble(store, &config, &layers, format, &Default::default()).unwrap()
 }
 
 fn name(s: &str) -> ImageName {
