@@ -104,12 +104,7 @@ impl Store {
         let mut entry = self.with_id(descriptor)?;
         entry.annotations.remove(super::REF_NAME_ANNOTATION);
         let _lock = FileLock::exclusive(&self.root.join(INDEX_LOCK))?;
-        let named: BTreeSet<Digest> = self
-            .read_index()?
-            .manifests
-            .iter()
-            .map(|d| d.digest)
-            .collect();
+        let named = self.named_digests()?;
         if named.contains(&entry.digest) {
             return Ok(());
         }
@@ -136,12 +131,7 @@ impl Store {
     /// The images without a name whose manifest and config are in the store, newest
     /// first.
     pub fn list_unnamed(&self) -> Result<Vec<UnnamedImage>> {
-        let named: BTreeSet<Digest> = self
-            .read_index()?
-            .manifests
-            .iter()
-            .map(|d| d.digest)
-            .collect();
+        let named = self.named_digests()?;
         let mut out = Vec::new();
         for entry in self.read_unnamed()?.manifests {
             if self.lists_unnamed(&entry, &named) {
@@ -163,6 +153,12 @@ impl Store {
             _ => true,
         };
         !named.contains(&entry.digest) && self.has_blob(&entry.digest) && config_present
+    }
+
+    /// The manifests (and indexes) that have a name.
+    fn named_digests(&self) -> Result<BTreeSet<Digest>> {
+        let index = self.read_index()?;
+        Ok(index.manifests.iter().map(|d| d.digest).collect())
     }
 
     fn read_unnamed(&self) -> Result<Index> {

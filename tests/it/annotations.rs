@@ -3,11 +3,9 @@
 //! skopeo; a new annotation reuses every layer; what has no place in a
 //! single-platform image is refused as BuildKit refuses it.
 
-use std::process::Command;
-
 use crate::pushpull::{sha256_of, skopeo};
 use crate::registry::{available, Registry};
-use crate::support::{can_mount, manifest_digest, rbuild_in, run_ok, TestContext};
+use crate::support::{can_mount, manifest_digest, rbuild_in, run_ok, tar_member, TestContext};
 
 fn context() -> Option<TestContext> {
     if !can_mount() {
@@ -25,16 +23,9 @@ fn stored_manifest(root: &std::path::Path, image: &str) -> serde_json::Value {
     serde_json::from_str::<serde_json::Value>(&json).unwrap()["manifest"].clone()
 }
 
-/// The text of `member` in tar `file`.
+/// The JSON file `member` of tar `file`.
 fn member(file: &std::path::Path, member: &str) -> serde_json::Value {
-    let out = Command::new("tar")
-        .arg("-xOf")
-        .arg(file)
-        .arg(member)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{member}");
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_str(&tar_member(file, member)).unwrap()
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use crate::support::{can_mount, have, podman, rbuild_in, run_ok, TestContext};
+use crate::support::{can_mount, have, podman, rbuild_in, run_ok, tar_member, TestContext};
 
 fn ok(out: &std::process::Output) -> String {
     assert!(
@@ -323,20 +323,4 @@ fn a_multi_image_docker_archive_is_read_by_podman_skopeo_and_docker() {
         let ids = String::from_utf8_lossy(&ids.stdout).into_owned();
         assert_eq!(ids, format!("{}\n{}\n", id(&a1), id(&b1)));
     }
-}
-
-/// The text of `member` in the tar `file`.
-fn tar_member(file: &std::path::Path, member: &str) -> String {
-    let out = Command::new("tar")
-        .arg("-xOf")
-        .arg(file)
-        .arg(member)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{member}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }

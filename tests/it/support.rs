@@ -306,3 +306,20 @@ pub fn podman(dir: &Path, args: &[&str]) -> String {
 pub fn manifest_digest(root: &Path, image: &str) -> String {
     run_ok(root, &["inspect", "--format", "{{.Digest}}", image], &[]).0
 }
+
+/// The text of `member` in the tar `file` (read with GNU tar); panics naming it.
+pub fn tar_member(file: &Path, member: &str) -> String {
+    let out = Command::new("tar")
+        .arg("-xOf")
+        .arg(file)
+        .arg(member)
+        .output()
+        .expect("running tar");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{member} of {}: {stderr}",
+        file.display()
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
