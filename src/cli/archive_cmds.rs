@@ -45,7 +45,7 @@ pub struct LoadArgs {
     /// default: standard input).
     #[arg(short, long, value_name = "FILE")]
     input: Option<PathBuf>,
-    /// Print only the loaded images' names (or digests).
+    /// Print only the loaded images' names (or image IDs).
     #[arg(short, long)]
     quiet: bool,
 }

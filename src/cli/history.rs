@@ -16,7 +16,7 @@ use crate::publish::{read_config, read_manifest};
 /// Arguments of `rbuild history`.
 #[derive(Debug, clap::Args)]
 pub struct HistoryArgs {
-    /// The image (a name or a manifest digest or digest prefix).
+    /// The image (a name, or an image ID or manifest digest, whole or a unique prefix).
     name: String,
     /// Print whole digests and whole `CREATED BY` commands.
     #[arg(long)]

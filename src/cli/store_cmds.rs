@@ -33,7 +33,8 @@ pub struct ImagesArgs {
 /// Arguments of `rbuild tag`.
 #[derive(Debug, clap::Args)]
 pub struct TagArgs {
-    /// The image to name (a name or a manifest digest or digest prefix).
+    /// The image to name (a name, or an image ID or manifest digest, whole or a unique
+    /// prefix).
     src: String,
     /// The new name (`repo[:tag]`; the tag defaults to `latest`).
     dst: String,
@@ -42,7 +43,8 @@ pub struct TagArgs {
 /// Arguments of `rbuild rmi`.
 #[derive(Debug, clap::Args)]
 pub struct RmiArgs {
-    /// Names (or digests) to remove; blobs stay until garbage collection.
+    /// Names to remove, or image IDs or digests (an image without a name is deleted);
+    /// blobs stay until garbage collection.
     #[arg(required = true)]
     names: Vec<String>,
     /// With a digest: remove every name the image has.
@@ -61,7 +63,7 @@ pub(super) fn print(text: &str) -> anyhow::Result<()> {
         .context("writing to stdout")
 }
 
-/// Resolves a name or digest to its descriptor, or fails naming it.
+/// Resolves a name, image ID or digest to its descriptor, or fails naming it.
 pub(super) fn resolve(store: &Store, reference: &str) -> anyhow::Result<Descriptor> {
     store
         .resolve(reference)?
