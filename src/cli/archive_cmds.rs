@@ -9,9 +9,10 @@ use anyhow::{bail, Context};
 
 use super::context_arg::{spool_stdin, unpack};
 use super::store_cmds::{open, resolve};
-use crate::publish::export::{export_docker, export_oci_tar};
+use crate::image::Descriptor;
+use crate::publish::export::{export_docker, export_oci_tar, ArchiveImage};
 use crate::publish::import::import_dir;
-use crate::store::ImageName;
+use crate::store::{ImageName, NamedImage, Store};
 
 /// `--format` of `rbuild save`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -25,7 +26,8 @@ pub enum ArchiveFormat {
 /// Arguments of `rbuild save`.
 #[derive(Debug, clap::Args)]
 pub struct SaveArgs {
-    /// The image, by one or more of its names (or its digest).
+    /// The images: names (`repo` alone: each of its tags), image IDs or digests; one
+    /// archive holds them all, each image once with the names given for it.
     #[arg(required = true)]
     images: Vec<String>,
     /// Write to this file (default: standard output, which must not be a terminal).
@@ -43,30 +45,18 @@ pub struct LoadArgs {
     /// default: standard input).
     #[arg(short, long, value_name = "FILE")]
     input: Option<PathBuf>,
-    /// Print only the loaded images' names (or digests).
+    /// Print only the loaded images' names (or image IDs).
     #[arg(short, long)]
     quiet: bool,
 }
 
-/// `rbuild save IMAGE... [-o FILE]`.
+/// `rbuild save IMAGE... [-o FILE]`: every image named, in one archive (as `docker
+/// save`): a name lists the image under that name, a repository without a tag under
+/// each of its tags, an image ID or digest unnamed (unless a name lists it too).
 pub fn run_save(root: &Path, args: &SaveArgs) -> anyhow::Result<ExitCode> {
     let store = open(root)?;
     let _gc = store.gc_shared()?;
-    let descriptor = resolve(&store, &args.images[0])?;
-    let mut names = Vec::new();
-    for image in &args.images {
-        if resolve(&store, image)?.digest != descriptor.digest {
-            bail!(
-                "{image} and {} are different images: rbuild saves one image per archive",
-                args.images[0]
-            );
-        }
-        if let Ok(name) = ImageName::parse(image) {
-            if !image.starts_with("sha256:") {
-                names.push(name);
-            }
-        }
-    }
+    let images = archive_images(&store, &args.images)?;
     let out: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(
             std::fs::File::create(path)
@@ -79,11 +69,66 @@ pub fn run_save(root: &Path, args: &SaveArgs) -> anyhow::Result<ExitCode> {
     };
     let out = std::io::BufWriter::new(out);
     let mut out = match args.format {
-        ArchiveFormat::DockerArchive => export_docker(&store, &descriptor, &names, out)?,
-        ArchiveFormat::OciArchive => export_oci_tar(&store, &descriptor, &names, out)?,
+        ArchiveFormat::DockerArchive => export_docker(&store, &images, out)?,
+        ArchiveFormat::OciArchive => export_oci_tar(&store, &images, out)?,
     };
     out.flush().context("writing the archive")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The images `references` name, each once (in the order first named) with all the
+/// names given for it.
+fn archive_images(store: &Store, references: &[String]) -> anyhow::Result<Vec<ArchiveImage>> {
+    let named = store.list()?;
+    let mut images: Vec<ArchiveImage> = Vec::new();
+    for reference in references {
+        let found: Vec<(Descriptor, Option<ImageName>)> = match repository_tags(reference, &named) {
+            Some(tags) => tags,
+            None => vec![(resolve(store, reference)?, None)],
+        };
+        for (descriptor, name) in found {
+            let slot = match images
+                .iter_mut()
+                .position(|i| i.descriptor.digest == descriptor.digest)
+            {
+                Some(i) => &mut images[i],
+                None => {
+                    images.push(ArchiveImage::new(descriptor, Vec::new()));
+                    images.last_mut().context("an image was just added")?
+                }
+            };
+            if let Some(name) = name.filter(|n| !slot.names.contains(n)) {
+                slot.names.push(name);
+            }
+        }
+    }
+    Ok(images)
+}
+
+/// What `reference` names as a name: `repo:tag` that image, `repo` (no tag) every tag
+/// of `repo` as `docker save` takes it (or `repo:latest`); `None` when it is no name
+/// of the store (an image ID or digest, or nothing).
+fn repository_tags(
+    reference: &str,
+    named: &[NamedImage],
+) -> Option<Vec<(Descriptor, Option<ImageName>)>> {
+    let name = ImageName::parse(reference).ok()?;
+    let tagged = reference
+        .rsplit('/')
+        .next()
+        .is_some_and(|last| last.contains(':'));
+    let found: Vec<(Descriptor, Option<ImageName>)> = named
+        .iter()
+        .filter(|i| {
+            if tagged {
+                i.name == name
+            } else {
+                i.name.repository() == name.repository()
+            }
+        })
+        .map(|i| (i.descriptor.clone(), Some(i.name.clone())))
+        .collect();
+    (!found.is_empty()).then_some(found)
 }
 
 /// `rbuild load [-i FILE]`.
@@ -111,14 +156,19 @@ pub fn run_load(root: &Path, args: &LoadArgs) -> anyhow::Result<ExitCode> {
     let mut text = String::new();
     for image in &loaded {
         if image.names.is_empty() {
-            text.push_str(&format!("Loaded image: {}\n", image.descriptor.digest));
+            // Listed as `<none>` and found by ID, as docker shows such an image.
+            store.add_unnamed(&image.descriptor)?;
+            let id = store.image_id(&image.descriptor)?;
+            text.push_str(&format!("Loaded image ID: {id}\n"));
         }
         for name in &image.names {
             text.push_str(&format!("Loaded image: {name}\n"));
         }
     }
     if args.quiet {
-        text = text.replace("Loaded image: ", "");
+        text = text
+            .replace("Loaded image: ", "")
+            .replace("Loaded image ID: ", "");
     }
     super::store_cmds::print(&text)?;
     Ok(ExitCode::SUCCESS)

@@ -74,13 +74,20 @@ pub struct BuildArgs {
     /// A label `KEY=VALUE` for the image; may be repeated.
     #[arg(long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
+    /// An OCI annotation `[TYPE:]KEY=VALUE` (buildx's syntax): on the manifest by
+    /// default or with `manifest:`, on its descriptor in exported layouts with
+    /// `manifest-descriptor:`; a type may name the build's platform
+    /// (`manifest[linux/amd64]:`); may be repeated.
+    #[arg(long = "annotation", value_name = "[TYPE:]KEY=VALUE")]
+    pub annotations: Vec<String>,
     /// Export: `type=oci|docker|local|tar,dest=PATH[,tar=false]`, or a directory.
     #[arg(short = 'o', long = "output")]
     pub outputs: Vec<String>,
     /// How to show progress.
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
-    /// Print nothing but the image ID (and errors): `--progress quiet`.
+    /// Print nothing but the image ID (the config digest) and errors: `--progress
+    /// quiet`.
     #[arg(short = 'q', long, conflicts_with = "progress")]
     pub quiet: bool,
     /// Layer compression.
@@ -92,10 +99,12 @@ pub struct BuildArgs {
     /// Compression level (gzip 0-9, zstd 1-22).
     #[arg(long = "compression-level")]
     pub compression_level: Option<i32>,
-    /// Write the image ID to this file.
+    /// Write the image ID (`sha256:` and the config digest, as docker) to this file.
     #[arg(long)]
     pub iidfile: Option<PathBuf>,
-    /// Write build metadata (JSON) to this file.
+    /// Write build metadata (JSON, BuildKit's keys: `containerimage.digest` the
+    /// manifest digest, `containerimage.config.digest` the image ID,
+    /// `containerimage.descriptor`, `image.name`) to this file.
     #[arg(long = "metadata-file")]
     pub metadata_file: Option<PathBuf>,
     /// How step root filesystems are made.
@@ -191,13 +200,14 @@ pub fn run(args: BuildArgs, root: PathBuf) -> anyhow::Result<ExitCode> {
         }
         Err(e) => return Err(e.into()),
     };
+    // The image ID (config digest), as `docker build` prints it.
     if options.outputs.iter().any(|o| o.to_stdout()) {
         // Standard output carries the archive.
-        super::write_stderr(&result.manifest.to_string());
+        super::write_stderr(&result.config.to_string());
     } else {
         let mut stdout = std::io::stdout().lock();
         use std::io::Write;
-        writeln!(stdout, "{}", result.manifest).context("writing to stdout")?;
+        writeln!(stdout, "{}", result.config).context("writing to stdout")?;
     }
     if push {
         if options.compression == crate::executor::CompressionKind::Zstd {

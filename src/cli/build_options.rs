@@ -7,13 +7,16 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 
+use super::annotation_arg;
 use super::build::{BuildArgs, Compression, ImageFormat, NetworkMode, PullArg, SnapshotterArg};
 use super::context_arg::{prepare, Prepared, Request};
 use super::output_arg::{self, ImageSettings, Target};
 use super::progress::ProgressMode;
 use crate::executor::{
-    BuildOptions, CompressionKind, Output, PullPolicy, SecretSpec, Snapshotter, SshSpec,
+    BuildOptions, CompressionKind, ImageAnnotations, Output, PullPolicy, SecretSpec, Snapshotter,
+    SshSpec,
 };
+use crate::plan::Platform;
 
 /// What `-t`, `--push` and the `-o` values ask for, read together.
 struct Outputs {
@@ -21,6 +24,8 @@ struct Outputs {
     push: bool,
     exports: Vec<Output>,
     image: ImageFlags,
+    /// `--annotation`s and those of `type=image|registry` outputs: the image's.
+    annotations: ImageAnnotations,
 }
 
 impl BuildArgs {
@@ -77,7 +82,7 @@ impl BuildArgs {
         prepare(&request, root)
     }
 
-    /// `-t`, `--push` and each `-o`.
+    /// `-t`, `--push`, `--annotation` and each `-o`.
     fn outputs(&self) -> anyhow::Result<Outputs> {
         let mut out = Outputs {
             tags: self.tags.clone(),
@@ -89,7 +94,13 @@ impl BuildArgs {
                 format: self.format,
                 asked: None,
             },
+            annotations: ImageAnnotations::default(),
         };
+        let mut annotations = Vec::new();
+        for text in &self.annotations {
+            annotations.extend(annotation_arg::parse_flag(text)?);
+        }
+        let mut exports = Vec::new();
         for spec in &self.outputs {
             let output = output_arg::parse(spec)?;
             out.image.merge(&output.image, spec)?;
@@ -97,9 +108,18 @@ impl BuildArgs {
                 Target::Image { names, push } => {
                     out.tags.extend(names);
                     out.push |= push;
+                    annotations.extend(output.annotations);
                 }
-                Target::Export(o) => out.exports.push(o),
+                Target::Export(o) => exports.push((o, output.annotations)),
             }
+        }
+        // Checked once the platform and the media types are known.
+        let platform = self.target_platform()?;
+        let oci = out.image.format == ImageFormat::Oci;
+        out.annotations = annotation_arg::resolve(&annotations, &platform, oci)?;
+        for (output, own) in exports {
+            let own = annotation_arg::resolve(&own, &platform, oci)?;
+            out.exports.push(with_annotations(output, own));
         }
         let stdout = out.exports.iter().filter(|o| o.to_stdout()).count();
         if stdout > 1 {
@@ -109,6 +129,14 @@ impl BuildArgs {
             bail!("--push needs a name to push to: add -t REGISTRY/REPOSITORY:TAG");
         }
         Ok(out)
+    }
+
+    /// `--platform`, else this machine's.
+    fn target_platform(&self) -> anyhow::Result<Platform> {
+        match &self.platform {
+            Some(p) => p.parse().context("--platform"),
+            None => Ok(Platform::host()),
+        }
     }
 
     /// The library's options from the flags and what was read from them.
@@ -141,6 +169,7 @@ impl BuildArgs {
                 .transpose()
                 .context("--platform")?,
             labels: key_values(&self.labels, "--label", false)?,
+            annotations: outputs.annotations,
             outputs: outputs.exports,
             compression: outputs.image.compression.into(),
             compression_level: outputs.image.level,
@@ -167,6 +196,27 @@ impl BuildArgs {
             pull: self.pull.into(),
             limits: self.limits.limits()?,
         })
+    }
+}
+
+/// An image output with the annotations only it adds (a root filesystem output has
+/// none: `-o` refuses annotation keys there).
+fn with_annotations(output: Output, added: ImageAnnotations) -> Output {
+    match output {
+        Output::Oci {
+            dest, tar, names, ..
+        } => Output::Oci {
+            dest,
+            tar,
+            names,
+            annotations: added,
+        },
+        Output::Docker { dest, names, .. } => Output::Docker {
+            dest,
+            names,
+            annotations: added,
+        },
+        other => other,
     }
 }
 

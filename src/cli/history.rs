@@ -16,7 +16,7 @@ use crate::publish::{read_config, read_manifest};
 /// Arguments of `rbuild history`.
 #[derive(Debug, clap::Args)]
 pub struct HistoryArgs {
-    /// The image (a name or a manifest digest or digest prefix).
+    /// The image (a name, or an image ID or manifest digest, whole or a unique prefix).
     name: String,
     /// Print whole digests and whole `CREATED BY` commands.
     #[arg(long)]
@@ -48,7 +48,7 @@ pub fn run_history(root: &Path, args: &HistoryArgs) -> anyhow::Result<ExitCode> 
     let manifest = read_manifest(&store, &descriptor.digest).with_context(what)?;
     let config = read_config(&store, &manifest.config.digest).with_context(what)?;
     let sizes: Vec<u64> = manifest.layers.iter().map(|l| l.size).collect();
-    let id = digest_text(&descriptor, args.no_trunc);
+    let id = digest_text(&manifest.config.digest, args.no_trunc);
     let rows = rows(&config.history, &sizes, &id, args);
     let mut out = String::new();
     if args.quiet {

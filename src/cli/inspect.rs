@@ -15,7 +15,7 @@ use crate::store::Store;
 /// Arguments of `rbuild inspect`.
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
-    /// The image (a name or a manifest digest or digest prefix).
+    /// The image (a name, or an image ID or manifest digest, whole or a unique prefix).
     pub(super) name: String,
     /// A Go template run on the image as `docker image inspect` shows it
     /// (`{{.Id}}`, `{{.Config.Env}}`, `{{json .Config}}`, `{{index .Config.Labels "k"}}`,

@@ -3,6 +3,7 @@
 //! No build logic lives here: flags become options, the library does the work, and this
 //! module renders what comes back (data on stdout, diagnostics on stderr).
 
+mod annotation_arg;
 mod archive_cmds;
 mod build;
 mod build_options;

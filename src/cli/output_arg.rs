@@ -1,8 +1,11 @@
 //! `-o/--output` values as buildx reads them: `type=` and the keys of BuildKit's
 //! image, registry, oci, docker, local and tar exporters. A key is honoured, or refused
 //! with what to use instead; an unknown key (`destt=`) is an error, never ignored.
+//! `annotation*` keys are read by `annotation_arg.rs`.
 
 use anyhow::bail;
+
+use super::annotation_arg::{self, Annotation};
 
 use crate::executor::{CompressionKind, Output};
 
@@ -13,6 +16,8 @@ pub struct OutputArg {
     pub target: Target,
     /// Settings of the image itself (the same for every output of a build).
     pub image: ImageSettings,
+    /// `annotation*` keys, as written (checked against the build later).
+    pub annotations: Vec<Annotation>,
 }
 
 /// Where an output goes.
@@ -79,6 +84,7 @@ pub fn parse(spec: &str) -> anyhow::Result<OutputArg> {
         return Ok(OutputArg {
             target: Target::Export(Output::parse(spec)?),
             image: ImageSettings::default(),
+            annotations: Vec::new(),
         });
     }
     let fields = fields(spec)?;
@@ -96,10 +102,16 @@ pub fn parse(spec: &str) -> anyhow::Result<OutputArg> {
     };
     let writes_image = matches!(kind, "image" | "registry" | "oci" | "docker");
     let mut image = ImageSettings::default();
+    let mut annotations = Vec::new();
     for (key, value) in &fields {
         let known = allowed.contains(&key.as_str());
         if writes_image && IMAGE_KEYS.contains(&key.as_str()) {
             image_key(spec, key, value, &mut image)?;
+        } else if let Some(a) = annotation_arg::parse_output_key(spec, key, value)? {
+            if !writes_image {
+                bail!("invalid --output {spec:?}: {key}=: type={kind} writes no image (annotations go on type=image, registry, oci or docker, or --annotation)");
+            }
+            annotations.push(a);
         } else if !known {
             refuse(spec, kind, key, allowed, writes_image)?;
         }
@@ -108,7 +120,11 @@ pub fn parse(spec: &str) -> anyhow::Result<OutputArg> {
         "image" | "registry" => image_target(spec, kind, &fields)?,
         _ => Target::Export(Output::parse(&exporter_spec(&fields))?),
     };
-    Ok(OutputArg { target, image })
+    Ok(OutputArg {
+        target,
+        image,
+        annotations,
+    })
 }
 
 /// The `key=value` fields; a field without `=` after `name=` is one more name
@@ -197,9 +213,6 @@ fn refuse(
     if let Some((_, instead)) = REFUSED.iter().find(|(k, _)| *k == key) {
         bail!("invalid --output {spec:?}: {key}= is not supported by rbuild; use {instead}");
     }
-    if key.starts_with("annotation") {
-        bail!("invalid --output {spec:?}: {key}= annotations are not supported yet");
-    }
     if kind.is_empty() {
         bail!("invalid --output {spec:?}: type= is required (image, registry, oci, docker, local or tar)");
     }
@@ -237,7 +250,8 @@ mod tests {
             Target::Export(Output::Oci {
                 dest: "a.tar".into(),
                 tar: true,
-                names: Vec::new()
+                names: Vec::new(),
+                annotations: Default::default(),
             })
         );
         assert_eq!(oci.image.compression, Some(CompressionKind::Zstd));
@@ -262,7 +276,10 @@ mod tests {
         assert!(err("type=local,destt=x").contains("unknown key \"destt\" for type=local"));
         assert!(err("type=local,dest=x,compression=zstd").contains("unknown key"));
         assert!(err("type=image,name=a,push-by-digest=true").contains("use push with a tag"));
-        assert!(err("type=oci,dest=x,annotation.a=b").contains("not supported yet"));
+        assert!(err("type=local,dest=x,annotation.a=b").contains("writes no image"));
+        assert!(err("type=oci,dest=x,annotation-layer.a=b").contains("unknown annotation type"));
+        let annotated = parse("type=oci,dest=x,annotation.a=b,annotation-manifest-descriptor.c=d");
+        assert_eq!(annotated.unwrap().annotations.len(), 2);
         assert!(err("type=oci,dest=x,compression=lz4").contains("gzip, zstd or uncompressed"));
         assert!(err("type=oci,dest=x,rewrite-timestamp=false").contains("always clamps"));
         assert!(err("dest=x").contains("type= is required"));

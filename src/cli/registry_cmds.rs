@@ -78,7 +78,7 @@ pub struct PullArgs {
 /// Arguments of `rbuild push`.
 #[derive(Debug, clap::Args)]
 pub struct PushArgs {
-    /// The local image (a name, or a digest).
+    /// The local image (a name, or an image ID or manifest digest).
     name: String,
     /// Where to push it [default: the name itself, e.g. `registry:5000/team/app:1`].
     dest: Option<String>,

@@ -10,25 +10,31 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 
+use crate::digest::Digest;
 use crate::image::{media_types, Descriptor};
 use crate::publish::{self, export::image_size};
-use crate::store::{self, ImageName, NamedImage, Store};
+use crate::store::{self, ImageName, Store};
 
 /// Arguments of `rbuild images`.
 #[derive(Debug, clap::Args)]
 pub struct ImagesArgs {
-    /// Print only the image digests.
+    /// Print only the image IDs, one per row (as `docker images -q`).
     #[arg(short, long)]
     quiet: bool,
-    /// Print whole digests.
+    /// Print whole IDs and digests (`sha256:` and 64 hex digits).
     #[arg(long)]
     no_trunc: bool,
+    /// Accepted for docker compatibility: the DIGEST column (the manifest digest) is
+    /// always shown.
+    #[arg(long)]
+    digests: bool,
 }
 
 /// Arguments of `rbuild tag`.
 #[derive(Debug, clap::Args)]
 pub struct TagArgs {
-    /// The image to name (a name or a manifest digest or digest prefix).
+    /// The image to name (a name, or an image ID or manifest digest, whole or a unique
+    /// prefix).
     src: String,
     /// The new name (`repo[:tag]`; the tag defaults to `latest`).
     dst: String,
@@ -37,7 +43,8 @@ pub struct TagArgs {
 /// Arguments of `rbuild rmi`.
 #[derive(Debug, clap::Args)]
 pub struct RmiArgs {
-    /// Names (or digests) to remove; blobs stay until garbage collection.
+    /// Names to remove, or image IDs or digests (an image without a name is deleted);
+    /// blobs stay until garbage collection.
     #[arg(required = true)]
     names: Vec<String>,
     /// With a digest: remove every name the image has.
@@ -56,7 +63,7 @@ pub(super) fn print(text: &str) -> anyhow::Result<()> {
         .context("writing to stdout")
 }
 
-/// Resolves a name or digest to its descriptor, or fails naming it.
+/// Resolves a name, image ID or digest to its descriptor, or fails naming it.
 pub(super) fn resolve(store: &Store, reference: &str) -> anyhow::Result<Descriptor> {
     store
         .resolve(reference)?
@@ -66,61 +73,91 @@ pub(super) fn resolve(store: &Store, reference: &str) -> anyhow::Result<Descript
         .map_err(Into::into)
 }
 
-/// `rbuild images`: a table of named images.
+/// One image as `rbuild images` lists it.
+struct Listed {
+    /// `None`: an image without a name (`<none>`).
+    name: Option<ImageName>,
+    descriptor: Descriptor,
+    /// The recorded image ID, if any (else read from the manifest).
+    id: Option<Digest>,
+}
+
+/// `rbuild images`: `NAME  IMAGE ID  DIGEST  CREATED  SIZE`, named images by name, then
+/// those without a name (`<none>`), newest first. IMAGE ID is the config digest (what
+/// docker and podman show), DIGEST the manifest digest (what registries and
+/// `--metadata-file` name), both 12 hex digits unless `--no-trunc`.
 pub fn run_images(root: &Path, args: &ImagesArgs) -> anyhow::Result<ExitCode> {
+    // `--digests` asks for what is always shown.
+    let _ = args.digests;
     let store = open(root)?;
-    let images = store.list()?;
-    if args.quiet {
-        let mut out = String::new();
-        for image in &images {
-            out.push_str(&digest_text(&image.descriptor, args.no_trunc));
-            out.push('\n');
-        }
-        print(&out)?;
-        return Ok(ExitCode::SUCCESS);
-    }
+    let named = store.list()?.into_iter().map(|i| Listed {
+        name: Some(i.name),
+        descriptor: i.descriptor,
+        id: i.id,
+    });
+    let unnamed = store.list_unnamed()?.into_iter().map(|u| Listed {
+        name: None,
+        descriptor: u.descriptor,
+        id: Some(u.id),
+    });
+    let images: Vec<Listed> = named.chain(unnamed).collect();
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    let mut rows = vec![["NAME", "DIGEST", "SIZE", "CREATED"].map(String::from)];
+    let mut rows = vec![["NAME", "IMAGE ID", "DIGEST", "CREATED", "SIZE"].map(String::from)];
     for image in &images {
         // One unreadable image is reported, never a reason to hide the others.
         let row = image_row(&store, image, args.no_trunc, now).unwrap_or_else(|e| {
             eprintln!("warning: {e:#}");
-            let digest = digest_text(&image.descriptor, args.no_trunc);
             [
-                image.name.to_string(),
-                digest,
+                listed_name(image),
                 "?".into(),
+                digest_text(&image.descriptor.digest, args.no_trunc),
                 "unreadable".into(),
+                "?".into(),
             ]
         });
         rows.push(row);
     }
-    print(&render_table(&rows))?;
+    let text = if args.quiet {
+        rows.iter().skip(1).map(|r| format!("{}\n", r[1])).collect()
+    } else {
+        render_table(&rows)
+    };
+    print(&text)?;
     Ok(ExitCode::SUCCESS)
 }
 
-pub(super) fn digest_text(descriptor: &Descriptor, no_trunc: bool) -> String {
+fn listed_name(image: &Listed) -> String {
+    image
+        .name
+        .as_ref()
+        .map_or_else(|| "<none>".to_owned(), ToString::to_string)
+}
+
+/// A digest as docker shows IDs: 12 hex digits, or whole with `--no-trunc`.
+pub(super) fn digest_text(digest: &Digest, no_trunc: bool) -> String {
     if no_trunc {
-        descriptor.digest.to_string()
+        digest.to_string()
     } else {
-        descriptor.digest.short()
+        digest.short()
     }
 }
 
 fn image_row(
     store: &Store,
-    image: &NamedImage,
+    image: &Listed,
     no_trunc: bool,
     now: i64,
-) -> anyhow::Result<[String; 4]> {
-    let what = || format!("image {}", image.name);
+) -> anyhow::Result<[String; 5]> {
+    let what = || format!("image {}", listed_name(image));
     let size = image_size(store, &image.descriptor).with_context(what)?;
+    let id = match image.id {
+        Some(id) => id,
+        None => store.image_id(&image.descriptor).with_context(what)?,
+    };
     let created = if media_types::is_manifest(&image.descriptor.media_type) {
-        let manifest =
-            publish::read_manifest(store, &image.descriptor.digest).with_context(what)?;
-        let config = publish::read_config(store, &manifest.config.digest).with_context(what)?;
+        let config = publish::read_config(store, &id).with_context(what)?;
         config
             .created
             .map_or("N/A".to_owned(), |c| relative_time(&c, now))
@@ -128,10 +165,11 @@ fn image_row(
         "N/A".to_owned()
     };
     Ok([
-        image.name.to_string(),
-        digest_text(&image.descriptor, no_trunc),
-        human_size(size),
+        listed_name(image),
+        digest_text(&id, no_trunc),
+        digest_text(&image.descriptor.digest, no_trunc),
         created,
+        human_size(size),
     ])
 }
 
@@ -260,17 +298,15 @@ pub fn run_tag(root: &Path, args: &TagArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `rbuild rmi NAME...`: removes names; prints `Untagged: NAME` for each. Goes on after
-/// an error and fails at the end, as `docker rmi` does.
+/// `rbuild rmi IMAGE...`: removes names, printing `Untagged: NAME` for each, or an
+/// image without a name (by ID or digest), printing `Deleted: ID`. Goes on after an
+/// error and fails at the end, as `docker rmi` does.
 pub fn run_rmi(root: &Path, args: &RmiArgs) -> anyhow::Result<ExitCode> {
     let store = open(root)?;
     let mut code = ExitCode::SUCCESS;
     for reference in &args.names {
         match remove(&store, reference, args.force) {
-            Ok(removed) => {
-                let lines: String = removed.iter().map(|n| format!("Untagged: {n}\n")).collect();
-                print(&lines)?;
-            }
+            Ok(lines) => print(&lines)?,
             Err(err) => {
                 super::report(&err);
                 code = ExitCode::FAILURE;
@@ -280,11 +316,12 @@ pub fn run_rmi(root: &Path, args: &RmiArgs) -> anyhow::Result<ExitCode> {
     Ok(code)
 }
 
-fn remove(store: &Store, reference: &str, force: bool) -> anyhow::Result<Vec<ImageName>> {
+/// Removes what `reference` names; the lines to print.
+fn remove(store: &Store, reference: &str, force: bool) -> anyhow::Result<String> {
     if let Ok(name) = ImageName::parse(reference) {
         if store.list()?.iter().any(|i| i.name == name) {
             store.remove_name(&name)?;
-            return Ok(vec![name]);
+            return Ok(format!("Untagged: {name}\n"));
         }
     }
     let descriptor = resolve(store, reference)?;
@@ -294,6 +331,12 @@ fn remove(store: &Store, reference: &str, force: bool) -> anyhow::Result<Vec<Ima
         .filter(|i| i.descriptor.digest == descriptor.digest)
         .map(|i| i.name)
         .collect();
+    if names.is_empty() {
+        if !store.remove_unnamed(&descriptor.digest)? {
+            bail!("{reference} is not an image of the store (a blob another image refers to)");
+        }
+        return Ok(format!("Deleted: {}\n", store.image_id(&descriptor)?));
+    }
     if names.len() > 1 && !force {
         let list: Vec<String> = names.iter().map(ToString::to_string).collect();
         bail!(
@@ -302,10 +345,12 @@ fn remove(store: &Store, reference: &str, force: bool) -> anyhow::Result<Vec<Ima
             list.join(", ")
         );
     }
+    let mut lines = String::new();
     for name in &names {
         store.remove_name(name)?;
+        lines.push_str(&format!("Untagged: {name}\n"));
     }
-    Ok(names)
+    Ok(lines)
 }
 
 #[cfg(test)]
@@ -363,18 +408,34 @@ mod tests {
             dst: "app:2".into(),
         };
         run_tag(root, &tag).unwrap();
-        let row = image_row(&store, &store.list().unwrap()[1], false, 1_704_067_200 + 60).unwrap();
-        assert_eq!(row[0], "app:2");
-        assert_eq!(row[3], "1 minute ago");
-        // A digest with two names needs --force.
-        let by_digest = RmiArgs {
-            names: vec![desc.digest.hex()[..10].to_owned()],
-            force: false,
+        let named = &store.list().unwrap()[1];
+        let listed = Listed {
+            name: Some(named.name.clone()),
+            descriptor: named.descriptor.clone(),
+            id: None,
         };
-        assert!(remove(&store, &by_digest.names[0], false).is_err());
-        let removed = remove(&store, &by_digest.names[0], true).unwrap();
-        assert_eq!(removed.len(), 2);
+        let row = image_row(&store, &listed, false, 1_704_067_200 + 60).unwrap();
+        let id = store.image_id(&desc).unwrap();
+        assert_eq!(row[0], "app:2");
+        assert_eq!(
+            (row[1].as_str(), row[2].as_str()),
+            (&id.hex()[..12], &desc.digest.hex()[..12])
+        );
+        assert_eq!(row[3], "1 minute ago");
+        // A digest (or ID) with two names needs --force.
+        let prefix = &desc.digest.hex()[..10];
+        assert!(remove(&store, prefix, false).is_err());
+        let removed = remove(&store, &id.hex()[..10], true).unwrap();
+        assert_eq!(removed, "Untagged: app:1\nUntagged: app:2\n");
         assert!(store.list().unwrap().is_empty());
+        // An image without a name is deleted by ID.
+        store.add_unnamed(&desc).unwrap();
+        assert_eq!(
+            remove(&store, prefix, false).unwrap(),
+            format!("Deleted: {id}\n")
+        );
+        assert!(store.list_unnamed().unwrap().is_empty());
+        assert!(remove(&store, prefix, false).is_err());
         let err = super::super::inspect::run_inspect(
             root,
             &super::super::inspect::InspectArgs {

@@ -8,10 +8,10 @@ use std::path::Path;
 use super::env::StageOutput;
 use super::error::{BuildError, ExecError};
 use super::events::{BuildEvent, Reporter};
-use super::{BuildOptions, Output};
+use super::{BuildOptions, ImageAnnotations, Output};
 use crate::layers::{apply_layer, write_tar, ApplyOptions, Compression, TarOptions, WhiteoutMode};
-use crate::publish::export::{export_docker, export_oci_dir, export_oci_tar};
-use crate::publish::ManifestRef;
+use crate::publish::export::{export_docker, export_oci_dir, export_oci_tar, ArchiveImage};
+use crate::publish::{assemble, ManifestRef};
 use crate::store::{ImageName, Store};
 
 /// Writes `output` for the built `image` (the target stage `stage`).
@@ -28,26 +28,30 @@ pub fn export(
             dest,
             tar: true,
             names,
+            annotations,
         } => {
-            let names = archive_names(names, options)?;
+            let images = archive(store, image, stage, names, annotations, options)?;
             let file = create(dest)?;
-            let mut out =
-                export_oci_tar(store, &image.descriptor, &names, file).map_err(ExecError::from)?;
+            let mut out = export_oci_tar(store, &images, file).map_err(ExecError::from)?;
             out.flush().map_err(ExecError::fs("cannot write", dest))?;
         }
         Output::Oci {
             dest,
             tar: false,
             names,
+            annotations,
         } => {
-            let names = archive_names(names, options)?;
-            export_oci_dir(store, &image.descriptor, &names, dest).map_err(ExecError::from)?;
+            let images = archive(store, image, stage, names, annotations, options)?;
+            export_oci_dir(store, &images, dest).map_err(ExecError::from)?;
         }
-        Output::Docker { dest, names } => {
-            let names = archive_names(names, options)?;
+        Output::Docker {
+            dest,
+            names,
+            annotations,
+        } => {
+            let images = archive(store, image, stage, names, annotations, options)?;
             let file = create(dest)?;
-            let mut out =
-                export_docker(store, &image.descriptor, &names, file).map_err(ExecError::from)?;
+            let mut out = export_docker(store, &images, file).map_err(ExecError::from)?;
             out.flush().map_err(ExecError::fs("cannot write", dest))?;
         }
         Output::Local { dest } => rootfs_dir(store, stage, dest)?,
@@ -59,17 +63,39 @@ pub fn export(
     Ok(())
 }
 
-/// The names an archive carries: the output's `name=`s, else the build's tags.
-fn archive_names(names: &[String], options: &BuildOptions) -> Result<Vec<ImageName>, ExecError> {
+/// The archive's one image, named by the output's `name=`s, else the build's tags.
+/// Annotations the output adds (BuildKit's are per exporter) to the manifest make a
+/// manifest of its own for it (the same config and layers); its descriptor
+/// annotations go on its `index.json` entries.
+fn archive(
+    store: &Store,
+    image: &ManifestRef,
+    stage: &StageOutput,
+    names: &[String],
+    added: &ImageAnnotations,
+    options: &BuildOptions,
+) -> Result<[ArchiveImage; 1], ExecError> {
     let names = if names.is_empty() {
         &options.tags
     } else {
         names
     };
-    Ok(names
+    let names = names
         .iter()
         .map(|t| ImageName::parse(t))
-        .collect::<Result<Vec<_>, _>>()?)
+        .collect::<Result<Vec<_>, _>>()?;
+    let all = options.annotations.merged(added);
+    let descriptor = if added.manifest.is_empty() {
+        image.descriptor.clone()
+    } else {
+        let layers: Vec<_> = stage.layers.iter().map(|l| l.blob.clone()).collect();
+        assemble(store, &stage.config, &layers, options.format, &all.manifest)?.descriptor
+    };
+    Ok([ArchiveImage {
+        descriptor,
+        names,
+        annotations: all.descriptor,
+    }])
 }
 
 /// The archive's file, or standard output for `dest=-` (`-o type=docker,dest=- | docker

@@ -8,7 +8,7 @@ use super::events::BuildEvent;
 use super::export::export;
 use super::BuildOptions;
 use crate::digest::Digest;
-use crate::image::LayerDescriptor;
+use crate::image::{Descriptor, LayerDescriptor};
 use crate::plan::Plan;
 use crate::publish::{assemble, ManifestRef};
 use crate::store::ImageName;
@@ -20,6 +20,8 @@ pub struct BuildResult {
     pub manifest: Digest,
     /// The config digest (the image ID).
     pub config: Digest,
+    /// The manifest's descriptor (media type, size, platform, descriptor annotations).
+    pub descriptor: Descriptor,
     /// Names given in the store.
     pub names: Vec<String>,
 }
@@ -37,8 +39,15 @@ pub fn finish(
             what: "the target stage was not built",
         })?;
     let layers: Vec<LayerDescriptor> = target.layers.iter().map(|l| l.blob.clone()).collect();
-    let image = assemble(env.store, &target.config, &layers, env.options.format)
-        .map_err(ExecError::from)?;
+    let annotations = &env.options.annotations;
+    let image = assemble(
+        env.store,
+        &target.config,
+        &layers,
+        env.options.format,
+        &annotations.manifest,
+    )
+    .map_err(ExecError::from)?;
     let names = name(env, &image)?;
     for output in &env.options.outputs {
         export(env.store, &image, target, env.options, output, env.reporter)?;
@@ -46,6 +55,11 @@ pub fn finish(
     let result = BuildResult {
         manifest: image.descriptor.digest,
         config: image.config.digest,
+        descriptor: Descriptor {
+            // As BuildKit describes it: with the `manifest-descriptor` annotations.
+            annotations: annotations.descriptor.clone(),
+            ..image.descriptor.clone()
+        },
         names,
     };
     write_result_files(env.options, &result)?;
@@ -66,6 +80,8 @@ fn name(env: &BuildEnv<'_>, image: &ManifestRef) -> Result<Vec<String>, ExecErro
         });
     }
     if names.is_empty() {
+        // Listed (`rbuild images`: `<none>`) and found by ID until named or pruned.
+        env.store.add_unnamed(&image.descriptor)?;
         env.reporter
             .event(BuildEvent::ImageWritten { name: None, digest });
     }
@@ -78,9 +94,11 @@ fn write_result_files(options: &BuildOptions, result: &BuildResult) -> Result<()
             .map_err(ExecError::fs("cannot write", path))?;
     }
     if let Some(path) = &options.metadata_file {
+        // BuildKit's image exporter keys (buildx writes the descriptor as an object).
         let meta = serde_json::json!({
             "containerimage.digest": result.manifest.to_string(),
             "containerimage.config.digest": result.config.to_string(),
+            "containerimage.descriptor": result.descriptor,
             "image.name": result.names.join(","),
         });
         let text = serde_json::to_string_pretty(&meta).unwrap_or_default();

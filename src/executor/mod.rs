@@ -38,5 +38,7 @@ pub use error::{BuildError, ExecError, Result};
 pub use events::{BuildEvent, NoReporter, Recorder, Reporter, StepId};
 pub use finish::BuildResult;
 pub use mounts::{FlagError, SecretSource, SecretSpec, SshSpec};
-pub use options::{BuildOptions, CompressionKind, Output, OutputError, Snapshotter};
+pub use options::{
+    BuildOptions, CompressionKind, ImageAnnotations, Output, OutputError, Snapshotter,
+};
 pub use resolver::PullPolicy;

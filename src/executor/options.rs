@@ -31,19 +31,53 @@ pub enum Snapshotter {
     Auto,
 }
 
+/// OCI annotations of an image (BuildKit's `annotation*` exporter keys, buildx's
+/// `--annotation`). rbuild builds one platform and writes no image index, so there are
+/// no index annotations.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageAnnotations {
+    /// In the manifest (so in its digest): `manifest` annotations, the default.
+    pub manifest: BTreeMap<String, String>,
+    /// On the manifest's entries in an exported layout's `index.json` (BuildKit's
+    /// `manifest-descriptor`; a push has no index to carry them, as in BuildKit).
+    pub descriptor: BTreeMap<String, String>,
+}
+
+impl ImageAnnotations {
+    /// These, with `over`'s values where both have a key.
+    pub fn merged(&self, over: &ImageAnnotations) -> ImageAnnotations {
+        let join = |a: &BTreeMap<String, String>, b: &BTreeMap<String, String>| {
+            let mut out = a.clone();
+            out.extend(b.iter().map(|(k, v)| (k.clone(), v.clone())));
+            out
+        };
+        ImageAnnotations {
+            manifest: join(&self.manifest, &over.manifest),
+            descriptor: join(&self.descriptor, &over.descriptor),
+        }
+    }
+}
+
 /// Where the result goes besides the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
     /// An OCI image layout, as a tar file or (with `tar=false`) a directory; `-` is
-    /// standard output. `names` (`name=`) replace the build's tags in the archive.
+    /// standard output. `names` (`name=`) replace the build's tags in the archive;
+    /// `annotations` (`annotation.*=`) are added to the build's in this output only.
     Oci {
         dest: PathBuf,
         tar: bool,
         names: Vec<String>,
+        annotations: ImageAnnotations,
     },
     /// A docker-archive tar (`docker load`, `podman load`); `-` is standard output.
-    /// `names` (`name=`) replace the build's tags as its `RepoTags`.
-    Docker { dest: PathBuf, names: Vec<String> },
+    /// `names` (`name=`) replace the build's tags as its `RepoTags`; `annotations` as
+    /// for `Oci`.
+    Docker {
+        dest: PathBuf,
+        names: Vec<String>,
+        annotations: ImageAnnotations,
+    },
     /// The final root filesystem as a directory.
     Local { dest: PathBuf },
     /// The final root filesystem as a tar file.
@@ -106,10 +140,12 @@ impl Output {
                 dest: need_dest()?,
                 tar,
                 names,
+                annotations: ImageAnnotations::default(),
             }),
             Some("docker") => Ok(Output::Docker {
                 dest: need_dest()?,
                 names,
+                annotations: ImageAnnotations::default(),
             }),
             Some("local") => Ok(Output::Local { dest: need_dest()? }),
             Some("tar") => Ok(Output::Tar { dest: need_dest()? }),
@@ -141,6 +177,8 @@ pub struct BuildOptions {
     pub target: Option<String>,
     pub platform: Option<Platform>,
     pub labels: BTreeMap<String, String>,
+    /// Annotations of the image (in the store, pushed, and in every export).
+    pub annotations: ImageAnnotations,
     pub outputs: Vec<Output>,
     pub compression: CompressionKind,
     /// Manifest and config media types: OCI (default) or Docker schema 2.
@@ -191,7 +229,8 @@ mod tests {
             Output::Oci {
                 dest: "a.tar".into(),
                 tar: true,
-                names: Vec::new()
+                names: Vec::new(),
+                annotations: ImageAnnotations::default(),
             }
         );
         assert_eq!(
@@ -199,7 +238,8 @@ mod tests {
             Output::Oci {
                 dest: "d".into(),
                 tar: false,
-                names: Vec::new()
+                names: Vec::new(),
+                annotations: ImageAnnotations::default(),
             }
         );
         assert_eq!(

@@ -108,17 +108,22 @@ pub fn is_index(media_type: &str) -> bool {
 }
 
 /// The media type a manifest or index declares in its `mediaType`, or what its shape
-/// says it is (`manifests`: an OCI index; `config`: an OCI manifest); `None` for
-/// anything else (not JSON, a config, ...).
+/// says it is (`schemaVersion` and `manifests`: an OCI index; `schemaVersion` and
+/// `config`: an OCI manifest); `None` for anything else (not JSON, an image config,
+/// whose `config` is the container's, ...).
 pub fn declared(bytes: &[u8]) -> Option<String> {
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Shape {
         media_type: Option<String>,
+        schema_version: Option<serde::de::IgnoredAny>,
         manifests: Option<serde::de::IgnoredAny>,
         config: Option<serde::de::IgnoredAny>,
     }
     let shape: Shape = serde_json::from_slice(bytes).ok()?;
+    if shape.media_type.is_none() && shape.schema_version.is_none() {
+        return None;
+    }
     match shape {
         Shape {
             media_type: Some(m),
@@ -149,5 +154,16 @@ mod tests {
         assert_eq!(Format::Docker.layer(OCI_LAYER_ZSTD), None);
         assert_eq!(Format::Docker.layer(OCI_LAYER), Some(DOCKER_LAYER));
         assert_eq!(Format::Oci.layer("text/plain"), None);
+    }
+
+    #[test]
+    fn shapes_tell_manifests_and_indexes_from_configs() {
+        let manifest = br#"{"schemaVersion":2,"config":{},"layers":[]}"#;
+        assert_eq!(declared(manifest).as_deref(), Some(OCI_MANIFEST));
+        let typed = br#"{"mediaType":"application/x","config":{}}"#;
+        assert_eq!(declared(typed).as_deref(), Some("application/x"));
+        // An image config has a `config` too (the container's), and no schemaVersion.
+        let config = br#"{"architecture":"amd64","os":"linux","config":{"Env":[]}}"#;
+        assert_eq!(declared(config), None);
     }
 }

@@ -4,6 +4,8 @@
 //! the manifest through [`canonical_json`], so the same config and layers always give the
 //! same manifest digest, and maps layer media types to the requested [`Format`].
 
+use std::collections::BTreeMap;
+
 use super::error::{Error, Result};
 use crate::digest::Digest;
 use crate::image::{
@@ -22,15 +24,18 @@ pub struct ManifestRef {
     pub config: Descriptor,
 }
 
-/// Writes `config` and a manifest listing `layers` (base first) to the store.
+/// Writes `config` and a manifest listing `layers` (base first) and carrying
+/// `annotations` to the store.
 ///
 /// `config.rootfs.diff_ids` must have one entry per layer. Every layer blob must be in
-/// the store with the given size.
+/// the store with the given size. The annotations change the manifest (its digest),
+/// never the config (the image ID) or the layers.
 pub fn assemble(
     store: &Store,
     config: &ImageConfig,
     layers: &[LayerDescriptor],
     format: Format,
+    annotations: &BTreeMap<String, String>,
 ) -> Result<ManifestRef> {
     if config.rootfs.diff_ids.len() != layers.len() {
         return Err(Error::LayerCount {
@@ -69,7 +74,7 @@ pub fn assemble(
         config: config_descriptor.clone(),
         layers: layer_descriptors,
         subject: None,
-        annotations: Default::default(),
+        annotations: annotations.clone(),
     };
     let manifest_bytes = encode(&manifest, "image manifest")?;
     let (digest, size) = store.put_bytes(&manifest_bytes)?;
@@ -115,6 +120,10 @@ mod tests {
     use super::*;
     use crate::image::media_types::*;
 
+    fn none() -> BTreeMap<String, String> {
+        BTreeMap::new()
+    }
+
     fn fixture() -> (tempfile::TempDir, Store, ImageConfig, Vec<LayerDescriptor>) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
@@ -136,8 +145,8 @@ mod tests {
     #[test]
     fn same_inputs_same_digest() {
         let (_d, store, config, layers) = fixture();
-        let a = assemble(&store, &config, &layers, Format::Oci).unwrap();
-        let b = assemble(&store, &config.clone(), &layers, Format::Oci).unwrap();
+        let a = assemble(&store, &config, &layers, Format::Oci, &none()).unwrap();
+        let b = assemble(&store, &config.clone(), &layers, Format::Oci, &none()).unwrap();
         assert_eq!(a, b);
         let m = read_manifest(&store, &a.descriptor.digest).unwrap();
         assert_eq!(m.media_type.as_deref(), Some(OCI_MANIFEST));
@@ -147,15 +156,33 @@ mod tests {
     }
 
     #[test]
+    fn annotations_change_the_manifest_not_the_image_id() {
+        let (_d, store, config, layers) = fixture();
+        let plain = assemble(&store, &config, &layers, Format::Oci, &none()).unwrap();
+        let notes = BTreeMap::from([("org.opencontainers.image.title".to_owned(), "t".to_owned())]);
+        let annotated = assemble(&store, &config, &layers, Format::Oci, &notes).unwrap();
+        assert_eq!(annotated.config, plain.config);
+        assert_ne!(annotated.descriptor.digest, plain.descriptor.digest);
+        let m = read_manifest(&store, &annotated.descriptor.digest).unwrap();
+        assert_eq!(m.annotations, notes);
+        assert_eq!(
+            m.layers,
+            read_manifest(&store, &plain.descriptor.digest)
+                .unwrap()
+                .layers
+        );
+    }
+
+    #[test]
     fn docker_format_maps_media_types() {
         let (_d, store, config, layers) = fixture();
-        let r = assemble(&store, &config, &layers, Format::Docker).unwrap();
+        let r = assemble(&store, &config, &layers, Format::Docker, &none()).unwrap();
         assert_eq!(r.descriptor.media_type, DOCKER_MANIFEST);
         let m = read_manifest(&store, &r.descriptor.digest).unwrap();
         assert_eq!(m.config.media_type, DOCKER_CONFIG);
         assert_eq!(m.layers[0].media_type, DOCKER_LAYER_GZIP);
         // Same config bytes in both formats: the image ID does not depend on the format.
-        let o = assemble(&store, &config, &layers, Format::Oci).unwrap();
+        let o = assemble(&store, &config, &layers, Format::Oci, &none()).unwrap();
         assert_eq!(o.config.digest, r.config.digest);
         assert_ne!(o.descriptor.digest, r.descriptor.digest);
     }
@@ -166,7 +193,7 @@ mod tests {
         let mut two = config.clone();
         two.rootfs.diff_ids.push(Digest::of(b"b"));
         assert!(matches!(
-            assemble(&store, &two, &layers, Format::Oci),
+            assemble(&store, &two, &layers, Format::Oci, &none()),
             Err(Error::LayerCount {
                 config: 2,
                 layers: 1
@@ -174,18 +201,18 @@ mod tests {
         ));
         layers[0].size += 1;
         assert!(matches!(
-            assemble(&store, &config, &layers, Format::Oci),
+            assemble(&store, &config, &layers, Format::Oci, &none()),
             Err(Error::BlobSize { .. })
         ));
         layers[0].size -= 1;
         layers[0].media_type = OCI_LAYER_ZSTD.into();
         assert!(matches!(
-            assemble(&store, &config, &layers, Format::Docker),
+            assemble(&store, &config, &layers, Format::Docker, &none()),
             Err(Error::LayerMediaType { .. })
         ));
         layers[0].digest = Digest::of(b"absent");
         assert!(matches!(
-            assemble(&store, &config, &layers, Format::Oci),
+            assemble(&store, &config, &layers, Format::Oci, &none()),
             Err(Error::Store(crate::store::Error::BlobNotFound { .. }))
         ));
     }

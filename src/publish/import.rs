@@ -9,7 +9,9 @@
 //!   and each layer file are stored; a layer's diff ID (its uncompressed digest) must
 //!   be the config's, and a Docker schema 2 manifest is written for them.
 //!
-//! The caller holds the store's shared gc lock until the images are named.
+//! An archive may hold several images, each under several names (`rbuild save a b`,
+//! `docker save`): all are loaded, every name given. The caller holds the store's
+//! shared gc lock until the images are named.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -29,12 +31,18 @@ pub struct Loaded {
     pub names: Vec<ImageName>,
 }
 
-/// Loads the images of the archive unpacked at `dir`.
+/// Loads the images of the archive unpacked at `dir`. A docker archive that is also
+/// an OCI layout (`oci-layout`, as `docker save` 25+ and rbuild write them) is read as
+/// the layout, so its manifests come back byte for byte (digests, annotations).
 pub fn import_dir(store: &Store, dir: &Path) -> Result<Vec<Loaded>> {
+    let layout = dir.join("index.json").is_file();
+    if layout && dir.join("oci-layout").is_file() {
+        return import_oci(store, dir);
+    }
     if dir.join("manifest.json").is_file() {
         return import_docker(store, dir);
     }
-    if dir.join("index.json").is_file() {
+    if layout {
         return import_oci(store, dir);
     }
     Err(invalid(

@@ -71,9 +71,13 @@ pub enum Error {
     /// No image has this name (or digest).
     #[error("image {name:?} not found")]
     ImageNotFound { name: String },
-    /// A digest prefix matches several images.
-    #[error("digest prefix {prefix:?} is ambiguous: it matches {count} images")]
-    AmbiguousDigest { prefix: String, count: usize },
+    /// An image ID or digest prefix matches several images.
+    #[error("{prefix:?} is ambiguous: it matches {count} images: {candidates}; give more digits or a name")]
+    AmbiguousId {
+        prefix: String,
+        count: usize,
+        candidates: String,
+    },
     /// A setting of `config.json` has a value that cannot be used.
     #[error("`{}`: invalid {key} {value:?}", path.display())]
     InvalidSetting {

@@ -3,6 +3,7 @@
 //! ```text
 //! <root>/oci-layout          {"imageLayoutVersion":"1.0.0"}   (OCI image-layout spec)
 //! <root>/index.json          OCI index; named images carry org.opencontainers.image.ref.name
+//! <root>/unnamed.json        images without a name (not GC roots; see `ids.rs`)
 //! <root>/blobs/sha256/<hex>  content-addressed blobs
 //! <root>/snapshots/<hex>/    extracted layer stacks, named by chain ID
 //! <root>/snapshots/<hex>.used  touched when the snapshot is used (its last use)
@@ -34,6 +35,9 @@ use crate::image::{canonical_json, Index};
 pub const OCI_LAYOUT_FILE: &str = "oci-layout";
 /// `index.json`, the entry point of an OCI image layout.
 pub const INDEX_FILE: &str = "index.json";
+/// The images without a name (an OCI index, not part of the layout), relative to
+/// the root.
+pub const UNNAMED_FILE: &str = "unnamed.json";
 /// Where blobs live, relative to the root.
 pub const BLOBS_DIR: &str = "blobs/sha256";
 /// Where extracted snapshots live, relative to the root.

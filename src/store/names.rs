@@ -5,8 +5,9 @@
 //! name without a tag means `:latest`. Entries without the annotation (if another tool
 //! adds some) are kept untouched. `index.json` is rewritten only under
 //! `locks/index.lock`, and an entry is added only after every blob it reaches exists.
+//! Each entry rbuild writes also records the image ID (see `ids.rs`, which also keeps
+//! the images without a name).
 
-use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 
@@ -64,6 +65,15 @@ impl ImageName {
     /// The tag.
     pub fn tag(&self) -> &str {
         &self.tag
+    }
+
+    /// The repository as Docker shows it: `docker.io/library/app` -> `app`,
+    /// `docker.io/team/app` -> `team/app`, anything else as written.
+    pub fn familiar_repository(&self) -> &str {
+        let repo = self.repository.as_str();
+        repo.strip_prefix("docker.io/library/")
+            .or_else(|| repo.strip_prefix("docker.io/"))
+            .unwrap_or(repo)
     }
 
     /// The name as Docker normalizes it: `app:1` -> `docker.io/library/app:1`.
@@ -148,8 +158,10 @@ fn check_repository(repo: &str) -> std::result::Result<(), &'static str> {
 pub struct NamedImage {
     /// Its name.
     pub name: ImageName,
-    /// Its manifest (or index) descriptor, without the ref-name annotation.
+    /// Its manifest (or index) descriptor, without the store's annotations.
     pub descriptor: Descriptor,
+    /// Its image ID when the entry records it (else [`Store::image_id`] reads it).
+    pub id: Option<Digest>,
 }
 
 /// The name an index entry carries, if any (and if it parses).
@@ -160,11 +172,9 @@ fn entry_name(entry: &Descriptor) -> Option<ImageName> {
         .and_then(|n| ImageName::parse(n).ok())
 }
 
-/// The descriptor without its ref-name annotation.
+/// The descriptor without the store's annotations (its name and image ID).
 fn unnamed(entry: &Descriptor) -> Descriptor {
-    let mut d = entry.clone();
-    d.annotations.remove(REF_NAME_ANNOTATION);
-    d
+    super::ids::bare(entry)
 }
 
 impl Store {
@@ -194,7 +204,7 @@ impl Store {
     /// whatever the name pointed to. Every blob the image reaches must exist.
     pub fn set_name(&self, name: &ImageName, descriptor: &Descriptor) -> Result<()> {
         self.check_complete(name, descriptor, 0)?;
-        let mut entry = descriptor.clone();
+        let mut entry = self.with_id(descriptor)?;
         entry
             .annotations
             .insert(REF_NAME_ANNOTATION.to_owned(), name.to_string());
@@ -249,10 +259,11 @@ impl Store {
         Ok(())
     }
 
-    /// Finds an image by name (`app` means `app:latest`), by manifest digest
-    /// (`sha256:<hex>`, also of an unnamed manifest or index blob in the store), or by a
-    /// digest prefix (`3fa2`, `sha256:3fa2`) that matches one named image only. `None`
-    /// when nothing matches.
+    /// Finds an image by name (`app` means `app:latest`), else by image ID (config
+    /// digest) or manifest digest, whole (`sha256:<hex>`, `<hex>`) or a prefix of
+    /// either (`3fa2`) that names one image only, named or not (see `ids.rs`). A full
+    /// digest of a manifest or index blob in the store that is no image (a base
+    /// image's platform manifest) describes that blob. `None` when nothing matches.
     pub fn resolve(&self, reference: &str) -> Result<Option<Descriptor>> {
         let index = self.read_index()?;
         let parsed = ImageName::parse(reference);
@@ -265,34 +276,15 @@ impl Store {
                 return Ok(Some(unnamed(d)));
             }
         }
-        let hex = reference.strip_prefix("sha256:").unwrap_or(reference);
-        let is_hex = !hex.is_empty()
-            && hex.len() <= 64
-            && hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        if !is_hex {
+        let Some(hex) = super::ids::hex_part(reference) else {
             return parsed.map(|_| None);
+        };
+        if let Some(found) = self.find_by_id(reference, hex, &index.manifests)? {
+            return Ok(Some(found));
         }
-        if let Ok(digest) = reference.parse::<Digest>() {
-            if !index.manifests.iter().any(|d| d.digest == digest) {
-                // An unnamed image (a build without a tag): describe its blob.
-                return self.describe_blob(&digest);
-            }
-        }
-        let matching: Vec<&Descriptor> = index
-            .manifests
-            .iter()
-            .filter(|d| d.digest.hex().starts_with(hex))
-            .collect();
-        let distinct: BTreeSet<Digest> = matching.iter().map(|d| d.digest).collect();
-        match distinct.len() {
-            0 => Ok(None),
-            1 => Ok(matching.first().map(|d| unnamed(d))),
-            count => Err(Error::AmbiguousDigest {
-                prefix: reference.to_owned(),
-                count,
-            }),
+        match reference.parse::<Digest>() {
+            Ok(digest) => self.describe_blob(&digest),
+            Err(_) => Ok(None),
         }
     }
 
@@ -321,6 +313,7 @@ impl Store {
                 entry_name(d).map(|name| NamedImage {
                     name,
                     descriptor: unnamed(d),
+                    id: super::ids::recorded_id(d),
                 })
             })
             .collect();

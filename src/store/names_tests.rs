@@ -135,27 +135,6 @@ fn unnamed_images_resolve_by_full_digest() {
 }
 
 #[test]
-fn ambiguous_prefix_is_an_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    // 17 images: two of them share a first hex digit (pigeonhole).
-    let mut by_first: std::collections::BTreeMap<char, Vec<Digest>> = Default::default();
-    for i in 0..17 {
-        let d = image_in(&store, format!("layer {i}").as_bytes());
-        store.set_name(&name(&format!("img:{i}")), &d).unwrap();
-        by_first
-            .entry(d.digest.hex().chars().next().unwrap())
-            .or_default()
-            .push(d.digest);
-    }
-    let (first, _) = by_first.iter().find(|(_, v)| v.len() > 1).unwrap();
-    assert!(matches!(
-        store.resolve(&format!("sha256:{first}")),
-        Err(Error::AmbiguousDigest { count, .. }) if count > 1
-    ));
-}
-
-#[test]
 fn incomplete_images_are_not_named() {
     let (_d, store, desc) = store_with_image(b"layer");
     let manifest: Manifest =

@@ -28,7 +28,7 @@ pub(crate) fn image_in(store: &Store, layer: &[u8]) -> Descriptor {
         size,
         media_type: media_types::OCI_LAYER.into(),
     }];
-    assemble(store, &config, &layers, Format::Oci)
+    assemble(store, &config, &layers, Format::Oci, &Default::default())
         .unwrap()
         .descriptor
 }

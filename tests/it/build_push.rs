@@ -115,7 +115,9 @@ fn build_push_sends_every_name_and_never_prints_a_secret() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(!stdout.contains("very-secret-pw") && !stderr.contains("very-secret-pw"));
-    let digest = stdout.lines().last().unwrap_or_default().trim().to_owned();
+    // The last line is the image ID; the registries hold its manifest.
+    let id = stdout.lines().last().unwrap_or_default().trim().to_owned();
+    let digest = crate::support::manifest_digest(&t.root(), &id);
     for name in [&one, &two, &three] {
         let raw = skopeo(&[
             "inspect",

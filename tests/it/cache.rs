@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::support::{can_mount, rbuild_in, TestContext};
 
-/// Builds the context; returns (stdout digest, progress log).
+/// Builds the context; returns (the image ID it prints, progress log).
 fn build(t: &TestContext, args: &[&str]) -> (String, String) {
     let ctx = t.context().to_string_lossy().into_owned();
     let mut all = vec!["build", "--progress", "plain"];

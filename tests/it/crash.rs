@@ -18,7 +18,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::integrity::store_check;
-use crate::support::{busybox, leaked_mounts, rbuild_in, TestContext};
+use crate::support::{busybox, leaked_mounts, manifest_digest, rbuild_in, TestContext};
 
 /// xorshift64*: small, seedable, good enough to spread kill times.
 struct Rng(u64);
@@ -94,7 +94,7 @@ fn build_args(t: &TestContext, root: &Path) -> Vec<String> {
     ]
 }
 
-/// A full build into `root`; its digest.
+/// A full build into `root`; its manifest digest.
 fn full_build(t: &TestContext, root: &Path) -> String {
     let args = build_args(t, root);
     let args: Vec<&str> = args[2..].iter().map(String::as_str).collect();
@@ -104,7 +104,7 @@ fn full_build(t: &TestContext, root: &Path) -> String {
         "build failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    manifest_digest(root, String::from_utf8_lossy(&out.stdout).trim())
 }
 
 #[test]

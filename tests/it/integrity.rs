@@ -3,11 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::support::{busybox, rbuild_in, TestContext};
+use crate::support::{busybox, manifest_digest, rbuild_in, TestContext};
 
 const EPOCH: (&str, &str) = ("SOURCE_DATE_EPOCH", "1700000000");
 
-/// Builds with plain progress and a fixed epoch; returns (digest, log).
+/// Builds with plain progress and a fixed epoch; returns (manifest digest, log).
 fn build(t: &TestContext, args: &[&str]) -> (String, String) {
     let ctx = t.context().to_string_lossy().into_owned();
     let mut all = vec!["build", "--progress", "plain"];
@@ -16,7 +16,8 @@ fn build(t: &TestContext, args: &[&str]) -> (String, String) {
     let out = rbuild_in(&t.root(), &all, &[EPOCH]);
     let log = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "build failed:\n{log}");
-    (String::from_utf8_lossy(&out.stdout).trim().to_owned(), log)
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    (manifest_digest(&t.root(), &id), log)
 }
 
 /// `rbuild store check ARGS`: (success, stdout).

@@ -2,6 +2,7 @@
 //! checked with independent readers (umoci, skopeo, oci-image-tool) where installed.
 
 mod add_git;
+mod annotations;
 mod archives;
 mod build;
 mod build_push;
@@ -12,6 +13,7 @@ mod crash;
 mod devices;
 mod foreign;
 mod hostile;
+mod image_id;
 mod inputs;
 mod integrity;
 mod limits;

@@ -145,12 +145,14 @@ fn onbuild_triggers_iidfile_metadata_and_json_progress() {
         "fired\n",
         "the trigger ran"
     );
-    let manifest = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     let meta: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(meta).unwrap()).unwrap();
+    let manifest = crate::support::manifest_digest(&base.root(), &id);
     assert_eq!(meta["containerimage.digest"], manifest.as_str());
     let iid = std::fs::read_to_string(iid).unwrap();
     assert_eq!(meta["containerimage.config.digest"], iid.as_str());
+    assert_eq!(iid, id, "the build prints the image ID");
     for line in String::from_utf8_lossy(&out.stderr).lines() {
         let event: serde_json::Value =
             serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?}: {e}"));

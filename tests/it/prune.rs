@@ -37,7 +37,7 @@ fn write_inputs(t: &TestContext, seed: u64) {
     std::fs::write(t.context().join("b.bin"), noise(seed + 1000, 100_000)).unwrap();
 }
 
-/// Builds; returns (manifest digest, whether each step was CACHED).
+/// Builds; returns (image ID, whether each step was CACHED).
 fn build(t: &TestContext, args: &[&str]) -> (String, Vec<bool>) {
     let ctx = t.context().to_string_lossy().into_owned();
     let mut all = vec!["build", "--progress", "plain"];

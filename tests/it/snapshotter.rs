@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use crate::support::{
-    busybox, can_mount, have, leaked_mounts, rbuild_in, umoci_unpack, TestContext,
+    busybox, can_mount, have, leaked_mounts, manifest_digest, rbuild_in, umoci_unpack, TestContext,
 };
 
 const EPOCH: (&str, &str) = ("SOURCE_DATE_EPOCH", "1700000000");
@@ -87,7 +87,12 @@ fn native_writes_the_same_layers_as_overlayfs_and_shares_its_store() {
     let overlay_ids = diff_ids(&overlay_store, "s:overlay");
     assert_eq!(overlay_ids.len(), 11, "{overlay_ids:?}");
     assert_eq!(diff_ids(&t.root(), "s:native"), overlay_ids);
-    assert_eq!(a.stdout, b.stdout, "the same manifest digest");
+    assert_eq!(a.stdout, b.stdout, "the same image ID");
+    assert_eq!(
+        manifest_digest(&overlay_store, "s:overlay"),
+        manifest_digest(&t.root(), "s:native"),
+        "the same manifest digest"
+    );
 
     // Native on top of snapshots overlayfs made (the env variable selects it).
     let c = build_into(
@@ -97,7 +102,11 @@ fn native_writes_the_same_layers_as_overlayfs_and_shares_its_store() {
         &[EPOCH, ("RBUILD_SNAPSHOTTER", "native")],
     );
     assert_eq!(diff_ids(&overlay_store, "s:shared"), overlay_ids);
-    assert_eq!(a.stdout, c.stdout);
+    assert_eq!(a.stdout, c.stdout, "the same image ID");
+    assert_eq!(
+        manifest_digest(&overlay_store, "s:overlay"),
+        manifest_digest(&overlay_store, "s:shared")
+    );
 
     let rootfs = umoci_unpack(&t, "s:native");
     assert!(!rootfs.join("file").exists() && !rootfs.join("gone").exists());
@@ -186,7 +195,13 @@ fn auto_falls_back_to_native_where_overlayfs_cannot_be_mounted() {
         1,
         "{stderr}"
     );
-    assert_eq!(a.stdout, out.stdout, "the same image");
+    assert_eq!(a.stdout, out.stdout, "the same image ID");
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert_eq!(
+        manifest_digest(&overlay_store, &id),
+        manifest_digest(&t.root(), &id),
+        "the same manifest digest"
+    );
 }
 
 #[test]

@@ -392,3 +392,43 @@ pub fn assert_nowhere_in(dir: &Path, needle: &str) {
     let found = String::from_utf8_lossy(&out.stdout);
     assert!(found.is_empty(), "{needle:?} is in {found}");
 }
+
+/// Runs `podman ARGS` with a private store under `dir` (never the host's images);
+/// its stdout, or a panic with its stderr.
+pub fn podman(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("podman")
+        .arg("--root")
+        .arg(dir.join("podman-root"))
+        .arg("--runroot")
+        .arg(dir.join("podman-run"))
+        .args(["--storage-driver", "vfs", "--events-backend", "none"])
+        .args(args)
+        .output()
+        .expect("running podman");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "podman {args:?}: {stderr}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The manifest digest of `image` (a name, or an image ID as a build prints it) in
+/// store `root`: what a build's reproducibility is judged by, layer bytes included.
+pub fn manifest_digest(root: &Path, image: &str) -> String {
+    run_ok(root, &["inspect", "--format", "{{.Digest}}", image], &[]).0
+}
+
+/// The text of `member` in the tar `file` (read with GNU tar); panics naming it.
+pub fn tar_member(file: &Path, member: &str) -> String {
+    let out = Command::new("tar")
+        .arg("-xOf")
+        .arg(file)
+        .arg(member)
+        .output()
+        .expect("running tar");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{member} of {}: {stderr}",
+        file.display()
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -10,16 +10,17 @@
 //! digests in the manifest blob still hold. Checked with podman 4.3 (both readings) and
 //! Docker 20.10's classic loader, which verifies every layer's diff ID.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 
 use serde::Serialize;
 
 use super::oci::write_layout;
 use super::sink::{blob_path, Sink, TarSink};
-use super::{decode, encode};
-use crate::image::{media_types, Descriptor, Manifest};
+use super::{decode, encode, ArchiveImage};
+use crate::image::{media_types, Manifest};
 use crate::publish::error::{Error, Result};
-use crate::store::{ImageName, Store};
+use crate::store::Store;
 
 /// One image of `manifest.json`.
 #[derive(Serialize)]
@@ -30,34 +31,55 @@ struct ArchiveEntry {
     layers: Vec<String>,
 }
 
-/// Writes the image `image` (a single-platform manifest in `store`) as a docker archive
-/// to `out`, tagged with `names`; returns `out`.
-pub fn export_docker<W: Write>(
-    store: &Store,
-    image: &Descriptor,
-    names: &[ImageName],
-    out: W,
-) -> Result<W> {
-    if !media_types::is_manifest(&image.media_type) {
+/// Writes `images` (single-platform manifests in `store`) as a docker archive to
+/// `out`, each with its names as `RepoTags`; returns `out`.
+///
+/// Beside the layout: `manifest.json`, one entry per image, and, when some image has
+/// a name, the legacy `repositories` (`{"repo": {"tag": "<top layer hex>"}}`) that
+/// `docker save` writes; loaders read `manifest.json` first.
+pub fn export_docker<W: Write>(store: &Store, images: &[ArchiveImage], out: W) -> Result<W> {
+    let mut entries = Vec::with_capacity(images.len());
+    let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for image in images {
+        let entry = archive_entry(store, image)?;
+        if let Some(top) = entry.layers.last() {
+            let top = top.rsplit('/').next().unwrap_or(top);
+            for name in &image.names {
+                repositories
+                    .entry(name.familiar_repository().to_owned())
+                    .or_default()
+                    .insert(name.tag().to_owned(), top.to_owned());
+            }
+        }
+        entries.push(entry);
+    }
+    let mut sink = TarSink::new(out);
+    write_layout(store, images, &mut sink)?;
+    sink.file("manifest.json", &encode(&entries, "manifest.json")?)?;
+    if !repositories.is_empty() {
+        sink.file("repositories", &encode(&repositories, "repositories")?)?;
+    }
+    sink.finish()
+}
+
+/// The `manifest.json` entry of one image (a manifest: a docker archive has no index).
+fn archive_entry(store: &Store, image: &ArchiveImage) -> Result<ArchiveEntry> {
+    let desc = &image.descriptor;
+    if !media_types::is_manifest(&desc.media_type) {
         return Err(Error::Unsupported {
-            digest: image.digest,
-            media_type: image.media_type.clone(),
+            digest: desc.digest,
+            media_type: desc.media_type.clone(),
             reason: "a docker archive holds single-platform images: export one platform's manifest",
         });
     }
-    let manifest: Manifest = decode(store, image, "manifest")?;
-    let entry = ArchiveEntry {
+    let manifest: Manifest = decode(store, desc, "manifest")?;
+    Ok(ArchiveEntry {
         config: blob_path(&manifest.config.digest),
-        repo_tags: names.iter().map(ToString::to_string).collect(),
+        repo_tags: image.names.iter().map(ToString::to_string).collect(),
         layers: manifest
             .layers
             .iter()
             .map(|l| blob_path(&l.digest))
             .collect(),
-    };
-
-    let mut sink = TarSink::new(out);
-    write_layout(store, image, names, &mut sink)?;
-    sink.file("manifest.json", &encode(&[entry], "manifest.json")?)?;
-    sink.finish()
+    })
 }

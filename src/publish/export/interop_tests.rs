@@ -79,7 +79,7 @@ fn tiny_image(store: &Store, format: Format) -> ManifestRef {
         size,
         media_type: media_types::OCI_LAYER_GZIP.into(),
     }];
-    assemble(store, &config, &layers, format).unwrap()
+    assemble(store, &config, &layers, format, &Default::default()).unwrap()
 }
 
 fn name(s: &str) -> ImageName {
@@ -131,13 +131,16 @@ fn oci_export_is_read_by_other_tools() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("store")).unwrap();
     let image = tiny_image(&store, Format::Oci);
-    let names = [name("app:1")];
+    let images = [ArchiveImage::new(
+        image.descriptor.clone(),
+        vec![name("app:1")],
+    )];
 
     let layout = dir.path().join("layout");
-    export_oci_dir(&store, &image.descriptor, &names, &layout).unwrap();
+    export_oci_dir(&store, &images, &layout).unwrap();
     let tar_path = dir.path().join("image.tar");
     let file = std::fs::File::create(&tar_path).unwrap();
-    export_oci_tar(&store, &image.descriptor, &names, file).unwrap();
+    export_oci_tar(&store, &images, file).unwrap();
 
     // Exactly the image's blobs: manifest, config, one layer.
     let blobs = std::fs::read_dir(layout.join("blobs/sha256"))
@@ -203,7 +206,11 @@ fn docker_archive_is_loaded_by_podman() {
         let image = tiny_image(&store, format);
         let archive = dir.path().join("docker.tar");
         let file = std::fs::File::create(&archive).unwrap();
-        export_docker(&store, &image.descriptor, &[name("app:1")], file).unwrap();
+        let images = [ArchiveImage::new(
+            image.descriptor.clone(),
+            vec![name("app:1")],
+        )];
+        export_docker(&store, &images, file).unwrap();
         let archive_s = archive.display().to_string();
 
         if tool("skopeo").is_some() {
@@ -262,7 +269,8 @@ fn docker_archive_is_loaded_by_docker() {
     let tag = "rbuild-interop-test/export:1";
     let archive = dir.path().join("docker.tar");
     let file = std::fs::File::create(&archive).unwrap();
-    export_docker(&store, &image.descriptor, &[name(tag)], file).unwrap();
+    let images = [ArchiveImage::new(image.descriptor.clone(), vec![name(tag)])];
+    export_docker(&store, &images, file).unwrap();
     run(Command::new("docker").arg("load").arg("-i").arg(&archive));
     let id = run(Command::new("docker").args(["image", "inspect", "--format", "{{.Id}}", tag]));
     let _ = Command::new("docker").args(["rmi", tag]).output();

@@ -5,15 +5,20 @@
 //! bounded memory and re-verified on the way (see `sink.rs`). `type=local` and
 //! `type=tar` (the final root filesystem) need the layer applier and live elsewhere.
 //!
+//! An archive holds one or several images ([`ArchiveImage`]: `rbuild save a b`, as
+//! `docker save` does), their blobs once each.
+//!
 //! Names: in an exported `index.json` each name is one entry annotated with
 //! `org.opencontainers.image.ref.name` = the tag (as BuildKit and `docker save` write
-//! it) and `io.containerd.image.name` = the fully qualified name.
+//! it) and `io.containerd.image.name` = the fully qualified name; an image without a
+//! name has one entry without them. An image's own entry annotations (BuildKit's
+//! `annotation-manifest-descriptor.*`) are on each of its entries.
 
 mod docker;
 mod oci;
 mod sink;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub use docker::export_docker;
 pub use oci::{export_oci_dir, export_oci_tar};
@@ -34,12 +39,42 @@ use crate::store::{ImageName, Store, CONTAINERD_NAME_ANNOTATION, REF_NAME_ANNOTA
 /// How deep nested indexes may go (real images have one level).
 const MAX_NESTING: usize = 8;
 
+/// One image of an archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveImage {
+    /// Its manifest (or index) in the store.
+    pub descriptor: Descriptor,
+    /// The names it is listed under (none: listed once, unnamed).
+    pub names: Vec<ImageName>,
+    /// Annotations of its `index.json` entries.
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl ArchiveImage {
+    /// `descriptor` listed under `names`, without entry annotations.
+    pub fn new(descriptor: Descriptor, names: Vec<ImageName>) -> Self {
+        ArchiveImage {
+            descriptor,
+            names,
+            annotations: BTreeMap::new(),
+        }
+    }
+}
+
 /// The blobs `image` reaches, each once, children before parents: for a manifest its
 /// config, its layers, then itself; for an index each child's blobs, then itself.
 pub fn image_blobs(store: &Store, image: &Descriptor) -> Result<Vec<Descriptor>> {
+    archive_blobs(store, std::slice::from_ref(image))
+}
+
+/// The blobs `images` reach, each once (layers they share too), children before
+/// parents.
+fn archive_blobs(store: &Store, images: &[Descriptor]) -> Result<Vec<Descriptor>> {
     let mut out = Vec::new();
     let mut seen = BTreeSet::new();
-    collect(store, image, 0, &mut out, &mut seen)?;
+    for image in images {
+        collect(store, image, 0, &mut out, &mut seen)?;
+    }
     Ok(out)
 }
 
@@ -98,22 +133,27 @@ fn plain(desc: &Descriptor) -> Descriptor {
     d
 }
 
-/// The `index.json` of an exported layout: one entry per name (or one unnamed entry).
-pub(crate) fn export_index(image: &Descriptor, names: &[ImageName]) -> Index {
+/// The `index.json` of an exported layout: per image, one entry per name (or one
+/// unnamed entry), in the order given.
+pub(crate) fn export_index(images: &[ArchiveImage]) -> Index {
     let mut index = Index::default();
-    if names.is_empty() {
-        index.manifests.push(plain(image));
-    }
-    for name in names {
-        let mut entry = plain(image);
-        entry
-            .annotations
-            .insert(REF_NAME_ANNOTATION.to_owned(), name.tag().to_owned());
-        entry.annotations.insert(
-            CONTAINERD_NAME_ANNOTATION.to_owned(),
-            name.fully_qualified(),
-        );
-        index.manifests.push(entry);
+    for image in images {
+        let mut own = plain(&image.descriptor);
+        own.annotations = image.annotations.clone();
+        if image.names.is_empty() {
+            index.manifests.push(own.clone());
+        }
+        for name in &image.names {
+            let mut entry = own.clone();
+            entry
+                .annotations
+                .insert(REF_NAME_ANNOTATION.to_owned(), name.tag().to_owned());
+            entry.annotations.insert(
+                CONTAINERD_NAME_ANNOTATION.to_owned(),
+                name.fully_qualified(),
+            );
+            index.manifests.push(entry);
+        }
     }
     index
 }

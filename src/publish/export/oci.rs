@@ -8,53 +8,43 @@ use std::io::Write;
 use std::path::Path;
 
 use super::sink::{DirSink, Sink, TarSink};
-use super::{encode, export_index, image_blobs};
+use super::{archive_blobs, encode, export_index, ArchiveImage};
 use crate::image::Descriptor;
 use crate::publish::error::Result;
-use crate::store::{ImageName, Store};
+use crate::store::Store;
 
 /// The `oci-layout` marker file.
 const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 
-/// Writes the image `image` (a manifest or index in `store`) as an OCI layout tar to
-/// `out`, listed under `names`; returns `out`.
-pub fn export_oci_tar<W: Write>(
-    store: &Store,
-    image: &Descriptor,
-    names: &[ImageName],
-    out: W,
-) -> Result<W> {
+/// Writes `images` (manifests or indexes in `store`) as an OCI layout tar to `out`;
+/// returns `out`.
+pub fn export_oci_tar<W: Write>(store: &Store, images: &[ArchiveImage], out: W) -> Result<W> {
     let mut sink = TarSink::new(out);
-    write_layout(store, image, names, &mut sink)?;
+    write_layout(store, images, &mut sink)?;
     sink.finish()
 }
 
-/// Writes the image as an OCI layout into the directory `dest` (created if absent; it
+/// Writes `images` as an OCI layout into the directory `dest` (created if absent; it
 /// must be empty if present).
-pub fn export_oci_dir(
-    store: &Store,
-    image: &Descriptor,
-    names: &[ImageName],
-    dest: &Path,
-) -> Result<()> {
+pub fn export_oci_dir(store: &Store, images: &[ArchiveImage], dest: &Path) -> Result<()> {
     let mut sink = DirSink::create(dest)?;
-    write_layout(store, image, names, &mut sink)
+    write_layout(store, images, &mut sink)
 }
 
 /// Writes the layout's files into `sink` (the docker archive adds `manifest.json`).
 pub(crate) fn write_layout(
     store: &Store,
-    image: &Descriptor,
-    names: &[ImageName],
+    images: &[ArchiveImage],
     sink: &mut dyn Sink,
 ) -> Result<()> {
-    let blobs = image_blobs(store, image)?;
+    let roots: Vec<Descriptor> = images.iter().map(|i| i.descriptor.clone()).collect();
+    let blobs = archive_blobs(store, &roots)?;
     sink.file("oci-layout", OCI_LAYOUT)?;
     sink.dir("blobs")?;
     sink.dir("blobs/sha256")?;
     for blob in &blobs {
         sink.blob(store, blob)?;
     }
-    let index = encode(&export_index(image, names), "index.json")?;
+    let index = encode(&export_index(images), "index.json")?;
     sink.file("index.json", &index)
 }
