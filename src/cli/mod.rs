@@ -5,6 +5,7 @@
 
 mod archive_cmds;
 mod build;
+mod build_context_arg;
 mod build_options;
 mod context_arg;
 mod docs;

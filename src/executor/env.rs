@@ -9,7 +9,8 @@ use crate::image::{ImageConfig, LayerDescriptor};
 use crate::layers::{Compression, WriteOptions};
 use crate::store::Store;
 
-use super::context::LazyContext;
+use super::context::{tree_of, LazyContext, NamedTrees};
+use super::error::ExecError;
 use super::events::Reporter;
 use super::limits::RunCgroups;
 use super::sandbox::Executor;
@@ -95,7 +96,9 @@ pub struct BuildEnv<'a> {
     pub mode: Mode,
     pub reporter: &'a dyn Reporter,
     /// The build context, walked on first use.
-    pub context: LazyContext<'a>,
+    pub context: LazyContext,
+    /// The named contexts that are trees (`--build-context`), walked on first use.
+    pub named: NamedTrees,
     /// How layers are written (compression, mtime clamp).
     pub write: WriteOptions,
     /// `created` of what this build makes.
@@ -113,13 +116,15 @@ pub struct BuildEnv<'a> {
 pub type FreshCaches = std::sync::Mutex<std::collections::HashSet<std::path::PathBuf>>;
 
 impl<'a> BuildEnv<'a> {
-    /// The environment of a build of `options` in `store`, RUN steps run by `executor`.
+    /// The environment of a build of `options` in `store`, RUN steps run by `executor`,
+    /// reading the trees of the named contexts in `named`.
     pub fn new(
         store: &'a Store,
         options: &'a BuildOptions,
         mode: Mode,
         reporter: &'a dyn Reporter,
         executor: &'a dyn Executor,
+        named: NamedTrees,
     ) -> Self {
         BuildEnv {
             store,
@@ -131,12 +136,19 @@ impl<'a> BuildEnv<'a> {
                 &options.dockerfile,
                 options.ignore_file.as_deref(),
             ),
+            named,
             write: write_options(options),
             created: Created::new(options.source_date_epoch),
             executor,
             cgroups: RunCgroups::default(),
             fresh_caches: FreshCaches::default(),
         }
+    }
+
+    /// The tree `source` reads (the build context or a named context's tree), indexed
+    /// on first use; `None` for a stage or an image.
+    pub fn tree(&self, source: &crate::plan::Source) -> Result<Option<&LazyContext>, ExecError> {
+        tree_of(&self.context, &self.named, source)
     }
 
     /// Whether the build was cancelled (Ctrl-C, or another stage failed).

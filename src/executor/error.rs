@@ -105,6 +105,15 @@ pub enum ExecError {
     },
     #[error("cannot download {url}: {reason}")]
     Download { url: String, reason: String },
+    #[error(transparent)]
+    Git(#[from] crate::context::source::git::GitError),
+    /// A named context (`--build-context`) cannot be made ready.
+    #[error("cannot fetch build context {name}: {source}")]
+    Named {
+        name: String,
+        #[source]
+        source: Box<ExecError>,
+    },
 }
 
 impl FsError for ExecError {

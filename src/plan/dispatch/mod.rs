@@ -9,7 +9,10 @@ mod steps;
 
 use super::error::{PlanError, Result};
 use super::stages::{BaseRef, Graph};
-use super::{Base, BaseImage, BaseResolver, Op, PlanOptions, Platform, StagePlan, Step, StepState};
+use super::{
+    Base, BaseImage, BaseResolver, NamedContext, Op, PlanOptions, Platform, StagePlan, Step,
+    StepState,
+};
 use crate::image::{Empty, History, ImageConfig};
 use crate::parser::instructions::values::{self};
 use crate::parser::instructions::{parse_text, Command, Dockerfile, Instruction};
@@ -58,15 +61,32 @@ pub fn dispatch(
             if asked {
                 check_platform(&image, &platform, span)?;
             }
-            let mut config = image.config.clone();
-            // BuildKit gives an image without PATH (`docker import` makes such images)
-            // the default one.
-            if config.config.env_value("PATH").is_none() {
-                config.config.set_env("PATH", DEFAULT_PATH);
+            image_base(image)
+        }
+        BaseRef::Named(key) => {
+            let named = load_named(resolver, key, &platform, span)?;
+            if let NamedContext::Image(image) = &named {
+                let asked = graph.platforms[index].is_some() || options.platform.is_some();
+                if asked {
+                    check_platform(image, &platform, span)?;
+                }
             }
-            (Base::Image(Box::new(image)), config)
+            named_base(key, named, &platform, graph.replaced[index])
         }
     };
+    if graph.replaced[index] {
+        // BuildKit: the stage is the named context; its instructions never run.
+        return Ok(StagePlan {
+            index,
+            name: stage.name().map(str::to_owned),
+            base,
+            platform,
+            steps: Vec::new(),
+            config,
+            deps: graph.deps[index].clone(),
+            span,
+        });
+    }
     let mut d = Dispatcher::new(
         dockerfile,
         graph,
@@ -93,6 +113,62 @@ pub fn dispatch(
         deps: graph.deps[index].clone(),
         span,
     })
+}
+
+/// A stage on `image`: its configuration, given the default `PATH` when it has none
+/// (as BuildKit does; `docker import` makes such images).
+fn image_base(image: BaseImage) -> (Base, ImageConfig) {
+    let mut config = image.config.clone();
+    if config.config.env_value("PATH").is_none() {
+        config.config.set_env("PATH", DEFAULT_PATH);
+    }
+    (Base::Image(Box::new(image)), config)
+}
+
+/// A stage on the named context `key`; a stage the context `replaces` takes an image's
+/// configuration as it is (BuildKit runs none of its own instructions, so no default
+/// `PATH` either).
+fn named_base(
+    key: &str,
+    named: NamedContext,
+    platform: &Platform,
+    replaces: bool,
+) -> (Base, ImageConfig) {
+    match named {
+        NamedContext::Image(image) if replaces => {
+            let config = image.config.clone();
+            (Base::Image(image), config)
+        }
+        NamedContext::Image(image) => image_base(*image),
+        NamedContext::Scratch => (Base::Scratch, empty_image(platform)),
+        NamedContext::Tree { description } => {
+            let mut config = empty_image(platform);
+            // The tree's layer has no instruction: BuildKit's exporter describes it
+            // by its source.
+            config.history.push(History {
+                created_by: description,
+                comment: "buildkit.exporter.image.v0".to_owned(),
+                ..Default::default()
+            });
+            (Base::Named(key.to_owned()), config)
+        }
+    }
+}
+
+/// Loads the named context `key`; the error names it.
+pub(super) fn load_named(
+    resolver: &dyn BaseResolver,
+    key: &str,
+    platform: &Platform,
+    span: Span,
+) -> Result<NamedContext> {
+    resolver
+        .named_context(key, platform)
+        .map_err(|reason| PlanError::Named {
+            name: key.to_owned(),
+            reason,
+            span,
+        })
 }
 
 fn resolve_image(
