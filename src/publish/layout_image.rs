@@ -66,11 +66,18 @@ pub fn import_layout_image(store: &Store, dir: &Path, pick: LayoutPick<'_>) -> R
     Ok(chosen)
 }
 
+/// The largest `index.json` read (a layout lists its images there, not their content).
+const MAX_INDEX: u64 = 16 << 20;
+
 fn read_index(dir: &Path) -> Result<Index> {
     let mut bytes = Vec::new();
     open_in(dir, "index.json")?
+        .take(MAX_INDEX + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| invalid(dir, &format!("cannot read index.json: {e}")))?;
+    if bytes.len() as u64 > MAX_INDEX {
+        return Err(invalid(dir, "index.json is larger than 16 MiB"));
+    }
     decode_json(&bytes).map_err(|e| invalid(dir, &format!("index.json: {e}")))
 }
 

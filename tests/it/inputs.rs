@@ -49,7 +49,7 @@ fn local_output(t: &TestContext) -> String {
 }
 
 /// A tar of the context directory of `t` (made by GNU tar, as a user pipes it).
-fn tar_of(dir: &Path, compress: bool) -> Vec<u8> {
+pub(crate) fn tar_of(dir: &Path, compress: bool) -> Vec<u8> {
     let out = Command::new("tar")
         .arg(if compress { "-cz" } else { "-c" })
         .arg("-C")
@@ -192,9 +192,9 @@ fn an_http_tarball_or_dockerfile_is_a_context() {
 }
 
 /// A `git daemon` serving `base` (its bare repositories) on a free port; killed on drop.
-struct GitDaemon {
+pub(crate) struct GitDaemon {
     child: std::process::Child,
-    port: u16,
+    pub(crate) port: u16,
 }
 
 impl Drop for GitDaemon {
@@ -234,12 +234,9 @@ fn git_daemon(base: &Path) -> GitDaemon {
     GitDaemon { child, port }
 }
 
-#[test]
-fn a_git_url_with_a_reference_and_subdirectory_is_a_context() {
-    if !have("git") {
-        return;
-    }
-    let t = TestContext::new("", &[]);
+/// A bare `repo.git` in `t`'s directory, served by `git daemon`: tag `v1` has
+/// `app/Dockerfile` (`COPY . /app/`) and `app/version` = `v1`; `main` has `v2`.
+pub(crate) fn served_repo(t: &TestContext) -> GitDaemon {
     let script = "git init -q -b main work && cd work && mkdir app \
          && printf 'FROM scratch\\nCOPY . /app/\\n' > app/Dockerfile && echo v1 > app/version \
          && git add . && git -c user.name=t -c user.email=t@t commit -qm one && git tag v1 \
@@ -250,9 +247,18 @@ fn a_git_url_with_a_reference_and_subdirectory_is_a_context() {
         .arg(script)
         .current_dir(t.path(""))
         .status()
-        .unwrap();
+        .expect("sh");
     assert!(made.success());
-    let daemon = git_daemon(&t.path(""));
+    git_daemon(&t.path(""))
+}
+
+#[test]
+fn a_git_url_with_a_reference_and_subdirectory_is_a_context() {
+    if !have("git") {
+        return;
+    }
+    let t = TestContext::new("", &[]);
+    let daemon = served_repo(&t);
     let url = format!("git://127.0.0.1:{}/repo.git#v1:app", daemon.port);
     let out = t.rbuild(&["build", "-o", &local_output(&t), &url]);
     ok(&out);

@@ -15,6 +15,7 @@ mod inputs;
 mod integrity;
 mod limits;
 mod mounts;
+mod named_contexts;
 mod outputs;
 mod parallel;
 mod prune;

@@ -38,9 +38,11 @@ pub fn prepare_trees(
         let tree = match source {
             NamedSource::Dir(dir) => LazyContext::named(dir, true),
             other => {
-                reporter.event(BuildEvent::Note {
-                    message: format!("fetching build context {key}"),
-                });
+                if matches!(other, NamedSource::Git(_) | NamedSource::Url(_)) {
+                    reporter.event(BuildEvent::Note {
+                        message: format!("fetching build context {key}"),
+                    });
+                }
                 let dir = fetch_tree(store, other, now).map_err(|source| ExecError::Named {
                     name: key.clone(),
                     source: Box::new(source),
