@@ -389,4 +389,13 @@ mod tests {
             "bound content is an input"
         );
     }
+
+    #[test]
+    fn a_named_tree_base_is_keyed_by_its_content() {
+        let base = Base::Named("src".into());
+        let v1 = base_key(&base, &Fake { version: 1 }).unwrap();
+        assert_eq!(v1, base_key(&base, &Fake { version: 1 }).unwrap());
+        assert_ne!(v1, base_key(&base, &Fake { version: 2 }).unwrap());
+        assert_ne!(v1, base_key(&Base::Scratch, &Fake { version: 1 }).unwrap());
+    }
 }

@@ -42,8 +42,66 @@ pub fn dispatch(
         })?,
         None => platform.clone(),
     };
-    let (base, config) = match &graph.bases[index] {
-        BaseRef::Scratch => (Base::Scratch, empty_image(&platform)),
+    let asked = graph.platforms[index].is_some() || options.platform.is_some();
+    let from = From {
+        platform: &platform,
+        asked,
+        span,
+    };
+    let (base, config) = stage_base(graph, index, &from, resolver, planned)?;
+    let (steps, mut config) = if graph.replaced[index] {
+        // BuildKit: the stage is the named context; its instructions never run.
+        (Vec::new(), config)
+    } else {
+        let mut d = Dispatcher::new(
+            dockerfile,
+            graph,
+            options,
+            resolver,
+            planned,
+            platform.clone(),
+            config,
+        );
+        d.run_onbuild_triggers(span)?;
+        for cmd in &stage.commands {
+            d.dispatch(cmd)?;
+        }
+        (d.steps, d.config)
+    };
+    if index == graph.target {
+        config.config.labels.extend(options.labels.clone());
+    }
+    Ok(StagePlan {
+        index,
+        name: stage.name().map(str::to_owned),
+        base,
+        platform,
+        steps,
+        config,
+        deps: graph.deps[index].clone(),
+        span,
+    })
+}
+
+/// What a stage's `FROM` is planned with: its platform, whether the user asked for
+/// it (then an image of another platform is refused), its line.
+struct From<'p> {
+    platform: &'p Platform,
+    asked: bool,
+    span: Span,
+}
+
+/// Where stage `index` starts and the configuration it starts with.
+fn stage_base(
+    graph: &Graph,
+    index: usize,
+    from: &From<'_>,
+    resolver: &dyn BaseResolver,
+    planned: &[Option<StagePlan>],
+) -> Result<(Base, ImageConfig)> {
+    let (platform, span) = (from.platform, from.span);
+    Ok(match &graph.bases[index] {
+        BaseRef::Scratch => (Base::Scratch, empty_image(platform)),
         BaseRef::Stage(j) => {
             let parent =
                 planned
@@ -56,62 +114,19 @@ pub fn dispatch(
             (Base::Stage(*j), parent.config.clone())
         }
         BaseRef::Image(reference) => {
-            let image = resolve_image(resolver, reference, &platform, span)?;
-            let asked = graph.platforms[index].is_some() || options.platform.is_some();
-            if asked {
-                check_platform(&image, &platform, span)?;
+            let image = resolve_image(resolver, reference, platform, span)?;
+            if from.asked {
+                check_platform(&image, platform, span)?;
             }
             image_base(image)
         }
         BaseRef::Named(key) => {
-            let named = load_named(resolver, key, &platform, span)?;
-            if let NamedContext::Image(image) = &named {
-                let asked = graph.platforms[index].is_some() || options.platform.is_some();
-                if asked {
-                    check_platform(image, &platform, span)?;
-                }
+            let named = load_named(resolver, key, platform, span)?;
+            if let (NamedContext::Image(image), true) = (&named, from.asked) {
+                check_platform(image, platform, span)?;
             }
-            named_base(key, named, &platform, graph.replaced[index])
+            named_base(key, named, platform, graph.replaced[index])
         }
-    };
-    if graph.replaced[index] {
-        // BuildKit: the stage is the named context; its instructions never run.
-        return Ok(StagePlan {
-            index,
-            name: stage.name().map(str::to_owned),
-            base,
-            platform,
-            steps: Vec::new(),
-            config,
-            deps: graph.deps[index].clone(),
-            span,
-        });
-    }
-    let mut d = Dispatcher::new(
-        dockerfile,
-        graph,
-        options,
-        resolver,
-        planned,
-        platform.clone(),
-        config,
-    );
-    d.run_onbuild_triggers(span)?;
-    for cmd in &stage.commands {
-        d.dispatch(cmd)?;
-    }
-    if index == graph.target {
-        d.config.config.labels.extend(options.labels.clone());
-    }
-    Ok(StagePlan {
-        index,
-        name: stage.name().map(str::to_owned),
-        base,
-        platform,
-        steps: d.steps,
-        config: d.config,
-        deps: graph.deps[index].clone(),
-        span,
     })
 }
 
@@ -430,5 +445,98 @@ impl<'a> Dispatcher<'a> {
             history,
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::Digest;
+    use crate::plan::{plan, BaseError, NoNamedContext, Source};
+
+    /// Named contexts `tree` (a directory), `img` (an image whose Env has no PATH) and
+    /// `none` (`docker-image://scratch`); no other image.
+    struct Named;
+    impl BaseResolver for Named {
+        fn resolve(&self, r: &str, _: &Platform) -> Result<BaseImage, BaseError> {
+            Err(BaseError::new(NoNamedContext { key: r.into() }))
+        }
+        fn context_key(&self, name: &str) -> Option<String> {
+            matches!(name, "tree" | "img" | "none").then(|| name.to_owned())
+        }
+        fn named_context(&self, key: &str, p: &Platform) -> Result<NamedContext, BaseError> {
+            let mut config = empty_image(p);
+            config.config.env = vec!["FOO=1".into()];
+            Ok(match key {
+                "tree" => NamedContext::Tree {
+                    description: "local source for tree".into(),
+                },
+                "img" => NamedContext::Image(Box::new(BaseImage {
+                    reference: "img".into(),
+                    digest: Digest::of(b"img"),
+                    config,
+                })),
+                _ => NamedContext::Scratch,
+            })
+        }
+    }
+
+    fn planned(text: &str, labels: &[(&str, &str)]) -> crate::plan::Plan {
+        let df = parse_text(text).unwrap();
+        let options = PlanOptions {
+            labels: labels
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            ..Default::default()
+        };
+        plan(&df, &options, &Named).unwrap()
+    }
+
+    #[test]
+    fn a_tree_base_is_a_layer_described_by_its_source() {
+        let p = planned("FROM tree\nRUN true\n", &[]);
+        let stage = p.target_stage().unwrap();
+        assert_eq!(stage.base, Base::Named("tree".into()));
+        let history = &stage.config.history;
+        assert_eq!(history[0].created_by, "local source for tree");
+        assert!(!history[0].empty_layer);
+        assert_eq!(history.len(), 2);
+        let p = planned("FROM none\n", &[]);
+        assert_eq!(p.target_stage().unwrap().base, Base::Scratch);
+    }
+
+    #[test]
+    fn a_replaced_stage_runs_nothing_and_keeps_the_image_config() {
+        let p = planned("FROM scratch AS img\nRUN false\n", &[("l", "v")]);
+        let stage = p.target_stage().unwrap();
+        assert!(stage.steps.is_empty());
+        assert!(matches!(stage.base, Base::Image(_)));
+        assert_eq!(stage.config.config.env, ["FOO=1"], "no default PATH added");
+        assert_eq!(
+            stage.config.config.labels["l"], "v",
+            "--label still applies"
+        );
+        let p = planned("FROM img\n", &[]);
+        let env = &p.target_stage().unwrap().config.config.env;
+        assert!(env.iter().any(|e| e.starts_with("PATH=")), "{env:?}");
+    }
+
+    #[test]
+    fn from_names_a_tree_or_an_image() {
+        let p = planned(
+            "FROM scratch\nCOPY --from=tree a /a\nCOPY --from=img b /b\n\
+             RUN --mount=type=bind,from=tree,target=/m true\n",
+            &[],
+        );
+        let stage = p.target_stage().unwrap();
+        let source = |i: usize| match &stage.steps[i].op {
+            Op::Copy(c) => c.source.clone(),
+            Op::Run(r) => r.mounts[0].from.clone().unwrap(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(source(0), Source::Named("tree".into()));
+        assert!(matches!(source(1), Source::Image(_)));
+        assert_eq!(source(2), Source::Named("tree".into()));
     }
 }
