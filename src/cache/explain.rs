@@ -150,6 +150,7 @@ fn describe(name: &str, old: Option<&str>, new: Option<&str>) -> String {
         ),
         ("base", ..) => "base image digest changed".to_owned(),
         ("base-stage", ..) => "the stage it is built FROM changed".to_owned(),
+        ("base-context", ..) => format!("build context {what} changed"),
         ("url", ..) => format!("the content at {what} changed"),
         ("git", Some(o), Some(n)) => format!("git repository {what} moved: commit {o} -> {n}"),
         ("git", None, Some(n)) => format!("git repository {what} added (commit {n})"),

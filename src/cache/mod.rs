@@ -33,4 +33,4 @@ pub use explain::{explain, BuildLogs, StageLog, StepInputs};
 pub use key::{CacheKey, Inputs, KeyBuilder, KEY_VERSION};
 pub use prune::{prune, PruneOptions, PruneReport, Removed};
 pub use record::{LayerRecord, Record, Records};
-pub use stat::{hash_file, StatCache};
+pub use stat::{hash_file, hash_reader, StatCache};

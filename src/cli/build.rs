@@ -57,6 +57,12 @@ pub struct BuildArgs {
     /// `NAME:IP` (or `NAME=IP`): a line for RUN steps' `/etc/hosts`; may be repeated.
     #[arg(long = "add-host", value_name = "NAME:IP")]
     pub add_hosts: Vec<String>,
+    /// A named context `NAME=VALUE` for `FROM NAME`, `COPY --from=NAME` and
+    /// `RUN --mount from=NAME` (a stage called NAME is replaced by it): a directory,
+    /// `docker-image://REF`, `oci-layout://PATH[:TAG|@DIGEST]`, a git URL, or an
+    /// http(s) URL (one file named `context`); may be repeated.
+    #[arg(long = "build-context", value_name = "NAME=VALUE")]
+    pub build_contexts: Vec<String>,
     /// The ignore file to filter the context with, instead of `.dockerignore` or
     /// `.containerignore` (podman's flag).
     #[arg(long = "ignorefile", value_name = "FILE")]

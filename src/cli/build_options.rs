@@ -1,6 +1,6 @@
 //! `rbuild build`'s flags validated into [`BuildOptions`]: build args (files, then
-//! flags), the context and Dockerfile prepared, `-o` outputs read, the image's
-//! compression and format settled, enums mapped onto the library's.
+//! flags), the context and Dockerfile prepared, the named contexts read, `-o` outputs
+//! read, the image's compression and format settled, enums mapped onto the library's.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -154,6 +154,7 @@ impl BuildArgs {
             context: prepared.context.clone(),
             dockerfile: prepared.dockerfile.clone(),
             ignore_file: self.ignore_file,
+            named_contexts: super::build_context_arg::named_contexts(&self.build_contexts)?,
             add_hosts: self
                 .add_hosts
                 .iter()

@@ -6,6 +6,7 @@
 mod annotation_arg;
 mod archive_cmds;
 mod build;
+mod build_context_arg;
 mod build_options;
 mod context_arg;
 mod docs;

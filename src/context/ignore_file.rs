@@ -4,8 +4,9 @@
 //! `build/Dockerfile.dev.dockerignore`) wins over the file at the context root. At the
 //! root, podman's `.containerignore` wins over `.dockerignore` (podman and buildah read
 //! it first; docker reads only `.dockerignore`, so a project with both keeps them the
-//! same). A missing file is normal; an unreadable or invalid one is an error naming the
-//! file.
+//! same). A named context (`--build-context NAME=DIR`) reads only the `.dockerignore`
+//! at its root, as BuildKit does. A missing file is normal; an unreadable or invalid one
+//! is an error naming the file.
 
 use std::fs;
 use std::io;
@@ -42,7 +43,18 @@ impl IgnoreFile {
 /// Finds and loads the ignore file for the Dockerfile at `dockerfile` (a path as given
 /// on the command line) building `context_dir`. `Ok(None)` when there is none.
 pub fn dockerignore_for(context_dir: &Path, dockerfile: &Path) -> Result<Option<IgnoreFile>> {
-    for path in candidates(context_dir, dockerfile) {
+    first_of(context_dir, candidates(context_dir, dockerfile))
+}
+
+/// The `.dockerignore` at the root of a named context's directory (`--build-context`):
+/// BuildKit reads that file only, whatever the Dockerfile is called.
+pub fn root_dockerignore(dir: &Path) -> Result<Option<IgnoreFile>> {
+    first_of(dir, vec![dir.join(".dockerignore")])
+}
+
+/// The first of `paths` that exists, loaded.
+fn first_of(context_dir: &Path, paths: Vec<PathBuf>) -> Result<Option<IgnoreFile>> {
+    for path in paths {
         if leads_out(context_dir, &path) {
             return Err(Error::IgnoreFileOutside { path });
         }

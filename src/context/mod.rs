@@ -46,7 +46,7 @@ use std::path::{Path, PathBuf};
 
 pub use error::{Error, PatternList, Result};
 pub use filter::Filter;
-pub use ignore_file::{dockerignore_for, read_ignore_file, IgnoreFile};
+pub use ignore_file::{dockerignore_for, read_ignore_file, root_dockerignore, IgnoreFile};
 pub use open::{check_unchanged, open_beneath, open_unchanged};
 pub use walk::BuildContext;
 

@@ -1,15 +1,16 @@
 //! A whole build, in phases: prepare ([`read_dockerfile`], [`gc_lock`] on the store,
-//! [`make_plan`]), [`build_stages`] (the stages the target needs, on the schedule of
+//! [`make_plan`], the named contexts' trees it reads), [`build_stages`] (the stages the target needs, on the schedule of
 //! `schedule.rs`), then, unless only explaining, finish (`finish.rs`: assemble, name,
 //! export, result files).
 
 use std::num::NonZeroUsize;
 
 use super::caching::BuildCache;
-use super::env::{BuildEnv, Mode, StageOutput};
+use super::env::{BuildEnv, Created, Mode, StageOutput};
 use super::error::{BuildError, ExecError};
 use super::events::{BuildEvent, Reporter};
 use super::finish::{finish, BuildResult};
+use super::named::{prepare_trees, NamedResolver};
 use super::resolver::StoreResolver;
 use super::sandbox::Sandbox;
 use super::schedule::{self, Job, ScheduleError};
@@ -47,8 +48,10 @@ fn run(
     let store = Store::open(&options.root).map_err(ExecError::from)?;
     let _gc = gc_lock(&store, reporter)?;
     let plan = make_plan(&store, options, reporter, &dockerfile)?;
+    let now = Created::new(options.source_date_epoch).epoch;
+    let named = prepare_trees(&store, options, &plan, now, reporter)?;
     let sandbox = Sandbox::new().with_cancel(options.cancel.clone());
-    let env = BuildEnv::new(&store, options, mode, reporter, &sandbox);
+    let env = BuildEnv::new(&store, options, mode, reporter, &sandbox, named);
     let outputs = build_stages(&env, &plan)?;
     match mode {
         Mode::Explain => Ok(None),
@@ -82,7 +85,8 @@ fn gc_lock(store: &Store, reporter: &dyn Reporter) -> Result<FileLock, ExecError
     Ok(store.gc_shared()?)
 }
 
-/// The plan, `FROM` images resolved in the store or pulled.
+/// The plan, `FROM` images resolved in the store or pulled, names resolved against the
+/// named contexts.
 fn make_plan(
     store: &Store,
     options: &BuildOptions,
@@ -98,11 +102,14 @@ fn make_plan(
     let mut registry = options.registry.clone();
     registry.cancel = options.cancel.clone();
     let client = crate::registry::Client::new(registry);
-    let resolver = StoreResolver {
-        store,
-        client: &client,
-        policy: options.pull,
-        reporter,
+    let resolver = NamedResolver {
+        images: StoreResolver {
+            store,
+            client: &client,
+            policy: options.pull,
+            reporter,
+        },
+        contexts: &options.named_contexts,
     };
     plan::plan(dockerfile, &plan_options, &resolver).map_err(|source| {
         let line = source

@@ -1,27 +1,29 @@
 //! The build cache inside a build: every step gets its key (`plan::step_key`, with the
-//! content identities this module reads: context files through the stat cache, stage
-//! keys, fetched URLs, the commits of git repositories); a step whose key has a usable record is not run; a step that
+//! content identities this module reads: files of the context and of named contexts'
+//! trees, through the stat cache of each directory the user owns; stage keys, fetched
+//! URLs, the commits of git repositories); a step whose key has a usable record is not run; a step that
 //! ran gets a record; and a miss is explained against the last build of the same
 //! Dockerfile and stage.
 //!
 //! `--no-cache` and `--no-cache-filter` only skip lookups: results are still recorded,
 //! as `docker build --no-cache` leaves a cache for the next build.
 
-use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use super::context::LazyContext;
-use super::copy::{self, Attrs, CopyRequest, GitPins, SourceTree};
-use super::env::{Layer, StageOutput};
+use super::copy::{self, Attrs, ContextIndex, CopyRequest, SourceTree};
+use super::env::{BuildEnv, Layer, StageOutput};
 use super::error::ExecError;
 use super::{BuildOptions, CompressionKind};
 use crate::cache::{
-    explain, BuildLogs, CacheKey, LayerRecord, Record, Records, StageLog, StatCache, StepInputs,
+    explain, hash_reader, BuildLogs, CacheKey, LayerRecord, Record, Records, StageLog, StatCache,
+    StepInputs,
 };
 use crate::image::LayerDescriptor;
-use crate::plan::{CopyOp, GitSource, KeyOptions, KeySources, StagePlan};
+use crate::plan::{CopyOp, GitSource, KeyOptions, KeySources, Source, StagePlan};
 use crate::store::{chain_id, Store};
 
 /// The cache state of one build.
@@ -29,13 +31,12 @@ pub struct BuildCache<'s> {
     store: &'s Store,
     records: Records<'s>,
     logs: BuildLogs<'s>,
-    stat: Mutex<Option<StatCache>>,
+    /// The stat caches of the trees read so far, by directory.
+    stat: Mutex<BTreeMap<PathBuf, StatCache>>,
     key_options: KeyOptions,
     no_cache: bool,
     no_cache_filter: BTreeSet<String>,
     dockerfile: String,
-    /// The context directory (what the stat cache is of).
-    context: PathBuf,
     /// Stops a walk of the context for keys.
     cancel: Arc<AtomicBool>,
 }
@@ -55,7 +56,7 @@ impl<'s> BuildCache<'s> {
             store,
             records: Records::new(store),
             logs: BuildLogs::new(store),
-            stat: Mutex::new(None),
+            stat: Mutex::new(BTreeMap::new()),
             key_options: KeyOptions {
                 compression,
                 epoch: options.source_date_epoch,
@@ -69,7 +70,6 @@ impl<'s> BuildCache<'s> {
                 .map(|s| s.to_lowercase())
                 .collect(),
             dockerfile,
-            context: options.context.clone(),
             cancel: options.cancel.clone(),
         }
     }
@@ -129,27 +129,25 @@ impl<'s> BuildCache<'s> {
         Ok(self.logs.save(&self.dockerfile, &stage_name(stage), log)?)
     }
 
-    /// Writes the stat cache back (after the build).
+    /// Writes the stat caches back (after the build).
     pub fn finish(&self) -> Result<(), ExecError> {
         let mut guard = self.stat.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(stat) = guard.as_mut() {
+        for stat in guard.values_mut() {
             stat.save(self.store)?;
         }
         Ok(())
     }
 
-    /// The content sources for keys of a stage's steps: the build `context`, the
-    /// build's `git` commits, and the `outputs` of the stages it reads.
+    /// The content sources for keys of a stage's steps: the trees of the `build`
+    /// (context and named contexts), and the `outputs` of the stages it reads.
     pub fn sources<'e>(
         &'e self,
-        context: &'e LazyContext<'e>,
-        git: &'e GitPins,
+        build: &'e BuildEnv<'e>,
         outputs: &'e [Option<StageOutput>],
     ) -> Sources<'e> {
         Sources {
             cache: self,
-            context,
-            git,
+            build,
             outputs,
         }
     }
@@ -193,39 +191,32 @@ pub fn layer_of(record: &LayerRecord, below: &[Layer]) -> Result<Layer, ExecErro
 /// What keys read in a stage's environment.
 pub struct Sources<'e> {
     cache: &'e BuildCache<'e>,
-    context: &'e LazyContext<'e>,
-    git: &'e GitPins,
+    build: &'e BuildEnv<'e>,
     outputs: &'e [Option<StageOutput>],
 }
 
 impl Sources<'_> {
-    fn stat_loaded(&self) -> bool {
+    fn stat_loaded(&self, dir: &Path) -> bool {
         self.cache
             .stat
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .is_some()
+            .contains_key(dir)
     }
 
-    /// Runs `f` with the stat cache of the context (loaded on first use).
-    fn with_stat<T>(&self, f: impl FnOnce(&mut StatCache) -> T) -> T {
+    /// Runs `f` with the stat cache of directory `dir` (loaded on first use).
+    fn with_stat<T>(&self, dir: &Path, f: impl FnOnce(&mut StatCache) -> T) -> T {
         let mut guard = self.cache.stat.lock().unwrap_or_else(|p| p.into_inner());
-        let stat =
-            guard.get_or_insert_with(|| StatCache::load(self.cache.store, &self.cache.context));
+        let stat = guard
+            .entry(dir.to_owned())
+            .or_insert_with(|| StatCache::load(self.cache.store, dir));
         f(stat)
     }
 
-    /// The `file:PATH` inputs of what `op` selects in the context.
+    /// The `file:PATH` inputs of what `op` selects in the tree it reads.
     fn inputs(&self, op: &CopyOp) -> Result<Vec<(String, String)>, ExecError> {
-        // The stat cache (one record per context file) loads while the context is walked.
-        let index = std::thread::scope(|scope| {
-            let loading = (!self.stat_loaded()).then(|| scope.spawn(|| self.with_stat(|_| ())));
-            let index = self.context.get();
-            if let Some(loading) = loading {
-                // A panic while loading leaves the cache unloaded: it loads again below.
-                let _ = loading.join();
-            }
-            index
+        let tree = self.build.tree(&op.source)?.ok_or(ExecError::Internal {
+            what: "file inputs asked of a stage or image",
         })?;
         let req = CopyRequest {
             op,
@@ -233,11 +224,58 @@ impl Sources<'_> {
             created: 0,
             cancel: Some(&self.cache.cancel),
         };
-        self.with_stat(|stat| {
+        if !tree.lasting() {
+            // Fetched for this build: nothing to keep for the next one.
+            let index = tree.get()?;
+            return copy::source_inputs(&SourceTree::Context(index), &req, &mut |node| {
+                hash_reader(index.open_io(node)?)
+            });
+        }
+        let index = self.walk_and_load(tree)?;
+        self.with_stat(tree.dir(), |stat| {
             copy::source_inputs(&SourceTree::Context(index), &req, &mut |node| {
                 stat.digest_opened(&node.rel, &node.meta, || index.open_io(node))
             })
         })
+    }
+
+    /// Walks `tree` while its stat cache (one record per file) loads.
+    fn walk_and_load<'t>(&self, tree: &'t LazyContext) -> Result<&'t ContextIndex, ExecError> {
+        let dir = tree.dir();
+        std::thread::scope(|scope| {
+            let loading =
+                (!self.stat_loaded(dir)).then(|| scope.spawn(|| self.with_stat(dir, |_| ())));
+            let index = tree.get();
+            if let Some(loading) = loading {
+                // A panic while loading leaves the cache unloaded: it loads again later.
+                let _ = loading.join();
+            }
+            index
+        })
+    }
+
+    /// `file:` inputs of the subtree `rel` of the tree `source`, named at `target`.
+    fn tree_inputs(
+        &self,
+        source: Source,
+        rel: &str,
+        target: &str,
+    ) -> Result<Vec<(String, String)>, ExecError> {
+        let path = if rel.is_empty() { "." } else { rel };
+        let op = CopyOp {
+            source,
+            sources: vec![path.to_owned()],
+            ..CopyOp::default()
+        };
+        let inputs = self.inputs(&op).map_err(ExecError::for_mount)?;
+        let prefix = format!("file:{path}");
+        Ok(inputs
+            .into_iter()
+            .map(|(name, value)| {
+                let tail = name.strip_prefix(&prefix).unwrap_or(&name);
+                (format!("file:{target}{tail}"), value)
+            })
+            .collect())
     }
 }
 
@@ -249,20 +287,16 @@ impl KeySources for Sources<'_> {
     }
 
     fn context_tree(&self, rel: &str, target: &str) -> Result<Vec<(String, String)>, ExecError> {
-        let source = if rel.is_empty() { "." } else { rel };
-        let op = CopyOp {
-            sources: vec![source.to_owned()],
-            ..CopyOp::default()
-        };
-        let inputs = self.inputs(&op).map_err(ExecError::for_mount)?;
-        let prefix = format!("file:{}", source);
-        Ok(inputs
-            .into_iter()
-            .map(|(name, value)| {
-                let tail = name.strip_prefix(&prefix).unwrap_or(&name);
-                (format!("file:{target}{tail}"), value)
-            })
-            .collect())
+        self.tree_inputs(Source::Context, rel, target)
+    }
+
+    fn named_tree(
+        &self,
+        name: &str,
+        rel: &str,
+        target: &str,
+    ) -> Result<Vec<(String, String)>, ExecError> {
+        self.tree_inputs(Source::Named(name.to_owned()), rel, target)
     }
 
     fn stage_key(&self, index: usize) -> Result<CacheKey, ExecError> {
@@ -280,7 +314,7 @@ impl KeySources for Sources<'_> {
     }
 
     fn git_commit(&self, source: &GitSource) -> Result<String, ExecError> {
-        Ok(self.git.resolve(source)?.commit)
+        Ok(self.build.git.resolve(source)?.commit)
     }
 }
 /// The RUN key inputs of the build's limits: `--ulimit`s and a `--shm-size` other

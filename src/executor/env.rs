@@ -9,8 +9,9 @@ use crate::image::{ImageConfig, LayerDescriptor};
 use crate::layers::{Compression, WriteOptions};
 use crate::store::Store;
 
-use super::context::LazyContext;
+use super::context::{tree_of, LazyContext, NamedTrees};
 use super::copy::GitPins;
+use super::error::ExecError;
 use super::events::Reporter;
 use super::limits::RunCgroups;
 use super::sandbox::Executor;
@@ -96,7 +97,9 @@ pub struct BuildEnv<'a> {
     pub mode: Mode,
     pub reporter: &'a dyn Reporter,
     /// The build context, walked on first use.
-    pub context: LazyContext<'a>,
+    pub context: LazyContext,
+    /// The named contexts that are trees (`--build-context`), walked on first use.
+    pub named: NamedTrees,
     /// How layers are written (compression, mtime clamp).
     pub write: WriteOptions,
     /// `created` of what this build makes.
@@ -116,13 +119,15 @@ pub struct BuildEnv<'a> {
 pub type FreshCaches = std::sync::Mutex<std::collections::HashSet<std::path::PathBuf>>;
 
 impl<'a> BuildEnv<'a> {
-    /// The environment of a build of `options` in `store`, RUN steps run by `executor`.
+    /// The environment of a build of `options` in `store`, RUN steps run by `executor`,
+    /// reading the trees of the named contexts in `named`.
     pub fn new(
         store: &'a Store,
         options: &'a BuildOptions,
         mode: Mode,
         reporter: &'a dyn Reporter,
         executor: &'a dyn Executor,
+        named: NamedTrees,
     ) -> Self {
         BuildEnv {
             store,
@@ -134,6 +139,7 @@ impl<'a> BuildEnv<'a> {
                 &options.dockerfile,
                 options.ignore_file.as_deref(),
             ),
+            named,
             write: write_options(options),
             created: Created::new(options.source_date_epoch),
             executor,
@@ -141,6 +147,12 @@ impl<'a> BuildEnv<'a> {
             fresh_caches: FreshCaches::default(),
             git: GitPins::default(),
         }
+    }
+
+    /// The tree `source` reads (the build context or a named context's tree), indexed
+    /// on first use; `None` for a stage or an image.
+    pub fn tree(&self, source: &crate::plan::Source) -> Result<Option<&LazyContext>, ExecError> {
+        tree_of(&self.context, &self.named, source)
     }
 
     /// Whether the build was cancelled (Ctrl-C, or another stage failed).

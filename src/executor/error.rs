@@ -108,6 +108,13 @@ pub enum ExecError {
     },
     #[error("cannot download {url}: {reason}")]
     Download { url: String, reason: String },
+    /// A named context (`--build-context`) cannot be made ready.
+    #[error("cannot fetch build context {name}: {source}")]
+    Named {
+        name: String,
+        #[source]
+        source: Box<ExecError>,
+    },
 }
 
 impl FsError for ExecError {

@@ -1,6 +1,7 @@
 //! The file steps: `WORKDIR` (the directory made when missing) and `COPY`/`ADD` (from
-//! the context, a read-only view of a stage or image, or git repositories), each on a
-//! step root holding the layers below and committed as the step's layer.
+//! the context or a named context's tree, a read-only view of a stage or image, or git
+//! repositories), each on a step root holding the layers below and committed as the
+//! step's layer.
 
 use std::path::Path;
 
@@ -32,7 +33,8 @@ pub fn fs_step(
     step_root.commit()
 }
 
-fn copy_step(env: &StageEnv<'_>, op: &CopyOp, root: &Path) -> Result<(), ExecError> {
+/// Copies what `op` selects into `root` (a step root being written).
+pub(super) fn copy_step(env: &StageEnv<'_>, op: &CopyOp, root: &Path) -> Result<(), ExecError> {
     let owner = match &op.options.chown {
         Some(spec) => Some(owner_in(root, spec)?),
         None => None,
@@ -47,20 +49,26 @@ fn copy_step(env: &StageEnv<'_>, op: &CopyOp, root: &Path) -> Result<(), ExecErr
         op,
         attrs: Attrs {
             owner,
-            keep_owner: !matches!(op.source, Source::Context),
+            // Files of a tree are the user's: they get root's, as BuildKit's local
+            // sources send them.
+            keep_owner: !matches!(op.source, Source::Context | Source::Named(_)),
             mode,
         },
         created: env.build.created.epoch,
         cancel: Some(&env.build.options.cancel),
     };
-    match env.view(&op.source)? {
-        None => copy::copy(&SourceTree::Context(env.build.context.get()?), &req, root)?,
+    if let Some(tree) = env.build.tree(&op.source)? {
+        copy::copy(&SourceTree::Context(tree.get()?), &req, root)?;
+    } else {
         // COPY --from: what is written to the view is discarded.
-        Some((mut view, _)) => {
-            let result = copy::copy(&SourceTree::Root(&view.target()), &req, root);
-            view.unmount()?;
-            result?
-        }
+        let Some((mut view, _)) = env.view(&op.source)? else {
+            return Err(ExecError::Internal {
+                what: "a COPY source is neither a tree nor a stage or image",
+            });
+        };
+        let result = copy::copy(&SourceTree::Root(&view.target()), &req, root);
+        view.unmount()?;
+        result?;
     }
     // The checkout goes beside the root, in the step's work directory.
     let work = root.parent().unwrap_or(root);

@@ -20,6 +20,7 @@ mod file_steps;
 mod finish;
 mod limits;
 mod mounts;
+mod named;
 mod options;
 mod resolver;
 mod run;

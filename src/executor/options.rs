@@ -171,6 +171,9 @@ pub struct BuildOptions {
     /// The ignore file to filter the context with (`--ignorefile`), instead of the
     /// one found for the Dockerfile.
     pub ignore_file: Option<PathBuf>,
+    /// `--build-context NAME=VALUE`, by key (the name's familiar form without
+    /// `:latest`); local paths absolute.
+    pub named_contexts: BTreeMap<String, crate::context::source::named::NamedSource>,
     /// Names to give the image in the store.
     pub tags: Vec<String>,
     pub build_args: BTreeMap<String, String>,

@@ -101,7 +101,11 @@ impl StoreResolver<'_> {
     }
 
     /// The base image `reference` names, from the store or a registry per the policy.
-    fn base(&self, reference: &str, platform: &Platform) -> Result<BaseImage, ResolveError> {
+    pub(super) fn base(
+        &self,
+        reference: &str,
+        platform: &Platform,
+    ) -> Result<BaseImage, ResolveError> {
         let descriptor = match self.policy {
             PullPolicy::Always => self.pull(reference, platform)?,
             PullPolicy::Missing => match self.local(reference, platform)? {

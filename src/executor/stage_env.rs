@@ -39,14 +39,18 @@ impl StageEnv<'_> {
             Base::Scratch => Ok(Vec::new()),
             Base::Stage(j) => Ok(self.stage_layers(*j)),
             Base::Image(image) => image_layers(self.build.store, image, self.build.reporter),
+            Base::Named(_) => Err(ExecError::Internal {
+                what: "a named context's layer is made by its stage, not read as a base",
+            }),
         }
     }
 
     /// A read-only view of a stage or an image, and how errors name it (`stage 1`,
-    /// `image alpine`); `None` for the build context, which is read through its index.
+    /// `image alpine`); `None` for the build context and named contexts' trees, which
+    /// are read through their indexes.
     pub fn view(&self, source: &Source) -> Result<Option<(RootView, String)>, ExecError> {
         let (layers, origin) = match source {
-            Source::Context => return Ok(None),
+            Source::Context | Source::Named(_) => return Ok(None),
             Source::Stage(j) => (self.stage_layers(*j), format!("stage {j}")),
             Source::Image(image) => (
                 image_layers(self.build.store, image, self.build.reporter)?,

@@ -28,6 +28,13 @@ pub enum PlanError {
         reason: BaseError,
         span: Span,
     },
+    /// A named context (`--build-context`) a stage uses cannot be loaded.
+    #[error("cannot load build context {name} (--build-context): {reason}")]
+    Named {
+        name: String,
+        reason: BaseError,
+        span: Span,
+    },
     #[error("{message}")]
     Invalid { message: String, span: Span },
     /// `--from=NAME` names neither a stage nor an image, and a stage has a similar name.
@@ -49,6 +56,7 @@ impl PlanError {
             PlanError::BlankBase { span, .. }
             | PlanError::Expand { span, .. }
             | PlanError::Base { span, .. }
+            | PlanError::Named { span, .. }
             | PlanError::Invalid { span, .. }
             | PlanError::NoStage { span, .. }
             | PlanError::Frontend { span, .. } => Some(*span),
@@ -89,6 +97,13 @@ impl PartialEq for BaseError {
 }
 
 impl Eq for BaseError {}
+
+/// A resolver was asked for a named context it never named (a bug of the caller).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("no build context is named {key}")]
+pub struct NoNamedContext {
+    pub key: String,
+}
 
 /// Result of planning.
 pub type Result<T, E = PlanError> = std::result::Result<T, E>;

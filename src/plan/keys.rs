@@ -6,11 +6,12 @@
 //! |---|---|
 //! | every filesystem step | `instruction` (the op, canonical), `option:*` (compression, `SOURCE_DATE_EPOCH`) |
 //! | `RUN` | `env` (ENV without the build args), `arg:NAME` (each build arg in scope), `user`, `workdir`, `network`, `security`, `mount:N` (each mount's spec; a bind's source identity), heredoc files, `ulimit:NAME` and `shm-size` when given (as BuildKit; cgroup limits are not inputs) |
-//! | `COPY`/`ADD` | `user` (for `--chown` names); from the context `file:PATH` per selected entry (type, mode, content digest or link target, not mtimes); from a stage its key, from an image its digest (`source:...`); URLs by checksum or fetched content; git repositories by the commit their ref resolves to (`git:REMOTE#REF:SUBDIR`, credentials masked; `--keep-git-dir`, `?submodules=` and the rest are in the instruction) |
+//! | `COPY`/`ADD` | `user` (for `--chown` names); from the context or a named context's tree `file:PATH` per selected entry (type, mode, content digest or link target, not mtimes); from a stage its key, from an image its digest (`source:...`); URLs by checksum or fetched content; git repositories by the commit their ref resolves to (`git:REMOTE#REF:SUBDIR`, credentials masked; `--keep-git-dir`, `?submodules=` and the rest are in the instruction) |
 //! | `WORKDIR` | `user` (owner of a created directory) |
 //!
 //! The first step's parent is the stage's base: `scratch`, the base image's manifest
-//! digest, or the base stage's last key. Metadata steps (ENV, LABEL, ...) have no key
+//! digest, the base stage's last key, or a named context's tree (`file:` inputs of the
+//! whole tree, by content: never its name or where it is). Metadata steps (ENV, LABEL, ...) have no key
 //! of their own: what they change that matters to later steps (ENV, USER, WORKDIR,
 //! SHELL, ARG) is an input of those steps, so editing a LABEL misses nothing, as in
 //! BuildKit. Secret values are never inputs (only a secret mount's id and target).
@@ -22,10 +23,18 @@ use crate::parser::instructions::values::{clean_path, redact_url_credentials, Mo
 /// What the executor supplies to key a step: content identities it has to read.
 pub trait KeySources {
     type Error;
-    /// `file:` inputs for what `op` reads from the build context.
+    /// `file:` inputs for what `op` reads from the build context, or from the named
+    /// context's tree its source is ([`Source::Named`]).
     fn context_files(&self, op: &CopyOp) -> Result<Vec<(String, String)>, Self::Error>;
     /// `file:` inputs for the context subtree `rel` bound by a mount at `target`.
     fn context_tree(&self, rel: &str, target: &str) -> Result<Vec<(String, String)>, Self::Error>;
+    /// `file:` inputs for the subtree `rel` of named context `name`, at `target`.
+    fn named_tree(
+        &self,
+        name: &str,
+        rel: &str,
+        target: &str,
+    ) -> Result<Vec<(String, String)>, Self::Error>;
     /// The last key of stage `index` (built or keyed before this step).
     fn stage_key(&self, index: usize) -> Result<CacheKey, Self::Error>;
     /// The content identity of an ADD URL without `--checksum`.
@@ -58,6 +67,14 @@ pub fn base_key<S: KeySources>(base: &Base, sources: &S) -> Result<CacheKey, S::
         Base::Stage(j) => sources.stage_key(*j),
         Base::Scratch => Ok(only("base", "scratch")),
         Base::Image(image) => Ok(only("base", &image.digest.to_string())),
+        Base::Named(name) => {
+            let mut b = KeyBuilder::new(None);
+            b.input("base", "context");
+            for (name, value) in sources.named_tree(name, "", "/")? {
+                b.input(&name, &value);
+            }
+            Ok(b.finish().0)
+        }
     }
 }
 
@@ -144,11 +161,16 @@ fn mount_inputs<S: KeySources>(
     b.input(&format!("mount:{index}"), &format!("{spec:?}"));
     let target = spec.resolve_target(workdir).unwrap_or_default();
     match (&spec.kind, &mount.from) {
-        (MountType::Bind, Some(Source::Context)) => {
+        (MountType::Bind, Some(tree @ (Source::Context | Source::Named(_)))) => {
             // `..` cannot climb above the context root (as the mount itself does).
             let source = spec.source.as_deref().unwrap_or_default();
             let cleaned = clean_path(&format!("/{source}"));
-            for (name, value) in sources.context_tree(cleaned.trim_start_matches('/'), &target)? {
+            let rel = cleaned.trim_start_matches('/');
+            let inputs = match tree {
+                Source::Named(name) => sources.named_tree(name, rel, &target)?,
+                _ => sources.context_tree(rel, &target)?,
+            };
+            for (name, value) in inputs {
                 b.input(&name, &value);
             }
         }
@@ -189,7 +211,7 @@ fn copy_inputs<S: KeySources>(
     b.input("user", &step.state.user);
     b.input("workdir", &step.state.workdir);
     match &copy.source {
-        Source::Context => {
+        Source::Context | Source::Named(_) => {
             for (name, value) in sources.context_files(copy)? {
                 b.input(&name, &value);
             }
@@ -217,6 +239,9 @@ fn source_identity<S: KeySources>(source: &Source, sources: &S) -> Result<String
         Source::Context => "context".to_owned(),
         Source::Stage(j) => format!("stage {}", sources.stage_key(*j)?),
         Source::Image(image) => format!("image {}", image.digest),
+        // Only a cache mount's seed gets here: it seeds a new cache once, as the
+        // context does.
+        Source::Named(name) => format!("context {name}"),
     })
 }
 
@@ -258,6 +283,17 @@ mod tests {
             Ok(vec![(
                 format!("file:{target}/{rel}"),
                 format!("v{}", self.version),
+            )])
+        }
+        fn named_tree(
+            &self,
+            name: &str,
+            rel: &str,
+            t: &str,
+        ) -> Result<Vec<(String, String)>, String> {
+            Ok(vec![(
+                format!("file:{t}/{rel}"),
+                format!("{name} v{}", self.version),
             )])
         }
         fn stage_key(&self, index: usize) -> Result<CacheKey, String> {
@@ -390,5 +426,14 @@ mod tests {
             keys(bind, &[], 2),
             "bound content is an input"
         );
+    }
+
+    #[test]
+    fn a_named_tree_base_is_keyed_by_its_content() {
+        let base = Base::Named("src".into());
+        let v1 = base_key(&base, &Fake { version: 1 }).unwrap();
+        assert_eq!(v1, base_key(&base, &Fake { version: 1 }).unwrap());
+        assert_ne!(v1, base_key(&base, &Fake { version: 2 }).unwrap());
+        assert_ne!(v1, base_key(&Base::Scratch, &Fake { version: 1 }).unwrap());
     }
 }

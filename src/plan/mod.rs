@@ -17,7 +17,7 @@ mod stages;
 use std::collections::{BTreeMap, BTreeSet};
 
 pub use dispatch::{empty_image, DEFAULT_PATH};
-pub use error::{BaseError, PlanError, Result};
+pub use error::{BaseError, NoNamedContext, PlanError, Result};
 pub use history::{go_duration, healthcheck_created_by};
 pub use keys::{base_key, step_key, KeyOptions, KeySources, KeyedStep};
 pub use platform::{Platform, PlatformError};
@@ -53,7 +53,8 @@ pub struct BaseImage {
     pub config: ImageConfig,
 }
 
-/// Looks up base images (in the local store, or pulled from a registry).
+/// Looks up base images (in the local store, or pulled from a registry) and the named
+/// contexts of a build (`--build-context NAME=VALUE`).
 pub trait BaseResolver {
     /// Resolves `reference` for `platform`; the error says why it failed.
     fn resolve(
@@ -61,6 +62,41 @@ pub trait BaseResolver {
         reference: &str,
         platform: &Platform,
     ) -> std::result::Result<BaseImage, BaseError>;
+
+    /// The key of the named context that `name` (a stage name, a `FROM` base or a
+    /// `--from`, as written after expansion) refers to, matched as BuildKit matches
+    /// (`alpine`, `alpine:latest` and `docker.io/library/alpine` are one name); `None`
+    /// when no named context has that name. Cheap: nothing is loaded.
+    fn context_key(&self, name: &str) -> Option<String> {
+        let _ = name;
+        None
+    }
+
+    /// Loads the named context `key` (a key [`BaseResolver::context_key`] gave) for
+    /// `platform`: an image is resolved (pulled, imported) only when a stage uses it.
+    fn named_context(
+        &self,
+        key: &str,
+        platform: &Platform,
+    ) -> std::result::Result<NamedContext, BaseError> {
+        let _ = platform;
+        Err(BaseError::new(NoNamedContext {
+            key: key.to_owned(),
+        }))
+    }
+}
+
+/// What a named context (`--build-context NAME=VALUE`) is, once loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamedContext {
+    /// A directory tree (a local directory, a git checkout, a download): read like the
+    /// build context; `FROM NAME` makes a stage of it with an empty configuration and
+    /// one layer, whose history says `description` (BuildKit's text for that source).
+    Tree { description: String },
+    /// An image (`docker-image://`, `oci-layout://`), used with its configuration.
+    Image(Box<BaseImage>),
+    /// `docker-image://scratch`: nothing.
+    Scratch,
 }
 
 /// Where a stage starts.
@@ -72,6 +108,9 @@ pub enum Base {
     Stage(usize),
     /// `FROM <image>`.
     Image(Box<BaseImage>),
+    /// `FROM <named context>` of a directory tree: a layer holding the tree (the
+    /// context's key).
+    Named(String),
 }
 
 /// Where a `COPY --from` or `RUN --mount from=` reads.
@@ -84,6 +123,9 @@ pub enum Source {
     Stage(usize),
     /// An image's filesystem.
     Image(Box<BaseImage>),
+    /// A named context that is a directory tree, read as the build context is (the
+    /// context's key; `docker-image://scratch` is an empty tree).
+    Named(String),
 }
 
 /// A `COPY` or `ADD`, expanded: what the executor copies (its copy request refers to
@@ -235,7 +277,7 @@ pub fn plan(
 ) -> Result<Plan> {
     check_syntax(dockerfile)?;
     let platform = options.platform.clone().unwrap_or_else(Platform::host);
-    let graph = stages::resolve(dockerfile, options, &platform)?;
+    let graph = stages::resolve(dockerfile, options, &platform, resolver)?;
     let mut planned: Vec<Option<StagePlan>> = vec![None; dockerfile.stages.len()];
     for &index in &graph.order {
         let stage = dispatch::dispatch(

@@ -1,10 +1,15 @@
 //! The stage graph: global `ARG`s, `FROM` resolution, the target, the stages it needs
 //! and the order to build them in (dependencies first, cycles rejected).
+//!
+//! Named contexts (`--build-context NAME=...`) take part as in BuildKit's
+//! `toDispatchState`: a stage whose name is a named context is replaced by it (its
+//! instructions never run, so it reads no other stage); a `FROM` names an earlier
+//! stage first, then `scratch`, then a named context, and only then an image.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::error::{PlanError, Result};
-use super::{PlanOptions, Platform};
+use super::{BaseResolver, PlanOptions, Platform};
 use crate::parser::instructions::{Dockerfile, Instruction};
 use crate::parser::shell::{EnvList, Lex};
 use crate::parser::Span;
@@ -15,6 +20,8 @@ pub enum BaseRef {
     Scratch,
     Stage(usize),
     Image(String),
+    /// A named context, by key.
+    Named(String),
 }
 
 /// The resolved stage graph.
@@ -24,6 +31,9 @@ pub struct Graph {
     pub meta_values: BTreeMap<String, Option<String>>,
     /// Per stage: its base.
     pub bases: Vec<BaseRef>,
+    /// Per stage: whether a named context replaces it (its base is then that
+    /// context, and its instructions are not planned).
+    pub replaced: Vec<bool>,
     /// Per stage: its expanded `--platform`, if any.
     pub platforms: Vec<Option<String>>,
     /// Per stage: the stages it reads from.
@@ -37,6 +47,7 @@ pub fn resolve(
     dockerfile: &Dockerfile,
     options: &PlanOptions,
     platform: &Platform,
+    resolver: &dyn BaseResolver,
 ) -> Result<Graph> {
     if dockerfile.stages.is_empty() {
         return Err(PlanError::NoStages);
@@ -50,6 +61,7 @@ pub fn resolve(
         .filter_map(|(i, s)| s.name().map(|n| (n.to_owned(), i)))
         .collect();
     let mut bases = Vec::new();
+    let mut replaced = Vec::new();
     let mut platforms = Vec::new();
     for (i, stage) in dockerfile.stages.iter().enumerate() {
         let span = stage.from.span;
@@ -60,14 +72,11 @@ pub fn resolve(
                 span,
             });
         }
-        let lower = base.to_lowercase();
-        let base = match names.get(&lower) {
-            Some(&j) if j < i => BaseRef::Stage(j),
-            _ if lower == "scratch" => BaseRef::Scratch,
-            _ => match base.parse::<usize>() {
-                Ok(j) if j < i => BaseRef::Stage(j),
-                _ => BaseRef::Image(base),
-            },
+        let replacement = stage.name().and_then(|n| resolver.context_key(n));
+        replaced.push(replacement.is_some());
+        let base = match replacement {
+            Some(key) => BaseRef::Named(key),
+            None => base_ref(&base, i, &names, resolver),
         };
         bases.push(base);
         let platform = match &stage.from.platform {
@@ -76,7 +85,10 @@ pub fn resolve(
         };
         platforms.push(platform);
     }
-    let deps = dependencies(dockerfile, &bases, &names, &globals, &lex)?;
+    let mut deps = dependencies(dockerfile, &bases, &names, &globals, &lex)?;
+    for (deps, _) in deps.iter_mut().zip(&replaced).filter(|(_, r)| **r) {
+        deps.clear();
+    }
     let target = match &options.target {
         None => dockerfile.stages.len() - 1,
         Some(t) => *names
@@ -88,11 +100,34 @@ pub fn resolve(
     Ok(Graph {
         meta_values,
         bases,
+        replaced,
         platforms,
         deps,
         target,
         order,
     })
+}
+
+/// What the (expanded) `FROM` of stage `i` names: an earlier stage (by name or index),
+/// `scratch`, a named context, else an image.
+fn base_ref(
+    base: &str,
+    i: usize,
+    names: &BTreeMap<String, usize>,
+    resolver: &dyn BaseResolver,
+) -> BaseRef {
+    let lower = base.to_lowercase();
+    match names.get(&lower) {
+        Some(&j) if j < i => BaseRef::Stage(j),
+        _ if lower == "scratch" => BaseRef::Scratch,
+        _ => match base.parse::<usize>() {
+            Ok(j) if j < i => BaseRef::Stage(j),
+            _ => match resolver.context_key(base) {
+                Some(key) => BaseRef::Named(key),
+                None => BaseRef::Image(base.to_owned()),
+            },
+        },
+    }
 }
 
 fn expand(lex: &Lex, word: &str, env: &EnvList, what: &str, span: Span) -> Result<String> {
@@ -268,6 +303,20 @@ fn stage_label(dockerfile: &Dockerfile, index: usize) -> String {
 mod tests {
     use super::*;
     use crate::parser::instructions::parse_text;
+    use crate::plan::BaseError;
+
+    /// Knows no image; `ctx` and `prebuilt` are named contexts.
+    struct Named;
+    impl BaseResolver for Named {
+        fn resolve(&self, r: &str, _: &Platform) -> Result<super::super::BaseImage, BaseError> {
+            Err(BaseError::new(super::super::NoNamedContext {
+                key: r.into(),
+            }))
+        }
+        fn context_key(&self, name: &str) -> Option<String> {
+            matches!(name, "ctx" | "prebuilt").then(|| name.to_owned())
+        }
+    }
 
     fn graph(text: &str, target: Option<&str>) -> Result<Graph> {
         let df = parse_text(text).unwrap();
@@ -275,7 +324,7 @@ mod tests {
             target: target.map(str::to_owned),
             ..Default::default()
         };
-        resolve(&df, &options, &Platform::host())
+        resolve(&df, &options, &Platform::host(), &Named)
     }
 
     #[test]
@@ -306,5 +355,25 @@ mod tests {
             graph("FROM ${BLANK} AS foo\n", None),
             Err(PlanError::BlankBase { .. })
         ));
+    }
+
+    #[test]
+    fn named_contexts_replace_stages_and_bases_after_earlier_stages() {
+        let df = "FROM scratch AS ctx\nFROM scratch AS a\nFROM ctx AS b\n\
+                  FROM busybox AS prebuilt\nCOPY --from=a x y\nFROM prebuilt\n";
+        let g = graph(df, None).unwrap();
+        assert_eq!(
+            g.bases[0],
+            BaseRef::Named("ctx".into()),
+            "stage ctx replaced"
+        );
+        assert_eq!(g.bases[2], BaseRef::Stage(0), "an earlier stage wins");
+        assert_eq!(g.bases[3], BaseRef::Named("prebuilt".into()));
+        assert!(g.deps[3].is_empty(), "a replaced stage reads nothing");
+        assert_eq!(g.replaced, [true, false, false, true, false]);
+        assert_eq!(g.order, [3, 4], "stage a is not needed any more");
+        let g = graph("FROM ctx\n", None).unwrap();
+        assert_eq!(g.bases[0], BaseRef::Named("ctx".into()));
+        assert!(!g.replaced[0]);
     }
 }

@@ -51,7 +51,7 @@ pub fn import_dir(store: &Store, dir: &Path) -> Result<Vec<Loaded>> {
     ))
 }
 
-fn invalid(dir: &Path, reason: &str) -> Error {
+pub(super) fn invalid(dir: &Path, reason: &str) -> Error {
     Error::Invalid {
         what: format!("archive {}", dir.display()),
         reason: reason.to_owned(),
@@ -83,7 +83,7 @@ fn store_file(
 /// Opens `rel` below `dir` without following any symlink and without leaving `dir`
 /// (`..`, absolute paths): an archive's `manifest.json` that is a symlink to a host
 /// file must not be read.
-fn open_in(dir: &Path, rel: &str) -> Result<File> {
+pub(super) fn open_in(dir: &Path, rel: &str) -> Result<File> {
     let root = File::open(dir).map_err(|e| invalid(dir, &e.to_string()))?;
     crate::context::open_beneath(&root, rel.trim_start_matches("./"))
         .map_err(|e| invalid(dir, &format!("cannot open {rel}: {e}")))

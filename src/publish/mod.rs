@@ -10,6 +10,8 @@ mod assemble;
 mod error;
 pub mod export;
 pub mod import;
+mod layout_image;
 
 pub use assemble::{assemble, read_config, read_manifest, ManifestRef};
 pub use error::{Error, Result};
+pub use layout_image::{import_layout_image, LayoutPick};

@@ -151,6 +151,18 @@ impl Reference {
         self.with_suffix(name)
     }
 
+    /// The name BuildKit looks a named build context up by (`--build-context NAME=...`
+    /// and a Dockerfile's `FROM NAME`, `--from=NAME`): the familiar form without a
+    /// `:latest` tag, so `alpine`, `alpine:latest` and `docker.io/library/alpine` are
+    /// one name (buildx's `ParseContextNames`, BuildKit's `Client.NamedContext`).
+    pub fn context_name(&self) -> String {
+        let familiar = self.familiar();
+        match familiar.strip_suffix(":latest") {
+            Some(short) => short.to_owned(),
+            None => familiar,
+        }
+    }
+
     fn with_suffix(&self, mut name: String) -> String {
         if let Some(tag) = &self.tag {
             name.push(':');
@@ -291,6 +303,17 @@ fn check_tag(tag: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn context_names_are_familiar_without_latest() {
+        let name = |t: &str| Reference::parse(t).unwrap().context_name();
+        assert_eq!(name("alpine"), "alpine");
+        assert_eq!(name("docker.io/library/alpine:latest"), "alpine");
+        assert_eq!(name("alpine:3.20"), "alpine:3.20");
+        assert_eq!(name("127.0.0.1:5000/busybox"), "127.0.0.1:5000/busybox");
+        assert_eq!(name("team/app"), "team/app");
+        assert!(Reference::parse("Alpine").is_err());
+    }
 
     fn full(text: &str) -> String {
         match Reference::parse(text) {

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use crate::support::{git_daemon, have, serve_bytes, TestContext};
+use crate::support::{git_daemon, have, serve_bytes, GitDaemon, TestContext};
 
 /// Runs `rbuild --root <store> build --progress plain ARGS` with `input` on stdin.
 fn build_with_stdin(t: &TestContext, args: &[&str], input: &[u8]) -> Output {
@@ -49,7 +49,7 @@ fn local_output(t: &TestContext) -> String {
 }
 
 /// A tar of the context directory of `t` (made by GNU tar, as a user pipes it).
-fn tar_of(dir: &Path, compress: bool) -> Vec<u8> {
+pub(crate) fn tar_of(dir: &Path, compress: bool) -> Vec<u8> {
     let out = Command::new("tar")
         .arg(if compress { "-cz" } else { "-c" })
         .arg("-C")
@@ -191,12 +191,9 @@ fn an_http_tarball_or_dockerfile_is_a_context() {
     assert_eq!(v["config"]["config"]["Labels"]["from"], "url");
 }
 
-#[test]
-fn a_git_url_with_a_reference_and_subdirectory_is_a_context() {
-    if !have("git") {
-        return;
-    }
-    let t = TestContext::new("", &[]);
+/// A bare `repo.git` in `t`'s directory, served by `git daemon`: tag `v1` has
+/// `app/Dockerfile` (`COPY . /app/`) and `app/version` = `v1`; `main` has `v2`.
+pub(crate) fn served_repo(t: &TestContext) -> GitDaemon {
     let script = "git init -q -b main work && cd work && mkdir app \
          && printf 'FROM scratch\\nCOPY . /app/\\n' > app/Dockerfile && echo v1 > app/version \
          && git add . && git -c user.name=t -c user.email=t@t commit -qm one && git tag v1 \
@@ -207,9 +204,18 @@ fn a_git_url_with_a_reference_and_subdirectory_is_a_context() {
         .arg(script)
         .current_dir(t.path(""))
         .status()
-        .unwrap();
+        .expect("sh");
     assert!(made.success());
-    let daemon = git_daemon(&t.path(""));
+    git_daemon(&t.path(""))
+}
+
+#[test]
+fn a_git_url_with_a_reference_and_subdirectory_is_a_context() {
+    if !have("git") {
+        return;
+    }
+    let t = TestContext::new("", &[]);
+    let daemon = served_repo(&t);
     let url = format!("git://127.0.0.1:{}/repo.git#v1:app", daemon.port);
     let out = t.rbuild(&["build", "-o", &local_output(&t), &url]);
     ok(&out);

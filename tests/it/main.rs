@@ -18,6 +18,7 @@ mod inputs;
 mod integrity;
 mod limits;
 mod mounts;
+mod named_contexts;
 mod outputs;
 mod parallel;
 mod prune;

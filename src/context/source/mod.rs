@@ -11,10 +11,14 @@
 //! - Any other `http(s)://` URL: a tarball (or a lone Dockerfile) to download.
 //! - Anything else: a local directory.
 //!
+//! [`named`] reads the values of `--build-context NAME=VALUE` the same way, plus the
+//! image kinds (`docker-image://`, `oci-layout://`).
+//!
 //! Classifying is pure ([`ContextArg::parse`]); fetching writes only below the
 //! directory it is given.
 
 pub mod git;
+pub mod named;
 
 use std::path::PathBuf;
 

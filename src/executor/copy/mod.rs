@@ -16,7 +16,7 @@ pub use digest::{source_inputs, FileDigest};
 pub use fetch::url_identity;
 pub use git::{add_git, GitPins};
 pub use source::{clean_relative, has_wildcards, ContextIndex, Node, SourceTree};
-pub use write::{ensure_dir, host_path, set_mtime, Attrs};
+pub use write::{ensure_dir, host_path, set_mtime, write_stream, Attrs};
 
 use std::path::Path;
 

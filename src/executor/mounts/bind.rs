@@ -20,11 +20,12 @@ use super::super::error::ExecError;
 use super::Scratch;
 use crate::layers::{flatten, resolve_in_root, OverlayMount, OverlaySpec};
 
-/// The host path of `rel` in the context, materialized without the filtered-out
-/// entries when the context is filtered.
+/// The host path of `rel` in the context (or a named context's tree, which errors call
+/// `origin`), materialized without the filtered-out entries when it is filtered.
 pub(super) fn from_context(
     index: &ContextIndex,
     rel: &str,
+    origin: &str,
     scratch: &mut Scratch,
 ) -> Result<PathBuf, ExecError> {
     let node = SourceTree::Context(index)
@@ -32,7 +33,7 @@ pub(super) fn from_context(
         .map_err(ExecError::for_mount)?
         .ok_or_else(|| ExecError::MountSource {
             source_path: rel.to_owned(),
-            origin: "the build context".into(),
+            origin: origin.to_owned(),
         })?;
     if !index.is_filtered() {
         return Ok(node.host);
@@ -156,12 +157,12 @@ mod tests {
         let index = ContextIndex::new(&BuildContext::new(root).with_filter(filter)).unwrap();
         let work = tempfile::tempdir().unwrap();
         let mut scratch = Scratch::new(work.path()).unwrap();
-        let out = from_context(&index, "src", &mut scratch).unwrap();
+        let out = from_context(&index, "src", "the build context", &mut scratch).unwrap();
         assert_eq!(fs::read_to_string(out.join("a.txt")).unwrap(), "a");
         assert_eq!(fs::read_to_string(out.join("deep/b.txt")).unwrap(), "b");
         assert_eq!(fs::read_link(out.join("link")).unwrap(), Path::new("a.txt"));
         assert!(!out.join("secret.key").exists());
-        let err = from_context(&index, "missing", &mut scratch).unwrap_err();
+        let err = from_context(&index, "missing", "the build context", &mut scratch).unwrap_err();
         assert!(err.to_string().contains("missing"), "{err}");
     }
 
@@ -172,7 +173,7 @@ mod tests {
         let index = ContextIndex::new(&BuildContext::new(ctx.path())).unwrap();
         let work = tempfile::tempdir().unwrap();
         let mut scratch = Scratch::new(work.path()).unwrap();
-        let out = from_context(&index, "d", &mut scratch).unwrap();
+        let out = from_context(&index, "d", "the build context", &mut scratch).unwrap();
         assert_eq!(out, ctx.path().join("d"));
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! | type | what the step gets |
 //! |---|---|
-//! | `bind` | a context path (as `.dockerignore` filters it), or a stage's or image's path; read-only unless `rw`, and then writes are discarded (`bind.rs`) |
+//! | `bind` | a context path (as `.dockerignore` filters it; also a named context's tree), or a stage's or image's path; read-only unless `rw`, and then writes are discarded (`bind.rs`) |
 //! | `cache` | a directory kept in the store between builds, seeded from `from=`/`source=` when new, with `shared`/`locked`/`private` sharing (`cache.rs`) |
 //! | `tmpfs` | a fresh tmpfs (`size=`) |
 //! | `secret` | a read-only file on a tmpfs and/or an environment variable, from `--secret` (`secret.rs`) |
@@ -190,9 +190,26 @@ fn source_path(
     rel: &str,
     scratch: &mut Scratch,
 ) -> Result<PathBuf, ExecError> {
+    if let Some(tree) = env.build.tree(from)? {
+        return bind::from_context(tree.get()?, rel, &tree_origin(from), scratch);
+    }
     match view(env, from, scratch)? {
-        None => bind::from_context(env.build.context.get()?, rel, scratch),
+        None => Err(tree_missing()),
         Some((root, origin)) => bind::from_root(&root, rel, &origin),
+    }
+}
+
+/// How errors name a tree: `the build context`, `build context NAME`.
+fn tree_origin(from: &Source) -> String {
+    match from {
+        Source::Named(name) => format!("build context {name}"),
+        _ => "the build context".to_owned(),
+    }
+}
+
+fn tree_missing() -> ExecError {
+    ExecError::Internal {
+        what: "a mount source is neither a tree nor a stage or image",
     }
 }
 
@@ -247,6 +264,7 @@ fn cache_seed(env: &StageEnv<'_>, m: &RunMount) -> Option<String> {
             .last()
             .map_or("scratch".to_owned(), |l| l.chain.to_string()),
         Source::Image(image) => image.digest.to_string(),
+        Source::Named(name) => format!("context {name}"),
     };
     Some(format!("{base}:/{}", source_rel(&m.spec)))
 }
@@ -275,8 +293,11 @@ fn seed_cache(
         created: env.build.created.epoch,
         cancel: Some(&env.build.options.cancel),
     };
+    if let Some(tree) = env.build.tree(from)? {
+        return copy::copy(&SourceTree::Context(tree.get()?), &req, dir);
+    }
     match view(env, from, scratch)? {
-        None => copy::copy(&SourceTree::Context(env.build.context.get()?), &req, dir),
+        None => Err(tree_missing()),
         Some((root, _)) => copy::copy(&SourceTree::Root(&root), &req, dir),
     }
 }

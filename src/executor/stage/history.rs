@@ -38,6 +38,17 @@ impl StageConfig {
         }
     }
 
+    /// The base's entries that have no date yet (the entry of a named context's tree
+    /// layer) were made `when`; `layer`: whether the base made a layer at all.
+    pub(super) fn base_dated(&mut self, when: &str, layer: bool) {
+        for entry in &mut self.config.history[..self.base] {
+            if entry.created.is_none() {
+                entry.created = Some(when.to_owned());
+                entry.empty_layer = !layer;
+            }
+        }
+    }
+
     /// Step `step` (0-based) changed only the configuration.
     pub(super) fn metadata(&mut self, step: usize) {
         let index = self.base + step;

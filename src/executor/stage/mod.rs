@@ -5,11 +5,13 @@
 //! steps are keyed and explained, never run.
 
 mod history;
+mod tree_base;
 
 use std::cell::OnceCell;
 use std::time::Instant;
 
 use self::history::StageConfig;
+use self::tree_base::tree_layer;
 use super::caching::{layer_of, reasons, BuildCache, Sources};
 use super::env::{Layer, Mode, StageOutput};
 use super::error::{BuildError, ExecError};
@@ -70,23 +72,37 @@ impl<'s> StageRun<'s> {
         cache: &'s BuildCache<'s>,
         stage: &'s StagePlan,
     ) -> Result<Self, ExecError> {
-        let layers = env.base_layers(&stage.base)?;
         let parent = match &stage.base {
             Base::Stage(j) => env.output(*j),
-            Base::Scratch | Base::Image(_) => None,
+            Base::Scratch | Base::Image(_) | Base::Named(_) => None,
         };
-        let sources = cache.sources(&env.build.context, &env.build.git, env.outputs);
+        let sources = cache.sources(env.build, env.outputs);
         let key = base_key(&stage.base, &sources)?;
+        let lookups = cache.lookups_for(stage);
+        let mut config = StageConfig::new(stage, parent);
+        let layers = match &stage.base {
+            Base::Named(name) => match tree_layer(env, cache, name, &key, lookups)? {
+                Some((layer, when)) => {
+                    config.base_dated(&when, true);
+                    vec![layer]
+                }
+                None => {
+                    config.base_dated(&env.build.created.text, false);
+                    Vec::new()
+                }
+            },
+            base => env.base_layers(base)?,
+        };
         Ok(StageRun {
             env,
             cache,
             stage,
             sources,
-            lookups: cache.lookups_for(stage),
+            lookups,
             last_keys: cache.last_keys(stage),
             last_log: OnceCell::new(),
             layers,
-            config: StageConfig::new(stage, parent),
+            config,
             key,
             log: StageLog::default(),
             missed: false,
@@ -149,11 +165,12 @@ impl<'s> StageRun<'s> {
     ) -> StepInputs {
         if self.log.steps.is_empty() {
             let (name, value) = match &self.stage.base {
-                Base::Image(image) => ("base", image.digest.to_string()),
-                Base::Stage(_) => ("base-stage", self.key.to_string()),
-                Base::Scratch => ("base", "scratch".to_owned()),
+                Base::Image(image) => ("base".to_owned(), image.digest.to_string()),
+                Base::Stage(_) => ("base-stage".to_owned(), self.key.to_string()),
+                Base::Named(name) => (format!("base-context:{name}"), self.key.to_string()),
+                Base::Scratch => ("base".to_owned(), "scratch".to_owned()),
             };
-            inputs.push((name.to_owned(), value));
+            inputs.push((name, value));
         }
         StepInputs {
             text: step.original.clone(),

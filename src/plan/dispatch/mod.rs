@@ -9,7 +9,10 @@ mod steps;
 
 use super::error::{PlanError, Result};
 use super::stages::{BaseRef, Graph};
-use super::{Base, BaseImage, BaseResolver, Op, PlanOptions, Platform, StagePlan, Step, StepState};
+use super::{
+    Base, BaseImage, BaseResolver, NamedContext, Op, PlanOptions, Platform, StagePlan, Step,
+    StepState,
+};
 use crate::image::{Empty, History, ImageConfig};
 use crate::parser::instructions::values::{self, redact_url_credentials};
 use crate::parser::instructions::{parse_text, Command, Dockerfile, Instruction};
@@ -39,8 +42,66 @@ pub fn dispatch(
         })?,
         None => platform.clone(),
     };
-    let (base, config) = match &graph.bases[index] {
-        BaseRef::Scratch => (Base::Scratch, empty_image(&platform)),
+    let asked = graph.platforms[index].is_some() || options.platform.is_some();
+    let from = From {
+        platform: &platform,
+        asked,
+        span,
+    };
+    let (base, config) = stage_base(graph, index, &from, resolver, planned)?;
+    let (steps, mut config) = if graph.replaced[index] {
+        // BuildKit: the stage is the named context; its instructions never run.
+        (Vec::new(), config)
+    } else {
+        let mut d = Dispatcher::new(
+            dockerfile,
+            graph,
+            options,
+            resolver,
+            planned,
+            platform.clone(),
+            config,
+        );
+        d.run_onbuild_triggers(span)?;
+        for cmd in &stage.commands {
+            d.dispatch(cmd)?;
+        }
+        (d.steps, d.config)
+    };
+    if index == graph.target {
+        config.config.labels.extend(options.labels.clone());
+    }
+    Ok(StagePlan {
+        index,
+        name: stage.name().map(str::to_owned),
+        base,
+        platform,
+        steps,
+        config,
+        deps: graph.deps[index].clone(),
+        span,
+    })
+}
+
+/// What a stage's `FROM` is planned with: its platform, whether the user asked for
+/// it (then an image of another platform is refused), its line.
+struct From<'p> {
+    platform: &'p Platform,
+    asked: bool,
+    span: Span,
+}
+
+/// Where stage `index` starts and the configuration it starts with.
+fn stage_base(
+    graph: &Graph,
+    index: usize,
+    from: &From<'_>,
+    resolver: &dyn BaseResolver,
+    planned: &[Option<StagePlan>],
+) -> Result<(Base, ImageConfig)> {
+    let (platform, span) = (from.platform, from.span);
+    Ok(match &graph.bases[index] {
+        BaseRef::Scratch => (Base::Scratch, empty_image(platform)),
         BaseRef::Stage(j) => {
             let parent =
                 planned
@@ -53,46 +114,76 @@ pub fn dispatch(
             (Base::Stage(*j), parent.config.clone())
         }
         BaseRef::Image(reference) => {
-            let image = resolve_image(resolver, reference, &platform, span)?;
-            let asked = graph.platforms[index].is_some() || options.platform.is_some();
-            if asked {
-                check_platform(&image, &platform, span)?;
+            let image = resolve_image(resolver, reference, platform, span)?;
+            if from.asked {
+                check_platform(&image, platform, span)?;
             }
-            let mut config = image.config.clone();
-            // BuildKit gives an image without PATH (`docker import` makes such images)
-            // the default one.
-            if config.config.env_value("PATH").is_none() {
-                config.config.set_env("PATH", DEFAULT_PATH);
-            }
-            (Base::Image(Box::new(image)), config)
+            image_base(image)
         }
-    };
-    let mut d = Dispatcher::new(
-        dockerfile,
-        graph,
-        options,
-        resolver,
-        planned,
-        platform.clone(),
-        config,
-    );
-    d.run_onbuild_triggers(span)?;
-    for cmd in &stage.commands {
-        d.dispatch(cmd)?;
-    }
-    if index == graph.target {
-        d.config.config.labels.extend(options.labels.clone());
-    }
-    Ok(StagePlan {
-        index,
-        name: stage.name().map(str::to_owned),
-        base,
-        platform,
-        steps: d.steps,
-        config: d.config,
-        deps: graph.deps[index].clone(),
-        span,
+        BaseRef::Named(key) => {
+            let named = load_named(resolver, key, platform, span)?;
+            if let (NamedContext::Image(image), true) = (&named, from.asked) {
+                check_platform(image, platform, span)?;
+            }
+            named_base(key, named, platform, graph.replaced[index])
+        }
     })
+}
+
+/// A stage on `image`: its configuration, given the default `PATH` when it has none
+/// (as BuildKit does; `docker import` makes such images).
+fn image_base(image: BaseImage) -> (Base, ImageConfig) {
+    let mut config = image.config.clone();
+    if config.config.env_value("PATH").is_none() {
+        config.config.set_env("PATH", DEFAULT_PATH);
+    }
+    (Base::Image(Box::new(image)), config)
+}
+
+/// A stage on the named context `key`; a stage the context `replaces` takes an image's
+/// configuration as it is (BuildKit runs none of its own instructions, so no default
+/// `PATH` either).
+fn named_base(
+    key: &str,
+    named: NamedContext,
+    platform: &Platform,
+    replaces: bool,
+) -> (Base, ImageConfig) {
+    match named {
+        NamedContext::Image(image) if replaces => {
+            let config = image.config.clone();
+            (Base::Image(image), config)
+        }
+        NamedContext::Image(image) => image_base(*image),
+        NamedContext::Scratch => (Base::Scratch, empty_image(platform)),
+        NamedContext::Tree { description } => {
+            let mut config = empty_image(platform);
+            // The tree's layer has no instruction: BuildKit's exporter describes it
+            // by its source.
+            config.history.push(History {
+                created_by: description,
+                comment: "buildkit.exporter.image.v0".to_owned(),
+                ..Default::default()
+            });
+            (Base::Named(key.to_owned()), config)
+        }
+    }
+}
+
+/// Loads the named context `key`; the error names it.
+pub(super) fn load_named(
+    resolver: &dyn BaseResolver,
+    key: &str,
+    platform: &Platform,
+    span: Span,
+) -> Result<NamedContext> {
+    resolver
+        .named_context(key, platform)
+        .map_err(|reason| PlanError::Named {
+            name: key.to_owned(),
+            reason,
+            span,
+        })
 }
 
 fn resolve_image(
@@ -359,5 +450,98 @@ impl<'a> Dispatcher<'a> {
             history,
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::Digest;
+    use crate::plan::{plan, BaseError, NoNamedContext, Source};
+
+    /// Named contexts `tree` (a directory), `img` (an image whose Env has no PATH) and
+    /// `none` (`docker-image://scratch`); no other image.
+    struct Named;
+    impl BaseResolver for Named {
+        fn resolve(&self, r: &str, _: &Platform) -> Result<BaseImage, BaseError> {
+            Err(BaseError::new(NoNamedContext { key: r.into() }))
+        }
+        fn context_key(&self, name: &str) -> Option<String> {
+            matches!(name, "tree" | "img" | "none").then(|| name.to_owned())
+        }
+        fn named_context(&self, key: &str, p: &Platform) -> Result<NamedContext, BaseError> {
+            let mut config = empty_image(p);
+            config.config.env = vec!["FOO=1".into()];
+            Ok(match key {
+                "tree" => NamedContext::Tree {
+                    description: "local source for tree".into(),
+                },
+                "img" => NamedContext::Image(Box::new(BaseImage {
+                    reference: "img".into(),
+                    digest: Digest::of(b"img"),
+                    config,
+                })),
+                _ => NamedContext::Scratch,
+            })
+        }
+    }
+
+    fn planned(text: &str, labels: &[(&str, &str)]) -> crate::plan::Plan {
+        let df = parse_text(text).unwrap();
+        let options = PlanOptions {
+            labels: labels
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            ..Default::default()
+        };
+        plan(&df, &options, &Named).unwrap()
+    }
+
+    #[test]
+    fn a_tree_base_is_a_layer_described_by_its_source() {
+        let p = planned("FROM tree\nRUN true\n", &[]);
+        let stage = p.target_stage().unwrap();
+        assert_eq!(stage.base, Base::Named("tree".into()));
+        let history = &stage.config.history;
+        assert_eq!(history[0].created_by, "local source for tree");
+        assert!(!history[0].empty_layer);
+        assert_eq!(history.len(), 2);
+        let p = planned("FROM none\n", &[]);
+        assert_eq!(p.target_stage().unwrap().base, Base::Scratch);
+    }
+
+    #[test]
+    fn a_replaced_stage_runs_nothing_and_keeps_the_image_config() {
+        let p = planned("FROM scratch AS img\nRUN false\n", &[("l", "v")]);
+        let stage = p.target_stage().unwrap();
+        assert!(stage.steps.is_empty());
+        assert!(matches!(stage.base, Base::Image(_)));
+        assert_eq!(stage.config.config.env, ["FOO=1"], "no default PATH added");
+        assert_eq!(
+            stage.config.config.labels["l"], "v",
+            "--label still applies"
+        );
+        let p = planned("FROM img\n", &[]);
+        let env = &p.target_stage().unwrap().config.config.env;
+        assert!(env.iter().any(|e| e.starts_with("PATH=")), "{env:?}");
+    }
+
+    #[test]
+    fn from_names_a_tree_or_an_image() {
+        let p = planned(
+            "FROM scratch\nCOPY --from=tree a /a\nCOPY --from=img b /b\n\
+             RUN --mount=type=bind,from=tree,target=/m true\n",
+            &[],
+        );
+        let stage = p.target_stage().unwrap();
+        let source = |i: usize| match &stage.steps[i].op {
+            Op::Copy(c) => c.source.clone(),
+            Op::Run(r) => r.mounts[0].from.clone().unwrap(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(source(0), Source::Named("tree".into()));
+        assert!(matches!(source(1), Source::Image(_)));
+        assert_eq!(source(2), Source::Named("tree".into()));
     }
 }

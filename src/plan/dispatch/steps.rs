@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{no_stage_hint, resolve_image, Dispatcher};
+use super::{load_named, no_stage_hint, resolve_image, Dispatcher};
 use crate::parser::heredoc::{chomp_tabs, parse_heredoc};
 use crate::parser::instructions::values::{self, MountType};
 use crate::parser::instructions::{CommandLine, CopyOptions, CopySpec, RunSpec};
@@ -14,7 +14,7 @@ use crate::plan::error::{PlanError, Result};
 use crate::plan::git::git_sources;
 use crate::plan::history::copy_created_by;
 use crate::plan::stages::stage_by_ref;
-use crate::plan::{CopyOp, Op, RunMount, RunOp, Source};
+use crate::plan::{CopyOp, NamedContext, Op, RunMount, RunOp, Source};
 
 impl Dispatcher<'_> {
     /// Shell form wrapped in `SHELL`; exec form as is.
@@ -50,11 +50,26 @@ impl Dispatcher<'_> {
                 message: format!("stage {from} ({j}) is not built before it is used"),
                 span,
             }),
-            None => match resolve_image(self.resolver, from, &self.platform, span) {
-                Ok(image) => Ok(Source::Image(Box::new(image))),
-                Err(cause) => Err(no_stage_hint(from, &names, cause, span)),
-            },
+            None => {
+                if let Some(key) = self.resolver.context_key(from) {
+                    return self.named_source(key, span);
+                }
+                match resolve_image(self.resolver, from, &self.platform, span) {
+                    Ok(image) => Ok(Source::Image(Box::new(image))),
+                    Err(cause) => Err(no_stage_hint(from, &names, cause, span)),
+                }
+            }
         }
+    }
+
+    /// What a `--from` naming the named context `key` reads: its tree, or its image.
+    fn named_source(&self, key: String, span: Span) -> Result<Source> {
+        Ok(
+            match load_named(self.resolver, &key, &self.platform, span)? {
+                NamedContext::Image(image) => Source::Image(image),
+                NamedContext::Tree { .. } | NamedContext::Scratch => Source::Named(key),
+            },
+        )
     }
 
     pub(super) fn copy(
