@@ -6,6 +6,7 @@ mod build;
 mod build_push;
 mod cache;
 mod commands;
+mod compat;
 mod config;
 mod crash;
 mod devices;
