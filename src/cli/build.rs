@@ -156,6 +156,8 @@ pub struct BuildArgs {
     pub registry: super::registry_cmds::RegistryArgs,
     #[command(flatten)]
     pub limits: super::limits::LimitArgs,
+    #[command(flatten)]
+    pub compat: super::compat_flags::CompatArgs,
 }
 
 /// `--pull`.
@@ -180,6 +182,7 @@ pub enum NetworkMode {
 pub fn run(args: BuildArgs, root: PathBuf) -> anyhow::Result<ExitCode> {
     let cap = super::prune_cmds::max_store_size(&root, args.max_store_size.as_deref())?;
     let explain = args.explain;
+    let load = args.compat.load;
     // `_prepared` keeps fetched contexts until the build is done.
     let (options, progress, push, _prepared) = args.into_options(root)?;
     private_mounts();
@@ -222,6 +225,9 @@ pub fn run(args: BuildArgs, root: PathBuf) -> anyhow::Result<ExitCode> {
             );
         }
         push_tags(&options, &result.manifest, progress == ProgressMode::Quiet)?;
+    }
+    if load {
+        super::docker_load::load(&options.root, &result.manifest, &options.tags)?;
     }
     if let Some(cap) = cap {
         // The build's shared gc lock is released: prunes only if no other build runs.

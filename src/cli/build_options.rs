@@ -33,12 +33,22 @@ impl BuildArgs {
     /// progress mode, whether to push, and the prepared inputs (kept until the build
     /// ends: fetched contexts live in the store's work directory).
     pub fn into_options(
-        self,
+        mut self,
         root: PathBuf,
     ) -> anyhow::Result<(BuildOptions, ProgressMode, bool, Prepared)> {
+        let effects = self.compat.effects()?;
+        for note in &effects.notes {
+            super::write_stderr(note);
+        }
+        self.no_cache |= effects.no_cache;
+        if effects.uncompressed {
+            self.compression = Compression::Uncompressed;
+        }
+        self.platform = self.platform.or(effects.platform);
         let build_args = self.all_build_args()?;
         let prepared = self.prepare_inputs(&build_args, &root)?;
-        let source_date_epoch = source_date_epoch(&build_args)?;
+        let source_date_epoch =
+            one_epoch(source_date_epoch(&build_args)?, effects.source_date_epoch)?;
         let outputs = self.outputs()?;
         let progress = if self.quiet {
             ProgressMode::Quiet
@@ -230,6 +240,17 @@ fn source_date_epoch(build_args: &BTreeMap<String, String>) -> anyhow::Result<Op
     {
         Some(v) => Ok(crate::plan::source_date_epoch(&v)?),
         None => Ok(None),
+    }
+}
+
+/// `SOURCE_DATE_EPOCH` (build arg or environment) and podman's `--timestamp` /
+/// `--source-date-epoch`: either, or both when they agree.
+fn one_epoch(from_args: Option<i64>, from_flag: Option<i64>) -> anyhow::Result<Option<i64>> {
+    match (from_args, from_flag) {
+        (Some(a), Some(f)) if a != f => bail!(
+            "--timestamp/--source-date-epoch {f} disagrees with SOURCE_DATE_EPOCH={a}: give one"
+        ),
+        (a, f) => Ok(f.or(a)),
     }
 }
 

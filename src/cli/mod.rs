@@ -8,7 +8,10 @@ mod archive_cmds;
 mod build;
 mod build_context_arg;
 mod build_options;
+mod compat;
+mod compat_flags;
 mod context_arg;
+mod docker_load;
 mod docs;
 mod history;
 mod inspect;
@@ -164,6 +167,27 @@ fn unknown_command(word: &str) -> Option<String> {
     }
 }
 
+/// The command line parsed; a flag of docker or podman that rbuild refuses gets the
+/// reason and what to use instead (`cli-compat.tsv`), other errors clap's message.
+fn parse_args(argv: Vec<OsString>) -> Result<Args, ExitCode> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let error = match Args::try_parse_from(argv) {
+        Ok(args) => return Ok(args),
+        Err(e) => e,
+    };
+    let flag = match (error.kind(), error.get(ContextKind::InvalidArg)) {
+        (ErrorKind::UnknownArgument, Some(ContextValue::String(flag))) => Some(flag.clone()),
+        _ => None,
+    };
+    match flag.as_deref().and_then(compat::refusal) {
+        Some(message) => {
+            write_stderr(&format!("error: {message}"));
+            Err(ExitCode::from(2))
+        }
+        None => error.exit(),
+    }
+}
+
 /// Entry point of the `rbuild` binary.
 pub fn run() -> ExitCode {
     let argv = match with_default_subcommand(std::env::args_os().collect()) {
@@ -173,7 +197,10 @@ pub fn run() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let Args { root, command } = Args::parse_from(argv);
+    let Args { root, command } = match parse_args(argv) {
+        Ok(args) => args,
+        Err(code) => return code,
+    };
     let result = match command {
         Command::Build(a) => store_root(root).and_then(|r| build::run(*a, r)),
         Command::Parse(a) => parse::run(a),

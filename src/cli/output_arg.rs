@@ -48,7 +48,11 @@ const IMAGE_KEYS: [&str; 5] = [
 ];
 
 /// Keys BuildKit has that rbuild refuses, with what to use instead.
-const REFUSED: [(&str, &str); 12] = [
+const REFUSED: [(&str, &str); 13] = [
+    (
+        "context",
+        "--load, or -o type=docker,dest=- piped to docker load",
+    ),
     (
         "push-by-digest",
         "push with a tag (-t REGISTRY/REPO:TAG --push)",

@@ -34,6 +34,11 @@ pub struct RegistryArgs {
     /// certificates) looked in before the standard ones.
     #[arg(long, value_name = "DIR")]
     pub cert_dir: Option<PathBuf>,
+    /// The credentials file to read (and `login` to write) instead of
+    /// `$REGISTRY_AUTH_FILE`, containers' `auth.json` and Docker's `config.json`
+    /// (podman's flag; the same JSON format).
+    #[arg(long, value_name = "FILE")]
+    pub authfile: Option<PathBuf>,
 }
 
 impl RegistryArgs {
@@ -47,6 +52,7 @@ impl RegistryArgs {
             .insecure
             .extend(StoreConfig::load(root)?.insecure_registries);
         options.tls.verify = self.tls_verify;
+        options.credential_files = self.credential_files();
         if let Some(dir) = &self.cert_dir {
             options.tls.cert_dirs.insert(0, dir.clone());
         }
@@ -57,6 +63,25 @@ impl RegistryArgs {
             options.creds = Some((user.to_owned(), pass.to_owned()));
         }
         Ok(options)
+    }
+}
+
+impl RegistryArgs {
+    /// `--authfile` alone when given, else the files the environment names.
+    pub fn credential_files(&self) -> CredentialFiles {
+        credential_files(self.authfile.as_deref())
+    }
+}
+
+/// `authfile` alone when given (read and written), else the environment's files.
+fn credential_files(authfile: Option<&Path>) -> CredentialFiles {
+    match authfile {
+        Some(file) => CredentialFiles {
+            auth_files: Vec::new(),
+            docker_config: file.to_owned(),
+            helper_dir: None,
+        },
+        None => CredentialFiles::from_env(),
     }
 }
 
@@ -114,6 +139,9 @@ pub struct LoginArgs {
 pub struct LogoutArgs {
     /// The registry (`host[:port]`; default Docker Hub).
     server: Option<String>,
+    /// The credentials file to remove the login from (as `--authfile` of `login`).
+    #[arg(long, value_name = "FILE")]
+    authfile: Option<PathBuf>,
 }
 
 /// A progress printer for pulls and pushes (stderr).
@@ -283,7 +311,7 @@ pub fn run_login(root: &Path, args: &LoginArgs) -> anyhow::Result<ExitCode> {
     Client::new(options)
         .ping(&server)
         .with_context(|| format!("logging in to {server}"))?;
-    let files = CredentialFiles::from_env();
+    let files = args.registry.credential_files();
     match files.login(&server, &username, &password)? {
         Stored::Helper(name) => super::write_stderr(&format!(
             "credentials for {server} stored with docker-credential-{name}"
@@ -331,7 +359,7 @@ fn prompt_secret(label: &str) -> anyhow::Result<String> {
 /// Runs `rbuild logout`.
 pub fn run_logout(args: &LogoutArgs) -> anyhow::Result<ExitCode> {
     let server = server_of(args.server.as_deref())?;
-    let files = CredentialFiles::from_env();
+    let files = credential_files(args.authfile.as_deref());
     if files.logout(&server)? {
         println!("Removing login credentials for {server}");
     } else {

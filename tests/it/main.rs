@@ -8,6 +8,7 @@ mod build;
 mod build_push;
 mod cache;
 mod commands;
+mod compat;
 mod config;
 mod crash;
 mod devices;
