@@ -47,12 +47,26 @@ fn run(
     let store = Store::open(&options.root).map_err(ExecError::from)?;
     let _gc = gc_lock(&store, reporter)?;
     let plan = make_plan(&store, options, reporter, &dockerfile)?;
+    reporter.event(planned(&plan));
     let sandbox = Sandbox::new().with_cancel(options.cancel.clone());
     let env = BuildEnv::new(&store, options, mode, reporter, &sandbox);
     let outputs = build_stages(&env, &plan)?;
     match mode {
         Mode::Explain => Ok(None),
         Mode::Build => finish(&env, &plan, &outputs).map(Some),
+    }
+}
+
+/// The Dockerfile's stages, and how many steps (each needed stage's `FROM` included)
+/// the build will show.
+fn planned(plan: &Plan) -> BuildEvent {
+    let needed = plan
+        .order
+        .iter()
+        .filter_map(|&i| plan.stages.get(i)?.as_ref());
+    BuildEvent::Planned {
+        stages: plan.stages.len(),
+        steps: needed.map(|stage| stage.steps.len() + 1).sum(),
     }
 }
 

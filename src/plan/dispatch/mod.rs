@@ -86,6 +86,7 @@ pub fn dispatch(
     Ok(StagePlan {
         index,
         name: stage.name().map(str::to_owned),
+        from: from_text(dockerfile, &graph.bases[index]),
         base,
         platform,
         steps: d.steps,
@@ -93,6 +94,19 @@ pub fn dispatch(
         deps: graph.deps[index].clone(),
         span,
     })
+}
+
+/// `FROM <what>` with the image reference expanded, or the stage's name (its index
+/// when it has none).
+fn from_text(dockerfile: &Dockerfile, base: &BaseRef) -> String {
+    match base {
+        BaseRef::Scratch => "FROM scratch".to_owned(),
+        BaseRef::Stage(j) => match dockerfile.stages.get(*j).and_then(|s| s.name()) {
+            Some(name) => format!("FROM {name}"),
+            None => format!("FROM {j}"),
+        },
+        BaseRef::Image(reference) => format!("FROM {reference}"),
+    }
 }
 
 fn resolve_image(
