@@ -26,3 +26,4 @@ mod secrets;
 mod security;
 mod snapshotter;
 mod support;
+mod tty;
