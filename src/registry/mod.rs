@@ -30,7 +30,7 @@ mod upload;
 
 pub use auth::Target;
 pub use challenge::{parse_challenges, repository_scope, Challenge};
-pub use client::{check, Client, RegistryOptions, Retry};
+pub use client::{check, error_chain, Client, RegistryOptions, Retry};
 pub use credentials::{Credential, CredentialError, CredentialFiles, Stored, DOCKER_HUB_AUTH_KEY};
 pub use error::RegistryError;
 pub use pull::{platform_text, pull, Pulled};
