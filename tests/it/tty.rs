@@ -1,5 +1,5 @@
 //! The terminal view, in a real terminal: `rbuild build` runs in a tmux pane (120x40,
-//! a private tmux server per test) and the screen is read with `capture-pane`, polled
+//! a private tmux server per test, its socket in a temporary directory) and the screen is read with `capture-pane`, polled
 //! until what a test waits for shows (no sleeps as synchronisation). A pull is caught
 //! half-way by a proxy that holds the second half of the base's largest blob until the
 //! test has seen its byte bar; a RUN waits for a file the test creates once it has seen
@@ -7,7 +7,6 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::pushpull::base;
@@ -17,23 +16,23 @@ use crate::support::{busybox, have, rbuild_in, run_ok, TestContext};
 /// How long a test waits for the screen to show something (CI runs on busy cores).
 const PATIENCE: Duration = Duration::from_secs(180);
 
-/// A tmux server of its own, running one command in a 120x40 pane; killed on drop.
+/// A tmux server of its own (its socket in a temporary directory), running one command
+/// in a 120x40 pane; killed on drop.
 struct Pane {
-    socket: String,
+    socket: std::path::PathBuf,
+    _dir: tempfile::TempDir,
 }
 
 impl Pane {
     /// Runs `script` under `sh` in a new pane. The shell traps SIGINT (a Ctrl-C is for
     /// rbuild, not for it: it goes on to print `DONE-<exit code>`), then waits.
     fn run(script: &str) -> Pane {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let socket = format!(
-            "rbuild-tty-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
+        let dir = tempfile::tempdir().expect("temp dir");
         let shell = format!("trap true INT; {script}; echo DONE-$?; exec sleep 3600");
-        let pane = Pane { socket };
+        let pane = Pane {
+            socket: dir.path().join("tmux"),
+            _dir: dir,
+        };
         pane.tmux(&[
             "new-session",
             "-d",
@@ -50,7 +49,9 @@ impl Pane {
 
     fn tmux(&self, args: &[&str]) -> String {
         let out = Command::new("tmux")
-            .args(["-L", &self.socket, "-f", "/dev/null"])
+            .arg("-S")
+            .arg(&self.socket)
+            .args(["-f", "/dev/null"])
             .args(args)
             .env("TERM", "xterm")
             .output()
@@ -104,7 +105,9 @@ impl Pane {
 impl Drop for Pane {
     fn drop(&mut self) {
         let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
+            .arg("-S")
+            .arg(&self.socket)
+            .arg("kill-server")
             .output();
     }
 }
