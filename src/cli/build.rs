@@ -2,10 +2,12 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use anyhow::Context;
 
-use super::progress::ProgressMode;
+use super::progress::{Outcome, Progress, ProgressMode, TransferView};
 use crate::executor::BuildOptions;
 
 /// `--compression`.
@@ -186,24 +188,24 @@ pub fn run(args: BuildArgs, root: PathBuf) -> anyhow::Result<ExitCode> {
     // `_prepared` keeps fetched contexts until the build is done.
     let (options, progress, push, _prepared) = args.into_options(root)?;
     private_mounts();
-    // First Ctrl-C: stop at the next step and clean up; a second one exits at once
-    // (mounts still vanish with the process's mount namespace). The build also sets
-    // `cancel` when a stage fails, so whether the user interrupted is a flag of its own.
-    let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        let _ = signal_hook::flag::register_conditional_shutdown(signal, 130, interrupted.clone());
-        let _ = signal_hook::flag::register(signal, interrupted.clone());
-        let _ = signal_hook::flag::register(signal, options.cancel.clone());
-    }
+    let interrupted = on_interrupt(&options.cancel);
     if explain {
-        let reporter = super::progress::ExplainReporter;
+        let reporter = super::progress::ExplainReporter::default();
         crate::executor::explain(&options, &reporter)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let reporter = super::progress::reporter(progress);
-    let result = match crate::executor::build(&options, reporter.as_ref()) {
+    let view = Progress::start(progress);
+    let built = crate::executor::build(&options, view.reporter());
+    let was_interrupted = interrupted.load(Ordering::SeqCst);
+    // The view's last frame first: nothing else is printed while it is live.
+    view.finish(match (&built, was_interrupted) {
+        (Ok(_), _) => Outcome::Finished,
+        (Err(_), true) => Outcome::Interrupted,
+        (Err(_), false) => Outcome::Failed,
+    });
+    let result = match built {
         Ok(r) => r,
-        Err(e) if interrupted.load(std::sync::atomic::Ordering::SeqCst) => {
+        Err(e) if was_interrupted => {
             super::write_stderr(&format!("error: build interrupted ({e})"));
             return Ok(ExitCode::from(130));
         }
@@ -224,7 +226,11 @@ pub fn run(args: BuildArgs, root: PathBuf) -> anyhow::Result<ExitCode> {
                 "note: zstd layers: podman, containerd 1.5+ and Docker 23+ pull this image; Docker 20.10 cannot",
             );
         }
-        push_tags(&options, &result.manifest, progress == ProgressMode::Quiet)?;
+        push_tags(
+            &options,
+            &result.manifest,
+            &TransferView::for_mode(progress),
+        )?;
     }
     if load {
         super::docker_load::load(&options.root, &result.manifest, &options.tags)?;
@@ -244,7 +250,7 @@ pub fn run(args: BuildArgs, root: PathBuf) -> anyhow::Result<ExitCode> {
 fn push_tags(
     options: &BuildOptions,
     manifest: &crate::digest::Digest,
-    quiet: bool,
+    view: &TransferView,
 ) -> anyhow::Result<()> {
     let store = crate::store::Store::open(&options.root)?;
     let _gc = store.gc_shared()?;
@@ -255,9 +261,42 @@ fn push_tags(
     for tag in &options.tags {
         let dest = crate::registry::Reference::parse(tag)?;
         // The build's --metadata-file already names this digest.
-        super::registry_cmds::push_one(&client, &store, &image, &dest, quiet)?;
+        super::registry_cmds::push_one(&client, &store, &image, &dest, view)?;
     }
     Ok(())
+}
+
+/// First Ctrl-C (or SIGTERM): stop at the next step and clean up; a second one exits
+/// at once with 130, the terminal view's live lines replaced by its last frame first
+/// (mounts still vanish with the process's mount namespace). The build also sets
+/// `cancel` when a stage fails, so whether the user interrupted is a flag of its own,
+/// returned.
+fn on_interrupt(cancel: &Arc<AtomicBool>) -> Arc<AtomicBool> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let interrupted = Arc::new(AtomicBool::new(false));
+    for signal in [SIGINT, SIGTERM] {
+        let _ = signal_hook::flag::register(signal, interrupted.clone());
+        let _ = signal_hook::flag::register(signal, cancel.clone());
+    }
+    let watcher = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).and_then(|mut signals| {
+        std::thread::Builder::new()
+            .name("interrupts".to_owned())
+            .spawn(move || {
+                // The first signal only sets the flags (above); the second ends it all.
+                if signals.forever().nth(1).is_some() {
+                    super::progress::abandon();
+                    std::process::exit(130);
+                }
+            })
+    });
+    if watcher.is_err() {
+        // No watcher thread: the second signal exits from the handler, view or not.
+        for signal in [SIGINT, SIGTERM] {
+            let _ =
+                signal_hook::flag::register_conditional_shutdown(signal, 130, interrupted.clone());
+        }
+    }
+    interrupted
 }
 
 /// Moves this process into its own mount namespace with private propagation, so every

@@ -235,17 +235,16 @@ fn report(err: &anyhow::Error) {
     write_stderr(&render(err));
 }
 
-/// An error and its cause chain, one line each; a cause the line before already ends
-/// with is not repeated (a step error shows its cause after the Dockerfile location).
+/// An error and its cause chain, one line each; a cause whose text is already shown
+/// is not repeated (a step error shows its cause after the Dockerfile location, a
+/// context may repeat it).
 fn render(err: &anyhow::Error) -> String {
     let mut text = format!("error: {err}");
-    let mut last = err.to_string();
     for cause in err.chain().skip(1) {
         let shown = cause.to_string();
-        if !last.ends_with(&shown) {
+        if !text.contains(&shown) {
             text.push_str(&format!("\ncaused by: {shown}"));
         }
-        last = shown;
     }
     text
 }
@@ -296,6 +295,37 @@ mod tests {
         assert_eq!(
             render(&err),
             "error: Dockerfile:3: ADD x: cannot extract archive `x`\ncaused by: bad entry"
+        );
+    }
+
+    #[test]
+    fn a_failed_download_is_reported_once() {
+        let download = crate::executor::ExecError::Download {
+            url: "https://h/f".into(),
+            reason: "error sending request: tcp connect error: Connection refused".into(),
+        };
+        let step = crate::executor::BuildError::Step {
+            location: "Dockerfile:2".into(),
+            instruction: Some("ADD https://h/f /x".into()),
+            source: Box::new(download),
+        };
+        let once = "error: Dockerfile:2: ADD https://h/f /x: cannot download https://h/f: \
+                    error sending request: tcp connect error: Connection refused";
+        assert_eq!(render(&anyhow::Error::new(step)), once);
+        // A wrapper between them does not bring the same text back as a cause.
+        #[derive(Debug, thiserror::Error)]
+        #[error("Dockerfile:2: ADD https://h/f /x: cannot download https://h/f: refused")]
+        struct Step(#[source] Stage);
+        #[derive(Debug, thiserror::Error)]
+        #[error("stage 0 failed")]
+        struct Stage(#[source] Download);
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot download https://h/f: refused")]
+        struct Download;
+        assert_eq!(
+            render(&anyhow::Error::new(Step(Stage(Download)))),
+            "error: Dockerfile:2: ADD https://h/f /x: cannot download https://h/f: refused\n\
+             caused by: stage 0 failed"
         );
     }
 }

@@ -2,8 +2,9 @@
 //! flags they share with `rbuild build` (`--insecure-registry`, `--tls-verify`,
 //! `--creds`, `--cert-dir`).
 //!
-//! Progress goes to stderr (one line per blob as it finishes); the digest, the data,
-//! goes to stdout. No secret is ever printed.
+//! Progress goes to stderr (a byte bar per blob on a terminal, else one line per blob
+//! as it finishes: `progress/transfer.rs`); the digest, the data, goes to stdout. No
+//! secret is ever printed.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -11,10 +12,9 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 
+use super::progress::TransferView;
 use crate::plan::Platform;
-use crate::registry::{
-    self, BlobState, Client, CredentialFiles, Reference, RegistryOptions, Stored, TransferEvent,
-};
+use crate::registry::{self, Client, CredentialFiles, Reference, RegistryOptions, Stored};
 use crate::store::{Store, StoreConfig};
 
 /// Flags that choose how registries are reached.
@@ -144,33 +144,6 @@ pub struct LogoutArgs {
     authfile: Option<PathBuf>,
 }
 
-/// A progress printer for pulls and pushes (stderr).
-pub fn printer(quiet: bool) -> impl Fn(TransferEvent<'_>) + Sync {
-    move |event| {
-        if quiet {
-            return;
-        }
-        let line = match event {
-            TransferEvent::Manifest { reference, digest } => format!("{reference}: {digest}"),
-            TransferEvent::Blob {
-                digest,
-                size,
-                state,
-            } => {
-                let what = match state {
-                    BlobState::Started => return,
-                    BlobState::Exists => "already there",
-                    BlobState::Mounted => "mounted",
-                    BlobState::Done => "done",
-                };
-                let short = digest.hex().get(..12).unwrap_or_default().to_owned();
-                format!("{short}: {what} ({})", super::store_cmds::human_size(size))
-            }
-        };
-        super::write_stderr(&line);
-    }
-}
-
 fn parse_reference(text: &str) -> anyhow::Result<Reference> {
     Ok(Reference::parse(text)?)
 }
@@ -185,7 +158,10 @@ pub fn run_pull(root: &Path, args: &PullArgs) -> anyhow::Result<ExitCode> {
     let store = Store::open(root)?;
     let _gc = store.gc_shared()?;
     let client = Client::new(args.registry.options(root)?);
-    let pulled = registry::pull(&client, &store, &reference, &platform, &printer(args.quiet))?;
+    let view = TransferView::new(args.quiet);
+    let pulled = registry::pull(&client, &store, &reference, &platform, &|e| view.event(e));
+    view.finish();
+    let pulled = pulled?;
     if !args.quiet {
         let (count, bytes) = pulled.downloaded;
         super::write_stderr(&format!(
@@ -210,7 +186,13 @@ pub fn run_push(root: &Path, args: &PushArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("no image {:?} in the store", args.name))?;
     let dest = parse_reference(args.dest.as_deref().unwrap_or(&args.name))?;
     let client = Client::new(args.registry.options(root)?);
-    let pushed = push_one(&client, &store, &image, &dest, args.quiet)?;
+    let pushed = push_one(
+        &client,
+        &store,
+        &image,
+        &dest,
+        &TransferView::new(args.quiet),
+    )?;
     if let Some(path) = &args.metadata_file {
         write_metadata(path, &dest, &pushed)?;
     }
@@ -218,17 +200,19 @@ pub fn run_push(root: &Path, args: &PushArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Pushes one stored image and reports it (used by `push` and `build --push`).
+/// Pushes one stored image and reports it in `view` (used by `push` and `build
+/// --push`).
 pub fn push_one(
     client: &Client,
     store: &Store,
     image: &crate::image::Descriptor,
     dest: &Reference,
-    quiet: bool,
+    view: &TransferView,
 ) -> anyhow::Result<registry::Pushed> {
-    let pushed = registry::push(client, store, image, dest, &printer(quiet))
-        .with_context(|| format!("pushing {dest}"))?;
-    if !quiet {
+    let pushed = registry::push(client, store, image, dest, &|e| view.event(e));
+    view.finish();
+    let pushed = pushed.with_context(|| format!("pushing {dest}"))?;
+    if !view.is_quiet() {
         super::write_stderr(&format!(
             "pushed {dest}: {} ({} blobs uploaded, {}; {} mounted; {} already there)",
             pushed.digest,

@@ -48,6 +48,7 @@ fn run(
     let store = Store::open(&options.root).map_err(ExecError::from)?;
     let _gc = gc_lock(&store, reporter)?;
     let plan = make_plan(&store, options, reporter, &dockerfile)?;
+    reporter.event(planned(&plan));
     let now = Created::new(options.source_date_epoch).epoch;
     let named = prepare_trees(&store, options, &plan, now, reporter)?;
     let sandbox = Sandbox::new().with_cancel(options.cancel.clone());
@@ -56,6 +57,19 @@ fn run(
     match mode {
         Mode::Explain => Ok(None),
         Mode::Build => finish(&env, &plan, &outputs).map(Some),
+    }
+}
+
+/// The Dockerfile's stages, and how many steps (each needed stage's `FROM` included)
+/// the build will show.
+fn planned(plan: &Plan) -> BuildEvent {
+    let needed = plan
+        .order
+        .iter()
+        .filter_map(|&i| plan.stages.get(i)?.as_ref());
+    BuildEvent::Planned {
+        stages: plan.stages.len(),
+        steps: needed.map(|stage| stage.steps.len() + 1).sum(),
     }
 }
 

@@ -8,6 +8,9 @@ use std::time::Duration;
 use serde::Serialize;
 
 /// Identifies one step of one stage in events.
+///
+/// `step` and `steps` keep their meaning for JSON readers (the `FROM` is step 0 and
+/// not counted); [`StepId::position`] numbers steps as BuildKit shows them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StepId {
     /// Stage index.
@@ -24,13 +27,32 @@ pub struct StepId {
     pub line: usize,
 }
 
+impl StepId {
+    /// `(k, n)` of BuildKit's `[stage k/n]`: the `FROM` is 1, the first instruction
+    /// after it 2, and `n` counts the `FROM` too.
+    pub fn position(&self) -> (usize, usize) {
+        (self.step + 1, self.steps + 1)
+    }
+
+    /// Whether this is the stage's `FROM`.
+    pub fn is_from(&self) -> bool {
+        self.step == 0
+    }
+}
+
 /// Something that happened during a build.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum BuildEvent {
-    /// A step started.
+    /// The plan is made: the Dockerfile has `stages` stages; `steps` steps will be
+    /// shown, over the stages the target needs, each stage's `FROM` included.
+    Planned { stages: usize, steps: usize },
+    /// A step started (step 0: the stage's `FROM`, its base prepared).
     StepStarted { id: StepId },
-    /// A step was satisfied from the cache (or is a metadata step: nothing to run).
+    /// A metadata step (`ENV`, `LABEL`, `CMD`...): it sets the image config, nothing
+    /// runs and no cache key is made.
+    StepMetadata { id: StepId },
+    /// A step was satisfied from the cache.
     StepCached { id: StepId },
     /// A step's key had no usable result: why, against the last build of the stage.
     CacheMiss { id: StepId, reasons: Vec<String> },
@@ -61,7 +83,32 @@ pub enum BuildEvent {
         #[serde(with = "millis")]
         elapsed: Duration,
     },
-    /// A free-form note (exports, warnings).
+    /// A `FROM` image is being pulled from its registry.
+    PullStarted { reference: String },
+    /// Bytes of a blob of a pull received so far (`done == total`: it is in the store).
+    BlobProgress {
+        digest: String,
+        done: u64,
+        total: u64,
+    },
+    /// That pull is done: the manifest `digest`, `blobs` blobs of `bytes` bytes moved.
+    PullFinished {
+        reference: String,
+        digest: String,
+        blobs: usize,
+        bytes: u64,
+        #[serde(with = "millis")]
+        elapsed: Duration,
+    },
+    /// An export (`--output`) started: `what` says where to.
+    ExportStarted { what: String },
+    /// That export is written.
+    ExportFinished {
+        what: String,
+        #[serde(with = "millis")]
+        elapsed: Duration,
+    },
+    /// A free-form note (warnings).
     Note { message: String },
 }
 

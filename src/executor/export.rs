@@ -23,6 +23,25 @@ pub fn export(
     output: &Output,
     reporter: &dyn Reporter,
 ) -> Result<(), BuildError> {
+    let what = describe(output);
+    reporter.event(BuildEvent::ExportStarted { what: what.clone() });
+    let started = std::time::Instant::now();
+    write_output(store, image, stage, options, output)?;
+    reporter.event(BuildEvent::ExportFinished {
+        what,
+        elapsed: started.elapsed(),
+    });
+    Ok(())
+}
+
+/// Writes one output.
+fn write_output(
+    store: &Store,
+    image: &ManifestRef,
+    stage: &StageOutput,
+    options: &BuildOptions,
+    output: &Output,
+) -> Result<(), BuildError> {
     match output {
         Output::Oci {
             dest,
@@ -57,9 +76,6 @@ pub fn export(
         Output::Local { dest } => rootfs_dir(store, stage, dest)?,
         Output::Tar { dest } => rootfs_tar(store, stage, dest, options.source_date_epoch)?,
     }
-    reporter.event(BuildEvent::Note {
-        message: format!("exported {}", describe(output)),
-    });
     Ok(())
 }
 

@@ -6,7 +6,9 @@ use super::events::{BuildEvent, Reporter};
 use crate::image::{decode_json, media_types, Descriptor, Index, JsonError};
 use crate::plan::{BaseError, BaseImage, BaseResolver, Platform};
 use crate::publish::{self, read_config, read_manifest};
-use crate::registry::{self, Client, Reference, ReferenceError, RegistryError};
+use crate::registry::{
+    self, BlobState, Client, Reference, ReferenceError, RegistryError, TransferEvent,
+};
 use crate::store::{self, Store};
 
 /// Why a `FROM` image cannot be resolved; the plan reports it after the reference.
@@ -86,16 +88,23 @@ impl StoreResolver<'_> {
 
     fn pull(&self, reference: &str, platform: &Platform) -> Result<Descriptor, ResolveError> {
         let parsed = Reference::parse(reference)?;
-        self.reporter.event(BuildEvent::Note {
-            message: format!("pulling {parsed}"),
+        let started = std::time::Instant::now();
+        self.reporter.event(BuildEvent::PullStarted {
+            reference: parsed.to_string(),
         });
-        let pulled = registry::pull(self.client, self.store, &parsed, platform, &|_| {})?;
-        let (count, bytes) = pulled.downloaded;
-        self.reporter.event(BuildEvent::Note {
-            message: format!(
-                "pulled {parsed}: {} ({count} blobs, {bytes} bytes downloaded)",
-                pulled.descriptor.digest
-            ),
+        let progress = |event: TransferEvent<'_>| {
+            if let Some(event) = blob_progress(event) {
+                self.reporter.event(event);
+            }
+        };
+        let pulled = registry::pull(self.client, self.store, &parsed, platform, &progress)?;
+        let (blobs, bytes) = pulled.downloaded;
+        self.reporter.event(BuildEvent::PullFinished {
+            reference: parsed.to_string(),
+            digest: pulled.descriptor.digest.to_string(),
+            blobs,
+            bytes,
+            elapsed: started.elapsed(),
         });
         Ok(pulled.descriptor)
     }
@@ -127,6 +136,34 @@ impl StoreResolver<'_> {
             config,
         })
     }
+}
+
+/// The build event of a pull's transfer event: the bytes of a blob that moves (none
+/// for a blob the store has).
+fn blob_progress(event: TransferEvent<'_>) -> Option<BuildEvent> {
+    let (digest, done, total) = match event {
+        TransferEvent::Blob {
+            digest,
+            size,
+            state: BlobState::Started,
+        } => (digest, 0, size),
+        TransferEvent::Blob {
+            digest,
+            size,
+            state: BlobState::Done,
+        } => (digest, size, size),
+        TransferEvent::Bytes {
+            digest,
+            done,
+            total,
+        } => (digest, done, total),
+        TransferEvent::Blob { .. } | TransferEvent::Manifest { .. } => return None,
+    };
+    Some(BuildEvent::BlobProgress {
+        digest: digest.to_string(),
+        done,
+        total,
+    })
 }
 
 impl BaseResolver for StoreResolver<'_> {

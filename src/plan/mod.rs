@@ -240,6 +240,8 @@ pub struct StagePlan {
     pub index: usize,
     pub name: Option<String>,
     pub base: Base,
+    /// The `FROM` as progress shows it: `FROM <image | stage | scratch>`, expanded.
+    pub from: String,
     pub platform: Platform,
     pub steps: Vec<Step>,
     /// The configuration the stage ends with (history included; `rootfs` is filled in

@@ -365,18 +365,25 @@ fn retry_after(response: &Response) -> Option<Duration> {
     Some(Duration::from_secs(seconds.min(30)))
 }
 
-/// A failed send as an error a user can act on: TLS problems are told apart.
-pub fn transport_error(registry: &str, url: &str, error: &reqwest::Error) -> RegistryError {
-    let mut chain = Vec::new();
-    let mut source: Option<&dyn std::error::Error> = Some(error);
+/// An error and its causes on one line, `what: why: why`: an HTTP client's own
+/// message ("error sending request") says little without them. A cause whose text
+/// is already there is left out.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
     while let Some(e) = source {
-        let text = e.to_string();
-        if chain.last() != Some(&text) {
-            chain.push(text);
+        let cause = e.to_string();
+        if !text.contains(&cause) {
+            text = format!("{text}: {cause}");
         }
         source = e.source();
     }
-    let reason = chain.join(": ");
+    text
+}
+
+/// A failed send as an error a user can act on: TLS problems are told apart.
+pub fn transport_error(registry: &str, url: &str, error: &reqwest::Error) -> RegistryError {
+    let reason = error_chain(error);
     let lower = reason.to_ascii_lowercase();
     let tls = lower.contains("certificate")
         || lower.contains("tls")

@@ -12,7 +12,7 @@
 //! | `pull.rs` | [`pull()`]: reference -> platform manifest -> verified blobs in the store -> name |
 //! | `upload.rs` | [`push()`]: HEAD, mount or upload each blob, then the manifests |
 //! | `sources.rs` | which repositories a blob came from (for cross-repository mounts) |
-//! | `transfer.rs` | progress events, blobs moved a few at once |
+//! | `transfer.rs` | progress events (blob states, bytes moved), blobs moved a few at once |
 //! | `error.rs` | [`RegistryError`]: errors a user can act on, never holding a secret |
 
 mod auth;
@@ -30,7 +30,7 @@ mod upload;
 
 pub use auth::Target;
 pub use challenge::{parse_challenges, repository_scope, Challenge};
-pub use client::{check, Client, RegistryOptions, Retry};
+pub use client::{check, error_chain, Client, RegistryOptions, Retry};
 pub use credentials::{Credential, CredentialError, CredentialFiles, Stored, DOCKER_HUB_AUTH_KEY};
 pub use error::RegistryError;
 pub use pull::{platform_text, pull, Pulled};

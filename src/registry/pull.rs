@@ -11,7 +11,7 @@ use super::reference::Reference;
 use super::repo::{FetchedManifest, Repo};
 use super::sources;
 use super::transfer::{
-    for_each_concurrently, BlobState, Progress, TransferEvent, DEFAULT_CONCURRENCY,
+    for_each_concurrently, metered, BlobState, Progress, TransferEvent, DEFAULT_CONCURRENCY,
 };
 use crate::digest::Digest;
 use crate::image::{media_types, Descriptor, Index, Manifest};
@@ -144,7 +144,10 @@ fn fetch_blobs(
                 return Ok(());
             }
             progress(blob_event(desc, BlobState::Started));
-            if repo.fetch_blob(desc, store)? {
+            let fetched = metered(&desc.digest, desc.size, progress, |meter| {
+                repo.fetch_blob(desc, store, meter)
+            });
+            if fetched? {
                 let mut c = counted.lock().unwrap_or_else(|p| p.into_inner());
                 c.0 += 1;
                 c.1 = c.1.saturating_add(desc.size);

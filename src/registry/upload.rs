@@ -12,7 +12,7 @@ use super::reference::Reference;
 use super::repo::Repo;
 use super::sources;
 use super::transfer::{
-    for_each_concurrently, BlobState, Progress, TransferEvent, DEFAULT_CONCURRENCY,
+    for_each_concurrently, metered, BlobState, Progress, TransferEvent, DEFAULT_CONCURRENCY,
 };
 use crate::digest::Digest;
 use crate::image::{media_types, Descriptor, Index, Manifest};
@@ -177,7 +177,9 @@ fn push_blob(
         .into_iter()
         .find(|r| *r != dest.repository);
     progress(event(BlobState::Started));
-    let mounted = repo.upload_blob(blob, store, from.as_deref())?;
+    let mounted = metered(&blob.digest, blob.size, progress, |meter| {
+        repo.upload_blob(blob, store, from.as_deref(), meter)
+    })?;
     let state = if mounted {
         BlobState::Mounted
     } else {

@@ -311,3 +311,35 @@ fn add_downloads_urls_and_extracts_archives() {
         "{err}"
     );
 }
+
+/// A download that fails is reported once, with the cause its HTTP client gives
+/// (before: "error sending request for url (...)", the URL twice and no reason).
+#[test]
+fn a_failed_add_download_is_reported_once_with_its_cause() {
+    if !can_mount() {
+        return;
+    }
+    // A port nothing listens on any more.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let url = format!("http://127.0.0.1:{port}/file");
+    let t = TestContext::new(&format!("FROM scratch\nADD {url} /file\n"), &[]);
+    let err = t.build_fails(&[]);
+    let report: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("error:") || l.starts_with("caused by:"))
+        .collect();
+    assert_eq!(report.len(), 1, "{err}");
+    assert_eq!(
+        err.matches(&url).count(),
+        2,
+        "the ADD and what failed:\n{err}"
+    );
+    assert_eq!(err.matches("cannot download").count(), 1, "{err}");
+    assert!(
+        err.to_ascii_lowercase().contains("connection refused"),
+        "the cause is named:\n{err}"
+    );
+}

@@ -31,3 +31,4 @@ mod secrets;
 mod security;
 mod snapshotter;
 mod support;
+mod tty;

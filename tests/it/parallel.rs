@@ -58,8 +58,8 @@ fn independent_stages_run_at_the_same_time() {
     let log = stderr(&out);
     assert!(out.status.success(), "the stages met:\n{log}");
     // Output lines of parallel steps say which stage and step they come from.
-    assert!(log.contains("#1.2 [a 2/2] a met b"), "{log}");
-    assert!(log.contains("#2.2 [b 2/2] b met a"), "{log}");
+    assert!(log.contains("#1.2 [a 3/3] a met b"), "{log}");
+    assert!(log.contains("#2.2 [b 3/3] b met a"), "{log}");
     assert_clean(&t, "store");
 }
 
@@ -134,7 +134,7 @@ fn a_stage_the_target_does_not_need_is_not_built() {
     let log = stderr(&out);
     assert!(out.status.success(), "{log}");
     assert!(!log.contains("unused-ran"), "{log}");
-    assert!(log.contains("[used 1/1] RUN echo used"), "{log}");
+    assert!(log.contains("[used 2/2] RUN echo used"), "{log}");
 }
 
 #[test]
@@ -189,8 +189,8 @@ fn ctrl_c_stops_parallel_stages_and_cleans_up() {
     let (mut a, mut b) = (false, false);
     for line in lines.by_ref() {
         let line = line.expect("stderr line");
-        a |= line.starts_with("#1.1 [a 1/2] RUN sleep");
-        b |= line.starts_with("#2.1 [b 1/2] RUN sleep");
+        a |= line.starts_with("#1.1 [a 2/3] RUN sleep");
+        b |= line.starts_with("#2.1 [b 2/3] RUN sleep");
         log.push_str(&line);
         log.push('\n');
         if a && b {
@@ -208,7 +208,7 @@ fn ctrl_c_stops_parallel_stages_and_cleans_up() {
     let status = child.wait().expect("wait");
     assert_eq!(status.code(), Some(130), "interrupted:\n{log}");
     assert!(
-        !log.contains("[a 2/2] RUN") && !log.contains("[b 2/2] RUN"),
+        !log.contains("[a 3/3] RUN") && !log.contains("[b 3/3] RUN"),
         "no step starts after Ctrl-C:\n{log}"
     );
     assert_clean(&t, "store");

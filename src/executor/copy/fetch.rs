@@ -75,7 +75,11 @@ pub fn fetch(url: &str, checksum: Option<&str>, dir: &Path) -> Result<Fetched> {
         .user_agent(concat!("rbuild/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| failed(e.to_string()))?;
-    let mut response = client.get(url).send().map_err(|e| failed(e.to_string()))?;
+    // The message names the URL already: its causes say why.
+    let mut response = client
+        .get(url)
+        .send()
+        .map_err(|e| failed(crate::registry::error_chain(&e.without_url())))?;
     if !response.status().is_success() {
         return Err(failed(format!("the server answered {}", response.status())));
     }

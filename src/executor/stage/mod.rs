@@ -36,11 +36,51 @@ pub fn run_stage(
             source,
         )
     };
-    let mut run = StageRun::start(env, cache, stage).map_err(|e| at(None, e))?;
+    let mut run = start_reported(env, cache, stage).map_err(|e| at(None, e))?;
     for (i, step) in stage.steps.iter().enumerate() {
         run.step(i, step).map_err(|e| at(Some(step), e))?;
     }
     run.finish().map_err(|e| at(None, e))
+}
+
+/// [`StageRun::start`], reported as the stage's `FROM` step (step 0) when building.
+fn start_reported<'s>(
+    env: &'s StageEnv<'s>,
+    cache: &'s BuildCache<'s>,
+    stage: &'s StagePlan,
+) -> Result<StageRun<'s>, ExecError> {
+    if env.build.mode != Mode::Build {
+        return StageRun::start(env, cache, stage);
+    }
+    let reporter = env.build.reporter;
+    let id = StepId {
+        stage: stage.index,
+        stage_name: stage.name.clone(),
+        step: 0,
+        steps: stage.steps.len(),
+        text: stage.from.clone(),
+        line: stage.span.line,
+    };
+    reporter.event(BuildEvent::StepStarted { id: id.clone() });
+    let started = Instant::now();
+    let run = StageRun::start(env, cache, stage).inspect_err(|e| reporter.event(failed(&id, e)))?;
+    reporter.event(BuildEvent::StepFinished {
+        id,
+        elapsed: started.elapsed(),
+        layer: false,
+    });
+    Ok(run)
+}
+
+/// The event of step `id` ending with `error`: cancelled, or failed.
+fn failed(id: &StepId, error: &ExecError) -> BuildEvent {
+    match error {
+        ExecError::Interrupted => BuildEvent::StepCancelled { id: id.clone() },
+        _ => BuildEvent::StepFailed {
+            id: id.clone(),
+            error: error.to_string(),
+        },
+    }
 }
 
 /// A stage being built.
@@ -118,6 +158,11 @@ impl<'s> StageRun<'s> {
         let keyed = step_key(&self.key, step, self.cache.key_options(), &self.sources)?;
         let Some((key, inputs)) = keyed else {
             self.config.metadata(i);
+            let id = self.step_id(i, step);
+            self.env
+                .build
+                .reporter
+                .event(BuildEvent::StepMetadata { id });
             return Ok(());
         };
         let record = if self.lookups && !self.missed {
@@ -233,15 +278,7 @@ impl<'s> StageRun<'s> {
             Op::Run(run) => run_step(self.env, &self.layers, run, step, &id),
             op => fs_step(self.env, &self.layers, op, step),
         };
-        let layer = result.inspect_err(|e| {
-            reporter.event(match e {
-                ExecError::Interrupted => BuildEvent::StepCancelled { id: id.clone() },
-                _ => BuildEvent::StepFailed {
-                    id: id.clone(),
-                    error: e.to_string(),
-                },
-            })
-        })?;
+        let layer = result.inspect_err(|e| reporter.event(failed(&id, e)))?;
         let created = &self.env.build.created.text;
         self.cache.record(key, layer.as_ref(), created)?;
         reporter.event(BuildEvent::StepFinished {

@@ -74,6 +74,7 @@ pub fn dispatch(
     Ok(StagePlan {
         index,
         name: stage.name().map(str::to_owned),
+        from: from_text(dockerfile, &graph.bases[index]),
         base,
         platform,
         steps,
@@ -184,6 +185,19 @@ pub(super) fn load_named(
             reason,
             span,
         })
+}
+
+/// `FROM <what>` with the image reference expanded, or the stage's name (its index
+/// when it has none), or the named context.
+fn from_text(dockerfile: &Dockerfile, base: &BaseRef) -> String {
+    match base {
+        BaseRef::Scratch => "FROM scratch".to_owned(),
+        BaseRef::Stage(j) => match dockerfile.stages.get(*j).and_then(|s| s.name()) {
+            Some(name) => format!("FROM {name}"),
+            None => format!("FROM {j}"),
+        },
+        BaseRef::Image(reference) | BaseRef::Named(reference) => format!("FROM {reference}"),
+    }
 }
 
 fn resolve_image(

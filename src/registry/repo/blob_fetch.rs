@@ -8,21 +8,35 @@ use super::{retry_whole, Repo};
 use crate::image::Descriptor;
 use crate::registry::client::{check, Retry};
 use crate::registry::error::RegistryError;
+use crate::registry::transfer::Meter;
 use crate::store::Store;
 
 impl Repo<'_> {
     /// Downloads blob `desc` into `store` unless it is there; its digest and size are
-    /// checked while it streams, and nothing is kept if they are wrong. Returns whether
-    /// anything was downloaded.
-    pub fn fetch_blob(&self, desc: &Descriptor, store: &Store) -> Result<bool, RegistryError> {
+    /// checked while it streams, and nothing is kept if they are wrong; `meter` counts
+    /// the bytes received. Returns whether anything was downloaded.
+    pub fn fetch_blob(
+        &self,
+        desc: &Descriptor,
+        store: &Store,
+        meter: &Meter,
+    ) -> Result<bool, RegistryError> {
         if store.has_blob(&desc.digest) {
             return Ok(false);
         }
-        retry_whole(self.client, || self.fetch_once(desc, store))?;
+        retry_whole(self.client, || {
+            meter.set(0);
+            self.fetch_once(desc, store, meter)
+        })?;
         Ok(true)
     }
 
-    fn fetch_once(&self, desc: &Descriptor, store: &Store) -> Result<(), RegistryError> {
+    fn fetch_once(
+        &self,
+        desc: &Descriptor,
+        store: &Store,
+        meter: &Meter,
+    ) -> Result<(), RegistryError> {
         let digest = desc.digest;
         let response = self.send(Retry::Yes, &|http, base| {
             http.get(self.url(base, &format!("blobs/{digest}")))
@@ -31,21 +45,27 @@ impl Repo<'_> {
             format!("blob {digest} of {}", self.repository)
         });
         match response {
-            Ok(response) => self.store_body(response, desc, store),
+            Ok(response) => self.store_body(meter.reader(response), desc, store),
             // A foreign (non-distributable) layer: from where its descriptor says.
             Err(e @ RegistryError::NotFound { .. }) if !desc.urls.is_empty() => {
-                self.fetch_from_urls(desc, store).map_err(|_| e)
+                self.fetch_from_urls(desc, store, meter).map_err(|_| e)
             }
             Err(e) => Err(e),
         }
     }
 
     /// Tries each of a foreign layer's `urls` in turn, as Docker does.
-    fn fetch_from_urls(&self, desc: &Descriptor, store: &Store) -> Result<(), RegistryError> {
+    fn fetch_from_urls(
+        &self,
+        desc: &Descriptor,
+        store: &Store,
+        meter: &Meter,
+    ) -> Result<(), RegistryError> {
         let mut last = None;
         for url in desc.urls.iter().filter(|u| u.starts_with("http")) {
+            meter.set(0);
             let outcome = match self.client.get_url(url) {
-                Ok(r) if r.status().is_success() => self.store_body(r, desc, store),
+                Ok(r) if r.status().is_success() => self.store_body(meter.reader(r), desc, store),
                 Ok(r) => Err(self.connect_error(&format!("GET {url}: status {}", r.status()))),
                 Err(e) => Err(self.connect_error(&format!("GET {url}: {e}"))),
             };
@@ -60,7 +80,7 @@ impl Repo<'_> {
     /// Streams a blob response into the store, checking its size and digest.
     fn store_body(
         &self,
-        response: reqwest::blocking::Response,
+        response: impl Read,
         desc: &Descriptor,
         store: &Store,
     ) -> Result<(), RegistryError> {

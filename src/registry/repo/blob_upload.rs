@@ -13,6 +13,7 @@ use crate::digest::Digest;
 use crate::image::Descriptor;
 use crate::registry::client::{check, Retry};
 use crate::registry::error::RegistryError;
+use crate::registry::transfer::Meter;
 use crate::store::Store;
 
 /// Blobs larger than this are uploaded in chunks (resumable).
@@ -22,22 +23,25 @@ const CHUNK: u64 = 32 << 20;
 
 impl Repo<'_> {
     /// Uploads blob `desc` from `store`, mounting it from `mount_from` (a repository of
-    /// the same registry that has it) when given. Returns whether it was mounted.
+    /// the same registry that has it) when given; `meter` counts the bytes sent.
+    /// Returns whether it was mounted.
     pub fn upload_blob(
         &self,
         desc: &Descriptor,
         store: &Store,
         mount_from: Option<&str>,
+        meter: &Meter,
     ) -> Result<bool, RegistryError> {
         retry_whole(self.client, || {
+            meter.set(0);
             let session = self.start_upload(&desc.digest, mount_from)?;
             let Some(location) = session else {
                 return Ok(true);
             };
             if desc.size > CHUNKED_ABOVE {
-                self.upload_chunked(desc, store, location)?;
+                self.upload_chunked(desc, store, location, meter)?;
             } else {
-                self.upload_whole(desc, store, &location)?;
+                self.upload_whole(desc, store, &location, meter)?;
             }
             Ok(false)
         })
@@ -85,12 +89,14 @@ impl Repo<'_> {
         desc: &Descriptor,
         store: &Store,
         location: &str,
+        meter: &Meter,
     ) -> Result<(), RegistryError> {
         let url = with_digest(location, &desc.digest);
         let path = store.blob_path(&desc.digest);
         let response = self.send(Retry::No, &|http, _| {
+            meter.set(0);
             let body = match File::open(&path) {
-                Ok(file) => Body::sized(file, desc.size),
+                Ok(file) => Body::sized(meter.reader(file), desc.size),
                 // Reported by the size check of the registry; the store check finds it.
                 Err(_) => Body::from(Vec::new()),
             };
@@ -110,6 +116,7 @@ impl Repo<'_> {
         desc: &Descriptor,
         store: &Store,
         mut location: String,
+        meter: &Meter,
     ) -> Result<(), RegistryError> {
         let path = store.blob_path(&desc.digest);
         let mut offset = 0u64;
@@ -117,8 +124,9 @@ impl Repo<'_> {
         while offset < desc.size {
             let len = CHUNK.min(desc.size - offset);
             let sent = self.send(Retry::No, &|http, _| {
+                meter.set(offset);
                 let body = match open_at(&path, offset) {
-                    Ok(file) => Body::sized(file.take(len), len),
+                    Ok(file) => Body::sized(meter.reader(file.take(len)), len),
                     Err(_) => Body::from(Vec::new()),
                 };
                 http.patch(&location)

@@ -72,7 +72,10 @@ fn a_blob_size_of_u64_max_is_a_clear_mismatch() {
     let repo = Repo::new(&client, &reference, false, &[]);
     let store = Store::open(&dir.path().join("store")).unwrap();
     let desc = Descriptor::new("application/octet-stream", Digest::of(b"x"), u64::MAX);
-    let err = repo.fetch_blob(&desc, &store).unwrap_err().to_string();
+    let err = repo
+        .fetch_blob(&desc, &store, &Default::default())
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("18446744073709551615") && err.contains(" 10 bytes"),
         "{err}"

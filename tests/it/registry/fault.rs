@@ -23,12 +23,20 @@ pub enum Fault {
     /// Forward; pass a 200/206 body with its middle byte inverted (same length), as a
     /// corrupted blob download that only a digest check can notice.
     CorruptBody,
+    /// Forward; pass the head and the first half of a 200/206 body, then hold the rest
+    /// until [`super::FaultProxy::resume_stalled`]: a download caught half-way, for as
+    /// long as a test needs to look at it.
+    StallBody,
+    /// Hold the request, its body unread, until [`super::FaultProxy::resume_stalled`],
+    /// then forward it: an upload caught before it is done.
+    Hold,
 }
 
 impl Fault {
-    /// Whether the fault is applied to the registry's response (else instead of it).
+    /// Whether the fault is applied to the registry's response (else instead of it,
+    /// or, for [`Fault::Hold`], before it).
     pub fn on_response(self) -> bool {
-        matches!(self, Fault::CutBody | Fault::CorruptBody)
+        matches!(self, Fault::CutBody | Fault::CorruptBody | Fault::StallBody)
     }
 }
 

@@ -1,6 +1,6 @@
 //! `FaultProxy`: an HTTP/1.1 reverse proxy on `127.0.0.1:<ephemeral>` in front of a
 //! plain-HTTP registry, injecting the faults of its [`Rule`]s (5xx, 429, dropped
-//! connections, cut or corrupted bodies) and recording every request.
+//! connections, cut, corrupted or stalled bodies) and recording every request.
 //!
 //! One request per client connection: every answer says `Connection: close`. Bodies are
 //! streamed in both directions with their framing (`Content-Length` or chunked), so
@@ -11,7 +11,8 @@
 
 use std::io::{self, BufReader, BufWriter, Cursor, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
 
 use super::fault::{Fault, Rule, RuleCounts, RuleId, Rules};
 use super::http::{self, Framing, Head};
@@ -20,6 +21,9 @@ use super::server::Registry;
 
 /// Largest body buffered to apply a body fault to a response without a length.
 const MAX_BUFFERED: u64 = 256 * 1024 * 1024;
+/// How long a stalled body waits for [`FaultProxy::resume_stalled`] at most (a test
+/// that failed before resuming must not leave its client hanging forever).
+const MAX_STALL: Duration = Duration::from_secs(300);
 
 /// One request the proxy received.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,6 +49,8 @@ struct Shared {
     /// Own address, known once the listener is bound (before any client can connect).
     own: OnceLock<SocketAddr>,
     state: Mutex<State>,
+    /// Opened by [`FaultProxy::resume_stalled`]: stalled bodies go on.
+    resumed: (Mutex<bool>, Condvar),
 }
 
 #[derive(Default)]
@@ -60,6 +66,7 @@ impl FaultProxy {
             upstream: upstream.to_owned(),
             own: OnceLock::new(),
             state: Mutex::new(State::default()),
+            resumed: (Mutex::new(false), Condvar::new()),
         });
         let serving = Arc::clone(&shared);
         let server = Server::start("fault proxy", move |conn| serving.serve(conn));
@@ -89,6 +96,13 @@ impl FaultProxy {
     /// Every request handled so far, in the order they finished.
     pub fn requests(&self) -> Vec<ProxiedRequest> {
         self.shared.state().requests.clone()
+    }
+
+    /// Lets what [`Fault::StallBody`] and [`Fault::Hold`] hold (now and later) go on.
+    pub fn resume_stalled(&self) {
+        let (open, changed) = &self.shared.resumed;
+        *open.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        changed.notify_all();
     }
 
     /// `127.0.0.1:PORT` of the proxy: use it as the registry host.
@@ -151,7 +165,10 @@ impl Shared {
             to_client.flush()?;
         }
         let decision = self.state().rules.decide(&method, &target);
-        if let Some((_, fault)) = decision.filter(|(_, f)| !f.on_response()) {
+        if let Some((_, Fault::Hold)) = decision {
+            request.fault = Some(Fault::Hold);
+            wait_until_resumed(&self.resumed);
+        } else if let Some((_, fault)) = decision.filter(|(_, f)| !f.on_response()) {
             request.fault = Some(fault);
             // Read the whole request first, as a server would, so the client is not
             // reset in the middle of sending it.
@@ -193,7 +210,11 @@ impl Shared {
         match body_fault {
             Some((_, fault)) if applicable => {
                 request.fault = Some(fault);
-                send_faulty(fault, response, body, &mut from_upstream, &mut to_client)
+                let faulty = Faulty {
+                    fault,
+                    resumed: &self.resumed,
+                };
+                faulty.send(response, body, &mut from_upstream, &mut to_client)
             }
             other => {
                 if let Some((id, _)) = other {
@@ -226,7 +247,9 @@ fn answer_instead(fault: Fault, to_client: &mut impl Write) -> io::Result<Option
         Fault::TooManyRequests => (429, "Too Many Requests", "TOOMANYREQUESTS"),
         Fault::Status(s) => (s, "Injected Fault", "UNKNOWN"),
         // invariant: response faults are never answered instead of the registry.
-        Fault::CutBody | Fault::CorruptBody => (500, "Internal Server Error", "UNKNOWN"),
+        Fault::CutBody | Fault::CorruptBody | Fault::StallBody | Fault::Hold => {
+            (500, "Internal Server Error", "UNKNOWN")
+        }
     };
     let body = serde_json::json!({
         "errors": [{ "code": code, "message": format!("fault injected by the test proxy ({status})") }]
@@ -245,31 +268,53 @@ fn answer_instead(fault: Fault, to_client: &mut impl Write) -> io::Result<Option
     Ok(Some(status))
 }
 
-/// Sends `response` with its body cut in half or with its middle byte inverted.
-fn send_faulty(
+/// A body fault, and the gate a stalled body waits at.
+struct Faulty<'a> {
     fault: Fault,
-    mut response: Head,
-    body: Framing,
-    from_upstream: &mut BufReader<TcpStream>,
-    to_client: &mut BufWriter<TcpStream>,
-) -> io::Result<()> {
-    let (len, mut source): (u64, Box<dyn Read + '_>) = match body {
-        Framing::Length(n) => (n, Box::new(from_upstream)),
-        other => {
-            // No length to cut or flip against: take the whole body first.
-            let whole = http::read_body(from_upstream, other, MAX_BUFFERED)?;
-            response.remove_header("transfer-encoding");
-            response.set_header("Content-Length", &whole.len().to_string());
-            (whole.len() as u64, Box::new(Cursor::new(whole)))
-        }
-    };
-    response.write_to(to_client)?;
-    match fault {
-        Fault::CutBody => http::copy_exact(&mut source, to_client, len / 2, None)?,
-        _ => http::copy_exact(&mut source, to_client, len, Some(len / 2))?,
-    };
-    // A cut body ends with the connection: the client sees fewer bytes than promised.
-    to_client.flush()
+    resumed: &'a (Mutex<bool>, Condvar),
+}
+
+impl Faulty<'_> {
+    /// Sends `response` with its body cut in half, with its middle byte inverted, or
+    /// held after its first half until the proxy resumes stalled bodies.
+    fn send(
+        &self,
+        mut response: Head,
+        body: Framing,
+        from_upstream: &mut BufReader<TcpStream>,
+        to_client: &mut BufWriter<TcpStream>,
+    ) -> io::Result<()> {
+        let (len, mut source): (u64, Box<dyn Read + '_>) = match body {
+            Framing::Length(n) => (n, Box::new(from_upstream)),
+            other => {
+                // No length to cut or flip against: take the whole body first.
+                let whole = http::read_body(from_upstream, other, MAX_BUFFERED)?;
+                response.remove_header("transfer-encoding");
+                response.set_header("Content-Length", &whole.len().to_string());
+                (whole.len() as u64, Box::new(Cursor::new(whole)))
+            }
+        };
+        response.write_to(to_client)?;
+        match self.fault {
+            Fault::CutBody => http::copy_exact(&mut source, to_client, len / 2, None)?,
+            Fault::StallBody => {
+                http::copy_exact(&mut source, to_client, len / 2, None)?;
+                to_client.flush()?;
+                wait_until_resumed(self.resumed);
+                http::copy_exact(&mut source, to_client, len - len / 2, None)?
+            }
+            _ => http::copy_exact(&mut source, to_client, len, Some(len / 2))?,
+        };
+        // A cut body ends with the connection: the client sees fewer bytes than promised.
+        to_client.flush()
+    }
+}
+
+/// Blocks until the proxy resumes what it holds (or [`MAX_STALL`] passed).
+fn wait_until_resumed(resumed: &(Mutex<bool>, Condvar)) {
+    let (open, changed) = resumed;
+    let guard = open.lock().unwrap_or_else(|p| p.into_inner());
+    let _ = changed.wait_timeout_while(guard, MAX_STALL, |open| !*open);
 }
 
 fn closed(what: &str) -> io::Error {
