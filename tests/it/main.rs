@@ -10,6 +10,7 @@ mod cache;
 mod commands;
 mod compat;
 mod config;
+mod containerd;
 mod crash;
 mod devices;
 mod foreign;
