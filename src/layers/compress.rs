@@ -283,6 +283,49 @@ mod tests {
         assert_eq!(out, data);
     }
 
+    /// xorshift bytes: what compressed or encrypted files look like to deflate.
+    fn random(len: usize) -> Vec<u8> {
+        let mut x = 0x2545F4914F6CDD1Du64;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn random_blocks_are_stored_and_text_around_them_compressed() {
+        let block = super::super::pargz::BLOCK_SIZE;
+        let mut data = sample(block);
+        data.extend(random(2 * block + 999));
+        data.extend(sample(block / 2));
+        assert!(super::super::pargz::looks_random(&random(block)));
+        assert!(!super::super::pargz::looks_random(&sample(block)));
+        let gz = encode(Compression::default(), &data, 2, 70_000);
+        assert_eq!(gz, encode(Compression::default(), &data, 1, 4096));
+        // Stored: the random part costs 5 bytes per 64 KiB, the text still shrinks.
+        let random_part = 2 * block + 999;
+        assert!(gz.len() < random_part + 2 * block / 5, "{}", gz.len());
+        assert!(gz.len() > random_part, "{}", gz.len());
+        let mut gnu = std::process::Command::new("gzip")
+            .args(["-dc"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = gnu.stdin.take().unwrap();
+        let writer = std::thread::spawn(move || stdin.write_all(&gz).unwrap());
+        let out = gnu.wait_with_output().unwrap();
+        writer.join().unwrap();
+        assert!(
+            out.status.success() && out.stdout == data,
+            "GNU gzip reads it"
+        );
+    }
+
     #[test]
     fn zstd_is_deterministic_and_media_types_map() {
         let data = sample(500_000);

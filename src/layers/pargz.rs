@@ -12,7 +12,12 @@
 //!   way on a worker or inline, so the thread count never changes the bytes;
 //! - the gzip header is fixed (no name, mtime 0, XFL 0, OS 255 "unknown", as Go writes);
 //! - memory is bounded: at most `2 * threads` blocks in flight, plus their outputs;
-//! - a layer smaller than one block is compressed inline and starts no thread.
+//! - a layer smaller than one block is compressed inline and starts no thread;
+//! - a block whose bytes look random (order-0 entropy above [`STORE_ENTROPY`] bits per
+//!   byte: compressed or encrypted data, which deflate cannot shrink by more than about
+//!   half a percent) is written as stored deflate blocks instead of being squeezed:
+//!   the same valid gzip stream at the cost of a byte histogram, not of a level-6
+//!   search that finds nothing (`gzip -6` spends ~17 s per GiB of random data here).
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
@@ -29,6 +34,10 @@ const DICT_SIZE: usize = 32 * 1024;
 const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
 /// An empty fixed-Huffman block with BFINAL set: ends the deflate stream.
 const FINAL_BLOCK: [u8; 2] = [0x03, 0x00];
+/// Bits per byte above which a block is stored rather than compressed.
+const STORE_ENTROPY: f64 = 7.95;
+/// The largest stored deflate block (RFC 1951: LEN is 16 bits).
+const STORED_MAX: usize = 65_535;
 
 /// A compressed block and what the writer needs back from the worker.
 struct Done {
@@ -235,8 +244,57 @@ fn start_pool(threads: usize, level: u32) -> Pool {
     }
 }
 
-/// Compresses one block as raw deflate ending in a sync flush.
+/// Compresses one block as raw deflate ending byte-aligned (a sync flush, or stored
+/// blocks, which are byte-aligned by construction).
 fn compress_block(c: &mut Compress, input: Vec<u8>, dict: &[u8]) -> io::Result<Done> {
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&input);
+    let out = if looks_random(&input) {
+        stored_blocks(&input)
+    } else {
+        deflate_block(c, &input, dict)?
+    };
+    Ok(Done { out, crc, input })
+}
+
+/// Whether `input`'s order-0 entropy is above [`STORE_ENTROPY`] bits per byte.
+pub(crate) fn looks_random(input: &[u8]) -> bool {
+    if input.len() < 4096 {
+        return false;
+    }
+    let mut counts = [0u64; 256];
+    for &b in input {
+        counts[b as usize] += 1;
+    }
+    let n = input.len() as f64;
+    let entropy: f64 = counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = c as f64 / n;
+            -p * p.log2()
+        })
+        .sum();
+    entropy > STORE_ENTROPY
+}
+
+/// `input` as stored (uncompressed) deflate blocks, none final. The stream is
+/// byte-aligned before them (every block here ends aligned), so each is the header
+/// byte `00` (BFINAL 0, BTYPE 00, padding), LEN and its complement, then the bytes.
+fn stored_blocks(input: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len() + 5 * (input.len() / STORED_MAX + 1));
+    for chunk in input.chunks(STORED_MAX) {
+        let len = chunk.len() as u16; // at most STORED_MAX
+        out.push(0);
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(chunk);
+    }
+    out
+}
+
+/// Raw deflate of `input` primed with `dict`, ending in a sync flush.
+fn deflate_block(c: &mut Compress, input: &[u8], dict: &[u8]) -> io::Result<Vec<u8>> {
     c.reset();
     if !dict.is_empty() {
         c.set_dictionary(dict).map_err(io::Error::other)?;
@@ -255,7 +313,5 @@ fn compress_block(c: &mut Compress, input: Vec<u8>, dict: &[u8]) -> io::Result<D
             break;
         }
     }
-    let mut crc = crc32fast::Hasher::new();
-    crc.update(&input);
-    Ok(Done { out, crc, input })
+    Ok(out)
 }

@@ -337,6 +337,47 @@ mod tests {
     }
 
     #[test]
+    fn owners_modes_times_and_replaced_files_on_every_path() {
+        let ctx = context();
+        let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        fs::write(ctx.path().join("src/big.bin"), &big).unwrap();
+        let suid = ctx.path().join("src/sub/x.rs");
+        fs::set_permissions(&suid, fs::Permissions::from_mode(0o4755)).unwrap();
+        let mtime = filetime::FileTime::from_unix_time(1_600_000_000, 5);
+        filetime::set_file_mtime(&suid, mtime).unwrap();
+        let root = tempfile::tempdir().unwrap();
+        fs::create_dir_all(root.path().join("app")).unwrap();
+        fs::write(root.path().join("app/main.rs"), "old").unwrap();
+        let index = ContextIndex::new(&BuildContext::new(ctx.path())).unwrap();
+        let op = CopyOp {
+            sources: vec!["src".into()],
+            dest: "/app/".into(),
+            ..CopyOp::default()
+        };
+        let req = CopyRequest {
+            op: &op,
+            attrs: Attrs {
+                owner: Some((1000, 1001)),
+                ..Attrs::default()
+            },
+            created: 0,
+            cancel: None,
+        };
+        copy(&SourceTree::Context(&index), &req, root.path()).unwrap();
+        let app = root.path().join("app");
+        assert_eq!(fs::read_to_string(app.join("main.rs")).unwrap(), "fn main() {}");
+        assert_eq!(fs::read(app.join("big.bin")).unwrap(), big, "a large file");
+        // `sub` is new: its files take the path that skips looking for an old entry.
+        let meta = fs::symlink_metadata(app.join("sub/x.rs")).unwrap();
+        assert_eq!(meta.mode() & 0o7777, 0o4755, "set-id bits survive the chown");
+        assert_eq!((meta.uid(), meta.gid()), (1000, 1001));
+        assert_eq!((meta.mtime(), meta.mtime_nsec()), (1_600_000_000, 5));
+        // Copied again over itself: every entry exists now and is replaced.
+        copy(&SourceTree::Context(&index), &req, root.path()).unwrap();
+        assert_eq!(fs::read(app.join("big.bin")).unwrap(), big);
+    }
+
+    #[test]
     fn wildcards_and_parents() {
         let ctx = context();
         let (root, r) = run(ctx.path(), &["*.txt"], "/t", false);
