@@ -365,11 +365,18 @@ mod tests {
         };
         copy(&SourceTree::Context(&index), &req, root.path()).unwrap();
         let app = root.path().join("app");
-        assert_eq!(fs::read_to_string(app.join("main.rs")).unwrap(), "fn main() {}");
+        assert_eq!(
+            fs::read_to_string(app.join("main.rs")).unwrap(),
+            "fn main() {}"
+        );
         assert_eq!(fs::read(app.join("big.bin")).unwrap(), big, "a large file");
         // `sub` is new: its files take the path that skips looking for an old entry.
         let meta = fs::symlink_metadata(app.join("sub/x.rs")).unwrap();
-        assert_eq!(meta.mode() & 0o7777, 0o4755, "set-id bits survive the chown");
+        assert_eq!(
+            meta.mode() & 0o7777,
+            0o4755,
+            "set-id bits survive the chown"
+        );
         assert_eq!((meta.uid(), meta.gid()), (1000, 1001));
         assert_eq!((meta.mtime(), meta.mtime_nsec()), (1_600_000_000, 5));
         // Copied again over itself: every entry exists now and is replaced.
