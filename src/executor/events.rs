@@ -69,10 +69,12 @@ pub enum BuildEvent {
     StepFailed { id: StepId, error: String },
     /// A step was stopped because the build was interrupted or another stage failed.
     StepCancelled { id: StepId },
-    /// An image was written to the store or exported.
+    /// An image was written to the store or exported: `digest` is its manifest's,
+    /// `id` its image ID (the config digest, as docker and podman name images).
     ImageWritten {
         name: Option<String>,
         digest: String,
+        id: String,
     },
     /// A layer blob is being unpacked into its snapshot (a base image's layer, or a
     /// cached step's that was never unpacked in this store): `size` compressed bytes.

@@ -69,6 +69,7 @@ pub fn finish(
 /// Gives `image` the build's tags; returns them as written.
 fn name(env: &BuildEnv<'_>, image: &ManifestRef) -> Result<Vec<String>, ExecError> {
     let digest = image.descriptor.digest.to_string();
+    let id = image.config.digest.to_string();
     let mut names = Vec::new();
     for tag in &env.options.tags {
         let name = ImageName::parse(tag)?;
@@ -77,13 +78,17 @@ fn name(env: &BuildEnv<'_>, image: &ManifestRef) -> Result<Vec<String>, ExecErro
         env.reporter.event(BuildEvent::ImageWritten {
             name: Some(name.to_string()),
             digest: digest.clone(),
+            id: id.clone(),
         });
     }
     if names.is_empty() {
         // Listed (`rbuild images`: `<none>`) and found by ID until named or pruned.
         env.store.add_unnamed(&image.descriptor)?;
-        env.reporter
-            .event(BuildEvent::ImageWritten { name: None, digest });
+        env.reporter.event(BuildEvent::ImageWritten {
+            name: None,
+            digest,
+            id,
+        });
     }
     Ok(names)
 }

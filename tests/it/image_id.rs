@@ -71,6 +71,24 @@ fn the_image_id_is_the_config_digest_everywhere() {
     );
     // -q prints the same line, alone.
     let ctx = t.context().to_string_lossy().into_owned();
+    // Progress names the image by its ID too (JSON keeps the manifest digest beside it).
+    let plain = ["build", "--progress", "plain", "-t", "idtest:1", &ctx];
+    let (_, progress) = run_ok(&root, &plain, &[]);
+    assert!(
+        progress.contains(&format!("naming to idtest:1 done ({id})")),
+        "{progress}"
+    );
+    let json = ["build", "--progress", "json", "-t", "idtest:1", &ctx];
+    let (_, events) = run_ok(&root, &json, &[]);
+    let written: serde_json::Value = events
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["event"] == "image_written")
+        .expect("an image_written event");
+    assert_eq!(
+        (written["id"].as_str(), written["digest"].as_str()),
+        (Some(id.as_str()), Some(manifest.as_str()))
+    );
     let (quiet, err) = run_ok(&root, &["build", "-q", "-t", "idtest:1", &ctx], &[]);
     assert_eq!((quiet.as_str(), err.as_str()), (id.as_str(), ""));
     // images: IMAGE ID and DIGEST columns; -q the IDs.

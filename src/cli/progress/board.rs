@@ -207,10 +207,10 @@ impl Board {
             BuildEvent::ExportFinished { what, elapsed } => {
                 self.finish(&Key::Export(what), elapsed);
             }
-            BuildEvent::ImageWritten { name, digest } => {
+            BuildEvent::ImageWritten { name, id, .. } => {
                 let label = match name {
-                    Some(name) => format!("naming to {name} ({})", short_digest(&digest)),
-                    None => format!("writing image {digest}"),
+                    Some(name) => format!("naming to {name} ({})", short_digest(&id)),
+                    None => format!("writing image {id}"),
                 };
                 let done = State::Done { took: None };
                 self.entries.push(Entry::new(Key::Image, label, done));

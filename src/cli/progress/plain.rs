@@ -67,9 +67,9 @@ fn plain_line(event: BuildEvent, stages: usize) -> Option<String> {
             format!("#{}.{} ERROR: {}", id.stage, id.step, first_line(&error))
         }
         BuildEvent::StepCancelled { id } => format!("#{}.{} CANCELED", id.stage, id.step),
-        BuildEvent::ImageWritten { name, digest } => match name {
-            Some(n) => format!("naming to {n} done ({digest})"),
-            None => format!("writing image {digest} done"),
+        BuildEvent::ImageWritten { name, id, .. } => match name {
+            Some(n) => format!("naming to {n} done ({id})"),
+            None => format!("writing image {id} done"),
         },
         BuildEvent::LayerUnpacking { digest, size } => {
             format!("unpacking {} ({})", short_digest(&digest), human_size(size))
