@@ -152,20 +152,20 @@ impl Trees<'_> {
         for kid in kids {
             let path = rel.join(&kid.name);
             match kid.what {
-                KidChange::Deleted => out.push(change(path, ChangeKind::Delete)),
+                KidChange::Deleted => out.push(change(path, ChangeKind::Delete, false)),
                 KidChange::AddedTree { is_dir } => {
-                    out.push(change(path.clone(), ChangeKind::Add));
+                    out.push(change(path.clone(), ChangeKind::Add, is_dir));
                     if is_dir {
                         self.added_tree(&path, out)?;
                     }
                 }
                 KidChange::Opaque => {
-                    out.push(change(path.clone(), ChangeKind::Opaque));
+                    out.push(change(path.clone(), ChangeKind::Opaque, true));
                     self.added_tree(&path, out)?;
                 }
                 KidChange::BothDirs { meta_changed } => {
                     let at = out.len();
-                    out.push(change(path.clone(), ChangeKind::Add));
+                    out.push(change(path.clone(), ChangeKind::Add, true));
                     // invariant: `BothDirs` is only classified with a lower entry.
                     let below = match &kid.lower {
                         Some(entry) => lower.child(entry)?,
@@ -181,7 +181,7 @@ impl Trees<'_> {
                 }
                 KidChange::BothOther { changed } => {
                     if changed {
-                        out.push(change(path, ChangeKind::Add));
+                        out.push(change(path, ChangeKind::Add, false));
                     }
                 }
             }
@@ -194,7 +194,7 @@ impl Trees<'_> {
         for name in read_dir_sorted(&self.upper.join(rel))? {
             let path = rel.join(name);
             let is_dir = lstat(&self.upper.join(&path))?.is_dir();
-            out.push(change(path.clone(), ChangeKind::Add));
+            out.push(change(path.clone(), ChangeKind::Add, is_dir));
             if is_dir {
                 self.added_tree(&path, out)?;
             }
@@ -248,8 +248,8 @@ fn is_marked_copy(path: &Path, rel: &Path) -> Result<bool> {
     Ok(mark.as_deref() == Some(rel.as_os_str().as_bytes()))
 }
 
-fn change(path: PathBuf, kind: ChangeKind) -> Change {
-    Change { path, kind }
+fn change(path: PathBuf, kind: ChangeKind, dir: bool) -> Change {
+    Change { path, kind, dir }
 }
 
 /// Type-independent metadata equality (what a tar header records, plus nanoseconds).
