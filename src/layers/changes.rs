@@ -30,9 +30,31 @@ pub struct Change {
     pub path: PathBuf,
     /// What happened to it.
     pub kind: ChangeKind,
-    /// Whether it is a directory in the change set's tree (as the walk found it; false
-    /// for deletions).
-    pub dir: bool,
+    /// What the walk saw at the path, from the directory entry's type (no stat).
+    pub seen: Seen,
+}
+
+/// An entry's type as its directory listing gives it: enough to skip a stat where only
+/// "directory?" or "regular file?" is asked (and anything else is looked at closely).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    Dir,
+    File,
+    /// A symlink, a device, a deletion, or a type not known without a stat.
+    Other,
+}
+
+impl Seen {
+    /// From a directory entry's type.
+    pub fn of(ft: fs::FileType) -> Seen {
+        if ft.is_dir() {
+            Seen::Dir
+        } else if ft.is_file() {
+            Seen::File
+        } else {
+            Seen::Other
+        }
+    }
 }
 
 /// What a [`Change`] records.
@@ -86,7 +108,7 @@ impl ChangeSet {
         let mut needed: HashSet<PathBuf> = HashSet::new();
         for (i, change) in self.changes.iter().enumerate().rev() {
             // The walk's file type: no stat per entry (100k of them for a large COPY).
-            let is_plain_dir = change.kind == ChangeKind::Add && change.dir;
+            let is_plain_dir = change.kind == ChangeKind::Add && change.seen == Seen::Dir;
             if is_plain_dir
                 && !needed.contains(&change.path)
                 && same_as_lower(&self.root, &change.path, lowers)?
@@ -210,17 +232,21 @@ fn walk(root: &Path, rel: &Path, overlay: bool, out: &mut Vec<Change>) -> Result
         } else {
             ChangeKind::Add
         };
-        kids.push((tar_name(&name, kind), name, kind, ft.is_dir()));
+        let seen = match kind {
+            ChangeKind::Delete => Seen::Other,
+            _ => Seen::of(ft),
+        };
+        kids.push((tar_name(&name, kind), name, kind, seen));
     }
     kids.sort_by(|a, b| a.0.cmp(&b.0));
-    for (_, name, kind, is_dir) in kids {
+    for (_, name, kind, seen) in kids {
         let path = rel.join(&name);
         out.push(Change {
             path: path.clone(),
             kind,
-            dir: is_dir && kind != ChangeKind::Delete,
+            seen,
         });
-        if is_dir && kind != ChangeKind::Delete {
+        if seen == Seen::Dir {
             walk(root, &path, overlay, out)?;
         }
     }

@@ -39,7 +39,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use super::changes::{lstat, read_dir_sorted, tar_name, Change, ChangeKind, ChangeSet};
+use super::changes::{lstat, read_dir_sorted, tar_name, Change, ChangeKind, ChangeSet, Seen};
 use super::error::{Error, Result};
 use super::stack::{LowerDir, LowerEntry};
 use super::sys;
@@ -152,20 +152,20 @@ impl Trees<'_> {
         for kid in kids {
             let path = rel.join(&kid.name);
             match kid.what {
-                KidChange::Deleted => out.push(change(path, ChangeKind::Delete, false)),
+                KidChange::Deleted => out.push(change(path, ChangeKind::Delete, Seen::Other)),
                 KidChange::AddedTree { is_dir } => {
-                    out.push(change(path.clone(), ChangeKind::Add, is_dir));
+                    out.push(change(path.clone(), ChangeKind::Add, dir_or_other(is_dir)));
                     if is_dir {
                         self.added_tree(&path, out)?;
                     }
                 }
                 KidChange::Opaque => {
-                    out.push(change(path.clone(), ChangeKind::Opaque, true));
+                    out.push(change(path.clone(), ChangeKind::Opaque, Seen::Dir));
                     self.added_tree(&path, out)?;
                 }
                 KidChange::BothDirs { meta_changed } => {
                     let at = out.len();
-                    out.push(change(path.clone(), ChangeKind::Add, true));
+                    out.push(change(path.clone(), ChangeKind::Add, Seen::Dir));
                     // invariant: `BothDirs` is only classified with a lower entry.
                     let below = match &kid.lower {
                         Some(entry) => lower.child(entry)?,
@@ -181,7 +181,7 @@ impl Trees<'_> {
                 }
                 KidChange::BothOther { changed } => {
                     if changed {
-                        out.push(change(path, ChangeKind::Add, false));
+                        out.push(change(path, ChangeKind::Add, Seen::Other));
                     }
                 }
             }
@@ -194,7 +194,7 @@ impl Trees<'_> {
         for name in read_dir_sorted(&self.upper.join(rel))? {
             let path = rel.join(name);
             let is_dir = lstat(&self.upper.join(&path))?.is_dir();
-            out.push(change(path.clone(), ChangeKind::Add, is_dir));
+            out.push(change(path.clone(), ChangeKind::Add, dir_or_other(is_dir)));
             if is_dir {
                 self.added_tree(&path, out)?;
             }
@@ -248,8 +248,17 @@ fn is_marked_copy(path: &Path, rel: &Path) -> Result<bool> {
     Ok(mark.as_deref() == Some(rel.as_os_str().as_bytes()))
 }
 
-fn change(path: PathBuf, kind: ChangeKind, dir: bool) -> Change {
-    Change { path, kind, dir }
+fn change(path: PathBuf, kind: ChangeKind, seen: Seen) -> Change {
+    Change { path, kind, seen }
+}
+
+/// A directory, or whatever else (known only by a stat, which the tar writer makes).
+fn dir_or_other(is_dir: bool) -> Seen {
+    if is_dir {
+        Seen::Dir
+    } else {
+        Seen::Other
+    }
 }
 
 /// Type-independent metadata equality (what a tar header records, plus nanoseconds).

@@ -27,7 +27,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
-use super::changes::{is_whiteout, ChangeKind, ChangeSet};
+use super::changes::{is_whiteout, ChangeKind, ChangeSet, Seen};
 use super::error::{Error, Result};
 use super::sys;
 use crate::fs_error::FsError;
@@ -65,10 +65,10 @@ pub fn write_tar(set: &ChangeSet, opts: &TarOptions, out: &mut impl Write) -> Re
         let rel = change.path.as_os_str().as_bytes();
         match change.kind {
             ChangeKind::Add => {
-                w.add(set.root(), &change.path)?;
+                w.add(set.root(), &change.path, change.seen)?;
             }
             ChangeKind::Opaque => {
-                let mode = w.add(set.root(), &change.path)?;
+                let mode = w.add(set.root(), &change.path, change.seen)?;
                 let marker = [rel, b"/", OPAQUE_MARKER.as_bytes()].concat();
                 w.marker(&marker, mode & 0o7777)?;
             }
@@ -149,10 +149,18 @@ impl<W: Write> TarWriter<'_, W> {
         self.header(&f, &BTreeMap::new(), Path::new(""))
     }
 
-    /// The entry for `root/rel` as it is on disk; returns the mode it was given.
-    fn add(&mut self, root: &Path, rel: &Path) -> Result<u32> {
+    /// The entry for `root/rel` as it is on disk (`seen` as the walk saw it); returns
+    /// the mode it was given.
+    fn add(&mut self, root: &Path, rel: &Path, seen: Seen) -> Result<u32> {
         let host = root.join(rel);
-        let mut meta = fs::symlink_metadata(&host).map_err(Error::fs("stat", &host))?;
+        let mut opened = match seen {
+            Seen::File => open_regular(&host)?,
+            Seen::Dir | Seen::Other => None,
+        };
+        let mut meta = match &opened {
+            Some((_, meta)) => meta.clone(),
+            None => fs::symlink_metadata(&host).map_err(Error::fs("stat", &host))?,
+        };
         let t = meta.file_type();
         let mut name = rel.as_os_str().as_bytes().to_vec();
         let mut records = BTreeMap::new();
@@ -166,19 +174,13 @@ impl<W: Write> TarWriter<'_, W> {
         } else if let Some(first) = self.first_link(&meta, &name) {
             (b'1', first, 0, (0, 0))
         } else if t.is_file() {
-            // O_NOFOLLOW and O_NONBLOCK: a name swapped for a symlink or a FIFO since the
-            // walk is neither followed nor waited on; fstat then says what was opened.
-            let opened = fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(open_flags())
-                .open(&host)
-                .map_err(Error::fs("open", &host))?;
-            meta = opened.metadata().map_err(Error::fs("stat", &host))?;
-            if !meta.is_file() {
-                return Err(Error::fs("archive", &host)(io::Error::other(
-                    "no longer a regular file",
-                )));
-            }
+            let (opened, fstat) = match opened.take() {
+                Some(done) => done,
+                None => open_regular(&host)?.ok_or_else(|| {
+                    Error::fs("archive", &host)(io::Error::other("no longer a regular file"))
+                })?,
+            };
+            meta = fstat;
             file = Some(opened);
             (b'0', Vec::new(), meta.len(), (0, 0))
         } else if t.is_symlink() {
@@ -343,6 +345,34 @@ impl<W: Write> TarWriter<'_, W> {
         data.resize(data.len() + pad, 0);
         self.put(&data)
     }
+}
+
+/// Opens `host` if it is a regular file, with its fstat: O_NOFOLLOW and O_NONBLOCK,
+/// so a name swapped for a symlink or a FIFO since the walk is neither followed nor
+/// waited on, and the fstat says what was opened. `None`: it is something else now
+/// (the caller looks at it with lstat).
+fn open_regular(host: &Path) -> Result<Option<(File, fs::Metadata)>> {
+    let opened = match fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(open_flags())
+        .open(host)
+    {
+        Ok(f) => f,
+        Err(e) => {
+            // ELOOP: a symlink now; ENXIO: a socket.
+            let code = e.raw_os_error();
+            let other_now = [rustix::io::Errno::LOOP, rustix::io::Errno::NXIO]
+                .iter()
+                .any(|n| Some(n.raw_os_error()) == code);
+            return if other_now {
+                Ok(None)
+            } else {
+                Err(Error::fs("open", host)(e))
+            };
+        }
+    };
+    let meta = opened.metadata().map_err(Error::fs("stat", host))?;
+    Ok(meta.is_file().then_some((opened, meta)))
 }
 
 /// Extra open flags for file content: `O_NOFOLLOW | O_NONBLOCK`.

@@ -260,3 +260,30 @@ fn names_with_the_whiteout_prefix_are_refused() {
     let err = write_tar(&set, &TarOptions::default(), &mut Vec::new()).unwrap_err();
     assert!(err.to_string().contains("`/.wh.gone`"), "{err}");
 }
+
+#[test]
+fn a_file_swapped_after_the_walk_is_archived_as_what_it_became() {
+    let t = tempfile::tempdir().unwrap();
+    fs::write(t.path().join("plain"), "data").unwrap();
+    fs::write(t.path().join("swapped"), "data").unwrap();
+    fs::write(t.path().join("socket"), "data").unwrap();
+    let set = super::super::changes::tree_changes(t.path()).unwrap();
+    // After the walk saw three regular files: one becomes a link out of the tree, one a
+    // socket (neither followed nor archived as a file).
+    fs::remove_file(t.path().join("swapped")).unwrap();
+    symlink("/etc/passwd", t.path().join("swapped")).unwrap();
+    fs::remove_file(t.path().join("socket")).unwrap();
+    let _listener = std::os::unix::net::UnixListener::bind(t.path().join("socket")).unwrap();
+    let mut out = Vec::new();
+    write_tar(&set, &TarOptions::default(), &mut out).unwrap();
+    let listed = list_tar(&out);
+    let by_name = |n: &str| listed.iter().find(|l| l.path == n).cloned();
+    assert_eq!(
+        by_name("plain").map(|l| (l.kind, l.data)),
+        Some(('0', b"data".to_vec()))
+    );
+    let swapped = by_name("swapped").expect("the link is archived");
+    assert_eq!((swapped.kind, swapped.link.as_str()), ('2', "/etc/passwd"));
+    assert!(swapped.data.is_empty(), "the link was not followed");
+    assert_eq!(by_name("socket"), None, "sockets are skipped, as tar does");
+}
