@@ -142,6 +142,10 @@ pub struct BuildArgs {
     /// `none` (only loopback) or `host`.
     #[arg(long, value_enum)]
     pub network: Option<NetworkMode>,
+    /// Grant an entitlement to RUN steps (repeatable): `network.host` (`RUN
+    /// --network=host`) or `security.insecure` (`RUN --security=insecure`).
+    #[arg(long = "allow", value_name = "ENTITLEMENT")]
+    pub allow: Vec<String>,
     /// After the build, prune least recently used cache until the store is at most
     /// this size (`10GB`; default: `maxStoreSize` of `<store>/config.json`, else none).
     #[arg(long, value_name = "SIZE")]

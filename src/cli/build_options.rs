@@ -16,7 +16,7 @@ use crate::executor::{
     BuildOptions, CompressionKind, ImageAnnotations, Output, PullPolicy, SecretSpec, Snapshotter,
     SshSpec,
 };
-use crate::plan::Platform;
+use crate::plan::{Entitlement, Entitlements, Platform};
 
 /// What `-t`, `--push` and the `-o` values ask for, read together.
 struct Outputs {
@@ -204,6 +204,12 @@ impl BuildArgs {
                 .map(|s| SshSpec::parse(s))
                 .collect::<Result<_, _>>()?,
             network: self.network.map(|n| n.as_str().to_owned()),
+            entitlements: Entitlements::new(
+                self.allow
+                    .iter()
+                    .map(|a| a.parse::<Entitlement>())
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
             pull: self.pull.into(),
             limits: self.limits.limits()?,
         })

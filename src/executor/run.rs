@@ -51,6 +51,14 @@ pub fn run_step(
     let user = user_in(&root, &step.state.user)?;
     let step_mounts = mounts::prepare(env, &op.mounts, &step.state.workdir)?;
     let spec = sandbox_spec(env, op, step, &user, &step_mounts, root)?;
+    if op.security.as_deref() == Some("insecure") {
+        // Granted by `--allow security.insecure` (the plan checked), but not widened.
+        env.build.reporter.event(BuildEvent::Note {
+            message:
+                "RUN --security=insecure runs in the default sandbox: rbuild has no privileged mode"
+                    .to_owned(),
+        });
+    }
     let mut log = StepLog::new(env.build.reporter, id);
     let status = env
         .build
