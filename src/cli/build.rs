@@ -138,8 +138,9 @@ pub struct BuildArgs {
     /// `ID=SOCKET`.
     #[arg(long = "ssh", value_name = "default|ID=SOCKET")]
     pub ssh: Vec<String>,
-    /// Network of RUN steps that do not say: `default` (the host's, as `docker build`),
-    /// `none` (only loopback) or `host`.
+    /// Network of RUN steps that do not say: `default` (a namespace of its own with
+    /// outbound access through `pasta`; the host's loopback unreachable), `none` (only
+    /// loopback) or `host` (the host's network).
     #[arg(long, value_enum)]
     pub network: Option<NetworkMode>,
     /// Grant an entitlement to RUN steps (repeatable): `network.host` (`RUN
