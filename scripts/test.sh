@@ -10,9 +10,10 @@ cd "$(dirname "$0")/.."
 # (apache2-utils), certificates and token keys (openssl), curl; GNU time (max RSS of
 # builds fed hostile layers); git (git build contexts, served by git-daemon); man-db (the
 # manual pages render); containerd (pulls and mounts a zstd image rbuild pushed); tmux (the
-# terminal progress view, read back from a real terminal).
+# terminal progress view, read back from a real terminal); passt (pasta: the default network
+# of RUN steps).
 packages=(pkg-config busybox-static skopeo umoci oci-image-tool podman bzip2 xz-utils zstd openssh-client
-          docker-registry apache2-utils openssl curl time git man-db containerd tmux)
+          docker-registry apache2-utils openssl curl time git man-db containerd tmux passt)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

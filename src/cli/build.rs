@@ -138,10 +138,15 @@ pub struct BuildArgs {
     /// `ID=SOCKET`.
     #[arg(long = "ssh", value_name = "default|ID=SOCKET")]
     pub ssh: Vec<String>,
-    /// Network of RUN steps that do not say: `default` (the host's, as `docker build`),
-    /// `none` (only loopback) or `host`.
+    /// Network of RUN steps that do not say: `default` (a namespace of its own with
+    /// outbound access through `pasta`; the host's loopback unreachable), `none` (only
+    /// loopback) or `host` (the host's network).
     #[arg(long, value_enum)]
     pub network: Option<NetworkMode>,
+    /// Grant an entitlement to RUN steps (repeatable): `network.host` (`RUN
+    /// --network=host`) or `security.insecure` (`RUN --security=insecure`).
+    #[arg(long = "allow", value_name = "ENTITLEMENT")]
+    pub allow: Vec<String>,
     /// After the build, prune least recently used cache until the store is at most
     /// this size (`10GB`; default: `maxStoreSize` of `<store>/config.json`, else none).
     #[arg(long, value_name = "SIZE")]

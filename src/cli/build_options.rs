@@ -16,7 +16,7 @@ use crate::executor::{
     BuildOptions, CompressionKind, ImageAnnotations, Output, PullPolicy, SecretSpec, Snapshotter,
     SshSpec,
 };
-use crate::plan::Platform;
+use crate::plan::{Entitlement, Entitlements, Platform};
 
 /// What `-t`, `--push` and the `-o` values ask for, read together.
 struct Outputs {
@@ -204,6 +204,12 @@ impl BuildArgs {
                 .map(|s| SshSpec::parse(s))
                 .collect::<Result<_, _>>()?,
             network: self.network.map(|n| n.as_str().to_owned()),
+            entitlements: Entitlements::new(
+                self.allow
+                    .iter()
+                    .map(|a| a.parse::<Entitlement>())
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
             pull: self.pull.into(),
             limits: self.limits.limits()?,
         })
@@ -394,15 +400,15 @@ fn build_arg_file(file: &std::path::Path) -> anyhow::Result<BTreeMap<String, Str
 }
 
 /// `--add-host NAME:IP` (or `NAME=IP`, docker 26+): the IP must be an address;
-/// docker's `host-gateway` is refused (RUN steps use the host's network, where
-/// `127.0.0.1` is the host).
+/// docker's `host-gateway` is refused (RUN steps reach the host at its own
+/// non-loopback addresses, through `pasta`; there is no gateway address for it).
 fn add_host(spec: &str) -> anyhow::Result<(String, String)> {
     let split = spec.split_once('=').or_else(|| spec.split_once(':'));
     let Some((name, ip)) = split.filter(|(n, i)| !n.is_empty() && !i.is_empty()) else {
         bail!("invalid --add-host {spec:?}: expected NAME:IP");
     };
     if ip == "host-gateway" {
-        bail!("--add-host {spec}: host-gateway needs a bridge network; RUN steps use the host's network, where the host is 127.0.0.1");
+        bail!("--add-host {spec}: host-gateway is not supported: RUN steps reach the host at its own non-loopback addresses, so give one of those (or use --network host, where the host is 127.0.0.1)");
     }
     let ip = ip.trim_start_matches('[').trim_end_matches(']');
     ip.parse::<std::net::IpAddr>()

@@ -112,6 +112,7 @@ fn make_plan(
         target: options.target.clone(),
         platform: options.platform.clone(),
         labels: options.labels.clone(),
+        entitlements: options.entitlements.clone(),
     };
     let mut registry = options.registry.clone();
     registry.cancel = options.cancel.clone();

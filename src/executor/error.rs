@@ -15,6 +15,9 @@ pub enum ExecError {
         #[source]
         source: io::Error,
     },
+    /// The default network needs `pasta`, and it is not installed.
+    #[error("RUN steps need `pasta` for their default network (a network namespace of their own): install it (apt-get install passt), or build with --network host (the host's network) or --network none")]
+    NoPasta,
     #[error("COPY source `{source_path}` not found in {origin}")]
     SourceNotFound { source_path: String, origin: String },
     #[error("COPY source `{source_path}` is outside the build context")]

@@ -213,6 +213,8 @@ pub struct BuildOptions {
     /// `--network`: the network of RUN steps without `--network` (`default`, `none`,
     /// `host`).
     pub network: Option<String>,
+    /// `--allow`: the entitlements RUN steps may use.
+    pub entitlements: crate::plan::Entitlements,
     /// `--pull`: when `FROM` images are pulled.
     pub pull: super::PullPolicy,
     /// How registries are reached (for pulls of `FROM` images).

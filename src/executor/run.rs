@@ -14,7 +14,7 @@ use super::error::ExecError;
 use super::events::{BuildEvent, Reporter, StepId};
 use super::limits::limit_failure;
 use super::mounts::{self, StepMounts};
-use super::sandbox::{ExitStatus, Network, SandboxSpec};
+use super::sandbox::{network, ExitStatus, Network, SandboxSpec};
 use super::stage_env::StageEnv;
 use super::step_user::user_in;
 use super::users::User;
@@ -51,6 +51,14 @@ pub fn run_step(
     let user = user_in(&root, &step.state.user)?;
     let step_mounts = mounts::prepare(env, &op.mounts, &step.state.workdir)?;
     let spec = sandbox_spec(env, op, step, &user, &step_mounts, root)?;
+    if op.security.as_deref() == Some("insecure") {
+        // Granted by `--allow security.insecure` (the plan checked), but not widened.
+        env.build.reporter.event(BuildEvent::Note {
+            message:
+                "RUN --security=insecure runs in the default sandbox: rbuild has no privileged mode"
+                    .to_owned(),
+        });
+    }
     let mut log = StepLog::new(env.build.reporter, id);
     let status = env
         .build
@@ -78,15 +86,8 @@ fn sandbox_spec(
     root: PathBuf,
 ) -> Result<SandboxSpec, ExecError> {
     let options = env.build.options;
-    let network = match op
-        .network
-        .as_deref()
-        .or(options.network.as_deref())
-        .unwrap_or("default")
-    {
-        "none" => Network::None,
-        _ => Network::Host,
-    };
+    let network = step_network(op.network.as_deref().or(options.network.as_deref()))?;
+    let resolv_conf = resolv_conf(&network);
     Ok(SandboxSpec {
         rootfs: root,
         argv: op.argv.clone(),
@@ -99,7 +100,7 @@ fn sandbox_spec(
         network,
         mounts: step_mounts.mounts.clone(),
         hosts: hosts_file(&options.add_hosts),
-        resolv_conf: resolv_conf(network),
+        resolv_conf,
         timeout: None,
         limits: options.limits.clone(),
         cgroup: env
@@ -227,9 +228,27 @@ fn process_env(env: &StageEnv<'_>, step: &Step, user: &User) -> Vec<String> {
     vars
 }
 
-fn resolv_conf(network: Network) -> String {
+/// The sandbox's network for a step's `--network` (or the build's): `host` (granted
+/// by the plan's entitlement check, or the user's build-wide choice), `none`, else
+/// the default, a namespace of its own behind `pasta`.
+fn step_network(mode: Option<&str>) -> Result<Network, ExecError> {
+    match mode.unwrap_or("default") {
+        "none" => Ok(Network::None),
+        "host" => Ok(Network::Host),
+        _ => network::find_pasta()
+            .map(|pasta| Network::Private(pasta.to_owned()))
+            .ok_or(ExecError::NoPasta),
+    }
+}
+
+/// The step's `/etc/resolv.conf`: none without a network, the host's on the host's
+/// network, the host's with loopback resolvers replaced by `pasta`'s forwarder on a
+/// private one.
+fn resolv_conf(network: &Network) -> String {
+    let host = || std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     match network {
         Network::None => String::new(),
-        Network::Host => std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+        Network::Host => host(),
+        Network::Private(_) => network::resolv_conf(&host()),
     }
 }

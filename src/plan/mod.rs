@@ -7,6 +7,7 @@
 //! come through the [`BaseResolver`] the caller passes.
 
 mod dispatch;
+mod entitlements;
 mod error;
 mod git;
 mod history;
@@ -17,6 +18,7 @@ mod stages;
 use std::collections::{BTreeMap, BTreeSet};
 
 pub use dispatch::{empty_image, DEFAULT_PATH};
+pub use entitlements::{Entitlement, EntitlementError, Entitlements};
 pub use error::{BaseError, NoNamedContext, PlanError, Result};
 pub use history::{go_duration, healthcheck_created_by};
 pub use keys::{base_key, step_key, KeyOptions, KeySources, KeyedStep};
@@ -40,6 +42,8 @@ pub struct PlanOptions {
     pub platform: Option<Platform>,
     /// `--label`, added to the target's configuration.
     pub labels: BTreeMap<String, String>,
+    /// `--allow`: what RUN steps may ask for (`--network=host`, `--security=insecure`).
+    pub entitlements: Entitlements,
 }
 
 /// A base image the resolver found.

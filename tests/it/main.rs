@@ -21,6 +21,7 @@ mod integrity;
 mod limits;
 mod mounts;
 mod named_contexts;
+mod network;
 mod outputs;
 mod parallel;
 mod prune;

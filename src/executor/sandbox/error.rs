@@ -151,6 +151,8 @@ pub enum SetupOp {
     SetHostname,
     /// Bring the loopback interface up.
     LoopbackUp,
+    /// Start the private network's `pasta`, or wait for it.
+    Network,
     /// Change to the working directory.
     Chdir,
     /// Open `/dev/null` as stdin.
@@ -200,6 +202,7 @@ impl fmt::Display for SetupOp {
             SetupOp::Remove => "remove",
             SetupOp::SetHostname => "set the host name to",
             SetupOp::LoopbackUp => "bring up",
+            SetupOp::Network => "set up the step's network with",
             SetupOp::Chdir => "change to the working directory",
             SetupOp::Stdin => "open",
             SetupOp::DropBounding => "drop bounding capabilities",

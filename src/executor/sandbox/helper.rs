@@ -25,7 +25,7 @@ use super::rootfs::{self, BindSource, Failure, LinuxSys, Stubs};
 use super::seccomp::{self, SockFilter};
 use super::sys::{self, ExecArgs, Forked};
 use super::wire::{self, Report};
-use super::{Mount, Network, SandboxSpec};
+use super::{network, Mount, Network, SandboxSpec};
 
 /// `PATH` used to look up `argv[0]` when the spec's env has none.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -127,6 +127,15 @@ fn in_step_cgroup(prepared: &Prepared, report: &Reporter, place: &cgroup::Place)
 /// The namespaces, init (in the step's cgroup, if any) and its supervision; returns
 /// init's exit code.
 fn sandbox(prepared: &Prepared, report: &Reporter, cgroup: Option<&Entry>) -> u8 {
+    // Killed and reaped when this function returns (in the helper; init never returns).
+    let (_pasta, ready) = match private_network(&prepared.spec.network) {
+        Ok(Some((pasta, ready))) => (Some(pasta), Some(ready)),
+        Ok(None) => (None, None),
+        Err(e) => {
+            report.failed(SetupOp::Network, "pasta", &e);
+            return 1;
+        }
+    };
     let mut flags =
         UnshareFlags::NEWNS | UnshareFlags::NEWUTS | UnshareFlags::NEWIPC | UnshareFlags::NEWPID;
     if prepared.spec.network == Network::None {
@@ -156,14 +165,24 @@ fn sandbox(prepared: &Prepared, report: &Reporter, cgroup: Option<&Entry>) -> u8
                 report.failed(SetupOp::JoinCgroup, &f.path.to_string_lossy(), &f.error);
                 sys::exit_now(1);
             }
-            init(prepared, report, alive_r)
+            init(prepared, report, alive_r, ready)
         }
         Ok(Forked::Parent(pid)) => {
             drop(alive_r);
+            drop(ready);
             let code = supervise(pid, report);
             drop(alive_w);
             code
         }
+    }
+}
+
+/// For a private network: unshares the network namespace (the helper's, so that
+/// init inherits it) and starts `pasta` on it, still in the caller's mount namespace.
+fn private_network(network: &Network) -> io::Result<Option<(network::Pasta, OwnedFd)>> {
+    match network {
+        Network::Private(pasta) => network::start(pasta).map(Some),
+        Network::Host | Network::None => Ok(None),
     }
 }
 
@@ -259,10 +278,10 @@ fn reap_init(init: Pid) -> rustix::io::Result<Option<(Pid, WaitStatus)>> {
     }
 }
 
-/// Init: pid 1 of the step (already in its cgroup). Sets up the filesystem, starts
-/// the command, reaps every process until the command has exited (then kills the
+/// Init: pid 1 of the step (already in its cgroup). Sets up the filesystem, waits
+/// for a private network to be ready (`ready`), starts the command, reaps every process until the command has exited (then kills the
 /// rest), removes the stubs and reports the command's status. Never returns.
-fn init(p: &Prepared, report: &Reporter, alive: OwnedFd) -> ! {
+fn init(p: &Prepared, report: &Reporter, alive: OwnedFd, ready: Option<OwnedFd>) -> ! {
     let _ = rustix::process::set_parent_process_death_signal(Some(Signal::KILL));
     let _ = sys::default_stop_signals();
     // If the helper died before PDEATHSIG was armed, the pipe has no writer left.
@@ -289,6 +308,10 @@ fn init(p: &Prepared, report: &Reporter, alive: OwnedFd) -> ! {
             sys::exit_now(1);
         }
     };
+    if let Some(Err(e)) = ready.map(network::wait_ready) {
+        report.failed(SetupOp::Network, "pasta", &e);
+        sys::exit_now(1);
+    }
     let command = match sys::fork() {
         Ok(Forked::Child) => command(p, report),
         Ok(Forked::Parent(pid)) => pid,

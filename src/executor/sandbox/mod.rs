@@ -11,8 +11,10 @@
 //!
 //! # What a step sees
 //!
-//! - New mount, pid, uts and ipc namespaces, and a new network namespace with only `lo`
-//!   (up) for [`Network::None`]; [`Network::Host`] shares the host's network.
+//! - New mount, pid, uts and ipc namespaces, and a new network namespace: with only
+//!   `lo` (up) for [`Network::None`], with outbound access through `pasta` (user-mode
+//!   networking; the host's loopback unreachable) for [`Network::Private`] (see
+//!   [`network`]); [`Network::Host`] shares the host's network.
 //! - The root is `spec.rootfs` (`pivot_root`), mounted `nodev` with every mount below
 //!   it (not `nosuid`: setuid bits of images stay, as under Docker); `/proc` is a new
 //!   procfs of the step's pid namespace; `/dev` a small `nosuid,nodev` tmpfs with
@@ -60,12 +62,13 @@
 //!
 //! ```text
 //! caller (multi-threaded) ──spawn /proc/self/exe as `rbuild-sandbox`──> helper
-//!   helper: PDEATHSIG, read spec, create the step cgroup, unshare(mnt,uts,ipc,pid[,net]),
-//!           fork (v2: clone3 into the cgroup) ──> init (pid 1)
-//!     init: joins the cgroup (v1), mounts, pivot_root, fork ──> command: setsid,
-//!           rlimits, ids, caps, nnp, seccomp, execve
+//!   helper: PDEATHSIG, read spec, create the step cgroup, [private network:
+//!           unshare(net), spawn pasta on it (PDEATHSIG SIGKILL)], unshare(mnt,uts,ipc,
+//!           pid[,net]), fork (v2: clone3 into the cgroup) ──> init (pid 1)
+//!     init: joins the cgroup (v1), mounts, pivot_root, [waits for pasta's ready],
+//!           fork ──> command: setsid, rlimits, ids, caps, nnp, seccomp, execve
 //!     init: reaps every orphan; when the command exits kills the rest, removes stubs
-//!   helper: after init: reports the cgroup's counters, removes the cgroup
+//!   helper: after init: kills pasta, reports the cgroup's counters, removes the cgroup
 //! ```
 //!
 //! Nothing is ever forked from the multi-threaded caller except by `std::process`
@@ -114,6 +117,7 @@
 //! | `caps.rs` | Docker's default capability set and the per-user sets |
 //! | `cgroup/` | the step's cgroup: discovery, v1/v2 files, counters, stale ones |
 //! | `limits.rs` | [`Limits`]: cgroup values, `--ulimit`, `/dev/shm` size |
+//! | `network.rs` | [`Network::Private`]: `pasta` started, awaited and stopped; the step's `resolv.conf` |
 //! | `seccomp/` | the shipped profile, its evaluation and the BPF compiler |
 //! | `wire.rs` | the caller ↔ helper protocol |
 //! | `sys/` | every `unsafe` block of the sandbox, one file per family of system calls |
@@ -125,6 +129,7 @@ mod error;
 mod helper;
 mod host;
 mod limits;
+pub mod network;
 pub(crate) mod rootfs;
 mod seccomp;
 mod sys;
@@ -193,12 +198,16 @@ pub struct SandboxSpec {
 }
 
 /// The step's network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Network {
-    /// Share the host's network namespace (Docker's default for `RUN`).
+    /// Share the host's network namespace (`--network host`).
     Host,
     /// A new network namespace with only the loopback interface, up.
     None,
+    /// A new network namespace of its own with outbound access through `pasta`, the
+    /// executable at this path ([`network`]): the default, as BuildKit's per-step
+    /// namespace behind NAT.
+    Private(PathBuf),
 }
 
 /// One extra mount.

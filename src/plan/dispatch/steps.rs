@@ -133,6 +133,11 @@ impl Dispatcher<'_> {
     }
 
     pub(super) fn run(&mut self, spec: &RunSpec, span: Span) -> Result<(Op, String, bool)> {
+        self.options.entitlements.check_run(
+            spec.network.as_deref(),
+            spec.security.as_deref(),
+            span,
+        )?;
         let mounts = spec
             .mounts
             .iter()

@@ -3,7 +3,7 @@
 //!
 //! | file | owns |
 //! |---|---|
-//! | `process.rs` | `fork` (and `clone3` into a cgroup), `_exit`, `execve`, `kill`; (tests only) a `fork` of a child making raw system calls |
+//! | `process.rs` | `fork` (and `clone3` into a cgroup), `_exit`, `execve`, `kill`, a spawn that dies with the helper; (tests only) a `fork` of a child making raw system calls |
 //! | `signals.rs` | signal dispositions, and the helper's stop-signal handler |
 //! | `confine.rs` | the seccomp load, raw `prctl` (bounding set) and `close_range` |
 //! | `namespace.rs` | the loopback `ioctl`, `mount_setattr` and `unshare` |
@@ -26,7 +26,9 @@ pub(super) use bpf::bpf_prog_query;
 pub(super) use bpf::{bpf_prog_attach, bpf_prog_load, Insn};
 pub(super) use confine::{cloexec_from, drop_bounding, install_seccomp};
 pub(super) use namespace::{attr, loopback_up, mount_setattr, unshare, Reach};
-pub(super) use process::{exit_now, fork, fork_into_cgroup, kill_all, ExecArgs, Forked};
+pub(super) use process::{
+    exit_now, fork, fork_into_cgroup, kill_all, spawn_tied, ExecArgs, Forked,
+};
 #[cfg(test)]
 pub(super) use process::{fork_probe, Probe};
 pub(super) use signals::{catch_stop_signals, default_stop_signals, reset_signals, stop_requested};

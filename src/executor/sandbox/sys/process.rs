@@ -1,5 +1,6 @@
 //! Processes: `fork` (and `clone3` into a cgroup), `_exit`, `execve`, the `kill` of
-//! every other process of the namespace, and (tests only) a `fork` of a child making
+//! every other process of the namespace, a spawn tied to the helper's life, and (tests
+//! only) a `fork` of a child making
 //! raw system calls.
 
 use std::ffi::{CStr, CString};
@@ -88,6 +89,37 @@ pub(in crate::executor::sandbox) fn fork_into_cgroup(cgroup: BorrowedFd<'_>) -> 
 pub(in crate::executor::sandbox) fn exit_now(code: i32) -> ! {
     // SAFETY: `_exit` has no preconditions.
     unsafe { libc::_exit(code) }
+}
+
+/// Spawns `command` with the parent-death signal `SIGKILL` and the descriptors `keep`
+/// inherited (close-on-exec cleared in the child only): a process the helper starts
+/// (the network's `pasta`) dies with the helper, even when the helper is killed
+/// outright. Fails with `ESRCH` when the helper died before the signal was armed.
+pub(in crate::executor::sandbox) fn spawn_tied(
+    command: &mut std::process::Command,
+    keep: &[BorrowedFd<'_>],
+) -> io::Result<std::process::Child> {
+    use std::os::unix::process::CommandExt;
+    let parent = rustix::process::getpid();
+    let keep: Vec<i32> = keep.iter().map(AsRawFd::as_raw_fd).collect();
+    // SAFETY: the closure runs between `fork` and `execve` in the child of a
+    // single-threaded helper and only makes system calls (`prctl`, `getppid`, `fcntl`);
+    // it allocates nothing (`keep` was collected before the fork).
+    unsafe {
+        command.pre_exec(move || {
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+            if rustix::process::getppid() != Some(parent) {
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            for &fd in &keep {
+                if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    command.spawn()
 }
 
 /// An argv and envp ready for `execve`.

@@ -1,0 +1,228 @@
+//! [`Network::Private`](super::Network::Private): the step's own network namespace with
+//! outbound access through `pasta` (Debian's `passt` package), user-mode networking
+//! that translates the namespace's TCP/UDP into sockets of the host's network.
+//!
+//! The helper unshares the network namespace first, starts `pasta` on it (before the
+//! other namespaces, so `pasta` stays in the caller's mount namespace while init
+//! pivots), and forks init at once: `pasta`'s setup (~10-40 ms) overlaps init's
+//! mounts, and init waits for it only before it starts the command. `pasta` writes its
+//! pid file (a pipe here) once the namespace is configured: that line is the "ready"
+//! init reads; end-of-file means `pasta` failed (its message is in the step's output).
+//!
+//! What the step sees: `lo` and `eth0` with [`ADDRESS`]/24 (IPv4 only), a default
+//! route via [`GATEWAY`], DNS at [`DNS_FORWARDER`] (forwarded to the host's first
+//! resolver), an MTU of 65520. The host's loopback is not reachable: no port forwarding in either
+//! direction (`-t/-u/-T/-U none`: by default `pasta` would forward the host's listening
+//! loopback ports into the namespace) and `--no-map-gw` (by default connections to the
+//! gateway address reach the host's loopback). The namespace's addresses are its own,
+//! not the host's (`pasta` copies the host's by default), so the host is reachable at
+//! its own non-loopback addresses, as from a Docker bridge.
+//!
+//! Cleanup: `pasta` runs in the foreground as the helper's child with `SIGKILL` as its
+//! parent-death signal; the helper kills it when init is gone (see `Pasta`), so no
+//! process is left, and nothing is mounted (`pasta` opens the namespace through an inherited
+//! descriptor, `/proc/self/fd/N`).
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use rustix::fs::{Mode, OFlags, CWD};
+
+use super::sys;
+
+/// The step's address on `eth0` (slirp4netns's default, familiar from rootless
+/// podman).
+pub const ADDRESS: &str = "10.0.2.100";
+/// The namespace's default gateway (not mapped to the host).
+pub const GATEWAY: &str = "10.0.2.2";
+/// The address `pasta` answers DNS queries on, forwarded to the host's resolver.
+pub const DNS_FORWARDER: &str = "10.0.2.3";
+
+/// A running `pasta`, killed on drop.
+pub(super) struct Pasta(Child);
+
+impl Drop for Pasta {
+    /// `SIGKILL`, not waited for: `pasta`'s exit removes the tap device, ~30 ms of
+    /// kernel work (netdevice unregistration) that would otherwise delay every step.
+    /// The helper exits right after; the dying `pasta` is reparented and reaped.
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+    }
+}
+
+/// Unshares a new network namespace for the helper (and so for init, forked later)
+/// and starts `pasta` (the executable at `path`) on it. `pasta` itself runs in the
+/// host's namespace, which it reads its routes and addresses from: the helper steps
+/// back there to spawn it. Returns it and the descriptor that becomes readable (a
+/// line) when the namespace is ready, or reaches end-of-file when `pasta` fails.
+pub(super) fn start(path: &Path) -> io::Result<(Pasta, OwnedFd)> {
+    let own = || {
+        rustix::fs::openat(
+            CWD,
+            "/proc/self/ns/net",
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+    };
+    let host = own()?;
+    sys::unshare(rustix::thread::UnshareFlags::NEWNET)?;
+    let step = own()?;
+    enter(&host)?;
+    let started = spawn(path, step.as_fd());
+    enter(&step)?;
+    started
+}
+
+/// `setns` into the network namespace `ns`.
+fn enter(ns: &OwnedFd) -> io::Result<()> {
+    rustix::thread::move_into_link_name_space(
+        ns.as_fd(),
+        Some(rustix::thread::LinkNameSpaceType::Network),
+    )
+    .map_err(io::Error::from)
+}
+
+/// Spawns `pasta` on the namespace `netns`.
+fn spawn(path: &Path, netns: BorrowedFd<'_>) -> io::Result<(Pasta, OwnedFd)> {
+    let (ready, ready_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    let mut command = Command::new(path);
+    command
+        .args(pasta_args(
+            &format!("/proc/self/fd/{}", rustix::fd::AsRawFd::as_raw_fd(&netns)),
+            &format!("/proc/self/fd/{}", rustix::fd::AsRawFd::as_raw_fd(&ready_w)),
+        ))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    let child = sys::spawn_tied(&mut command, &[netns, ready_w.as_fd()])?;
+    Ok((Pasta(child), ready))
+}
+
+/// Where `pasta` is: the first executable `pasta` in `PATH` (else `/usr/bin`), looked
+/// up once per process.
+pub fn find_pasta() -> Option<&'static Path> {
+    static FOUND: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    FOUND
+        .get_or_init(|| {
+            let path = std::env::var_os("PATH").unwrap_or_default();
+            std::env::split_paths(&path)
+                .chain([PathBuf::from("/usr/bin")])
+                .map(|dir| dir.join("pasta"))
+                .find(|p| is_executable(p))
+        })
+        .as_deref()
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// `pasta`'s arguments for the namespace at `netns`, reporting readiness at
+/// `pid_file`.
+fn pasta_args(netns: &str, pid_file: &str) -> Vec<String> {
+    let mut args: Vec<String> = [
+        // Foreground (the helper's child), quiet; as root `pasta` would otherwise
+        // switch to `nobody` and could not open the namespace.
+        "--foreground",
+        "--quiet",
+        "--runas",
+        "0",
+        "--config-net",
+        "--address",
+        ADDRESS,
+        "--netmask",
+        "24",
+        "--gateway",
+        GATEWAY,
+        "--dns-forward",
+        DNS_FORWARDER,
+        "--no-map-gw",
+        // As Docker's default bridge: IPv4 only (pasta would copy the host's IPv6
+        // address, making the host's own unreachable).
+        "--ipv4-only",
+        "--netns-only",
+        "--no-netns-quit",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    for forward in ["-t", "-u", "-T", "-U"] {
+        args.extend([forward.to_owned(), "none".to_owned()]);
+    }
+    args.extend([
+        "--pid".to_owned(),
+        pid_file.to_owned(),
+        "--netns".to_owned(),
+        netns.to_owned(),
+    ]);
+    args
+}
+
+/// Waits until `ready` says the namespace is configured (init, before the command).
+pub(super) fn wait_ready(ready: OwnedFd) -> io::Result<()> {
+    let mut line = [0u8; 32];
+    loop {
+        match rustix::io::read(&ready, &mut line) {
+            Ok(0) => {
+                return Err(io::Error::other(
+                    "pasta exited before the network was ready",
+                ))
+            }
+            Ok(_) => return Ok(()),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// The step's `/etc/resolv.conf` from the host's: its `search` and `options` lines,
+/// and [`DNS_FORWARDER`] as the only nameserver, which `pasta` forwards to the host's
+/// first resolver. The host's own nameservers are not used directly: a loopback one
+/// (systemd-resolved's `127.0.0.53`) is unreachable from the namespace, and on some
+/// hosts only the forwarder gets answers from the others (measured on the CI machine).
+pub fn resolv_conf(host: &str) -> String {
+    let mut out = String::new();
+    for line in host.lines() {
+        if line.split_whitespace().next() != Some("nameserver") {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out.push_str(&format!("nameserver {DNS_FORWARDER}\n"));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_forwarder_is_the_only_nameserver() {
+        let host =
+            "# systemd\nnameserver 127.0.0.53\nnameserver 10.1.1.1\noptions edns0\nsearch lan\n";
+        assert_eq!(
+            resolv_conf(host),
+            "# systemd\noptions edns0\nsearch lan\nnameserver 10.0.2.3\n"
+        );
+        assert_eq!(resolv_conf(""), "nameserver 10.0.2.3\n");
+    }
+
+    #[test]
+    fn pasta_forwards_no_port_and_maps_no_gateway() {
+        let args = pasta_args("/proc/self/fd/5", "/proc/self/fd/6");
+        let joined = args.join(" ");
+        for expected in [
+            "-t none",
+            "-u none",
+            "-T none",
+            "-U none",
+            "--no-map-gw",
+            "--runas 0",
+            "--pid /proc/self/fd/6",
+            "--netns /proc/self/fd/5",
+        ] {
+            assert!(joined.contains(expected), "{expected} in {joined}");
+        }
+    }
+}
