@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 need=()
 command -v pkg-config >/dev/null || need+=(pkg-config)
 [ -x /bin/busybox ] && /bin/busybox --list >/dev/null 2>&1 || need+=(busybox-static)
+command -v pasta >/dev/null || need+=(passt)   # RUN's default network
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
