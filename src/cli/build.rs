@@ -225,20 +225,23 @@ pub fn run(args: BuildArgs, root: PathBuf) -> anyhow::Result<ExitCode> {
         use std::io::Write;
         writeln!(stdout, "{}", result.config).context("writing to stdout")?;
     }
-    if push {
-        if options.compression == crate::executor::CompressionKind::Zstd {
-            super::write_stderr(
-                "note: zstd layers: podman, containerd 1.5+ and Docker 23+ pull this image; Docker 20.10 cannot",
-            );
+    if push || load {
+        let store = crate::store::Store::open(&options.root)?;
+        let _gc = store.gc_shared()?;
+        let image = store
+            .resolve(&result.manifest.to_string())?
+            .with_context(|| format!("the built image {} is not in the store", result.manifest))?;
+        if push {
+            if options.compression == crate::executor::CompressionKind::Zstd {
+                super::write_stderr(
+                    "note: zstd layers: podman, containerd 1.5+ and Docker 23+ pull this image; Docker 20.10 cannot",
+                );
+            }
+            push_tags(&options, &store, &image, &TransferView::for_mode(progress))?;
         }
-        push_tags(
-            &options,
-            &result.manifest,
-            &TransferView::for_mode(progress),
-        )?;
-    }
-    if load {
-        super::docker_load::load(&options.root, &result.manifest, &options.tags)?;
+        if load {
+            super::docker_load::load(&store, &image, &options.tags)?;
+        }
     }
     if let Some(cap) = cap {
         // The build's shared gc lock is released: prunes only if no other build runs.
@@ -254,19 +257,15 @@ pub fn run(args: BuildArgs, root: PathBuf) -> anyhow::Result<ExitCode> {
 /// the first name are found by `HEAD` for the next ones).
 fn push_tags(
     options: &BuildOptions,
-    manifest: &crate::digest::Digest,
+    store: &crate::store::Store,
+    image: &crate::image::Descriptor,
     view: &TransferView,
 ) -> anyhow::Result<()> {
-    let store = crate::store::Store::open(&options.root)?;
-    let _gc = store.gc_shared()?;
-    let image = store
-        .resolve(&manifest.to_string())?
-        .with_context(|| format!("the built image {manifest} is not in the store"))?;
     let client = crate::registry::Client::new(options.registry.clone());
     for tag in &options.tags {
         let dest = crate::registry::Reference::parse(tag)?;
         // The build's --metadata-file already names this digest.
-        super::registry_cmds::push_one(&client, &store, &image, &dest, view)?;
+        super::registry_cmds::push_one(&client, store, image, &dest, view)?;
     }
     Ok(())
 }

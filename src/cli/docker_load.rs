@@ -3,24 +3,18 @@
 
 use std::io::Write;
 use std::os::fd::AsFd;
-use std::path::Path;
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context};
 
-use crate::digest::Digest;
+use crate::image::Descriptor;
 use crate::publish::export::{export_docker, ArchiveImage};
 use crate::store::{ImageName, Store};
 
-/// Streams image `manifest` of store `root`, named `tags`, into `docker load` (found in
-/// `PATH`). Docker's own output goes to standard error: standard output carries the
-/// image ID.
-pub fn load(root: &Path, manifest: &Digest, tags: &[String]) -> anyhow::Result<()> {
-    let store = Store::open(root)?;
-    let _gc = store.gc_shared()?;
-    let image = store
-        .resolve(&manifest.to_string())?
-        .with_context(|| format!("the built image {manifest} is not in the store"))?;
+/// Streams `image` of `store` (the caller holds its shared gc lock), named `tags`, into
+/// `docker load` (found in `PATH`). Docker's own output goes to standard error:
+/// standard output carries the image ID.
+pub fn load(store: &Store, image: &Descriptor, tags: &[String]) -> anyhow::Result<()> {
     let names = tags
         .iter()
         .map(|t| ImageName::parse(t))
@@ -36,8 +30,8 @@ pub fn load(root: &Path, manifest: &Digest, tags: &[String]) -> anyhow::Result<(
         .stdin
         .take()
         .context("--load: no pipe to docker load")?;
-    let images = [ArchiveImage::new(image, names)];
-    let written = export_docker(&store, &images, std::io::BufWriter::new(stdin))
+    let images = [ArchiveImage::new(image.clone(), names)];
+    let written = export_docker(store, &images, std::io::BufWriter::new(stdin))
         .map_err(anyhow::Error::from)
         .and_then(|mut out| out.flush().map_err(anyhow::Error::from));
     // The pipe is closed (the writer dropped) before waiting, so docker sees the end.

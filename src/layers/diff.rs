@@ -95,7 +95,7 @@ enum KidChange {
     /// Only in `lower`.
     Deleted,
     /// Only in `upper`, or replaced by a different type: add it and all below.
-    AddedTree { is_dir: bool },
+    AddedTree { seen: Seen },
     /// A directory that replaces what `lower` shows at its name: opaque, all below added.
     Opaque,
     /// In both as directories: compare below.
@@ -153,9 +153,9 @@ impl Trees<'_> {
             let path = rel.join(&kid.name);
             match kid.what {
                 KidChange::Deleted => out.push(change(path, ChangeKind::Delete, Seen::Other)),
-                KidChange::AddedTree { is_dir } => {
-                    out.push(change(path.clone(), ChangeKind::Add, dir_or_other(is_dir)));
-                    if is_dir {
+                KidChange::AddedTree { seen } => {
+                    out.push(change(path.clone(), ChangeKind::Add, seen));
+                    if seen == Seen::Dir {
                         self.added_tree(&path, out)?;
                     }
                 }
@@ -193,9 +193,9 @@ impl Trees<'_> {
     fn added_tree(&self, rel: &Path, out: &mut Vec<Change>) -> Result<()> {
         for name in read_dir_sorted(&self.upper.join(rel))? {
             let path = rel.join(name);
-            let is_dir = lstat(&self.upper.join(&path))?.is_dir();
-            out.push(change(path.clone(), ChangeKind::Add, dir_or_other(is_dir)));
-            if is_dir {
+            let seen = Seen::of(lstat(&self.upper.join(&path))?.file_type());
+            out.push(change(path.clone(), ChangeKind::Add, seen));
+            if seen == Seen::Dir {
                 self.added_tree(&path, out)?;
             }
         }
@@ -215,7 +215,7 @@ impl Trees<'_> {
         let um = lstat(&up)?;
         let Some(lower) = lower else {
             return Ok(KidChange::AddedTree {
-                is_dir: um.is_dir(),
+                seen: Seen::of(um.file_type()),
             });
         };
         let lp = &lower.path;
@@ -225,7 +225,7 @@ impl Trees<'_> {
                 return Ok(KidChange::Opaque);
             }
             return Ok(KidChange::AddedTree {
-                is_dir: um.is_dir(),
+                seen: Seen::of(um.file_type()),
             });
         }
         if um.is_dir() && self.stack && self.marked && !is_marked_copy(&up, rel)? {
@@ -250,15 +250,6 @@ fn is_marked_copy(path: &Path, rel: &Path) -> Result<bool> {
 
 fn change(path: PathBuf, kind: ChangeKind, seen: Seen) -> Change {
     Change { path, kind, seen }
-}
-
-/// A directory, or whatever else (known only by a stat, which the tar writer makes).
-fn dir_or_other(is_dir: bool) -> Seen {
-    if is_dir {
-        Seen::Dir
-    } else {
-        Seen::Other
-    }
 }
 
 /// Type-independent metadata equality (what a tar header records, plus nanoseconds).
