@@ -212,8 +212,10 @@ fn copy_inputs<S: KeySources>(
     b.input("workdir", &step.state.workdir);
     match &copy.source {
         Source::Context | Source::Named(_) => {
-            for (name, value) in sources.context_files(copy)? {
-                b.input(&name, &value);
+            let files = sources.context_files(copy)?;
+            b.reserve(files.len());
+            for (name, value) in files {
+                b.input_owned(name, value);
             }
         }
         other => {

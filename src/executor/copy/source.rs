@@ -2,7 +2,6 @@
 //! stage's or image's root filesystem. Both answer the same questions: look a path up
 //! (following symlinks *inside* the tree), list a directory, expand a wildcard.
 
-use std::collections::BTreeMap;
 use std::fs::Metadata;
 use std::path::{Path, PathBuf};
 
@@ -30,7 +29,10 @@ pub struct ContextIndex {
     root: PathBuf,
     /// The context directory, opened once: files are opened below it.
     root_fd: std::fs::File,
-    entries: BTreeMap<String, Entry>,
+    /// Sorted bytewise by path: a directory's descendants are one run (`below`). A
+    /// sorted vector rather than a map keyed by a copy of the path: a third less memory
+    /// for 100k files, and no second copy while it is built.
+    entries: Vec<Entry>,
     root_meta: Metadata,
     filtered: bool,
 }
@@ -38,10 +40,12 @@ pub struct ContextIndex {
 impl ContextIndex {
     /// Walks `context` once.
     pub fn new(context: &BuildContext) -> Result<Self> {
-        // The walk is sorted, so the map is built in bulk rather than by 100k inserts.
-        let mut walked = Vec::new();
-        context.walk(&mut |e: Entry| walked.push((e.path_str().to_owned(), e)))?;
-        let entries: BTreeMap<String, Entry> = walked.into_iter().collect();
+        // The walk is depth-first (`a`, `a/b`, `a-c`); lookups want bytewise order
+        // (`a`, `a-c`, `a/b`), where a directory's descendants are contiguous.
+        let mut entries = Vec::new();
+        context.walk(&mut |e: Entry| entries.push(e))?;
+        entries.sort_unstable_by(|a, b| a.path_str().cmp(b.path_str()));
+        entries.shrink_to_fit();
         let root = context.root().to_path_buf();
         let root_meta =
             std::fs::metadata(&root).map_err(ExecError::fs("cannot stat build context", &root))?;
@@ -68,7 +72,7 @@ impl ContextIndex {
 
     /// Every entry, sorted by path.
     pub fn entries(&self) -> impl Iterator<Item = &Entry> {
-        self.entries.values()
+        self.entries.iter()
     }
 
     /// Whether a filter (`.dockerignore`) may hide part of the directory, so that the
@@ -252,7 +256,11 @@ impl ContextIndex {
                 meta: self.root_meta.clone(),
             });
         }
-        Some(self.node_of(rel, self.entries.get(rel)?))
+        let i = self
+            .entries
+            .binary_search_by(|e| e.path_str().cmp(rel))
+            .ok()?;
+        Some(self.node_of(rel, &self.entries[i]))
     }
 
     fn node_of(&self, rel: &str, entry: &Entry) -> Node {
@@ -323,11 +331,14 @@ impl ContextIndex {
         } else {
             format!("{rel}/")
         };
-        self.entries
-            .range(prefix.clone()..)
-            .take_while(|(k, _)| k.starts_with(&prefix))
-            .filter(|(k, _)| all || !k[prefix.len()..].contains('/'))
-            .map(|(k, e)| self.node_of(k, e))
+        let start = self
+            .entries
+            .partition_point(|e| e.path_str() < prefix.as_str());
+        self.entries[start..]
+            .iter()
+            .take_while(|e| e.path_str().starts_with(&prefix))
+            .filter(|e| all || !e.path_str()[prefix.len()..].contains('/'))
+            .map(|e| self.node_of(e.path_str(), e))
             .collect()
     }
 }
@@ -335,6 +346,36 @@ impl ContextIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_directory_lists_its_own_children_beside_names_that_sort_between() {
+        // Depth-first walk order (`a`, `a/b`, `a-c`) is not bytewise order (`a`, `a-c`,
+        // `a/b`): lookups and listings must not mix the two.
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("a/sub")).unwrap();
+        for f in ["a/b", "a/sub/x", "a-c", "a.txt", "a0"] {
+            std::fs::write(root.join(f), f).unwrap();
+        }
+        let index = ContextIndex::new(&BuildContext::new(root)).unwrap();
+        let tree = SourceTree::Context(&index);
+        let names = |rel: &str| -> Vec<String> {
+            tree.children(rel)
+                .unwrap()
+                .into_iter()
+                .map(|n| n.rel)
+                .collect()
+        };
+        assert_eq!(names("a"), ["a/b", "a/sub"]);
+        assert_eq!(names(""), ["a", "a-c", "a.txt", "a0"]);
+        assert_eq!(names("a/sub"), ["a/sub/x"]);
+        for rel in ["a-c", "a/sub/x", "a0"] {
+            let node = tree.lookup(rel, false).unwrap().expect(rel);
+            assert_eq!(node.rel, rel);
+        }
+        assert!(tree.lookup("a/c", false).unwrap().is_none());
+        assert_eq!(index.len(), 7);
+    }
 
     #[test]
     fn cleans_and_detects() {

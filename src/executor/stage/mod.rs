@@ -248,17 +248,24 @@ impl<'s> StageRun<'s> {
 
     /// Says why a step misses when asked (explain mode), or when there is a last build
     /// to compare with.
-    fn explain_miss(&self, id: &StepId, inputs: &StepInputs) {
+    fn explain_miss(&mut self, id: &StepId, inputs: &StepInputs) {
         let explain = self.env.build.mode == Mode::Explain;
         let has_last = self.lookups && !self.last_keys.is_empty();
         if !explain && !has_last {
             return;
         }
         let reasons = if self.lookups {
+            let index = self.log.steps.len();
             let last = self
                 .last_log
                 .get_or_init(|| self.cache.last_log(self.stage));
-            reasons(last, self.log.steps.len(), inputs, self.missed)
+            let reasons = reasons(last, index, inputs, self.missed);
+            // Later steps compare with later entries only: the inputs of this one (one
+            // per context file for a COPY) are not kept while the step runs.
+            if let Some(step) = self.last_log.get_mut().and_then(|l| l.steps.get_mut(index)) {
+                step.inputs = Vec::new();
+            }
+            reasons
         } else {
             vec!["the cache is not used for this stage (--no-cache)".to_owned()]
         };
