@@ -21,6 +21,7 @@ mod parse;
 mod progress;
 mod prune_cmds;
 mod registry_cmds;
+mod rootless;
 mod store_check;
 mod store_cmds;
 mod template;
@@ -31,6 +32,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+
+pub use rootless::enter_user_namespace;
 
 /// rbuild: build OCI images from Dockerfiles, without a daemon.
 #[derive(Debug, Parser)]
@@ -91,8 +94,9 @@ fn store_root(root: Option<PathBuf>) -> anyhow::Result<PathBuf> {
         return std::path::absolute(&root)
             .with_context(|| format!("invalid store directory {}", root.display()));
     }
+    // Root of a rootless namespace is still the user: the store is theirs.
     crate::store::default_root(
-        rustix::process::geteuid().is_root(),
+        rustix::process::geteuid().is_root() && !crate::userns::active(),
         std::env::var_os("XDG_DATA_HOME").as_deref(),
         std::env::var_os("HOME").as_deref(),
     )
