@@ -138,7 +138,7 @@ pub fn materialize(set: &ChangeSet, target: &Path, cancel: Option<&AtomicBool>) 
         let src = set.root().join(&change.path);
         cloner.clone(&src, &lstat(&src)?, &dst)?;
         if change.kind == ChangeKind::Opaque {
-            sys::lset_xattr(&dst, sys::OPAQUE_XATTR.as_bytes(), b"y")
+            sys::lset_xattr(&dst, sys::opaque_xattr().as_bytes(), b"y")
                 .map_err(Error::fs("mark opaque", &dst))?;
         }
     }

@@ -17,8 +17,26 @@ use rustix::mount as rmount;
 /// Prefix of the xattrs overlayfs keeps for itself; never archived, never applied.
 pub(crate) const OVERLAY_XATTR_PREFIX: &[u8] = b"trusted.overlay.";
 
-/// The xattr that marks an opaque directory in an overlay upperdir.
-pub(crate) const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+/// The same in a user namespace, where `trusted.*` is out of reach and overlays are
+/// mounted with `userxattr` (a rootless rbuild); never archived, never applied either,
+/// also as root: a layer cannot bring overlay metadata into a rootless snapshot.
+pub(crate) const USER_OVERLAY_XATTR_PREFIX: &[u8] = b"user.overlay.";
+
+/// Whether overlays are mounted with `userxattr`: in a rootless rbuild's user
+/// namespace (see [`crate::userns`]), whose snapshots mark opaque directories with
+/// `user.overlay.opaque`.
+pub(crate) fn user_xattrs() -> bool {
+    crate::userns::active()
+}
+
+/// The xattr that marks an opaque directory in an overlay upperdir or snapshot.
+pub(crate) fn opaque_xattr() -> &'static str {
+    if user_xattrs() {
+        "user.overlay.opaque"
+    } else {
+        "trusted.overlay.opaque"
+    }
+}
 
 /// Prefix of rbuild's own bookkeeping xattrs (the native snapshotter's directory marks,
 /// see `flatten.rs`); like overlayfs' own, never archived, copied or applied. `trusted.*`
@@ -31,7 +49,13 @@ pub(crate) const DIR_MARK_XATTR: &str = "trusted.rbuild.dir";
 
 /// Whether xattr `name` is bookkeeping of overlayfs or rbuild rather than file content.
 pub(crate) fn is_private_xattr(name: &[u8]) -> bool {
-    name.starts_with(OVERLAY_XATTR_PREFIX) || name.starts_with(RBUILD_XATTR_PREFIX)
+    [
+        OVERLAY_XATTR_PREFIX,
+        USER_OVERLAY_XATTR_PREFIX,
+        RBUILD_XATTR_PREFIX,
+    ]
+    .iter()
+    .any(|prefix| name.starts_with(prefix))
 }
 
 /// Names of the xattrs of `path` (not following a final symlink), minus overlayfs' and
@@ -159,6 +183,9 @@ pub(crate) fn mount_overlay_new_api(
     for (k, v) in OVERLAY_FLAGS {
         rmount::fsconfig_set_string(&fs, k, v)?;
     }
+    if user_xattrs() {
+        rmount::fsconfig_set_flag(&fs, "userxattr")?;
+    }
     rmount::fsconfig_create(&fs)?;
     let mnt = rmount::fsmount(
         &fs,
@@ -219,6 +246,9 @@ pub(crate) fn mount_overlay_legacy(
     }
     for (k, v) in OVERLAY_FLAGS {
         opts.extend_from_slice(format!(",{k}={v}").as_bytes());
+    }
+    if user_xattrs() {
+        opts.extend_from_slice(b",userxattr");
     }
     if opts.len() > LEGACY_OPTIONS_MAX {
         return Err(io::Error::new(

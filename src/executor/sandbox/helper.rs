@@ -366,8 +366,8 @@ fn setup(spec: &SandboxSpec, stubs: &mut Stubs) -> Result<LinuxSys, Failure> {
             Mount::Tmpfs { .. } => None,
         })
         .collect();
-    let (sys, bind_is_dir) = rootfs::enter(&spec.rootfs, &binds)?;
-    let steps = rootfs::plan(spec, &bind_is_dir);
+    let (sys, bind_is_dir, host) = rootfs::enter(&spec.rootfs, &binds)?;
+    let steps = rootfs::plan(spec, &bind_is_dir, host);
     rootfs::apply(&steps, &sys, stubs)?;
     let fail = |op, path: &str| {
         let path = path.to_owned();

@@ -196,7 +196,7 @@ fn plan_mounts_the_standard_tree_then_user_mounts_then_masks() {
             readonly: true,
         },
     ];
-    let steps = plan(&spec, &[true]);
+    let steps = plan(&spec, &[true], None);
     let pos = |want: &Step| steps.iter().position(|s| s == want).unwrap();
     let proc_mount = pos(&Step::Mount {
         fstype: "proc",
@@ -233,7 +233,7 @@ fn plan_mounts_the_standard_tree_then_user_mounts_then_masks() {
 fn existing_targets_get_no_stubs_and_masks_pick_file_or_dir() {
     let fake = Fake::with(&image());
     let mut stubs = Stubs::default();
-    apply(&plan(&spec_at("/r"), &[]), &fake, &mut stubs).unwrap();
+    apply(&plan(&spec_at("/r"), &[], None), &fake, &mut stubs).unwrap();
     let log = calls(&fake);
     assert!(!log.iter().any(|c| c.starts_with("create ")), "{log:?}");
     assert!(log.contains(&"bind /dev/.rbuild-etc/hosts /etc/hosts".to_owned()));
@@ -269,7 +269,7 @@ fn missing_targets_become_stubs_that_are_removed_and_parent_times_restored() {
         size: None,
     }];
     let mut stubs = Stubs::default();
-    apply(&plan(&spec, &[]), &fake, &mut stubs).unwrap();
+    apply(&plan(&spec, &[], None), &fake, &mut stubs).unwrap();
     let log = calls(&fake);
     for want in [
         "create /etc/hosts",
@@ -309,7 +309,7 @@ fn a_parent_changed_by_the_step_keeps_its_new_time() {
         ("/etc", Kind::Dir),
     ]);
     let mut stubs = Stubs::default();
-    apply(&plan(&spec_at("/r"), &[]), &fake, &mut stubs).unwrap();
+    apply(&plan(&spec_at("/r"), &[], None), &fake, &mut stubs).unwrap();
     fake.create("/etc/written-by-the-step", Kind::File).unwrap();
     fake.calls.borrow_mut().clear();
     stubs.cleanup(&fake);
@@ -332,7 +332,7 @@ fn targets_resolve_symlinks_inside_the_root() {
     );
     assert_eq!(resolve(&fake, "/../../etc/x/y").unwrap(), "/etc/x/y");
     let mut stubs = Stubs::default();
-    apply(&plan(&spec_at("/r"), &[]), &fake, &mut stubs).unwrap();
+    apply(&plan(&spec_at("/r"), &[], None), &fake, &mut stubs).unwrap();
     let log = calls(&fake);
     assert!(
         log.contains(&"mkdir /run".to_owned())
@@ -352,10 +352,20 @@ fn proc_dev_and_sys_must_be_real_directories() {
     let mut nodes = image();
     nodes.retain(|(p, _)| *p != "/proc");
     let fake = Fake::with(&nodes).link("/proc", "/etc");
-    let err = apply(&plan(&spec_at("/r"), &[]), &fake, &mut Stubs::default()).unwrap_err();
+    let err = apply(
+        &plan(&spec_at("/r"), &[], None),
+        &fake,
+        &mut Stubs::default(),
+    )
+    .unwrap_err();
     assert_eq!((err.op, err.path.as_str()), (SetupOp::CheckTarget, "/proc"));
     let fake = Fake::with(&[("/dev", Kind::File)]);
-    let err = apply(&plan(&spec_at("/r"), &[]), &fake, &mut Stubs::default()).unwrap_err();
+    let err = apply(
+        &plan(&spec_at("/r"), &[], None),
+        &fake,
+        &mut Stubs::default(),
+    )
+    .unwrap_err();
     assert_eq!(err.op, SetupOp::CheckTarget);
 }
 
@@ -368,7 +378,7 @@ fn a_bind_target_of_the_wrong_type_is_refused() {
         target: "/etc".into(),
         readonly: false,
     }];
-    let err = apply(&plan(&spec, &[false]), &fake, &mut Stubs::default()).unwrap_err();
+    let err = apply(&plan(&spec, &[false], None), &fake, &mut Stubs::default()).unwrap_err();
     assert_eq!(
         (err.op, err.path.as_str(), err.error.raw_os_error()),
         (SetupOp::CheckTarget, "/etc", Some(libc::EISDIR))
@@ -379,7 +389,7 @@ fn a_bind_target_of_the_wrong_type_is_refused() {
 fn an_empty_root_keeps_the_system_directories_as_buildkit_does() {
     let fake = Fake::with(&[]);
     let mut stubs = Stubs::default();
-    apply(&plan(&spec_at("/r"), &[]), &fake, &mut stubs).unwrap();
+    apply(&plan(&spec_at("/r"), &[], None), &fake, &mut stubs).unwrap();
     fake.calls.borrow_mut().clear();
     stubs.cleanup(&fake);
     let log = calls(&fake);
@@ -392,7 +402,7 @@ fn an_empty_root_keeps_the_system_directories_as_buildkit_does() {
 
 #[test]
 fn dev_is_nodev_and_only_dockers_nodes_are_mounts_that_allow_devices() {
-    let steps = plan(&spec_at("/r"), &[]);
+    let steps = plan(&spec_at("/r"), &[], None);
     assert!(steps.contains(&Step::Mount {
         fstype: "tmpfs",
         target: "/dev".into(),
