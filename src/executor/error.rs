@@ -18,6 +18,9 @@ pub enum ExecError {
     /// The default network needs `pasta`, and it is not installed.
     #[error("RUN steps need `pasta` for their default network (a network namespace of their own): install it (apt-get install passt), or build with --network host (the host's network) or --network none")]
     NoPasta,
+    /// Rootless, `pasta` cannot open `/dev/net/tun`.
+    #[error("RUN steps of a rootless build need to open /dev/net/tun for their default network (`pasta`), and this user cannot: as root, `chmod 0666 /dev/net/tun` (Debian's default), or build with --network host or --network none")]
+    TunDenied,
     #[error("COPY source `{source_path}` not found in {origin}")]
     SourceNotFound { source_path: String, origin: String },
     #[error("COPY source `{source_path}` is outside the build context")]

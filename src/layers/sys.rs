@@ -149,6 +149,17 @@ const OVERLAY_FLAGS: [(&str, &str); 3] = [
     ("redirect_dir", "off"),
 ];
 
+/// [`OVERLAY_FLAGS`], but `redirect_dir=nofollow` with `userxattr` (which refuses
+/// `follow`, what `off` means on a mount without upperdir): no redirect is created
+/// or followed.
+fn overlay_flags() -> [(&'static str, &'static str); 3] {
+    let mut flags = OVERLAY_FLAGS;
+    if user_xattrs() {
+        flags[2] = ("redirect_dir", "nofollow");
+    }
+    flags
+}
+
 /// Outcome of trying the new mount API.
 pub(crate) enum NewApi {
     /// Mounted.
@@ -180,7 +191,7 @@ pub(crate) fn mount_overlay_new_api(
     }
     rmount::fsconfig_set_string(&fs, "upperdir", upper)?;
     rmount::fsconfig_set_string(&fs, "workdir", work)?;
-    for (k, v) in OVERLAY_FLAGS {
+    for (k, v) in overlay_flags() {
         rmount::fsconfig_set_string(&fs, k, v)?;
     }
     if user_xattrs() {
@@ -244,7 +255,7 @@ pub(crate) fn mount_overlay_legacy(
         opts.extend_from_slice(format!(",{key}=").as_bytes());
         opts.extend_from_slice(bytes);
     }
-    for (k, v) in OVERLAY_FLAGS {
+    for (k, v) in overlay_flags() {
         opts.extend_from_slice(format!(",{k}={v}").as_bytes());
     }
     if user_xattrs() {

@@ -12,15 +12,6 @@ use super::Failure;
 use crate::executor::sandbox::error::SetupOp;
 use crate::executor::sandbox::sys::{self, attr, Reach};
 
-/// Whether this process is in a user namespace other than the initial one (whose
-/// `uid_map` maps every id to itself).
-pub(crate) fn in_user_namespace() -> bool {
-    match std::fs::read_to_string("/proc/self/uid_map") {
-        Ok(map) => map.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"],
-        Err(_) => false,
-    }
-}
-
 /// The host's [`DEVICES`] nodes (each cloned alone), a new procfs and a read-only sysfs
 /// (the host's `/sys` cloned read-only when the network namespace is the host's: a
 /// sysfs belongs to the network namespace of its mounter), in [`HostTrees`] order.
