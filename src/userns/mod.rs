@@ -41,6 +41,12 @@ pub use parent::run_child;
 /// until it is mapped, then `1`.
 const MARK: &str = "_RBUILD_USERNS";
 
+/// What a file owner other than root means in a rootless build without subordinate
+/// ids (`chown` to an unmapped id fails with `EINVAL`), and the remedy.
+pub const UNMAPPED_OWNER: &str = "only id 0 exists in this rootless build: it has no \
+    subordinate ids (as root: `usermod --add-subuids 100000-165535 --add-subgids \
+    100000-165535 USER`), or build as root";
+
 /// Whether this process runs in the user namespace of a rootless rbuild.
 pub fn active() -> bool {
     std::env::var_os(MARK).is_some()

@@ -109,6 +109,9 @@ pub(crate) enum Step {
 pub(crate) struct HostTrees {
     /// The index of the first of them (the number of bind sources).
     pub(crate) first: usize,
+    /// Whether group 5 (`tty`, the owner of `/dev/pts` nodes) is mapped: not without
+    /// subordinate ids, where the pts nodes keep the creator's group.
+    pub(crate) tty_group: bool,
 }
 
 impl HostTrees {
@@ -219,7 +222,10 @@ fn proc_and_dev(s: &mut Vec<Step>, spec: &SandboxSpec, host: Option<HostTrees>) 
             "devpts",
             "/dev/pts",
             F::NOSUID | F::NOEXEC,
-            "newinstance,ptmxmode=0666,mode=0620,gid=5",
+            match host {
+                Some(h) if !h.tty_group => "newinstance,ptmxmode=0666,mode=0620",
+                _ => "newinstance,ptmxmode=0666,mode=0620,gid=5",
+            },
         ),
         mkdir("/dev/shm", 0o1777),
         mount("tmpfs", "/dev/shm", nsd, &shm),

@@ -34,7 +34,20 @@ pub(crate) fn host_trees(first: usize) -> Result<(Vec<OwnedFd>, HostTrees), Fail
         Err(e) => return Err(fail(SetupOp::Mount, "/sys")(e)),
     };
     trees.push(sysfs);
-    Ok((trees, HostTrees { first }))
+    let tty_group = id_mapped("/proc/self/gid_map", 5);
+    Ok((trees, HostTrees { first, tty_group }))
+}
+
+/// Whether the map at `path` (`inside outside count` lines) maps `id`.
+fn id_mapped(path: &str, id: u64) -> bool {
+    let map = std::fs::read_to_string(path).unwrap_or_default();
+    map.lines().any(|line| {
+        let n: Vec<u64> = line
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        matches!(n[..], [inside, _, count] if inside <= id && id < inside + count)
+    })
 }
 
 /// A detached new mount of `fstype` with `attrs`.
