@@ -2,6 +2,7 @@
 //! root of a user namespace of its own (see [`crate::userns`]).
 
 use std::ffi::OsString;
+use std::path::Path;
 use std::process::ExitCode;
 
 use crate::userns::{self, Mapping, Plan};
@@ -47,6 +48,34 @@ pub fn enter_user_namespace() -> Option<ExitCode> {
             Some(ExitCode::FAILURE)
         }
     }
+}
+
+/// In a rootless namespace, refuses a store `root` that belongs to another user (the
+/// system store of root, say), whose files this user could not read or change.
+pub(super) fn check_store_owner(root: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(root) else {
+        return Ok(());
+    };
+    if !userns::active() || meta.uid() == 0 {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "the store `{}` belongs to another user (this rootless rbuild runs as uid {}): \
+         use a store of your own (the default is $XDG_DATA_HOME/rbuild, or pass --root), \
+         or run as that store's owner (root for /var/lib/rbuild)",
+        root.display(),
+        real_uid().map_or_else(|| "?".to_owned(), |u| u.to_string())
+    )
+}
+
+/// The user's uid outside the namespace (what 0 maps to in `/proc/self/uid_map`).
+fn real_uid() -> Option<u32> {
+    let map = std::fs::read_to_string("/proc/self/uid_map").ok()?;
+    map.lines().find_map(|line| {
+        let mut words = line.split_whitespace();
+        (words.next()? == "0").then(|| words.next()?.parse().ok())?
+    })
 }
 
 /// The one note of a build without subordinate ids: what it means and how to add them.
