@@ -24,7 +24,8 @@ const PLAIN_COMMANDS: [&str; 9] = [
 /// Called first by `main` (single-threaded). In the namespace's child: finishes
 /// entering it and returns `None` (the CLI runs). For a non-root user whose command
 /// uses the store: runs the command in that child and returns its exit code. For
-/// root, and for commands in [`PLAIN_COMMANDS`], returns `None`.
+/// root, and for commands that use no store (`parse`, `completion`, `man`, `logout`,
+/// help and version), returns `None`.
 pub fn enter_user_namespace() -> Option<ExitCode> {
     match userns::enter_if_child() {
         Ok(true) => return None,

@@ -11,7 +11,7 @@ use super::{sys, Error, MARK};
 pub(super) const UNSHARED: u8 = b'u';
 pub(super) const MAPPED: u8 = b'm';
 
-/// When this process is the child of a rootless rbuild ([`MARK`] = `fd:N`), moves it
+/// When this process is the child of a rootless rbuild (`_RBUILD_USERNS=fd:N`), moves it
 /// into a new user namespace and returns once the parent has mapped it: from then on
 /// it is uid 0 there. Returns `false` (doing nothing) in any other process. Must run
 /// while the process is single-threaded (`unshare(CLONE_NEWUSER)` refuses otherwise).

@@ -230,6 +230,44 @@ fn plan_mounts_the_standard_tree_then_user_mounts_then_masks() {
 }
 
 #[test]
+fn in_a_user_namespace_proc_sys_and_device_nodes_are_attached_trees() {
+    let mut spec = spec_at("/r");
+    spec.mounts = vec![Mount::Bind {
+        source: "/host/ctx".into(),
+        target: "/ctx".into(),
+        readonly: true,
+    }];
+    let host = super::plan::HostTrees {
+        first: 1,
+        tty_group: false,
+    };
+    let steps = plan(&spec, &[true], Some(host));
+    let attached = |tree: usize, target: &str| {
+        steps.contains(&Step::Attach {
+            tree,
+            target: target.into(),
+        })
+    };
+    // The bind source first, then null zero full random urandom tty, proc, sys.
+    assert!(attached(0, "/ctx"));
+    assert!(attached(1, "/dev/null") && attached(6, "/dev/tty"));
+    assert!(attached(7, "/proc") && attached(8, "/sys"));
+    assert!(steps.contains(&Step::AllowDevices {
+        target: "/dev/null".into()
+    }));
+    let made_here = |s: &Step| {
+        matches!(s, Step::Mknod { .. })
+            || matches!(s, Step::Mount { fstype, .. } if *fstype == "proc" || *fstype == "sysfs")
+    };
+    assert!(!steps.iter().any(made_here), "{steps:?}");
+    // Without group 5 mapped, devpts is mounted without `gid=5`.
+    assert!(steps.iter().any(|s| matches!(s,
+        Step::Mount { fstype: "devpts", data, .. } if !data.contains("gid="))));
+    let root = plan(&spec, &[true], None);
+    assert!(root.iter().any(made_here));
+}
+
+#[test]
 fn existing_targets_get_no_stubs_and_masks_pick_file_or_dir() {
     let fake = Fake::with(&image());
     let mut stubs = Stubs::default();
