@@ -238,7 +238,8 @@ fn rootless_run_has_a_cache_mount_a_secret_and_no_network() {
     let rest =
         "ARG N\nRUN --mount=type=cache,target=/c --mount=type=secret,id=tok,target=/run/tok \
                 --network=none cat /run/tok > /got && echo x >> /c/n && wc -l < /c/n > /count \
-                && ls /sys/class/net > /nets && id -u > /uid && echo $N\n";
+                && ls /sys/class/net > /nets && id -u > /uid && echo $N \
+                && grep -E '^(NoNewPrivs|Seccomp|CapEff):' /proc/self/status > /status\n";
     let ctx = home.context("ctx", &[("Dockerfile", &busybox_dockerfile(rest))]);
     std::fs::write(home.path("tok"), "s3cret").unwrap();
     home.give(&home.path("tok"));
@@ -277,6 +278,11 @@ fn rootless_run_has_a_cache_mount_a_secret_and_no_network() {
             !home.path(out).join("run/tok").exists(),
             "the secret is not in the image"
         );
+        // The root build's sandbox: Docker's 14 capabilities, no_new_privs, seccomp.
+        let status = read("status");
+        for line in ["NoNewPrivs:\t1", "Seccomp:\t2", "CapEff:\t00000000a80425fb"] {
+            assert!(status.contains(line), "{line} in {status}");
+        }
     }
 }
 
@@ -423,4 +429,33 @@ fn rootless_refuses_a_store_of_another_user_saying_why() {
     let err = home.fails(&["--root", root_store.to_str().unwrap(), "images"], &[]);
     assert!(err.contains("belongs to another user"), "{err}");
     assert!(err.contains(&format!("uid {}", home.ids.0)), "{err}");
+}
+
+#[test]
+fn rootless_default_network_reaches_the_hosts_address_but_not_its_loopback() {
+    let Some(home) = Home::new(USER) else { return };
+    let Some(ip) = crate::network::host_ip() else {
+        assert!(std::env::var_os("CI").is_none(), "CI hosts have an address");
+        eprintln!("skipped: the host has no non-loopback IPv4 address");
+        return;
+    };
+    let outside = crate::network::serve_on(ip, "host-address");
+    let inside = crate::network::serve_on(std::net::Ipv4Addr::LOCALHOST, "host-loopback");
+    let rest = format!(
+        "RUN (timeout 10 wget -O /outside http://{ip}:{outside}/ > /o.log 2>&1 || true) \
+         && (timeout 10 wget -O /loopback http://127.0.0.1:{inside}/ > /l.log 2>&1 || true) \
+         && ip -4 addr > /addrs\n"
+    );
+    let ctx = home.context("ctx", &[("Dockerfile", &busybox_dockerfile(&rest))]);
+    let ctx = ctx.to_string_lossy().into_owned();
+    let dest = format!("type=local,dest={}", home.path("out").display());
+    home.ok(&["build", "--progress", "plain", "-o", &dest, &ctx], &[]);
+    let read = |rel: &str| std::fs::read_to_string(home.path("out").join(rel)).unwrap_or_default();
+    assert_eq!(read("outside"), "host-address", "{}", read("o.log"));
+    assert_eq!(read("loopback"), "", "the host's loopback is not reached");
+    assert!(
+        read("addrs").contains("inet 10.0.2.100/24"),
+        "{}",
+        read("addrs")
+    );
 }
