@@ -22,11 +22,11 @@ pub(crate) const OVERLAY_XATTR_PREFIX: &[u8] = b"trusted.overlay.";
 /// also as root: a layer cannot bring overlay metadata into a rootless snapshot.
 pub(crate) const USER_OVERLAY_XATTR_PREFIX: &[u8] = b"user.overlay.";
 
-/// Whether overlays are mounted with `userxattr`: in a rootless rbuild's user
-/// namespace (see [`crate::userns`]), whose snapshots mark opaque directories with
+/// Whether overlays are mounted with `userxattr`: in a user namespace (a rootless
+/// rbuild's, see [`crate::userns`]), whose snapshots mark opaque directories with
 /// `user.overlay.opaque`.
 pub(crate) fn user_xattrs() -> bool {
-    crate::userns::active()
+    crate::userns::in_user_namespace()
 }
 
 /// The xattr that marks an opaque directory in an overlay upperdir or snapshot.

@@ -47,9 +47,26 @@ pub const UNMAPPED_OWNER: &str = "only id 0 exists in this rootless build: it ha
     subordinate ids (as root: `usermod --add-subuids 100000-165535 --add-subgids \
     100000-165535 USER`), or build as root";
 
-/// Whether this process runs in the user namespace of a rootless rbuild.
+/// Whether this process runs in the user namespace of a rootless rbuild (then uid 0
+/// is the user, whose store and credentials are used).
 pub fn active() -> bool {
     std::env::var_os(MARK).is_some()
+}
+
+/// Whether this process is in a user namespace other than the initial one (whose
+/// `uid_map` maps every id to itself): a rootless rbuild's, or a container's. There
+/// `trusted.*` xattrs and `mknod` are out of reach. Read once per process.
+pub fn in_user_namespace() -> bool {
+    static IN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *IN.get_or_init(|| match std::fs::read_to_string("/proc/self/uid_map") {
+        Ok(map) => !is_identity_map(&map),
+        Err(_) => false,
+    })
+}
+
+/// Whether `map` (the text of a `uid_map`) is the initial namespace's.
+fn is_identity_map(map: &str) -> bool {
+    map.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"]
 }
 
 /// How the namespace maps ids.
@@ -153,6 +170,16 @@ pub enum Error {
     /// The other side of the set-up went away or said something unexpected.
     #[error("the user namespace set-up was interrupted: {0}")]
     Handshake(String),
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_the_whole_range_mapped_to_itself_is_the_initial_namespace() {
+        assert!(super::is_identity_map("         0          0 4294967295\n"));
+        assert!(!super::is_identity_map("0 2345 1\n1 100000 65536\n"));
+        assert!(!super::is_identity_map("0 0 1\n"));
+    }
 }
 
 /// An [`Error::Sys`] maker for `map_err`.

@@ -58,7 +58,7 @@ impl Drop for Pasta {
 /// back there to spawn it. Returns it and the descriptor that becomes readable (a
 /// line) when the namespace is ready, or reaches end-of-file when `pasta` fails.
 pub(super) fn start(path: &Path) -> io::Result<(Pasta, OwnedFd)> {
-    if sys::in_user_namespace() {
+    if crate::userns::in_user_namespace() {
         return start_from_child(path);
     }
     let own = || {
@@ -85,7 +85,7 @@ pub const TUN: &str = "/dev/net/tun";
 /// build) only when this user may read and write it (Debian makes it `0666`).
 pub fn tun_usable() -> bool {
     let rw = rustix::fs::Access::READ_OK | rustix::fs::Access::WRITE_OK;
-    !sys::in_user_namespace() || rustix::fs::access(TUN, rw).is_ok()
+    !crate::userns::in_user_namespace() || rustix::fs::access(TUN, rw).is_ok()
 }
 
 /// [`start`] in a user namespace (a rootless build), where the helper could not step

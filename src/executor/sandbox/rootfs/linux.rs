@@ -67,7 +67,7 @@ pub(crate) fn enter(
         .map_err(failure(SetupOp::SetAttrs, source))?;
         trees.push(tree);
     }
-    let host = if sys::in_user_namespace() {
+    let host = if crate::userns::in_user_namespace() {
         let (more, host) = super::userns::host_trees(trees.len())?;
         trees.extend(more);
         Some(host)

@@ -25,7 +25,7 @@ mod test_hook;
 pub(super) use bpf::bpf_prog_query;
 pub(super) use bpf::{bpf_prog_attach, bpf_prog_load, Insn};
 pub(super) use confine::{cloexec_from, drop_bounding, install_seccomp};
-pub(super) use namespace::{attr, in_user_namespace, loopback_up, mount_setattr, unshare, Reach};
+pub(super) use namespace::{attr, loopback_up, mount_setattr, unshare, Reach};
 pub(super) use process::{
     exit_now, fork, fork_into_cgroup, kill_all, spawn_tied, ExecArgs, Forked,
 };

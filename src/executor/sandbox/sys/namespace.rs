@@ -119,12 +119,3 @@ pub(in crate::executor::sandbox) fn unshare(flags: rustix::thread::UnshareFlags)
     // single-threaded anyway.
     unsafe { rustix::thread::unshare_unsafe(flags) }.map_err(io::Error::from)
 }
-
-/// Whether this process is in a user namespace other than the initial one (whose
-/// `uid_map` maps every id to itself): a rootless build's.
-pub(in crate::executor::sandbox) fn in_user_namespace() -> bool {
-    match std::fs::read_to_string("/proc/self/uid_map") {
-        Ok(map) => map.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"],
-        Err(_) => false,
-    }
-}
