@@ -172,6 +172,12 @@ pub enum Error {
     Handshake(String),
 }
 
+/// An [`Error::Sys`] maker for `map_err`.
+fn sys(op: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    let op = op.into();
+    move |source| Error::Sys { op, source }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -180,10 +186,4 @@ mod tests {
         assert!(!super::is_identity_map("0 2345 1\n1 100000 65536\n"));
         assert!(!super::is_identity_map("0 0 1\n"));
     }
-}
-
-/// An [`Error::Sys`] maker for `map_err`.
-fn sys(op: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
-    let op = op.into();
-    move |source| Error::Sys { op, source }
 }
