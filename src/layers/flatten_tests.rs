@@ -131,7 +131,7 @@ fn flatten_copies_the_merged_view_with_its_attributes() {
     assert_eq!(fs::read(root.join("dir-to-file")).unwrap(), b"now a file");
     let opq = sys::get_xattr(&root.join("opq"), sys::opaque_xattr().as_ref()).unwrap();
     assert_eq!(opq, None, "overlayfs' xattrs are not copied");
-    let mark = sys::get_xattr(&root.join("d/sub"), sys::DIR_MARK_XATTR.as_ref()).unwrap();
+    let mark = sys::get_xattr(&root.join("d/sub"), sys::dir_mark_xattr().as_ref()).unwrap();
     assert_eq!(mark.as_deref(), Some(&b"d/sub"[..]));
     assert!(
         flat.changes().unwrap().is_empty(),
@@ -177,7 +177,7 @@ fn changes_record_deletions_replacements_and_opaque_dirs() {
     materialize(&set, &snap, None).unwrap();
     let back = upperdir_changes(&snap).unwrap();
     assert_eq!(listing(&back), listing(&set));
-    let mark = sys::get_xattr(&snap.join("etc"), sys::DIR_MARK_XATTR.as_ref()).unwrap();
+    let mark = sys::get_xattr(&snap.join("etc"), sys::dir_mark_xattr().as_ref()).unwrap();
     assert_eq!(mark, None, "marks stay in the step root");
 }
 

@@ -44,8 +44,21 @@ pub(crate) fn opaque_xattr() -> &'static str {
 /// forge them.
 pub(crate) const RBUILD_XATTR_PREFIX: &[u8] = b"trusted.rbuild.";
 
-/// The mark `flatten.rs` puts on each directory it copies: its path in the tree.
-pub(crate) const DIR_MARK_XATTR: &str = "trusted.rbuild.dir";
+/// The same in a user namespace, where `trusted.*` is out of reach. A step there can
+/// set `user.*` xattrs on its own files, so it can forge a mark: the differ then diffs
+/// that directory child by child instead of as opaque, which only changes the tar bytes
+/// of the step's own layer, never what it holds.
+pub(crate) const USER_RBUILD_XATTR_PREFIX: &[u8] = b"user.rbuild.";
+
+/// The mark `flatten.rs` puts on each directory it copies: its path in the tree
+/// (`user.rbuild.dir` in a user namespace).
+pub(crate) fn dir_mark_xattr() -> &'static str {
+    if user_xattrs() {
+        "user.rbuild.dir"
+    } else {
+        "trusted.rbuild.dir"
+    }
+}
 
 /// Whether xattr `name` is bookkeeping of overlayfs or rbuild rather than file content.
 pub(crate) fn is_private_xattr(name: &[u8]) -> bool {
@@ -53,6 +66,7 @@ pub(crate) fn is_private_xattr(name: &[u8]) -> bool {
         OVERLAY_XATTR_PREFIX,
         USER_OVERLAY_XATTR_PREFIX,
         RBUILD_XATTR_PREFIX,
+        USER_RBUILD_XATTR_PREFIX,
     ]
     .iter()
     .any(|prefix| name.starts_with(prefix))

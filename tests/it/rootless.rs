@@ -459,3 +459,42 @@ fn rootless_default_network_reaches_the_hosts_address_but_not_its_loopback() {
         read("addrs")
     );
 }
+
+#[test]
+fn rootless_builds_with_either_snapshotter_give_the_root_builds_digest() {
+    let Some(home) = Home::new(USER) else { return };
+    // A replaced directory: an opaque directory in the layer, told by the native
+    // snapshotter's directory marks (`user.rbuild.dir` in the namespace).
+    let rest = "RUN mkdir -p /d/e && echo 1 > /d/x\nRUN rm -rf /d && mkdir /d && echo y > /d/y\n";
+    let ctx = home.context("ctx", &[("Dockerfile", &busybox_dockerfile(rest))]);
+    let ctx = ctx.to_string_lossy().into_owned();
+    let env = [("SOURCE_DATE_EPOCH", "1700000000")];
+    let root_store = home.path("root-store");
+    for snapshotter in ["native", "overlayfs"] {
+        let args = [
+            "build",
+            "--progress",
+            "plain",
+            "--network",
+            "none",
+            "--snapshotter",
+            snapshotter,
+            "-t",
+            "snap:1",
+            &ctx,
+        ];
+        home.ok(&args, &env);
+        let out = rbuild_in(&root_store, &args, &env);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (rootless, _) = home.ok(&["inspect", "--format", "{{.Digest}}", "snap:1"], &[]);
+        assert_eq!(
+            rootless,
+            manifest_digest(&root_store, "snap:1"),
+            "{snapshotter}"
+        );
+    }
+}
