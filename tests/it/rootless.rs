@@ -323,6 +323,38 @@ fn rootless_push_uses_basic_auth_from_the_users_config_json() {
     home.ok(&["du"], &[]);
     home.ok(&["store", "check"], &[]);
     home.ok(&["prune", "--all", "--force"], &[]);
+    // logout and login rewrite the user's config.json; pull reads it.
+    home.ok(&["logout", reg.host()], &[]);
+    assert!(home.fails(&["pull", &dest], &[]).contains("rbuild login"));
+    let mut login = home.command(
+        &["login", "-u", "alice", "--password-stdin", reg.host()],
+        &[],
+    );
+    let out = login
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(b"s3cret-pass\n")?;
+            child.wait_with_output()
+        })
+        .expect("login");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config = docker.join("config.json");
+    assert_eq!(std::fs::metadata(&config).unwrap().uid(), home.ids.0);
+    home.ok(&["rmi", "app:1"], &[]);
+    let (pulled, _) = home.ok(&["pull", &dest], &[]);
+    assert!(pulled.contains(&digest), "{pulled}");
 }
 
 /// Processes whose command line contains `marker`.
