@@ -11,6 +11,10 @@ use super::{sys, Error, MARK};
 pub(super) const UNSHARED: u8 = b'u';
 pub(super) const MAPPED: u8 = b'm';
 
+/// What the failure of `unshare(CLONE_NEWUSER)` was, with where to look.
+const UNSHARE_OP: &str = "create a user namespace (are they allowed? sysctl \
+    user.max_user_namespaces, kernel.unprivileged_userns_clone; or run as root)";
+
 /// When this process is the child of a rootless rbuild (`_RBUILD_USERNS=fd:N`), moves it
 /// into a new user namespace and returns once the parent has mapped it: from then on
 /// it is uid 0 there. Returns `false` (doing nothing) in any other process. Must run
@@ -35,7 +39,7 @@ pub fn enter_if_child() -> Result<bool, Error> {
     // SAFETY: CLONE_NEWUSER shares no descriptor table, and the process is still
     // single-threaded (main calls this first), as the kernel requires.
     unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWUSER) }
-        .map_err(|e| sys("create a user namespace (unshare CLONE_NEWUSER)")(e.into()))?;
+        .map_err(|e| sys(UNSHARE_OP)(e.into()))?;
     socket
         .write_all(&[UNSHARED])
         .map_err(sys("tell rbuild's parent process the namespace exists"))?;
