@@ -41,11 +41,12 @@ pub use parent::run_child;
 /// until it is mapped, then `1`.
 const MARK: &str = "_RBUILD_USERNS";
 
-/// What a file owner other than root means in a rootless build without subordinate
-/// ids (`chown` to an unmapped id fails with `EINVAL`), and the remedy.
-pub const UNMAPPED_OWNER: &str = "only id 0 exists in this rootless build: it has no \
-    subordinate ids (as root: `usermod --add-subuids 100000-165535 --add-subgids \
-    100000-165535 USER`), or build as root";
+/// What a file owner the namespace does not map means (`chown` to it fails with
+/// `EINVAL`: a rootless build without subordinate ids, or too few), and the remedy.
+pub const UNMAPPED_OWNER: &str = "the id is not mapped in this rootless build: ids \
+    other than 0 come from the user's subordinate ids (/etc/subuid, /etc/subgid), and \
+    there are none or too few (as root: `usermod --add-subuids 100000-165535 \
+    --add-subgids 100000-165535 USER`), or build as root";
 
 /// Whether this process runs in the user namespace of a rootless rbuild (then uid 0
 /// is the user, whose store and credentials are used).
