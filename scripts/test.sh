@@ -11,9 +11,9 @@ cd "$(dirname "$0")/.."
 # builds fed hostile layers); git (git build contexts, served by git-daemon); man-db (the
 # manual pages render); containerd (pulls and mounts a zstd image rbuild pushed); tmux (the
 # terminal progress view, read back from a real terminal); passt (pasta: the default network
-# of RUN steps).
+# of RUN steps); uidmap (newuidmap/newgidmap: rootless builds with subordinate ids).
 packages=(pkg-config busybox-static skopeo umoci oci-image-tool podman bzip2 xz-utils zstd openssh-client
-          docker-registry apache2-utils openssl curl time git man-db containerd tmux passt)
+          docker-registry apache2-utils openssl curl time git man-db containerd tmux passt uidmap)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -23,6 +23,21 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+
+# Rootless tests (tests/it/rootless.rs) run rbuild as these users: rbuild-test with
+# subordinate ids, rbuild-nosub without. RUN's default network needs /dev/net/tun open to
+# them (Debian's udev makes it 0666; a machine without udev leaves it 0600).
+if ! id rbuild-test >/dev/null 2>&1; then
+  useradd --uid 2345 --user-group --no-create-home --shell /usr/sbin/nologin rbuild-test
+fi
+if ! grep -q '^rbuild-test:' /etc/subuid || ! grep -q '^rbuild-test:' /etc/subgid; then
+  usermod --add-subuids 200000-265535 --add-subgids 200000-265535 rbuild-test
+fi
+if ! id rbuild-nosub >/dev/null 2>&1; then
+  useradd --uid 2346 --user-group --no-create-home --shell /usr/sbin/nologin \
+    -K SUB_UID_COUNT=0 -K SUB_GID_COUNT=0 rbuild-nosub
+fi
+if [ -c /dev/net/tun ]; then chmod 0666 /dev/net/tun; fi
 
 if [ ! -f ../shared/conformance/README.md ]; then
   echo "error: ../shared/conformance not found beside the repository (conformance tests need it)" >&2

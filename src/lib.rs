@@ -22,6 +22,7 @@
 //!           design card's `src/push/`)
 //! cli/      command-line edge: flags -> options, rendering of results and errors
 //! reexec    hidden helper entry points (the RUN sandbox), dispatched first by main.rs
+//! userns    rootless: a non-root user's command re-run as root of a user namespace
 //! leaves:   image/ (config/manifest/index types, canonical JSON), digest, fs_error
 //! ```
 //!
@@ -41,3 +42,4 @@ pub mod publish;
 pub mod reexec;
 pub mod registry;
 pub mod store;
+pub mod userns;

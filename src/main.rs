@@ -5,5 +5,9 @@ fn main() -> std::process::ExitCode {
     if let Some(code) = rbuild::reexec::dispatch() {
         return std::process::ExitCode::from(code);
     }
+    // A non-root user's store commands run again in a user namespace of their own.
+    if let Some(code) = rbuild::cli::enter_user_namespace() {
+        return code;
+    }
     rbuild::cli::run()
 }

@@ -21,6 +21,7 @@ mod parse;
 mod progress;
 mod prune_cmds;
 mod registry_cmds;
+mod rootless;
 mod store_check;
 mod store_cmds;
 mod template;
@@ -31,6 +32,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+
+pub use rootless::enter_user_namespace;
 
 /// rbuild: build OCI images from Dockerfiles, without a daemon.
 #[derive(Debug, Parser)]
@@ -86,17 +89,22 @@ enum Command {
 
 /// The store root: `--root`/`RBUILD_ROOT`, else the default for this user.
 fn store_root(root: Option<PathBuf>) -> anyhow::Result<PathBuf> {
-    if let Some(root) = root {
+    let root = match root {
         // Absolute: the sandbox bind-mounts paths under it (cache mounts).
-        return std::path::absolute(&root)
-            .with_context(|| format!("invalid store directory {}", root.display()));
-    }
-    crate::store::default_root(
-        rustix::process::geteuid().is_root(),
-        std::env::var_os("XDG_DATA_HOME").as_deref(),
-        std::env::var_os("HOME").as_deref(),
-    )
-    .context("cannot choose a store directory (HOME is not set): pass --root or set RBUILD_ROOT")
+        Some(root) => std::path::absolute(&root)
+            .with_context(|| format!("invalid store directory {}", root.display()))?,
+        // Root of a rootless namespace is still the user: the store is theirs.
+        None => crate::store::default_root(
+            rustix::process::geteuid().is_root() && !crate::userns::active(),
+            std::env::var_os("XDG_DATA_HOME").as_deref(),
+            std::env::var_os("HOME").as_deref(),
+        )
+        .context(
+            "cannot choose a store directory (HOME is not set): pass --root or set RBUILD_ROOT",
+        )?,
+    };
+    rootless::check_store_owner(&root)?;
+    Ok(root)
 }
 
 /// The subcommands' names, as clap knows them (and `help`).

@@ -1,7 +1,7 @@
 //! Executor errors: each names the file, path or step it is about.
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::fs_error::FsError;
 
@@ -18,6 +18,12 @@ pub enum ExecError {
     /// The default network needs `pasta`, and it is not installed.
     #[error("RUN steps need `pasta` for their default network (a network namespace of their own): install it (apt-get install passt), or build with --network host (the host's network) or --network none")]
     NoPasta,
+    /// A file's owner does not exist in a rootless build's user namespace.
+    #[error("cannot give `{}` the owner {uid}:{gid}: {}", path.display(), crate::userns::UNMAPPED_OWNER)]
+    UnmappedOwner { path: PathBuf, uid: u32, gid: u32 },
+    /// Rootless, `pasta` cannot open `/dev/net/tun`.
+    #[error("RUN steps of a rootless build need to open /dev/net/tun for their default network (`pasta`), and this user cannot: as root, `chmod 0666 /dev/net/tun` (Debian's default), or build with --network host or --network none")]
+    TunDenied,
     #[error("COPY source `{source_path}` not found in {origin}")]
     SourceNotFound { source_path: String, origin: String },
     #[error("COPY source `{source_path}` is outside the build context")]
@@ -137,6 +143,19 @@ fn render_tail(tail: &[String]) -> String {
 impl ExecError {
     /// An I/O error on `path` during `op`: [`FsError::fs`], here so that the executor's
     /// many call sites need not import the trait.
+    /// The failure of giving `path` the owner `uid:gid`: `EINVAL` means an id the
+    /// user namespace does not map ([`ExecError::UnmappedOwner`]).
+    pub fn chown(path: &Path, uid: u32, gid: u32) -> impl FnOnce(io::Error) -> ExecError + '_ {
+        move |e| match e.raw_os_error() {
+            Some(libc::EINVAL) => ExecError::UnmappedOwner {
+                path: path.to_owned(),
+                uid,
+                gid,
+            },
+            _ => ExecError::fs("cannot change owner of", path)(e),
+        }
+    }
+
     pub fn fs(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> ExecError {
         <Self as FsError>::fs(op, path)
     }

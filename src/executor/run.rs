@@ -235,6 +235,7 @@ fn step_network(mode: Option<&str>) -> Result<Network, ExecError> {
     match mode.unwrap_or("default") {
         "none" => Ok(Network::None),
         "host" => Ok(Network::Host),
+        _ if !network::tun_usable() => Err(ExecError::TunDenied),
         _ => network::find_pasta()
             .map(|pasta| Network::Private(pasta.to_owned()))
             .ok_or(ExecError::NoPasta),

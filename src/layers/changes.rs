@@ -253,9 +253,9 @@ fn walk(root: &Path, rel: &Path, overlay: bool, out: &mut Vec<Change>) -> Result
     Ok(())
 }
 
-/// Whether directory `path` carries `trusted.overlay.opaque=y`.
+/// Whether directory `path` carries the opaque mark ([`sys::opaque_xattr`]).
 pub(crate) fn is_opaque(path: &Path) -> Result<bool> {
-    let value = sys::get_xattr(path, sys::OPAQUE_XATTR.as_ref())
+    let value = sys::get_xattr(path, sys::opaque_xattr().as_ref())
         .map_err(Error::fs("read xattrs of", path))?;
     Ok(value.as_deref() == Some(b"y"))
 }

@@ -86,7 +86,7 @@ fn compare_entry(a: &Path, b: &Path, rel: &Path) -> io::Result<Option<String>> {
     if sys::list_xattrs(&pa)? != sys::list_xattrs(&pb)? {
         return Ok(Some("xattrs differ".into()));
     }
-    let opaque = |p: &Path| sys::get_xattr(p, OVERLAY_OPAQUE.as_ref());
+    let opaque = |p: &Path| sys::get_xattr(p, sys::opaque_xattr().as_ref());
     if ma.is_dir() && opaque(&pa)? != opaque(&pb)? {
         return Ok(Some("opaque mark differs".into()));
     }
@@ -95,8 +95,6 @@ fn compare_entry(a: &Path, b: &Path, rel: &Path) -> io::Result<Option<String>> {
     }
     Ok(None)
 }
-
-const OVERLAY_OPAQUE: &str = "trusted.overlay.opaque";
 
 fn same_content(a: &Path, b: &Path) -> io::Result<bool> {
     let (mut fa, mut fb) = (File::open(a)?, File::open(b)?);

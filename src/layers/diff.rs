@@ -243,7 +243,7 @@ impl Trees<'_> {
 /// Whether directory `path` is the one `flatten.rs` copied to `rel` (it carries the mark
 /// naming `rel`; a directory moved here from elsewhere names its old place).
 fn is_marked_copy(path: &Path, rel: &Path) -> Result<bool> {
-    let mark = sys::get_xattr(path, sys::DIR_MARK_XATTR.as_ref())
+    let mark = sys::get_xattr(path, sys::dir_mark_xattr().as_ref())
         .map_err(Error::fs("read xattrs of", path))?;
     Ok(mark.as_deref() == Some(rel.as_os_str().as_bytes()))
 }

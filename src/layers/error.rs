@@ -77,6 +77,20 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// A tar entry's owner does not exist in a rootless build's user namespace.
+    #[error(
+        "cannot give layer entry `{entry}` the owner {uid}:{gid}: {}",
+        crate::userns::UNMAPPED_OWNER
+    )]
+    UnmappedOwner {
+        /// The entry name as it appears in the tar.
+        entry: String,
+        /// The owner.
+        uid: u32,
+        /// The group.
+        gid: u32,
+    },
+
     /// A tar entry was refused because applying it could write outside the target.
     #[error("refusing layer entry `{entry}`: {reason}")]
     UnsafeEntry {
@@ -254,6 +268,23 @@ impl FsError for Error {
 
 impl Error {
     /// `Apply` error constructor for `map_err`.
+    /// The failure of giving layer entry `entry` the owner `uid:gid`: `EINVAL` means
+    /// an id the user namespace does not map ([`Error::UnmappedOwner`]).
+    pub(crate) fn chown(
+        entry: &str,
+        uid: u32,
+        gid: u32,
+    ) -> impl FnOnce(rustix::io::Errno) -> Error + '_ {
+        move |errno| match errno {
+            rustix::io::Errno::INVAL => Error::UnmappedOwner {
+                entry: entry.to_owned(),
+                uid,
+                gid,
+            },
+            other => Error::apply("set owner", entry)(other.into()),
+        }
+    }
+
     pub(crate) fn apply<'a>(
         op: &'static str,
         entry: &'a str,

@@ -23,9 +23,11 @@
 //! cannot read, set or copy `trusted.*` xattrs (no `CAP_SYS_ADMIN`), so a directory at
 //! its own path without its mark was made by the step: `rm -rf d && mkdir d` reuses the
 //! inode number on ext4, so inodes cannot tell. The differ then records the directory as
-//! opaque, as overlayfs does. Where `trusted.*` cannot be set at all, marking is skipped
-//! and such a directory is diffed child by child (same filesystem, other tar bytes).
-//! Marks are private xattrs: never diffed, archived or copied.
+//! opaque, as overlayfs does. In a user namespace (rootless), where `trusted.*` is out
+//! of reach, the mark is `user.rbuild.dir` (see `sys.rs` for why a forged one is
+//! harmless). Where neither can be set, marking is skipped and such a directory is
+//! diffed child by child (same filesystem, other tar bytes). Marks are private xattrs:
+//! never diffed, archived or copied.
 
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -106,7 +108,7 @@ impl Flatten<'_> {
         if !self.marked {
             return Ok(());
         }
-        let name = sys::DIR_MARK_XATTR.as_bytes();
+        let name = sys::dir_mark_xattr().as_bytes();
         match sys::lset_xattr(dir, name, rel.as_os_str().as_bytes()) {
             Ok(()) => Ok(()),
             Err(e)
@@ -138,7 +140,7 @@ pub fn materialize(set: &ChangeSet, target: &Path, cancel: Option<&AtomicBool>) 
         let src = set.root().join(&change.path);
         cloner.clone(&src, &lstat(&src)?, &dst)?;
         if change.kind == ChangeKind::Opaque {
-            sys::lset_xattr(&dst, sys::OPAQUE_XATTR.as_bytes(), b"y")
+            sys::lset_xattr(&dst, sys::opaque_xattr().as_bytes(), b"y")
                 .map_err(Error::fs("mark opaque", &dst))?;
         }
     }

@@ -67,7 +67,7 @@ fn stack(base: &Path) -> Vec<PathBuf> {
     std::os::unix::fs::lchown(low.join("d/sub/f"), Some(1000), Some(2000)).unwrap();
     sys::lset_xattr(&low.join("d/sub/f"), b"user.note", b"kept").unwrap();
     mknod_whiteout(&top.join("etc/gone"));
-    sys::lset_xattr(&top.join("opq"), sys::OPAQUE_XATTR.as_bytes(), b"y").unwrap();
+    sys::lset_xattr(&top.join("opq"), sys::opaque_xattr().as_bytes(), b"y").unwrap();
     fs::write(top.join("opq/shown"), "").unwrap();
     fs::write(top.join("dir-to-file"), "now a file").unwrap();
     set_mtime(&low.join("d/sub/f"), 1_600_000_000, 123_456_789);
@@ -129,9 +129,9 @@ fn flatten_copies_the_merged_view_with_its_attributes() {
         "hardlink kept"
     );
     assert_eq!(fs::read(root.join("dir-to-file")).unwrap(), b"now a file");
-    let opq = sys::get_xattr(&root.join("opq"), sys::OPAQUE_XATTR.as_ref()).unwrap();
+    let opq = sys::get_xattr(&root.join("opq"), sys::opaque_xattr().as_ref()).unwrap();
     assert_eq!(opq, None, "overlayfs' xattrs are not copied");
-    let mark = sys::get_xattr(&root.join("d/sub"), sys::DIR_MARK_XATTR.as_ref()).unwrap();
+    let mark = sys::get_xattr(&root.join("d/sub"), sys::dir_mark_xattr().as_ref()).unwrap();
     assert_eq!(mark.as_deref(), Some(&b"d/sub"[..]));
     assert!(
         flat.changes().unwrap().is_empty(),
@@ -177,7 +177,7 @@ fn changes_record_deletions_replacements_and_opaque_dirs() {
     materialize(&set, &snap, None).unwrap();
     let back = upperdir_changes(&snap).unwrap();
     assert_eq!(listing(&back), listing(&set));
-    let mark = sys::get_xattr(&snap.join("etc"), sys::DIR_MARK_XATTR.as_ref()).unwrap();
+    let mark = sys::get_xattr(&snap.join("etc"), sys::dir_mark_xattr().as_ref()).unwrap();
     assert_eq!(mark, None, "marks stay in the step root");
 }
 

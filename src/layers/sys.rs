@@ -17,8 +17,26 @@ use rustix::mount as rmount;
 /// Prefix of the xattrs overlayfs keeps for itself; never archived, never applied.
 pub(crate) const OVERLAY_XATTR_PREFIX: &[u8] = b"trusted.overlay.";
 
-/// The xattr that marks an opaque directory in an overlay upperdir.
-pub(crate) const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+/// The same in a user namespace, where `trusted.*` is out of reach and overlays are
+/// mounted with `userxattr` (a rootless rbuild); never archived, never applied either,
+/// also as root: a layer cannot bring overlay metadata into a rootless snapshot.
+pub(crate) const USER_OVERLAY_XATTR_PREFIX: &[u8] = b"user.overlay.";
+
+/// Whether overlays are mounted with `userxattr`: in a user namespace (a rootless
+/// rbuild's, see [`crate::userns`]), whose snapshots mark opaque directories with
+/// `user.overlay.opaque`.
+pub(crate) fn user_xattrs() -> bool {
+    crate::userns::in_user_namespace()
+}
+
+/// The xattr that marks an opaque directory in an overlay upperdir or snapshot.
+pub(crate) fn opaque_xattr() -> &'static str {
+    if user_xattrs() {
+        "user.overlay.opaque"
+    } else {
+        "trusted.overlay.opaque"
+    }
+}
 
 /// Prefix of rbuild's own bookkeeping xattrs (the native snapshotter's directory marks,
 /// see `flatten.rs`); like overlayfs' own, never archived, copied or applied. `trusted.*`
@@ -26,12 +44,32 @@ pub(crate) const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 /// forge them.
 pub(crate) const RBUILD_XATTR_PREFIX: &[u8] = b"trusted.rbuild.";
 
-/// The mark `flatten.rs` puts on each directory it copies: its path in the tree.
-pub(crate) const DIR_MARK_XATTR: &str = "trusted.rbuild.dir";
+/// The same in a user namespace, where `trusted.*` is out of reach. A step there can
+/// set `user.*` xattrs on its own files, so it can forge a mark: the differ then diffs
+/// that directory child by child instead of as opaque, which only changes the tar bytes
+/// of the step's own layer, never what it holds.
+pub(crate) const USER_RBUILD_XATTR_PREFIX: &[u8] = b"user.rbuild.";
+
+/// The mark `flatten.rs` puts on each directory it copies: its path in the tree
+/// (`user.rbuild.dir` in a user namespace).
+pub(crate) fn dir_mark_xattr() -> &'static str {
+    if user_xattrs() {
+        "user.rbuild.dir"
+    } else {
+        "trusted.rbuild.dir"
+    }
+}
 
 /// Whether xattr `name` is bookkeeping of overlayfs or rbuild rather than file content.
 pub(crate) fn is_private_xattr(name: &[u8]) -> bool {
-    name.starts_with(OVERLAY_XATTR_PREFIX) || name.starts_with(RBUILD_XATTR_PREFIX)
+    [
+        OVERLAY_XATTR_PREFIX,
+        USER_OVERLAY_XATTR_PREFIX,
+        RBUILD_XATTR_PREFIX,
+        USER_RBUILD_XATTR_PREFIX,
+    ]
+    .iter()
+    .any(|prefix| name.starts_with(prefix))
 }
 
 /// Names of the xattrs of `path` (not following a final symlink), minus overlayfs' and
@@ -125,6 +163,17 @@ const OVERLAY_FLAGS: [(&str, &str); 3] = [
     ("redirect_dir", "off"),
 ];
 
+/// [`OVERLAY_FLAGS`], but `redirect_dir=nofollow` with `userxattr` (which refuses
+/// `follow`, what `off` means on a mount without upperdir): no redirect is created
+/// or followed.
+fn overlay_flags() -> [(&'static str, &'static str); 3] {
+    let mut flags = OVERLAY_FLAGS;
+    if user_xattrs() {
+        flags[2] = ("redirect_dir", "nofollow");
+    }
+    flags
+}
+
 /// Outcome of trying the new mount API.
 pub(crate) enum NewApi {
     /// Mounted.
@@ -156,8 +205,11 @@ pub(crate) fn mount_overlay_new_api(
     }
     rmount::fsconfig_set_string(&fs, "upperdir", upper)?;
     rmount::fsconfig_set_string(&fs, "workdir", work)?;
-    for (k, v) in OVERLAY_FLAGS {
+    for (k, v) in overlay_flags() {
         rmount::fsconfig_set_string(&fs, k, v)?;
+    }
+    if user_xattrs() {
+        rmount::fsconfig_set_flag(&fs, "userxattr")?;
     }
     rmount::fsconfig_create(&fs)?;
     let mnt = rmount::fsmount(
@@ -217,8 +269,11 @@ pub(crate) fn mount_overlay_legacy(
         opts.extend_from_slice(format!(",{key}=").as_bytes());
         opts.extend_from_slice(bytes);
     }
-    for (k, v) in OVERLAY_FLAGS {
+    for (k, v) in overlay_flags() {
         opts.extend_from_slice(format!(",{k}={v}").as_bytes());
+    }
+    if user_xattrs() {
+        opts.extend_from_slice(b",userxattr");
     }
     if opts.len() > LEGACY_OPTIONS_MAX {
         return Err(io::Error::new(

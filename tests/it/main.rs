@@ -28,6 +28,7 @@ mod prune;
 mod pushpull;
 mod registry;
 mod registry_auth;
+mod rootless;
 mod run;
 mod secrets;
 mod security;

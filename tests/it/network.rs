@@ -72,7 +72,7 @@ fn granted_entitlements_let_the_steps_run() {
 
 /// The host's IPv4 address on its default route (a UDP connect sends nothing), if it
 /// has one that is not loopback.
-fn host_ip() -> Option<std::net::Ipv4Addr> {
+pub(crate) fn host_ip() -> Option<std::net::Ipv4Addr> {
     let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
     socket.connect("203.0.113.1:9").ok()?;
     match socket.local_addr().ok()?.ip() {
@@ -82,7 +82,7 @@ fn host_ip() -> Option<std::net::Ipv4Addr> {
 }
 
 /// Answers every HTTP request on `ip` with `body` until the test ends; the port.
-fn serve_on(ip: std::net::Ipv4Addr, body: &'static str) -> u16 {
+pub(crate) fn serve_on(ip: std::net::Ipv4Addr, body: &'static str) -> u16 {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind((ip, 0)).expect("listen");
     let port = listener.local_addr().expect("port").port();

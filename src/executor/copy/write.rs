@@ -80,8 +80,7 @@ pub fn ensure_dir(root: &Path, abs: &str, owner: (u32, u32)) -> Result<PathBuf> 
 }
 
 fn chown(path: &Path, (uid, gid): (u32, u32)) -> Result<()> {
-    std::os::unix::fs::lchown(path, Some(uid), Some(gid))
-        .map_err(ExecError::fs("cannot change owner of", path))
+    std::os::unix::fs::lchown(path, Some(uid), Some(gid)).map_err(ExecError::chown(path, uid, gid))
 }
 
 /// Gives `path` the modification time of `meta` (as both times; symlinks themselves).
@@ -250,7 +249,7 @@ fn copy_file(
         Some(rfs::Uid::from_raw(uid)),
         Some(rfs::Gid::from_raw(gid)),
     )
-    .map_err(failed("cannot change owner of"))?;
+    .map_err(|e| ExecError::chown(dest, uid, gid)(e.into()))?;
     rfs::fchmod(&output, rfs::Mode::from_raw_mode(mode)).map_err(failed("cannot set mode of"))?;
     rfs::futimens(&output, &times_of(meta)).map_err(failed("cannot set times of"))
 }

@@ -366,8 +366,8 @@ fn setup(spec: &SandboxSpec, stubs: &mut Stubs) -> Result<LinuxSys, Failure> {
             Mount::Tmpfs { .. } => None,
         })
         .collect();
-    let (sys, bind_is_dir) = rootfs::enter(&spec.rootfs, &binds)?;
-    let steps = rootfs::plan(spec, &bind_is_dir);
+    let (sys, bind_is_dir, host) = rootfs::enter(&spec.rootfs, &binds)?;
+    let steps = rootfs::plan(spec, &bind_is_dir, host);
     rootfs::apply(&steps, &sys, stubs)?;
     let fail = |op, path: &str| {
         let path = path.to_owned();
@@ -446,7 +446,12 @@ fn drop_privileges(p: &Prepared) -> Result<(), (SetupOp, io::Error)> {
         .iter()
         .map(|&g| Gid::from_raw(g))
         .collect();
-    rustix::thread::set_thread_groups(&groups).map_err(e(SetupOp::SetGroups))?;
+    match rustix::thread::set_thread_groups(&groups) {
+        // A user namespace without subordinate ids denies setgroups; the only groups
+        // left are the user's, unmapped (shown as nobody's), and none can be added.
+        Err(rustix::io::Errno::PERM) if groups.is_empty() && setgroups_denied() => {}
+        other => other.map_err(e(SetupOp::SetGroups))?,
+    }
     let gid = Gid::from_raw(spec.gid);
     rustix::thread::set_thread_res_gid(gid, gid, gid).map_err(e(SetupOp::SetGid))?;
     let uid = Uid::from_raw(spec.uid);
@@ -459,6 +464,11 @@ fn drop_privileges(p: &Prepared) -> Result<(), (SetupOp, io::Error)> {
     rustix::thread::set_capabilities(None, sets).map_err(e(SetupOp::SetCaps))?;
     rustix::thread::clear_ambient_capability_set().map_err(e(SetupOp::SetCaps))?;
     rustix::thread::set_no_new_privs(true).map_err(e(SetupOp::NoNewPrivs))
+}
+
+/// Whether this user namespace forbids `setgroups` (`/proc/self/setgroups`: `deny`).
+fn setgroups_denied() -> bool {
+    std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny")
 }
 
 /// `execve` of `argv[0]`, looked up in the spec's `PATH` when it has no `/` (as

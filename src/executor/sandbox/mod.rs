@@ -101,8 +101,13 @@
 //!   (multi-threaded) process, needs a bundle directory and state on disk, and creates
 //!   mount points inside the rootfs without removing them; the re-exec design makes
 //!   the single-threaded child a property of the architecture, not of a library;
-//! - what we give up (documented gaps): user namespaces / rootless, AppArmor/SELinux
-//!   labels, the x32 ABI (its syscalls get `EPERM`).
+//! - what we give up (documented gaps): AppArmor/SELinux labels, the x32 ABI (its
+//!   syscalls get `EPERM`).
+//!
+//! In a user namespace (a rootless build, see [`crate::userns`]) the same steps run,
+//! but the host's device nodes are bound instead of made, procfs and sysfs are made
+//! before `pivot_root` (`rootfs/userns.rs`), and the step's network namespace is made
+//! by a forked child so that `pasta` starts from the host's ([`network`]).
 //!   Each security property Docker has and we claim is covered by a root test in
 //!   `tests/` (its table says which file proves what), the seccomp compiler by
 //!   interpreter tests in `seccomp/bpf.rs` and `seccomp/tests.rs`, and the device

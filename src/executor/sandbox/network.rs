@@ -58,6 +58,9 @@ impl Drop for Pasta {
 /// back there to spawn it. Returns it and the descriptor that becomes readable (a
 /// line) when the namespace is ready, or reaches end-of-file when `pasta` fails.
 pub(super) fn start(path: &Path) -> io::Result<(Pasta, OwnedFd)> {
+    if crate::userns::in_user_namespace() {
+        return start_from_child(path);
+    }
     let own = || {
         rustix::fs::openat(
             CWD,
@@ -73,6 +76,61 @@ pub(super) fn start(path: &Path) -> io::Result<(Pasta, OwnedFd)> {
     let started = spawn(path, step.as_fd());
     enter(&step)?;
     started
+}
+
+/// The tunnel device `pasta` opens in the step's namespace.
+pub const TUN: &str = "/dev/net/tun";
+
+/// Whether `pasta` can open [`TUN`]: always as root; in a user namespace (a rootless
+/// build) only when this user may read and write it (Debian makes it `0666`).
+pub fn tun_usable() -> bool {
+    let rw = rustix::fs::Access::READ_OK | rustix::fs::Access::WRITE_OK;
+    !crate::userns::in_user_namespace() || rustix::fs::access(TUN, rw).is_ok()
+}
+
+/// [`start`] in a user namespace (a rootless build), where the helper could not step
+/// back into the host's network namespace (it belongs to the initial user namespace):
+/// a child makes the new namespace, and the helper, still in the host's, spawns
+/// `pasta` on it, then joins it.
+fn start_from_child(path: &Path) -> io::Result<(Pasta, OwnedFd)> {
+    let step = new_namespace_of_child()?;
+    let started = spawn(path, step.as_fd());
+    enter(&step)?;
+    started
+}
+
+/// A new network namespace, made by a child that unshares it and waits to be killed
+/// once the namespace is open here.
+fn new_namespace_of_child() -> io::Result<OwnedFd> {
+    let (ready, ready_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    let child = match sys::fork()? {
+        sys::Forked::Child => {
+            let answer: &[u8] = match sys::unshare(rustix::thread::UnshareFlags::NEWNET) {
+                Ok(()) => b"y",
+                Err(_) => b"n",
+            };
+            let _ = rustix::io::write(&ready_w, answer);
+            loop {
+                rustix::event::pause();
+            }
+        }
+        sys::Forked::Parent(pid) => pid,
+    };
+    drop(ready_w);
+    let mut answer = [0u8];
+    let opened = match rustix::io::read(&ready, &mut answer) {
+        Ok(1) if answer[0] == b'y' => rustix::fs::openat(
+            CWD,
+            format!("/proc/{}/ns/net", child.as_raw_nonzero()),
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(io::Error::from),
+        _ => Err(io::Error::other("cannot create a network namespace")),
+    };
+    let _ = rustix::process::kill_process(child, rustix::process::Signal::KILL);
+    let _ = rustix::process::waitpid(Some(child), rustix::process::WaitOptions::empty());
+    opened
 }
 
 /// `setns` into the network namespace `ns`.

@@ -54,7 +54,7 @@ pub(super) fn finish_node(
         Some(gid),
         AtFlags::SYMLINK_NOFOLLOW,
     )
-    .map_err(|e| Error::apply("set owner", name)(e.into()))?;
+    .map_err(Error::chown(name, uid.as_raw(), gid.as_raw()))?;
     if chmod {
         // The node was created just now by us, so the name cannot be a symlink.
         rfs::chmodat(
@@ -77,7 +77,11 @@ pub(super) fn finish_node(
 /// capabilities), on an open file or directory.
 pub(super) fn set_owner_mode_xattrs(fd: &OwnedFd, meta: &Meta, name: &str) -> Result<()> {
     let (uid, gid) = ids(meta);
-    rfs::fchown(fd, Some(uid), Some(gid)).map_err(|e| Error::apply("set owner", name)(e.into()))?;
+    rfs::fchown(fd, Some(uid), Some(gid)).map_err(Error::chown(
+        name,
+        uid.as_raw(),
+        gid.as_raw(),
+    ))?;
     rfs::fchmod(fd, Mode::from_raw_mode(meta.mode))
         .map_err(|e| Error::apply("set mode", name)(e.into()))?;
     for (k, v) in applicable(meta.xattrs) {

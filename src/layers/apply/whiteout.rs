@@ -36,7 +36,7 @@ impl Applier {
         match (self.mode, opaque) {
             (WhiteoutMode::Overlay, true) => {
                 let dir = self.parent(parent_comps, true, name)?;
-                sys::fset_xattr(&dir, sys::OPAQUE_XATTR.as_bytes(), b"y")
+                sys::fset_xattr(&dir, sys::opaque_xattr().as_bytes(), b"y")
                     .map_err(Error::apply("mark directory opaque", name))
             }
             (WhiteoutMode::Overlay, false) => {

@@ -12,6 +12,7 @@ use rustix::mount::{
     self as rmount, MountFlags, MountPropagationFlags, MoveMountFlags, OpenTreeFlags, UnmountFlags,
 };
 
+use super::plan::HostTrees;
 use super::{BindSource, Failure, Kind, Meta, Sys, Ts, ROOT_FLAGS};
 use crate::executor::sandbox::error::SetupOp;
 use crate::executor::sandbox::sys::{self, attr, Reach};
@@ -25,9 +26,13 @@ pub(crate) struct LinuxSys {
 /// host), clones the bind sources (`open_tree`, while their host paths resolve) and
 /// gives every mount of each clone its [`BindSource::flags`], makes `rootfs` a mount
 /// point with [`ROOT_FLAGS`] on it and every mount below, and pivots into it,
-/// detaching the old root. Returns the [`Sys`] holding the clones and, per bind
-/// source, whether it is a directory.
-pub(crate) fn enter(rootfs: &Path, binds: &[BindSource]) -> Result<(LinuxSys, Vec<bool>), Failure> {
+/// detaching the old root. In a user namespace it also makes the [`HostTrees`] first.
+/// Returns the [`Sys`] holding the clones, per bind source whether it is a directory,
+/// and the host trees made.
+pub(crate) fn enter(
+    rootfs: &Path,
+    binds: &[BindSource],
+) -> Result<(LinuxSys, Vec<bool>, Option<HostTrees>), Failure> {
     let fail = |op: SetupOp, path: &Path| {
         let path = path.display().to_string();
         move |e: rustix::io::Errno| Failure {
@@ -62,6 +67,13 @@ pub(crate) fn enter(rootfs: &Path, binds: &[BindSource]) -> Result<(LinuxSys, Ve
         .map_err(failure(SetupOp::SetAttrs, source))?;
         trees.push(tree);
     }
+    let host = if crate::userns::in_user_namespace() {
+        let (more, host) = super::userns::host_trees(trees.len())?;
+        trees.extend(more);
+        Some(host)
+    } else {
+        None
+    };
     rmount::mount_bind_recursive(rootfs, rootfs).map_err(fail(SetupOp::Bind, rootfs))?;
     let root_path = c_path(rootfs).map_err(failure(SetupOp::SetAttrs, rootfs))?;
     sys::mount_setattr(CWD, &root_path, attr_bits(ROOT_FLAGS), 0, Reach::Tree, true)
@@ -73,7 +85,7 @@ pub(crate) fn enter(rootfs: &Path, binds: &[BindSource]) -> Result<(LinuxSys, Ve
     rustix::process::pivot_root(dot, dot).map_err(fail(SetupOp::PivotRoot, rootfs))?;
     rmount::unmount(dot, UnmountFlags::DETACH).map_err(fail(SetupOp::PivotRoot, rootfs))?;
     rustix::process::chdir(root).map_err(fail(SetupOp::PivotRoot, root))?;
-    Ok((LinuxSys { trees }, is_dir))
+    Ok((LinuxSys { trees }, is_dir, host))
 }
 
 /// A [`Failure`] of `op` on host path `path`.

@@ -29,6 +29,7 @@ mod plan;
 mod stubs;
 #[cfg(test)]
 mod tests;
+mod userns;
 
 use std::collections::HashMap;
 use std::io;

@@ -8,7 +8,9 @@ use super::{MASKED_PATHS, READONLY_PATHS};
 
 /// The device nodes of `/dev`: name, major, minor (all `0666`, root-owned). Each is
 /// bound onto itself and only those mounts allow devices (`/dev` itself is `nodev`).
-const DEVICES: [(&str, u32, u32); 6] = [
+/// In a user namespace, where `mknod` is refused, the host's nodes are bound instead
+/// (see [`HostTrees`]).
+pub(crate) const DEVICES: [(&str, u32, u32); 6] = [
     ("null", 1, 3),
     ("zero", 1, 5),
     ("full", 1, 7),
@@ -97,11 +99,38 @@ pub(crate) enum Step {
     },
 }
 
+/// In a user namespace (a rootless build) a new procfs may only be mounted while the
+/// host's is still in the mount namespace, `mknod` is refused, and a sysfs only
+/// belongs to a network namespace of one's own: so `enter` makes these before
+/// `pivot_root` as detached trees, numbered after the bind sources: the host's
+/// [`DEVICES`] nodes, then the procfs, then the sysfs (or the host's `/sys`, read-only,
+/// under the host's network).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HostTrees {
+    /// The index of the first of them (the number of bind sources).
+    pub(crate) first: usize,
+    /// Whether group 5 (`tty`, the owner of `/dev/pts` nodes) is mapped: not without
+    /// subordinate ids, where the pts nodes keep the creator's group.
+    pub(crate) tty_group: bool,
+}
+
+impl HostTrees {
+    fn device(self, k: usize) -> usize {
+        self.first + k
+    }
+    fn proc(self) -> usize {
+        self.first + DEVICES.len()
+    }
+    fn sys(self) -> usize {
+        self.first + DEVICES.len() + 1
+    }
+}
+
 /// The steps for `spec`; `bind_is_dir[i]` tells whether the `i`-th bind mount's source
-/// is a directory.
-pub(crate) fn plan(spec: &SandboxSpec, bind_is_dir: &[bool]) -> Vec<Step> {
+/// is a directory; `host` is set in a user namespace.
+pub(crate) fn plan(spec: &SandboxSpec, bind_is_dir: &[bool], host: Option<HostTrees>) -> Vec<Step> {
     let mut s = Vec::new();
-    proc_and_dev(&mut s, spec);
+    proc_and_dev(&mut s, spec, host);
     etc_files(&mut s, spec);
     step_mounts(&mut s, spec, bind_is_dir);
     s.extend(MASKED_PATHS.map(|path| Step::Mask { path }));
@@ -126,6 +155,13 @@ fn mount(fstype: &'static str, target: &str, flags: MountFlags, data: &str) -> S
     }
 }
 
+fn attach(tree: usize, target: &str) -> Step {
+    Step::Attach {
+        tree,
+        target: target.to_owned(),
+    }
+}
+
 fn mkdir(path: &str, mode: u32) -> Step {
     Step::Mkdir {
         path: path.to_owned(),
@@ -135,12 +171,15 @@ fn mkdir(path: &str, mode: u32) -> Step {
 
 /// `/proc`, `/dev` (its nodes, links, `pts`, `shm`, `mqueue`), `/sys`, and the
 /// staging directory of the `/etc` files.
-fn proc_and_dev(s: &mut Vec<Step>, spec: &SandboxSpec) {
+fn proc_and_dev(s: &mut Vec<Step>, spec: &SandboxSpec, host: Option<HostTrees>) {
     use MountFlags as F;
     let nsd = F::NOSUID | F::NODEV | F::NOEXEC;
+    s.push(target("/proc", true, true));
+    s.push(match host {
+        Some(h) => attach(h.proc(), "/proc"),
+        None => mount("proc", "/proc", nsd, ""),
+    });
     s.extend([
-        target("/proc", true, true),
-        mount("proc", "/proc", nsd, ""),
         target("/dev", true, true),
         mount(
             "tmpfs",
@@ -149,17 +188,28 @@ fn proc_and_dev(s: &mut Vec<Step>, spec: &SandboxSpec) {
             "mode=755,size=65536k",
         ),
     ]);
-    for (name, major, minor) in DEVICES {
+    for (k, (name, major, minor)) in DEVICES.into_iter().enumerate() {
         let path = format!("/dev/{name}");
-        s.push(Step::Mknod {
-            path: path.clone(),
-            major,
-            minor,
-        });
-        s.push(Step::Bind {
-            source: path.clone(),
-            target: path.clone(),
-        });
+        match host {
+            Some(h) => s.extend([
+                Step::WriteFile {
+                    path: path.clone(),
+                    contents: Vec::new(),
+                },
+                attach(h.device(k), &path),
+            ]),
+            None => s.extend([
+                Step::Mknod {
+                    path: path.clone(),
+                    major,
+                    minor,
+                },
+                Step::Bind {
+                    source: path.clone(),
+                    target: path.clone(),
+                },
+            ]),
+        }
         s.push(Step::AllowDevices { target: path });
     }
     for (target, link) in DEV_LINKS {
@@ -172,14 +222,20 @@ fn proc_and_dev(s: &mut Vec<Step>, spec: &SandboxSpec) {
             "devpts",
             "/dev/pts",
             F::NOSUID | F::NOEXEC,
-            "newinstance,ptmxmode=0666,mode=0620,gid=5",
+            match host {
+                Some(h) if !h.tty_group => "newinstance,ptmxmode=0666,mode=0620",
+                _ => "newinstance,ptmxmode=0666,mode=0620,gid=5",
+            },
         ),
         mkdir("/dev/shm", 0o1777),
         mount("tmpfs", "/dev/shm", nsd, &shm),
         mkdir("/dev/mqueue", 0o755),
         mount("mqueue", "/dev/mqueue", nsd, ""),
         target("/sys", true, true),
-        mount("sysfs", "/sys", nsd | F::RDONLY, ""),
+        match host {
+            Some(h) => attach(h.sys(), "/sys"),
+            None => mount("sysfs", "/sys", nsd | F::RDONLY, ""),
+        },
         mkdir(STAGE, 0o755),
     ]);
 }

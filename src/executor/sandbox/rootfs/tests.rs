@@ -196,7 +196,7 @@ fn plan_mounts_the_standard_tree_then_user_mounts_then_masks() {
             readonly: true,
         },
     ];
-    let steps = plan(&spec, &[true]);
+    let steps = plan(&spec, &[true], None);
     let pos = |want: &Step| steps.iter().position(|s| s == want).unwrap();
     let proc_mount = pos(&Step::Mount {
         fstype: "proc",
@@ -230,10 +230,48 @@ fn plan_mounts_the_standard_tree_then_user_mounts_then_masks() {
 }
 
 #[test]
+fn in_a_user_namespace_proc_sys_and_device_nodes_are_attached_trees() {
+    let mut spec = spec_at("/r");
+    spec.mounts = vec![Mount::Bind {
+        source: "/host/ctx".into(),
+        target: "/ctx".into(),
+        readonly: true,
+    }];
+    let host = super::plan::HostTrees {
+        first: 1,
+        tty_group: false,
+    };
+    let steps = plan(&spec, &[true], Some(host));
+    let attached = |tree: usize, target: &str| {
+        steps.contains(&Step::Attach {
+            tree,
+            target: target.into(),
+        })
+    };
+    // The bind source first, then null zero full random urandom tty, proc, sys.
+    assert!(attached(0, "/ctx"));
+    assert!(attached(1, "/dev/null") && attached(6, "/dev/tty"));
+    assert!(attached(7, "/proc") && attached(8, "/sys"));
+    assert!(steps.contains(&Step::AllowDevices {
+        target: "/dev/null".into()
+    }));
+    let made_here = |s: &Step| {
+        matches!(s, Step::Mknod { .. })
+            || matches!(s, Step::Mount { fstype, .. } if *fstype == "proc" || *fstype == "sysfs")
+    };
+    assert!(!steps.iter().any(made_here), "{steps:?}");
+    // Without group 5 mapped, devpts is mounted without `gid=5`.
+    assert!(steps.iter().any(|s| matches!(s,
+        Step::Mount { fstype: "devpts", data, .. } if !data.contains("gid="))));
+    let root = plan(&spec, &[true], None);
+    assert!(root.iter().any(made_here));
+}
+
+#[test]
 fn existing_targets_get_no_stubs_and_masks_pick_file_or_dir() {
     let fake = Fake::with(&image());
     let mut stubs = Stubs::default();
-    apply(&plan(&spec_at("/r"), &[]), &fake, &mut stubs).unwrap();
+    apply(&plan(&spec_at("/r"), &[], None), &fake, &mut stubs).unwrap();
     let log = calls(&fake);
     assert!(!log.iter().any(|c| c.starts_with("create ")), "{log:?}");
     assert!(log.contains(&"bind /dev/.rbuild-etc/hosts /etc/hosts".to_owned()));
@@ -269,7 +307,7 @@ fn missing_targets_become_stubs_that_are_removed_and_parent_times_restored() {
         size: None,
     }];
     let mut stubs = Stubs::default();
-    apply(&plan(&spec, &[]), &fake, &mut stubs).unwrap();
+    apply(&plan(&spec, &[], None), &fake, &mut stubs).unwrap();
     let log = calls(&fake);
     for want in [
         "create /etc/hosts",
@@ -309,7 +347,7 @@ fn a_parent_changed_by_the_step_keeps_its_new_time() {
         ("/etc", Kind::Dir),
     ]);
     let mut stubs = Stubs::default();
-    apply(&plan(&spec_at("/r"), &[]), &fake, &mut stubs).unwrap();
+    apply(&plan(&spec_at("/r"), &[], None), &fake, &mut stubs).unwrap();
     fake.create("/etc/written-by-the-step", Kind::File).unwrap();
     fake.calls.borrow_mut().clear();
     stubs.cleanup(&fake);
@@ -332,7 +370,7 @@ fn targets_resolve_symlinks_inside_the_root() {
     );
     assert_eq!(resolve(&fake, "/../../etc/x/y").unwrap(), "/etc/x/y");
     let mut stubs = Stubs::default();
-    apply(&plan(&spec_at("/r"), &[]), &fake, &mut stubs).unwrap();
+    apply(&plan(&spec_at("/r"), &[], None), &fake, &mut stubs).unwrap();
     let log = calls(&fake);
     assert!(
         log.contains(&"mkdir /run".to_owned())
@@ -352,10 +390,20 @@ fn proc_dev_and_sys_must_be_real_directories() {
     let mut nodes = image();
     nodes.retain(|(p, _)| *p != "/proc");
     let fake = Fake::with(&nodes).link("/proc", "/etc");
-    let err = apply(&plan(&spec_at("/r"), &[]), &fake, &mut Stubs::default()).unwrap_err();
+    let err = apply(
+        &plan(&spec_at("/r"), &[], None),
+        &fake,
+        &mut Stubs::default(),
+    )
+    .unwrap_err();
     assert_eq!((err.op, err.path.as_str()), (SetupOp::CheckTarget, "/proc"));
     let fake = Fake::with(&[("/dev", Kind::File)]);
-    let err = apply(&plan(&spec_at("/r"), &[]), &fake, &mut Stubs::default()).unwrap_err();
+    let err = apply(
+        &plan(&spec_at("/r"), &[], None),
+        &fake,
+        &mut Stubs::default(),
+    )
+    .unwrap_err();
     assert_eq!(err.op, SetupOp::CheckTarget);
 }
 
@@ -368,7 +416,7 @@ fn a_bind_target_of_the_wrong_type_is_refused() {
         target: "/etc".into(),
         readonly: false,
     }];
-    let err = apply(&plan(&spec, &[false]), &fake, &mut Stubs::default()).unwrap_err();
+    let err = apply(&plan(&spec, &[false], None), &fake, &mut Stubs::default()).unwrap_err();
     assert_eq!(
         (err.op, err.path.as_str(), err.error.raw_os_error()),
         (SetupOp::CheckTarget, "/etc", Some(libc::EISDIR))
@@ -379,7 +427,7 @@ fn a_bind_target_of_the_wrong_type_is_refused() {
 fn an_empty_root_keeps_the_system_directories_as_buildkit_does() {
     let fake = Fake::with(&[]);
     let mut stubs = Stubs::default();
-    apply(&plan(&spec_at("/r"), &[]), &fake, &mut stubs).unwrap();
+    apply(&plan(&spec_at("/r"), &[], None), &fake, &mut stubs).unwrap();
     fake.calls.borrow_mut().clear();
     stubs.cleanup(&fake);
     let log = calls(&fake);
@@ -392,7 +440,7 @@ fn an_empty_root_keeps_the_system_directories_as_buildkit_does() {
 
 #[test]
 fn dev_is_nodev_and_only_dockers_nodes_are_mounts_that_allow_devices() {
-    let steps = plan(&spec_at("/r"), &[]);
+    let steps = plan(&spec_at("/r"), &[], None);
     assert!(steps.contains(&Step::Mount {
         fstype: "tmpfs",
         target: "/dev".into(),

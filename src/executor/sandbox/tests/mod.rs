@@ -11,6 +11,7 @@
 //! | `hostile.rs` | device nodes outside `/dev`'s set, mount flags (`nodev`, `nosuid`, recursive read-only) |
 //! | `identity.rs` | user, groups, env, cwd, host name, network namespaces |
 //! | `limits.rs` | the step's cgroup (memory, pids, cpu, devices), ulimits, `/dev/shm` |
+//! | `tests/it/rootless.rs` | the same sandbox in a user namespace (capabilities, `no_new_privs`, seccomp, networks, `kill -9`) |
 
 mod filesystem;
 mod hostile;

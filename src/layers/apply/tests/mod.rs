@@ -211,7 +211,7 @@ fn whiteouts_in_both_modes() {
     apply_layer(&tar[..], &o.root, &OVERLAY).unwrap();
     let wh = fs::symlink_metadata(o.root.join("keep/gone")).unwrap();
     assert!(crate::layers::changes::is_whiteout(&wh));
-    let opaque = sys::get_xattr(&o.root.join("opq"), OsStr::new(sys::OPAQUE_XATTR)).unwrap();
+    let opaque = sys::get_xattr(&o.root.join("opq"), OsStr::new(sys::opaque_xattr())).unwrap();
     assert_eq!(opaque.as_deref(), Some(&b"y"[..]));
     // Written back as an upperdir, the snapshot gives the same entries.
     let back = list_tar(&tar_of(Changes::Upperdir(&o.root), None));
