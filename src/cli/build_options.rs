@@ -193,6 +193,16 @@ impl BuildArgs {
             cancel: Default::default(),
             no_cache: self.no_cache,
             no_cache_filter: self.no_cache_filter,
+            cache_from: self
+                .cache_from
+                .iter()
+                .map(|v| super::cache_arg::cache_from(v))
+                .collect::<anyhow::Result<_>>()?,
+            cache_to: self
+                .cache_to
+                .iter()
+                .map(|v| super::cache_arg::cache_to(v))
+                .collect::<anyhow::Result<_>>()?,
             secrets: self
                 .secrets
                 .iter()

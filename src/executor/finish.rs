@@ -38,6 +38,11 @@ pub fn finish(
         .ok_or(ExecError::Internal {
             what: "the target stage was not built",
         })?;
+    // The image is whole in the store: layers of imported cache hits are fetched now.
+    for layer in &target.layers {
+        env.remote
+            .ensure_blob(env.store, &layer.blob, env.reporter)?;
+    }
     let layers: Vec<LayerDescriptor> = target.layers.iter().map(|l| l.blob.clone()).collect();
     let annotations = &env.options.annotations;
     let image = assemble(

@@ -151,7 +151,7 @@ impl Board {
             BuildEvent::StepMetadata { id } => {
                 self.step(&id, at).state = State::Done { took: None };
             }
-            BuildEvent::StepCached { id } => self.step(&id, at).state = State::Cached,
+            BuildEvent::StepCached { id, .. } => self.step(&id, at).state = State::Cached,
             BuildEvent::CacheMiss { id, reasons } => {
                 if reasons.iter().any(|r| r != "parent step missed") {
                     self.step(&id, at).miss = Some(reasons.join("; "));

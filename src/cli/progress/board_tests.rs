@@ -85,6 +85,7 @@ fn the_header_counts_steps_done_of_all_steps_and_says_how_it_ended() {
     board.apply(
         BuildEvent::StepCached {
             id: step(3, "COPY . /"),
+            from: None,
         },
         ms(1100),
     );

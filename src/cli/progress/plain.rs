@@ -33,13 +33,14 @@ fn plain_line(event: BuildEvent, stages: usize) -> Option<String> {
         BuildEvent::StepStarted { id } | BuildEvent::StepMetadata { id } => {
             format!("#{}.{} {}", id.stage, id.step, label(&id, stages))
         }
-        BuildEvent::StepCached { id } => format!(
-            "#{}.{} {}\n#{}.{} CACHED",
+        BuildEvent::StepCached { id, from } => format!(
+            "#{}.{} {}\n#{}.{} CACHED{}",
             id.stage,
             id.step,
             label(&id, stages),
             id.stage,
-            id.step
+            id.step,
+            from.map(|f| format!(" ({f})")).unwrap_or_default()
         ),
         BuildEvent::CacheMiss { id, reasons } => format!(
             "#{}.{} cache miss: {}",

@@ -1,0 +1,139 @@
+//! `--cache-to`: after the image, each cache export: the records its mode selects
+//! (`min`: the target stage's chain, the steps whose layers are in the image; `max`:
+//! every stage built), their blobs made local (fetched from an imported cache when a
+//! hit never needed them), the description and its artifact manifest put in the store,
+//! then pushed (blobs the registry has are skipped or mounted, as in every push) or
+//! written as an OCI layout directory.
+
+use std::path::Path;
+
+use super::super::env::{BuildEnv, StageOutput};
+use super::super::error::{BuildError, ExecError};
+use super::super::events::BuildEvent;
+use super::super::{CacheExport, CacheLocation, CacheMode};
+use crate::cache::{artifact_manifest, CacheDescription, PortableRecord};
+use crate::image::{canonical_json, media_types, Descriptor, LayerDescriptor};
+use crate::plan::Plan;
+use crate::publish::export::{export_oci_dir, ArchiveImage};
+use crate::registry::{push, Client};
+use crate::store::Store;
+
+/// Writes every `--cache-to` of the build.
+pub fn export_caches(
+    env: &BuildEnv<'_>,
+    plan: &Plan,
+    outputs: &[Option<StageOutput>],
+) -> Result<(), BuildError> {
+    for export in &env.options.cache_to {
+        let what = format!("cache to {}", export.location);
+        env.reporter
+            .event(BuildEvent::ExportStarted { what: what.clone() });
+        let started = std::time::Instant::now();
+        let description = CacheDescription::new(selected(export, plan, outputs));
+        let manifest = put_artifact(env, &description)?;
+        write(env, &manifest, &export.location).map_err(|reason| ExecError::RemoteCache {
+            cache: export.location.to_string(),
+            reason,
+        })?;
+        env.reporter.event(BuildEvent::ExportFinished {
+            what,
+            elapsed: started.elapsed(),
+        });
+    }
+    Ok(())
+}
+
+/// The records `export`'s mode selects.
+fn selected(
+    export: &CacheExport,
+    plan: &Plan,
+    outputs: &[Option<StageOutput>],
+) -> Vec<PortableRecord> {
+    match export.mode {
+        CacheMode::Min => outputs
+            .get(plan.target)
+            .and_then(Option::as_ref)
+            .map(|o| o.records.clone())
+            .unwrap_or_default(),
+        CacheMode::Max => outputs
+            .iter()
+            .flatten()
+            .flat_map(|o| o.records.iter().cloned())
+            .collect(),
+    }
+}
+
+/// The description and its manifest in the store, every layer blob local; the
+/// manifest's descriptor.
+fn put_artifact(
+    env: &BuildEnv<'_>,
+    description: &CacheDescription,
+) -> Result<Descriptor, ExecError> {
+    let layers = description.layers();
+    for layer in &layers {
+        let blob = LayerDescriptor {
+            digest: layer.digest,
+            size: layer.size,
+            media_type: layer.media_type.clone(),
+        };
+        env.remote.ensure_blob(env.store, &blob, env.reporter)?;
+    }
+    let encode = |e: serde_json::Error| ExecError::RemoteCache {
+        cache: "description".to_owned(),
+        reason: e.to_string(),
+    };
+    let bytes = canonical_json(description).map_err(encode)?;
+    let config = env.store.put_bytes(&bytes)?;
+    let manifest = canonical_json(&artifact_manifest(config, layers)).map_err(encode)?;
+    let (digest, size) = env.store.put_bytes(&manifest)?;
+    Ok(Descriptor::new(media_types::OCI_MANIFEST, digest, size))
+}
+
+/// Pushes the cache manifest `manifest` or writes it as a layout directory.
+fn write(env: &BuildEnv<'_>, manifest: &Descriptor, to: &CacheLocation) -> Result<(), String> {
+    match to {
+        CacheLocation::Registry(reference) => {
+            let mut registry = env.options.registry.clone();
+            registry.cancel = env.options.cancel.clone();
+            let client = Client::new(registry);
+            push(&client, env.store, manifest, reference, &|_| {})
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+        CacheLocation::Local(dir) => write_layout(env.store, manifest, dir),
+    }
+}
+
+/// Writes the cache as an OCI layout at `dir`: a new or empty directory is written in
+/// place; a layout there (the last export) is replaced whole, the new one written
+/// beside it first; anything else is refused rather than overwritten.
+fn write_layout(store: &Store, manifest: &Descriptor, dir: &Path) -> Result<(), String> {
+    let images = [ArchiveImage::new(manifest.clone(), Vec::new())];
+    let empty = match std::fs::read_dir(dir) {
+        Ok(mut entries) => entries.next().is_none(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+        Err(e) => return Err(format!("cannot read {}: {e}", dir.display())),
+    };
+    if empty {
+        return export_oci_dir(store, &images, dir).map_err(|e| e.to_string());
+    }
+    if !dir.join("oci-layout").is_file() || !dir.join("index.json").is_file() {
+        return Err(format!(
+            "{} is not empty and not an OCI layout: give a new or empty directory",
+            dir.display()
+        ));
+    }
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
+    let sibling = |tag: &str| {
+        dir.with_file_name(format!(
+            ".{}.{tag}-{}",
+            name.as_deref().unwrap_or("cache"),
+            std::process::id()
+        ))
+    };
+    let (fresh, old) = (sibling("new"), sibling("old"));
+    export_oci_dir(store, &images, &fresh).map_err(|e| e.to_string())?;
+    let swap = std::fs::rename(dir, &old).and_then(|()| std::fs::rename(&fresh, dir));
+    swap.map_err(|e| format!("cannot replace {}: {e}", dir.display()))?;
+    std::fs::remove_dir_all(&old).map_err(|e| format!("cannot remove {}: {e}", old.display()))
+}

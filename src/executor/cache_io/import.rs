@@ -1,0 +1,153 @@
+//! `--cache-from`: each cache's manifest and description read once, before the stages
+//! (a cache that cannot be read is a warning, as in BuildKit: the build goes on without
+//! it); their records merged, the first cache named winning a key. A hit costs no
+//! download: a layer blob is fetched ([`RemoteCache::ensure_blob`]) only when a step
+//! needs it as a lower, the image is assembled, or a cache is exported.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::super::error::ExecError;
+use super::super::events::{BuildEvent, Reporter};
+use super::super::{BuildOptions, CacheLocation};
+use crate::cache::{check_manifest, CacheDescription, CacheKey, PortableRecord, Record};
+use crate::digest::Digest;
+use crate::image::{decode_json, Descriptor, LayerDescriptor, Manifest};
+use crate::publish::{copy_layout_blob, layout_manifest};
+use crate::registry::{fetch_blob, fetch_manifest, Client};
+use crate::store::Store;
+
+/// The records of the imported caches.
+pub struct RemoteCache {
+    client: Client,
+    locations: Vec<CacheLocation>,
+    /// Key -> the record and the index of the cache it came from.
+    records: BTreeMap<CacheKey, (PortableRecord, usize)>,
+    /// Layer blob -> the cache to fetch it from.
+    blobs: BTreeMap<Digest, usize>,
+}
+
+impl RemoteCache {
+    /// Reads every `--cache-from` of `options`; what cannot be read is reported as a
+    /// note and left out.
+    pub fn load(store: &Store, options: &BuildOptions, reporter: &dyn Reporter) -> Self {
+        let mut registry = options.registry.clone();
+        registry.cancel = options.cancel.clone();
+        let mut cache = RemoteCache {
+            client: Client::new(registry),
+            locations: options.cache_from.clone(),
+            records: BTreeMap::new(),
+            blobs: BTreeMap::new(),
+        };
+        for (index, location) in options.cache_from.iter().enumerate() {
+            match cache.read(store, location) {
+                Ok((description, warnings)) => {
+                    for warning in warnings {
+                        note(reporter, location, &warning);
+                    }
+                    cache.merge(description, index);
+                }
+                Err(reason) => note(reporter, location, &format!("not used: {reason}")),
+            }
+        }
+        cache
+    }
+
+    /// The manifest and description of the cache at `location`.
+    fn read(
+        &self,
+        store: &Store,
+        location: &CacheLocation,
+    ) -> Result<(CacheDescription, Vec<String>), String> {
+        let manifest: Manifest = match location {
+            CacheLocation::Registry(reference) => {
+                let fetched = fetch_manifest(&self.client, reference).map_err(|e| e.to_string())?;
+                decode_json(&fetched.bytes).map_err(|e| e.to_string())?
+            }
+            CacheLocation::Local(dir) => {
+                let desc = layout_manifest(store, dir, "latest").map_err(|e| e.to_string())?;
+                decode_json(&store.read_blob(&desc.digest).map_err(|e| e.to_string())?)
+                    .map_err(|e| e.to_string())?
+            }
+        };
+        check_manifest(&manifest).map_err(|e| e.to_string())?;
+        self.fetch(store, location, &manifest.config)?;
+        let bytes = store
+            .read_blob(&manifest.config.digest)
+            .map_err(|e| e.to_string())?;
+        CacheDescription::parse(&bytes, &manifest).map_err(|e| e.to_string())
+    }
+
+    fn merge(&mut self, description: CacheDescription, index: usize) {
+        for record in description.records {
+            if let Some(layer) = &record.layer {
+                self.blobs.entry(layer.digest).or_insert(index);
+            }
+            self.records.entry(record.key).or_insert((record, index));
+        }
+    }
+
+    /// The imported record of `key` and where it came from.
+    pub fn lookup(&self, key: &CacheKey) -> Option<(Record, String)> {
+        let (portable, index) = self.records.get(key)?;
+        let mut record = Record::new(*key, portable.layer.clone());
+        record.created = portable.created.clone();
+        let from = self.locations.get(*index)?.to_string();
+        Some((record, from))
+    }
+
+    /// Makes sure layer blob `blob` is in the store, downloading it from the cache
+    /// that listed it when it is not; a blob no cache lists is left to the caller.
+    pub fn ensure_blob(
+        &self,
+        store: &Store,
+        blob: &LayerDescriptor,
+        reporter: &dyn Reporter,
+    ) -> Result<(), ExecError> {
+        if store.has_blob(&blob.digest) {
+            return Ok(());
+        }
+        let Some(location) = self
+            .blobs
+            .get(&blob.digest)
+            .and_then(|&i| self.locations.get(i))
+        else {
+            return Ok(());
+        };
+        let desc = Descriptor::new(blob.media_type.clone(), blob.digest, blob.size);
+        self.fetch(store, location, &desc)
+            .map_err(|reason| ExecError::RemoteCache {
+                cache: location.to_string(),
+                reason: format!("cannot fetch layer {}: {reason}", blob.digest),
+            })?;
+        reporter.event(BuildEvent::BlobProgress {
+            digest: blob.digest.to_string(),
+            done: blob.size,
+            total: blob.size,
+        });
+        Ok(())
+    }
+
+    /// Copies blob `desc` of the cache at `location` into the store (checked).
+    fn fetch(
+        &self,
+        store: &Store,
+        location: &CacheLocation,
+        desc: &Descriptor,
+    ) -> Result<(), String> {
+        match location {
+            CacheLocation::Registry(reference) => fetch_blob(&self.client, reference, desc, store)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            CacheLocation::Local(dir) => {
+                copy_layout_blob(store, Path::new(dir), desc).map_err(|e| e.to_string())
+            }
+        }
+    }
+}
+
+fn note(reporter: &dyn Reporter, location: &CacheLocation, message: &str) {
+    reporter.event(BuildEvent::Note {
+        message: format!("warning: cache {location}: {message}"),
+    });
+}

@@ -1,0 +1,287 @@
+//! `--cache-to` / `--cache-from` (issue 17): a cache exported by one store is taken
+//! whole by a fresh store building a copy of the context at another path (the keys
+//! hold nothing store-local), through a registry or a local directory; an imported
+//! hit downloads nothing until the image needs its layer; `mode=min` leaves out the
+//! builder stage; a damaged cache is a warning, never a wrong hit.
+
+use std::path::Path;
+
+use crate::registry::{available, FaultProxy, Registry};
+use crate::support::{busybox, manifest_digest, rbuild_in, TestContext};
+
+/// A builder stage whose result the final stage copies.
+const REST: &str = "FROM base AS builder\nCOPY src/a.txt /src/a.txt\n\
+RUN cat /src/a.txt > /built.txt && echo built-at-$(date +%N) >> /built.txt\n\
+FROM base\nCOPY --from=builder /built.txt /app/built.txt\nCOPY app.txt /app/app.txt\n\
+RUN cat /app/app.txt /app/built.txt > /app/all.txt\n";
+
+const EPOCH: (&str, &str) = ("SOURCE_DATE_EPOCH", "0");
+
+fn project() -> Option<TestContext> {
+    busybox(REST, &[("src/a.txt", "a\n"), ("app.txt", "app 1\n")])
+}
+
+/// A copy of `t`'s context at another path, with a store of its own.
+fn elsewhere(t: &TestContext) -> TestContext {
+    let other = TestContext::new("", &[]);
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", t.context().display()))
+        .arg(other.context())
+        .status()
+        .expect("cp");
+    assert!(status.success());
+    other
+}
+
+/// Builds `t`'s context with `args`; (image ID, stderr).
+fn build(t: &TestContext, args: &[&str]) -> (String, String) {
+    let ctx = t.context().to_string_lossy().into_owned();
+    let mut all = vec!["build", "--progress", "plain"];
+    all.extend_from_slice(args);
+    all.push(&ctx);
+    let out = rbuild_in(&t.root(), &all, &[EPOCH]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "build failed:\n{stderr}");
+    (
+        String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        stderr,
+    )
+}
+
+/// Steps that ran (`#S.N DONE`, the `FROM`s, step 0, left out).
+fn ran(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|l| l.contains(" DONE ") && !l.split(' ').next().unwrap_or("").ends_with(".0"))
+        .collect()
+}
+
+fn cached_from(stderr: &str, from: &str) -> usize {
+    stderr
+        .lines()
+        .filter(|l| l.ends_with(&format!("CACHED ({from})")))
+        .count()
+}
+
+/// Keyed steps of the Dockerfile: base 4, builder 2, final 3.
+const STEPS: usize = 9;
+
+/// Layer GETs the proxy saw.
+fn blob_gets(proxy: &FaultProxy) -> Vec<String> {
+    proxy
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "GET" && r.target.contains("/blobs/sha256:"))
+        .map(|r| r.target)
+        .collect()
+}
+
+/// The layer digests of image `id` in store `root`.
+fn image_layers(root: &Path, id: &str) -> Vec<String> {
+    let digest = manifest_digest(root, id);
+    let hex = digest.trim_start_matches("sha256:");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("blobs/sha256").join(hex)).unwrap())
+            .unwrap();
+    manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The manifest of the cache layout at `dir`, as JSON.
+fn cache_manifest(dir: &Path) -> serde_json::Value {
+    let json = |path: &Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    };
+    let index = json(&dir.join("index.json"));
+    let digest = index["manifests"][0]["digest"].as_str().unwrap();
+    json(
+        &dir.join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:")),
+    )
+}
+
+/// The layer digests of the cache layout at `dir`.
+fn cache_layers(dir: &Path) -> Vec<String> {
+    cache_manifest(dir)["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_registry_cache_serves_a_fresh_store_on_another_path_without_downloading_hits() {
+    if !available(&[]) {
+        return;
+    }
+    let Some(a) = project() else { return };
+    let reg = Registry::plain();
+    let proxy = FaultProxy::to(&reg);
+    let cache = format!("{}/cache/app:buildcache", proxy.host());
+    let to = format!("type=registry,ref={cache},mode=max");
+    let (id_a, _) = build(&a, &["--cache-to", &to]);
+
+    // Store B: a copy of the context elsewhere, nothing in its store.
+    let b = elsewhere(&a);
+    let before = blob_gets(&proxy).len();
+    let (id_b, stderr) = build(&b, &["--cache-from", &cache]);
+    assert!(ran(&stderr).is_empty(), "{stderr}");
+    assert_eq!(
+        cached_from(&stderr, &format!("registry {cache}")),
+        STEPS,
+        "{stderr}"
+    );
+    assert_eq!(id_b, id_a, "the same image");
+    assert_eq!(
+        manifest_digest(&b.root(), &id_b),
+        manifest_digest(&a.root(), &id_a)
+    );
+    // Only the image's layers came down (and the cache description): the builder
+    // stage's two layers were hits nothing needed.
+    let final_layers = image_layers(&a.root(), &id_a);
+    let gets = blob_gets(&proxy).split_off(before);
+    assert_eq!(gets.len(), final_layers.len() + 1, "{gets:#?}");
+    for layer in &final_layers {
+        assert!(
+            gets.iter().any(|g| g.ends_with(layer.as_str())),
+            "{layer} not fetched"
+        );
+    }
+
+    // Store C: one file edited; only the steps it reaches run.
+    let c = elsewhere(&a);
+    std::fs::write(c.context().join("app.txt"), "app 2\n").unwrap();
+    let before = blob_gets(&proxy).len();
+    let (_, stderr) = build(&c, &["--cache-from", &cache]);
+    let ran = ran(&stderr);
+    assert_eq!(ran.len(), 2, "COPY app.txt and the RUN after it:\n{stderr}");
+    assert_eq!(
+        cached_from(&stderr, &format!("registry {cache}")),
+        STEPS - 2
+    );
+    // The lowers of the RUN that ran: the image's layers below it, not the builder's.
+    let gets = blob_gets(&proxy).split_off(before);
+    assert_eq!(gets.len(), final_layers.len() - 2 + 1, "{gets:#?}");
+}
+
+#[test]
+fn a_local_cache_directory_serves_a_fresh_store_and_min_leaves_the_builder_out() {
+    let Some(a) = project() else { return };
+    let max = a.path("cache-max");
+    let min = a.path("cache-min");
+    let to_max = format!("type=local,dest={},mode=max", max.display());
+    let to_min = format!("type=local,dest={}", min.display());
+    let (id_a, _) = build(&a, &["--cache-to", &to_max, "--cache-to", &to_min]);
+    assert!(max.join("index.json").is_file() && max.join("oci-layout").is_file());
+
+    let b = elsewhere(&a);
+    let from = format!("type=local,src={}", max.display());
+    let (id_b, stderr) = build(&b, &["--cache-from", &from]);
+    assert!(ran(&stderr).is_empty(), "{stderr}");
+    assert_eq!(
+        cached_from(&stderr, &format!("local {}", max.display())),
+        STEPS
+    );
+    assert_eq!(
+        manifest_digest(&b.root(), &id_b),
+        manifest_digest(&a.root(), &id_a)
+    );
+    // The builder's two layers are in the cache, and stay there.
+    let image = image_layers(&a.root(), &id_a);
+    let builder: Vec<String> = cache_layers(&max)
+        .into_iter()
+        .filter(|l| !image.contains(l))
+        .collect();
+    assert_eq!(builder.len(), 2, "{builder:?}");
+    for layer in &builder {
+        let hex = layer.trim_start_matches("sha256:");
+        assert!(
+            !b.root().join("blobs/sha256").join(hex).exists(),
+            "{layer} was copied"
+        );
+    }
+
+    // mode=min: the final image's steps only; the builder stage runs again.
+    let c = elsewhere(&a);
+    let from = format!("type=local,src={}", min.display());
+    let (id_c, stderr) = build(&c, &["--cache-from", &from]);
+    let ran = ran(&stderr);
+    assert_eq!(ran.len(), 2, "the builder's COPY and RUN:\n{stderr}");
+    assert_eq!(
+        cached_from(&stderr, &format!("local {}", min.display())),
+        STEPS - 2
+    );
+    assert_eq!(id_c, id_a, "the final stage's hits give the same image");
+
+    // A second export replaces the layout.
+    build(&a, &["--cache-to", &to_max]);
+    assert!(max.join("index.json").is_file());
+}
+
+#[test]
+fn a_damaged_or_foreign_cache_is_a_warning_and_the_steps_run() {
+    let Some(a) = project() else { return };
+    let dir = a.path("cache");
+    build(
+        &a,
+        &[
+            "--cache-to",
+            &format!("type=local,dest={},mode=max", dir.display()),
+        ],
+    );
+    let blobs = dir.join("blobs/sha256");
+    let manifest = cache_manifest(&dir);
+    assert_eq!(
+        manifest["artifactType"],
+        "application/vnd.rbuild.cache.v1+json"
+    );
+    let config_hex = manifest["config"]["digest"].as_str().unwrap()[7..].to_owned();
+    // The description's bytes no longer match their digest.
+    let text = std::fs::read_to_string(blobs.join(&config_hex)).unwrap();
+    std::fs::write(
+        blobs.join(&config_hex),
+        text.replace("\"version\":1", "\"version\":7"),
+    )
+    .unwrap();
+
+    let b = elsewhere(&a);
+    let from = format!("type=local,src={}", dir.display());
+    let (_, stderr) = build(&b, &["--cache-from", &from]);
+    assert!(stderr.contains("warning: cache local"), "{stderr}");
+    assert!(stderr.contains("not used"), "{stderr}");
+    assert_eq!(ran(&stderr).len(), STEPS, "{stderr}");
+
+    // Not an rbuild cache at all: refused by its config's media type.
+    let c = elsewhere(&a);
+    let out = c.path("image");
+    build(
+        &a,
+        &["-o", &format!("type=oci,dest={},tar=false", out.display())],
+    );
+    let (_, stderr) = build(
+        &c,
+        &["--cache-from", &format!("type=local,src={}", out.display())],
+    );
+    assert!(stderr.contains("not an rbuild cache"), "{stderr}");
+    assert_eq!(ran(&stderr).len(), STEPS, "{stderr}");
+}
+
+#[test]
+fn cache_flags_rbuild_cannot_honour_are_refused_by_name() {
+    let t = TestContext::new("FROM scratch\n", &[]);
+    let err = t.build_fails(&["--cache-to", "type=inline"]);
+    assert!(
+        err.contains("--cache-to type=inline") && err.contains("issue 17"),
+        "{err}"
+    );
+    let err = t.build_fails(&["--cache-to", "type=local,dest=x,mounts=true"]);
+    assert!(err.contains("mounts="), "{err}");
+    let err = t.build_fails(&["--cache-from", "type=gha"]);
+    assert!(err.contains("type=gha"), "{err}");
+}
