@@ -7,7 +7,8 @@ use super::error::RegistryError;
 use super::reference::Reference;
 use super::repo::{FetchedManifest, Repo};
 use super::sources;
-use super::transfer::Meter;
+use super::transfer::{for_each_concurrently, Meter, DEFAULT_CONCURRENCY};
+use crate::digest::Digest;
 use crate::image::Descriptor;
 use crate::store::Store;
 
@@ -17,6 +18,29 @@ pub fn fetch_manifest(
     reference: &Reference,
 ) -> Result<FetchedManifest, RegistryError> {
     Repo::new(client, reference, false, &[]).get_manifest(&reference.manifest_ref())
+}
+
+/// The blobs of `blobs` that `reference`'s repository does not have (`HEAD`, a few at
+/// once, nothing downloaded).
+pub fn missing_blobs(
+    client: &Client,
+    reference: &Reference,
+    blobs: &[Digest],
+) -> Result<Vec<Digest>, RegistryError> {
+    let repo = Repo::new(client, reference, false, &[]);
+    let missing = std::sync::Mutex::new(Vec::new());
+    for_each_concurrently(blobs, DEFAULT_CONCURRENCY, |digest| {
+        if !repo.has_blob(digest)? {
+            missing
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(*digest);
+        }
+        Ok::<(), RegistryError>(())
+    })?;
+    let mut missing = missing.into_inner().unwrap_or_else(|p| p.into_inner());
+    missing.sort();
+    Ok(missing)
 }
 
 /// Downloads blob `desc` of `reference`'s repository into `store` unless it is there

@@ -9,7 +9,7 @@
 //! | `auth.rs` | `Auth`: challenge answers, bearer tokens cached per scope set |
 //! | `client.rs` | [`Client`]: connection pools, HTTP vs HTTPS, auth, retries with backoff |
 //! | `repo/` | `Repo`: the API calls on one repository (manifests, blob HEAD; `blob_fetch.rs` GET into the store, `blob_upload.rs` mount and upload) |
-//! | `artifact.rs` | [`fetch_manifest()`], [`fetch_blob()`]: one manifest, one blob (the build cache's) |
+//! | `artifact.rs` | [`fetch_manifest()`], [`fetch_blob()`], [`missing_blobs()`]: one manifest, one blob, which blobs are there (the build cache's) |
 //! | `pull.rs` | [`pull()`]: reference -> platform manifest -> verified blobs in the store -> name |
 //! | `upload.rs` | [`push()`]: HEAD, mount or upload each blob, then the manifests |
 //! | `sources.rs` | which repositories a blob came from (for cross-repository mounts) |
@@ -30,7 +30,7 @@ mod tls;
 mod transfer;
 mod upload;
 
-pub use artifact::{fetch_blob, fetch_manifest};
+pub use artifact::{fetch_blob, fetch_manifest, missing_blobs};
 pub use auth::Target;
 pub use challenge::{parse_challenges, repository_scope, Challenge};
 pub use client::{check, error_chain, Client, RegistryOptions, Retry};

@@ -257,6 +257,35 @@ fn a_damaged_or_foreign_cache_is_a_warning_and_the_steps_run() {
     assert!(stderr.contains("not used"), "{stderr}");
     assert_eq!(ran(&stderr).len(), STEPS, "{stderr}");
 
+    // Layers the cache lost: their records are skipped, those steps run.
+    let lost = a.path("lost");
+    let (id_a, _) = build(
+        &a,
+        &[
+            "--cache-to",
+            &format!("type=local,dest={},mode=max", lost.display()),
+        ],
+    );
+    let image = image_layers(&a.root(), &id_a);
+    for layer in cache_layers(&lost).iter().filter(|l| !image.contains(l)) {
+        let hex = layer.trim_start_matches("sha256:");
+        std::fs::remove_file(lost.join("blobs/sha256").join(hex)).unwrap();
+    }
+    let d = elsewhere(&a);
+    let (id_d, stderr) = build(
+        &d,
+        &[
+            "--cache-from",
+            &format!("type=local,src={}", lost.display()),
+        ],
+    );
+    assert!(
+        stderr.contains("that the cache does not hold: skipped"),
+        "{stderr}"
+    );
+    assert_eq!(ran(&stderr).len(), 2, "the builder's steps:\n{stderr}");
+    assert_eq!(id_d, id_a);
+
     // Not an rbuild cache at all: refused by its config's media type.
     let c = elsewhere(&a);
     let out = c.path("image");

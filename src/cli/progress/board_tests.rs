@@ -331,3 +331,22 @@ fn what_still_runs_when_the_build_fails_failed_with_it() {
         ]
     );
 }
+
+#[test]
+fn a_hit_from_an_imported_cache_names_it() {
+    let mut board = Board::default();
+    board.apply(
+        BuildEvent::StepCached {
+            id: step(2, "RUN make"),
+            from: Some("registry r/app:c".to_owned()),
+        },
+        ms(10),
+    );
+    let lines = board.lines(ms(20), &PLAIN);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with(" => CACHED (registry r/app:c) [stage-0 3/4] RUN make")),
+        "{lines:#?}"
+    );
+}

@@ -159,6 +159,23 @@ mod tests {
     }
 
     #[test]
+    fn an_imported_hit_says_where_it_came_from_in_plain_and_json() {
+        let cached = |from: Option<&str>| BuildEvent::StepCached {
+            id: id(Some("b"), 1, "RUN make"),
+            from: from.map(str::to_owned),
+        };
+        assert_eq!(line(cached(None)), "#1.1 [b 2/4] RUN make\n#1.1 CACHED");
+        assert_eq!(
+            line(cached(Some("registry r:5000/app:cache"))),
+            "#1.1 [b 2/4] RUN make\n#1.1 CACHED (registry r:5000/app:cache)"
+        );
+        let json = serde_json::to_value(cached(Some("local /c"))).unwrap();
+        assert_eq!(json["from"], "local /c");
+        let json = serde_json::to_value(cached(None)).unwrap();
+        assert!(json.get("from").is_none(), "{json}");
+    }
+
+    #[test]
     fn pulls_and_exports_keep_their_lines_and_bytes_stay_out() {
         let pulled = BuildEvent::PullFinished {
             reference: "r:5000/busybox:latest".into(),

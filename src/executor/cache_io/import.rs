@@ -14,7 +14,7 @@ use crate::cache::{check_manifest, CacheDescription, CacheKey, PortableRecord, R
 use crate::digest::Digest;
 use crate::image::{decode_json, Descriptor, LayerDescriptor, Manifest};
 use crate::publish::{copy_layout_blob, layout_manifest};
-use crate::registry::{fetch_blob, fetch_manifest, Client};
+use crate::registry::{fetch_blob, fetch_manifest, missing_blobs, Client};
 use crate::store::Store;
 
 /// The records of the imported caches.
@@ -75,7 +75,43 @@ impl RemoteCache {
         let bytes = store
             .read_blob(&manifest.config.digest)
             .map_err(|e| e.to_string())?;
-        CacheDescription::parse(&bytes, &manifest).map_err(|e| e.to_string())
+        let (mut description, mut warnings) =
+            CacheDescription::parse(&bytes, &manifest).map_err(|e| e.to_string())?;
+        // A hit whose blob is gone could not be undone once a later step needs it:
+        // such records are dropped now (a HEAD or a stat per layer, no download).
+        let missing = self.missing(location, &manifest)?;
+        description.records.retain(|record| {
+            let gone = record
+                .layer
+                .as_ref()
+                .filter(|l| missing.contains(&l.digest));
+            if let Some(layer) = gone {
+                warnings.push(format!(
+                    "cache record {} names layer {} that the cache does not hold: skipped",
+                    record.key, layer.digest
+                ));
+            }
+            gone.is_none()
+        });
+        Ok((description, warnings))
+    }
+
+    /// The layers of `manifest` the cache at `location` does not hold.
+    fn missing(
+        &self,
+        location: &CacheLocation,
+        manifest: &Manifest,
+    ) -> Result<Vec<Digest>, String> {
+        let layers: Vec<Digest> = manifest.layers.iter().map(|l| l.digest).collect();
+        match location {
+            CacheLocation::Registry(reference) => {
+                missing_blobs(&self.client, reference, &layers).map_err(|e| e.to_string())
+            }
+            CacheLocation::Local(dir) => Ok(layers
+                .into_iter()
+                .filter(|d| !dir.join("blobs/sha256").join(d.hex()).is_file())
+                .collect()),
+        }
     }
 
     fn merge(&mut self, description: CacheDescription, index: usize) {
