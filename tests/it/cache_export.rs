@@ -142,6 +142,14 @@ fn a_registry_cache_serves_a_fresh_store_on_another_path_without_downloading_hit
         manifest_digest(&b.root(), &id_b),
         manifest_digest(&a.root(), &id_a)
     );
+    // The hits whose layers came down are B's own now; the builder's two are not.
+    let (_, again) = build(&b, &[]);
+    assert_eq!(ran(&again).len(), 2, "{again}");
+    assert_eq!(
+        again.lines().filter(|l| l.ends_with(" CACHED")).count(),
+        7,
+        "{again}"
+    );
     // Only the image's layers came down (and the cache description): the builder
     // stage's two layers were hits nothing needed.
     let final_layers = image_layers(&a.root(), &id_a);

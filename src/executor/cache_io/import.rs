@@ -2,7 +2,9 @@
 //! (a cache that cannot be read is a warning, as in BuildKit: the build goes on without
 //! it); their records merged, the first cache named winning a key. A hit costs no
 //! download: a layer blob is fetched ([`RemoteCache::ensure_blob`]) only when a step
-//! needs it as a lower, the image is assembled, or a cache is exported.
+//! needs it as a lower, the image is assembled, or a cache is exported; the records
+//! that name a fetched blob are then written to the store's own records, so the next
+//! build here hits without `--cache-from`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -10,7 +12,7 @@ use std::path::Path;
 use super::super::error::ExecError;
 use super::super::events::{BuildEvent, Reporter};
 use super::super::{BuildOptions, CacheLocation};
-use crate::cache::{check_manifest, CacheDescription, CacheKey, PortableRecord, Record};
+use crate::cache::{check_manifest, CacheDescription, CacheKey, PortableRecord, Record, Records};
 use crate::digest::Digest;
 use crate::image::{decode_json, Descriptor, LayerDescriptor, Manifest};
 use crate::publish::{copy_layout_blob, layout_manifest};
@@ -161,6 +163,22 @@ impl RemoteCache {
             done: blob.size,
             total: blob.size,
         });
+        self.keep_records(store, &blob.digest)
+    }
+
+    /// Writes the imported records whose layer is `digest` (now in the store) to the
+    /// store's records.
+    fn keep_records(&self, store: &Store, digest: &Digest) -> Result<(), ExecError> {
+        let records = Records::new(store);
+        let naming = self
+            .records
+            .values()
+            .filter(|(r, _)| r.layer.as_ref().is_some_and(|l| l.digest == *digest));
+        for (portable, _) in naming {
+            let mut record = Record::new(portable.key, portable.layer.clone());
+            record.created = portable.created.clone();
+            records.put(&record)?;
+        }
         Ok(())
     }
 
