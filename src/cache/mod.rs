@@ -35,7 +35,7 @@ pub use explain::{explain, BuildLogs, StageLog, StepInputs};
 pub use key::{CacheKey, Inputs, KeyBuilder, KEY_VERSION};
 pub use portable::{
     artifact_manifest, check_manifest, CacheDescription, DescriptionError, PortableRecord,
-    CACHE_MEDIA_TYPE, DESCRIPTION_VERSION, MAX_DESCRIPTION,
+    CACHE_MEDIA_TYPE, DESCRIPTION_VERSION, INLINE_CONFIG_KEY, MAX_DESCRIPTION,
 };
 pub use prune::{prune, PruneOptions, PruneReport, Removed};
 pub use record::{LayerRecord, Record, Records};

@@ -7,11 +7,16 @@
 //! stores it and its layers are the very blobs of the pushed image. Nothing
 //! store-local travels: no chain IDs, blob stamps or paths.
 //!
+//! `--cache-to type=inline` puts the same description, as an object, under
+//! [`INLINE_CONFIG_KEY`] in the image's config: the image's layers are its records'
+//! layers, and the pushed image serves as a cache.
+//!
 //! Reading one ([`CacheDescription::parse`]) trusts nothing: a description over
 //! [`MAX_DESCRIPTION`] bytes, of another version or of another key version is refused
 //! whole; a record whose layer is not one of the manifest's layers (same digest, size
-//! and media type) is dropped with a warning, so a hit can only name a blob the
-//! manifest lists, and that blob's digest is checked when it is fetched.
+//! and media type, OCI or Docker flavour) is dropped with a warning, so a hit can only
+//! name a blob the manifest lists, and that blob's digest is checked when it is
+//! fetched.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -24,6 +29,8 @@ use crate::image::{media_types, Descriptor, Manifest};
 
 /// The media type of the description blob, and the artifact type of its manifest.
 pub const CACHE_MEDIA_TYPE: &str = "application/vnd.rbuild.cache.v1+json";
+/// The image config field of an inline cache (as BuildKit's `moby.buildkit.cache.v0`).
+pub const INLINE_CONFIG_KEY: &str = "rbuild.cache.v1";
 /// The description format's version.
 pub const DESCRIPTION_VERSION: u32 = 1;
 /// The largest description read (a record is ~400 bytes: ~40 000 steps).
@@ -102,13 +109,12 @@ impl CacheDescription {
             .collect()
     }
 
-    /// Reads the description `bytes` of the cache manifest `manifest`; the warnings
-    /// name the records dropped.
+    /// Reads the description `bytes` of a manifest with `layers` (a cache manifest,
+    /// or an image with an inline cache); the warnings name the records dropped.
     pub fn parse(
         bytes: &[u8],
-        manifest: &Manifest,
+        layers: &[Descriptor],
     ) -> Result<(CacheDescription, Vec<String>), DescriptionError> {
-        check_manifest(manifest)?;
         if bytes.len() as u64 > MAX_DESCRIPTION {
             return Err(DescriptionError::TooLarge {
                 size: bytes.len() as u64,
@@ -128,8 +134,8 @@ impl CacheDescription {
                 found: description.key_version,
             });
         }
-        let listed: BTreeMap<Digest, &Descriptor> =
-            manifest.layers.iter().map(|d| (d.digest, d)).collect();
+        let listed: BTreeMap<Digest, &Descriptor> = layers.iter().map(|d| (d.digest, d)).collect();
+        let flavour = |t: &str| media_types::Format::Oci.layer(t);
         let mut warnings = Vec::new();
         description.records.retain(|record| {
             let Some(layer) = &record.layer else {
@@ -137,8 +143,8 @@ impl CacheDescription {
             };
             let fits = listed.get(&layer.digest).is_some_and(|d| {
                 d.size == layer.size
-                    && d.media_type == layer.media_type
-                    && media_types::Format::Oci.layer(&d.media_type).is_some()
+                    && flavour(&d.media_type).is_some()
+                    && flavour(&d.media_type) == flavour(&layer.media_type)
             });
             if !fits {
                 warnings.push(format!(
@@ -229,7 +235,7 @@ mod tests {
             .all(|r| r.layer.as_ref().is_none_or(|l| l.chain.is_none())));
         let (manifest, bytes) = round_trip(&a);
         assert_eq!(manifest.layers.len(), 1);
-        let (parsed, warnings) = CacheDescription::parse(&bytes, &manifest).unwrap();
+        let (parsed, warnings) = CacheDescription::parse(&bytes, &manifest.layers).unwrap();
         assert_eq!(parsed, a);
         assert!(warnings.is_empty());
     }
@@ -240,12 +246,19 @@ mod tests {
         let description = CacheDescription::new([good.clone(), record(b"bad", Some(layer(b"2")))]);
         let (mut manifest, bytes) = round_trip(&description);
         manifest.layers.retain(|l| l.digest == Digest::of(b"1"));
-        let (parsed, warnings) = CacheDescription::parse(&bytes, &manifest).unwrap();
+        let (parsed, warnings) = CacheDescription::parse(&bytes, &manifest.layers).unwrap();
         assert_eq!(parsed.records.len(), 1);
         assert_eq!(parsed.records[0].key, good.key);
         assert_eq!(warnings.len(), 1, "{warnings:?}");
+        manifest.layers[0].media_type = media_types::DOCKER_LAYER_GZIP.to_owned();
+        let (parsed, _) = CacheDescription::parse(&bytes, &manifest.layers).unwrap();
+        assert_eq!(
+            parsed.records.len(),
+            1,
+            "the Docker flavour of the same type"
+        );
         manifest.layers[0].size = 11;
-        let (parsed, _) = CacheDescription::parse(&bytes, &manifest).unwrap();
+        let (parsed, _) = CacheDescription::parse(&bytes, &manifest.layers).unwrap();
         assert!(
             parsed.records.is_empty(),
             "a size that differs is not the layer"
@@ -258,30 +271,31 @@ mod tests {
         description.version = 2;
         let (manifest, bytes) = round_trip(&description);
         assert!(matches!(
-            CacheDescription::parse(&bytes, &manifest),
+            CacheDescription::parse(&bytes, &manifest.layers),
             Err(DescriptionError::Version { found: 2 })
         ));
         description.version = 1;
         description.key_version = "rbuild-cache-v0".into();
         let (manifest, bytes) = round_trip(&description);
         assert!(matches!(
-            CacheDescription::parse(&bytes, &manifest),
+            CacheDescription::parse(&bytes, &manifest.layers),
             Err(DescriptionError::KeyVersion { .. })
         ));
         assert!(matches!(
-            CacheDescription::parse(b"{\"version\":", &manifest),
+            CacheDescription::parse(b"{\"version\":", &manifest.layers),
             Err(DescriptionError::Malformed { .. })
         ));
         let huge = vec![b' '; MAX_DESCRIPTION as usize + 1];
         assert!(matches!(
-            CacheDescription::parse(&huge, &manifest),
+            CacheDescription::parse(&huge, &manifest.layers),
             Err(DescriptionError::TooLarge { .. })
         ));
         let mut image = manifest.clone();
         image.config.media_type = media_types::OCI_CONFIG.to_owned();
         assert!(matches!(
-            CacheDescription::parse(&bytes, &image),
+            check_manifest(&image),
             Err(DescriptionError::NotCache { .. })
         ));
+        assert!(check_manifest(&manifest).is_ok());
     }
 }

@@ -129,8 +129,9 @@ pub struct BuildArgs {
     #[arg(long = "no-cache-filter", value_name = "STAGE", value_delimiter = ',')]
     pub no_cache_filter: Vec<String>,
     /// Import a build cache (repeatable): `type=registry,ref=REG/REPO:TAG`,
-    /// `type=local,src=DIR`, or a plain image reference. A step the store has no
-    /// record of is looked up there; a layer is downloaded only when needed.
+    /// `type=local,src=DIR`, or a plain image reference (a cache, or an image pushed
+    /// with `--cache-to type=inline`). A step the store has no record of is looked
+    /// up there; a layer is downloaded only when needed.
     #[arg(
         long = "cache-from",
         value_name = "type=registry,ref=REF|type=local,src=DIR|REF"
@@ -138,10 +139,10 @@ pub struct BuildArgs {
     pub cache_from: Vec<String>,
     /// Export the build cache (repeatable): `type=registry,ref=REG/REPO:TAG` or
     /// `type=local,dest=DIR`, with `mode=min` (the final image's steps, the default)
-    /// or `mode=max` (every stage's).
+    /// or `mode=max` (every stage's); `type=inline`: in the image's config.
     #[arg(
         long = "cache-to",
-        value_name = "type=registry,ref=REF|type=local,dest=DIR[,mode=min|max]"
+        value_name = "type=registry,ref=REF|type=local,dest=DIR[,mode=min|max]|type=inline"
     )]
     pub cache_to: Vec<String>,
     /// Stages to build at the same time at most (default: the number of CPUs).

@@ -1,6 +1,6 @@
 //! `--cache-to` and `--cache-from` values as buildx reads them: `type=registry,ref=…`,
-//! `type=local,dest=…` / `src=…`, `mode=min|max`, or a plain image reference (a
-//! registry cache). A key rbuild cannot honour is refused with what to do instead;
+//! `type=local,dest=…` / `src=…`, `mode=min|max`, `type=inline` (export only), or a
+//! plain image reference (a registry cache, or an image with an inline one). A key rbuild cannot honour is refused with what to do instead;
 //! an unknown key is an error, never ignored.
 
 use std::path::Path;
@@ -35,10 +35,15 @@ const REFUSED: [(&str, &str); 6] = [
     ),
 ];
 
-/// One `--cache-to` value.
-pub fn cache_to(value: &str) -> anyhow::Result<CacheExport> {
+/// One `--cache-to` value: an export, or `None` for `type=inline` (the cache goes into
+/// the image's config).
+pub fn cache_to(value: &str) -> anyhow::Result<Option<CacheExport>> {
     let flag = || format!("--cache-to {value}");
     let fields = fields(value).with_context(flag)?;
+    if fields.iter().any(|(k, v)| k == "type" && v == "inline") {
+        inline(&fields).with_context(flag)?;
+        return Ok(None);
+    }
     let mut mode = CacheMode::Min;
     let mut location = None;
     let kind = kind(&fields).with_context(flag)?;
@@ -59,7 +64,21 @@ pub fn cache_to(value: &str) -> anyhow::Result<CacheExport> {
         }
     }
     let location = location.ok_or_else(|| anyhow!("{}: {}", flag(), missing(kind, "dest")))?;
-    Ok(CacheExport { location, mode })
+    Ok(Some(CacheExport { location, mode }))
+}
+
+/// `type=inline` takes no key but `mode=min` (the image holds only its own layers).
+fn inline(fields: &[(String, String)]) -> anyhow::Result<()> {
+    for (key, val) in fields {
+        match (key.as_str(), val.as_str()) {
+            ("type", _) | ("mode", "min") => {}
+            ("mode", _) => bail!(
+                "type=inline holds the image's own steps only (mode=min): use type=registry,ref=REF,mode=max for every stage"
+            ),
+            (key, _) => bail!("unknown key {key:?} for type=inline (expected type, mode)"),
+        }
+    }
+    Ok(())
 }
 
 /// One `--cache-from` value.
@@ -107,9 +126,6 @@ fn kind(fields: &[(String, String)]) -> anyhow::Result<&'static str> {
     match given {
         None | Some("registry") => Ok("registry"),
         Some("local") => Ok("local"),
-        Some("inline") => bail!(
-            "type=inline is not supported yet (issue 17): use type=registry,ref=REG/REPO:TAG"
-        ),
         Some(other) => bail!(
             "type={other}: rbuild keeps caches in a registry (type=registry,ref=REG/REPO:TAG) or a directory (type=local)"
         ),
@@ -150,12 +166,15 @@ mod tests {
 
     #[test]
     fn registry_and_local_caches_are_read_as_buildx_reads_them() {
-        let to = cache_to("type=registry,ref=127.0.0.1:5000/app:cache,mode=max").unwrap();
+        let to = cache_to("type=registry,ref=127.0.0.1:5000/app:cache,mode=max")
+            .unwrap()
+            .unwrap();
         assert_eq!(to.mode, CacheMode::Max);
         assert_eq!(to.location.to_string(), "registry 127.0.0.1:5000/app:cache");
         let plain = cache_from("127.0.0.1:5000/app:cache").unwrap();
         assert_eq!(plain, to.location);
-        let to = cache_to("type=local,dest=/tmp/c").unwrap();
+        let to = cache_to("type=local,dest=/tmp/c").unwrap().unwrap();
+        assert_eq!(cache_to("type=inline").unwrap(), None);
         assert_eq!(to.mode, CacheMode::Min, "min is the default");
         assert_eq!(to.location, CacheLocation::Local("/tmp/c".into()));
         assert_eq!(
@@ -167,8 +186,8 @@ mod tests {
 
     #[test]
     fn what_rbuild_cannot_honour_is_refused_by_name() {
-        let err = |r: anyhow::Result<CacheExport>| format!("{:#}", r.unwrap_err());
-        assert!(err(cache_to("type=inline")).contains("not supported yet"));
+        let err = |r: anyhow::Result<Option<CacheExport>>| format!("{:#}", r.unwrap_err());
+        assert!(err(cache_to("type=inline,mode=max")).contains("mode=min"));
         assert!(err(cache_to("type=gha")).contains("type=gha"));
         assert!(err(cache_to("type=local,dest=d,mode=all")).contains("mode=\"all\""));
         assert!(err(cache_to("type=local,dest=d,mounts=true")).contains("issue 17"));

@@ -247,6 +247,9 @@ pub struct BuildOptions {
     pub cache_from: Vec<CacheLocation>,
     /// `--cache-to`: where the build's cache is exported after the build.
     pub cache_to: Vec<CacheExport>,
+    /// `--cache-to type=inline`: the cache description of the image's steps goes into
+    /// its config, so the image itself serves as a `--cache-from`.
+    pub cache_inline: bool,
     /// `--secret`s a step may mount (`RUN --mount=type=secret`).
     pub secrets: Vec<super::mounts::SecretSpec>,
     /// `--ssh` agents a step may mount (`RUN --mount=type=ssh`).

@@ -233,6 +233,48 @@ fn a_local_cache_directory_serves_a_fresh_store_and_min_leaves_the_builder_out()
 }
 
 #[test]
+fn an_image_pushed_with_an_inline_cache_serves_as_one() {
+    if !available(&[]) {
+        return;
+    }
+    let Some(a) = project() else { return };
+    let reg = Registry::plain();
+    let proxy = FaultProxy::to(&reg);
+    let image = format!("{}/team/app:1", proxy.host());
+    let (id_a, _) = build(&a, &["-t", &image, "--push", "--cache-to", "type=inline"]);
+
+    let b = elsewhere(&a);
+    let before = blob_gets(&proxy).len();
+    let (id_b, stderr) = build(&b, &["--cache-from", &image, "--cache-to", "type=inline"]);
+    // The image's own steps are hits; the builder stage is not in it (mode=min).
+    assert_eq!(
+        ran(&stderr).len(),
+        2,
+        "the builder's COPY and RUN:\n{stderr}"
+    );
+    assert_eq!(
+        cached_from(&stderr, &format!("registry {image}")),
+        STEPS - 2
+    );
+    assert_eq!(id_b, id_a, "the same image, its inline cache included");
+    // The image config, then the image's layers (the base's first, as the builder's
+    // lowers): each once.
+    let gets = blob_gets(&proxy).split_off(before);
+    assert_eq!(
+        gets.len(),
+        image_layers(&a.root(), &id_a).len() + 1,
+        "{gets:#?}"
+    );
+
+    // An image without one is a warning.
+    let plain = format!("{}/team/plain:1", proxy.host());
+    build(&a, &["-t", &plain, "--push"]);
+    let c = elsewhere(&a);
+    let (_, stderr) = build(&c, &["--cache-from", &plain]);
+    assert!(stderr.contains("carries no rbuild cache"), "{stderr}");
+}
+
+#[test]
 fn a_damaged_or_foreign_cache_is_a_warning_and_the_steps_run() {
     let Some(a) = project() else { return };
     let dir = a.path("cache");
@@ -294,7 +336,7 @@ fn a_damaged_or_foreign_cache_is_a_warning_and_the_steps_run() {
     assert_eq!(ran(&stderr).len(), 2, "the builder's steps:\n{stderr}");
     assert_eq!(id_d, id_a);
 
-    // Not an rbuild cache at all: refused by its config's media type.
+    // An image with no inline cache.
     let c = elsewhere(&a);
     let out = c.path("image");
     build(
@@ -305,16 +347,16 @@ fn a_damaged_or_foreign_cache_is_a_warning_and_the_steps_run() {
         &c,
         &["--cache-from", &format!("type=local,src={}", out.display())],
     );
-    assert!(stderr.contains("not an rbuild cache"), "{stderr}");
+    assert!(stderr.contains("carries no rbuild cache"), "{stderr}");
     assert_eq!(ran(&stderr).len(), STEPS, "{stderr}");
 }
 
 #[test]
 fn cache_flags_rbuild_cannot_honour_are_refused_by_name() {
     let t = TestContext::new("FROM scratch\n", &[]);
-    let err = t.build_fails(&["--cache-to", "type=inline"]);
+    let err = t.build_fails(&["--cache-to", "type=inline,mode=max"]);
     assert!(
-        err.contains("--cache-to type=inline") && err.contains("issue 17"),
+        err.contains("type=inline,mode=max") && err.contains("mode=min"),
         "{err}"
     );
     let err = t.build_fails(&["--cache-to", "type=local,dest=x,mounts=true"]);

@@ -3,16 +3,17 @@
 //! every stage built), their blobs made local (fetched from an imported cache when a
 //! hit never needed them), the description and its artifact manifest put in the store,
 //! then pushed (blobs the registry has are skipped or mounted, as in every push) or
-//! written as an OCI layout directory.
+//! written as an OCI layout directory. `type=inline` is [`with_inline_cache`]: the
+//! target's records in the image's own config.
 
 use std::path::Path;
 
 use super::super::env::{BuildEnv, StageOutput};
 use super::super::error::{BuildError, ExecError};
 use super::super::events::BuildEvent;
-use super::super::{CacheExport, CacheLocation, CacheMode};
-use crate::cache::{artifact_manifest, CacheDescription, PortableRecord};
-use crate::image::{canonical_json, media_types, Descriptor, LayerDescriptor};
+use super::super::{BuildOptions, CacheExport, CacheLocation, CacheMode};
+use crate::cache::{artifact_manifest, CacheDescription, PortableRecord, INLINE_CONFIG_KEY};
+use crate::image::{canonical_json, media_types, Descriptor, ImageConfig, LayerDescriptor};
 use crate::plan::Plan;
 use crate::publish::export::{export_oci_dir, ArchiveImage};
 use crate::registry::{push, Client};
@@ -41,6 +42,24 @@ pub fn export_caches(
         });
     }
     Ok(())
+}
+
+/// The target's config, with the description of its steps under
+/// [`INLINE_CONFIG_KEY`] when `--cache-to type=inline` asks for it.
+pub fn with_inline_cache(
+    options: &BuildOptions,
+    target: &StageOutput,
+) -> Result<ImageConfig, ExecError> {
+    let mut config = target.config.clone();
+    if options.cache_inline {
+        let description = CacheDescription::new(target.records.iter().cloned());
+        let value = serde_json::to_value(description).map_err(|e| ExecError::RemoteCache {
+            cache: "inline".to_owned(),
+            reason: e.to_string(),
+        })?;
+        config.extra.insert(INLINE_CONFIG_KEY.to_owned(), value);
+    }
+    Ok(config)
 }
 
 /// The records `export`'s mode selects.

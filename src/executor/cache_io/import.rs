@@ -12,9 +12,12 @@ use std::path::Path;
 use super::super::error::ExecError;
 use super::super::events::{BuildEvent, Reporter};
 use super::super::{BuildOptions, CacheLocation};
-use crate::cache::{check_manifest, CacheDescription, CacheKey, PortableRecord, Record, Records};
+use crate::cache::{
+    check_manifest, CacheDescription, CacheKey, PortableRecord, Record, Records, INLINE_CONFIG_KEY,
+    MAX_DESCRIPTION,
+};
 use crate::digest::Digest;
-use crate::image::{decode_json, Descriptor, LayerDescriptor, Manifest};
+use crate::image::{decode_json, media_types, Descriptor, LayerDescriptor, Manifest};
 use crate::publish::{copy_layout_blob, layout_manifest};
 use crate::registry::{fetch_blob, fetch_manifest, missing_blobs, Client};
 use crate::store::Store;
@@ -55,30 +58,33 @@ impl RemoteCache {
         cache
     }
 
-    /// The manifest and description of the cache at `location`.
+    /// The description of the cache at `location`: a cache manifest's, or the one in
+    /// an image's config (`--cache-to type=inline`).
     fn read(
         &self,
         store: &Store,
         location: &CacheLocation,
     ) -> Result<(CacheDescription, Vec<String>), String> {
-        let manifest: Manifest = match location {
-            CacheLocation::Registry(reference) => {
-                let fetched = fetch_manifest(&self.client, reference).map_err(|e| e.to_string())?;
-                decode_json(&fetched.bytes).map_err(|e| e.to_string())?
-            }
-            CacheLocation::Local(dir) => {
-                let desc = layout_manifest(store, dir, "latest").map_err(|e| e.to_string())?;
-                decode_json(&store.read_blob(&desc.digest).map_err(|e| e.to_string())?)
-                    .map_err(|e| e.to_string())?
-            }
-        };
-        check_manifest(&manifest).map_err(|e| e.to_string())?;
+        let manifest = self.manifest(store, location)?;
+        let inline = media_types::is_config(&manifest.config.media_type);
+        if inline && manifest.config.size > MAX_DESCRIPTION {
+            return Err(format!(
+                "the image config is {} bytes",
+                manifest.config.size
+            ));
+        }
+        if !inline {
+            check_manifest(&manifest).map_err(|e| e.to_string())?;
+        }
         self.fetch(store, location, &manifest.config)?;
-        let bytes = store
+        let mut bytes = store
             .read_blob(&manifest.config.digest)
             .map_err(|e| e.to_string())?;
+        if inline {
+            bytes = inline_description(&bytes)?;
+        }
         let (mut description, mut warnings) =
-            CacheDescription::parse(&bytes, &manifest).map_err(|e| e.to_string())?;
+            CacheDescription::parse(&bytes, &manifest.layers).map_err(|e| e.to_string())?;
         // A hit whose blob is gone could not be undone once a later step needs it:
         // such records are dropped now (a HEAD or a stat per layer, no download).
         let missing = self.missing(location, &manifest)?;
@@ -96,6 +102,21 @@ impl RemoteCache {
             gone.is_none()
         });
         Ok((description, warnings))
+    }
+
+    /// The manifest at `location` (a layout's only or `latest` entry).
+    fn manifest(&self, store: &Store, location: &CacheLocation) -> Result<Manifest, String> {
+        Ok(match location {
+            CacheLocation::Registry(reference) => {
+                let fetched = fetch_manifest(&self.client, reference).map_err(|e| e.to_string())?;
+                decode_json(&fetched.bytes).map_err(|e| e.to_string())?
+            }
+            CacheLocation::Local(dir) => {
+                let desc = layout_manifest(store, dir, "latest").map_err(|e| e.to_string())?;
+                decode_json(&store.read_blob(&desc.digest).map_err(|e| e.to_string())?)
+                    .map_err(|e| e.to_string())?
+            }
+        })
     }
 
     /// The layers of `manifest` the cache at `location` does not hold.
@@ -198,6 +219,15 @@ impl RemoteCache {
             }
         }
     }
+}
+
+/// The description an image config carries under [`INLINE_CONFIG_KEY`], as bytes.
+fn inline_description(config: &[u8]) -> Result<Vec<u8>, String> {
+    let value: serde_json::Value = serde_json::from_slice(config).map_err(|e| e.to_string())?;
+    let description = value.get(INLINE_CONFIG_KEY).ok_or_else(|| {
+        "the image carries no rbuild cache (build it with --cache-to type=inline)".to_owned()
+    })?;
+    serde_json::to_vec(description).map_err(|e| e.to_string())
 }
 
 fn note(reporter: &dyn Reporter, location: &CacheLocation, message: &str) {
