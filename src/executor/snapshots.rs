@@ -97,7 +97,7 @@ fn ensure_snapshot(
             size: layer.blob.size,
         });
         if let Some(remote) = remote {
-            remote.ensure_blob(store, &layer.blob, reporter)?;
+            remote.ensure_blob_to_apply(store, &layer.blob, reporter)?;
         }
         let blob = store.open_blob(&layer.blob.digest)?;
         let opts = ApplyOptions {
@@ -125,6 +125,9 @@ fn ensure_snapshot(
                     layer.blob.digest, applied.diff_id, layer.diff_id
                 ),
             });
+        }
+        if let Some(remote) = remote {
+            remote.applied(store, &layer.blob.digest, layer.diff_id)?;
         }
         builder.commit(&SnapshotInfo {
             parent: parent.map(|p| p.chain),

@@ -115,6 +115,38 @@ fn cache_layers(dir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Rewrites the records of the cache layout at `dir` with `edit`, and the manifest
+/// and `index.json` to match.
+fn rewrite_description(dir: &Path, edit: impl Fn(&mut Vec<serde_json::Value>)) {
+    let blobs = dir.join("blobs/sha256");
+    let put = |value: &serde_json::Value| -> (String, usize) {
+        let bytes = serde_json::to_vec(value).unwrap();
+        let digest = crate::registry::digest(&bytes);
+        std::fs::write(blobs.join(digest.trim_start_matches("sha256:")), &bytes).unwrap();
+        (digest, bytes.len())
+    };
+    let mut manifest = cache_manifest(dir);
+    let config = manifest["config"]["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_owned();
+    let mut description: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(blobs.join(config)).unwrap()).unwrap();
+    let mut records = description["records"].as_array().unwrap().clone();
+    edit(&mut records);
+    description["records"] = records.into();
+    let (digest, size) = put(&description);
+    manifest["config"]["digest"] = digest.into();
+    manifest["config"]["size"] = size.into();
+    let (digest, size) = put(&manifest);
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    index["manifests"][0]["digest"] = digest.into();
+    index["manifests"][0]["size"] = size.into();
+    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+}
+
 #[test]
 fn a_registry_cache_serves_a_fresh_store_on_another_path_without_downloading_hits() {
     if !available(&[]) {
@@ -211,6 +243,31 @@ fn a_local_cache_directory_serves_a_fresh_store_and_min_leaves_the_builder_out()
         let hex = layer.trim_start_matches("sha256:");
         assert!(
             !b.root().join("blobs/sha256").join(hex).exists(),
+            "{layer} was copied"
+        );
+    }
+
+    // --explain says the same, and fetches no layer.
+    let e = elsewhere(&a);
+    let ctx = e.context().to_string_lossy().into_owned();
+    let from = format!("type=local,src={}", max.display());
+    let out = rbuild_in(
+        &e.root(),
+        &["build", "--explain", "--cache-from", &from, &ctx],
+        &[EPOCH],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let local = format!("CACHED (local {})", max.display());
+    assert_eq!(stdout.matches(&local).count(), STEPS, "{stdout}");
+    for layer in cache_layers(&max) {
+        let hex = layer.trim_start_matches("sha256:");
+        assert!(
+            !e.root().join("blobs/sha256").join(hex).exists(),
             "{layer} was copied"
         );
     }
@@ -335,6 +392,40 @@ fn a_damaged_or_foreign_cache_is_a_warning_and_the_steps_run() {
     );
     assert_eq!(ran(&stderr).len(), 2, "the builder's steps:\n{stderr}");
     assert_eq!(id_d, id_a);
+
+    // A description that lies about a layer's diff ID (rewritten with good digests):
+    // the hit is taken, and the layer fails its check when the image needs it.
+    let liar = a.path("liar");
+    let (id_a, _) = build(
+        &a,
+        &[
+            "--cache-to",
+            &format!("type=local,dest={},mode=max", liar.display()),
+        ],
+    );
+    let last = image_layers(&a.root(), &id_a).pop().unwrap();
+    rewrite_description(&liar, |records| {
+        for record in records
+            .iter_mut()
+            .filter(|r| r["layer"]["digest"] == last.as_str())
+        {
+            record["layer"]["diffId"] = format!("sha256:{}", "0".repeat(64)).into();
+        }
+    });
+    let e = elsewhere(&a);
+    let ctx = e.context().to_string_lossy().into_owned();
+    let from = format!("type=local,src={}", liar.display());
+    let out = rbuild_in(
+        &e.root(),
+        &["build", "--progress", "plain", "--cache-from", &from, &ctx],
+        &[EPOCH],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("layer {last} has diff ID")),
+        "{stderr}"
+    );
 
     // An image with no inline cache.
     let c = elsewhere(&a);

@@ -18,6 +18,7 @@ use crate::cache::{
 };
 use crate::digest::Digest;
 use crate::image::{decode_json, media_types, Descriptor, LayerDescriptor, Manifest};
+use crate::layers::{diff_id_of, Compression};
 use crate::publish::{copy_layout_blob, layout_manifest};
 use crate::registry::{fetch_blob, fetch_manifest, missing_blobs, Client};
 use crate::store::Store;
@@ -156,12 +157,34 @@ impl RemoteCache {
     }
 
     /// Makes sure layer blob `blob` is in the store, downloading it from the cache
-    /// that listed it when it is not; a blob no cache lists is left to the caller.
+    /// that listed it when it is not (its diff ID checked); a blob no cache lists is
+    /// left to the caller.
     pub fn ensure_blob(
         &self,
         store: &Store,
         blob: &LayerDescriptor,
         reporter: &dyn Reporter,
+    ) -> Result<(), ExecError> {
+        self.fetch_layer(store, blob, reporter, true)
+    }
+
+    /// [`Self::ensure_blob`] for a blob about to be applied, whose diff ID the
+    /// applier checks in its own pass (then [`Self::applied`]).
+    pub fn ensure_blob_to_apply(
+        &self,
+        store: &Store,
+        blob: &LayerDescriptor,
+        reporter: &dyn Reporter,
+    ) -> Result<(), ExecError> {
+        self.fetch_layer(store, blob, reporter, false)
+    }
+
+    fn fetch_layer(
+        &self,
+        store: &Store,
+        blob: &LayerDescriptor,
+        reporter: &dyn Reporter,
+        check_diff_id: bool,
     ) -> Result<(), ExecError> {
         if store.has_blob(&blob.digest) {
             return Ok(());
@@ -184,17 +207,81 @@ impl RemoteCache {
             done: blob.size,
             total: blob.size,
         });
-        self.keep_records(store, &blob.digest)
+        if !check_diff_id {
+            return Ok(());
+        }
+        let diff_id = self.check_diff_id(store, blob, location)?;
+        self.keep_records(store, &blob.digest, diff_id)
     }
 
-    /// Writes the imported records whose layer is `digest` (now in the store) to the
-    /// store's records.
-    fn keep_records(&self, store: &Store, digest: &Digest) -> Result<(), ExecError> {
+    /// Layer `digest` was applied and has `diff_id`: the imported records that say
+    /// so become the store's own.
+    pub fn applied(
+        &self,
+        store: &Store,
+        digest: &Digest,
+        diff_id: Digest,
+    ) -> Result<(), ExecError> {
+        if self.blobs.contains_key(digest) {
+            self.keep_records(store, digest, Some(diff_id))?;
+        }
+        Ok(())
+    }
+
+    /// Checks that the fetched layer `blob` has the diff ID its records give it (an
+    /// image's config lists it, and a blob the image needs may never be applied here);
+    /// a wrong one is removed and fails the build. The diff ID, if a record names it.
+    fn check_diff_id(
+        &self,
+        store: &Store,
+        blob: &LayerDescriptor,
+        location: &CacheLocation,
+    ) -> Result<Option<Digest>, ExecError> {
+        let expected = self.records.values().find_map(|(r, _)| {
+            r.layer
+                .as_ref()
+                .filter(|l| l.digest == blob.digest)
+                .map(|l| l.diff_id)
+        });
+        let Some(expected) = expected else {
+            return Ok(None);
+        };
+        let file = store.open_blob(&blob.digest)?;
+        let compression = Compression::from_media_type(&blob.media_type);
+        let actual = diff_id_of(std::io::BufReader::new(file), compression);
+        if actual.as_ref().ok() == Some(&expected) {
+            return Ok(Some(expected));
+        }
+        let _ = std::fs::remove_file(store.blob_path(&blob.digest));
+        Err(ExecError::RemoteCache {
+            cache: location.to_string(),
+            reason: match actual {
+                Ok(actual) => format!(
+                    "layer {} has diff ID {actual}, its records say {expected}",
+                    blob.digest
+                ),
+                Err(e) => format!("layer {} cannot be read: {e}", blob.digest),
+            },
+        })
+    }
+
+    /// Writes the imported records whose layer is `digest` (now in the store) with the
+    /// verified `diff_id` to the store's records.
+    fn keep_records(
+        &self,
+        store: &Store,
+        digest: &Digest,
+        diff_id: Option<Digest>,
+    ) -> Result<(), ExecError> {
+        let Some(diff_id) = diff_id else {
+            return Ok(());
+        };
         let records = Records::new(store);
-        let naming = self
-            .records
-            .values()
-            .filter(|(r, _)| r.layer.as_ref().is_some_and(|l| l.digest == *digest));
+        let naming = self.records.values().filter(|(r, _)| {
+            r.layer
+                .as_ref()
+                .is_some_and(|l| l.digest == *digest && l.diff_id == diff_id)
+        });
         for (portable, _) in naming {
             let mut record = Record::new(portable.key, portable.layer.clone());
             record.created = portable.created.clone();
