@@ -41,4 +41,4 @@ pub use reference::{Reference, ReferenceError, DOCKER_HUB, DOCKER_HUB_API};
 pub use repo::FetchedManifest;
 pub use tls::TlsOptions;
 pub use transfer::{BlobState, Progress, TransferEvent};
-pub use upload::{push, Pushed};
+pub use upload::{push, push_onto, Pushed};

@@ -6,6 +6,7 @@
 //! written as an OCI layout directory. `type=inline` is [`with_inline_cache`]: the
 //! target's records in the image's own config.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use super::super::env::{BuildEnv, StageOutput};
@@ -13,10 +14,11 @@ use super::super::error::{BuildError, ExecError};
 use super::super::events::BuildEvent;
 use super::super::{BuildOptions, CacheExport, CacheLocation, CacheMode};
 use crate::cache::{artifact_manifest, CacheDescription, PortableRecord, INLINE_CONFIG_KEY};
+use crate::digest::Digest;
 use crate::image::{canonical_json, media_types, Descriptor, ImageConfig, LayerDescriptor};
 use crate::plan::Plan;
 use crate::publish::export::{export_oci_dir, ArchiveImage};
-use crate::registry::{push, Client};
+use crate::registry::{missing_blobs, push_onto, Client};
 use crate::store::Store;
 
 /// Writes every `--cache-to` of the build.
@@ -30,12 +32,15 @@ pub fn export_caches(
         env.reporter
             .event(BuildEvent::ExportStarted { what: what.clone() });
         let started = std::time::Instant::now();
-        let description = CacheDescription::new(selected(export, plan, outputs));
-        let manifest = put_artifact(env, &description)?;
-        write(env, &manifest, &export.location).map_err(|reason| ExecError::RemoteCache {
+        let failed = |reason| ExecError::RemoteCache {
             cache: export.location.to_string(),
             reason,
-        })?;
+        };
+        let description = CacheDescription::new(selected(export, plan, outputs));
+        let client = client(env.options);
+        let present = present(env, &client, &description, &export.location).map_err(failed)?;
+        let manifest = put_artifact(env, &description, &present)?;
+        write(env, &client, &manifest, &export.location, &present).map_err(failed)?;
         env.reporter.event(BuildEvent::ExportFinished {
             what,
             elapsed: started.elapsed(),
@@ -82,14 +87,50 @@ fn selected(
     }
 }
 
-/// The description and its manifest in the store, every layer blob local; the
-/// manifest's descriptor.
+fn client(options: &BuildOptions) -> Client {
+    let mut registry = options.registry.clone();
+    registry.cancel = options.cancel.clone();
+    Client::new(registry)
+}
+
+/// The layers of `description` that are not in the store but already in the
+/// destination registry's repository (imported hits whose blobs stayed there: the
+/// usual `--cache-from X --cache-to X` of CI), which the export neither downloads nor
+/// uploads.
+fn present(
+    env: &BuildEnv<'_>,
+    client: &Client,
+    description: &CacheDescription,
+    to: &CacheLocation,
+) -> Result<BTreeSet<Digest>, String> {
+    let CacheLocation::Registry(reference) = to else {
+        return Ok(BTreeSet::new());
+    };
+    let absent: Vec<Digest> = description
+        .layers()
+        .iter()
+        .map(|l| l.digest)
+        .filter(|d| !env.store.has_blob(d))
+        .collect();
+    if absent.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    let missing = missing_blobs(client, reference, &absent).map_err(|e| e.to_string())?;
+    Ok(absent
+        .into_iter()
+        .filter(|d| !missing.contains(d))
+        .collect())
+}
+
+/// The description and its manifest in the store, every layer blob local but those
+/// `present` where the cache goes; the manifest's descriptor.
 fn put_artifact(
     env: &BuildEnv<'_>,
     description: &CacheDescription,
+    present: &BTreeSet<Digest>,
 ) -> Result<Descriptor, ExecError> {
     let layers = description.layers();
-    for layer in &layers {
+    for layer in layers.iter().filter(|l| !present.contains(&l.digest)) {
         let blob = LayerDescriptor {
             digest: layer.digest,
             size: layer.size,
@@ -109,13 +150,16 @@ fn put_artifact(
 }
 
 /// Pushes the cache manifest `manifest` or writes it as a layout directory.
-fn write(env: &BuildEnv<'_>, manifest: &Descriptor, to: &CacheLocation) -> Result<(), String> {
+fn write(
+    env: &BuildEnv<'_>,
+    client: &Client,
+    manifest: &Descriptor,
+    to: &CacheLocation,
+    present: &BTreeSet<Digest>,
+) -> Result<(), String> {
     match to {
         CacheLocation::Registry(reference) => {
-            let mut registry = env.options.registry.clone();
-            registry.cancel = env.options.cancel.clone();
-            let client = Client::new(registry);
-            push(&client, env.store, manifest, reference, &|_| {})
+            push_onto(client, env.store, manifest, reference, present, &|_| {})
                 .map(|_| ())
                 .map_err(|e| e.to_string())
         }
