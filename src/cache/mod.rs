@@ -34,8 +34,8 @@ pub use error::{CacheError, Result};
 pub use explain::{explain, BuildLogs, StageLog, StepInputs};
 pub use key::{CacheKey, Inputs, KeyBuilder, KEY_VERSION};
 pub use portable::{
-    artifact_manifest, check_manifest, CacheDescription, DescriptionError, PortableRecord,
-    CACHE_MEDIA_TYPE, DESCRIPTION_VERSION, INLINE_CONFIG_KEY, MAX_DESCRIPTION,
+    artifact_manifest, check_manifest, CacheDescription, DescriptionError, PortableMount,
+    PortableRecord, CACHE_MEDIA_TYPE, DESCRIPTION_VERSION, INLINE_CONFIG_KEY, MAX_DESCRIPTION,
 };
 pub use prune::{prune, PruneOptions, PruneReport, Removed};
 pub use record::{LayerRecord, Record, Records};

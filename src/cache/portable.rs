@@ -52,6 +52,16 @@ pub struct PortableRecord {
     pub created: Option<String>,
 }
 
+/// The contents of a `RUN --mount=type=cache` directory, as exported with
+/// `--cache-to …,mounts=true`: a layer of the directory's tree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PortableMount {
+    /// The directory's name in the store (the digest of its id and seed, hex).
+    pub key: String,
+    pub layer: LayerRecord,
+}
+
 /// The description blob.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -61,6 +71,9 @@ pub struct CacheDescription {
     /// [`KEY_VERSION`] of the keys: records of another key version never match.
     pub key_version: String,
     pub records: Vec<PortableRecord>,
+    /// Cache-mount contents (`mounts=true`), each key once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<PortableMount>,
 }
 
 /// Why a description cannot be used at all.
@@ -95,15 +108,29 @@ impl CacheDescription {
             version: DESCRIPTION_VERSION,
             key_version: KEY_VERSION.to_owned(),
             records: by_key.into_values().collect(),
+            mounts: Vec::new(),
         }
     }
 
-    /// The layers of the records, each once, in record order.
+    /// With the cache-mount contents `mounts` (sorted by key, each once).
+    pub fn with_mounts(mut self, mounts: impl IntoIterator<Item = PortableMount>) -> Self {
+        let mut by_key = BTreeMap::new();
+        for mut mount in mounts {
+            mount.layer.chain = None;
+            by_key.entry(mount.key.clone()).or_insert(mount);
+        }
+        self.mounts = by_key.into_values().collect();
+        self
+    }
+
+    /// The layers of the records, then of the mounts, each once.
     pub fn layers(&self) -> Vec<Descriptor> {
         let mut seen = BTreeSet::new();
+        let mounts = self.mounts.iter().map(|m| &m.layer);
         self.records
             .iter()
             .filter_map(|r| r.layer.as_ref())
+            .chain(mounts)
             .filter(|l| seen.insert(l.digest))
             .map(|l| Descriptor::new(l.media_type.clone(), l.digest, l.size))
             .collect()
@@ -136,31 +163,49 @@ impl CacheDescription {
         }
         let listed: BTreeMap<Digest, &Descriptor> = layers.iter().map(|d| (d.digest, d)).collect();
         let flavour = |t: &str| media_types::Format::Oci.layer(t);
-        let mut warnings = Vec::new();
-        description.records.retain(|record| {
-            let Some(layer) = &record.layer else {
-                return true;
-            };
-            let fits = listed.get(&layer.digest).is_some_and(|d| {
+        let fits = |layer: &LayerRecord| {
+            listed.get(&layer.digest).is_some_and(|d| {
                 d.size == layer.size
                     && flavour(&d.media_type).is_some()
                     && flavour(&d.media_type) == flavour(&layer.media_type)
-            });
-            if !fits {
-                warnings.push(format!(
-                    "cache record {} names layer {} that the cache manifest does not list as such: skipped",
-                    record.key, layer.digest
-                ));
+            })
+        };
+        let mut warnings = Vec::new();
+        let mut unlisted = |what: String, layer: &LayerRecord| {
+            warnings.push(format!(
+                "{what} names layer {} that the cache manifest does not list as such: skipped",
+                layer.digest
+            ));
+        };
+        description.records.retain(|record| match &record.layer {
+            Some(layer) if !fits(layer) => {
+                unlisted(format!("cache record {}", record.key), layer);
+                false
             }
-            fits
+            _ => true,
         });
-        for record in &mut description.records {
-            if let Some(layer) = &mut record.layer {
-                layer.chain = None;
+        description.mounts.retain(|mount| {
+            let ok = fits(&mount.layer) && is_mount_key(&mount.key);
+            if !ok {
+                unlisted(format!("cache mount {:?}", mount.key), &mount.layer);
             }
+            ok
+        });
+        let layers = description
+            .records
+            .iter_mut()
+            .filter_map(|r| r.layer.as_mut());
+        for layer in layers.chain(description.mounts.iter_mut().map(|m| &mut m.layer)) {
+            layer.chain = None;
         }
         Ok((description, warnings))
     }
+}
+
+/// Whether `key` can name a cache-mount directory: 64 lowercase hex digits (it
+/// becomes a path below the store: nothing else may).
+fn is_mount_key(key: &str) -> bool {
+    key.len() == 64 && key.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// Whether `manifest` is an rbuild cache manifest.
@@ -263,6 +308,24 @@ mod tests {
             parsed.records.is_empty(),
             "a size that differs is not the layer"
         );
+    }
+
+    #[test]
+    fn mounts_travel_with_their_layers_and_a_key_that_is_not_a_name_is_dropped() {
+        let mount = |key: &str, seed: &[u8]| PortableMount {
+            key: key.to_owned(),
+            layer: layer(seed),
+        };
+        let good = "ab".repeat(32);
+        let description = CacheDescription::new([record(b"a", Some(layer(b"1")))])
+            .with_mounts([mount(&good, b"m"), mount("../../etc", b"n")]);
+        assert_eq!(description.layers().len(), 3);
+        let (manifest, bytes) = round_trip(&description);
+        let (parsed, warnings) = CacheDescription::parse(&bytes, &manifest.layers).unwrap();
+        assert_eq!(parsed.mounts.len(), 1, "{warnings:?}");
+        assert_eq!(parsed.mounts[0].key, good);
+        assert!(parsed.mounts[0].layer.chain.is_none());
+        assert_eq!(warnings.len(), 1);
     }
 
     #[test]

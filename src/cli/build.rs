@@ -139,7 +139,9 @@ pub struct BuildArgs {
     pub cache_from: Vec<String>,
     /// Export the build cache (repeatable): `type=registry,ref=REG/REPO:TAG` or
     /// `type=local,dest=DIR`, with `mode=min` (the final image's steps, the default)
-    /// or `mode=max` (every stage's); `type=inline`: in the image's config.
+    /// or `mode=max` (every stage's), and `mounts=true` for the contents of the
+    /// `RUN --mount=type=cache` directories used (`mounts-max-size=SIZE` in all);
+    /// `type=inline`: in the image's config.
     #[arg(
         long = "cache-to",
         value_name = "type=registry,ref=REF|type=local,dest=DIR[,mode=min|max]|type=inline"

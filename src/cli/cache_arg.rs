@@ -11,7 +11,7 @@ use crate::executor::{CacheExport, CacheLocation, CacheMode};
 use crate::registry::Reference;
 
 /// Keys of buildx's cache exporters that rbuild refuses, with the reason.
-const REFUSED: [(&str, &str); 6] = [
+const REFUSED: [(&str, &str); 5] = [
     (
         "compression",
         "the cache holds the build's own layer blobs: choose their compression with --compression",
@@ -26,14 +26,13 @@ const REFUSED: [(&str, &str); 6] = [
     ),
     ("ignore-error", "a failed cache export fails the build"),
     (
-        "mounts",
-        "exporting RUN --mount=type=cache directories is not supported yet (issue 17)",
-    ),
-    (
         "tag",
         "the cache's layout is read through its only index.json entry",
     ),
 ];
+
+/// What `mounts=true` exports at most, in all, without `mounts-max-size=`.
+const DEFAULT_MOUNTS_MAX_SIZE: u64 = 4 << 30;
 
 /// One `--cache-to` value: an export, or `None` for `type=inline` (the cache goes into
 /// the image's config).
@@ -46,6 +45,7 @@ pub fn cache_to(value: &str) -> anyhow::Result<Option<CacheExport>> {
     }
     let mut mode = CacheMode::Min;
     let mut location = None;
+    let (mut mounts, mut mounts_cap) = (false, None);
     let kind = kind(&fields).with_context(flag)?;
     for (key, val) in &fields {
         match (key.as_str(), val.as_str()) {
@@ -55,6 +55,14 @@ pub fn cache_to(value: &str) -> anyhow::Result<Option<CacheExport>> {
             ("mode", other) => bail!("{}: mode={other:?}: expected min or max", flag()),
             ("ref", r) if kind == "registry" => location = Some(registry(r).with_context(flag)?),
             ("dest", d) if kind == "local" => location = Some(local(d)),
+            ("mounts", "true") => mounts = true,
+            ("mounts", "false") => mounts = false,
+            ("mounts", other) => bail!("{}: mounts={other:?}: expected true or false", flag()),
+            ("mounts-max-size", size) => {
+                let bytes =
+                    super::prune_cmds::size_arg(size, "mounts-max-size").with_context(flag)?;
+                mounts_cap = Some(bytes);
+            }
             ("image-manifest" | "oci-mediatypes", "true") => {}
             ("image-manifest" | "oci-mediatypes", _) => bail!(
                 "{}: {key}={val}: rbuild always exports an OCI image manifest ({key}=true)",
@@ -64,7 +72,15 @@ pub fn cache_to(value: &str) -> anyhow::Result<Option<CacheExport>> {
         }
     }
     let location = location.ok_or_else(|| anyhow!("{}: {}", flag(), missing(kind, "dest")))?;
-    Ok(Some(CacheExport { location, mode }))
+    if mounts_cap.is_some() && !mounts {
+        bail!("{}: mounts-max-size= needs mounts=true", flag());
+    }
+    let mounts = mounts.then(|| mounts_cap.unwrap_or(DEFAULT_MOUNTS_MAX_SIZE));
+    Ok(Some(CacheExport {
+        location,
+        mode,
+        mounts,
+    }))
 }
 
 /// `type=inline` takes no key but `mode=min` (the image holds only its own layers).
@@ -147,8 +163,8 @@ fn unknown(key: &str, kind: &str, dir_key: &str) -> String {
         return format!("{key}= is not supported: {why}");
     }
     let expected = match kind {
-        "registry" => "type, ref, mode".to_owned(),
-        _ => format!("type, {dir_key}, mode"),
+        "registry" => "type, ref, mode, mounts, mounts-max-size".to_owned(),
+        _ => format!("type, {dir_key}, mode, mounts, mounts-max-size"),
     };
     format!("unknown key {key:?} for type={kind} (expected {expected})")
 }
@@ -175,6 +191,10 @@ mod tests {
         assert_eq!(plain, to.location);
         let to = cache_to("type=local,dest=/tmp/c").unwrap().unwrap();
         assert_eq!(cache_to("type=inline").unwrap(), None);
+        let with = cache_to("type=local,dest=/c,mounts=true,mounts-max-size=1MiB").unwrap();
+        assert_eq!(with.unwrap().mounts, Some(1 << 20));
+        let default = cache_to("type=local,dest=/c,mounts=true").unwrap();
+        assert_eq!(default.unwrap().mounts, Some(DEFAULT_MOUNTS_MAX_SIZE));
         assert_eq!(to.mode, CacheMode::Min, "min is the default");
         assert_eq!(to.location, CacheLocation::Local("/tmp/c".into()));
         assert_eq!(
@@ -190,7 +210,8 @@ mod tests {
         assert!(err(cache_to("type=inline,mode=max")).contains("mode=min"));
         assert!(err(cache_to("type=gha")).contains("type=gha"));
         assert!(err(cache_to("type=local,dest=d,mode=all")).contains("mode=\"all\""));
-        assert!(err(cache_to("type=local,dest=d,mounts=true")).contains("issue 17"));
+        assert!(err(cache_to("type=local,dest=d,mounts-max-size=1G")).contains("mounts=true"));
+        assert!(err(cache_to("type=local,dest=d,mounts=yes")).contains("true or false"));
         assert!(err(cache_to("type=local,dest=d,compression=zstd")).contains("--compression"));
         assert!(
             err(cache_to("type=registry,ref=r/a,image-manifest=false")).contains("image-manifest")

@@ -119,7 +119,12 @@ pub struct BuildEnv<'a> {
     pub fresh_caches: FreshCaches,
     /// The commits ADD's git sources resolved to (keyed once, checked out as keyed).
     pub git: GitPins,
+    /// The cache-mount directories steps used, by key (for `--cache-to …,mounts=true`).
+    pub used_mounts: UsedMounts,
 }
+
+/// Cache-mount directory key (its name in `cache/mounts/`) -> the directory a step used.
+pub type UsedMounts = std::sync::Mutex<std::collections::BTreeMap<String, std::path::PathBuf>>;
 
 /// The cache-mount directories a build has started afresh.
 pub type FreshCaches = std::sync::Mutex<std::collections::HashSet<std::path::PathBuf>>;
@@ -154,6 +159,7 @@ impl<'a> BuildEnv<'a> {
             cgroups: RunCgroups::default(),
             fresh_caches: FreshCaches::default(),
             git: GitPins::default(),
+            used_mounts: UsedMounts::default(),
         }
     }
 

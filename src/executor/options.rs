@@ -192,6 +192,10 @@ pub enum CacheMode {
 pub struct CacheExport {
     pub location: CacheLocation,
     pub mode: CacheMode,
+    /// `mounts=true`: also the contents of the `RUN --mount=type=cache` directories
+    /// the build used, up to this many bytes in all (`mounts-max-size`), the most
+    /// recently used first.
+    pub mounts: Option<u64>,
 }
 
 /// Everything a build needs to know.

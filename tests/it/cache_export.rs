@@ -452,8 +452,65 @@ fn cache_flags_rbuild_cannot_honour_are_refused_by_name() {
         err.contains("type=inline,mode=max") && err.contains("mode=min"),
         "{err}"
     );
-    let err = t.build_fails(&["--cache-to", "type=local,dest=x,mounts=true"]);
-    assert!(err.contains("mounts="), "{err}");
+    // A destination in the test's directory, should a refusal ever let a build run.
+    let dest = t.path("cache");
+    let to = |keys: &str| format!("type=local,dest={},{keys}", dest.display());
+    let err = t.build_fails(&["--cache-to", &to("mounts-max-size=1G")]);
+    assert!(err.contains("needs mounts=true"), "{err}");
+    let err = t.build_fails(&["--cache-to", &to("compression=zstd")]);
+    assert!(err.contains("compression= is not supported"), "{err}");
     let err = t.build_fails(&["--cache-from", "type=gha"]);
     assert!(err.contains("type=gha"), "{err}");
+}
+
+#[test]
+fn cache_mounts_travel_with_mounts_true_within_their_size_cap() {
+    let run = "FROM base\nCOPY app.txt /app.txt\n\
+RUN --mount=type=cache,target=/var/cache/dl sh -c 'if [ -f /var/cache/dl/data ]; \
+then echo REUSED; else echo FETCHED; echo payload > /var/cache/dl/data; fi'\n";
+    let Some(a) = busybox(run, &[("app.txt", "app 1\n")]) else {
+        return;
+    };
+    let with = a.path("with");
+    let without = a.path("without");
+    let tiny = a.path("tiny");
+    let (_, stderr) = build(
+        &a,
+        &[
+            "--cache-to",
+            &format!("type=local,dest={},mounts=true", with.display()),
+            "--cache-to",
+            &format!("type=local,dest={}", without.display()),
+            "--cache-to",
+            &format!(
+                "type=local,dest={},mounts=true,mounts-max-size=10",
+                tiny.display()
+            ),
+        ],
+    );
+    assert!(stderr.contains("FETCHED"), "{stderr}");
+    assert!(
+        stderr.contains("left out of the cache export: over the size cap"),
+        "{stderr}"
+    );
+    let mounts = |dir: &Path| {
+        let manifest = cache_manifest(dir);
+        let hex = manifest["config"]["digest"].as_str().unwrap()[7..].to_owned();
+        let description: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("blobs/sha256").join(hex)).unwrap())
+                .unwrap();
+        description["mounts"].as_array().map_or(0, Vec::len)
+    };
+    assert_eq!((mounts(&with), mounts(&without), mounts(&tiny)), (1, 0, 0));
+
+    // A fresh store where the RUN runs again (its input changed): the cache mount is
+    // restored from the cache that has it, and only from that one.
+    for (dir, expected) in [(&with, "REUSED"), (&without, "FETCHED")] {
+        let b = elsewhere(&a);
+        std::fs::write(b.context().join("app.txt"), "app 2\n").unwrap();
+        let from = format!("type=local,src={}", dir.display());
+        let (_, stderr) = build(&b, &["--cache-from", &from]);
+        assert_eq!(ran(&stderr).len(), 2, "{stderr}");
+        assert!(stderr.contains(expected), "{expected}:\n{stderr}");
+    }
 }

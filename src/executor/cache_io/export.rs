@@ -13,6 +13,7 @@ use super::super::env::{BuildEnv, StageOutput};
 use super::super::error::{BuildError, ExecError};
 use super::super::events::BuildEvent;
 use super::super::{BuildOptions, CacheExport, CacheLocation, CacheMode};
+use super::mounts::mount_layers;
 use crate::cache::{artifact_manifest, CacheDescription, PortableRecord, INLINE_CONFIG_KEY};
 use crate::digest::Digest;
 use crate::image::{canonical_json, media_types, Descriptor, ImageConfig, LayerDescriptor};
@@ -36,7 +37,10 @@ pub fn export_caches(
             cache: export.location.to_string(),
             reason,
         };
-        let description = CacheDescription::new(selected(export, plan, outputs));
+        let mut description = CacheDescription::new(selected(export, plan, outputs));
+        if let Some(cap) = export.mounts {
+            description = description.with_mounts(mount_layers(env, cap)?);
+        }
         let client = client(env.options);
         let present = present(env, &client, &description, &export.location).map_err(failed)?;
         let manifest = put_artifact(env, &description, &present)?;

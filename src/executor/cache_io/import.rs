@@ -13,12 +13,12 @@ use super::super::error::ExecError;
 use super::super::events::{BuildEvent, Reporter};
 use super::super::{BuildOptions, CacheLocation};
 use crate::cache::{
-    check_manifest, CacheDescription, CacheKey, PortableRecord, Record, Records, INLINE_CONFIG_KEY,
-    MAX_DESCRIPTION,
+    check_manifest, CacheDescription, CacheKey, LayerRecord, PortableRecord, Record, Records,
+    INLINE_CONFIG_KEY, MAX_DESCRIPTION,
 };
 use crate::digest::Digest;
 use crate::image::{decode_json, media_types, Descriptor, LayerDescriptor, Manifest};
-use crate::layers::{diff_id_of, Compression};
+use crate::layers::{apply_layer, diff_id_of, ApplyOptions, Compression, WhiteoutMode};
 use crate::publish::{copy_layout_blob, layout_manifest};
 use crate::registry::{fetch_blob, fetch_manifest, missing_blobs, Client};
 use crate::store::Store;
@@ -31,6 +31,8 @@ pub struct RemoteCache {
     records: BTreeMap<CacheKey, (PortableRecord, usize)>,
     /// Layer blob -> the cache to fetch it from.
     blobs: BTreeMap<Digest, usize>,
+    /// Cache-mount key -> its contents' layer and the cache it came from.
+    mounts: BTreeMap<String, (LayerRecord, usize)>,
 }
 
 impl RemoteCache {
@@ -44,6 +46,7 @@ impl RemoteCache {
             locations: options.cache_from.clone(),
             records: BTreeMap::new(),
             blobs: BTreeMap::new(),
+            mounts: BTreeMap::new(),
         };
         for (index, location) in options.cache_from.iter().enumerate() {
             match cache.read(store, location) {
@@ -139,6 +142,10 @@ impl RemoteCache {
     }
 
     fn merge(&mut self, description: CacheDescription, index: usize) {
+        for mount in description.mounts {
+            self.blobs.entry(mount.layer.digest).or_insert(index);
+            self.mounts.entry(mount.key).or_insert((mount.layer, index));
+        }
         for record in description.records {
             if let Some(layer) = &record.layer {
                 self.blobs.entry(layer.digest).or_insert(index);
@@ -212,6 +219,59 @@ impl RemoteCache {
         }
         let diff_id = self.check_diff_id(store, blob, location)?;
         self.keep_records(store, &blob.digest, diff_id)
+    }
+
+    /// The imported cache mounts, by key, with the cache each came from.
+    pub fn mounts(&self) -> impl Iterator<Item = (&String, &LayerRecord)> {
+        self.mounts.iter().map(|(key, (layer, _))| (key, layer))
+    }
+
+    /// Fills the new cache-mount directory `dir` of `key` from the imported cache that
+    /// has it (its layer fetched, digest and diff ID checked as it is applied); nothing
+    /// when none has it.
+    pub fn restore_mount(
+        &self,
+        store: &Store,
+        key: &str,
+        dir: &Path,
+        reporter: &dyn Reporter,
+    ) -> Result<(), ExecError> {
+        let Some((layer, index)) = self.mounts.get(key) else {
+            return Ok(());
+        };
+        let blob = LayerDescriptor {
+            digest: layer.digest,
+            size: layer.size,
+            media_type: layer.media_type.clone(),
+        };
+        self.ensure_blob_to_apply(store, &blob, reporter)?;
+        let opts = ApplyOptions {
+            whiteouts: WhiteoutMode::Delete,
+            compression: Compression::from_media_type(&layer.media_type),
+        };
+        let file = std::io::BufReader::new(store.open_blob(&layer.digest)?);
+        let applied = apply_layer(file, dir, &opts).map_err(|source| ExecError::ApplyLayer {
+            digest: layer.digest,
+            source,
+        })?;
+        let from = self
+            .locations
+            .get(*index)
+            .map(|l| l.to_string())
+            .unwrap_or_default();
+        if applied.digest != layer.digest || applied.diff_id != layer.diff_id {
+            return Err(ExecError::RemoteCache {
+                cache: from,
+                reason: format!(
+                    "cache mount layer {} is not what its record says",
+                    layer.digest
+                ),
+            });
+        }
+        reporter.event(BuildEvent::Note {
+            message: format!("cache mount restored from {from}"),
+        });
+        Ok(())
     }
 
     /// Layer `digest` was applied and has `diff_id`: the imported records that say

@@ -9,6 +9,7 @@
 
 mod export;
 mod import;
+mod mounts;
 
 pub use export::{export_caches, with_inline_cache};
 pub use import::RemoteCache;
