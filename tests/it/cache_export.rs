@@ -463,32 +463,61 @@ fn cache_flags_rbuild_cannot_honour_are_refused_by_name() {
     assert!(err.contains("type=gha"), "{err}");
 }
 
+/// An HTTP server on 127.0.0.1 that counts the requests it answers; its port.
+fn counting_server() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    let port = listener.local_addr().expect("port").port();
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = count.clone();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let _ = stream.read(&mut [0u8; 4096]);
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let body = "downloaded payload\n";
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(reply.as_bytes());
+        }
+    });
+    (port, count)
+}
+
 #[test]
 fn cache_mounts_travel_with_mounts_true_within_their_size_cap() {
-    let run = "FROM base\nCOPY app.txt /app.txt\n\
-RUN --mount=type=cache,target=/var/cache/dl sh -c 'if [ -f /var/cache/dl/data ]; \
-then echo REUSED; else echo FETCHED; echo payload > /var/cache/dl/data; fi'\n";
-    let Some(a) = busybox(run, &[("app.txt", "app 1\n")]) else {
+    let (port, requests) = counting_server();
+    let requests = move || requests.load(std::sync::atomic::Ordering::SeqCst);
+    // A step that downloads into its cache mount unless the file is there.
+    let run = format!(
+        "FROM base\nCOPY app.txt /app.txt\n\
+RUN --network=host --mount=type=cache,target=/var/cache/dl sh -c 'test -f /var/cache/dl/data \
+|| wget -q -O /var/cache/dl/data http://127.0.0.1:{port}/; cat /var/cache/dl/data /app.txt'\n"
+    );
+    let Some(a) = busybox(&run, &[("app.txt", "app 1\n")]) else {
         return;
     };
+    let allow = ["--allow", "network.host"];
     let with = a.path("with");
     let without = a.path("without");
     let tiny = a.path("tiny");
+    let to = |dir: &Path, extra: &str| format!("type=local,dest={}{extra}", dir.display());
     let (_, stderr) = build(
         &a,
         &[
+            allow[0],
+            allow[1],
             "--cache-to",
-            &format!("type=local,dest={},mounts=true", with.display()),
+            &to(&with, ",mounts=true"),
             "--cache-to",
-            &format!("type=local,dest={}", without.display()),
+            &to(&without, ""),
             "--cache-to",
-            &format!(
-                "type=local,dest={},mounts=true,mounts-max-size=10",
-                tiny.display()
-            ),
+            &to(&tiny, ",mounts=true,mounts-max-size=10"),
         ],
     );
-    assert!(stderr.contains("FETCHED"), "{stderr}");
+    assert_eq!(requests(), 1, "{stderr}");
+    assert!(stderr.contains("downloaded payload"), "{stderr}");
     assert!(
         stderr.contains("left out of the cache export: over the size cap"),
         "{stderr}"
@@ -504,13 +533,20 @@ then echo REUSED; else echo FETCHED; echo payload > /var/cache/dl/data; fi'\n";
     assert_eq!((mounts(&with), mounts(&without), mounts(&tiny)), (1, 0, 0));
 
     // A fresh store where the RUN runs again (its input changed): the cache mount is
-    // restored from the cache that has it, and only from that one.
-    for (dir, expected) in [(&with, "REUSED"), (&without, "FETCHED")] {
+    // restored from the cache that has it (no request), and only from that one.
+    for (dir, new_requests) in [(&with, 0), (&without, 1)] {
         let b = elsewhere(&a);
         std::fs::write(b.context().join("app.txt"), "app 2\n").unwrap();
+        let before = requests();
         let from = format!("type=local,src={}", dir.display());
-        let (_, stderr) = build(&b, &["--cache-from", &from]);
+        let (_, stderr) = build(&b, &[allow[0], allow[1], "--cache-from", &from]);
         assert_eq!(ran(&stderr).len(), 2, "{stderr}");
-        assert!(stderr.contains(expected), "{expected}:\n{stderr}");
+        assert!(stderr.contains("downloaded payload"), "{stderr}");
+        assert_eq!(
+            requests() - before,
+            new_requests,
+            "{}:\n{stderr}",
+            dir.display()
+        );
     }
 }
