@@ -10,7 +10,7 @@
 //! executor/ the build: stages scheduled (independent ones in parallel), per-step file
 //!           ops and RUN on overlays or native copies, progress events, exports
 //! cache/    step keys, records (with blob stamps), miss explanations, stat cache, prune
-//!           policy, `du`
+//!           policy, `du`, the portable cache of `--cache-to` / `--cache-from`
 //! layers/   overlay mounts, native step roots, change sets (upperdir, full tree, native
 //!           diff), deterministic tar + compression + digests in one pass, safe layer
 //!           application

@@ -9,6 +9,7 @@
 //! | `check.rs` | [`check_records`]: the records' part of `rbuild store check` |
 //! | `explain.rs` | [`BuildLogs`] and [`explain()`]: why a step missed |
 //! | `stat/` | [`StatCache`]: (path, size, mtime, ctime, inode, device) -> content digest, racily clean entries read again |
+//! | `portable.rs` | [`CacheDescription`]: the records `--cache-to` exports and `--cache-from` reads, as an OCI artifact |
 //! | `prune.rs` | [`prune()`]: what goes (dangling, least recently used, `--all`), exactly how many bytes |
 //! | `du.rs` | [`usage()`]: the store by kind, blobs by what refers to them, what a prune would reclaim |
 //!
@@ -21,6 +22,7 @@ mod du;
 mod error;
 mod explain;
 mod key;
+mod portable;
 mod prune;
 mod record;
 mod stat;
@@ -31,6 +33,10 @@ pub use du::{usage, BlobClasses, KindUsage, Tally, UsageReport};
 pub use error::{CacheError, Result};
 pub use explain::{explain, BuildLogs, StageLog, StepInputs};
 pub use key::{CacheKey, Inputs, KeyBuilder, KEY_VERSION};
+pub use portable::{
+    artifact_manifest, check_manifest, CacheDescription, DescriptionError, PortableMount,
+    PortableRecord, CACHE_MEDIA_TYPE, DESCRIPTION_VERSION, INLINE_CONFIG_KEY, MAX_DESCRIPTION,
+};
 pub use prune::{prune, PruneOptions, PruneReport, Removed};
 pub use record::{LayerRecord, Record, Records};
 pub use stat::{hash_file, hash_reader, StatCache};

@@ -128,6 +128,25 @@ pub struct BuildArgs {
     /// Run every step of these stages (names or indexes); may be repeated.
     #[arg(long = "no-cache-filter", value_name = "STAGE", value_delimiter = ',')]
     pub no_cache_filter: Vec<String>,
+    /// Import a build cache (repeatable): `type=registry,ref=REG/REPO:TAG`,
+    /// `type=local,src=DIR`, or a plain image reference (a cache, or an image pushed
+    /// with `--cache-to type=inline`). A step the store has no record of is looked
+    /// up there; a layer is downloaded only when needed.
+    #[arg(
+        long = "cache-from",
+        value_name = "type=registry,ref=REF|type=local,src=DIR|REF"
+    )]
+    pub cache_from: Vec<String>,
+    /// Export the build cache (repeatable): `type=registry,ref=REG/REPO:TAG` or
+    /// `type=local,dest=DIR`, with `mode=min` (the final image's steps, the default)
+    /// or `mode=max` (every stage's), and `mounts=true` for the contents of the
+    /// `RUN --mount=type=cache` directories used (`mounts-max-size=SIZE` in all);
+    /// `type=inline`: in the image's config.
+    #[arg(
+        long = "cache-to",
+        value_name = "type=registry,ref=REF|type=local,dest=DIR[,mode=min|max]|type=inline"
+    )]
+    pub cache_to: Vec<String>,
     /// Stages to build at the same time at most (default: the number of CPUs).
     #[arg(short = 'j', long, env = "RBUILD_JOBS", value_name = "N")]
     pub jobs: Option<std::num::NonZeroUsize>,

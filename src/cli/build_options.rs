@@ -158,6 +158,11 @@ impl BuildArgs {
         source_date_epoch: Option<i64>,
         outputs: Outputs,
     ) -> anyhow::Result<BuildOptions> {
+        let cache_to: Vec<_> = self
+            .cache_to
+            .iter()
+            .map(|v| super::cache_arg::cache_to(v))
+            .collect::<anyhow::Result<_>>()?;
         Ok(BuildOptions {
             registry: self.registry.options(&root)?,
             root,
@@ -193,6 +198,13 @@ impl BuildArgs {
             cancel: Default::default(),
             no_cache: self.no_cache,
             no_cache_filter: self.no_cache_filter,
+            cache_from: self
+                .cache_from
+                .iter()
+                .map(|v| super::cache_arg::cache_from(v))
+                .collect::<anyhow::Result<_>>()?,
+            cache_to: cache_to.iter().flatten().cloned().collect(),
+            cache_inline: cache_to.iter().any(Option::is_none),
             secrets: self
                 .secrets
                 .iter()

@@ -8,6 +8,7 @@ mod archive_cmds;
 mod build;
 mod build_context_arg;
 mod build_options;
+mod cache_arg;
 mod compat;
 mod compat_flags;
 mod context_arg;

@@ -57,7 +57,7 @@ fn open(root: &Path) -> anyhow::Result<Store> {
     Store::open(root).with_context(|| format!("cannot open the image store `{}`", root.display()))
 }
 
-fn size_arg(text: &str, what: &str) -> anyhow::Result<u64> {
+pub(super) fn size_arg(text: &str, what: &str) -> anyhow::Result<u64> {
     ram_in_bytes(text)
         .with_context(|| format!("invalid {what} {text:?}: expected a size such as 10GB or 512MiB"))
 }

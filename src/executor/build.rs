@@ -5,6 +5,7 @@
 
 use std::num::NonZeroUsize;
 
+use super::cache_io::{export_caches, RemoteCache};
 use super::caching::BuildCache;
 use super::env::{BuildEnv, Created, Mode, StageOutput};
 use super::error::{BuildError, ExecError};
@@ -52,11 +53,16 @@ fn run(
     let now = Created::new(options.source_date_epoch).epoch;
     let named = prepare_trees(&store, options, &plan, now, reporter)?;
     let sandbox = Sandbox::new().with_cancel(options.cancel.clone());
-    let env = BuildEnv::new(&store, options, mode, reporter, &sandbox, named);
+    let remote = RemoteCache::load(&store, options, reporter);
+    let env = BuildEnv::new(&store, options, mode, reporter, &remote, &sandbox, named);
     let outputs = build_stages(&env, &plan)?;
     match mode {
         Mode::Explain => Ok(None),
-        Mode::Build => finish(&env, &plan, &outputs).map(Some),
+        Mode::Build => {
+            let result = finish(&env, &plan, &outputs)?;
+            export_caches(&env, &plan, &outputs)?;
+            Ok(Some(result))
+        }
     }
 }
 
@@ -146,10 +152,11 @@ fn build_stages(env: &BuildEnv<'_>, plan: &Plan) -> Result<Vec<Option<StageOutpu
         options.snapshotter,
         env.store,
         env.reporter,
+        env.remote,
         &env.write,
         &options.cancel,
     );
-    let cache = BuildCache::new(env.store, options);
+    let cache = BuildCache::new(env.store, env.remote, options);
     let limit = options
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN));

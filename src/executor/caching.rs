@@ -3,7 +3,8 @@
 //! trees, through the stat cache of each directory the user owns; stage keys, fetched
 //! URLs, the commits of git repositories); a step whose key has a usable record is not run; a step that
 //! ran gets a record; and a miss is explained against the last build of the same
-//! Dockerfile and stage.
+//! Dockerfile and stage. A key the store has no record of is looked up in the caches
+//! of `--cache-from` (`cache_io/`), whose hits say where they came from.
 //!
 //! `--no-cache` and `--no-cache-filter` only skip lookups: results are still recorded,
 //! as `docker build --no-cache` leaves a cache for the next build.
@@ -13,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
+use super::cache_io::RemoteCache;
 use super::context::LazyContext;
 use super::copy::{self, Attrs, ContextIndex, CopyRequest, SourceTree};
 use super::env::{BuildEnv, Layer, StageOutput};
@@ -30,6 +32,8 @@ use crate::store::{chain_id, Store};
 pub struct BuildCache<'s> {
     store: &'s Store,
     records: Records<'s>,
+    /// The caches of `--cache-from`.
+    remote: &'s RemoteCache,
     logs: BuildLogs<'s>,
     /// The stat caches of the trees read so far, by directory.
     stat: Mutex<BTreeMap<PathBuf, StatCache>>,
@@ -42,7 +46,7 @@ pub struct BuildCache<'s> {
 }
 
 impl<'s> BuildCache<'s> {
-    pub fn new(store: &'s Store, options: &BuildOptions) -> Self {
+    pub fn new(store: &'s Store, remote: &'s RemoteCache, options: &BuildOptions) -> Self {
         let compression = match options.compression {
             CompressionKind::Gzip => format!("gzip-{}", options.compression_level.unwrap_or(6)),
             CompressionKind::Zstd => format!("zstd-{}", options.compression_level.unwrap_or(3)),
@@ -55,6 +59,7 @@ impl<'s> BuildCache<'s> {
         BuildCache {
             store,
             records: Records::new(store),
+            remote,
             logs: BuildLogs::new(store),
             stat: Mutex::new(BTreeMap::new()),
             key_options: KeyOptions {
@@ -90,9 +95,16 @@ impl<'s> BuildCache<'s> {
         !(by_name || self.no_cache_filter.contains(&stage.index.to_string()))
     }
 
-    /// The usable record of `key`, if any.
-    pub fn lookup(&self, key: &CacheKey) -> Result<Option<Record>, ExecError> {
-        Ok(self.records.get(key)?)
+    /// The usable record of `key`, if any: the store's, else an imported one with
+    /// the cache it came from (`registry REF`, `local DIR`).
+    pub fn lookup(&self, key: &CacheKey) -> Result<Option<(Record, Option<String>)>, ExecError> {
+        if let Some(record) = self.records.get(key)? {
+            return Ok(Some((record, None)));
+        }
+        Ok(self
+            .remote
+            .lookup(key)
+            .map(|(record, from)| (record, Some(from))))
     }
 
     /// Records what the step of `key` produced.
@@ -102,14 +114,7 @@ impl<'s> BuildCache<'s> {
         layer: Option<&Layer>,
         created: &str,
     ) -> Result<(), ExecError> {
-        let layer = layer.map(|l| LayerRecord {
-            digest: l.blob.digest,
-            size: l.blob.size,
-            media_type: l.blob.media_type.clone(),
-            diff_id: l.diff_id,
-            chain: Some(l.chain),
-        });
-        let mut record = Record::new(*key, layer);
+        let mut record = Record::new(*key, layer.map(layer_record));
         record.created = Some(created.to_owned());
         Ok(self.records.put(&record)?)
     }
@@ -168,6 +173,17 @@ pub fn reasons(
     parent_missed: bool,
 ) -> Vec<String> {
     explain(last.steps.get(index), now, parent_missed)
+}
+
+/// What a record keeps of `layer`.
+pub fn layer_record(layer: &Layer) -> LayerRecord {
+    LayerRecord {
+        digest: layer.blob.digest,
+        size: layer.blob.size,
+        media_type: layer.blob.media_type.clone(),
+        diff_id: layer.diff_id,
+        chain: Some(layer.chain),
+    }
 }
 
 /// The layer a record describes, on top of `below`.

@@ -3,12 +3,13 @@
 //! build's timestamp, the sandbox, the commits of ADD's git sources) and what steps and stages produce ([`Layer`],
 //! [`StageOutput`]). Nothing here imports the files above it.
 
-use crate::cache::CacheKey;
+use crate::cache::{CacheKey, PortableRecord};
 use crate::digest::Digest;
 use crate::image::{ImageConfig, LayerDescriptor};
 use crate::layers::{Compression, WriteOptions};
 use crate::store::Store;
 
+use super::cache_io::RemoteCache;
 use super::context::{tree_of, LazyContext, NamedTrees};
 use super::copy::GitPins;
 use super::error::ExecError;
@@ -33,6 +34,9 @@ pub struct StageOutput {
     pub config: ImageConfig,
     /// The cache key of the stage's last step (or of its base).
     pub key: CacheKey,
+    /// The records of the steps whose layers the stage holds (those of a `FROM`
+    /// stage first), as `--cache-to` exports them.
+    pub records: Vec<PortableRecord>,
 }
 
 /// What a build does with its plan.
@@ -96,6 +100,8 @@ pub struct BuildEnv<'a> {
     pub options: &'a BuildOptions,
     pub mode: Mode,
     pub reporter: &'a dyn Reporter,
+    /// The caches of `--cache-from`, and where their layer blobs come from.
+    pub remote: &'a RemoteCache,
     /// The build context, walked on first use.
     pub context: LazyContext,
     /// The named contexts that are trees (`--build-context`), walked on first use.
@@ -113,7 +119,12 @@ pub struct BuildEnv<'a> {
     pub fresh_caches: FreshCaches,
     /// The commits ADD's git sources resolved to (keyed once, checked out as keyed).
     pub git: GitPins,
+    /// The cache-mount directories steps used, by key (for `--cache-to …,mounts=true`).
+    pub used_mounts: UsedMounts,
 }
+
+/// Cache-mount directory key (its name in `cache/mounts/`) -> the directory a step used.
+pub type UsedMounts = std::sync::Mutex<std::collections::BTreeMap<String, std::path::PathBuf>>;
 
 /// The cache-mount directories a build has started afresh.
 pub type FreshCaches = std::sync::Mutex<std::collections::HashSet<std::path::PathBuf>>;
@@ -126,6 +137,7 @@ impl<'a> BuildEnv<'a> {
         options: &'a BuildOptions,
         mode: Mode,
         reporter: &'a dyn Reporter,
+        remote: &'a RemoteCache,
         executor: &'a dyn Executor,
         named: NamedTrees,
     ) -> Self {
@@ -134,6 +146,7 @@ impl<'a> BuildEnv<'a> {
             options,
             mode,
             reporter,
+            remote,
             context: LazyContext::new(
                 &options.context,
                 &options.dockerfile,
@@ -146,6 +159,7 @@ impl<'a> BuildEnv<'a> {
             cgroups: RunCgroups::default(),
             fresh_caches: FreshCaches::default(),
             git: GitPins::default(),
+            used_mounts: UsedMounts::default(),
         }
     }
 

@@ -117,6 +117,9 @@ pub enum ExecError {
     },
     #[error("cannot download {url}: {reason}")]
     Download { url: String, reason: String },
+    /// A build cache of `--cache-from` or `--cache-to` cannot be read or written.
+    #[error("cache {cache}: {reason}")]
+    RemoteCache { cache: String, reason: String },
     /// A named context (`--build-context`) cannot be made ready.
     #[error("cannot fetch build context {name}: {source}")]
     Named {

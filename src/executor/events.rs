@@ -52,8 +52,13 @@ pub enum BuildEvent {
     /// A metadata step (`ENV`, `LABEL`, `CMD`...): it sets the image config, nothing
     /// runs and no cache key is made.
     StepMetadata { id: StepId },
-    /// A step was satisfied from the cache.
-    StepCached { id: StepId },
+    /// A step was satisfied from the cache: the store's, or (`from`) an imported
+    /// cache's, `registry REG/REPO:TAG` or `local DIR`.
+    StepCached {
+        id: StepId,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+    },
     /// A step's key had no usable result: why, against the last build of the stage.
     CacheMiss { id: StepId, reasons: Vec<String> },
     /// Output of a step (a line, without newline).

@@ -2,6 +2,7 @@
 //! the build's tags, exported to each `--output`, and the result files written
 //! (`--iidfile`, `--metadata-file`).
 
+use super::cache_io::with_inline_cache;
 use super::env::{BuildEnv, StageOutput};
 use super::error::{BuildError, ExecError};
 use super::events::BuildEvent;
@@ -38,6 +39,16 @@ pub fn finish(
         .ok_or(ExecError::Internal {
             what: "the target stage was not built",
         })?;
+    // Every manifest of the image (its exports' too) has the inline cache, if asked.
+    let target = &StageOutput {
+        config: with_inline_cache(env.options, target)?,
+        ..target.clone()
+    };
+    // The image is whole in the store: layers of imported cache hits are fetched now.
+    for layer in &target.layers {
+        env.remote
+            .ensure_blob(env.store, &layer.blob, env.reporter)?;
+    }
     let layers: Vec<LayerDescriptor> = target.layers.iter().map(|l| l.blob.clone()).collect();
     let annotations = &env.options.annotations;
     let image = assemble(

@@ -9,6 +9,7 @@
 //! `snapshots.rs` to `env.rs`, what every step shares, and the leaves below it.
 
 mod build;
+mod cache_io;
 mod caching;
 mod context;
 pub mod copy;
@@ -40,6 +41,7 @@ pub use events::{BuildEvent, NoReporter, Recorder, Reporter, StepId};
 pub use finish::BuildResult;
 pub use mounts::{FlagError, SecretSource, SecretSpec, SshSpec};
 pub use options::{
-    BuildOptions, CompressionKind, ImageAnnotations, Output, OutputError, Snapshotter,
+    BuildOptions, CacheExport, CacheLocation, CacheMode, CompressionKind, ImageAnnotations, Output,
+    OutputError, Snapshotter,
 };
 pub use resolver::PullPolicy;

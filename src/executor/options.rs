@@ -157,6 +157,47 @@ impl Output {
     }
 }
 
+/// Where a build cache is kept outside the store (`--cache-to`, `--cache-from`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheLocation {
+    /// `type=registry,ref=REF` (or a plain reference): an OCI artifact in a registry.
+    Registry(crate::registry::Reference),
+    /// `type=local,dest|src=DIR`: an OCI image layout directory.
+    Local(PathBuf),
+}
+
+impl std::fmt::Display for CacheLocation {
+    /// As progress names where a hit came from: `registry REG/REPO:TAG`, `local DIR`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CacheLocation::Registry(r) => write!(f, "registry {r}"),
+            CacheLocation::Local(dir) => write!(f, "local {}", dir.display()),
+        }
+    }
+}
+
+/// Which steps `--cache-to` exports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CacheMode {
+    /// The steps of the final image's layers (the target stage's chain), BuildKit's
+    /// default.
+    #[default]
+    Min,
+    /// Every step of every stage built, intermediate stages included.
+    Max,
+}
+
+/// One `--cache-to`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheExport {
+    pub location: CacheLocation,
+    pub mode: CacheMode,
+    /// `mounts=true`: also the contents of the `RUN --mount=type=cache` directories
+    /// the build used, up to this many bytes in all (`mounts-max-size`), the most
+    /// recently used first.
+    pub mounts: Option<u64>,
+}
+
 /// Everything a build needs to know.
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
@@ -206,6 +247,13 @@ pub struct BuildOptions {
     pub no_cache: bool,
     /// `--no-cache-filter`: stages (names or indexes) whose steps all run.
     pub no_cache_filter: Vec<String>,
+    /// `--cache-from`: caches consulted, in order, when the store has no record.
+    pub cache_from: Vec<CacheLocation>,
+    /// `--cache-to`: where the build's cache is exported after the build.
+    pub cache_to: Vec<CacheExport>,
+    /// `--cache-to type=inline`: the cache description of the image's steps goes into
+    /// its config, so the image itself serves as a `--cache-from`.
+    pub cache_inline: bool,
     /// `--secret`s a step may mount (`RUN --mount=type=secret`).
     pub secrets: Vec<super::mounts::SecretSpec>,
     /// `--ssh` agents a step may mount (`RUN --mount=type=ssh`).

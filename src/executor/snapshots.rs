@@ -1,7 +1,9 @@
 //! Layers made into snapshots: a base image's layers, and layers taken from the cache,
 //! each applied from its blob once (checking the blob's digest and diff ID in the same
-//! pass) when a step first needs it as a lower directory.
+//! pass) when a step first needs it as a lower directory; the blob of a hit from an
+//! imported cache is downloaded then, not before.
 
+use super::cache_io::RemoteCache;
 use super::env::Layer;
 use super::error::ExecError;
 use super::events::{BuildEvent, Reporter};
@@ -46,7 +48,7 @@ pub fn image_layers(
             diff_id: *diff_id,
             chain,
         };
-        ensure_snapshot(store, &layer, out.last(), &image.reference, reporter)?;
+        ensure_snapshot(store, None, &layer, out.last(), &image.reference, reporter)?;
         out.push(layer);
     }
     Ok(out)
@@ -56,12 +58,20 @@ pub fn image_layers(
 /// and were never unpacked here, or were pruned) by applying their blobs.
 pub fn ensure_snapshots(
     store: &Store,
+    remote: &RemoteCache,
     layers: &[Layer],
     reporter: &dyn Reporter,
 ) -> Result<(), ExecError> {
     for (i, layer) in layers.iter().enumerate() {
         let parent = i.checked_sub(1).and_then(|p| layers.get(p));
-        ensure_snapshot(store, layer, parent, "a cached step", reporter)?;
+        ensure_snapshot(
+            store,
+            Some(remote),
+            layer,
+            parent,
+            "a cached step",
+            reporter,
+        )?;
     }
     Ok(())
 }
@@ -71,6 +81,7 @@ pub fn ensure_snapshots(
 /// the diff ID it was recorded with.
 fn ensure_snapshot(
     store: &Store,
+    remote: Option<&RemoteCache>,
     layer: &Layer,
     parent: Option<&Layer>,
     reference: &str,
@@ -85,6 +96,9 @@ fn ensure_snapshot(
             digest: digest.clone(),
             size: layer.blob.size,
         });
+        if let Some(remote) = remote {
+            remote.ensure_blob_to_apply(store, &layer.blob, reporter)?;
+        }
         let blob = store.open_blob(&layer.blob.digest)?;
         let opts = ApplyOptions {
             whiteouts: WhiteoutMode::Overlay,
@@ -111,6 +125,9 @@ fn ensure_snapshot(
                     layer.blob.digest, applied.diff_id, layer.diff_id
                 ),
             });
+        }
+        if let Some(remote) = remote {
+            remote.applied(store, &layer.blob.digest, layer.diff_id)?;
         }
         builder.commit(&SnapshotInfo {
             parent: parent.map(|p| p.chain),

@@ -21,6 +21,7 @@ use std::sync::OnceLock;
 
 use rustix::io::Errno;
 
+use super::cache_io::RemoteCache;
 use super::env::Layer;
 use super::error::ExecError;
 use super::events::{BuildEvent, Reporter};
@@ -40,6 +41,8 @@ pub struct StepRoots<'a> {
     store: &'a Store,
     /// Told when `auto` falls back to native.
     reporter: &'a dyn Reporter,
+    /// Where the layer blobs of imported cache hits come from.
+    remote: &'a RemoteCache,
     /// How a committed root's layer is written.
     write: &'a WriteOptions,
     /// Stops a native copy (the build's cancel flag).
@@ -53,12 +56,14 @@ impl<'a> StepRoots<'a> {
         snapshotter: Snapshotter,
         store: &'a Store,
         reporter: &'a dyn Reporter,
+        remote: &'a RemoteCache,
         write: &'a WriteOptions,
         cancel: &'a AtomicBool,
     ) -> Self {
         StepRoots {
             store,
             reporter,
+            remote,
             write,
             cancel,
             decided: Decision::new(snapshotter),
@@ -80,7 +85,7 @@ impl<'a> StepRoots<'a> {
     /// is used in place.
     pub fn view(&self, layers: &[Layer]) -> Result<RootView, ExecError> {
         if self.decided.get() == Some(Kind::Native) {
-            ensure_snapshots(self.store, layers, self.reporter)?;
+            ensure_snapshots(self.store, self.remote, layers, self.reporter)?;
             if let [layer] = layers {
                 let snapshot = self.store.snapshot_path(&layer.chain);
                 if !has_whiteouts(&snapshot)? {
@@ -93,7 +98,7 @@ impl<'a> StepRoots<'a> {
 
     /// A root of `layers` as the snapshotter makes it.
     fn mount(&self, layers: &[Layer]) -> Result<Mounted, ExecError> {
-        ensure_snapshots(self.store, layers, self.reporter)?;
+        ensure_snapshots(self.store, self.remote, layers, self.reporter)?;
         let dirs = StepDirs::new(self.store)?;
         let kind = match self.overlay(&dirs, layers)? {
             Some(mount) => RootKind::Overlay(Some(mount)),

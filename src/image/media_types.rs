@@ -102,6 +102,11 @@ pub fn is_manifest(media_type: &str) -> bool {
     matches!(media_type, OCI_MANIFEST | DOCKER_MANIFEST)
 }
 
+/// Whether `media_type` is an image config (OCI or Docker).
+pub fn is_config(media_type: &str) -> bool {
+    matches!(media_type, OCI_CONFIG | DOCKER_CONFIG)
+}
+
 /// Whether `media_type` is an index or manifest list (OCI or Docker).
 pub fn is_index(media_type: &str) -> bool {
     matches!(media_type, OCI_INDEX | DOCKER_MANIFEST_LIST)

@@ -171,6 +171,15 @@ pub(crate) fn detect(head: &[u8]) -> Compression {
     }
 }
 
+/// The diff ID of the layer blob `r` of compression `hint` (detected when `None`): the
+/// digest of its uncompressed tar stream, for a blob that is not applied (one applied
+/// gets it from the applier's pass).
+pub fn diff_id_of<R: Read>(r: R, hint: Option<Compression>) -> io::Result<crate::digest::Digest> {
+    let mut hasher = crate::digest::Hasher::new(io::sink());
+    io::copy(&mut decoder(r, hint)?, &mut hasher)?;
+    Ok(hasher.finish().0)
+}
+
 /// A decompressing reader over `r`; with `hint` `None` the format is detected from the
 /// first bytes (read in full even if the stream delivers them one by one, then put back
 /// in front). gzip streams may have several members (pigz, concatenated blobs).
@@ -264,6 +273,8 @@ mod tests {
                 .read_to_end(&mut out)
                 .unwrap();
             assert!(out == data, "{c:?} one byte at a time");
+            let diff_id = diff_id_of(&blob[..], Some(c)).unwrap();
+            assert_eq!(diff_id, crate::digest::Digest::of(&data), "{c:?} diff ID");
         }
         assert_eq!(decode(&encode(Compression::default(), b"", 2, 1)), b"");
     }

@@ -58,8 +58,9 @@ pub use blob::{write_changes, write_layer, Changes, LayerBlob, WriteOptions};
 pub use changes::{tree_changes, upperdir_changes, Change, ChangeKind, ChangeSet};
 pub use compare::first_difference;
 pub use compress::{
-    docker_media_type, Compression, DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL, DOCKER_MEDIA_TYPE_GZIP,
-    DOCKER_MEDIA_TYPE_TAR, MEDIA_TYPE_GZIP, MEDIA_TYPE_TAR, MEDIA_TYPE_ZSTD,
+    diff_id_of, docker_media_type, Compression, DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL,
+    DOCKER_MEDIA_TYPE_GZIP, DOCKER_MEDIA_TYPE_TAR, MEDIA_TYPE_GZIP, MEDIA_TYPE_TAR,
+    MEDIA_TYPE_ZSTD,
 };
 pub use diff::diff;
 pub use error::{Error, HeaderProblem, Result, UnsafeReason};

@@ -66,6 +66,25 @@ pub fn import_layout_image(store: &Store, dir: &Path, pick: LayoutPick<'_>) -> R
     Ok(chosen)
 }
 
+/// The manifest of the layout at `dir` that `index.json` tags `tag` (or its only
+/// entry), copied into the store; nothing it reaches is copied (the build cache reads
+/// its layers only when a step needs them, through [`copy_blob`]).
+pub fn layout_manifest(store: &Store, dir: &Path, tag: &str) -> Result<Descriptor> {
+    let index: Index = read_index(dir)?;
+    let chosen = by_tag(dir, &index, tag)?;
+    if !media_types::is_manifest(&chosen.media_type) || chosen.size > MAX_MANIFEST {
+        return Err(invalid(
+            dir,
+            &format!(
+                "{} is not an image manifest of at most 4 MiB",
+                chosen.digest
+            ),
+        ));
+    }
+    copy_blob(store, dir, &chosen)?;
+    Ok(chosen)
+}
+
 /// The largest `index.json` read (a layout lists its images there, not their content).
 const MAX_INDEX: u64 = 16 << 20;
 
@@ -129,8 +148,9 @@ fn by_digest(store: &Store, dir: &Path, index: &Index, digest: Digest) -> Result
 /// registry's limit, 4 MiB).
 const MAX_MANIFEST: u64 = 4 << 20;
 
-/// Copies the blob `descriptor` names into the store unless it is there.
-fn copy_blob(store: &Store, dir: &Path, descriptor: &Descriptor) -> Result<()> {
+/// Copies the blob `descriptor` names from the layout at `dir` into the store unless
+/// it is there (opened beneath `dir`, digest and size checked).
+pub fn copy_blob(store: &Store, dir: &Path, descriptor: &Descriptor) -> Result<()> {
     if store.has_blob(&descriptor.digest) {
         return Ok(());
     }

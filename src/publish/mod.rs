@@ -14,4 +14,6 @@ mod layout_image;
 
 pub use assemble::{assemble, read_config, read_manifest, ManifestRef};
 pub use error::{Error, Result};
-pub use layout_image::{import_layout_image, LayoutPick};
+pub use layout_image::{
+    copy_blob as copy_layout_blob, import_layout_image, layout_manifest, LayoutPick,
+};

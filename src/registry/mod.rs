@@ -9,12 +9,14 @@
 //! | `auth.rs` | `Auth`: challenge answers, bearer tokens cached per scope set |
 //! | `client.rs` | [`Client`]: connection pools, HTTP vs HTTPS, auth, retries with backoff |
 //! | `repo/` | `Repo`: the API calls on one repository (manifests, blob HEAD; `blob_fetch.rs` GET into the store, `blob_upload.rs` mount and upload) |
+//! | `artifact.rs` | [`fetch_manifest()`], [`fetch_blob()`], [`missing_blobs()`]: one manifest, one blob, which blobs are there (the build cache's) |
 //! | `pull.rs` | [`pull()`]: reference -> platform manifest -> verified blobs in the store -> name |
 //! | `upload.rs` | [`push()`]: HEAD, mount or upload each blob, then the manifests |
 //! | `sources.rs` | which repositories a blob came from (for cross-repository mounts) |
 //! | `transfer.rs` | progress events (blob states, bytes moved), blobs moved a few at once |
 //! | `error.rs` | [`RegistryError`]: errors a user can act on, never holding a secret |
 
+mod artifact;
 mod auth;
 mod challenge;
 mod client;
@@ -28,6 +30,7 @@ mod tls;
 mod transfer;
 mod upload;
 
+pub use artifact::{fetch_blob, fetch_manifest, missing_blobs};
 pub use auth::Target;
 pub use challenge::{parse_challenges, repository_scope, Challenge};
 pub use client::{check, error_chain, Client, RegistryOptions, Retry};
@@ -35,6 +38,7 @@ pub use credentials::{Credential, CredentialError, CredentialFiles, Stored, DOCK
 pub use error::RegistryError;
 pub use pull::{platform_text, pull, Pulled};
 pub use reference::{Reference, ReferenceError, DOCKER_HUB, DOCKER_HUB_API};
+pub use repo::FetchedManifest;
 pub use tls::TlsOptions;
 pub use transfer::{BlobState, Progress, TransferEvent};
-pub use upload::{push, Pushed};
+pub use upload::{push, push_onto, Pushed};

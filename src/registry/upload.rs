@@ -38,7 +38,13 @@ struct Parts {
     blobs: Vec<Descriptor>,
 }
 
-fn collect(store: &Store, top: &Descriptor) -> Result<Parts, RegistryError> {
+/// The parts of `top`; every blob must be in the store, except those of `present`
+/// (blobs the destination is known to have, which the push skips after its `HEAD`).
+fn collect(
+    store: &Store,
+    top: &Descriptor,
+    present: &BTreeSet<Digest>,
+) -> Result<Parts, RegistryError> {
     let mut parts = Parts {
         manifests: Vec::new(),
         blobs: Vec::new(),
@@ -76,7 +82,7 @@ fn collect(store: &Store, top: &Descriptor) -> Result<Parts, RegistryError> {
         add_manifest(top, &mut parts)?;
     }
     for blob in &parts.blobs {
-        if !store.has_blob(&blob.digest) {
+        if !present.contains(&blob.digest) && !store.has_blob(&blob.digest) {
             return Err(RegistryError::Unsupported {
                 reference: top.digest.to_string(),
                 reason: format!(
@@ -97,7 +103,20 @@ pub fn push(
     dest: &Reference,
     progress: &Progress<'_>,
 ) -> Result<Pushed, RegistryError> {
-    let parts = collect(store, image)?;
+    push_onto(client, store, image, dest, &BTreeSet::new(), progress)
+}
+
+/// [`push`] of a manifest some of whose blobs are not in the store but known to be in
+/// `dest`'s repository (`present`: a build cache whose layers stayed there).
+pub fn push_onto(
+    client: &Client,
+    store: &Store,
+    image: &Descriptor,
+    dest: &Reference,
+    present: &BTreeSet<Digest>,
+    progress: &Progress<'_>,
+) -> Result<Pushed, RegistryError> {
+    let parts = collect(store, image, present)?;
     // Repositories of the destination registry that have some of these blobs.
     let mut mount_from: Vec<String> = parts
         .blobs

@@ -7,6 +7,7 @@ mod archives;
 mod build;
 mod build_push;
 mod cache;
+mod cache_export;
 mod commands;
 mod compat;
 mod config;

@@ -136,9 +136,9 @@ fn refusals_name_the_flag_and_what_to_do() {
     let squash = refusal("--squash").unwrap();
     assert!(squash.starts_with("--squash (docker build) is not supported by rbuild: "));
     assert!(squash.contains("multi-stage"));
-    let cache = refusal("--cache-to=type=local,dest=x").unwrap();
-    assert!(cache.starts_with("--cache-to (docker buildx build) is not supported yet"));
-    assert!(cache.contains("issue 17"), "{cache}");
+    let ttl = refusal("--cache-ttl=1h").unwrap();
+    assert!(ttl.starts_with("--cache-ttl (podman build) is not supported yet"));
+    assert!(ttl.contains("issue 17"), "{ttl}");
     assert!(refusal("-v").unwrap().contains("RUN --mount"));
     assert_eq!(refusal("--tag"), None, "supported flags are not refusals");
     assert_eq!(refusal("--no-such-flag"), None);

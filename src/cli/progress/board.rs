@@ -56,7 +56,7 @@ enum Key {
     Note,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum State {
     Running {
         since: Duration,
@@ -65,7 +65,10 @@ enum State {
     Done {
         took: Option<Duration>,
     },
-    Cached,
+    /// Taken from the cache: the store's, or `from` an imported one.
+    Cached {
+        from: Option<String>,
+    },
     Failed {
         took: Duration,
     },
@@ -151,7 +154,9 @@ impl Board {
             BuildEvent::StepMetadata { id } => {
                 self.step(&id, at).state = State::Done { took: None };
             }
-            BuildEvent::StepCached { id } => self.step(&id, at).state = State::Cached,
+            BuildEvent::StepCached { id, from } => {
+                self.step(&id, at).state = State::Cached { from }
+            }
             BuildEvent::CacheMiss { id, reasons } => {
                 if reasons.iter().any(|r| r != "parent step missed") {
                     self.step(&id, at).miss = Some(reasons.join("; "));
@@ -219,7 +224,7 @@ impl Board {
                 let done = State::Done { took: None };
                 for line in message.lines() {
                     self.entries
-                        .push(Entry::new(Key::Note, clean_line(line), done));
+                        .push(Entry::new(Key::Note, clean_line(line), done.clone()));
                 }
             }
             // Steps are `apply`'s.
@@ -293,7 +298,7 @@ impl Board {
             .iter()
             .filter(|e| matches!(e.key, Key::Step { .. }));
         let (seen, done) = steps.fold((0, 0), |(seen, done), e| {
-            let over = matches!(e.state, State::Done { .. } | State::Cached);
+            let over = matches!(e.state, State::Done { .. } | State::Cached { .. });
             (seen + 1, done + usize::from(over))
         });
         let total = self.planned.max(seen);
@@ -344,19 +349,20 @@ impl Board {
 /// cache, its blobs, its last output while it runs, all of it kept if it failed).
 fn entry_lines(entry: &Entry, now: Duration, screen: &Screen) -> Vec<String> {
     let room = screen.width.saturating_sub(1);
-    let (word, took) = match entry.state {
-        State::Running { since } => ("", Some(now.saturating_sub(since))),
-        State::Done { took } => ("", took),
-        State::Cached => ("CACHED ", None),
-        State::Failed { took } => ("ERROR ", Some(took)),
-        State::Cancelled { took } => ("CANCELED ", Some(took)),
+    let (word, took) = match &entry.state {
+        State::Running { since } => (String::new(), Some(now.saturating_sub(*since))),
+        State::Done { took } => (String::new(), *took),
+        State::Cached { from: None } => ("CACHED ".to_owned(), None),
+        State::Cached { from: Some(from) } => (format!("CACHED ({from}) "), None),
+        State::Failed { took } => ("ERROR ".to_owned(), Some(*took)),
+        State::Cancelled { took } => ("CANCELED ".to_owned(), Some(*took)),
     };
     let right = took.map_or_else(String::new, |t| format!("{:.1}s", t.as_secs_f64()));
     let head = match entry.key {
         Key::Note => fit(&entry.label, "", room),
         _ => fit(&format!(" => {word}{}", entry.label), &right, room),
     };
-    let head = match (screen.color, word) {
+    let head = match (screen.color, word.as_str()) {
         (true, "ERROR ") => head.replacen("ERROR", "\x1b[31mERROR\x1b[0m", 1),
         (true, "CANCELED ") => head.replacen("CANCELED", "\x1b[33mCANCELED\x1b[0m", 1),
         _ => head,

@@ -85,6 +85,7 @@ fn the_header_counts_steps_done_of_all_steps_and_says_how_it_ended() {
     board.apply(
         BuildEvent::StepCached {
             id: step(3, "COPY . /"),
+            from: None,
         },
         ms(1100),
     );
@@ -328,5 +329,24 @@ fn what_still_runs_when_the_build_fails_failed_with_it() {
             "[+] Building 0.3s FAILED".to_owned(),
             aligned(" => ERROR pull 127.0.0.1:5000/missing:1", "0.3s"),
         ]
+    );
+}
+
+#[test]
+fn a_hit_from_an_imported_cache_names_it() {
+    let mut board = Board::default();
+    board.apply(
+        BuildEvent::StepCached {
+            id: step(2, "RUN make"),
+            from: Some("registry r/app:c".to_owned()),
+        },
+        ms(10),
+    );
+    let lines = board.lines(ms(20), &PLAIN);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with(" => CACHED (registry r/app:c) [stage-0 3/4] RUN make")),
+        "{lines:#?}"
     );
 }

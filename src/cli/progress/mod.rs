@@ -210,8 +210,14 @@ impl Reporter for ExplainReporter {
         self.stages.observe(&event);
         let stages = self.stages.get();
         let text = match event {
-            BuildEvent::StepCached { id } => {
-                format!("#{}.{} CACHED {}", id.stage, id.step, label(&id, stages))
+            BuildEvent::StepCached { id, from } => {
+                let from = from.map(|f| format!(" ({f})")).unwrap_or_default();
+                format!(
+                    "#{}.{} CACHED{from} {}",
+                    id.stage,
+                    id.step,
+                    label(&id, stages)
+                )
             }
             BuildEvent::CacheMiss { id, reasons } => {
                 let mut text = format!("#{}.{} MISS   {}", id.stage, id.step, label(&id, stages));

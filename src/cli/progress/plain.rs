@@ -33,13 +33,14 @@ fn plain_line(event: BuildEvent, stages: usize) -> Option<String> {
         BuildEvent::StepStarted { id } | BuildEvent::StepMetadata { id } => {
             format!("#{}.{} {}", id.stage, id.step, label(&id, stages))
         }
-        BuildEvent::StepCached { id } => format!(
-            "#{}.{} {}\n#{}.{} CACHED",
+        BuildEvent::StepCached { id, from } => format!(
+            "#{}.{} {}\n#{}.{} CACHED{}",
             id.stage,
             id.step,
             label(&id, stages),
             id.stage,
-            id.step
+            id.step,
+            from.map(|f| format!(" ({f})")).unwrap_or_default()
         ),
         BuildEvent::CacheMiss { id, reasons } => format!(
             "#{}.{} cache miss: {}",
@@ -155,6 +156,23 @@ mod tests {
             id: id(Some("b"), 1, "ENV A=1"),
         };
         assert_eq!(line(env), "#1.1 [b 2/4] ENV A=1");
+    }
+
+    #[test]
+    fn an_imported_hit_says_where_it_came_from_in_plain_and_json() {
+        let cached = |from: Option<&str>| BuildEvent::StepCached {
+            id: id(Some("b"), 1, "RUN make"),
+            from: from.map(str::to_owned),
+        };
+        assert_eq!(line(cached(None)), "#1.1 [b 2/4] RUN make\n#1.1 CACHED");
+        assert_eq!(
+            line(cached(Some("registry r:5000/app:cache"))),
+            "#1.1 [b 2/4] RUN make\n#1.1 CACHED (registry r:5000/app:cache)"
+        );
+        let json = serde_json::to_value(cached(Some("local /c"))).unwrap();
+        assert_eq!(json["from"], "local /c");
+        let json = serde_json::to_value(cached(None)).unwrap();
+        assert!(json.get("from").is_none(), "{json}");
     }
 
     #[test]

@@ -237,16 +237,28 @@ fn cache_mount(
     let rel = source_rel(&m.spec);
     let seed = cache_seed(env, m);
     let fresh = env.no_cache.then_some(&env.build.fresh_caches);
-    let dir = cache::open(
-        env.build.store,
-        &m.spec,
-        seed.as_deref(),
-        fresh,
-        |new| match &m.from {
+    let store = env.build.store;
+    let key = cache::dir_for(store, &m.spec, seed.as_deref())?
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // A new directory: seeded from `from=`, else restored from an imported cache.
+    let dir = cache::open(store, &m.spec, seed.as_deref(), fresh, |new| {
+        match &m.from {
             Some(from) => seed_cache(env, from, &rel, new, scratch),
-            None => Ok(()),
-        },
-    )?;
+            None => env
+                .build
+                .remote
+                .restore_mount(store, &key, new, env.build.reporter),
+        }
+    })?;
+    let mut used = env
+        .build
+        .used_mounts
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    used.insert(key, dir.path.clone());
+    drop(used);
     if let Some(lock) = dir.lock {
         scratch.keep(Keeper::Lock(lock));
     }

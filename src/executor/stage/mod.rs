@@ -12,14 +12,14 @@ use std::time::Instant;
 
 use self::history::StageConfig;
 use self::tree_base::tree_layer;
-use super::caching::{layer_of, reasons, BuildCache, Sources};
+use super::caching::{layer_of, layer_record, reasons, BuildCache, Sources};
 use super::env::{Layer, Mode, StageOutput};
 use super::error::{BuildError, ExecError};
 use super::events::{BuildEvent, StepId};
 use super::file_steps::fs_step;
 use super::run::run_step;
 use super::stage_env::StageEnv;
-use crate::cache::{CacheKey, Record, StageLog, StepInputs};
+use crate::cache::{CacheKey, LayerRecord, PortableRecord, Record, StageLog, StepInputs};
 use crate::plan::{base_key, step_key, Base, Op, StagePlan, Step};
 
 /// Builds `stage` (or, in explain mode, keys and explains its steps).
@@ -103,6 +103,8 @@ struct StageRun<'s> {
     log: StageLog,
     /// Whether a step missed (the rest are not looked up).
     missed: bool,
+    /// The records of the steps so far (a `FROM` stage's first), for `--cache-to`.
+    records: Vec<PortableRecord>,
 }
 
 impl<'s> StageRun<'s> {
@@ -116,6 +118,7 @@ impl<'s> StageRun<'s> {
             Base::Stage(j) => env.output(*j),
             Base::Scratch | Base::Image(_) | Base::Named(_) => None,
         };
+        let records = parent.map(|p| p.records.clone()).unwrap_or_default();
         let sources = cache.sources(env.build, env.outputs);
         let key = base_key(&stage.base, &sources)?;
         let lookups = cache.lookups_for(stage);
@@ -146,6 +149,7 @@ impl<'s> StageRun<'s> {
             key,
             log: StageLog::default(),
             missed: false,
+            records,
         })
     }
 
@@ -172,8 +176,8 @@ impl<'s> StageRun<'s> {
         };
         let inputs = self.step_inputs(step, key, inputs);
         let id = self.step_id(i, step);
-        if let Some(record) = record {
-            return self.cached(i, id, record, inputs);
+        if let Some((record, from)) = record {
+            return self.cached(i, id, record, from, inputs);
         }
         self.explain_miss(&id, &inputs);
         self.missed = true;
@@ -183,10 +187,22 @@ impl<'s> StageRun<'s> {
             return Ok(());
         }
         let layer = self.execute(step, id, &inputs.key)?;
-        let created = &self.env.build.created.text;
-        self.config.dated(i, created, layer.is_some());
+        let created = self.env.build.created.text.clone();
+        self.config.dated(i, &created, layer.is_some());
+        let record = layer.as_ref().map(layer_record);
+        self.remember(inputs.key, record, created);
         self.advance(layer, inputs);
         Ok(())
+    }
+
+    /// Keeps the record of the step keyed `key` for `--cache-to`.
+    fn remember(&mut self, key: CacheKey, layer: Option<LayerRecord>, created: String) {
+        self.records.push(PortableRecord {
+            key,
+            parent: Some(self.key),
+            layer,
+            created: Some(created),
+        });
     }
 
     fn step_id(&self, i: usize, step: &Step) -> StepId {
@@ -230,6 +246,7 @@ impl<'s> StageRun<'s> {
         i: usize,
         id: StepId,
         record: Record,
+        from: Option<String>,
         inputs: StepInputs,
     ) -> Result<(), ExecError> {
         let layer = match &record.layer {
@@ -241,7 +258,9 @@ impl<'s> StageRun<'s> {
             None => self.env.build.created.text.clone(),
         };
         self.config.dated(i, &when, layer.is_some());
-        self.env.build.reporter.event(BuildEvent::StepCached { id });
+        self.remember(inputs.key, record.layer, when);
+        let reporter = self.env.build.reporter;
+        reporter.event(BuildEvent::StepCached { id, from });
         self.advance(layer, inputs);
         Ok(())
     }
@@ -323,6 +342,7 @@ impl<'s> StageRun<'s> {
             layers: self.layers,
             config,
             key: self.key,
+            records: self.records,
         })
     }
 }

@@ -24,7 +24,7 @@ pub(super) fn tree_layer(
 ) -> Result<Option<(Layer, String)>, ExecError> {
     let now = &env.build.created.text;
     if lookups {
-        if let Some(record) = cache.lookup(key)? {
+        if let Some((record, _)) = cache.lookup(key)? {
             let when = record.created.clone().unwrap_or_else(|| now.clone());
             let layer = record
                 .layer
