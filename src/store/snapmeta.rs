@@ -26,13 +26,14 @@
 //!
 //! [`Store::prepare_snapshot`]: super::Store::prepare_snapshot
 
-use std::ffi::OsString;
+use std::ffi::{CString, OsStr, OsString};
 use std::fs;
 use std::io::Write;
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Statx as Stat, StatxFlags};
 use serde::{Deserialize, Serialize};
 
 use super::error::{Error, Result};
@@ -140,29 +141,29 @@ pub struct Fingerprint {
 }
 
 /// Fingerprints the tree below `root` (see the module doc). Iterative, so a deep tree
-/// cannot overflow the stack.
+/// cannot overflow the stack; one directory open at a time, each entry `statx`ed by name
+/// relative to its directory (no path walk per entry: a 100k-file snapshot is checked
+/// before every build that uses it as a lower).
 pub fn fingerprint(root: &Path) -> Result<Fingerprint> {
     let mut hasher = Hasher::new(std::io::sink());
     let mut entries = 0u64;
-    let mut stack: Vec<PathBuf> = children(root, Path::new(""))?;
-    while let Some(rel) = stack.pop() {
-        let host = root.join(&rel);
-        let meta = fs::symlink_metadata(&host).map_err(Error::fs("stat", &host))?;
+    let mut stack: Vec<(PathBuf, Stat)> = children(root, Path::new(""))?;
+    while let Some((rel, stat)) = stack.pop() {
         let mut record = rel.as_os_str().as_bytes().to_vec();
         record.push(0);
         for n in [
-            u64::from(meta.mode()),
-            meta.size(),
-            meta.ino(),
-            meta.ctime() as u64,
-            meta.ctime_nsec() as u64,
+            u64::from(stat.stx_mode),
+            stat.stx_size,
+            stat.stx_ino,
+            stat.stx_ctime.tv_sec as u64,
+            u64::from(stat.stx_ctime.tv_nsec),
         ] {
             record.extend_from_slice(&n.to_le_bytes());
         }
         // invariant: writing to a hasher over `io::sink` cannot fail.
         let _ = hasher.write_all(&record);
         entries += 1;
-        if meta.is_dir() {
+        if FileType::from_raw_mode(u32::from(stat.stx_mode)) == FileType::Directory {
             stack.extend(children(root, &rel)?);
         }
     }
@@ -170,19 +171,80 @@ pub fn fingerprint(root: &Path) -> Result<Fingerprint> {
     Ok(Fingerprint { digest, entries })
 }
 
-/// The children of `root/rel` as relative paths, sorted descending (popped ascending).
-fn children(root: &Path, rel: &Path) -> Result<Vec<PathBuf>> {
+/// Directories with at least this many entries have them `statx`ed on several threads.
+const PARALLEL_STAT: usize = 4096;
+
+/// The children of `root/rel` with their `lstat`, sorted descending (popped ascending).
+fn children(root: &Path, rel: &Path) -> Result<Vec<(PathBuf, Stat)>> {
     let dir = root.join(rel);
-    let mut names: Vec<OsString> = Vec::new();
-    for entry in fs::read_dir(&dir).map_err(Error::fs("read directory", &dir))? {
-        names.push(
-            entry
-                .map_err(Error::fs("read directory", &dir))?
-                .file_name(),
-        );
+    let fd = rfs::open(
+        &dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::fs("open directory", &dir)(e.into()))?;
+    let mut names = Vec::new();
+    let listing =
+        rfs::Dir::read_from(&fd).map_err(|e| Error::fs("read directory", &dir)(e.into()))?;
+    for entry in listing {
+        let entry = entry.map_err(|e| Error::fs("read directory", &dir)(e.into()))?;
+        let name = entry.file_name();
+        if name != c"." && name != c".." {
+            names.push(name.to_owned());
+        }
     }
     names.sort_by(|a, b| b.as_bytes().cmp(a.as_bytes()));
-    Ok(names.into_iter().map(|n| rel.join(n)).collect())
+    let stats = stat_all(&fd, &names).map_err(|(name, e)| {
+        Error::fs("stat", dir.join(OsStr::from_bytes(name.to_bytes())))(e.into())
+    })?;
+    Ok(names
+        .iter()
+        .zip(stats)
+        .map(|(name, stat)| (rel.join(OsStr::from_bytes(name.to_bytes())), stat))
+        .collect())
+}
+
+/// `lstat` of each of `names` in directory `fd`, in order; a large directory's on up to
+/// four threads (one `statx` per entry is most of a fingerprint).
+fn stat_all<'n>(
+    fd: &OwnedFd,
+    names: &'n [CString],
+) -> std::result::Result<Vec<Stat>, (&'n CString, rustix::io::Errno)> {
+    let one = |name: &'n CString| {
+        rfs::statx(
+            fd,
+            name.as_c_str(),
+            AtFlags::SYMLINK_NOFOLLOW,
+            StatxFlags::BASIC_STATS,
+        )
+        .map_err(|e| (name, e))
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    if names.len() < PARALLEL_STAT || threads < 2 {
+        return names.iter().map(one).collect();
+    }
+    let chunk = names.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = names
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(one)
+                        .collect::<std::result::Result<Vec<_>, _>>()
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(names.len());
+        for part in parts {
+            // invariant: `one` does not panic; a panic is the thread's to report.
+            out.extend(
+                part.join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p))?,
+            );
+        }
+        Ok(out)
+    })
 }
 
 /// A path as JSON-safe text: bytes outside printable ASCII, and `%`, become `%XX`.
@@ -225,6 +287,74 @@ pub fn unescape_path(text: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The fingerprint as sidecars of earlier versions recorded it: path-based `lstat`
+    /// of each entry, depth-first, names ascending.
+    fn reference_fingerprint(root: &Path) -> Fingerprint {
+        use std::os::unix::fs::MetadataExt;
+        fn walk(root: &Path, rel: &Path, hasher: &mut Hasher<std::io::Sink>, n: &mut u64) {
+            let mut names: Vec<OsString> = fs::read_dir(root.join(rel))
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+            for name in names {
+                let rel = rel.join(name);
+                let meta = fs::symlink_metadata(root.join(&rel)).unwrap();
+                let mut record = rel.as_os_str().as_bytes().to_vec();
+                record.push(0);
+                for v in [
+                    u64::from(meta.mode()),
+                    meta.size(),
+                    meta.ino(),
+                    meta.ctime() as u64,
+                    meta.ctime_nsec() as u64,
+                ] {
+                    record.extend_from_slice(&v.to_le_bytes());
+                }
+                hasher.write_all(&record).unwrap();
+                *n += 1;
+                if meta.is_dir() {
+                    walk(root, &rel, hasher, n);
+                }
+            }
+        }
+        let mut hasher = Hasher::new(std::io::sink());
+        let mut entries = 0;
+        walk(root, Path::new(""), &mut hasher, &mut entries);
+        let (digest, _, _) = hasher.finish();
+        Fingerprint { digest, entries }
+    }
+
+    #[test]
+    fn fingerprint_is_the_one_earlier_sidecars_recorded() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        for d in ["a/b", "a-c", "a.d/e/f", "z"] {
+            fs::create_dir_all(root.join(d)).unwrap();
+        }
+        for f in [
+            "a/b/1",
+            "a/2",
+            "a-c/3",
+            "a.d/e/f/4",
+            "a0",
+            "\u{e9}t\u{e9}",
+            "z/.hidden",
+        ] {
+            fs::write(root.join(f), f).unwrap();
+        }
+        std::os::unix::fs::symlink("a/../../x", root.join("a/link")).unwrap();
+        fs::write(root.join(OsStr::from_bytes(b"bad\xffname")), b"x").unwrap();
+        // One directory large enough to be read on several threads.
+        fs::create_dir(root.join("big")).unwrap();
+        for i in 0..PARALLEL_STAT + 10 {
+            fs::File::create(root.join(format!("big/{i}"))).unwrap();
+        }
+        let print = fingerprint(root).unwrap();
+        assert_eq!(print, reference_fingerprint(root));
+        assert_eq!(print.entries, 17 + PARALLEL_STAT as u64 + 10);
+    }
 
     #[test]
     fn fingerprint_sees_writes_but_not_reads_or_renames_of_the_root() {

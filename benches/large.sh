@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# benches/large.sh: rbuild against BuildKit on large work, in one run, with the ratio table.
+#
+# Runs ../shared/peers/large/bench-large.sh with PEERS="buildkit rbuild" (the 1 GiB COPY,
+# 100k-file COPY cold / no change / one file changed, a RUN writing 100k files, a RUN
+# touching one file of that image, the push of the 1 GiB image, and the machine's raw
+# speeds), adds the case it lacks, `fresh` (the first build on an empty store: a CI
+# runner's), then prints one row per workload: BuildKit's and rbuild's medians, the ratio
+# and the issue's target.
+#
+#   fresh: a Debian bookworm rootfs (the one scripts/realworld.sh makes with mmdebstrap)
+#   plus a marker file, so that no layer is shared with an image Docker already has, is
+#   imported by `docker import` and pushed to the peers' registry. Cold for BuildKit is
+#   `docker rmi` of it + `docker builder prune -af`, then `docker pull` + `docker build`;
+#   for rbuild an empty store, then `rbuild build` (which pulls the base). The Dockerfile
+#   is `FROM base` + `RUN echo hi > /x`.
+#
+# Usage: benches/large.sh [CASE...]   CASEs: limits bigcopy many run touch push fresh
+#        (default: all). Env: RUNS (3), OUT (default /tmp/rbuild-large-out), the shared
+#        script's others (see its header). Needs root, ../shared/peers/setup.sh run,
+#        hyperfine, jq, python3; `fresh` also needs scripts/realworld.sh to have made its
+#        rootfs once (RBUILD_REALWORLD_DIR, default /tmp/rbuild-realworld).
+# WARNING: cold BuildKit runs empty dockerd's whole build cache (`docker builder prune -af`).
+# Takes about 35 minutes on 2 cores for everything with RUNS=3.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$PWD
+SHARED=${RBUILD_SHARED:-$REPO/../shared}
+export RUNS=${RUNS:-3} OUT=${OUT:-/tmp/rbuild-large-out}
+export PEERS="buildkit rbuild" RBUILD=${RBUILD:-$REPO/target/release/rbuild}
+export RBUILD_ROOT=${RBUILD_ROOT:-/tmp/rbuild-large-root}
+REG=127.0.0.1:5000
+D=/usr/bin/docker
+for t in hyperfine jq python3 "$D"; do
+  command -v "$t" >/dev/null || { echo "benches/large.sh: $t is required" >&2; exit 1; }
+done
+[ -x "$RBUILD" ] || cargo build --release -q
+
+CASES=("$@"); [ ${#CASES[@]} -gt 0 ] || CASES=(limits bigcopy many run touch push fresh)
+SHARED_CASES=()
+for c in "${CASES[@]}"; do [ "$c" = fresh ] || SHARED_CASES+=("$c"); done
+mkdir -p "$OUT"
+if [ ${#SHARED_CASES[@]} -gt 0 ]; then
+  bash "$SHARED/peers/large/bench-large.sh" "${SHARED_CASES[@]}"
+fi
+
+case_fresh() {
+  local rw=${RBUILD_REALWORLD_DIR:-/tmp/rbuild-realworld} tarball w tag=$REG/large-fresh:1
+  tarball=$(ls "$rw"/rootfs/*.tar 2>/dev/null | head -1)
+  if [ -z "$tarball" ]; then
+    echo "fresh: no rootfs tarball in $rw/rootfs: run scripts/realworld.sh once" >&2
+    return 0
+  fi
+  w=$(mktemp -d /tmp/rbuild-large-fresh.XXXXXX); FRESH_W=$w
+  cp "$tarball" "$w/base.tar"
+  mkdir -p "$w/marker/etc" && date +%s%N >"$w/marker/etc/rbuild-bench-marker"
+  tar -rf "$w/base.tar" -C "$w/marker" etc/rbuild-bench-marker
+  $D import -q "$w/base.tar" "$tag" >/dev/null && $D push -q "$tag" >/dev/null
+  mkdir -p "$w/ctx" && printf 'FROM %s\nRUN echo hi > /x\n' "$tag" >"$w/ctx/Dockerfile"
+  local files; files=$(tar -tf "$w/base.tar" | wc -l)
+  printf '\n## fresh: first build on an empty store (base: %s entries, %s MiB, one layer)\n\n' \
+    "$files" "$(( $(stat -c %s "$w/base.tar") / 1048576 ))" | tee -a "$OUT/summary.md"
+  printf 'load at start: `%s`\n\n' "$(uptime | sed 's/^ *//')" | tee -a "$OUT/summary.md"
+  hyperfine -S bash --runs "$RUNS" --export-json "$OUT/fresh-buildkit.json" \
+    -n "fresh-store first build buildkit" \
+    --prepare "$D rmi -f $tag large-fresh-out >/dev/null 2>&1; $D builder prune -af >/dev/null" \
+    "$D pull -q $tag >/dev/null && DOCKER_BUILDKIT=1 $D build -q --network none -t large-fresh-out $w/ctx >/dev/null" \
+    >>"$OUT/hyperfine.log" 2>&1
+  hyperfine -S bash --runs "$RUNS" --export-json "$OUT/fresh-rbuild.json" \
+    -n "fresh-store first build rbuild" \
+    --prepare "rm -rf /tmp/rbuild-large-fresh-root" \
+    "$RBUILD --root /tmp/rbuild-large-fresh-root build --progress quiet --network none -t out $w/ctx" \
+    >>"$OUT/hyperfine.log" 2>&1
+  fresh_cleanup
+}
+fresh_cleanup() {
+  [ -n "${FRESH_W:-}" ] || return 0
+  rm -rf "$FRESH_W" /tmp/rbuild-large-fresh-root
+  $D rmi -f "$REG/large-fresh:1" large-fresh-out >/dev/null 2>&1 || true
+  FRESH_W=
+}
+trap fresh_cleanup EXIT
+for c in "${CASES[@]}"; do [ "$c" != fresh ] || case_fresh; done
+
+# The ratio table: every hyperfine JSON of this OUT named "<workload> <peer>".
+python3 - "$OUT" <<'EOF'
+import glob, json, sys
+targets = {
+    "big-copy cold": "<= 0.5", "many-files-copy cold": "<= 0.2",
+    "many-files-copy no-change rebuild": "<= 0.15", "many-files-copy one file changed": "<= 0.3",
+    "run-many-files cold": "<= 0.5", "touch-one cold": "<= 0.3", "push cold (repo empty)": "keep (0.34)",
+    "fresh-store first build": "<= 0.7",
+}
+rows = {}
+for path in glob.glob(sys.argv[1] + "/*.json"):
+    try:
+        res = json.load(open(path))["results"][0]
+    except (ValueError, KeyError, IndexError):
+        continue
+    name, _, peer = res["command"].rpartition(" ")
+    rows.setdefault(name, {})[peer] = (res["median"], res["min"], res["max"])
+print("\n| workload | BuildKit s (min-max) | rbuild s (min-max) | ratio | target |")
+print("|---|---|---|---|---|")
+fmt = lambda t: "%.2f (%.2f-%.2f)" % t
+for name in sorted(rows):
+    r = rows[name]
+    if "rbuild" not in r or "buildkit" not in r:
+        continue
+    ratio = r["rbuild"][0] / r["buildkit"][0]
+    print(f"| {name} | {fmt(r['buildkit'])} | {fmt(r['rbuild'])} | {ratio:.2f}x | {targets.get(name, '-')} |")
+EOF
