@@ -55,7 +55,8 @@ case_fresh() {
   cp "$tarball" "$w/base.tar"
   mkdir -p "$w/marker/etc" && date +%s%N >"$w/marker/etc/rbuild-bench-marker"
   tar -rf "$w/base.tar" -C "$w/marker" etc/rbuild-bench-marker
-  $D import -q "$w/base.tar" "$tag" >/dev/null && $D push -q "$tag" >/dev/null
+  $D import "$w/base.tar" "$tag" >/dev/null || { echo "fresh: docker import failed" >&2; return 1; }
+  $D push "$tag" >/dev/null || { echo "fresh: docker push $tag failed" >&2; return 1; }
   mkdir -p "$w/ctx" && printf 'FROM %s\nRUN echo hi > /x\n' "$tag" >"$w/ctx/Dockerfile"
   local files; files=$(tar -tf "$w/base.tar" | wc -l)
   printf '\n## fresh: first build on an empty store (base: %s entries, %s MiB, one layer)\n\n' \
