@@ -22,7 +22,7 @@ pub enum ExecError {
     #[error("cannot give `{}` the owner {uid}:{gid}: {}", path.display(), crate::userns::UNMAPPED_OWNER)]
     UnmappedOwner { path: PathBuf, uid: u32, gid: u32 },
     /// Rootless, `pasta` cannot open `/dev/net/tun`.
-    #[error("RUN steps of a rootless build need to open /dev/net/tun for their default network (`pasta`), and this user cannot: as root, `chmod 0666 /dev/net/tun` (Debian's default), or build with --network host or --network none")]
+    #[error("RUN steps of a rootless build need to open /dev/net/tun for their default network (`pasta`), and this user cannot: {}", crate::userns::hints::hint(crate::userns::hints::Missing::Tun))]
     TunDenied,
     #[error("COPY source `{source_path}` not found in {origin}")]
     SourceNotFound { source_path: String, origin: String },

@@ -29,6 +29,7 @@
 //! that uid 0 here is not root.
 
 mod child;
+pub mod hints;
 mod parent;
 pub mod subids;
 
@@ -158,8 +159,19 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A privilege the set-up needs was refused ([`hints`] says what grants it).
+    #[error("cannot {op} ({source}): {hint}")]
+    Refused {
+        /// What was being done.
+        op: &'static str,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+        /// What grants the privilege, here.
+        hint: String,
+    },
     /// `newuidmap` or `newgidmap` refused the mapping.
-    #[error("`{command}` failed ({status}): {stderr}")]
+    #[error("`{command}` failed ({status}): {stderr}{hint}")]
     MapTool {
         /// The command line.
         command: String,
@@ -167,6 +179,8 @@ pub enum Error {
         status: String,
         /// What it printed.
         stderr: String,
+        /// `: ` and what grants the privilege, when it was refused; or nothing.
+        hint: String,
     },
     /// The other side of the set-up went away or said something unexpected.
     #[error("the user namespace set-up was interrupted: {0}")]

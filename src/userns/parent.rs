@@ -8,6 +8,7 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command};
 
 use super::child::{MAPPED, UNSHARED};
+use super::hints::{hint, Missing};
 use super::{map_tool, sys, Error, Mapping, Plan, MARK};
 
 /// The signals relayed to the child (when a process sent them) and `SIGCHLD`.
@@ -130,10 +131,19 @@ fn run_map_tool(tool: &str, pid: u32, id: u32, range: &super::subids::Range) -> 
     if out.status.success() {
         return Ok(());
     }
+    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+    // The tools print strerror: EPERM is a privilege the process lacks, not a
+    // mistake in /etc/subuid (which they report in words of their own).
+    let hint = if stderr.contains("Operation not permitted") {
+        format!(": {}", hint(Missing::IdMap))
+    } else {
+        String::new()
+    };
     Err(Error::MapTool {
         command: format!("{} {}", path.display(), args.join(" ")),
         status: out.status.to_string(),
-        stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        stderr,
+        hint,
     })
 }
 
