@@ -13,9 +13,10 @@
 #   /lib*/...                      the shared libraries of the three helpers (and of
 #                                  the binary, when it is not static)
 #   /etc/ssl/certs/ca-certificates.crt, /etc/passwd, /etc/group
-#   /etc/subuid, /etc/subgid       rbuild:100000:65536 (a container in the host's
-#                                  user namespace, as podman/docker/Kubernetes run
-#                                  them by default; rbuild maps the first range)
+#   /etc/subuid, /etc/subgid       rbuild:1:999 and rbuild:1001:64535, as podman's
+#                                  image: every id of a 65536-id user namespace but
+#                                  the user's, so it also runs in a Kubernetes pod
+#                                  with hostUsers: false (rbuild maps all ranges)
 #   /home/rbuild, /tmp             the user's home (HOME) and a sticky /tmp
 # No shell, no package manager. The image runs as user rbuild (1000).
 #
@@ -89,7 +90,7 @@ root:x:0:
 rbuild:x:1000:
 nogroup:x:65534:
 EOF
-printf 'rbuild:100000:65536\n' >"$rootfs/etc/subuid"
+printf 'rbuild:1:999\nrbuild:1001:64535\n' >"$rootfs/etc/subuid"
 cp "$rootfs/etc/subuid" "$rootfs/etc/subgid"
 tar --create --file "$ctx/rootfs.tar" --directory "$rootfs" --xattrs \
   --xattrs-include=security.capability --numeric-owner --owner=0 --group=0 .

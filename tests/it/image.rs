@@ -146,4 +146,43 @@ fn image_builds_rootless_in_podman_and_pushes() {
         String::from_utf8_lossy(&inspect.stderr)
     );
     assert!(config.contains("\"diff_ids\""), "no layers in {config}");
+    // uid 1000 of the build is past the image's first subordinate range (1:999): the
+    // second one (1001:64535) maps it, and the layer records 1000 again.
+    assert!(
+        last_layer_listing(dir.path(), &name).contains("1000/1000"),
+        "/hello is not 1000's"
+    );
+}
+
+/// `tar -tv` of the last layer of the pushed image `name` (fetched with skopeo).
+fn last_layer_listing(dir: &Path, name: &str) -> String {
+    let copy = dir.join("pulled");
+    let out = Command::new("skopeo")
+        .args(["copy", "--src-tls-verify=false"])
+        .arg(format!("docker://{name}"))
+        .arg(format!("dir:{}", copy.display()))
+        .output()
+        .expect("running skopeo");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(copy.join("manifest.json")).unwrap()).unwrap();
+    let digest = manifest["layers"]
+        .as_array()
+        .and_then(|l| l.last())
+        .unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_owned();
+    let out = Command::new("tar")
+        .arg("-tvzf")
+        .arg(copy.join(digest))
+        .output()
+        .expect("running tar");
+    let listing = String::from_utf8_lossy(&out.stdout).into_owned();
+    listing.lines().filter(|l| l.ends_with("hello")).collect()
 }
