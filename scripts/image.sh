@@ -20,24 +20,28 @@
 #   /home/rbuild, /tmp             the user's home (HOME) and a sticky /tmp
 # No shell, no package manager. The image runs as user rbuild (1000).
 #
-# usage: scripts/image.sh [--binary PATH] [--tag REF] [--root STORE] [-- BUILD-ARGS...]
+# usage: scripts/image.sh [--binary PATH] [--tag REF] [--root STORE] [--shell]
+#                         [-- BUILD-ARGS...]
 #   --binary PATH  the rbuild binary to ship (default: build a static release binary,
 #                  target/x86_64-unknown-linux-gnu/release/rbuild); a dynamic binary
 #                  (a debug build, as the tests use) gets its libraries copied too
 #   --tag REF      the image name (default rbuild:latest)
 #   --root STORE   the store of the rbuild that builds the image
+#   --shell        add a static busybox as /bin/sh (and its applets): for CI systems
+#                  that run a job's script with the image's shell (GitLab CI)
 #   BUILD-ARGS     passed to `rbuild build` (e.g. --push, -o type=oci,dest=rbuild.tar)
 # Needs root (setcap on the helpers' copies), setcap (libcap2-bin), GNU tar, uidmap,
 # passt and ca-certificates.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-binary= tag=rbuild:latest root=()
+binary= tag=rbuild:latest root=() shell=
 while [ $# -gt 0 ]; do
   case "$1" in
     --binary) binary=$2; shift 2 ;;
     --tag) tag=$2; shift 2 ;;
     --root) root=(--root "$2"); shift 2 ;;
+    --shell) shell=1; shift ;;
     --) shift; break ;;
     *) echo "error: unknown option $1 (see the usage at the top of $0)" >&2; exit 2 ;;
   esac
@@ -65,7 +69,8 @@ copy() {
   local dest=$rootfs${2:-$1}
   mkdir -p "$(dirname "$dest")"
   cp -L "$1" "$dest"
-  ldd "$1" 2>/dev/null | grep -o '/[^ ]*' | while read -r lib; do
+  # (a static file: ldd fails and grep finds nothing, neither an error here)
+  { ldd "$1" 2>/dev/null || true; } | { grep -o '/[^ ]*' || true; } | while read -r lib; do
     mkdir -p "$rootfs$(dirname "$lib")"
     cp -Ln "$lib" "$rootfs$lib"
   done
@@ -78,6 +83,14 @@ chmod 0755 "$rootfs"/usr/bin/* "$rootfs/usr/local/bin/rbuild"
 setcap cap_setuid+ep "$rootfs/usr/bin/newuidmap"
 setcap cap_setgid+ep "$rootfs/usr/bin/newgidmap"
 cp /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/certs/"
+if [ -n "$shell" ]; then
+  [ -x /bin/busybox ] || { echo "error: --shell needs /bin/busybox (apt-get install busybox-static)" >&2; exit 1; }
+  mkdir -p "$rootfs/bin"
+  copy /bin/busybox
+  for applet in $(/bin/busybox --list); do
+    [ -e "$rootfs/bin/$applet" ] || ln -s busybox "$rootfs/bin/$applet"
+  done
+fi
 chmod 1777 "$rootfs/tmp"
 
 cat >"$rootfs/etc/passwd" <<'EOF'
