@@ -31,7 +31,7 @@
 #                  that run a job's script with the image's shell (GitLab CI)
 #   BUILD-ARGS     passed to `rbuild build` (e.g. --push, -o type=oci,dest=rbuild.tar)
 # Needs root (setcap on the helpers' copies), setcap (libcap2-bin), GNU tar, uidmap,
-# passt and ca-certificates.
+# passt, ca-certificates and strip (binutils).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,8 +47,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-for tool in setcap newuidmap newgidmap pasta; do
-  command -v "$tool" >/dev/null || { echo "error: $tool not found (apt-get install libcap2-bin uidmap passt)" >&2; exit 1; }
+for tool in setcap strip newuidmap newgidmap pasta; do
+  command -v "$tool" >/dev/null || { echo "error: $tool not found (apt-get install libcap2-bin binutils uidmap passt)" >&2; exit 1; }
 done
 [ -f /etc/ssl/certs/ca-certificates.crt ] || { echo "error: /etc/ssl/certs/ca-certificates.crt not found (apt-get install ca-certificates)" >&2; exit 1; }
 
@@ -80,6 +80,8 @@ copy /usr/bin/newuidmap
 copy /usr/bin/newgidmap
 copy "$(readlink -f /usr/bin/pasta)" /usr/bin/pasta
 chmod 0755 "$rootfs"/usr/bin/* "$rootfs/usr/local/bin/rbuild"
+# The image needs no debug information (the release profile keeps line tables).
+strip --strip-debug "$rootfs/usr/local/bin/rbuild"
 setcap cap_setuid+ep "$rootfs/usr/bin/newuidmap"
 setcap cap_setgid+ep "$rootfs/usr/bin/newgidmap"
 cp /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/certs/"

@@ -1,6 +1,7 @@
 //! rbuild's own image (`scripts/image.sh`) run by podman as uid 1000: a rootless build
 //! inside a container, with the shipped seccomp profile and nothing more than the
-//! README's "Rootless and CI" lists (`unmask=/proc/*`, `/dev/net/tun`), pushing to a
+//! README's "Rootless and CI" lists (`unmask=/proc/*`, `/dev/net/tun`; all capabilities
+//! dropped but SETUID and SETGID), pushing to a
 //! test registry the container reaches over the host's loopback (`--network host`).
 //!
 //! The image ships the test binary (`CARGO_BIN_EXE_rbuild`, a debug build: not static,
@@ -90,17 +91,24 @@ fn run_in_podman(dir: &Path, security: &[String], ctx: &Path, build_args: &[&str
         .expect("running podman")
 }
 
-/// The options the README lists for podman: the shipped profile, procfs unmasked, tun.
+/// The options the README lists for podman: the shipped profile (first: the test
+/// leaves it out once), procfs unmasked, tun, and every capability dropped but the two
+/// the id-mapping tools need.
 fn documented_options() -> Vec<String> {
     let seccomp = repo("contrib/seccomp.json");
-    vec![
-        "--security-opt".into(),
-        format!("seccomp={}", seccomp.display()),
-        "--security-opt".into(),
-        "unmask=/proc/*".into(),
-        "--device".into(),
-        "/dev/net/tun".into(),
-    ]
+    let words = [
+        "--security-opt",
+        &format!("seccomp={}", seccomp.display()),
+        "--security-opt",
+        "unmask=/proc/*",
+        "--device",
+        "/dev/net/tun",
+        "--cap-drop",
+        "ALL",
+        "--cap-add",
+        "SETUID,SETGID",
+    ];
+    words.iter().map(|w| w.to_string()).collect()
 }
 
 #[test]
