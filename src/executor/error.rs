@@ -21,8 +21,12 @@ pub enum ExecError {
     /// A file's owner does not exist in a rootless build's user namespace.
     #[error("cannot give `{}` the owner {uid}:{gid}: {}", path.display(), crate::userns::UNMAPPED_OWNER)]
     UnmappedOwner { path: PathBuf, uid: u32, gid: u32 },
+    /// The default network needs a default route for `pasta` to copy, and rbuild's
+    /// network namespace has none (a container without a network).
+    #[error("RUN steps need a default route in rbuild's network namespace for their default network (`pasta` copies it), and there is none{}: build with --network none (no network) or --network host", crate::userns::hints::Runtime::detect().map_or("", |_| " (a container without a network?)"))]
+    NoRoute,
     /// Rootless, `pasta` cannot open `/dev/net/tun`.
-    #[error("RUN steps of a rootless build need to open /dev/net/tun for their default network (`pasta`), and this user cannot: as root, `chmod 0666 /dev/net/tun` (Debian's default), or build with --network host or --network none")]
+    #[error("RUN steps of a rootless build need to open /dev/net/tun for their default network (`pasta`), and this user cannot: {}", crate::userns::hints::hint(crate::userns::hints::Missing::Tun))]
     TunDenied,
     #[error("COPY source `{source_path}` not found in {origin}")]
     SourceNotFound { source_path: String, origin: String },

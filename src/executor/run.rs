@@ -236,6 +236,7 @@ fn step_network(mode: Option<&str>) -> Result<Network, ExecError> {
         "none" => Ok(Network::None),
         "host" => Ok(Network::Host),
         _ if !network::tun_usable() => Err(ExecError::TunDenied),
+        _ if !network::has_default_route() => Err(ExecError::NoRoute),
         _ => network::find_pasta()
             .map(|pasta| Network::Private(pasta.to_owned()))
             .ok_or(ExecError::NoPasta),

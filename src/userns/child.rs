@@ -4,16 +4,13 @@ use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 
+use super::hints::{hint, Missing};
 use super::{sys, Error, MARK};
 
 /// The byte the child sends once it has unshared, and the one the parent answers with
 /// once the maps are written.
 pub(super) const UNSHARED: u8 = b'u';
 pub(super) const MAPPED: u8 = b'm';
-
-/// What the failure of `unshare(CLONE_NEWUSER)` was, with where to look.
-const UNSHARE_OP: &str = "create a user namespace (are they allowed? sysctl \
-    user.max_user_namespaces, kernel.unprivileged_userns_clone; or run as root)";
 
 /// When this process is the child of a rootless rbuild (`_RBUILD_USERNS=fd:N`), moves it
 /// into a new user namespace and returns once the parent has mapped it: from then on
@@ -38,8 +35,13 @@ pub fn enter_if_child() -> Result<bool, Error> {
     let mut socket = UnixStream::from(unsafe { OwnedFd::from_raw_fd(fd) });
     // SAFETY: CLONE_NEWUSER shares no descriptor table, and the process is still
     // single-threaded (main calls this first), as the kernel requires.
-    unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWUSER) }
-        .map_err(|e| sys(UNSHARE_OP)(e.into()))?;
+    unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWUSER) }.map_err(
+        |e| Error::Refused {
+            op: "create a user namespace: unshare(CLONE_NEWUSER) was refused",
+            source: e.into(),
+            hint: hint(Missing::UserNamespace),
+        },
+    )?;
     socket
         .write_all(&[UNSHARED])
         .map_err(sys("tell rbuild's parent process the namespace exists"))?;

@@ -17,8 +17,8 @@
 //! up), so `kill -9` of the parent ends it too; its mounts live in its own mount
 //! namespace (see `cli::build`), which dies with it.
 //!
-//! In the namespace, id 0 is the user and ids 1..=COUNT are the first subordinate
-//! range of `/etc/subuid` and `/etc/subgid` ([`subids`]): files the build writes as
+//! In the namespace, id 0 is the user and ids 1..=COUNT are the subordinate ranges of
+//! `/etc/subuid` and `/etc/subgid` ([`subids`]), one after the other: files the build writes as
 //! 0, 1000, … are stored under those ids on disk and recorded in layers as 0, 1000, …,
 //! so a rootless build gives the layers a root build gives. Without a range (or
 //! without `newuidmap`), only 0 is mapped: every file then belongs to root, and the
@@ -29,6 +29,7 @@
 //! that uid 0 here is not root.
 
 mod child;
+pub mod hints;
 mod parent;
 pub mod subids;
 
@@ -73,12 +74,13 @@ fn is_identity_map(map: &str) -> bool {
 /// How the namespace maps ids.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mapping {
-    /// 0 -> the user, 1..=count -> the subordinate ranges (`newuidmap`/`newgidmap`).
+    /// 0 -> the user, 1..=count -> the subordinate ranges one after the other
+    /// (`newuidmap`/`newgidmap`).
     Full {
-        /// The subordinate uids.
-        uids: subids::Range,
-        /// The subordinate gids.
-        gids: subids::Range,
+        /// The subordinate uids (at least one range).
+        uids: Vec<subids::Range>,
+        /// The subordinate gids (at least one range).
+        gids: Vec<subids::Range>,
     },
     /// 0 -> the user only.
     Single {
@@ -119,9 +121,9 @@ impl Plan {
         let gid = rustix::process::getgid().as_raw();
         let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
         let name = subids::user_name(&read("/etc/passwd"), uid);
-        let uids = subids::first_range(&read("/etc/subuid"), name.as_deref(), uid);
-        let gids = subids::first_range(&read("/etc/subgid"), name.as_deref(), uid);
-        let mapping = match (uids, gids) {
+        let uids = subids::ranges(&read("/etc/subuid"), name.as_deref(), uid);
+        let gids = subids::ranges(&read("/etc/subgid"), name.as_deref(), uid);
+        let mapping = match (uids.is_empty(), gids.is_empty()) {
             _ if map_tool("newuidmap").is_none() || map_tool("newgidmap").is_none() => {
                 Mapping::Single {
                     reason:
@@ -129,11 +131,11 @@ impl Plan {
                             .to_owned(),
                 }
             }
-            (Some(uids), Some(gids)) => Mapping::Full { uids, gids },
-            (None, _) => Mapping::Single {
+            (false, false) => Mapping::Full { uids, gids },
+            (true, _) => Mapping::Single {
                 reason: "/etc/subuid grants this user no subordinate uids".to_owned(),
             },
-            (_, None) => Mapping::Single {
+            (_, true) => Mapping::Single {
                 reason: "/etc/subgid grants this user no subordinate gids".to_owned(),
             },
         };
@@ -158,8 +160,19 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A privilege the set-up needs was refused ([`hints`] says what grants it).
+    #[error("cannot {op} ({source}): {hint}")]
+    Refused {
+        /// What was being done.
+        op: &'static str,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+        /// What grants the privilege, here.
+        hint: String,
+    },
     /// `newuidmap` or `newgidmap` refused the mapping.
-    #[error("`{command}` failed ({status}): {stderr}")]
+    #[error("`{command}` failed ({status}): {stderr}{hint}")]
     MapTool {
         /// The command line.
         command: String,
@@ -167,6 +180,8 @@ pub enum Error {
         status: String,
         /// What it printed.
         stderr: String,
+        /// `: ` and what grants the privilege, when it was refused; or nothing.
+        hint: String,
     },
     /// The other side of the set-up went away or said something unexpected.
     #[error("the user namespace set-up was interrupted: {0}")]

@@ -8,6 +8,8 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command};
 
 use super::child::{MAPPED, UNSHARED};
+use super::hints::{hint, Missing};
+use super::subids::Range;
 use super::{map_tool, sys, Error, Mapping, Plan, MARK};
 
 /// The signals relayed to the child (when a process sent them) and `SIGCHLD`.
@@ -111,18 +113,10 @@ fn map_child(plan: &Plan, child: &Child, socket: &mut UnixStream) -> Result<(), 
         .map_err(sys("tell the child its namespace is mapped"))
 }
 
-/// `newuidmap PID 0 ID 1 1 START COUNT` (or `newgidmap`).
-fn run_map_tool(tool: &str, pid: u32, id: u32, range: &super::subids::Range) -> Result<(), Error> {
+/// `newuidmap PID 0 ID 1 1 START COUNT ...` (or `newgidmap`).
+fn run_map_tool(tool: &str, pid: u32, id: u32, ranges: &[Range]) -> Result<(), Error> {
     let path = map_tool(tool).unwrap_or_else(|| tool.into());
-    let args = [
-        pid.to_string(),
-        "0".into(),
-        id.to_string(),
-        "1".into(),
-        "1".into(),
-        range.start.to_string(),
-        range.count.to_string(),
-    ];
+    let args = map_args(pid, id, ranges);
     let out = Command::new(&path)
         .args(&args)
         .output()
@@ -130,11 +124,35 @@ fn run_map_tool(tool: &str, pid: u32, id: u32, range: &super::subids::Range) -> 
     if out.status.success() {
         return Ok(());
     }
+    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+    // The tools print strerror: EPERM is a privilege the process lacks, not a
+    // mistake in /etc/subuid (which they report in words of their own).
+    let hint = if stderr.contains("Operation not permitted") {
+        format!(": {}", hint(Missing::IdMap))
+    } else {
+        String::new()
+    };
     Err(Error::MapTool {
         command: format!("{} {}", path.display(), args.join(" ")),
         status: out.status.to_string(),
-        stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        stderr,
+        hint,
     })
+}
+
+/// The map tool's arguments: `PID 0 ID 1`, then each range from the next inside id
+/// on (`1 START COUNT`, `COUNT+1 START2 COUNT2`, ...) until the ids run out.
+fn map_args(pid: u32, id: u32, ranges: &[Range]) -> Vec<String> {
+    let mut args = vec![pid.to_string(), "0".into(), id.to_string(), "1".into()];
+    let mut next: u32 = 1;
+    for range in ranges {
+        args.extend([next, range.start, range.count].map(|n| n.to_string()));
+        match next.checked_add(range.count) {
+            Some(n) => next = n,
+            None => break,
+        }
+    }
+    args
 }
 
 /// Maps 0 to `uid`/`gid` only, which an unprivileged process may do itself
@@ -191,5 +209,20 @@ fn wait_signal() -> Result<(libc::c_int, bool), Error> {
                 return Err(sys("wait for signals")(err));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_follow_one_another_inside() {
+        let r = |start, count| Range { start, count };
+        let args = map_args(7, 1000, &[r(1, 999), r(1001, 64535)]);
+        let want = "7 0 1000 1 1 1 999 1000 1001 64535";
+        assert_eq!(args.join(" "), want);
+        let one = map_args(7, 2345, &[r(200000, 65536)]);
+        assert_eq!(one.join(" "), "7 0 2345 1 1 200000 65536");
     }
 }

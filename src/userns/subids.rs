@@ -1,5 +1,5 @@
-//! Subordinate ids: the first range `/etc/subuid` or `/etc/subgid` grants a user, and
-//! the user's name from `/etc/passwd` (both files may name the user or give the id).
+//! Subordinate ids: the ranges `/etc/subuid` or `/etc/subgid` grant a user, and the
+//! user's name from `/etc/passwd` (both files may name the user or give the id).
 
 /// A range of ids outside the namespace: `count` ids from `start`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -10,10 +10,15 @@ pub struct Range {
     pub count: u32,
 }
 
-/// The first range of `text` (the format of `/etc/subuid`: `owner:start:count` lines)
-/// whose owner is `name` or the decimal `id`. Comments and malformed lines are skipped,
-/// as `newuidmap` skips them.
-pub fn first_range(text: &str, name: Option<&str>, id: u32) -> Option<Range> {
+/// The most ranges a map takes: the kernel's 340 lines, less the line of the user.
+pub const MAX_RANGES: usize = 339;
+
+/// The ranges of `text` (the format of `/etc/subuid`: `owner:start:count` lines) whose
+/// owner is `name` or the decimal `id`, in file order (at most [`MAX_RANGES`]).
+/// Comments and malformed lines are skipped, as `newuidmap` skips them. Several ranges
+/// are usual in a container whose user namespace lacks the user's own id, such as
+/// podman's image (`1:999` and `1001:64535` for the user 1000).
+pub fn ranges(text: &str, name: Option<&str>, id: u32) -> Vec<Range> {
     let id = id.to_string();
     text.lines()
         .filter(|line| !line.trim_start().starts_with('#'))
@@ -25,7 +30,8 @@ pub fn first_range(text: &str, name: Option<&str>, id: u32) -> Option<Range> {
             let mine = owner == id || Some(owner) == name;
             (mine && count > 0).then_some(Range { start, count })
         })
-        .next()
+        .take(MAX_RANGES)
+        .collect()
 }
 
 /// The name of the user with id `uid` in `passwd` (the format of `/etc/passwd`).
@@ -44,16 +50,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_first_range_of_the_user_by_name_or_id() {
+    fn the_ranges_of_the_user_by_name_or_id() {
         let text = "# comment\nalice:100000:65536\nbob:165536:0\n2345:300000:10\n\
                     bob:bad:1\nbob:200000:65536\nbob:400000:5\n";
-        let r = |start, count| Some(Range { start, count });
-        assert_eq!(first_range(text, Some("alice"), 1000), r(100000, 65536));
-        // An empty range and a malformed line are skipped; the first valid one wins.
-        assert_eq!(first_range(text, Some("bob"), 1001), r(200000, 65536));
-        assert_eq!(first_range(text, Some("carol"), 2345), r(300000, 10));
-        assert_eq!(first_range(text, Some("carol"), 7), None);
-        assert_eq!(first_range(text, None, 7), None);
+        let r = |start, count| Range { start, count };
+        assert_eq!(ranges(text, Some("alice"), 1000), [r(100000, 65536)]);
+        // An empty range and a malformed line are skipped; the others kept in order.
+        assert_eq!(
+            ranges(text, Some("bob"), 1001),
+            [r(200000, 65536), r(400000, 5)]
+        );
+        assert_eq!(ranges(text, Some("carol"), 2345), [r(300000, 10)]);
+        assert_eq!(ranges(text, Some("carol"), 7), []);
+        assert_eq!(ranges(text, None, 7), []);
+        let many = "u:1:1\n".repeat(400);
+        assert_eq!(ranges(&many, Some("u"), 9).len(), MAX_RANGES);
     }
 
     #[test]

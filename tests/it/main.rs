@@ -16,6 +16,7 @@ mod crash;
 mod devices;
 mod foreign;
 mod hostile;
+mod image;
 mod image_id;
 mod inputs;
 mod integrity;

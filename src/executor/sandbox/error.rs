@@ -46,7 +46,7 @@ pub enum Error {
         source: io::Error,
     },
     /// A step of the sandbox setup failed inside the helper.
-    #[error("sandbox setup failed: cannot {op} `{path}`")]
+    #[error("sandbox setup failed: cannot {op} `{path}`{}", setup_hint(*op, path, source))]
     Setup {
         /// Which step.
         op: SetupOp,
@@ -94,6 +94,20 @@ pub enum Error {
         /// The offending line.
         line: String,
     },
+}
+
+/// For a setup step refused (`EPERM`) in a user namespace (rootless, or a container's):
+/// `: ` and what grants it ([`crate::userns::hints`]); nothing otherwise.
+fn setup_hint(op: SetupOp, path: &str, error: &io::Error) -> String {
+    use crate::userns::hints::{hint, Missing};
+    if error.raw_os_error() != Some(libc::EPERM) || !crate::userns::in_user_namespace() {
+        return String::new();
+    }
+    match (op, path) {
+        (SetupOp::SetHostname, _) => format!(": {}", hint(Missing::HostName)),
+        (SetupOp::Mount, "/proc") => format!(": {}", hint(Missing::Procfs)),
+        _ => String::new(),
+    }
 }
 
 /// Result of sandbox operations.

@@ -81,6 +81,29 @@ pub(super) fn start(path: &Path) -> io::Result<(Pasta, OwnedFd)> {
 /// The tunnel device `pasta` opens in the step's namespace.
 pub const TUN: &str = "/dev/net/tun";
 
+/// Whether rbuild's network namespace has a default route (IPv4 or IPv6), which
+/// `pasta` copies into the step's: a container started without a network has none,
+/// and `pasta` would fail with no more than "no external routable interface".
+pub fn has_default_route() -> bool {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    default_route_in(&read("/proc/net/route"), &read("/proc/net/ipv6_route"))
+}
+
+/// [`has_default_route`] on the texts of `/proc/net/route` (a header, then `IFACE
+/// DESTINATION(hex) ...`) and `/proc/net/ipv6_route` (`DESTINATION(hex) PREFIX ...`,
+/// the device last), not counting loopback.
+fn default_route_in(v4: &str, v6: &str) -> bool {
+    let v4 = v4.lines().skip(1).any(|line| {
+        let mut words = line.split_whitespace();
+        matches!((words.next(), words.next()), (Some(dev), Some("00000000")) if dev != "lo")
+    });
+    let v6 = v6.lines().any(|line| {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        matches!(words[..], [dest, "00", .., dev] if dest.bytes().all(|b| b == b'0') && dev != "lo")
+    });
+    v4 || v6
+}
+
 /// Whether `pasta` can open [`TUN`]: always as root; in a user namespace (a rootless
 /// build) only when this user may read and write it (Debian makes it `0666`).
 pub fn tun_usable() -> bool {
@@ -254,6 +277,23 @@ pub fn resolv_conf(host: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_default_route_is_one_to_everywhere_not_through_loopback() {
+        let header = "Iface\tDestination\tGateway\tFlags\n";
+        let eth =
+            format!("{header}eth0\t00000000\t0102A8C0\t0003\neth0\t0002A8C0\t00000000\t0001\n");
+        assert!(default_route_in(&eth, ""));
+        assert!(!default_route_in(
+            &format!("{header}eth0\t0002A8C0\t00000000\t0001\n"),
+            ""
+        ));
+        assert!(!default_route_in(header, ""));
+        let zero = "0".repeat(32);
+        let v6 = format!("{zero} 00 {zero} 00 fe800000000000000000000000000001 00000400 00000001 00000000 00000003 eth0\n");
+        assert!(default_route_in(header, &v6));
+        assert!(!default_route_in(header, &v6.replace("eth0", "lo")));
+    }
 
     #[test]
     fn the_forwarder_is_the_only_nameserver() {
