@@ -7,7 +7,6 @@
 //! `arg:NAME`, `env`, `file:PATH`, `url:URL`, `git:REMOTE#REF` (the commit), `user`,
 //! `workdir`, `shell`, `network`, `mount:N`, `option:NAME`.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::PathBuf;
 
@@ -114,23 +113,41 @@ pub fn explain<'a>(
     if parent_missed {
         reasons.push("parent step missed".to_owned());
     }
-    let map = |inputs: &'a Inputs| -> BTreeMap<&'a String, &'a String> {
-        inputs.iter().map(|(k, v)| (k, v)).collect()
+    // Both sides sorted by name and walked together: a COPY of 100k files has as many
+    // inputs, so no maps of them.
+    let sorted = |inputs: &'a Inputs| -> Vec<(&'a str, &'a str)> {
+        let mut v: Vec<_> = inputs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        v.sort_unstable();
+        v
     };
-    let (old_inputs, new_inputs) = (map(&before.inputs), map(&now.inputs));
-    let names: std::collections::BTreeSet<&String> = old_inputs
-        .keys()
-        .chain(new_inputs.keys())
-        .copied()
-        .collect();
-    for name in names {
-        let (old, new) = (old_inputs.get(name), new_inputs.get(name));
-        if old != new {
-            reasons.push(describe(
-                name,
-                old.map(|s| s.as_str()),
-                new.map(|s| s.as_str()),
-            ));
+    let (old_inputs, new_inputs) = (sorted(&before.inputs), sorted(&now.inputs));
+    let (mut old, mut new) = (old_inputs.iter().peekable(), new_inputs.iter().peekable());
+    loop {
+        let (name, o, n) = match (old.peek(), new.peek()) {
+            (None, None) => break,
+            (Some(&&(a, va)), Some(&&(b, vb))) if a == b => {
+                old.next();
+                new.next();
+                (a, Some(va), Some(vb))
+            }
+            (Some(&&(a, va)), Some(&&(b, _))) if a < b => {
+                old.next();
+                (a, Some(va), None)
+            }
+            (Some(&&(a, va)), None) => {
+                old.next();
+                (a, Some(va), None)
+            }
+            (_, Some(&&(b, vb))) => {
+                new.next();
+                (b, None, Some(vb))
+            }
+        };
+        if o != n {
+            reasons.push(describe(name, o, n));
         }
     }
     if reasons.is_empty() {
