@@ -36,18 +36,20 @@ mod ignore_file;
 mod open;
 mod readahead;
 pub mod source;
+mod stat;
 mod walk;
 
 #[cfg(test)]
 mod proptests;
 
-use std::fs::{FileType, Metadata};
-use std::path::{Path, PathBuf};
+use std::fs::FileType;
+use std::path::Path;
 
 pub use error::{Error, PatternList, Result};
 pub use filter::Filter;
 pub use ignore_file::{dockerignore_for, read_ignore_file, root_dockerignore, IgnoreFile};
 pub use open::{check_unchanged, open_beneath, open_unchanged};
+pub use stat::{Kind, Stat};
 pub use walk::BuildContext;
 
 /// What kind of filesystem object an entry is (from `lstat`: symlinks are not followed).
@@ -80,18 +82,22 @@ impl EntryKind {
 /// One object of the build context, as the walk found it.
 #[derive(Debug, Clone)]
 pub struct Entry {
-    path: PathBuf,
+    /// The exact path when it is not `path_str` (a name that is not UTF-8): most
+    /// entries keep one copy of their path, not two.
+    exact: Option<Box<Path>>,
     path_str: String,
     kind: EntryKind,
-    metadata: Metadata,
-    /// Number of components of `path` (children of the root have depth 1).
+    metadata: Stat,
+    /// Number of components of the path (children of the root have depth 1).
     depth: usize,
 }
 
 impl Entry {
     /// The path relative to the context root.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.exact
+            .as_deref()
+            .unwrap_or_else(|| Path::new(&self.path_str))
     }
 
     /// The relative path with `/` separators, as the patterns saw it (names that are not
@@ -111,7 +117,7 @@ impl Entry {
     }
 
     /// The `lstat` metadata read during the walk.
-    pub fn metadata(&self) -> &Metadata {
+    pub fn metadata(&self) -> &Stat {
         &self.metadata
     }
 }

@@ -9,11 +9,12 @@
 //! FIFO; [`check_unchanged`] then requires the opened file to be the one the walk saw
 //! (same device, inode, size and mtime), so no other bytes are ever read.
 
-use std::fs::{File, Metadata};
+use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 
+use super::Stat;
 use rustix::fs::{openat, openat2, Mode, OFlags, ResolveFlags};
 
 /// Opens `rel` (`a/b/c`, relative) below directory `root` for reading.
@@ -56,7 +57,7 @@ fn open_by_components(root: impl AsFd, rel: &str, flags: OFlags) -> io::Result<F
 
 /// Opens `rel` below `root` (see [`open_beneath`]) and checks that it is the file the
 /// walk saw as `walked`; every way it can have changed is said as such.
-pub fn open_unchanged(root: impl AsFd, rel: &str, walked: &Metadata) -> io::Result<File> {
+pub fn open_unchanged(root: impl AsFd, rel: &str, walked: &Stat) -> io::Result<File> {
     let file = open_beneath(root, rel).map_err(|e| {
         let how = match e.raw_os_error() {
             Some(libc::ELOOP) => "it is now a symlink, which is not followed",
@@ -73,7 +74,7 @@ pub fn open_unchanged(root: impl AsFd, rel: &str, walked: &Metadata) -> io::Resu
 }
 
 /// Fails unless `file` is the regular file the walk saw as `walked`.
-pub fn check_unchanged(file: &File, walked: &Metadata) -> io::Result<()> {
+pub fn check_unchanged(file: &File, walked: &Stat) -> io::Result<()> {
     let now = file.metadata()?;
     let same = now.is_file()
         && now.dev() == walked.dev()
@@ -127,7 +128,7 @@ mod tests {
     fn a_file_replaced_after_the_walk_is_refused() {
         let t = tempfile::tempdir().unwrap();
         fs::write(t.path().join("f"), "one").unwrap();
-        let walked = fs::symlink_metadata(t.path().join("f")).unwrap();
+        let walked = Stat::from(fs::symlink_metadata(t.path().join("f")).unwrap());
         let root = root_fd(t.path());
         check_unchanged(&open_beneath(&root, "f").unwrap(), &walked).unwrap();
         fs::remove_file(t.path().join("f")).unwrap();

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use super::error::{Error, Result};
 use super::filter::{Filter, Pipeline};
 use super::readahead::{self, ReadAhead};
-use super::{Entry, EntryKind};
+use super::{Entry, EntryKind, Stat};
 
 /// A build context directory seen through stacked filters.
 #[derive(Debug, Clone)]
@@ -237,11 +237,13 @@ fn child(dir: &DirRef, name: OsString, metadata: Metadata) -> Entry {
     } else {
         format!("{}/{lossy}", dir.path_str)
     };
+    let path = dir.path.join(&name);
+    let exact = (path.as_os_str() != path_str.as_str()).then(|| path.into_boxed_path());
     Entry {
-        path: dir.path.join(&name),
+        exact,
         path_str,
         kind: EntryKind::of(metadata.file_type()),
-        metadata,
+        metadata: Stat::from(&metadata),
         depth: dir.depth + 1,
     }
 }

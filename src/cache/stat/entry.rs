@@ -2,7 +2,6 @@
 //! device), its digest, and whether the stamp is old enough to be trusted.
 
 use std::collections::HashMap;
-use std::fs::Metadata;
 use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -57,7 +56,7 @@ pub(super) struct Stamp {
 }
 
 impl Stamp {
-    pub(super) fn of(meta: &Metadata) -> Self {
+    pub(super) fn of(meta: &impl MetadataExt) -> Self {
         Stamp {
             size: meta.size(),
             mtime: (meta.mtime(), meta.mtime_nsec() as u32),

@@ -19,8 +19,9 @@
 mod entry;
 mod format;
 
-use std::fs::{self, File, Metadata};
+use std::fs::{self, File};
 use std::io::{self, Read};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -76,7 +77,12 @@ impl StatCache {
     /// The content digest of context file `rel` (at `host`, with `meta` from the walk):
     /// from the cache when its entry is trusted and its stamp matches, else read and
     /// hashed.
-    pub fn digest(&mut self, rel: &str, host: &Path, meta: &Metadata) -> io::Result<Digest> {
+    pub fn digest(
+        &mut self,
+        rel: &str,
+        host: &Path,
+        meta: &impl MetadataExt,
+    ) -> io::Result<Digest> {
         self.digest_stamped(rel, Stamp::of(meta), || File::open(host))
     }
 
@@ -86,7 +92,7 @@ impl StatCache {
     pub fn digest_opened(
         &mut self,
         rel: &str,
-        meta: &Metadata,
+        meta: &impl MetadataExt,
         open: impl FnOnce() -> io::Result<File>,
     ) -> io::Result<Digest> {
         self.digest_stamped(rel, Stamp::of(meta), open)

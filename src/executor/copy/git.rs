@@ -70,7 +70,9 @@ pub fn add_git(
     let tree = SourceTree::Root(&dir);
     let top = Node {
         rel: String::new(),
-        meta: std::fs::symlink_metadata(&dir).map_err(ExecError::fs("cannot stat", &dir))?,
+        meta: std::fs::symlink_metadata(&dir)
+            .map_err(ExecError::fs("cannot stat", &dir))?
+            .into(),
         host: dir.clone(),
     };
     let owner = req.attrs.owner.unwrap_or((0, 0));

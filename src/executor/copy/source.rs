@@ -2,10 +2,9 @@
 //! stage's or image's root filesystem. Both answer the same questions: look a path up
 //! (following symlinks *inside* the tree), list a directory, expand a wildcard.
 
-use std::fs::Metadata;
 use std::path::{Path, PathBuf};
 
-use crate::context::{BuildContext, Entry};
+use crate::context::{BuildContext, Entry, Stat};
 use crate::executor::error::{ExecError, Result};
 use crate::layers::resolve_in_root;
 use crate::parser::ignore::legacy_matches;
@@ -21,7 +20,7 @@ pub struct Node {
     /// The host path to read.
     pub host: PathBuf,
     /// Its metadata (not following a final symlink).
-    pub meta: Metadata,
+    pub meta: Stat,
 }
 
 /// The build context, walked once (filtered, sorted) and indexed by path.
@@ -33,7 +32,7 @@ pub struct ContextIndex {
     /// sorted vector rather than a map keyed by a copy of the path: a third less memory
     /// for 100k files, and no second copy while it is built.
     entries: Vec<Entry>,
-    root_meta: Metadata,
+    root_meta: Stat,
     filtered: bool,
 }
 
@@ -55,7 +54,7 @@ impl ContextIndex {
             root_fd,
             root,
             entries,
-            root_meta,
+            root_meta: root_meta.into(),
             filtered: context.is_filtered(),
         })
     }
@@ -168,7 +167,11 @@ impl SourceTree<'_> {
                             .strip_prefix(root)
                             .map(|p| p.to_string_lossy().into_owned())
                             .unwrap_or_default();
-                        Ok(Some(Node { rel, host, meta }))
+                        Ok(Some(Node {
+                            rel,
+                            host,
+                            meta: meta.into(),
+                        }))
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
                     Err(e) if e.raw_os_error() == Some(20) => Ok(None), // ENOTDIR
@@ -198,7 +201,11 @@ impl SourceTree<'_> {
                     } else {
                         format!("{rel}/{name}")
                     };
-                    out.push(Node { rel, host, meta });
+                    out.push(Node {
+                        rel,
+                        host,
+                        meta: meta.into(),
+                    });
                 }
                 out.sort_by(|a, b| a.rel.as_bytes().cmp(b.rel.as_bytes()));
                 Ok(out)
@@ -253,7 +260,7 @@ impl ContextIndex {
             return Some(Node {
                 rel: String::new(),
                 host: self.root.clone(),
-                meta: self.root_meta.clone(),
+                meta: self.root_meta,
             });
         }
         let i = self

@@ -25,7 +25,7 @@ pub struct Attrs {
 }
 
 impl Attrs {
-    fn owner_of(&self, meta: &fs::Metadata) -> (u32, u32) {
+    fn owner_of(&self, meta: &impl MetadataExt) -> (u32, u32) {
         match (self.owner, self.keep_owner) {
             (Some(o), _) => o,
             (None, true) => (meta.uid(), meta.gid()),
@@ -33,7 +33,7 @@ impl Attrs {
         }
     }
 
-    fn mode_of(&self, meta: &fs::Metadata) -> u32 {
+    fn mode_of(&self, meta: &impl MetadataExt) -> u32 {
         self.mode.unwrap_or(meta.mode() & 0o7777)
     }
 }
@@ -84,13 +84,13 @@ fn chown(path: &Path, (uid, gid): (u32, u32)) -> Result<()> {
 }
 
 /// Gives `path` the modification time of `meta` (as both times; symlinks themselves).
-pub fn set_mtime(path: &Path, meta: &fs::Metadata) -> Result<()> {
+pub fn set_mtime(path: &Path, meta: &impl MetadataExt) -> Result<()> {
     rfs::utimensat(CWD, path, &times_of(meta), AtFlags::SYMLINK_NOFOLLOW)
         .map_err(|e| ExecError::fs("cannot set times of", path)(e.into()))
 }
 
 /// The modification time of `meta`, as both times.
-fn times_of(meta: &fs::Metadata) -> Timestamps {
+fn times_of(meta: &impl MetadataExt) -> Timestamps {
     let ts = Timespec {
         tv_sec: meta.mtime(),
         tv_nsec: meta.mtime_nsec(),
@@ -229,12 +229,12 @@ const SMALL_FILE: u64 = 64 * 1024;
 fn copy_file(
     mut input: File,
     dest: &Path,
-    meta: &fs::Metadata,
+    meta: &impl MetadataExt,
     (uid, gid): (u32, u32),
     mode: u32,
 ) -> Result<()> {
     let mut output = create_new(dest)?;
-    let copied = if meta.len() <= SMALL_FILE {
+    let copied = if meta.size() <= SMALL_FILE {
         copy_small(&mut input, &mut output)
     } else {
         io::copy(&mut input, &mut output).map(drop)
@@ -321,7 +321,7 @@ pub fn write_stream(
     .map_err(|e| ExecError::fs("cannot set times of", dest)(e.into()))
 }
 
-fn make_special(meta: &fs::Metadata, dest: &Path) -> Result<()> {
+fn make_special(meta: &impl MetadataExt, dest: &Path) -> Result<()> {
     let mode = meta.mode();
     let kind = rfs::FileType::from_raw_mode(mode);
     rfs::mknodat(
