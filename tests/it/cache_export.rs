@@ -1,13 +1,14 @@
 //! `--cache-to` / `--cache-from` (issue 17): a cache exported by one store is taken
 //! whole by a fresh store building a copy of the context at another path (the keys
 //! hold nothing store-local), through a registry or a local directory; an imported
-//! hit downloads nothing until the image needs its layer; `mode=min` leaves out the
+//! hit downloads nothing until something reads its layer (the image keeps it in the
+//! registry: a lazy blob, mounted by a push there); `mode=min` leaves out the
 //! builder stage; a damaged cache is a warning, never a wrong hit.
 
 use std::path::Path;
 
 use crate::registry::{available, FaultProxy, Registry};
-use crate::support::{busybox, manifest_digest, rbuild_in, TestContext};
+use crate::support::{busybox, manifest_digest, rbuild_in, run_ok, TestContext};
 
 /// A builder stage whose result the final stage copies.
 const REST: &str = "FROM base AS builder\nCOPY src/a.txt /src/a.txt\n\
@@ -176,25 +177,11 @@ fn a_registry_cache_serves_a_fresh_store_on_another_path_without_downloading_hit
         manifest_digest(&b.root(), &id_b),
         manifest_digest(&a.root(), &id_a)
     );
-    // The hits whose layers came down are B's own now; the builder's two are not.
-    let (_, again) = build(&b, &[]);
-    assert_eq!(ran(&again).len(), 2, "{again}");
-    assert_eq!(
-        again.lines().filter(|l| l.ends_with(" CACHED")).count(),
-        7,
-        "{again}"
-    );
-    // Only the image's layers came down (and the cache description): the builder
-    // stage's two layers were hits nothing needed, not even the export.
-    let final_layers = image_layers(&a.root(), &id_a);
+    // No layer came down, not even the image's (they stay in the registry: lazy
+    // blobs), and the export found them all there: one GET, the cache description.
     let gets = blob_gets(&proxy).split_off(before);
-    assert_eq!(gets.len(), final_layers.len() + 1, "{gets:#?}");
-    for layer in &final_layers {
-        assert!(
-            gets.iter().any(|g| g.ends_with(layer.as_str())),
-            "{layer} not fetched"
-        );
-    }
+    assert_eq!(gets.len(), 1, "{gets:#?}");
+    let final_layers = image_layers(&a.root(), &id_a);
 
     // Store C: one file edited; only the steps it reaches run.
     let c = elsewhere(&a);
@@ -210,6 +197,96 @@ fn a_registry_cache_serves_a_fresh_store_on_another_path_without_downloading_hit
     // The lowers of the RUN that ran: the image's layers below it, not the builder's.
     let gets = blob_gets(&proxy).split_off(before);
     assert_eq!(gets.len(), final_layers.len() - 2 + 1, "{gets:#?}");
+}
+
+/// The layers of image `id` in store `root` that are lazy (absent, kept by a registry).
+fn lazy_layers(root: &Path, id: &str) -> Vec<String> {
+    image_layers(root, id)
+        .into_iter()
+        .filter(|l| {
+            let hex = l.trim_start_matches("sha256:");
+            !root.join("blobs/sha256").join(hex).exists()
+        })
+        .collect()
+}
+
+fn lazy_records(root: &Path) -> usize {
+    std::fs::read_dir(root.join("cache/lazy")).map_or(0, |d| d.count())
+}
+
+#[test]
+fn a_lazy_image_is_pushed_by_mount_and_its_layers_fetched_once_by_an_export() {
+    if !available(&["skopeo"]) {
+        return;
+    }
+    let Some(a) = project() else { return };
+    let reg = Registry::plain();
+    let proxy = FaultProxy::to(&reg);
+    let cache = format!("{}/cache/app:buildcache", proxy.host());
+    let to = format!("type=registry,ref={cache},mode=max");
+    let (id_a, _) = build(&a, &["--cache-to", &to]);
+    let digest_a = manifest_digest(&a.root(), &id_a);
+
+    let b = elsewhere(&a);
+    let root = b.root();
+    let before = blob_gets(&proxy).len();
+    let (id_b, stderr) = build(&b, &["--cache-from", &cache, "-t", "app:b"]);
+    assert_eq!(cached_from(&stderr, &format!("registry {cache}")), STEPS);
+    assert_eq!(id_b, id_a);
+    let lazy = lazy_layers(&root, &id_b);
+    assert!(
+        !lazy.is_empty(),
+        "the cached steps' layers stay in the registry"
+    );
+    assert_eq!(lazy_records(&root), lazy.len());
+    let (check, _) = run_ok(&root, &["store", "check"], &[]);
+    assert!(check.contains(&format!("{} lazy", lazy.len())), "{check}");
+    assert!(check.ends_with("clean"), "{check}");
+    let (du, _) = run_ok(&root, &["du"], &[]);
+    assert!(du.contains("lazy: in a registry"), "{du}");
+
+    // A push to the same registry mounts them: nothing comes down.
+    let dest = format!("{}/team/app:1", proxy.host());
+    let (pushed, stderr) = run_ok(&root, &["push", "app:b", &dest], &[]);
+    assert_eq!(pushed, digest_a, "{stderr}");
+    assert!(
+        stderr.contains(&format!("{} mounted", lazy.len())),
+        "{stderr}"
+    );
+    assert_eq!(blob_gets(&proxy).len() - before, 1, "the description only");
+
+    // An export reads them: each is fetched once, and the archive is whole.
+    let tar = b.path("app.tar");
+    let tar_arg = tar.to_string_lossy().into_owned();
+    let save = ["save", "--format", "oci-archive", "-o", &tar_arg, "app:b"];
+    run_ok(&root, &save, &[]);
+    run_ok(&root, &save, &[]);
+    let gets = blob_gets(&proxy).split_off(before + 1);
+    assert_eq!(gets.len(), lazy.len(), "{gets:#?}");
+    for layer in &lazy {
+        assert!(gets.iter().any(|g| g.ends_with(layer.as_str())), "{layer}");
+    }
+    let copied = b.path("copied");
+    crate::pushpull::skopeo(&[
+        "copy",
+        &format!("oci-archive:{tar_arg}"),
+        &format!("dir:{}", copied.display()),
+    ]);
+    assert_eq!(lazy_records(&root), 0);
+    let (check, _) = run_ok(&root, &["store", "check"], &[]);
+    assert!(
+        !check.contains("lazy") && check.ends_with("clean"),
+        "{check}"
+    );
+
+    // A prune that takes a lazy image forgets where its layers were.
+    let c = elsewhere(&a);
+    build(&c, &["--cache-from", &cache]);
+    assert!(lazy_records(&c.root()) > 0);
+    run_ok(&c.root(), &["prune", "--all", "--force"], &[]);
+    assert_eq!(lazy_records(&c.root()), 0);
+    let (check, _) = run_ok(&c.root(), &["store", "check"], &[]);
+    assert!(check.ends_with("clean"), "{check}");
 }
 
 #[test]
@@ -316,12 +393,14 @@ fn an_image_pushed_with_an_inline_cache_serves_as_one() {
         STEPS - 2
     );
     assert_eq!(id_b, id_a, "the same image, its inline cache included");
-    // The image config, then the image's layers (the base's first, as the builder's
-    // lowers): each once.
+    // The image config, then the base's layers (the builder's lowers), each once; the
+    // final stage's own cached layers stay in the registry (lazy).
     let gets = blob_gets(&proxy).split_off(before);
+    let lazy = lazy_layers(&b.root(), &id_b);
+    assert!(!lazy.is_empty());
     assert_eq!(
         gets.len(),
-        image_layers(&a.root(), &id_a).len() + 1,
+        image_layers(&a.root(), &id_a).len() - lazy.len() + 1,
         "{gets:#?}"
     );
 

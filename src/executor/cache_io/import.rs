@@ -20,8 +20,11 @@ use crate::digest::Digest;
 use crate::image::{decode_json, media_types, Descriptor, LayerDescriptor, Manifest};
 use crate::layers::{apply_layer, diff_id_of, ApplyOptions, Compression, WhiteoutMode};
 use crate::publish::{copy_layout_blob, layout_manifest};
-use crate::registry::{fetch_blob, fetch_manifest, missing_blobs, Client};
-use crate::store::Store;
+use crate::registry::{
+    fetch_blob, fetch_image_blobs, fetch_lazy, fetch_manifest, missing_blobs, BlobState, Client,
+    TransferEvent,
+};
+use crate::store::{LazyBlob, Store};
 
 /// The records of the imported caches.
 pub struct RemoteCache {
@@ -186,6 +189,62 @@ impl RemoteCache {
         self.fetch_layer(store, blob, reporter, false)
     }
 
+    /// For the image being assembled: makes layer `blob` lazy (its record says which
+    /// registry holds it, nothing is downloaded) when a registry cache listed it, else
+    /// makes sure it is in the store ([`Self::ensure_blob`]).
+    pub fn ensure_blob_or_lazy(
+        &self,
+        store: &Store,
+        blob: &LayerDescriptor,
+        reporter: &dyn Reporter,
+    ) -> Result<(), ExecError> {
+        if store.has_blob(&blob.digest) {
+            return Ok(());
+        }
+        let location = self.location_of(&blob.digest);
+        let Some(CacheLocation::Registry(reference)) = location else {
+            return self.ensure_blob(store, blob, reporter);
+        };
+        store.add_lazy(&LazyBlob {
+            digest: blob.digest,
+            size: blob.size,
+            media_type: blob.media_type.clone(),
+            registry: reference.registry.clone(),
+            repository: reference.repository.clone(),
+        })?;
+        Ok(())
+    }
+
+    /// Fetches the lazy blobs stored image `image` reaches (before an export reads
+    /// them), reporting each one's bytes.
+    pub fn fetch_image(
+        &self,
+        store: &Store,
+        image: &Descriptor,
+        reporter: &dyn Reporter,
+    ) -> Result<(), ExecError> {
+        fetch_image_blobs(&self.client, store, image, &|event| {
+            if let TransferEvent::Blob {
+                digest,
+                size,
+                state: BlobState::Done,
+            } = event
+            {
+                reporter.event(BuildEvent::BlobProgress {
+                    digest: digest.to_string(),
+                    done: size,
+                    total: size,
+                });
+            }
+        })?;
+        Ok(())
+    }
+
+    /// The cache that listed layer `digest`.
+    fn location_of(&self, digest: &Digest) -> Option<&CacheLocation> {
+        self.blobs.get(digest).and_then(|&i| self.locations.get(i))
+    }
+
     fn fetch_layer(
         &self,
         store: &Store,
@@ -196,11 +255,12 @@ impl RemoteCache {
         if store.has_blob(&blob.digest) {
             return Ok(());
         }
-        let Some(location) = self
-            .blobs
-            .get(&blob.digest)
-            .and_then(|&i| self.locations.get(i))
-        else {
+        let Some(location) = self.location_of(&blob.digest) else {
+            // A lazy layer of an image in the store (a base image built here from a
+            // registry cache): fetched from where its record says.
+            if let Some(lazy) = store.lazy_blob(&blob.digest) {
+                fetch_lazy(&self.client, store, &lazy, "a base image")?;
+            }
             return Ok(());
         };
         let desc = Descriptor::new(blob.media_type.clone(), blob.digest, blob.size);
