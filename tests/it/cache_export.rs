@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use crate::registry::{available, FaultProxy, Registry};
+use crate::registry::{available, Fault, FaultProxy, Registry, Rule};
 use crate::support::{busybox, manifest_digest, rbuild_in, run_ok, TestContext};
 
 /// A builder stage whose result the final stage copies.
@@ -287,6 +287,72 @@ fn a_lazy_image_is_pushed_by_mount_and_its_layers_fetched_once_by_an_export() {
     assert_eq!(lazy_records(&c.root()), 0);
     let (check, _) = run_ok(&c.root(), &["store", "check"], &[]);
     assert!(check.ends_with("clean"), "{check}");
+}
+
+#[test]
+fn a_lazy_image_is_fetched_for_another_registry_and_as_a_base() {
+    if !available(&[]) {
+        return;
+    }
+    let Some(a) = project() else { return };
+    let reg = Registry::plain();
+    let proxy = FaultProxy::to(&reg);
+    let cache = format!("{}/cache/app:buildcache", proxy.host());
+    let to = format!("type=registry,ref={cache},mode=max");
+    let (id_a, _) = build(&a, &["--cache-to", &to]);
+    let digest_a = manifest_digest(&a.root(), &id_a);
+
+    // Another registry (the same server under another host name) gets the layers
+    // streamed through this store: each fetched once, verified.
+    let b = elsewhere(&a);
+    let (id_b, _) = build(&b, &["--cache-from", &cache]);
+    let lazy = lazy_layers(&b.root(), &id_b);
+    assert!(!lazy.is_empty());
+    let before = blob_gets(&proxy).len();
+    let dest = format!("{}/other/app:1", reg.host());
+    let (pushed, stderr) = run_ok(&b.root(), &["push", &id_b, &dest], &[]);
+    assert_eq!(pushed, digest_a, "{stderr}");
+    assert_eq!(blob_gets(&proxy).len() - before, lazy.len());
+    assert_eq!(lazy_records(&b.root()), 0);
+
+    // A build FROM a lazy image fetches its layers to unpack them.
+    let c = elsewhere(&a);
+    build(&c, &["--cache-from", &cache, "-t", "app:c"]);
+    assert!(lazy_records(&c.root()) > 0);
+    let next = TestContext::new("FROM app:c\nRUN cat /app/all.txt\n", &[]);
+    build_in(&c.root(), &next);
+    assert_eq!(lazy_records(&c.root()), 0);
+    let (check, _) = run_ok(&c.root(), &["store", "check"], &[]);
+    assert!(check.ends_with("clean"), "{check}");
+
+    // Gone from the registry, a lazy blob is an error naming the image, layer and remote.
+    let d = elsewhere(&a);
+    build(&d, &["--cache-from", &cache, "-t", "app:d"]);
+    proxy.add(
+        Rule::new(Fault::Status(404))
+            .method("GET")
+            .path_contains("/blobs/"),
+    );
+    let tar = d.path("app.tar");
+    let out = rbuild_in(
+        &d.root(),
+        &["save", "-o", &tar.to_string_lossy(), "app:d"],
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("cannot fetch layer sha256:") && stderr.contains("/cache/app"),
+        "{stderr}"
+    );
+}
+
+/// Builds context `t` into store `root`.
+fn build_in(root: &Path, t: &TestContext) {
+    let ctx = t.context().to_string_lossy().into_owned();
+    let out = rbuild_in(root, &["build", "--progress", "plain", &ctx], &[EPOCH]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "build failed:\n{stderr}");
 }
 
 #[test]
