@@ -2,9 +2,10 @@
 //! (a cache that cannot be read is a warning, as in BuildKit: the build goes on without
 //! it); their records merged, the first cache named winning a key. A hit costs no
 //! download: a layer blob is fetched ([`RemoteCache::ensure_blob`]) only when a step
-//! needs it as a lower, the image is assembled, or a cache is exported; the records
+//! needs it as a lower, an output reads the image, or a cache is exported; the records
 //! that name a fetched blob are then written to the store's own records, so the next
-//! build here hits without `--cache-from`.
+//! build here hits without `--cache-from`. The image is assembled over layers a
+//! registry cache keeps as lazy blobs ([`RemoteCache::ensure_blob_or_lazy`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
