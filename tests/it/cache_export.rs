@@ -290,8 +290,8 @@ fn a_lazy_image_is_pushed_by_mount_and_its_layers_fetched_once_by_an_export() {
 }
 
 #[test]
-fn a_lazy_image_is_fetched_for_another_registry_and_as_a_base() {
-    if !available(&[]) {
+fn a_lazy_image_is_fetched_for_another_registry_as_a_base_and_by_an_output() {
+    if !available(&["skopeo"]) {
         return;
     }
     let Some(a) = project() else { return };
@@ -324,6 +324,21 @@ fn a_lazy_image_is_fetched_for_another_registry_and_as_a_base() {
     assert_eq!(lazy_records(&c.root()), 0);
     let (check, _) = run_ok(&c.root(), &["store", "check"], &[]);
     assert!(check.ends_with("clean"), "{check}");
+
+    // An `-o` export of a build from the cache fetches the layers it writes, once.
+    let e = elsewhere(&a);
+    let before = blob_gets(&proxy).len();
+    let oci = e.path("e.tar");
+    let output = format!("type=oci,dest={}", oci.display());
+    build(&e, &["--cache-from", &cache, "-o", &output]);
+    assert_eq!(lazy_records(&e.root()), 0);
+    assert_eq!(blob_gets(&proxy).len() - before, 1 + lazy.len());
+    let copied = e.path("copied");
+    crate::pushpull::skopeo(&[
+        "copy",
+        &format!("oci-archive:{}", oci.display()),
+        &format!("dir:{}", copied.display()),
+    ]);
 
     // Gone from the registry, a lazy blob is an error naming the image, layer and remote.
     let d = elsewhere(&a);
