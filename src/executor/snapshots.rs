@@ -105,7 +105,7 @@ fn ensure_snapshot(
             size: layer.blob.size,
         });
         if let Some(remote) = remote {
-            remote.ensure_blob_to_apply(store, &layer.blob, reporter)?;
+            remote.ensure_blob_to_apply(store, &layer.blob, reference, reporter)?;
         }
         let blob = store.open_blob(&layer.blob.digest)?;
         let opts = ApplyOptions {

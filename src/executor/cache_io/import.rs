@@ -176,18 +176,20 @@ impl RemoteCache {
         blob: &LayerDescriptor,
         reporter: &dyn Reporter,
     ) -> Result<(), ExecError> {
-        self.fetch_layer(store, blob, reporter, true)
+        self.fetch_layer(store, blob, "the image being built", reporter, true)
     }
 
-    /// [`Self::ensure_blob`] for a blob about to be applied, whose diff ID the
-    /// applier checks in its own pass (then [`Self::applied`]).
+    /// [`Self::ensure_blob`] for a blob of `image` (for messages) about to be applied,
+    /// whose diff ID the applier checks in its own pass (then [`Self::applied`]); a
+    /// lazy blob of an image in the store is fetched from where its record says.
     pub fn ensure_blob_to_apply(
         &self,
         store: &Store,
         blob: &LayerDescriptor,
+        image: &str,
         reporter: &dyn Reporter,
     ) -> Result<(), ExecError> {
-        self.fetch_layer(store, blob, reporter, false)
+        self.fetch_layer(store, blob, image, reporter, false)
     }
 
     /// For the image being assembled: makes layer `blob` lazy (its record says which
@@ -250,6 +252,7 @@ impl RemoteCache {
         &self,
         store: &Store,
         blob: &LayerDescriptor,
+        image: &str,
         reporter: &dyn Reporter,
         check_diff_id: bool,
     ) -> Result<(), ExecError> {
@@ -260,7 +263,7 @@ impl RemoteCache {
             // A lazy layer of an image in the store (a base image built here from a
             // registry cache): fetched from where its record says.
             if let Some(lazy) = store.lazy_blob(&blob.digest) {
-                fetch_lazy(&self.client, store, &lazy, "a base image")?;
+                fetch_lazy(&self.client, store, &lazy, image)?;
             }
             return Ok(());
         };
@@ -305,7 +308,7 @@ impl RemoteCache {
             size: layer.size,
             media_type: layer.media_type.clone(),
         };
-        self.ensure_blob_to_apply(store, &blob, reporter)?;
+        self.ensure_blob_to_apply(store, &blob, "a cache mount", reporter)?;
         let opts = ApplyOptions {
             whiteouts: WhiteoutMode::Delete,
             compression: Compression::from_media_type(&layer.media_type),
