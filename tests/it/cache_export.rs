@@ -340,6 +340,46 @@ fn a_lazy_image_is_fetched_for_another_registry_as_a_base_and_by_an_output() {
         &format!("dir:{}", copied.display()),
     ]);
 
+    // `--load` hands docker the whole image: its lazy layers are fetched first.
+    let f = elsewhere(&a);
+    let before = blob_gets(&proxy).len();
+    let bin = f.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    crate::compat::fake_docker(&bin);
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let received = f.path("received.tar");
+    let ctx = f.context().to_string_lossy().into_owned();
+    let env = [
+        ("PATH", path.as_str()),
+        ("FAKE_DOCKER_OUT", received.to_str().unwrap()),
+        EPOCH,
+    ];
+    let args = [
+        "build",
+        "--load",
+        "-t",
+        "app:f",
+        "--cache-from",
+        &cache,
+        &ctx,
+    ];
+    run_ok(&f.root(), &args, &env);
+    assert_eq!(lazy_records(&f.root()), 0);
+    assert_eq!(blob_gets(&proxy).len() - before, 1 + lazy.len());
+    let listing = std::process::Command::new("tar")
+        .arg("-tf")
+        .arg(&received)
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    for layer in &lazy {
+        let hex = layer.trim_start_matches("sha256:");
+        assert!(
+            listing.contains(hex),
+            "{layer} not in the archive:\n{listing}"
+        );
+    }
+
     // Gone from the registry, a lazy blob is an error naming the image, layer and remote.
     let d = elsewhere(&a);
     build(&d, &["--cache-from", &cache, "-t", "app:d"]);
