@@ -50,6 +50,9 @@ pub struct UsageReport {
     pub images: usize,
     /// Blobs those images reach that are in the store.
     pub image_blobs: Tally,
+    /// Lazy blobs those images reach: kept by a registry, 0 bytes here (the tally's
+    /// bytes are their size there).
+    pub lazy_blobs: Tally,
     pub blobs: BlobClasses,
     /// Per kind (every kind present, blobs included).
     pub kinds: BTreeMap<Kind, KindUsage>,
@@ -73,6 +76,13 @@ pub fn usage(store: &Store) -> Result<UsageReport> {
         total: state.inv.total,
         ..UsageReport::default()
     };
+    for digest in store.lazy_digests() {
+        if let Some(lazy) = store.lazy_blob(&digest) {
+            if state.roots.blobs.contains(&digest) {
+                report.lazy_blobs.add(lazy.size);
+            }
+        }
+    }
     let record_blobs: std::collections::BTreeSet<_> =
         state.records.iter().filter_map(|r| r.blob).collect();
     for e in &state.inv.entries {

@@ -268,6 +268,14 @@ pub fn prune(store: &Store, _gc: &FileLock, opts: &PruneOptions) -> Result<Prune
             bytes,
         });
     }
+    if !opts.dry_run {
+        // A lazy blob no image reaches any more is forgotten (nothing to free here).
+        for digest in store.lazy_digests() {
+            if !state.roots.blobs.contains(&digest) {
+                store.remove_lazy(&digest);
+            }
+        }
+    }
     Ok(report)
 }
 

@@ -36,6 +36,10 @@ pub struct SaveArgs {
     /// The archive format.
     #[arg(long, value_enum, default_value_t = ArchiveFormat::DockerArchive)]
     format: ArchiveFormat,
+    /// How to reach the registry that keeps an image's lazy layers (those of a build
+    /// from a registry cache, fetched now).
+    #[command(flatten)]
+    registry: super::registry_cmds::RegistryArgs,
 }
 
 /// Arguments of `rbuild load`.
@@ -57,6 +61,11 @@ pub fn run_save(root: &Path, args: &SaveArgs) -> anyhow::Result<ExitCode> {
     let store = open(root)?;
     let _gc = store.gc_shared()?;
     let images = archive_images(&store, &args.images)?;
+    let client = crate::registry::Client::new(args.registry.options(root)?);
+    let view = super::progress::TransferView::new(false);
+    for image in &images {
+        super::registry_cmds::fetch_lazy_layers(&client, &store, &image.descriptor, &view)?;
+    }
     let out: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(
             std::fs::File::create(path)

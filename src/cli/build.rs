@@ -259,6 +259,9 @@ pub fn run(args: BuildArgs, root: PathBuf) -> anyhow::Result<ExitCode> {
             push_tags(&options, &store, &image, &TransferView::for_mode(progress))?;
         }
         if load {
+            let client = crate::registry::Client::new(options.registry.clone());
+            let view = TransferView::for_mode(progress);
+            super::registry_cmds::fetch_lazy_layers(&client, &store, &image, &view)?;
             super::docker_load::load(&store, &image, &options.tags)?;
         }
     }

@@ -114,7 +114,8 @@ fn du_json(r: &UsageReport, verbose: bool) -> serde_json::Value {
         "reclaimable": r.reclaimable,
         "reclaimableAll": r.reclaimable_all,
         "other": r.other_bytes,
-        "images": {"count": r.images, "blobs": tally(&r.image_blobs)},
+        "images": {"count": r.images, "blobs": tally(&r.image_blobs),
+                   "lazyBlobs": tally(&r.lazy_blobs)},
         "blobs": {"byImages": tally(&r.blobs.by_images), "byRecordsOnly": tally(&r.blobs.by_records),
                   "unreferenced": tally(&r.blobs.unreferenced)},
         "kinds": kinds,
@@ -147,6 +148,14 @@ fn du_table(r: &UsageReport, verbose: bool) -> String {
         r.image_blobs.bytes,
         "-".into(),
     ));
+    if r.lazy_blobs.count > 0 {
+        rows.push(row(
+            "  lazy: in a registry, 0 B here",
+            r.lazy_blobs.count,
+            0,
+            format!("({} there)", human_size(r.lazy_blobs.bytes)),
+        ));
+    }
     for kind in KINDS {
         let k = r.kinds.get(&kind).cloned().unwrap_or_default();
         rows.push(row(

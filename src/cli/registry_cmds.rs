@@ -225,6 +225,19 @@ pub fn push_one(
     Ok(pushed)
 }
 
+/// Fetches the lazy layers of stored image `image` (kept in a registry since a build
+/// from a registry cache) before something reads them (`save`, `--load`).
+pub fn fetch_lazy_layers(
+    client: &Client,
+    store: &Store,
+    image: &crate::image::Descriptor,
+    view: &TransferView,
+) -> anyhow::Result<()> {
+    let fetched = registry::fetch_image_blobs(client, store, image, &|e| view.event(e));
+    view.finish();
+    fetched.with_context(|| format!("fetching the layers of {}", image.digest))
+}
+
 /// `--metadata-file` of a push, with BuildKit's keys.
 pub fn write_metadata(
     path: &Path,

@@ -95,8 +95,12 @@ fn render_table(root: &Path, report: &Report, after: Option<&Report>) -> String 
     let damage = count(report, Severity::Damage);
     let leftovers = count(report, Severity::Leftover);
     out.push_str(&format!(
-        "checked {} blobs, {} images, {} cache records, {} snapshots: {}\n",
+        "checked {} blobs{}, {} images, {} cache records, {} snapshots: {}\n",
         c.blobs,
+        match c.lazy {
+            0 => String::new(),
+            n => format!(" (and {n} lazy: kept by a registry, fetched on first use)"),
+        },
         c.images,
         c.records,
         c.snapshots,

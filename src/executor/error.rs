@@ -77,6 +77,9 @@ pub enum ExecError {
     Store(#[from] crate::store::Error),
     #[error(transparent)]
     Publish(#[from] crate::publish::Error),
+    /// A registry call outside the pull of a base (a lazy layer's fetch).
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
     #[error("process \"{command}\" did not complete successfully: exit code: {code}{}", render_tail(.tail))]
     RunFailed {
         command: String,

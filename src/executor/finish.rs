@@ -44,10 +44,10 @@ pub fn finish(
         config: with_inline_cache(env.options, target)?,
         ..target.clone()
     };
-    // The image is whole in the store: layers of imported cache hits are fetched now.
+    // Layers of registry cache hits stay there (lazy blobs); a local cache's are copied.
     for layer in &target.layers {
         env.remote
-            .ensure_blob(env.store, &layer.blob, env.reporter)?;
+            .ensure_blob_or_lazy(env.store, &layer.blob, env.reporter)?;
     }
     let layers: Vec<LayerDescriptor> = target.layers.iter().map(|l| l.blob.clone()).collect();
     let annotations = &env.options.annotations;
@@ -60,6 +60,11 @@ pub fn finish(
     )
     .map_err(ExecError::from)?;
     let names = name(env, &image)?;
+    if !env.options.outputs.is_empty() {
+        // Outputs read every layer: lazy ones are fetched once, here.
+        env.remote
+            .fetch_image(env.store, &image.descriptor, env.reporter)?;
+    }
     for output in &env.options.outputs {
         export(env.store, &image, target, env.options, output, env.reporter)?;
     }

@@ -16,6 +16,7 @@ use crate::store::{chain_id, Prepared, SnapshotInfo, Store};
 /// An image's layers from the store, each applied once to its snapshot.
 pub fn image_layers(
     store: &Store,
+    remote: &RemoteCache,
     image: &BaseImage,
     reporter: &dyn Reporter,
 ) -> Result<Vec<Layer>, ExecError> {
@@ -48,7 +49,14 @@ pub fn image_layers(
             diff_id: *diff_id,
             chain,
         };
-        ensure_snapshot(store, None, &layer, out.last(), &image.reference, reporter)?;
+        ensure_snapshot(
+            store,
+            Some(remote),
+            &layer,
+            out.last(),
+            &image.reference,
+            reporter,
+        )?;
         out.push(layer);
     }
     Ok(out)
@@ -97,7 +105,7 @@ fn ensure_snapshot(
             size: layer.blob.size,
         });
         if let Some(remote) = remote {
-            remote.ensure_blob_to_apply(store, &layer.blob, reporter)?;
+            remote.ensure_blob_to_apply(store, &layer.blob, reference, reporter)?;
         }
         let blob = store.open_blob(&layer.blob.digest)?;
         let opts = ApplyOptions {

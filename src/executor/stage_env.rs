@@ -38,7 +38,12 @@ impl StageEnv<'_> {
         match base {
             Base::Scratch => Ok(Vec::new()),
             Base::Stage(j) => Ok(self.stage_layers(*j)),
-            Base::Image(image) => image_layers(self.build.store, image, self.build.reporter),
+            Base::Image(image) => image_layers(
+                self.build.store,
+                self.build.remote,
+                image,
+                self.build.reporter,
+            ),
             Base::Named(_) => Err(ExecError::Internal {
                 what: "a named context's layer is made by its stage, not read as a base",
             }),
@@ -53,7 +58,12 @@ impl StageEnv<'_> {
             Source::Context | Source::Named(_) => return Ok(None),
             Source::Stage(j) => (self.stage_layers(*j), format!("stage {j}")),
             Source::Image(image) => (
-                image_layers(self.build.store, image, self.build.reporter)?,
+                image_layers(
+                    self.build.store,
+                    self.build.remote,
+                    image,
+                    self.build.reporter,
+                )?,
                 format!("image {}", image.reference),
             ),
         };

@@ -28,7 +28,7 @@ pub struct ManifestRef {
 /// `annotations` to the store.
 ///
 /// `config.rootfs.diff_ids` must have one entry per layer. Every layer blob must be in
-/// the store with the given size. The annotations change the manifest (its digest),
+/// the store with the given size, or lazy (a registry keeps it) with that size. The annotations change the manifest (its digest),
 /// never the config (the image ID) or the layers.
 pub fn assemble(
     store: &Store,
@@ -52,7 +52,7 @@ pub fn assemble(
                 media_type: layer.media_type.clone(),
                 format,
             })?;
-        let actual = store.blob_size(&layer.digest)?;
+        let actual = store.blob_or_lazy_size(&layer.digest)?;
         if actual != layer.size {
             return Err(Error::BlobSize {
                 digest: layer.digest,

@@ -54,6 +54,8 @@ pub fn fetch_blob(
 ) -> Result<u64, RegistryError> {
     let meter = Meter::default();
     Repo::new(client, reference, false, &[]).fetch_blob(desc, store, &meter)?;
+    // Whatever fetched it, a lazy record of this blob is now stale.
+    store.remove_lazy(&desc.digest);
     sources::record(
         store,
         &desc.digest,

@@ -95,6 +95,13 @@ pub enum RegistryError {
         at: u64,
         sent: u64,
     },
+    #[error("cannot fetch layer {layer} of image {image} from {remote}: {reason}")]
+    LazyFetch {
+        image: String,
+        layer: Digest,
+        remote: String,
+        reason: String,
+    },
     #[error("{reference}: {reason}")]
     Unsupported { reference: String, reason: String },
     #[error("{reference} has no image for {wanted} (it has: {available})")]

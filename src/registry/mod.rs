@@ -11,6 +11,7 @@
 //! | `repo/` | `Repo`: the API calls on one repository (manifests, blob HEAD; `blob_fetch.rs` GET into the store, `blob_upload.rs` mount and upload) |
 //! | `artifact.rs` | [`fetch_manifest()`], [`fetch_blob()`], [`missing_blobs()`]: one manifest, one blob, which blobs are there (the build cache's) |
 //! | `pull.rs` | [`pull()`]: reference -> platform manifest -> verified blobs in the store -> name |
+//! | `lazy.rs` | [`fetch_lazy()`], [`fetch_image_blobs()`]: lazy blobs fetched on first use |
 //! | `upload.rs` | [`push()`]: HEAD, mount or upload each blob, then the manifests |
 //! | `sources.rs` | which repositories a blob came from (for cross-repository mounts) |
 //! | `transfer.rs` | progress events (blob states, bytes moved), blobs moved a few at once |
@@ -22,6 +23,7 @@ mod challenge;
 mod client;
 mod credentials;
 mod error;
+mod lazy;
 mod pull;
 mod reference;
 mod repo;
@@ -36,6 +38,7 @@ pub use challenge::{parse_challenges, repository_scope, Challenge};
 pub use client::{check, error_chain, Client, RegistryOptions, Retry};
 pub use credentials::{Credential, CredentialError, CredentialFiles, Stored, DOCKER_HUB_AUTH_KEY};
 pub use error::RegistryError;
+pub use lazy::{fetch_image_blobs, fetch_lazy};
 pub use pull::{platform_text, pull, Pulled};
 pub use reference::{Reference, ReferenceError, DOCKER_HUB, DOCKER_HUB_API};
 pub use repo::FetchedManifest;

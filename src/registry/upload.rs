@@ -1,6 +1,7 @@
 //! Pushing a stored image to a registry: every blob the image reaches is checked with
 //! `HEAD` first and skipped when the registry has it, mounted from another repository
-//! of the same registry when the store knows one that has it, else uploaded (from the
+//! of the same registry when the store knows one that has it (a lazy blob's own
+//! repository: it is never downloaded for that), else uploaded (from the
 //! store's file, a few at once); then the manifests, with their exact bytes and media
 //! types: an index's children by digest, the top one under the tag.
 
@@ -8,6 +9,7 @@ use std::collections::BTreeSet;
 
 use super::client::Client;
 use super::error::RegistryError;
+use super::lazy::{fetch_lazy, fetch_lazy_blobs};
 use super::reference::Reference;
 use super::repo::Repo;
 use super::sources;
@@ -16,7 +18,7 @@ use super::transfer::{
 };
 use crate::digest::Digest;
 use crate::image::{media_types, Descriptor, Index, Manifest};
-use crate::store::Store;
+use crate::store::{LazyBlob, Store};
 
 /// What a push did.
 #[derive(Debug, Clone)]
@@ -33,18 +35,14 @@ pub struct Pushed {
 }
 
 /// The manifests (children first) and blobs of a stored image.
-struct Parts {
-    manifests: Vec<(Descriptor, Vec<u8>)>,
-    blobs: Vec<Descriptor>,
+pub(super) struct Parts {
+    pub manifests: Vec<(Descriptor, Vec<u8>)>,
+    pub blobs: Vec<Descriptor>,
 }
 
-/// The parts of `top`; every blob must be in the store, except those of `present`
-/// (blobs the destination is known to have, which the push skips after its `HEAD`).
-fn collect(
-    store: &Store,
-    top: &Descriptor,
-    present: &BTreeSet<Digest>,
-) -> Result<Parts, RegistryError> {
+/// The parts of stored image `top` (a manifest or an index); its manifests must be in
+/// the store, its other blobs may be absent.
+pub(super) fn image_parts(store: &Store, top: &Descriptor) -> Result<Parts, RegistryError> {
     let mut parts = Parts {
         manifests: Vec::new(),
         blobs: Vec::new(),
@@ -81,8 +79,26 @@ fn collect(
     } else {
         add_manifest(top, &mut parts)?;
     }
+    Ok(parts)
+}
+
+/// The parts of `top` for a push to `dest`: every blob must be in the store, except
+/// those of `present` (blobs the destination is known to have, which the push skips
+/// after its `HEAD`) and lazy ones, fetched first unless they are in `dest`'s registry
+/// (then mounted or found there).
+fn collect(
+    client: &Client,
+    store: &Store,
+    top: &Descriptor,
+    dest: &Reference,
+    present: &BTreeSet<Digest>,
+    progress: &Progress<'_>,
+) -> Result<Parts, RegistryError> {
+    let parts = image_parts(store, top)?;
+    let elsewhere = |lazy: &LazyBlob| lazy.registry != dest.registry;
+    fetch_lazy_blobs(client, store, top, &parts.blobs, elsewhere, progress)?;
     for blob in &parts.blobs {
-        if !present.contains(&blob.digest) && !store.has_blob(&blob.digest) {
+        if !store.has_blob_or_lazy(&blob.digest) && !present.contains(&blob.digest) {
             return Err(RegistryError::Unsupported {
                 reference: top.digest.to_string(),
                 reason: format!(
@@ -116,12 +132,16 @@ pub fn push_onto(
     present: &BTreeSet<Digest>,
     progress: &Progress<'_>,
 ) -> Result<Pushed, RegistryError> {
-    let parts = collect(store, image, present)?;
+    let parts = collect(client, store, image, dest, present, progress)?;
     // Repositories of the destination registry that have some of these blobs.
     let mut mount_from: Vec<String> = parts
         .blobs
         .iter()
-        .flat_map(|b| sources::repositories(store, &b.digest, &dest.registry))
+        .flat_map(|b| {
+            let lazy = store.lazy_blob(&b.digest).map(|l| l.repository);
+            let known = sources::repositories(store, &b.digest, &dest.registry);
+            known.into_iter().chain(lazy)
+        })
         .filter(|r| *r != dest.repository)
         .collect();
     mount_from.sort();
@@ -191,6 +211,14 @@ fn push_blob(
     if repo.has_blob(&blob.digest)? {
         progress(event(BlobState::Exists));
         return Ok(BlobState::Exists);
+    }
+    if let Some(lazy) = store.lazy_blob(&blob.digest) {
+        // In this registry (else `collect` fetched it): mounted, or fetched after all.
+        if repo.mount_blob(&blob.digest, &lazy.repository)? {
+            progress(event(BlobState::Mounted));
+            return Ok(BlobState::Mounted);
+        }
+        fetch_lazy(repo.client(), store, &lazy, &dest.to_string())?;
     }
     let from = sources::repositories(store, &blob.digest, &dest.registry)
         .into_iter()

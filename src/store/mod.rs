@@ -12,6 +12,8 @@
 //! - concurrency: several processes share a store through `flock` locks: blob commits
 //!   are idempotent renames, `index.json` is rewritten under `locks/index.lock`, a
 //!   snapshot is built under `locks/snap-<hex>.lock`;
+//! - lazy blobs (`lazy.rs`): an image's blob may be absent when a record says which
+//!   registry repository holds it (fetched by the registry module on first use);
 //! - a work dir whose process died is removed by the next [`Store::open`];
 //! - integrity: a snapshot is fingerprinted at commit and checked at its first use in a
 //!   process (`snapmeta.rs`); [`check`] verifies the whole store (`rbuild store check`).
@@ -30,6 +32,7 @@ mod error;
 mod gc;
 mod ids;
 pub mod layout;
+mod lazy;
 mod lock;
 mod names;
 mod snapmeta;
@@ -48,6 +51,7 @@ pub use blobs::{BlobWriter, MAX_JSON_BLOB};
 pub use error::{Error, Result};
 pub use gc::{ImageRoots, StoreConfig, CONFIG_FILE, GC_LOCK};
 pub use ids::{UnnamedImage, IMAGE_ID_ANNOTATION};
+pub use lazy::LazyBlob;
 pub use lock::FileLock;
 pub use names::{ImageName, NamedImage, CONTAINERD_NAME_ANNOTATION, REF_NAME_ANNOTATION};
 pub use snapmeta::{fingerprint, read_sidecar, Fingerprint, Sidecar, SnapshotInfo, SnapshotMeta};

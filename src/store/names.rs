@@ -217,7 +217,8 @@ impl Store {
         })
     }
 
-    /// Checks that the blob of `descriptor` and every blob it refers to are present.
+    /// Checks that the blob of `descriptor` and every blob it refers to are present
+    /// (layers and configs may be lazy).
     fn check_complete(
         &self,
         name: &ImageName,
@@ -247,7 +248,7 @@ impl Store {
         if what == "manifest" {
             let manifest: Manifest = crate::image::decode_json(&bytes).map_err(corrupt)?;
             let blobs = std::iter::once(&manifest.config).chain(&manifest.layers);
-            if let Some(absent) = blobs.map(|d| &d.digest).find(|d| !self.has_blob(d)) {
+            if let Some(absent) = blobs.map(|d| &d.digest).find(|d| !self.has_blob_or_lazy(d)) {
                 return Err(missing(absent));
             }
         } else {

@@ -1,13 +1,14 @@
 //! `--cache-to` / `--cache-from` (issue 17): a cache exported by one store is taken
 //! whole by a fresh store building a copy of the context at another path (the keys
 //! hold nothing store-local), through a registry or a local directory; an imported
-//! hit downloads nothing until the image needs its layer; `mode=min` leaves out the
+//! hit downloads nothing until something reads its layer (the image keeps it in the
+//! registry: a lazy blob, mounted by a push there); `mode=min` leaves out the
 //! builder stage; a damaged cache is a warning, never a wrong hit.
 
 use std::path::Path;
 
-use crate::registry::{available, FaultProxy, Registry};
-use crate::support::{busybox, manifest_digest, rbuild_in, TestContext};
+use crate::registry::{available, Fault, FaultProxy, Registry, Rule};
+use crate::support::{busybox, manifest_digest, rbuild_in, run_ok, TestContext};
 
 /// A builder stage whose result the final stage copies.
 const REST: &str = "FROM base AS builder\nCOPY src/a.txt /src/a.txt\n\
@@ -176,25 +177,11 @@ fn a_registry_cache_serves_a_fresh_store_on_another_path_without_downloading_hit
         manifest_digest(&b.root(), &id_b),
         manifest_digest(&a.root(), &id_a)
     );
-    // The hits whose layers came down are B's own now; the builder's two are not.
-    let (_, again) = build(&b, &[]);
-    assert_eq!(ran(&again).len(), 2, "{again}");
-    assert_eq!(
-        again.lines().filter(|l| l.ends_with(" CACHED")).count(),
-        7,
-        "{again}"
-    );
-    // Only the image's layers came down (and the cache description): the builder
-    // stage's two layers were hits nothing needed, not even the export.
-    let final_layers = image_layers(&a.root(), &id_a);
+    // No layer came down, not even the image's (they stay in the registry: lazy
+    // blobs), and the export found them all there: one GET, the cache description.
     let gets = blob_gets(&proxy).split_off(before);
-    assert_eq!(gets.len(), final_layers.len() + 1, "{gets:#?}");
-    for layer in &final_layers {
-        assert!(
-            gets.iter().any(|g| g.ends_with(layer.as_str())),
-            "{layer} not fetched"
-        );
-    }
+    assert_eq!(gets.len(), 1, "{gets:#?}");
+    let final_layers = image_layers(&a.root(), &id_a);
 
     // Store C: one file edited; only the steps it reaches run.
     let c = elsewhere(&a);
@@ -210,6 +197,217 @@ fn a_registry_cache_serves_a_fresh_store_on_another_path_without_downloading_hit
     // The lowers of the RUN that ran: the image's layers below it, not the builder's.
     let gets = blob_gets(&proxy).split_off(before);
     assert_eq!(gets.len(), final_layers.len() - 2 + 1, "{gets:#?}");
+}
+
+/// The layers of image `id` in store `root` that are lazy (absent, kept by a registry).
+fn lazy_layers(root: &Path, id: &str) -> Vec<String> {
+    image_layers(root, id)
+        .into_iter()
+        .filter(|l| {
+            let hex = l.trim_start_matches("sha256:");
+            !root.join("blobs/sha256").join(hex).exists()
+        })
+        .collect()
+}
+
+fn lazy_records(root: &Path) -> usize {
+    std::fs::read_dir(root.join("cache/lazy")).map_or(0, |d| d.count())
+}
+
+#[test]
+fn a_lazy_image_is_pushed_by_mount_and_its_layers_fetched_once_by_an_export() {
+    if !available(&["skopeo"]) {
+        return;
+    }
+    let Some(a) = project() else { return };
+    let reg = Registry::plain();
+    let proxy = FaultProxy::to(&reg);
+    let cache = format!("{}/cache/app:buildcache", proxy.host());
+    let to = format!("type=registry,ref={cache},mode=max");
+    let (id_a, _) = build(&a, &["--cache-to", &to]);
+    let digest_a = manifest_digest(&a.root(), &id_a);
+
+    let b = elsewhere(&a);
+    let root = b.root();
+    let before = blob_gets(&proxy).len();
+    let (id_b, stderr) = build(&b, &["--cache-from", &cache, "-t", "app:b"]);
+    assert_eq!(cached_from(&stderr, &format!("registry {cache}")), STEPS);
+    assert_eq!(id_b, id_a);
+    let lazy = lazy_layers(&root, &id_b);
+    assert!(
+        !lazy.is_empty(),
+        "the cached steps' layers stay in the registry"
+    );
+    assert_eq!(lazy_records(&root), lazy.len());
+    let (check, _) = run_ok(&root, &["store", "check"], &[]);
+    assert!(check.contains(&format!("{} lazy", lazy.len())), "{check}");
+    assert!(check.ends_with("clean"), "{check}");
+    let (du, _) = run_ok(&root, &["du"], &[]);
+    assert!(du.contains("lazy: in a registry"), "{du}");
+
+    // A push to the same registry mounts them: nothing comes down.
+    let dest = format!("{}/team/app:1", proxy.host());
+    let (pushed, stderr) = run_ok(&root, &["push", "app:b", &dest], &[]);
+    assert_eq!(pushed, digest_a, "{stderr}");
+    assert!(
+        stderr.contains(&format!("{} mounted", lazy.len())),
+        "{stderr}"
+    );
+    assert_eq!(blob_gets(&proxy).len() - before, 1, "the description only");
+
+    // An export reads them: each is fetched once, and the archive is whole.
+    let tar = b.path("app.tar");
+    let tar_arg = tar.to_string_lossy().into_owned();
+    let save = ["save", "--format", "oci-archive", "-o", &tar_arg, "app:b"];
+    run_ok(&root, &save, &[]);
+    run_ok(&root, &save, &[]);
+    let gets = blob_gets(&proxy).split_off(before + 1);
+    assert_eq!(gets.len(), lazy.len(), "{gets:#?}");
+    for layer in &lazy {
+        assert!(gets.iter().any(|g| g.ends_with(layer.as_str())), "{layer}");
+    }
+    let copied = b.path("copied");
+    crate::pushpull::skopeo(&[
+        "copy",
+        &format!("oci-archive:{tar_arg}"),
+        &format!("dir:{}", copied.display()),
+    ]);
+    assert_eq!(lazy_records(&root), 0);
+    let (check, _) = run_ok(&root, &["store", "check"], &[]);
+    assert!(
+        !check.contains("lazy") && check.ends_with("clean"),
+        "{check}"
+    );
+
+    // A prune that takes a lazy image forgets where its layers were.
+    let c = elsewhere(&a);
+    build(&c, &["--cache-from", &cache]);
+    assert!(lazy_records(&c.root()) > 0);
+    run_ok(&c.root(), &["prune", "--all", "--force"], &[]);
+    assert_eq!(lazy_records(&c.root()), 0);
+    let (check, _) = run_ok(&c.root(), &["store", "check"], &[]);
+    assert!(check.ends_with("clean"), "{check}");
+}
+
+#[test]
+fn a_lazy_image_is_fetched_for_another_registry_as_a_base_and_by_an_output() {
+    if !available(&["skopeo"]) {
+        return;
+    }
+    let Some(a) = project() else { return };
+    let reg = Registry::plain();
+    let proxy = FaultProxy::to(&reg);
+    let cache = format!("{}/cache/app:buildcache", proxy.host());
+    let to = format!("type=registry,ref={cache},mode=max");
+    let (id_a, _) = build(&a, &["--cache-to", &to]);
+    let digest_a = manifest_digest(&a.root(), &id_a);
+
+    // Another registry (the same server under another host name) gets the layers
+    // streamed through this store: each fetched once, verified.
+    let b = elsewhere(&a);
+    let (id_b, _) = build(&b, &["--cache-from", &cache]);
+    let lazy = lazy_layers(&b.root(), &id_b);
+    assert!(!lazy.is_empty());
+    let before = blob_gets(&proxy).len();
+    let dest = format!("{}/other/app:1", reg.host());
+    let (pushed, stderr) = run_ok(&b.root(), &["push", &id_b, &dest], &[]);
+    assert_eq!(pushed, digest_a, "{stderr}");
+    assert_eq!(blob_gets(&proxy).len() - before, lazy.len());
+    assert_eq!(lazy_records(&b.root()), 0);
+
+    // A build FROM a lazy image fetches its layers to unpack them.
+    let c = elsewhere(&a);
+    build(&c, &["--cache-from", &cache, "-t", "app:c"]);
+    assert!(lazy_records(&c.root()) > 0);
+    let next = TestContext::new("FROM app:c\nRUN cat /app/all.txt\n", &[]);
+    build_in(&c.root(), &next);
+    assert_eq!(lazy_records(&c.root()), 0);
+    let (check, _) = run_ok(&c.root(), &["store", "check"], &[]);
+    assert!(check.ends_with("clean"), "{check}");
+
+    // An `-o` export of a build from the cache fetches the layers it writes, once.
+    let e = elsewhere(&a);
+    let before = blob_gets(&proxy).len();
+    let oci = e.path("e.tar");
+    let output = format!("type=oci,dest={}", oci.display());
+    build(&e, &["--cache-from", &cache, "-o", &output]);
+    assert_eq!(lazy_records(&e.root()), 0);
+    assert_eq!(blob_gets(&proxy).len() - before, 1 + lazy.len());
+    let copied = e.path("copied");
+    crate::pushpull::skopeo(&[
+        "copy",
+        &format!("oci-archive:{}", oci.display()),
+        &format!("dir:{}", copied.display()),
+    ]);
+
+    // `--load` hands docker the whole image: its lazy layers are fetched first.
+    let f = elsewhere(&a);
+    let before = blob_gets(&proxy).len();
+    let bin = f.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    crate::compat::fake_docker(&bin);
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let received = f.path("received.tar");
+    let ctx = f.context().to_string_lossy().into_owned();
+    let env = [
+        ("PATH", path.as_str()),
+        ("FAKE_DOCKER_OUT", received.to_str().unwrap()),
+        EPOCH,
+    ];
+    let args = [
+        "build",
+        "--load",
+        "-t",
+        "app:f",
+        "--cache-from",
+        &cache,
+        &ctx,
+    ];
+    run_ok(&f.root(), &args, &env);
+    assert_eq!(lazy_records(&f.root()), 0);
+    assert_eq!(blob_gets(&proxy).len() - before, 1 + lazy.len());
+    let listing = std::process::Command::new("tar")
+        .arg("-tf")
+        .arg(&received)
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    for layer in &lazy {
+        let hex = layer.trim_start_matches("sha256:");
+        assert!(
+            listing.contains(hex),
+            "{layer} not in the archive:\n{listing}"
+        );
+    }
+
+    // Gone from the registry, a lazy blob is an error naming the image, layer and remote.
+    let d = elsewhere(&a);
+    build(&d, &["--cache-from", &cache, "-t", "app:d"]);
+    proxy.add(
+        Rule::new(Fault::Status(404))
+            .method("GET")
+            .path_contains("/blobs/"),
+    );
+    let tar = d.path("app.tar");
+    let out = rbuild_in(
+        &d.root(),
+        &["save", "-o", &tar.to_string_lossy(), "app:d"],
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("cannot fetch layer sha256:") && stderr.contains("/cache/app"),
+        "{stderr}"
+    );
+}
+
+/// Builds context `t` into store `root`.
+fn build_in(root: &Path, t: &TestContext) {
+    let ctx = t.context().to_string_lossy().into_owned();
+    let out = rbuild_in(root, &["build", "--progress", "plain", &ctx], &[EPOCH]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "build failed:\n{stderr}");
 }
 
 #[test]
@@ -316,12 +514,14 @@ fn an_image_pushed_with_an_inline_cache_serves_as_one() {
         STEPS - 2
     );
     assert_eq!(id_b, id_a, "the same image, its inline cache included");
-    // The image config, then the image's layers (the base's first, as the builder's
-    // lowers): each once.
+    // The image config, then the base's layers (the builder's lowers), each once; the
+    // final stage's own cached layers stay in the registry (lazy).
     let gets = blob_gets(&proxy).split_off(before);
+    let lazy = lazy_layers(&b.root(), &id_b);
+    assert!(!lazy.is_empty());
     assert_eq!(
         gets.len(),
-        image_layers(&a.root(), &id_a).len() + 1,
+        image_layers(&a.root(), &id_a).len() - lazy.len() + 1,
         "{gets:#?}"
     );
 

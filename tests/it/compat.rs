@@ -217,7 +217,7 @@ fn podman_compression_and_timestamps() {
 
 /// A `docker` that keeps what `docker load` reads in `$FAKE_DOCKER_OUT` and exits
 /// with `$FAKE_DOCKER_EXIT`.
-fn fake_docker(dir: &Path) {
+pub(crate) fn fake_docker(dir: &Path) {
     let script = "#!/bin/sh\n[ \"$1\" = load ] || exit 3\ncat > \"$FAKE_DOCKER_OUT\"\n\
                   echo 'Loaded image: app:1'\nexit \"${FAKE_DOCKER_EXIT:-0}\"\n";
     let path = dir.join("docker");

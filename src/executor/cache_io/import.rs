@@ -2,9 +2,10 @@
 //! (a cache that cannot be read is a warning, as in BuildKit: the build goes on without
 //! it); their records merged, the first cache named winning a key. A hit costs no
 //! download: a layer blob is fetched ([`RemoteCache::ensure_blob`]) only when a step
-//! needs it as a lower, the image is assembled, or a cache is exported; the records
+//! needs it as a lower, an output reads the image, or a cache is exported; the records
 //! that name a fetched blob are then written to the store's own records, so the next
-//! build here hits without `--cache-from`.
+//! build here hits without `--cache-from`. The image is assembled over layers a
+//! registry cache keeps as lazy blobs ([`RemoteCache::ensure_blob_or_lazy`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -20,8 +21,11 @@ use crate::digest::Digest;
 use crate::image::{decode_json, media_types, Descriptor, LayerDescriptor, Manifest};
 use crate::layers::{apply_layer, diff_id_of, ApplyOptions, Compression, WhiteoutMode};
 use crate::publish::{copy_layout_blob, layout_manifest};
-use crate::registry::{fetch_blob, fetch_manifest, missing_blobs, Client};
-use crate::store::Store;
+use crate::registry::{
+    fetch_blob, fetch_image_blobs, fetch_lazy, fetch_manifest, missing_blobs, BlobState, Client,
+    TransferEvent,
+};
+use crate::store::{LazyBlob, Store};
 
 /// The records of the imported caches.
 pub struct RemoteCache {
@@ -172,35 +176,95 @@ impl RemoteCache {
         blob: &LayerDescriptor,
         reporter: &dyn Reporter,
     ) -> Result<(), ExecError> {
-        self.fetch_layer(store, blob, reporter, true)
+        self.fetch_layer(store, blob, "the image being built", reporter, true)
     }
 
-    /// [`Self::ensure_blob`] for a blob about to be applied, whose diff ID the
-    /// applier checks in its own pass (then [`Self::applied`]).
+    /// [`Self::ensure_blob`] for a blob of `image` (for messages) about to be applied,
+    /// whose diff ID the applier checks in its own pass (then [`Self::applied`]); a
+    /// lazy blob of an image in the store is fetched from where its record says.
     pub fn ensure_blob_to_apply(
+        &self,
+        store: &Store,
+        blob: &LayerDescriptor,
+        image: &str,
+        reporter: &dyn Reporter,
+    ) -> Result<(), ExecError> {
+        self.fetch_layer(store, blob, image, reporter, false)
+    }
+
+    /// For the image being assembled: makes layer `blob` lazy (its record says which
+    /// registry holds it, nothing is downloaded) when a registry cache listed it, else
+    /// makes sure it is in the store ([`Self::ensure_blob`]).
+    pub fn ensure_blob_or_lazy(
         &self,
         store: &Store,
         blob: &LayerDescriptor,
         reporter: &dyn Reporter,
     ) -> Result<(), ExecError> {
-        self.fetch_layer(store, blob, reporter, false)
+        if store.has_blob(&blob.digest) {
+            return Ok(());
+        }
+        let location = self.location_of(&blob.digest);
+        let Some(CacheLocation::Registry(reference)) = location else {
+            return self.ensure_blob(store, blob, reporter);
+        };
+        store.add_lazy(&LazyBlob {
+            digest: blob.digest,
+            size: blob.size,
+            media_type: blob.media_type.clone(),
+            registry: reference.registry.clone(),
+            repository: reference.repository.clone(),
+        })?;
+        Ok(())
+    }
+
+    /// Fetches the lazy blobs stored image `image` reaches (before an export reads
+    /// them), reporting each one's bytes.
+    pub fn fetch_image(
+        &self,
+        store: &Store,
+        image: &Descriptor,
+        reporter: &dyn Reporter,
+    ) -> Result<(), ExecError> {
+        fetch_image_blobs(&self.client, store, image, &|event| {
+            if let TransferEvent::Blob {
+                digest,
+                size,
+                state: BlobState::Done,
+            } = event
+            {
+                reporter.event(BuildEvent::BlobProgress {
+                    digest: digest.to_string(),
+                    done: size,
+                    total: size,
+                });
+            }
+        })?;
+        Ok(())
+    }
+
+    /// The cache that listed layer `digest`.
+    fn location_of(&self, digest: &Digest) -> Option<&CacheLocation> {
+        self.blobs.get(digest).and_then(|&i| self.locations.get(i))
     }
 
     fn fetch_layer(
         &self,
         store: &Store,
         blob: &LayerDescriptor,
+        image: &str,
         reporter: &dyn Reporter,
         check_diff_id: bool,
     ) -> Result<(), ExecError> {
         if store.has_blob(&blob.digest) {
             return Ok(());
         }
-        let Some(location) = self
-            .blobs
-            .get(&blob.digest)
-            .and_then(|&i| self.locations.get(i))
-        else {
+        let Some(location) = self.location_of(&blob.digest) else {
+            // A lazy layer of an image in the store (a base image built here from a
+            // registry cache): fetched from where its record says.
+            if let Some(lazy) = store.lazy_blob(&blob.digest) {
+                fetch_lazy(&self.client, store, &lazy, image)?;
+            }
             return Ok(());
         };
         let desc = Descriptor::new(blob.media_type.clone(), blob.digest, blob.size);
@@ -244,7 +308,7 @@ impl RemoteCache {
             size: layer.size,
             media_type: layer.media_type.clone(),
         };
-        self.ensure_blob_to_apply(store, &blob, reporter)?;
+        self.ensure_blob_to_apply(store, &blob, "a cache mount", reporter)?;
         let opts = ApplyOptions {
             whiteouts: WhiteoutMode::Delete,
             compression: Compression::from_media_type(&layer.media_type),

@@ -47,6 +47,12 @@ impl Repo<'_> {
         })
     }
 
+    /// Mounts blob `digest` from repository `from` of the same registry; whether the
+    /// registry did (a refused mount leaves an unused upload session, which expires).
+    pub fn mount_blob(&self, digest: &Digest, from: &str) -> Result<bool, RegistryError> {
+        Ok(self.start_upload(digest, Some(from))?.is_none())
+    }
+
     /// POSTs an upload session (`None`: the blob was mounted instead).
     fn start_upload(
         &self,

@@ -152,6 +152,11 @@ impl<'c> Repo<'c> {
         }
     }
 
+    /// The client this repository's calls go through.
+    pub fn client(&self) -> &'c Client {
+        self.client
+    }
+
     /// Whether the registry has blob `digest` in this repository.
     pub fn has_blob(&self, digest: &Digest) -> Result<bool, RegistryError> {
         let response = self.send(Retry::Yes, &|http, base| {

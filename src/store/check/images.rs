@@ -76,7 +76,7 @@ fn check_descriptor(
     desc: &Descriptor,
     depth: usize,
 ) -> std::result::Result<(), String> {
-    report.blob_ok(&desc.digest, desc.size)?;
+    report.image_blob_ok(&desc.digest, desc.size)?;
     let what = if media_types::is_manifest(&desc.media_type) {
         "manifest"
     } else if media_types::is_index(&desc.media_type) {
@@ -94,11 +94,11 @@ fn check_descriptor(
     if what == "manifest" {
         let manifest: Manifest = crate::image::decode_json(&bytes).map_err(invalid)?;
         report
-            .blob_ok(&manifest.config.digest, manifest.config.size)
+            .image_blob_ok(&manifest.config.digest, manifest.config.size)
             .map_err(|e| format!("config: {e}"))?;
         for (i, layer) in manifest.layers.iter().enumerate() {
             report
-                .blob_ok(&layer.digest, layer.size)
+                .image_blob_ok(&layer.digest, layer.size)
                 .map_err(|e| format!("layer {}: {e}", i + 1))?;
         }
     } else {

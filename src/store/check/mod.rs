@@ -4,6 +4,7 @@
 //! | file | checks |
 //! |---|---|
 //! | `blobs.rs` | every blob's digest and size (streamed, 1 MiB at a time) |
+//! | `lazy.rs` | lazy blob records: sound, blob still absent (a stale one is a leftover) |
 //! | `images.rs` | `index.json` entries: manifest/index -> children, config, layers |
 //! | `snapshots.rs` | each snapshot's sidecar, fingerprint and diff ID (recomputed) |
 //! | `temp.rs` | work dirs of processes that died |
@@ -30,6 +31,7 @@
 mod applied;
 mod blobs;
 mod images;
+mod lazy;
 mod snapshots;
 mod temp;
 
@@ -125,6 +127,9 @@ pub struct Report {
     /// Every blob file's status (for the record check).
     #[serde(skip)]
     pub blobs: HashMap<Digest, BlobStatus>,
+    /// Lazy blobs (absent, kept by a registry): digest -> size.
+    #[serde(skip)]
+    pub lazy: HashMap<Digest, u64>,
 }
 
 /// How many objects were checked.
@@ -134,6 +139,8 @@ pub struct Checked {
     pub images: usize,
     pub records: usize,
     pub snapshots: usize,
+    /// Lazy blobs images reach (in a registry, fetched on first use).
+    pub lazy: usize,
 }
 
 impl Report {
@@ -153,6 +160,18 @@ impl Report {
             None => Err(format!("blob {digest} is missing")),
         }
     }
+
+    /// [`Self::blob_ok`] for a blob an image reaches, which may also be lazy (absent
+    /// here, its record naming the registry that keeps it, with `size` bytes).
+    pub fn image_blob_ok(&self, digest: &Digest, size: u64) -> std::result::Result<(), String> {
+        match self.lazy.get(digest) {
+            Some(&s) if s == size && !self.blobs.contains_key(digest) => Ok(()),
+            Some(&s) if !self.blobs.contains_key(digest) => Err(format!(
+                "lazy blob {digest} has {s} bytes in its record, expected {size}"
+            )),
+            _ => self.blob_ok(digest, size),
+        }
+    }
 }
 
 /// Checks the store's layout, blobs, images, snapshots and work dirs (not the cache
@@ -160,6 +179,7 @@ impl Report {
 pub fn check(store: &Store, repair: bool) -> Result<Report> {
     let mut report = Report::default();
     blobs::check(store, repair, &mut report)?;
+    lazy::check(store, repair, &mut report);
     images::check(store, repair, &mut report)?;
     snapshots::check(store, repair, &mut report)?;
     temp::check(store, repair, &mut report)?;

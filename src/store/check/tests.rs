@@ -204,3 +204,69 @@ fn orphan_sidecars_are_leftovers_and_strangers_are_damage() {
         "gc's marks are left alone"
     );
 }
+
+/// Makes `layer` lazy: its file goes, a record says where it is.
+fn make_lazy(store: &Store, layer: &Digest, size: u64) {
+    let path = store.blob_path(layer);
+    let size = if size == 0 {
+        fs::metadata(&path).unwrap().len()
+    } else {
+        size
+    };
+    fs::remove_file(&path).unwrap();
+    store
+        .add_lazy(&crate::store::LazyBlob {
+            digest: *layer,
+            size,
+            media_type: crate::layers::MEDIA_TYPE_TAR.into(),
+            registry: "127.0.0.1:5000".into(),
+            repository: "cache/app".into(),
+        })
+        .unwrap();
+}
+
+#[test]
+fn a_lazy_layer_is_counted_not_missing_and_a_wrong_one_is_damage() {
+    let (_d, store) = store();
+    let layer = image(&store, "app:1");
+    make_lazy(&store, &layer, 0);
+    let report = check(&store, false).unwrap();
+    assert!(report.findings.is_empty(), "{:?}", report.findings);
+    assert_eq!(report.checked.lazy, 1);
+
+    // A record whose size is not the manifest's: the image is damaged.
+    make_lazy_size(&store, &layer, 1);
+    let report = check(&store, false).unwrap();
+    assert_eq!(kinds(&report), [("image", Severity::Damage)]);
+
+    // A record that does not parse is damage; repair removes it, then the image.
+    fs::write(store.lazy_path(&layer), b"{").unwrap();
+    let report = check(&store, false).unwrap();
+    assert_eq!(
+        kinds(&report),
+        [("lazy", Severity::Damage), ("image", Severity::Damage)]
+    );
+    check(&store, true).unwrap();
+    assert!(store.lazy_digests().is_empty());
+    assert!(check(&store, false).unwrap().findings.is_empty());
+}
+
+#[test]
+fn a_lazy_record_of_a_present_blob_is_a_leftover() {
+    let (_d, store) = store();
+    let layer = image(&store, "app:1");
+    let bytes = fs::read(store.blob_path(&layer)).unwrap();
+    make_lazy(&store, &layer, 0);
+    store.put_bytes(&bytes).unwrap();
+    let report = check(&store, false).unwrap();
+    assert_eq!(kinds(&report), [("lazy", Severity::Leftover)]);
+    check(&store, true).unwrap();
+    assert!(store.lazy_digests().is_empty());
+}
+
+fn make_lazy_size(store: &Store, layer: &Digest, size: u64) {
+    let mut lazy = store.lazy_blob(layer).unwrap();
+    lazy.size = size;
+    store.remove_lazy(layer);
+    store.add_lazy(&lazy).unwrap();
+}
