@@ -274,7 +274,7 @@ impl ContextIndex {
         Node {
             rel: rel.to_owned(),
             host: self.root.join(entry.path()),
-            meta: entry.metadata().clone(),
+            meta: *entry.metadata(),
         }
     }
 

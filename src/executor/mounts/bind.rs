@@ -55,7 +55,7 @@ pub(super) fn from_context(
             let to = dest.join(tail);
             copy_node(&child, &to)?;
             if child.meta.is_dir() {
-                dirs.push((to, child.meta.clone()));
+                dirs.push((to, child.meta));
             }
         }
         // Directory times last, deepest first, once nothing more is added below them.
