@@ -115,10 +115,20 @@ fn dead_work_dirs_are_leftovers() {
 
 /// A snapshot of plain files (no whiteouts: no root needed) committed with its real
 /// diff ID.
+/// `d/f` with fixed mtimes: the layer and the snapshot are written apart, and a second
+/// boundary between them would otherwise give the snapshot other mtimes than the layer
+/// (a diff ID mismatch under load).
+fn fill(root: &std::path::Path) {
+    let when = filetime::FileTime::from_unix_time(1_700_000_000, 0);
+    fs::create_dir(root.join("d")).unwrap();
+    fs::write(root.join("d/f"), b"content").unwrap();
+    filetime::set_file_mtime(root.join("d/f"), when).unwrap();
+    filetime::set_file_mtime(root.join("d"), when).unwrap();
+}
+
 fn snapshot(store: &Store) -> Digest {
     let tree = tempfile::tempdir().unwrap();
-    fs::create_dir(tree.path().join("d")).unwrap();
-    fs::write(tree.path().join("d/f"), b"content").unwrap();
+    fill(tree.path());
     let plain = WriteOptions {
         compression: Compression::None,
         ..WriteOptions::default()
@@ -127,8 +137,7 @@ fn snapshot(store: &Store) -> Digest {
     let Prepared::Build(b) = store.prepare_snapshot(&blob.diff_id).unwrap() else {
         panic!("new snapshot");
     };
-    fs::create_dir(b.path().join("d")).unwrap();
-    fs::write(b.path().join("d/f"), b"content").unwrap();
+    fill(b.path());
     let info = SnapshotInfo {
         parent: None,
         diff_id: blob.diff_id,
