@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{busybox, TestContext};
+use crate::support::{busybox, processes_with, TestContext};
 
 /// Where step cgroups are made on this host: the own cgroup of this process in each
 /// hierarchy (v1: `memory`, `pids`, `cpu`, `cpuset`, `devices`; v2: the unified one
@@ -49,20 +49,6 @@ fn step_cgroups_of(pid: u32) -> Vec<PathBuf> {
             name.starts_with("rbuild-") && name.contains(&infix)
         })
         .map(|e| e.path())
-        .collect()
-}
-
-/// Host processes whose command line contains `marker`.
-fn processes_with(marker: &str) -> Vec<String> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(Result::ok)
-        .filter_map(|e| {
-            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
-            let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            text.contains(marker).then_some(text)
-        })
         .collect()
 }
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{have, manifest_digest, rbuild_in};
+use crate::support::{have, manifest_digest, processes_with, rbuild_in, umoci_unpack_from};
 
 /// The user with subordinate ids.
 const USER: &str = "rbuild-test";
@@ -207,19 +207,7 @@ fn rootless_copy_chown_and_user_files_have_their_owners() {
         &[],
     );
     // Unpacked as root by an independent reader: the owners are the image's.
-    let bundle = home.path("bundle");
-    let image = format!("{}:own:1", home.store().display());
-    let out = Command::new("umoci")
-        .args(["unpack", "--image", &image])
-        .arg(&bundle)
-        .output()
-        .expect("umoci");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rootfs = bundle.join("rootfs");
+    let rootfs = umoci_unpack_from(&home.store(), "own:1", &home.path("bundle"));
     let owner = |rel: &str| {
         let m = std::fs::symlink_metadata(rootfs.join(rel)).unwrap();
         (m.uid(), m.gid())
@@ -355,20 +343,6 @@ fn rootless_push_uses_basic_auth_from_the_users_config_json() {
     home.ok(&["rmi", "app:1"], &[]);
     let (pulled, _) = home.ok(&["pull", &dest], &[]);
     assert!(pulled.contains(&digest), "{pulled}");
-}
-
-/// Processes whose command line contains `marker`.
-fn processes_with(marker: &str) -> Vec<String> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(Result::ok)
-        .filter_map(|e| {
-            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
-            let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            text.contains(marker).then_some(text)
-        })
-        .collect()
 }
 
 /// Mount table lines of any process that mention `path`.

@@ -166,10 +166,16 @@ pub fn leftover_work_files(root: &Path) -> Vec<PathBuf> {
 pub fn umoci_unpack(t: &TestContext, name: &str) -> PathBuf {
     let bundle = t.path("bundle");
     let _ = std::fs::remove_dir_all(&bundle);
-    let image = format!("{}:{name}", t.root().display());
+    umoci_unpack_from(&t.root(), name, &bundle)
+}
+
+/// Unpacks image `name` of the store at `root` into `bundle` with umoci; returns the
+/// rootfs path.
+pub fn umoci_unpack_from(root: &Path, name: &str, bundle: &Path) -> PathBuf {
+    let image = format!("{}:{name}", root.display());
     let out = Command::new("umoci")
         .args(["unpack", "--image", &image])
-        .arg(&bundle)
+        .arg(bundle)
         .output()
         .expect("umoci");
     assert!(
@@ -178,6 +184,20 @@ pub fn umoci_unpack(t: &TestContext, name: &str) -> PathBuf {
         String::from_utf8_lossy(&out.stderr)
     );
     bundle.join("rootfs")
+}
+
+/// The command lines of running processes that contain `marker`.
+pub fn processes_with(marker: &str) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| {
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            text.contains(marker).then_some(text)
+        })
+        .collect()
 }
 
 /// The text of file `rel` under `dir` (an output of a build); panics naming `rel`.
