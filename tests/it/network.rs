@@ -188,6 +188,46 @@ fn dns_in_a_step_goes_through_pastas_forwarder() {
     }
 }
 
+#[test]
+fn steps_reuse_a_namespace_they_cannot_reconfigure() {
+    // The first step tries what a step left in a shared namespace could break: an
+    // address, a route, the link state (all need CAP_NET_ADMIN, which no step has).
+    let Some(t) = busybox(
+        "RUN readlink /proc/self/ns/net > /ns1; \\
+            (ip addr add 10.9.9.9/24 dev lo; echo $?) > /addr 2>&1; \\
+            (ip route add 10.8.0.0/16 via 10.0.2.2; echo $?) > /route 2>&1; \\
+            (ip link set lo down; echo $?) > /down 2>&1\n\
+         RUN readlink /proc/self/ns/net > /ns2; ip -4 addr > /addrs; ip route > /routes\n",
+        &[],
+    ) else {
+        return;
+    };
+    let out = t.path("out");
+    t.build(&["-o", &format!("type=local,dest={}", out.display())]);
+    let ns1 = read(&out, "ns1");
+    assert!(ns1.starts_with("net:["), "{ns1}");
+    assert_eq!(
+        ns1,
+        read(&out, "ns2"),
+        "the second step reuses the namespace"
+    );
+    for attempt in ["addr", "route", "down"] {
+        let said = read(&out, attempt);
+        let code = said.lines().last().unwrap_or_default();
+        assert!(
+            code != "0" && said.contains("not permitted"),
+            "{attempt}: {said}"
+        );
+    }
+    let addrs = read(&out, "addrs");
+    assert!(addrs.contains("inet 10.0.2.100/24"), "{addrs}");
+    assert!(!addrs.contains("10.9.9.9"), "{addrs}");
+    assert!(!addrs.contains("state DOWN"), "lo stays up: {addrs}");
+    let routes = read(&out, "routes");
+    assert!(routes.contains("default via 10.0.2.2"), "{routes}");
+    assert!(!routes.contains("10.8.0.0"), "{routes}");
+}
+
 /// `(pid, parent pid, comm, start time)` of every host process.
 fn processes() -> Vec<(u32, u32, String, u64)> {
     let Ok(dir) = std::fs::read_dir("/proc") else {

@@ -43,6 +43,15 @@ pub const DNS_FORWARDER: &str = "10.0.2.3";
 /// A running `pasta`, killed on drop.
 pub(super) struct Pasta(Child);
 
+impl Pasta {
+    /// Kills `pasta` and waits until it is gone (with its tap device): the end of a
+    /// pooled namespace ([`super::netpool`]), once per build.
+    pub(super) fn stop(mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 impl Drop for Pasta {
     /// `SIGKILL`, not waited for: `pasta`'s exit removes the tap device, ~30 ms of
     /// kernel work (netdevice unregistration) that would otherwise delay every step.
@@ -154,6 +163,12 @@ fn new_namespace_of_child() -> io::Result<OwnedFd> {
     let _ = rustix::process::kill_process(child, rustix::process::Signal::KILL);
     let _ = rustix::process::waitpid(Some(child), rustix::process::WaitOptions::empty());
     opened
+}
+
+/// Joins the network namespace at `path` (a pooled one, [`super::netpool`]).
+pub(super) fn join(path: &Path) -> io::Result<()> {
+    let ns = rustix::fs::openat(CWD, path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
+    enter(&ns)
 }
 
 /// `setns` into the network namespace `ns`.

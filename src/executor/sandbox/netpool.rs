@@ -1,0 +1,236 @@
+//! The build's pool of default-network namespaces: one network namespace with its
+//! `pasta` ([`super::network`]) per RUN step running at the same time, made at first
+//! use (or ahead of it, [`NetPool::prewarm`]) and reused by the steps that follow, as
+//! BuildKit pools its network namespaces. A step then only `setns`es into one
+//! ([`super::Network::Joined`]) instead of starting `pasta` (15-25 ms per step).
+//!
+//! # Holders
+//!
+//! A namespace is held by a *holder*: this binary re-executed as [`HOLDER_ARGV0`]
+//! (single-threaded, see [`crate::reexec`]), which makes the namespace and starts
+//! `pasta` on it exactly as the sandbox helper does for [`super::Network::Private`]
+//! (from a forked child in a rootless build), prints `ready` once `pasta` has
+//! configured it, and then waits for end-of-file on its stdin. The pool keeps the
+//! write end; the step's helper joins `/proc/<holder>/ns/net` (the holder is the pool's
+//! unreaped child, so its pid cannot be reused while the pool holds it). Nothing is
+//! mounted and nothing is written to disk.
+//!
+//! # Cleanup
+//!
+//! At the end of the build the pool closes each holder's stdin and waits for it; the
+//! holder kills `pasta` and waits for it. When rbuild is killed (`kill -9`), the kernel
+//! closes that stdin the same way, so the holder still ends `pasta` (which also has
+//! `SIGKILL` as its parent-death signal, tied to the holder), and the namespace goes
+//! with its last process. The holder has no parent-death signal of its own: that
+//! signal follows the *thread* that spawned it, and stage threads end before the build.
+//!
+//! # Why sharing a namespace between steps is safe
+//!
+//! One namespace serves one step at a time. When a step ends, all its processes are
+//! killed (its pid namespace ends), so its sockets, listening or not, are closed with
+//! them; TCP's `TIME_WAIT` remnants only hold port pairs. What a step could otherwise
+//! leave behind is configuration: addresses, routes, links, neighbour entries,
+//! netfilter rules, network sysctls. Changing any of them needs `CAP_NET_ADMIN` over
+//! the namespace, which a step never has: its bounding set is Docker's default set
+//! (`caps.rs`: `NET_RAW` and `NET_BIND_SERVICE`, not `NET_ADMIN`), `/proc/sys` is
+//! read-only, and the seccomp profile refuses `setns`/`unshare` without
+//! `CAP_SYS_ADMIN`. There is no conntrack state either: `pasta` translates in user
+//! space, and the namespace has no netfilter rules to track for. So the next step
+//! sees the namespace as `pasta` configured it.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Mutex;
+
+use super::network;
+
+/// `argv[0]` under which [`crate::reexec`] runs a namespace holder.
+pub const HOLDER_ARGV0: &str = "rbuild-netns";
+
+/// The line a holder prints when its namespace is ready.
+const READY: &str = "ready";
+
+/// The build's idle namespaces.
+pub struct NetPool {
+    /// The binary run as a holder (`/proc/self/exe` in rbuild).
+    helper: PathBuf,
+    idle: Mutex<Vec<Holder>>,
+}
+
+/// A namespace a step uses; back to the pool when dropped.
+pub struct Lease<'p> {
+    pool: &'p NetPool,
+    holder: Option<Holder>,
+}
+
+/// One holder process and the pipes to it.
+struct Holder {
+    child: Child,
+    /// Closed to end the holder.
+    stdin: Option<ChildStdin>,
+    /// The holder's stdout and stderr until it said `ready` (`None` after).
+    report: Option<BufReader<std::fs::File>>,
+}
+
+impl NetPool {
+    /// An empty pool whose holders run `helper` (a binary that dispatches
+    /// [`HOLDER_ARGV0`] through [`crate::reexec`]).
+    pub fn new(helper: impl Into<PathBuf>) -> NetPool {
+        NetPool {
+            helper: helper.into(),
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Starts one namespace without waiting for it, so that the first step finds it
+    /// (nearly) ready. A failure is left to [`NetPool::lease`] to report.
+    pub fn prewarm(&self, pasta: &Path) {
+        if let Ok(holder) = Holder::spawn(&self.helper, pasta) {
+            self.idle().push(holder);
+        }
+    }
+
+    /// A ready namespace for one step: an idle one, else a new one (`pasta` at
+    /// `pasta`).
+    pub fn lease(&self, pasta: &Path) -> io::Result<Lease<'_>> {
+        let found = self.idle().pop();
+        let mut holder = match found.map(Holder::if_alive) {
+            Some(Some(alive)) => alive,
+            _ => Holder::spawn(&self.helper, pasta)?,
+        };
+        holder.wait_ready()?;
+        Ok(Lease {
+            pool: self,
+            holder: Some(holder),
+        })
+    }
+
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Holder>> {
+        self.idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Drop for NetPool {
+    /// Ends every holder (and so its `pasta`) and waits for it.
+    fn drop(&mut self) {
+        for holder in self.idle().drain(..) {
+            holder.end();
+        }
+    }
+}
+
+impl Lease<'_> {
+    /// The namespace, for [`super::Network::Joined`].
+    pub fn path(&self) -> PathBuf {
+        let pid = self.holder.as_ref().map_or(0, |h| h.child.id());
+        PathBuf::from(format!("/proc/{pid}/ns/net"))
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let Some(holder) = self.holder.take() {
+            self.pool.idle().push(holder);
+        }
+    }
+}
+
+impl Holder {
+    fn spawn(helper: &Path, pasta: &Path) -> io::Result<Holder> {
+        let (report, report_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+        let report_w2 = report_w.try_clone()?;
+        let mut child = Command::new(helper)
+            .arg0(HOLDER_ARGV0)
+            .arg(pasta)
+            .env_clear()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::from(report_w))
+            .stderr(Stdio::from(report_w2))
+            .spawn()?;
+        Ok(Holder {
+            stdin: child.stdin.take(),
+            child,
+            report: Some(BufReader::new(std::fs::File::from(report))),
+        })
+    }
+
+    /// The holder if it still runs (it ends only when told to, or on failure), else
+    /// `None`, reaped.
+    fn if_alive(mut self) -> Option<Holder> {
+        match self.child.try_wait() {
+            Ok(None) => Some(self),
+            _ => {
+                self.end();
+                None
+            }
+        }
+    }
+
+    /// Waits for `ready`; an error carries what the holder (or `pasta`) printed.
+    fn wait_ready(&mut self) -> io::Result<()> {
+        let Some(mut report) = self.report.take() else {
+            return Ok(());
+        };
+        let mut said = String::new();
+        loop {
+            let mut line = String::new();
+            if report.read_line(&mut line)? == 0 {
+                let said = said.trim();
+                return Err(io::Error::other(format!(
+                    "the network namespace's holder ended before it was ready{}{said}",
+                    if said.is_empty() { "" } else { ": " }
+                )));
+            }
+            if line.trim_end() == READY {
+                return Ok(());
+            }
+            said.push_str(&line);
+        }
+    }
+
+    /// Closes the holder's stdin and waits for it to end.
+    fn end(mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// The holder's entry point (registered in [`crate::reexec`]): `argv[1]` is `pasta`.
+pub fn holder_main() -> u8 {
+    let Some(pasta) = std::env::args_os().nth(1) else {
+        eprintln!("usage: {HOLDER_ARGV0} PASTA");
+        return 2;
+    };
+    match hold(Path::new(&pasta)) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("cannot start pasta for the default network: {e}");
+            1
+        }
+    }
+}
+
+/// Makes the namespace, reports it ready, holds it until stdin ends.
+fn hold(pasta: &Path) -> io::Result<()> {
+    let (pasta, ready) = network::start(pasta)?;
+    network::wait_ready(ready)?;
+    let mut out = io::stdout();
+    writeln!(out, "{READY}")?;
+    out.flush()?;
+    let mut buf = [0u8; 64];
+    let mut stdin = io::stdin();
+    loop {
+        match stdin.read(&mut buf) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    pasta.stop();
+    Ok(())
+}
