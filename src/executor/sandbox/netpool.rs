@@ -234,3 +234,54 @@ fn hold(pasta: &Path) -> io::Result<()> {
     pasta.stop();
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pool whose holders are this test binary (its `.init_array` hook dispatches).
+    fn pool() -> NetPool {
+        NetPool::new("/proc/self/exe")
+    }
+
+    #[test]
+    fn a_holder_that_cannot_start_pasta_is_an_error_saying_so() {
+        let pool = pool();
+        let err = pool
+            .lease(Path::new("/nonexistent/pasta"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("ended before it was ready"), "{err}");
+        assert!(err.contains("cannot start pasta"), "{err}");
+    }
+
+    #[test]
+    fn a_namespace_is_reused_after_its_step_and_not_shared_during_it() {
+        let usable = rustix::process::geteuid().is_root() && network::has_default_route();
+        let Some(pasta) = network::find_pasta().filter(|_| usable) else {
+            eprintln!("skipped: needs root, pasta and a default route");
+            return;
+        };
+        let pool = pool();
+        pool.prewarm(pasta);
+        let first = pool.lease(pasta).map(|l| l.path());
+        let (a, b) = match (pool.lease(pasta), pool.lease(pasta)) {
+            (Ok(a), Ok(b)) => (a, b),
+            (a, b) => panic!("two leases: {:?} {:?}", a.err(), b.err()),
+        };
+        assert_ne!(a.path(), b.path(), "two steps at once, two namespaces");
+        let ns = |p: &Path| std::fs::read_link(p).ok();
+        assert!(ns(&a.path()).is_some() && ns(&a.path()) != ns(&b.path()));
+        let paths = [a.path(), b.path()];
+        assert!(first.is_ok_and(|p| paths.contains(&p)), "the first reused");
+        drop((a, b));
+        let holders: Vec<u32> = pool.idle().iter().map(|h| h.child.id()).collect();
+        assert_eq!(holders.len(), 2);
+        drop(pool);
+        for pid in holders {
+            let gone = !Path::new(&format!("/proc/{pid}")).exists();
+            assert!(gone, "holder {pid} ended and was reaped with the pool");
+        }
+    }
+}
