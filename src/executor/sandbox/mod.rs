@@ -64,7 +64,8 @@
 //! ```text
 //! caller (multi-threaded) ──spawn /proc/self/exe as `rbuild-sandbox`──> helper
 //!   helper: PDEATHSIG, read spec, create the step cgroup, [private network:
-//!           unshare(net), spawn pasta on it (PDEATHSIG SIGKILL)], unshare(mnt,uts,ipc,
+//!           unshare(net), spawn pasta on it (PDEATHSIG SIGKILL) | joined network:
+//!           setns into the pooled one], unshare(mnt,uts,ipc,
 //!           pid[,net]), fork (v2: clone3 into the cgroup) ──> init (pid 1)
 //!     init: joins the cgroup (v1), mounts, pivot_root, [waits for pasta's ready],
 //!           fork ──> command: setsid, rlimits, ids, caps, nnp, seccomp, execve
