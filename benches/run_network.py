@@ -12,7 +12,7 @@ single-threaded). pasta runs with rbuild's options at MTU 65520 (rbuild's), and 
 and 1500 to show the per-packet cost.
 
 Per-step cost: rbuild (RBUILD, default target/debug/rbuild) builds STEPS `RUN echo`
-steps on a busybox base, uncached, with the default network (pooled namespaces: one
+steps on a busybox base, uncached, alternately with the default network (pooled: one
 `pasta` per build) and with `--network host`; the difference of the medians over STEPS
 is the default network's cost per RUN step.
 
@@ -145,8 +145,9 @@ def measure(start, url, tmp):
     return statistics.median(speeds), statistics.median(setups), statistics.median(cpus)
 
 
-def build_seconds(tmp, network):
-    """Median wall time of RUNS uncached builds of STEPS `RUN echo` steps."""
+def build_seconds(tmp, networks):
+    """Median wall time, per network, of RUNS uncached builds of STEPS `RUN echo`
+    steps; the networks' builds alternate, so that the machine's load drifts alike."""
     ctx = os.path.join(tmp, "ctx")
     os.makedirs(ctx, exist_ok=True)
     subprocess.run(["cp", "/bin/busybox", ctx], check=True)
@@ -155,16 +156,17 @@ def build_seconds(tmp, network):
         f.write("FROM scratch\nCOPY busybox /bin/busybox\n"
                 "RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n"
                 f"ARG N\n{steps}")
-    flags = ["--network", network] if network else []
-    times = []
+    times = {network: [] for network in networks}
     for run in range(RUNS + 1):
-        start = time.perf_counter()
-        subprocess.run([RBUILD, "--root", os.path.join(tmp, "store"), "build", "-q",
-                        "--build-arg", f"N={network}{run}{time.time()}", *flags, ctx],
-                       check=True, stdout=subprocess.DEVNULL)
-        if run:  # the first one warms the base
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for network in networks:
+            flags = ["--network", network] if network != "default" else []
+            start = time.perf_counter()
+            subprocess.run([RBUILD, "--root", os.path.join(tmp, "store"), "build", "-q",
+                            "--build-arg", f"N={network}{run}{time.time()}", *flags, ctx],
+                           check=True, stdout=subprocess.DEVNULL)
+            if run:  # the first round warms the base
+                times[network].append(time.perf_counter() - start)
+    return {network: statistics.median(t) for network, t in times.items()}
 
 
 def main():
@@ -181,8 +183,8 @@ def main():
             print(f"{name:14}: {speed:8.1f} MB/s ({100 * speed / host:3.0f} % of host), "
                   f"setup {setup:5.1f} ms, helper CPU {cpu:4.0f} ms per 50 MB (medians)")
     with tempfile.TemporaryDirectory(dir="/var/tmp") as tmp:
-        default = build_seconds(tmp, "")
-        hostnet = build_seconds(tmp, "host")
+        medians = build_seconds(tmp, ("default", "host"))
+    default, hostnet = medians["default"], medians["host"]
     per_step = (default - hostnet) * 1000 / STEPS
     print(f"{STEPS} RUN steps, uncached (median of {RUNS} builds): default network "
           f"{default * 1000:.0f} ms, --network host {hostnet * 1000:.0f} ms: "

@@ -62,15 +62,6 @@ pub const DNS_FORWARDER: &str = "10.0.2.3";
 /// A running `pasta`, killed on drop.
 pub(super) struct Pasta(Child);
 
-impl Pasta {
-    /// Kills `pasta` and waits until it is gone (with its tap device): the end of a
-    /// pooled namespace ([`super::netpool`]), once per build.
-    pub(super) fn stop(mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 impl Drop for Pasta {
     /// `SIGKILL`, not waited for: `pasta`'s exit removes the tap device, ~30 ms of
     /// kernel work (netdevice unregistration) that would otherwise delay every step.
