@@ -279,13 +279,13 @@ fn poll<T>(secs: u64, get: impl Fn() -> T, done: impl Fn(&T) -> bool) -> T {
 }
 
 #[test]
-fn pasta_ends_with_the_step_and_with_a_killed_build() {
+fn pasta_ends_with_a_killed_build() {
     let Some(t) = busybox("RUN sleep 30\n", &[]) else {
         return;
     };
     let ctx = t.context().to_string_lossy().into_owned();
     let root = t.root();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rbuild"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_rbuild"))
         .args([
             "--root",
             &root.to_string_lossy(),
@@ -297,10 +297,16 @@ fn pasta_ends_with_the_step_and_with_a_killed_build() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("start rbuild");
+    kill_during_sleep_leaves_nothing(child);
+}
+
+/// Waits until the build `child` runs a step's `sleep` with its `pasta` (the pooled
+/// namespace's), kills it (`kill -9`), and checks that none of its processes is left.
+pub(crate) fn kill_during_sleep_leaves_nothing(mut child: std::process::Child) {
     let is_pasta = |p: &(u32, String, u64)| p.1.starts_with("pas");
-    // Wait for `sleep 30`'s step: its pasta is then the only one of the build.
+    // Wait for the `sleep` step: the build's one pasta (the pooled namespace's) runs.
     let seen = poll(
-        30,
+        60,
         || tree(child.id()),
         |m| m.iter().any(is_pasta) && m.iter().any(|p| p.1 == "sleep"),
     );
