@@ -10,7 +10,8 @@
 //! (single-threaded, see [`crate::reexec`]), which makes the namespace and starts
 //! `pasta` on it exactly as the sandbox helper does for [`super::Network::Private`]
 //! (from a forked child in a rootless build), prints `ready` once `pasta` has
-//! configured it, and then waits for end-of-file on its stdin. The pool keeps the
+//! configured it, and then waits for end-of-file on its stdin (or for `pasta` to end:
+//! the holder then ends too, and the next lease replaces it). The pool keeps the
 //! write end; the step's helper joins `/proc/<holder>/ns/net` (the holder is the pool's
 //! unreaped child, so its pid cannot be reused while the pool holds it). Nothing is
 //! mounted and nothing is written to disk.
@@ -39,11 +40,13 @@
 //! space, and the namespace has no netfilter rules to track for. So the next step
 //! sees the namespace as `pasta` configured it.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::Mutex;
+
+use rustix::event::{poll, PollFd, PollFlags};
 
 use super::network;
 
@@ -215,25 +218,40 @@ pub fn holder_main() -> u8 {
     }
 }
 
-/// Makes the namespace, reports it ready, holds it until stdin ends.
+/// Makes the namespace, reports it ready, holds it until stdin ends (or `pasta` does:
+/// the holder then ends too, and the pool replaces it at the next lease).
 fn hold(pasta: &Path) -> io::Result<()> {
     let (pasta, ready) = network::start(pasta)?;
+    let pid = i32::try_from(pasta.id())
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .ok_or_else(|| io::Error::other("pasta has no valid pid"))?;
+    let pasta_exit = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())?;
     network::wait_ready(ready)?;
     let mut out = io::stdout();
     writeln!(out, "{READY}")?;
     out.flush()?;
+    let stdin = rustix::stdio::stdin();
     let mut buf = [0u8; 64];
-    let mut stdin = io::stdin();
     loop {
-        match stdin.read(&mut buf) {
-            Ok(0) => break,
+        let mut fds = [
+            PollFd::new(&stdin, PollFlags::IN),
+            PollFd::new(&pasta_exit, PollFlags::IN),
+        ];
+        match poll(&mut fds, None) {
             Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => break,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+        if !fds[1].revents().is_empty() {
+            return Err(io::Error::other("pasta exited"));
+        }
+        match rustix::io::read(stdin, &mut buf) {
+            Ok(0) => return Ok(()), // `pasta` is killed on drop
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
         }
     }
-    drop(pasta); // killed
-    Ok(())
 }
 
 #[cfg(test)]
@@ -284,5 +302,40 @@ mod tests {
             let gone = !Path::new(&format!("/proc/{pid}")).exists();
             assert!(gone, "holder {pid} ended and was reaped with the pool");
         }
+    }
+
+    #[test]
+    fn a_holder_whose_pasta_died_is_replaced() {
+        let usable = rustix::process::geteuid().is_root() && network::has_default_route();
+        let Some(pasta) = network::find_pasta().filter(|_| usable) else {
+            eprintln!("skipped: needs root, pasta and a default route");
+            return;
+        };
+        let pool = pool();
+        let first = pool.lease(pasta).map(|l| l.path());
+        let holder = pool.idle().first().map_or(0, |h| h.child.id());
+        let children = format!("/proc/{holder}/task/{holder}/children");
+        let pastas = std::fs::read_to_string(children).unwrap_or_default();
+        assert!(!pastas.trim().is_empty(), "the holder runs pasta");
+        for pid in pastas.split_whitespace().filter_map(|p| p.parse().ok()) {
+            if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            }
+        }
+        // The holder ends with its pasta (a zombie until the pool reaps it).
+        let stat = format!("/proc/{holder}/stat");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let ended = || {
+            let s = std::fs::read_to_string(&stat).unwrap_or_default();
+            s.rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('Z'))
+        };
+        while !ended() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(ended(), "the holder ended when its pasta died");
+        let second = pool.lease(pasta).map(|l| l.path());
+        assert!(first.is_ok() && second.is_ok());
+        assert_ne!(first.ok(), second.ok(), "a new holder");
     }
 }

@@ -62,6 +62,13 @@ pub const DNS_FORWARDER: &str = "10.0.2.3";
 /// A running `pasta`, killed on drop.
 pub(super) struct Pasta(Child);
 
+impl Pasta {
+    /// Its process id.
+    pub(super) fn id(&self) -> u32 {
+        self.0.id()
+    }
+}
+
 impl Drop for Pasta {
     /// `SIGKILL`, not waited for: `pasta`'s exit removes the tap device, ~30 ms of
     /// kernel work (netdevice unregistration) that would otherwise delay every step.
