@@ -1,14 +1,24 @@
 #!/usr/bin/env python3
 """RUN network benchmark: user-mode networking (pasta, slirp4netns) against the host's
-network, as a RUN step would use it.
+network, as a RUN step would use it, and what the default network costs a RUN step.
 
-For each mode: a fresh network namespace (`unshare --net`), the helper attached to it
-the way rbuild attaches it (timed from spawn to "ready": pasta writes its pid file,
-slirp4netns writes its ready fd), then a 50 MB download with curl from an HTTP server
-bound to the host's non-loopback address. Prints the median of RUNS downloads (MB/s)
-and the median setup time (ms). Needs root, curl, pasta (passt) and slirp4netns.
+Throughput, for each mode: a fresh network namespace (`unshare --net`), the helper
+attached to it the way rbuild attaches it (timed from spawn to "ready": pasta writes its
+pid file, slirp4netns writes its ready fd), then a 50 MB download with curl from an
+HTTP server bound to the host's non-loopback address. Prints the median of RUNS
+downloads (MB/s), the median setup time (ms) and the helper's CPU time per download
+(the copy through user space: one core's worth at most, the helpers are
+single-threaded). pasta runs with rbuild's options at MTU 65520 (rbuild's), and 9000
+and 1500 to show the per-packet cost.
 
-    python3 benches/run_network.py [RUNS]
+Per-step cost: rbuild (RBUILD, default target/debug/rbuild) builds STEPS `RUN echo`
+steps on a busybox base, uncached, alternately with the default network (pooled: one
+`pasta` per build) and with `--network host`; the difference of the medians over STEPS
+is the default network's cost per RUN step.
+
+Needs root, curl, pasta (passt), slirp4netns and busybox-static.
+
+    python3 benches/run_network.py [RUNS] [STEPS]
 """
 
 import http.server
@@ -24,6 +34,9 @@ import time
 
 SIZE = 50 * 1000 * 1000
 RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+STEPS = int(sys.argv[2]) if len(sys.argv) > 2 else 20
+RBUILD = os.environ.get("RBUILD", os.path.join(os.path.dirname(__file__), "..", "target/debug/rbuild"))
+TICK = os.sysconf("SC_CLK_TCK")
 
 
 def host_ip():
@@ -77,20 +90,30 @@ def drop_ns(holder, path):
     os.unlink(path)
 
 
-def start_pasta(path):
-    r, w = os.pipe()
-    start = time.perf_counter()
-    proc = subprocess.Popen(
-        ["pasta", "-f", "-q", "--runas", "0", "--config-net",
-         "-a", "10.0.2.100", "-n", "24", "-g", "10.0.2.2", "--dns-forward", "10.0.2.3",
-         "-t", "none", "-u", "none", "-T", "none", "-U", "none", "--no-map-gw", "--ipv4-only",
-         "-P", f"/proc/self/fd/{w}", "--netns", path],
-        pass_fds=(w,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.close(w)
-    os.read(r, 64)
-    ready = time.perf_counter() - start
-    os.close(r)
-    return proc, ready
+def pasta(mtu):
+    """Starts pasta as rbuild does (network.rs `pasta_args`), at `mtu`."""
+    def start(path):
+        r, w = os.pipe()
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            ["pasta", "-f", "-q", "--runas", "0", "--config-net", "-m", str(mtu),
+             "-a", "10.0.2.100", "-n", "24", "-g", "10.0.2.2", "--dns-forward", "10.0.2.3",
+             "-t", "none", "-u", "none", "-T", "none", "-U", "none", "--no-map-gw",
+             "--ipv4-only", "-P", f"/proc/self/fd/{w}", "--netns", path],
+            pass_fds=(w,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.close(w)
+        os.read(r, 64)
+        ready = time.perf_counter() - start
+        os.close(r)
+        return proc, ready
+    return start
+
+
+def cpu_ms(pid):
+    """User + system CPU time of `pid` so far (ms)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(") ", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / TICK
 
 
 def start_slirp(path):
@@ -107,29 +130,66 @@ def start_slirp(path):
     return proc, ready
 
 
-def measure(name, start, url, tmp):
-    speeds, setups = [], []
+def measure(start, url, tmp):
+    speeds, setups, cpus = [], [], []
     for _ in range(RUNS):
         holder, path = netns(tmp)
         proc, ready = start(path)
         setups.append(ready * 1000)
+        before = cpu_ms(proc.pid)
         speeds.append(download(url, path))
+        cpus.append(cpu_ms(proc.pid) - before)
         proc.terminate()
         proc.wait()
         drop_ns(holder, path)
-    return name, statistics.median(speeds), statistics.median(setups)
+    return statistics.median(speeds), statistics.median(setups), statistics.median(cpus)
+
+
+def build_seconds(tmp, networks):
+    """Median wall time, per network, of RUNS uncached builds of STEPS `RUN echo`
+    steps; the networks' builds alternate, so that the machine's load drifts alike."""
+    ctx = os.path.join(tmp, "ctx")
+    os.makedirs(ctx, exist_ok=True)
+    subprocess.run(["cp", "/bin/busybox", ctx], check=True)
+    steps = "".join(f"RUN echo $N {i}\n" for i in range(STEPS))
+    with open(os.path.join(ctx, "Dockerfile"), "w") as f:
+        f.write("FROM scratch\nCOPY busybox /bin/busybox\n"
+                "RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n"
+                f"ARG N\n{steps}")
+    times = {network: [] for network in networks}
+    for run in range(RUNS + 1):
+        for network in networks:
+            flags = ["--network", network] if network != "default" else []
+            start = time.perf_counter()
+            subprocess.run([RBUILD, "--root", os.path.join(tmp, "store"), "build", "-q",
+                            "--build-arg", f"N={network}{run}{time.time()}", *flags, ctx],
+                           check=True, stdout=subprocess.DEVNULL)
+            if run:  # the first round warms the base
+                times[network].append(time.perf_counter() - start)
+    return {network: statistics.median(t) for network, t in times.items()}
 
 
 def main():
+    print(f"load average before: {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores)")
     ip = host_ip()
     url = f"http://{ip}:{serve(ip)}/blob"
     host = statistics.median(download(url) for _ in range(RUNS))
     print(f"host network: {host:8.1f} MB/s (50 MB from {ip}, median of {RUNS})")
+    modes = (("pasta", pasta(65520)), ("pasta -m 9000", pasta(9000)),
+             ("pasta -m 1500", pasta(1500)), ("slirp4netns", start_slirp))
     with tempfile.TemporaryDirectory() as tmp:
-        for name, start in (("pasta", start_pasta), ("slirp4netns", start_slirp)):
-            name, speed, setup = measure(name, start, url, tmp)
-            print(f"{name:12}: {speed:8.1f} MB/s ({100 * speed / host:3.0f} % of host), "
-                  f"setup {setup:5.1f} ms (median)")
+        for name, start in modes:
+            speed, setup, cpu = measure(start, url, tmp)
+            print(f"{name:14}: {speed:8.1f} MB/s ({100 * speed / host:3.0f} % of host), "
+                  f"setup {setup:5.1f} ms, helper CPU {cpu:4.0f} ms per 50 MB (medians)")
+    with tempfile.TemporaryDirectory(dir="/var/tmp") as tmp:
+        medians = build_seconds(tmp, ("default", "host"))
+    default, hostnet = medians["default"], medians["host"]
+    per_step = (default - hostnet) * 1000 / STEPS
+    print(f"{STEPS} RUN steps, uncached (median of {RUNS} builds): default network "
+          f"{default * 1000:.0f} ms, --network host {hostnet * 1000:.0f} ms: "
+          f"{per_step:+.1f} ms per step")
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

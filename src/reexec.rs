@@ -12,10 +12,16 @@
 type Entry = fn() -> u8;
 
 /// `(argv[0], entry point)`.
-const ENTRIES: &[(&str, Entry)] = &[(
-    crate::executor::sandbox::HELPER_ARGV0,
-    crate::executor::sandbox::helper_main,
-)];
+const ENTRIES: &[(&str, Entry)] = &[
+    (
+        crate::executor::sandbox::HELPER_ARGV0,
+        crate::executor::sandbox::helper_main,
+    ),
+    (
+        crate::executor::sandbox::NETNS_HOLDER_ARGV0,
+        crate::executor::sandbox::netns_holder_main,
+    ),
+];
 
 /// If this process was started as a helper, runs it and returns its exit code.
 pub fn dispatch() -> Option<u8> {

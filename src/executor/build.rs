@@ -55,6 +55,9 @@ fn run(
     let sandbox = Sandbox::new().with_cancel(options.cancel.clone());
     let remote = RemoteCache::load(&store, options, reporter);
     let env = BuildEnv::new(&store, options, mode, reporter, &remote, &sandbox, named);
+    if mode == Mode::Build {
+        super::run::prewarm_network(&env, &plan);
+    }
     let outputs = build_stages(&env, &plan)?;
     match mode {
         Mode::Explain => Ok(None),

@@ -16,6 +16,7 @@ use super::error::ExecError;
 use super::events::Reporter;
 use super::limits::RunCgroups;
 use super::sandbox::Executor;
+use super::sandbox::NetPool;
 use super::{BuildOptions, CompressionKind};
 
 /// A layer of a built stage: its blob and where its snapshot is.
@@ -114,6 +115,8 @@ pub struct BuildEnv<'a> {
     pub executor: &'a dyn Executor,
     /// Where RUN steps' cgroups go (found at the first RUN).
     pub cgroups: RunCgroups,
+    /// The default network's namespaces, reused from step to step.
+    pub netns: NetPool,
     /// The cache-mount directories this build has already emptied (`--no-cache`
     /// empties each once, at its first use, as BuildKit does).
     pub fresh_caches: FreshCaches,
@@ -157,6 +160,7 @@ impl<'a> BuildEnv<'a> {
             created: Created::new(options.source_date_epoch),
             executor,
             cgroups: RunCgroups::default(),
+            netns: NetPool::new("/proc/self/exe"),
             fresh_caches: FreshCaches::default(),
             git: GitPins::default(),
             used_mounts: UsedMounts::default(),

@@ -14,7 +14,7 @@ use super::error::ExecError;
 use super::events::{BuildEvent, Reporter, StepId};
 use super::limits::limit_failure;
 use super::mounts::{self, StepMounts};
-use super::sandbox::{network, ExitStatus, Network, SandboxSpec};
+use super::sandbox::{netpool, network, ExitStatus, Network, SandboxSpec};
 use super::stage_env::StageEnv;
 use super::step_user::user_in;
 use super::users::User;
@@ -50,7 +50,8 @@ pub fn run_step(
     let root = step_root.target();
     let user = user_in(&root, &step.state.user)?;
     let step_mounts = mounts::prepare(env, &op.mounts, &step.state.workdir)?;
-    let spec = sandbox_spec(env, op, step, &user, &step_mounts, root)?;
+    let mut spec = sandbox_spec(env, op, step, &user, &step_mounts, root)?;
+    let _lease = join_pooled(env, &mut spec)?;
     if op.security.as_deref() == Some("insecure") {
         // Granted by `--allow security.insecure` (the plan checked), but not widened.
         env.build.reporter.event(BuildEvent::Note {
@@ -243,6 +244,47 @@ fn step_network(mode: Option<&str>) -> Result<Network, ExecError> {
     }
 }
 
+/// For the default network: one of the build's namespaces instead of a new one; the
+/// lease returns it to the pool when the step is over.
+fn join_pooled<'e>(
+    env: &StageEnv<'e>,
+    spec: &mut SandboxSpec,
+) -> Result<Option<netpool::Lease<'e>>, ExecError> {
+    let Network::Private(pasta) = &spec.network else {
+        return Ok(None);
+    };
+    let lease = env.build.netns.lease(pasta).map_err(|e| {
+        ExecError::Sandbox(super::sandbox::Error::Setup {
+            op: super::sandbox::SetupOp::Network,
+            path: "pasta".into(),
+            source: e,
+        })
+    })?;
+    spec.network = Network::Joined(lease.path());
+    Ok(Some(lease))
+}
+
+/// The pooled namespace's `pasta` for the default network when the plan has RUN steps
+/// that use it, started while the first steps are prepared.
+pub fn prewarm_network(env: &super::env::BuildEnv<'_>, plan: &crate::plan::Plan) {
+    let runs = plan
+        .order
+        .iter()
+        .filter_map(|&i| plan.stages.get(i)?.as_ref())
+        .flat_map(|stage| &stage.steps)
+        .filter_map(|step| match &step.op {
+            crate::plan::Op::Run(run) => Some(run),
+            _ => None,
+        });
+    let mode = |run: &RunOp| run.network.clone().or(env.options.network.clone());
+    let defaults = runs.filter(|run| !matches!(mode(run).as_deref(), Some("none" | "host")));
+    if defaults.count() > 0 {
+        if let Ok(Network::Private(pasta)) = step_network(None) {
+            env.netns.prewarm(&pasta);
+        }
+    }
+}
+
 /// The step's `/etc/resolv.conf`: none without a network, the host's on the host's
 /// network, the host's with loopback resolvers replaced by `pasta`'s forwarder on a
 /// private one.
@@ -251,6 +293,6 @@ fn resolv_conf(network: &Network) -> String {
     match network {
         Network::None => String::new(),
         Network::Host => host(),
-        Network::Private(_) => network::resolv_conf(&host()),
+        Network::Private(_) | Network::Joined(_) => network::resolv_conf(&host()),
     }
 }

@@ -188,6 +188,46 @@ fn dns_in_a_step_goes_through_pastas_forwarder() {
     }
 }
 
+#[test]
+fn steps_reuse_a_namespace_they_cannot_reconfigure() {
+    // The first step tries what a step left in a shared namespace could break: an
+    // address, a route, the link state (all need CAP_NET_ADMIN, which no step has).
+    let Some(t) = busybox(
+        "RUN readlink /proc/self/ns/net > /ns1; \\
+            (ip addr add 10.9.9.9/24 dev lo; echo $?) > /addr 2>&1; \\
+            (ip route add 10.8.0.0/16 via 10.0.2.2; echo $?) > /route 2>&1; \\
+            (ip link set lo down; echo $?) > /down 2>&1\n\
+         RUN readlink /proc/self/ns/net > /ns2; ip -4 addr > /addrs; ip route > /routes\n",
+        &[],
+    ) else {
+        return;
+    };
+    let out = t.path("out");
+    t.build(&["-o", &format!("type=local,dest={}", out.display())]);
+    let ns1 = read(&out, "ns1");
+    assert!(ns1.starts_with("net:["), "{ns1}");
+    assert_eq!(
+        ns1,
+        read(&out, "ns2"),
+        "the second step reuses the namespace"
+    );
+    for attempt in ["addr", "route", "down"] {
+        let said = read(&out, attempt);
+        let code = said.lines().last().unwrap_or_default();
+        assert!(
+            code != "0" && said.contains("not permitted"),
+            "{attempt}: {said}"
+        );
+    }
+    let addrs = read(&out, "addrs");
+    assert!(addrs.contains("inet 10.0.2.100/24"), "{addrs}");
+    assert!(!addrs.contains("10.9.9.9"), "{addrs}");
+    assert!(!addrs.contains("state DOWN"), "lo stays up: {addrs}");
+    let routes = read(&out, "routes");
+    assert!(routes.contains("default via 10.0.2.2"), "{routes}");
+    assert!(!routes.contains("10.8.0.0"), "{routes}");
+}
+
 /// `(pid, parent pid, comm, start time)` of every host process.
 fn processes() -> Vec<(u32, u32, String, u64)> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
@@ -239,13 +279,13 @@ fn poll<T>(secs: u64, get: impl Fn() -> T, done: impl Fn(&T) -> bool) -> T {
 }
 
 #[test]
-fn pasta_ends_with_the_step_and_with_a_killed_build() {
+fn pasta_ends_with_a_killed_build() {
     let Some(t) = busybox("RUN sleep 30\n", &[]) else {
         return;
     };
     let ctx = t.context().to_string_lossy().into_owned();
     let root = t.root();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rbuild"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_rbuild"))
         .args([
             "--root",
             &root.to_string_lossy(),
@@ -257,10 +297,16 @@ fn pasta_ends_with_the_step_and_with_a_killed_build() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("start rbuild");
+    kill_during_sleep_leaves_nothing(child);
+}
+
+/// Waits until the build `child` runs a step's `sleep` with its `pasta` (the pooled
+/// namespace's), kills it (`kill -9`), and checks that none of its processes is left.
+pub(crate) fn kill_during_sleep_leaves_nothing(mut child: std::process::Child) {
     let is_pasta = |p: &(u32, String, u64)| p.1.starts_with("pas");
-    // Wait for `sleep 30`'s step: its pasta is then the only one of the build.
+    // Wait for the `sleep` step: the build's one pasta (the pooled namespace's) runs.
     let seen = poll(
-        30,
+        60,
         || tree(child.id()),
         |m| m.iter().any(is_pasta) && m.iter().any(|p| p.1 == "sleep"),
     );

@@ -437,6 +437,21 @@ fn rootless_refuses_a_store_of_another_user_saying_why() {
 }
 
 #[test]
+fn rootless_default_network_leaves_no_pasta_after_a_kill() {
+    let Some(home) = Home::new(USER) else { return };
+    let dockerfile = busybox_dockerfile("RUN sleep 30\n");
+    let ctx = home.context("ctx", &[("Dockerfile", &dockerfile)]);
+    let ctx = ctx.to_string_lossy().into_owned();
+    let child = home
+        .command(&["build", "--progress", "plain", &ctx], &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    crate::network::kill_during_sleep_leaves_nothing(child);
+}
+
+#[test]
 fn rootless_default_network_reaches_the_hosts_address_but_not_its_loopback() {
     let Some(home) = Home::new(USER) else { return };
     let Some(ip) = crate::network::host_ip() else {

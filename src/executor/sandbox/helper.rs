@@ -178,10 +178,12 @@ fn sandbox(prepared: &Prepared, report: &Reporter, cgroup: Option<&Entry>) -> u8
 }
 
 /// For a private network: unshares the network namespace (the helper's, so that
-/// init inherits it) and starts `pasta` on it, still in the caller's mount namespace.
+/// init inherits it) and starts `pasta` on it, still in the caller's mount namespace;
+/// for a joined one: `setns` into it (ready already).
 fn private_network(network: &Network) -> io::Result<Option<(network::Pasta, OwnedFd)>> {
     match network {
         Network::Private(pasta) => network::start(pasta).map(Some),
+        Network::Joined(ns) => network::join(ns).map(|()| None),
         Network::Host | Network::None => Ok(None),
     }
 }

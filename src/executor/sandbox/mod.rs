@@ -14,7 +14,8 @@
 //! - New mount, pid, uts and ipc namespaces, and a new network namespace: with only
 //!   `lo` (up) for [`Network::None`], with outbound access through `pasta` (user-mode
 //!   networking; the host's loopback unreachable) for [`Network::Private`] (see
-//!   [`network`]); [`Network::Host`] shares the host's network.
+//!   [`network`]), or joining one of the build's such namespaces for
+//!   [`Network::Joined`] (see [`netpool`]); [`Network::Host`] shares the host's network.
 //! - The root is `spec.rootfs` (`pivot_root`), mounted `nodev` with every mount below
 //!   it (not `nosuid`: setuid bits of images stay, as under Docker); `/proc` is a new
 //!   procfs of the step's pid namespace; `/dev` a small `nosuid,nodev` tmpfs with
@@ -63,7 +64,8 @@
 //! ```text
 //! caller (multi-threaded) ──spawn /proc/self/exe as `rbuild-sandbox`──> helper
 //!   helper: PDEATHSIG, read spec, create the step cgroup, [private network:
-//!           unshare(net), spawn pasta on it (PDEATHSIG SIGKILL)], unshare(mnt,uts,ipc,
+//!           unshare(net), spawn pasta on it (PDEATHSIG SIGKILL) | joined network:
+//!           setns into the pooled one], unshare(mnt,uts,ipc,
 //!           pid[,net]), fork (v2: clone3 into the cgroup) ──> init (pid 1)
 //!     init: joins the cgroup (v1), mounts, pivot_root, [waits for pasta's ready],
 //!           fork ──> command: setsid, rlimits, ids, caps, nnp, seccomp, execve
@@ -123,6 +125,7 @@
 //! | `cgroup/` | the step's cgroup: discovery, v1/v2 files, counters, stale ones |
 //! | `limits.rs` | [`Limits`]: cgroup values, `--ulimit`, `/dev/shm` size |
 //! | `network.rs` | [`Network::Private`]: `pasta` started, awaited and stopped; the step's `resolv.conf` |
+//! | `netpool.rs` | [`NetPool`]: the build's reused default-network namespaces, their holder processes |
 //! | `seccomp/` | the shipped profile, its evaluation and the BPF compiler |
 //! | `wire.rs` | the caller ↔ helper protocol |
 //! | `sys/` | every `unsafe` block of the sandbox, one file per family of system calls |
@@ -134,6 +137,7 @@ mod error;
 mod helper;
 mod host;
 mod limits;
+pub mod netpool;
 pub mod network;
 pub(crate) mod rootfs;
 mod seccomp;
@@ -154,6 +158,13 @@ pub use limits::{
     Limits, Swap, SwapTotal, Ulimit, UlimitError, UlimitName, DEFAULT_CPU_PERIOD,
     DEFAULT_PIDS_LIMIT, DEFAULT_SHM_SIZE,
 };
+
+pub use netpool::{NetPool, HOLDER_ARGV0 as NETNS_HOLDER_ARGV0};
+
+/// The namespace holder's entry point (registered in [`crate::reexec`]).
+pub fn netns_holder_main() -> u8 {
+    netpool::holder_main()
+}
 
 /// `argv[0]` under which [`crate::reexec`] runs the sandbox helper.
 pub const HELPER_ARGV0: &str = "rbuild-sandbox";
@@ -213,6 +224,10 @@ pub enum Network {
     /// executable at this path ([`network`]): the default, as BuildKit's per-step
     /// namespace behind NAT.
     Private(PathBuf),
+    /// The network namespace at this path (`/proc/<pid>/ns/net` of a holder of the
+    /// build's [`netpool`]), already set up like [`Network::Private`]'s: the step
+    /// joins it instead of starting `pasta`.
+    Joined(PathBuf),
 }
 
 /// One extra mount.
