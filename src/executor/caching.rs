@@ -239,6 +239,7 @@ impl Sources<'_> {
             attrs: Attrs::default(),
             created: 0,
             cancel: Some(&self.cache.cancel),
+            backing: None,
         };
         if !tree.lasting() {
             // Fetched for this build: nothing to keep for the next one.

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use super::copy::{self, Attrs, CopyRequest, SourceTree};
+use super::copy::{self, Attrs, Backing, CopyRequest, SourceTree};
 use super::env::Layer;
 use super::error::ExecError;
 use super::stage_env::StageEnv;
@@ -27,14 +27,20 @@ pub fn fs_step(
             let owner = owner_in(&root, &step.state.user)?;
             copy::ensure_dir(&root, path, owner)?;
         }
-        Op::Copy(c) => copy_step(env, c, &root)?,
+        Op::Copy(c) => copy_step(env, c, &root, step_root.upperdir().as_deref())?,
         Op::Meta | Op::Run(_) => {}
     }
     step_root.commit()
 }
 
-/// Copies what `op` selects into `root` (a step root being written).
-pub(super) fn copy_step(env: &StageEnv<'_>, op: &CopyOp, root: &Path) -> Result<(), ExecError> {
+/// Copies what `op` selects into `root` (a step root being written; `upper`: its
+/// overlay's upperdir).
+pub(super) fn copy_step(
+    env: &StageEnv<'_>,
+    op: &CopyOp,
+    root: &Path,
+    upper: Option<&Path>,
+) -> Result<(), ExecError> {
     let owner = match &op.options.chown {
         Some(spec) => Some(owner_in(root, spec)?),
         None => None,
@@ -56,6 +62,10 @@ pub(super) fn copy_step(env: &StageEnv<'_>, op: &CopyOp, root: &Path) -> Result<
         },
         created: env.build.created.epoch,
         cancel: Some(&env.build.options.cancel),
+        backing: upper.map(|upper| Backing {
+            merged: root,
+            upper,
+        }),
     };
     if let Some(tree) = env.build.tree(&op.source)? {
         copy::copy(&SourceTree::Context(tree.get()?), &req, root)?;

@@ -284,6 +284,15 @@ impl StepRoot<'_> {
         self.mounted.unmount()
     }
 
+    /// For an overlay root, its upperdir: where a directory the step creates through
+    /// the root really is (`None` for a native root, which is a directory itself).
+    pub fn upperdir(&self) -> Option<PathBuf> {
+        match &self.mounted.kind {
+            RootKind::Overlay(_) => Some(self.mounted.dirs.path("upper")),
+            RootKind::Native(_) => None,
+        }
+    }
+
     /// Turns what the step changed into a layer blob and the snapshot of the new chain
     /// on top of the root's layers; `None` if nothing changed.
     pub fn commit(mut self) -> Result<Option<Layer>, ExecError> {

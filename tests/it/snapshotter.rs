@@ -248,3 +248,47 @@ fn ctrl_c_under_native_leaves_no_temp_dirs() {
         "work directories emptied: {leftovers:?}"
     );
 }
+
+/// A COPY into directories it creates writes below them straight into the overlay's
+/// upperdir; with two sources over the same new tree the second still wins, and the
+/// layer is byte for byte the native snapshotter's.
+#[test]
+fn copies_into_new_directories_give_native_layers_and_the_last_source_wins() {
+    let df = "FROM base\nCOPY a/ b/ /dst/\nCOPY a/ /dst/again/\nRUN cat /dst/x/y/f /dst/x/only-a /dst/x/only-b /dst/again/x/y/f > /seen\n";
+    let files = [
+        ("a/x/y/f", "from a\n"),
+        ("a/x/only-a", "a\n"),
+        ("b/x/y/f", "from b\n"),
+        ("b/x/only-b", "b\n"),
+    ];
+    let Some(t) = busybox(df, &files) else {
+        return;
+    };
+    if !have("umoci") {
+        return;
+    }
+    let overlay_store = t.path("store-overlay");
+    let a = build_into(
+        &t,
+        &overlay_store,
+        &["-t", "c:overlay", "--snapshotter", "overlayfs"],
+        &[EPOCH],
+    );
+    let b = build_into(
+        &t,
+        &t.root(),
+        &["-t", "c:native", "--snapshotter", "native"],
+        &[EPOCH],
+    );
+    assert_eq!(
+        diff_ids(&overlay_store, "c:overlay"),
+        diff_ids(&t.root(), "c:native")
+    );
+    assert_eq!(a.stdout, b.stdout, "the same image ID");
+    let rootfs = umoci_unpack(&t, "c:native");
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("seen")).unwrap(),
+        "from b\na\nb\nfrom a\n"
+    );
+    assert!(leaked_mounts(&overlay_store).is_empty());
+}

@@ -105,6 +105,7 @@ mod tests {
             attrs: Attrs::default(),
             created: 0,
             cancel: None,
+            backing: None,
         }
     }
 

@@ -16,7 +16,7 @@ pub use digest::{source_inputs, FileDigest};
 pub use fetch::url_identity;
 pub use git::{add_git, GitPins};
 pub use source::{clean_relative, has_wildcards, ContextIndex, Node, SourceTree};
-pub use write::{ensure_dir, host_path, set_mtime, write_stream, Attrs};
+pub use write::{ensure_dir, host_path, set_mtime, write_stream, Attrs, Backing, How};
 
 use std::path::Path;
 
@@ -35,6 +35,19 @@ pub struct CopyRequest<'a> {
     pub created: i64,
     /// Checked before each entry: a set flag stops the copy with `Interrupted`.
     pub cancel: Option<&'a std::sync::atomic::AtomicBool>,
+    /// The root's upperdir when it is an overlay (see [`Backing`]).
+    pub backing: Option<Backing<'a>>,
+}
+
+impl<'a> CopyRequest<'a> {
+    /// How entries are written, with `keep` as the filter.
+    fn how(&'a self, keep: &'a dyn Fn(&str) -> Result<bool>) -> How<'a> {
+        How {
+            attrs: &self.attrs,
+            keep,
+            backing: self.backing,
+        }
+    }
 }
 
 impl CopyRequest<'_> {
@@ -192,7 +205,7 @@ fn copy_selected(
             dest_path.to_owned()
         };
         let host = ensure_dir(root, &target, owner)?;
-        return write::copy_children(tree, node, &host, &req.attrs, keep);
+        return write::copy_children(tree, node, &host, &req.how(keep));
     }
     if req.extract_archives() && node.meta.is_file() {
         let open = || tree.open_file(node);
@@ -212,7 +225,7 @@ fn copy_selected(
         dest_path.to_owned()
     };
     let host = place(root, &target, owner)?;
-    write::copy_node(tree, node, &host, &req.attrs, keep)
+    write::copy_node(tree, node, &host, &req.how(keep))
 }
 
 /// Fetches an ADD's URL source into the destination.
@@ -306,6 +319,7 @@ mod tests {
             attrs: Attrs::default(),
             created: 0,
             cancel: None,
+            backing: None,
         };
         let result = copy(&SourceTree::Context(&index), &req, root.path());
         (root, result)
@@ -362,6 +376,7 @@ mod tests {
             },
             created: 0,
             cancel: None,
+            backing: None,
         };
         copy(&SourceTree::Context(&index), &req, root.path()).unwrap();
         let app = root.path().join("app");
@@ -439,6 +454,7 @@ mod tests {
             },
             created: 0,
             cancel: None,
+            backing: None,
         };
         copy(&SourceTree::Context(&index), &req, root.path()).unwrap();
         assert!(

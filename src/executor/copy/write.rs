@@ -113,6 +113,28 @@ fn clear(host: &Path) -> Result<()> {
     }
 }
 
+/// An overlay step root and its upperdir. Below a directory this copy made, nothing
+/// of the lower layers shows and the overlay has looked nothing up, so its contents are
+/// written straight into the upperdir: a file created through overlayfs costs about 1.7
+/// times one created on the filesystem below (100k-file COPYs). The overlay is
+/// unmounted before the upperdir is read, and never sees those entries.
+#[derive(Debug, Clone, Copy)]
+pub struct Backing<'a> {
+    /// The step root (the overlay's mount point).
+    pub merged: &'a Path,
+    /// The overlay's upperdir.
+    pub upper: &'a Path,
+}
+
+impl Backing<'_> {
+    /// Where a directory made through the overlay at `dest` is, if `dest` is in it.
+    fn real(backing: Option<&Self>, dest: &Path) -> PathBuf {
+        backing
+            .and_then(|b| Some(b.upper.join(dest.strip_prefix(b.merged).ok()?)))
+            .unwrap_or_else(|| dest.to_path_buf())
+    }
+}
+
 /// What is known of a destination path before writing to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Dest {
@@ -124,41 +146,37 @@ enum Dest {
 
 /// Copies one node (recursively for directories) to host path `dest`, whose parent
 /// exists. `keep` filters descendants by their tree-relative path.
-pub fn copy_node(
-    tree: &SourceTree<'_>,
-    node: &Node,
-    dest: &Path,
-    attrs: &Attrs,
-    keep: &dyn Fn(&str) -> Result<bool>,
-) -> Result<()> {
-    write_node(tree, node, dest, attrs, keep, Dest::MayExist)
+pub fn copy_node(tree: &SourceTree<'_>, node: &Node, dest: &Path, how: &How<'_>) -> Result<()> {
+    write_node(tree, node, dest, how, Dest::MayExist)
 }
 
 /// Copies the contents of directory `node` into existing host directory `dest`.
-pub fn copy_children(
-    tree: &SourceTree<'_>,
-    node: &Node,
-    dest: &Path,
-    attrs: &Attrs,
-    keep: &dyn Fn(&str) -> Result<bool>,
-) -> Result<()> {
-    write_children(tree, node, dest, attrs, keep, Dest::MayExist)
+pub fn copy_children(tree: &SourceTree<'_>, node: &Node, dest: &Path, how: &How<'_>) -> Result<()> {
+    write_children(tree, node, dest, how, Dest::MayExist)
+}
+
+/// How a copy writes: owners and modes, which descendants it keeps, and the backing
+/// directory of an overlay root.
+pub struct How<'a> {
+    pub attrs: &'a Attrs,
+    /// Filters descendants by their tree-relative path.
+    pub keep: &'a dyn Fn(&str) -> Result<bool>,
+    pub backing: Option<Backing<'a>>,
 }
 
 fn write_children(
     tree: &SourceTree<'_>,
     node: &Node,
     dest: &Path,
-    attrs: &Attrs,
-    keep: &dyn Fn(&str) -> Result<bool>,
+    how: &How<'_>,
     state: Dest,
 ) -> Result<()> {
     for child in tree.children(&node.rel)? {
-        if !keep(&child.rel)? {
+        if !(how.keep)(&child.rel)? {
             continue;
         }
         let name = child.rel.rsplit('/').next().unwrap_or_default();
-        write_node(tree, &child, &dest.join(name), attrs, keep, state)?;
+        write_node(tree, &child, &dest.join(name), how, state)?;
     }
     Ok(())
 }
@@ -167,17 +185,20 @@ fn write_node(
     tree: &SourceTree<'_>,
     node: &Node,
     dest: &Path,
-    attrs: &Attrs,
-    keep: &dyn Fn(&str) -> Result<bool>,
+    how: &How<'_>,
     state: Dest,
 ) -> Result<()> {
-    let ft = node.meta.file_type();
+    let (ft, attrs) = (node.meta.file_type(), how.attrs);
     if ft.is_dir() {
         let children = make_dir(node, dest, state)?;
         chown(dest, attrs.owner_of(&node.meta))?;
         fs::set_permissions(dest, fs::Permissions::from_mode(attrs.mode_of(&node.meta)))
             .map_err(ExecError::fs("cannot set mode of", dest))?;
-        write_children(tree, node, dest, attrs, keep, children)?;
+        let inside = match children {
+            Dest::Absent => Backing::real(how.backing.as_ref(), dest),
+            Dest::MayExist => dest.to_path_buf(),
+        };
+        write_children(tree, node, &inside, how, children)?;
         return set_mtime(dest, &node.meta);
     }
     if state == Dest::MayExist {

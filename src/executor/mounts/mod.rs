@@ -304,6 +304,7 @@ fn seed_cache(
         },
         created: env.build.created.epoch,
         cancel: Some(&env.build.options.cancel),
+        backing: None,
     };
     if let Some(tree) = env.build.tree(from)? {
         return copy::copy(&SourceTree::Context(tree.get()?), &req, dir);

@@ -47,7 +47,12 @@ pub(super) fn tree_layer(
         ..CopyOp::default()
     };
     let step_root = env.roots.root(&[])?;
-    copy_step(env, &op, &step_root.target())?;
+    copy_step(
+        env,
+        &op,
+        &step_root.target(),
+        step_root.upperdir().as_deref(),
+    )?;
     let layer = step_root.commit()?;
     cache.record(key, layer.as_ref(), now)?;
     Ok(layer.map(|l| (l, now.clone())))
