@@ -44,7 +44,10 @@ impl BuildArgs {
         if effects.uncompressed {
             self.compression = Compression::Uncompressed;
         }
-        self.platform = self.platform.or(effects.platform);
+        self.platform = self
+            .platform
+            .or(effects.platform)
+            .or_else(platform_from_env);
         let build_args = self.all_build_args()?;
         let prepared = self.prepare_inputs(&build_args, &root)?;
         let source_date_epoch =
@@ -143,10 +146,22 @@ impl BuildArgs {
 
     /// `--platform`, else this machine's.
     fn target_platform(&self) -> anyhow::Result<Platform> {
-        match &self.platform {
-            Some(p) => p.parse().context("--platform"),
-            None => Ok(Platform::host()),
+        Ok(self.asked_platform()?.unwrap_or_else(Platform::host))
+    }
+
+    /// The one platform `--platform` (or its environment variables) names, if any.
+    fn asked_platform(&self) -> anyhow::Result<Option<Platform>> {
+        let Some(text) = &self.platform else {
+            return Ok(None);
+        };
+        let mut list = crate::plan::parse_platforms(text).context("--platform")?;
+        if list.len() > 1 {
+            anyhow::bail!(
+                "--platform {text}: several platforms in one build are not supported yet \
+                 (issue 18); build each platform with its own --platform"
+            );
         }
+        Ok(list.pop())
     }
 
     /// The library's options from the flags and what was read from them.
@@ -163,6 +178,7 @@ impl BuildArgs {
             .iter()
             .map(|v| super::cache_arg::cache_to(v))
             .collect::<anyhow::Result<_>>()?;
+        let platform = self.asked_platform()?;
         Ok(BuildOptions {
             registry: self.registry.options(&root)?,
             root,
@@ -178,12 +194,7 @@ impl BuildArgs {
             tags: outputs.tags,
             build_args,
             target: self.target,
-            platform: self
-                .platform
-                .as_deref()
-                .map(str::parse)
-                .transpose()
-                .context("--platform")?,
+            platform,
             labels: key_values(&self.labels, "--label", false)?,
             annotations: outputs.annotations,
             outputs: outputs.exports,
@@ -431,6 +442,15 @@ fn add_host(spec: &str) -> anyhow::Result<(String, String)> {
 /// A build-arg's boolean value as BuildKit reads it (Go's `strconv.ParseBool`).
 fn is_true(value: &str) -> bool {
     matches!(value, "1" | "t" | "T" | "true" | "TRUE" | "True")
+}
+
+/// `--platform` from the environment when the flag is not given: `RBUILD_PLATFORM`,
+/// else `DOCKER_DEFAULT_PLATFORM` (what docker reads); empty values are unset.
+fn platform_from_env() -> Option<String> {
+    ["RBUILD_PLATFORM", "DOCKER_DEFAULT_PLATFORM"]
+        .iter()
+        .filter_map(|name| std::env::var(name).ok())
+        .find(|value| !value.trim().is_empty())
 }
 
 #[cfg(test)]
