@@ -1,0 +1,170 @@
+//! `--platform` on a multi-platform base (Debian's busybox-static for amd64 and arm64
+//! in one index, [`crate::multiarch`]): the index resolved to the platform asked for,
+//! variants normalized as containerd does, a platform the base lacks refused naming
+//! those it has, the platform build arguments as BuildKit defines them.
+
+use std::path::Path;
+
+use crate::multiarch::push_busybox_multi;
+use crate::registry::{available, Registry};
+use crate::support::{can_mount, run_ok, TestContext};
+
+/// ELF `e_machine` values.
+const EM_X86_64: u16 = 62;
+const EM_AARCH64: u16 = 183;
+
+/// The machine a binary is for, from its ELF header.
+fn elf_machine(file: &Path) -> u16 {
+    let bytes = std::fs::read(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    assert_eq!(&bytes[..4], b"\x7fELF", "{} is no ELF file", file.display());
+    u16::from_le_bytes([bytes[18], bytes[19]])
+}
+
+/// The host's ELF machine.
+fn host_machine() -> u16 {
+    if cfg!(target_arch = "aarch64") {
+        EM_AARCH64
+    } else {
+        EM_X86_64
+    }
+}
+
+/// A registry holding the multi-arch base; `None` (skip) without the tools.
+fn multi_base() -> Option<(Registry, String)> {
+    if !available(&["skopeo", "dpkg-deb", "apt-get"]) {
+        return None;
+    }
+    let reg = Registry::plain();
+    let base = push_busybox_multi(&reg)?;
+    Some((reg, base))
+}
+
+/// The `architecture`, `os` and `variant` of image `name`'s config.
+fn config_platform(t: &TestContext, name: &str) -> (String, String, String) {
+    let (json, _) = run_ok(&t.root(), &["inspect", name], &[]);
+    let v: serde_json::Value = serde_json::from_str(&json).expect("inspect JSON");
+    let field = |k: &str| v["config"][k].as_str().unwrap_or_default().to_owned();
+    (field("architecture"), field("os"), field("variant"))
+}
+
+#[test]
+fn from_an_index_takes_the_platform_asked_for() {
+    let Some((_reg, base)) = multi_base() else {
+        return;
+    };
+    let t = TestContext::new(&format!("FROM {base}\nCOPY a /a\n"), &[("a", "a\n")]);
+    let cases = [
+        (None, host_machine()),
+        (Some("linux/arm64"), EM_AARCH64),
+        (Some("linux/arm64/v8"), EM_AARCH64),
+        (Some("LINUX/AARCH64"), EM_AARCH64),
+        (Some("linux/amd64"), EM_X86_64),
+    ];
+    for (i, (platform, machine)) in cases.into_iter().enumerate() {
+        let out = t.path(&format!("out{i}"));
+        let tag = format!("app:{i}");
+        let dest = format!("type=local,dest={}", out.display());
+        let mut args = vec!["-t", &tag, "-o", &dest];
+        if let Some(p) = platform {
+            args.extend(["--platform", p]);
+        }
+        t.build(&args);
+        assert_eq!(
+            elf_machine(&out.join("bin/busybox")),
+            machine,
+            "{platform:?}"
+        );
+        let arch = if machine == EM_AARCH64 {
+            "arm64"
+        } else {
+            "amd64"
+        };
+        let (architecture, os, _) = config_platform(&t, &tag);
+        assert_eq!((architecture.as_str(), os.as_str()), (arch, "linux"));
+    }
+}
+
+#[test]
+fn the_platform_comes_from_the_environment_when_the_flag_is_not_given() {
+    let Some((_reg, base)) = multi_base() else {
+        return;
+    };
+    let t = TestContext::new(&format!("FROM {base}\nCOPY a /a\n"), &[("a", "a\n")]);
+    let ctx = t.context();
+    let ctx = ctx.to_str().expect("UTF-8 path");
+    let build = |tag: &str, env: &[(&str, &str)], flag: &[&str]| {
+        let mut args = vec!["build", "-q", "-t", tag];
+        args.extend_from_slice(flag);
+        args.push(ctx);
+        run_ok(&t.root(), &args, env);
+        config_platform(&t, tag).0
+    };
+    let docker = [("DOCKER_DEFAULT_PLATFORM", "linux/arm64")];
+    assert_eq!(build("d:1", &docker, &[]), "arm64");
+    let both = [
+        ("RBUILD_PLATFORM", "linux/amd64"),
+        ("DOCKER_DEFAULT_PLATFORM", "linux/arm64"),
+    ];
+    assert_eq!(build("r:1", &both, &[]), "amd64");
+    assert_eq!(
+        build("f:1", &docker, &["--platform", "linux/amd64"]),
+        "amd64"
+    );
+}
+
+#[test]
+fn a_platform_the_index_lacks_is_an_error_naming_those_it_has() {
+    let Some((_reg, base)) = multi_base() else {
+        return;
+    };
+    let t = TestContext::new(&format!("FROM {base}\n"), &[]);
+    let err = t.build_fails(&["--platform", "linux/arm/v7"]);
+    assert!(err.contains("linux/arm/v7"), "{err}");
+    assert!(
+        err.contains("linux/amd64") && err.contains("linux/arm64/v8"),
+        "{err}"
+    );
+    let err = t.build_fails(&["--platform", "linux/arm64/"]);
+    assert!(err.contains("--platform"), "{err}");
+}
+
+#[test]
+fn platform_args_are_buildkits_and_the_build_stage_runs_natively() {
+    if !can_mount() {
+        return;
+    }
+    let Some((_reg, base)) = multi_base() else {
+        return;
+    };
+    let dockerfile = format!(
+        "FROM --platform=$BUILDPLATFORM {base} AS build\n\
+         ARG TARGETPLATFORM TARGETOS TARGETARCH TARGETVARIANT BUILDPLATFORM BUILDARCH\n\
+         RUN echo \"$TARGETPLATFORM|$TARGETOS|$TARGETARCH|$TARGETVARIANT|$BUILDPLATFORM|$BUILDARCH|$(uname -m)\" > /args\n\
+         FROM scratch\nCOPY --from=build /args /args\n"
+    );
+    let t = TestContext::new(&dockerfile, &[]);
+    let host_arch = if cfg!(target_arch = "aarch64") {
+        "arm64"
+    } else {
+        "amd64"
+    };
+    let host_uname = if host_arch == "arm64" {
+        "aarch64"
+    } else {
+        "x86_64"
+    };
+    for (i, asked, target, arch, variant) in [
+        (0, "linux/arm64/v8", "linux/arm64", "arm64", ""),
+        (1, "linux/amd64", "linux/amd64", "amd64", ""),
+    ] {
+        let out = t.path(&format!("out{i}"));
+        let dest = format!("type=local,dest={}", out.display());
+        t.build(&["--platform", asked, "-o", &dest]);
+        let args = std::fs::read_to_string(out.join("args")).expect("/args");
+        let build = format!("linux/{host_arch}");
+        assert_eq!(
+            args.trim(),
+            format!("{target}|linux|{arch}|{variant}|{build}|{host_arch}|{host_uname}")
+        );
+    }
+}
