@@ -211,6 +211,12 @@ pub fn run(args: BuildArgs, root: PathBuf) -> anyhow::Result<ExitCode> {
     let load = args.compat.load;
     // `_prepared` keeps fetched contexts until the build is done.
     let (options, progress, push, _prepared) = args.into_options(root)?;
+    if load && !options.platforms.is_empty() {
+        anyhow::bail!(
+            "--load with several --platform values: Docker loads one platform's image; \
+             build with one --platform to load it, or --push the index"
+        );
+    }
     private_mounts();
     let interrupted = on_interrupt(&options.cancel);
     if explain {

@@ -149,19 +149,20 @@ impl BuildArgs {
         Ok(self.asked_platform()?.unwrap_or_else(Platform::host))
     }
 
-    /// The one platform `--platform` (or its environment variables) names, if any.
+    /// The platform `--platform` (or its environment variables) names, if one.
     fn asked_platform(&self) -> anyhow::Result<Option<Platform>> {
-        let Some(text) = &self.platform else {
-            return Ok(None);
-        };
-        let mut list = crate::plan::parse_platforms(text).context("--platform")?;
-        if list.len() > 1 {
-            anyhow::bail!(
-                "--platform {text}: several platforms in one build are not supported yet \
-                 (issue 18); build each platform with its own --platform"
-            );
+        let mut list = self.asked_platforms()?;
+        Ok(if list.len() == 1 { list.pop() } else { None })
+    }
+
+    /// Every platform `--platform` (or its environment variables) names.
+    fn asked_platforms(&self) -> anyhow::Result<Vec<Platform>> {
+        match &self.platform {
+            None => Ok(Vec::new()),
+            Some(text) => {
+                crate::plan::parse_platforms(text).with_context(|| format!("--platform {text}"))
+            }
         }
-        Ok(list.pop())
     }
 
     /// The library's options from the flags and what was read from them.
@@ -179,6 +180,13 @@ impl BuildArgs {
             .map(|v| super::cache_arg::cache_to(v))
             .collect::<anyhow::Result<_>>()?;
         let platform = self.asked_platform()?;
+        let platforms = match self.asked_platforms()? {
+            list if list.len() > 1 => list,
+            _ => Vec::new(),
+        };
+        if !platforms.is_empty() {
+            several_platforms_outputs(&outputs.exports)?;
+        }
         Ok(BuildOptions {
             registry: self.registry.options(&root)?,
             root,
@@ -195,6 +203,8 @@ impl BuildArgs {
             build_args,
             target: self.target,
             platform,
+            platforms,
+            index_part: false,
             labels: key_values(&self.labels, "--label", false)?,
             annotations: outputs.annotations,
             outputs: outputs.exports,
@@ -442,6 +452,25 @@ fn add_host(spec: &str) -> anyhow::Result<(String, String)> {
 /// A build-arg's boolean value as BuildKit reads it (Go's `strconv.ParseBool`).
 fn is_true(value: &str) -> bool {
     matches!(value, "1" | "t" | "T" | "true" | "TRUE" | "True")
+}
+
+/// The outputs a multi-platform build can write today: the store (and `--push`), and
+/// `type=local` (a directory per platform); the others are refused, naming what to use.
+fn several_platforms_outputs(outputs: &[crate::executor::Output]) -> anyhow::Result<()> {
+    use crate::executor::Output;
+    for output in outputs {
+        let kind = match output {
+            Output::Local { .. } => continue,
+            Output::Oci { .. } => "oci",
+            Output::Docker { .. } => "docker",
+            Output::Tar { .. } => "tar",
+        };
+        anyhow::bail!(
+            "-o type={kind} with several --platform values is not supported yet: \
+             use --push or type=local (a directory per platform), or build one platform"
+        );
+    }
+    Ok(())
 }
 
 /// `--platform` from the environment when the flag is not given: `RBUILD_PLATFORM`,

@@ -21,6 +21,7 @@ mod file_steps;
 mod finish;
 mod limits;
 mod mounts;
+mod multi;
 mod named;
 mod options;
 mod resolver;

@@ -6,8 +6,9 @@
 use std::path::Path;
 
 use crate::multiarch::push_busybox_multi;
+use crate::pushpull::skopeo;
 use crate::registry::{available, Registry};
-use crate::support::{can_mount, run_ok, TestContext};
+use crate::support::{can_mount, have, run_ok, TestContext};
 
 /// ELF `e_machine` values.
 const EM_X86_64: u16 = 62;
@@ -167,4 +168,140 @@ fn platform_args_are_buildkits_and_the_build_stage_runs_natively() {
             format!("{target}|linux|{arch}|{variant}|{build}|{host_arch}|{host_uname}")
         );
     }
+}
+
+/// `/out` of the cross-compiled image for `platform` pulled back from `reference` with
+/// skopeo and unpacked with umoci; its busybox's ELF machine.
+fn pulled_back(t: &TestContext, reference: &str, arch: &str) -> (String, u16) {
+    let layout = t.path(&format!("pulled-{arch}"));
+    skopeo(&[
+        "copy",
+        "--quiet",
+        "--src-tls-verify=false",
+        "--override-arch",
+        arch,
+        &format!("docker://{reference}"),
+        &format!("oci:{}:img", layout.display()),
+    ]);
+    let bundle = t.path(&format!("bundle-{arch}"));
+    let out = std::process::Command::new("umoci")
+        .args(["unpack", "--rootless", "--image"])
+        .arg(format!("{}:img", layout.display()))
+        .arg(&bundle)
+        .output()
+        .expect("umoci");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rootfs = bundle.join("rootfs");
+    let text = std::fs::read_to_string(rootfs.join("out")).expect("/out");
+    (
+        text.trim().to_owned(),
+        elf_machine(&rootfs.join("bin/busybox")),
+    )
+}
+
+#[test]
+fn two_platforms_cross_compiled_make_one_index_pushed_after_its_manifests() {
+    if !can_mount() || !have("umoci") || !have("podman") {
+        return;
+    }
+    let Some((reg, base)) = multi_base() else {
+        return;
+    };
+    let t = TestContext::new(
+        &format!(
+            "FROM --platform=$BUILDPLATFORM {base} AS build\nARG TARGETARCH\n\
+             RUN echo \"$TARGETARCH $(uname -m)\" > /out\n\
+             FROM {base}\nCOPY --from=build /out /out\n"
+        ),
+        &[],
+    );
+    let app = format!("{}/app:1", reg.host());
+    let local = t.path("local");
+    let meta = t.path("meta.json");
+    let out = t.build(&[
+        "--platform",
+        "linux/amd64,linux/arm64",
+        "-t",
+        &app,
+        "--push",
+        "-o",
+        &format!("type=local,dest={}", local.display()),
+        "--metadata-file",
+        meta.to_str().expect("UTF-8 path"),
+    ]);
+    // The registry holds an index of two manifests, the metadata file names it.
+    let raw = skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{app}"),
+    ]);
+    let index: serde_json::Value = serde_json::from_str(&raw).expect("index JSON");
+    assert_eq!(
+        index["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let platforms: Vec<String> = index["manifests"]
+        .as_array()
+        .expect("manifests")
+        .iter()
+        .map(|m| format!("{}/{}", m["platform"]["os"], m["platform"]["architecture"]))
+        .collect();
+    assert_eq!(platforms, ["\"linux\"/\"amd64\"", "\"linux\"/\"arm64\""]);
+    let digest = crate::registry::digest(raw.as_bytes());
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&meta).expect("metadata")).expect("JSON");
+    assert_eq!(meta["containerimage.digest"], digest.as_str());
+    assert!(out.ends_with(&digest), "{out}");
+    // The build stage ran natively for each target; each image has its platform's base.
+    let host = if cfg!(target_arch = "aarch64") {
+        "aarch64"
+    } else {
+        "x86_64"
+    };
+    for (arch, machine) in [("amd64", EM_X86_64), ("arm64", EM_AARCH64)] {
+        let (text, busybox) = pulled_back(&t, &app, arch);
+        assert_eq!(text, format!("{arch} {host}"));
+        assert_eq!(busybox, machine, "{arch}");
+        let dir = local.join(format!("linux_{arch}"));
+        assert_eq!(
+            std::fs::read_to_string(dir.join("out"))
+                .expect("local /out")
+                .trim(),
+            text
+        );
+    }
+    // Podman takes the arm64 image from the index.
+    let podman_dir = t.path("podman");
+    crate::support::podman(
+        &podman_dir,
+        &[
+            "pull",
+            "-q",
+            "--tls-verify=false",
+            "--platform",
+            "linux/arm64",
+            &app,
+        ],
+    );
+    let arch = crate::support::podman(
+        &podman_dir,
+        &["image", "inspect", "--format", "{{.Architecture}}", &app],
+    );
+    assert_eq!(arch.trim(), "arm64");
+    // The store names the index; inspect shows it.
+    let (json, _) = run_ok(&t.root(), &["inspect", &app], &[]);
+    assert!(json.contains("arm64") && json.contains("amd64"), "{json}");
+}
+
+#[test]
+fn several_platforms_refuse_the_outputs_they_cannot_write_yet() {
+    let t = TestContext::new("FROM scratch\n", &[]);
+    let dest = format!("type=oci,dest={}", t.path("o.tar").display());
+    let err = t.build_fails(&["--platform", "linux/amd64,linux/arm64", "-o", &dest]);
+    assert!(err.contains("type=oci") && err.contains("--push"), "{err}");
 }
