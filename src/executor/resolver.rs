@@ -43,7 +43,7 @@ pub enum ResolveError {
         reference: String,
         has: String,
         wanted: String,
-        pull: Option<RegistryError>,
+        pull: Option<Box<RegistryError>>,
     },
 }
 
@@ -150,7 +150,7 @@ impl StoreResolver<'_> {
         if platform.accepts(&has) {
             return Ok(stored);
         }
-        let other = |source: Option<RegistryError>| ResolveError::OtherPlatform {
+        let other = |source: Option<Box<RegistryError>>| ResolveError::OtherPlatform {
             reference: reference.to_owned(),
             has: has.to_string(),
             wanted: platform.to_string(),
@@ -161,7 +161,7 @@ impl StoreResolver<'_> {
         }
         match self.pull(reference, platform) {
             Ok(pulled) => self.read_base(reference, pulled),
-            Err(ResolveError::Registry(e)) => Err(other(Some(e))),
+            Err(ResolveError::Registry(e)) => Err(other(Some(Box::new(e)))),
             Err(e) => Err(e),
         }
     }

@@ -78,7 +78,10 @@ fn make_layout() -> Option<PathBuf> {
     });
     tag_manifest(staging.path(), INDEX, index.to_string().as_bytes(), TAG);
     // Another test binary may have won the race: its layout is as good as ours.
-    let _ = std::fs::rename(staging.into_path(), &layout);
+    let staged = staging.keep();
+    if std::fs::rename(&staged, &layout).is_err() {
+        let _ = std::fs::remove_dir_all(&staged);
+    }
     Some(layout)
 }
 
