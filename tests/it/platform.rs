@@ -160,7 +160,23 @@ fn platform_args_are_buildkits_and_the_build_stage_runs_natively() {
     ] {
         let out = t.path(&format!("out{i}"));
         let dest = format!("type=local,dest={}", out.display());
-        t.build(&["--platform", asked, "-o", &dest]);
+        let ctx = t.context();
+        let built = t.rbuild(&[
+            "build",
+            "--progress",
+            "plain",
+            "--platform",
+            asked,
+            "-o",
+            &dest,
+            ctx.to_str().expect("UTF-8 path"),
+        ]);
+        let stderr = String::from_utf8_lossy(&built.stderr);
+        assert!(built.status.success(), "{stderr}");
+        assert!(
+            !stderr.contains("emulation"),
+            "no RUN is emulated: {stderr}"
+        );
         let args = std::fs::read_to_string(out.join("args")).expect("/args");
         let build = format!("linux/{host_arch}");
         assert_eq!(
@@ -222,6 +238,7 @@ fn two_platforms_cross_compiled_make_one_index_pushed_after_its_manifests() {
     let app = format!("{}/app:1", reg.host());
     let local = t.path("local");
     let meta = t.path("meta.json");
+    let before = binfmt_entries();
     let out = t.build(&[
         "--platform",
         "linux/amd64,linux/arm64",
@@ -293,6 +310,11 @@ fn two_platforms_cross_compiled_make_one_index_pushed_after_its_manifests() {
         &["image", "inspect", "--format", "{{.Architecture}}", &app],
     );
     assert_eq!(arch.trim(), "arm64");
+    assert_eq!(
+        binfmt_entries(),
+        before,
+        "binfmt_misc registrations changed"
+    );
     // The store names the index; inspect shows it.
     let (json, _) = run_ok(&t.root(), &["inspect", &app], &[]);
     assert!(json.contains("arm64") && json.contains("amd64"), "{json}");
@@ -304,4 +326,57 @@ fn several_platforms_refuse_the_outputs_they_cannot_write_yet() {
     let dest = format!("type=oci,dest={}", t.path("o.tar").display());
     let err = t.build_fails(&["--platform", "linux/amd64,linux/arm64", "-o", &dest]);
     assert!(err.contains("type=oci") && err.contains("--push"), "{err}");
+}
+
+/// The host's `binfmt_misc` registrations (empty when it is not mounted).
+fn binfmt_entries() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir("/proc/sys/fs/binfmt_misc")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_foreign_run_uses_the_hosts_emulator_or_says_what_to_install() {
+    if !can_mount() {
+        return;
+    }
+    let Some((_reg, base)) = multi_base() else {
+        return;
+    };
+    let t = TestContext::new(&format!("FROM {base}\nRUN uname -m > /arch\n"), &[]);
+    let before = binfmt_entries();
+    let registered = std::fs::read_to_string("/proc/sys/fs/binfmt_misc/qemu-aarch64")
+        .is_ok_and(|s| s.starts_with("enabled"));
+    let out = t.rbuild(&[
+        "build",
+        "--progress",
+        "plain",
+        "--platform",
+        "linux/arm64",
+        "-o",
+        &format!("type=local,dest={}", t.path("out").display()),
+        t.context().to_str().expect("UTF-8 path"),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if registered || cfg!(target_arch = "aarch64") {
+        assert!(out.status.success(), "{stderr}");
+        let arch = std::fs::read_to_string(t.path("out/arch")).expect("/arch");
+        assert_eq!(arch.trim(), "aarch64");
+    } else {
+        assert!(!out.status.success());
+        assert!(stderr.contains("qemu-aarch64"), "{stderr}");
+        assert!(stderr.contains("qemu-user-static"), "{stderr}");
+        assert!(stderr.contains("Dockerfile:2"), "{stderr}");
+    }
+    assert_eq!(
+        binfmt_entries(),
+        before,
+        "binfmt_misc registrations changed"
+    );
 }
