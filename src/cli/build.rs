@@ -76,7 +76,9 @@ pub struct BuildArgs {
     /// The stage to build.
     #[arg(long)]
     pub target: Option<String>,
-    /// Target platform (`linux/amd64`).
+    /// Target platform (`linux/amd64`), or several separated by commas (an image
+    /// index); default `RBUILD_PLATFORM`, else `DOCKER_DEFAULT_PLATFORM`, else this
+    /// machine's.
     #[arg(long)]
     pub platform: Option<String>,
     /// A label `KEY=VALUE` for the image; may be repeated.
