@@ -6,7 +6,7 @@
 
 use super::build::build_one;
 use super::error::{BuildError, ExecError};
-use super::events::Reporter;
+use super::events::{BuildEvent, Reporter};
 use super::finish::{name, write_result_files, BuildResult};
 use super::{BuildOptions, Output};
 use crate::image::Descriptor;
@@ -23,7 +23,11 @@ pub fn build_platforms(
     // Held until the index names the images: a prune between platforms keeps them.
     let _gc = store.gc_shared().map_err(ExecError::from)?;
     let mut manifests: Vec<Descriptor> = Vec::new();
-    for platform in &options.platforms {
+    let count = options.platforms.len();
+    for (i, platform) in options.platforms.iter().enumerate() {
+        reporter.event(BuildEvent::Note {
+            message: format!("platform {platform} ({}/{count})", i + 1),
+        });
         let built = build_one(&part_options(options, platform), reporter)?;
         let mut descriptor = built.descriptor;
         descriptor.annotations.clear();
