@@ -454,20 +454,22 @@ fn is_true(value: &str) -> bool {
     matches!(value, "1" | "t" | "T" | "true" | "TRUE" | "True")
 }
 
-/// The outputs a multi-platform build can write today: the store (and `--push`), and
-/// `type=local` (a directory per platform); the others are refused, naming what to use.
+/// The outputs a multi-platform build can write today: the store (and `--push`),
+/// `type=oci` (the index) without output annotations, and `type=local` (a directory
+/// per platform); the others are refused, naming what to use.
 fn several_platforms_outputs(outputs: &[crate::executor::Output]) -> anyhow::Result<()> {
     use crate::executor::Output;
     for output in outputs {
-        let kind = match output {
+        let refused = match output {
             Output::Local { .. } => continue,
-            Output::Oci { .. } => "oci",
-            Output::Docker { .. } => "docker",
-            Output::Tar { .. } => "tar",
+            Output::Oci { annotations, .. } if *annotations == Default::default() => continue,
+            Output::Oci { .. } => "annotation keys on -o type=oci",
+            Output::Docker { .. } => "-o type=docker (a docker archive holds one platform)",
+            Output::Tar { .. } => "-o type=tar",
         };
         anyhow::bail!(
-            "-o type={kind} with several --platform values is not supported yet: \
-             use --push or type=local (a directory per platform), or build one platform"
+            "{refused} with several --platform values is not supported yet: \
+             use --push, type=oci or type=local (a directory per platform), or build one platform"
         );
     }
     Ok(())

@@ -1,12 +1,14 @@
 //! Multi-platform builds (`--platform a,b`): the plan built once per platform, one
 //! after the other, sharing the store (its cache records, snapshots and context stat
 //! cache); their images listed in one image index (a Docker manifest list with the
-//! Docker format), which is what the build's tags name and what is pushed. A
-//! `type=local` output gets one directory per platform (`linux_arm64`), as BuildKit's.
+//! Docker format), which is what the build's tags name, what is pushed and what a
+//! `type=oci` output holds. A `type=local` output gets one directory per platform
+//! (`linux_arm64`), as BuildKit's.
 
 use super::build::build_one;
 use super::error::{BuildError, ExecError};
 use super::events::{BuildEvent, Reporter};
+use super::export::export_index;
 use super::finish::{name, write_result_files, BuildResult};
 use super::{BuildOptions, Output};
 use crate::image::Descriptor;
@@ -35,6 +37,9 @@ pub fn build_platforms(
     }
     let index = assemble_index(&store, &manifests, options.format).map_err(ExecError::from)?;
     let names = name(&store, options, reporter, &index, &index.digest)?;
+    for output in &options.outputs {
+        export_index(&store, &index, options, output, reporter)?;
+    }
     let result = BuildResult {
         manifest: index.digest,
         config: index.digest,
@@ -48,14 +53,15 @@ pub fn build_platforms(
 /// The options of `platform`'s build: that platform, no names or result files, local
 /// outputs in the platform's subdirectory.
 fn part_options(options: &BuildOptions, platform: &Platform) -> BuildOptions {
+    // The index's outputs (an OCI layout) are written once all platforms are built.
     let outputs = options
         .outputs
         .iter()
-        .map(|output| match output {
-            Output::Local { dest } => Output::Local {
+        .filter_map(|output| match output {
+            Output::Local { dest } => Some(Output::Local {
                 dest: dest.join(platform_dir(platform)),
-            },
-            other => other.clone(),
+            }),
+            _ => None,
         })
         .collect();
     BuildOptions {

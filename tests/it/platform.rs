@@ -321,11 +321,52 @@ fn two_platforms_cross_compiled_make_one_index_pushed_after_its_manifests() {
 }
 
 #[test]
-fn several_platforms_refuse_the_outputs_they_cannot_write_yet() {
-    let t = TestContext::new("FROM scratch\n", &[]);
-    let dest = format!("type=oci,dest={}", t.path("o.tar").display());
-    let err = t.build_fails(&["--platform", "linux/amd64,linux/arm64", "-o", &dest]);
-    assert!(err.contains("type=oci") && err.contains("--push"), "{err}");
+fn several_platforms_write_an_oci_index_and_refuse_a_docker_archive() {
+    let t = TestContext::new("FROM scratch\nCOPY a /a\n", &[("a", "a\n")]);
+    let two = "linux/amd64,linux/arm64/v8";
+    let dest = format!("type=docker,dest={}", t.path("d.tar").display());
+    let err = t.build_fails(&["--platform", two, "-o", &dest]);
+    assert!(
+        err.contains("type=docker") && err.contains("--push"),
+        "{err}"
+    );
+    // The OCI layout holds the index, tagged, over both platforms' manifests.
+    let layout = t.path("layout");
+    let dest = format!("type=oci,tar=false,dest={}", layout.display());
+    t.build(&["--platform", two, "-t", "multi:1", "-o", &dest]);
+    let read = |rel: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(layout.join(rel)).expect(rel)).expect("JSON")
+    };
+    let top = &read("index.json")["manifests"][0];
+    assert_eq!(top["mediaType"], "application/vnd.oci.image.index.v1+json");
+    let digest = top["digest"].as_str().expect("digest");
+    let index = read(&format!(
+        "blobs/sha256/{}",
+        digest.trim_start_matches("sha256:")
+    ));
+    let archs: Vec<&str> = index["manifests"]
+        .as_array()
+        .expect("manifests")
+        .iter()
+        .map(|m| m["platform"]["architecture"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(archs, ["amd64", "arm64"]);
+    if have("skopeo") {
+        for arch in ["amd64", "arm64"] {
+            let raw = skopeo(&[
+                "inspect",
+                "--config",
+                "--raw",
+                "--override-arch",
+                arch,
+                &format!("oci:{}", layout.display()),
+            ]);
+            assert!(
+                raw.contains(&format!("\"architecture\":\"{arch}\"")),
+                "{raw}"
+            );
+        }
+    }
 }
 
 /// The host's `binfmt_misc` registrations (empty when it is not mounted).
