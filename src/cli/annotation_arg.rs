@@ -233,7 +233,7 @@ mod tests {
         for (bad, says) in [
             ("novalue", "expected KEY=VALUE"),
             ("layer:k=v", "unknown annotation type \"layer\""),
-            ("manifest[linux]:k=v", "invalid platform"),
+            ("manifest[linux/]:k=v", "invalid platform"),
             ("=v", "must be non-empty"),
             ("manifest:a b=v", "without spaces"),
         ] {

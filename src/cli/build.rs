@@ -76,7 +76,9 @@ pub struct BuildArgs {
     /// The stage to build.
     #[arg(long)]
     pub target: Option<String>,
-    /// Target platform (`linux/amd64`).
+    /// Target platform (`linux/amd64`), or several separated by commas (an image
+    /// index); default `RBUILD_PLATFORM`, else `DOCKER_DEFAULT_PLATFORM`, else this
+    /// machine's.
     #[arg(long)]
     pub platform: Option<String>,
     /// A label `KEY=VALUE` for the image; may be repeated.
@@ -211,6 +213,12 @@ pub fn run(args: BuildArgs, root: PathBuf) -> anyhow::Result<ExitCode> {
     let load = args.compat.load;
     // `_prepared` keeps fetched contexts until the build is done.
     let (options, progress, push, _prepared) = args.into_options(root)?;
+    if load && !options.platforms.is_empty() {
+        anyhow::bail!(
+            "--load with several --platform values: Docker loads one platform's image; \
+             build with one --platform to load it, or --push the index"
+        );
+    }
     private_mounts();
     let interrupted = on_interrupt(&options.cancel);
     if explain {

@@ -44,7 +44,10 @@ impl BuildArgs {
         if effects.uncompressed {
             self.compression = Compression::Uncompressed;
         }
-        self.platform = self.platform.or(effects.platform);
+        self.platform = self
+            .platform
+            .or(effects.platform)
+            .or_else(platform_from_env);
         let build_args = self.all_build_args()?;
         let prepared = self.prepare_inputs(&build_args, &root)?;
         let source_date_epoch =
@@ -143,9 +146,22 @@ impl BuildArgs {
 
     /// `--platform`, else this machine's.
     fn target_platform(&self) -> anyhow::Result<Platform> {
+        Ok(self.asked_platform()?.unwrap_or_else(Platform::host))
+    }
+
+    /// The platform `--platform` (or its environment variables) names, if one.
+    fn asked_platform(&self) -> anyhow::Result<Option<Platform>> {
+        let mut list = self.asked_platforms()?;
+        Ok(if list.len() == 1 { list.pop() } else { None })
+    }
+
+    /// Every platform `--platform` (or its environment variables) names.
+    fn asked_platforms(&self) -> anyhow::Result<Vec<Platform>> {
         match &self.platform {
-            Some(p) => p.parse().context("--platform"),
-            None => Ok(Platform::host()),
+            None => Ok(Vec::new()),
+            Some(text) => {
+                crate::plan::parse_platforms(text).with_context(|| format!("--platform {text}"))
+            }
         }
     }
 
@@ -163,6 +179,14 @@ impl BuildArgs {
             .iter()
             .map(|v| super::cache_arg::cache_to(v))
             .collect::<anyhow::Result<_>>()?;
+        let platform = self.asked_platform()?;
+        let platforms = match self.asked_platforms()? {
+            list if list.len() > 1 => list,
+            _ => Vec::new(),
+        };
+        if !platforms.is_empty() {
+            several_platforms_outputs(&outputs.exports)?;
+        }
         Ok(BuildOptions {
             registry: self.registry.options(&root)?,
             root,
@@ -178,12 +202,9 @@ impl BuildArgs {
             tags: outputs.tags,
             build_args,
             target: self.target,
-            platform: self
-                .platform
-                .as_deref()
-                .map(str::parse)
-                .transpose()
-                .context("--platform")?,
+            platform,
+            platforms,
+            index_part: false,
             labels: key_values(&self.labels, "--label", false)?,
             annotations: outputs.annotations,
             outputs: outputs.exports,
@@ -431,6 +452,36 @@ fn add_host(spec: &str) -> anyhow::Result<(String, String)> {
 /// A build-arg's boolean value as BuildKit reads it (Go's `strconv.ParseBool`).
 fn is_true(value: &str) -> bool {
     matches!(value, "1" | "t" | "T" | "true" | "TRUE" | "True")
+}
+
+/// The outputs a multi-platform build can write today: the store (and `--push`),
+/// `type=oci` (the index) without output annotations, and `type=local` (a directory
+/// per platform); the others are refused, naming what to use.
+fn several_platforms_outputs(outputs: &[crate::executor::Output]) -> anyhow::Result<()> {
+    use crate::executor::Output;
+    for output in outputs {
+        let refused = match output {
+            Output::Local { .. } => continue,
+            Output::Oci { annotations, .. } if *annotations == Default::default() => continue,
+            Output::Oci { .. } => "annotation keys on -o type=oci",
+            Output::Docker { .. } => "-o type=docker (a docker archive holds one platform)",
+            Output::Tar { .. } => "-o type=tar",
+        };
+        anyhow::bail!(
+            "{refused} with several --platform values is not supported yet: \
+             use --push, type=oci or type=local (a directory per platform), or build one platform"
+        );
+    }
+    Ok(())
+}
+
+/// `--platform` from the environment when the flag is not given: `RBUILD_PLATFORM`,
+/// else `DOCKER_DEFAULT_PLATFORM` (what docker reads); empty values are unset.
+fn platform_from_env() -> Option<String> {
+    ["RBUILD_PLATFORM", "DOCKER_DEFAULT_PLATFORM"]
+        .iter()
+        .filter_map(|name| std::env::var(name).ok())
+        .find(|value| !value.trim().is_empty())
 }
 
 #[cfg(test)]

@@ -23,8 +23,19 @@ use crate::parser::instructions::{self, Dockerfile};
 use crate::plan::{self, Plan, PlanOptions};
 use crate::store::{FileLock, Store};
 
-/// Runs a build.
+/// Runs a build: of one platform, or of several into an index (`multi.rs`).
 pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildResult, BuildError> {
+    if options.platforms.len() > 1 {
+        return super::multi::build_platforms(options, reporter);
+    }
+    build_one(options, reporter)
+}
+
+/// Builds the image of one platform.
+pub(super) fn build_one(
+    options: &BuildOptions,
+    reporter: &dyn Reporter,
+) -> Result<BuildResult, BuildError> {
     run(options, Mode::Build, reporter)?.ok_or_else(|| {
         BuildError::from(ExecError::Internal {
             what: "a build ended without an image",

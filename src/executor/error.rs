@@ -15,6 +15,9 @@ pub enum ExecError {
         #[source]
         source: io::Error,
     },
+    /// A RUN of a foreign platform, and no emulator registered for it.
+    #[error(transparent)]
+    NoEmulator(#[from] super::emulation::NoEmulator),
     /// The default network needs `pasta`, and it is not installed.
     #[error("RUN steps need `pasta` for their default network (a network namespace of their own): install it (apt-get install passt), or build with --network host (the host's network) or --network none")]
     NoPasta,

@@ -34,6 +34,43 @@ pub fn export(
     Ok(())
 }
 
+/// Writes `output`, an OCI layout, for the index `index` of a multi-platform build
+/// (named by the output's `name=`s, else the build's tags); other outputs are written
+/// per platform (`type=local`) or refused before the build.
+pub fn export_index(
+    store: &Store,
+    index: &crate::image::Descriptor,
+    options: &BuildOptions,
+    output: &Output,
+    reporter: &dyn Reporter,
+) -> Result<(), BuildError> {
+    let Output::Oci {
+        dest, tar, names, ..
+    } = output
+    else {
+        return Ok(());
+    };
+    let what = describe(output);
+    reporter.event(BuildEvent::ExportStarted { what: what.clone() });
+    let started = std::time::Instant::now();
+    let images = [ArchiveImage::new(
+        index.clone(),
+        archive_names(names, options)?,
+    )];
+    if *tar {
+        let file = create(dest)?;
+        let mut out = export_oci_tar(store, &images, file).map_err(ExecError::from)?;
+        out.flush().map_err(ExecError::fs("cannot write", dest))?;
+    } else {
+        export_oci_dir(store, &images, dest).map_err(ExecError::from)?;
+    }
+    reporter.event(BuildEvent::ExportFinished {
+        what,
+        elapsed: started.elapsed(),
+    });
+    Ok(())
+}
+
 /// Writes one output.
 fn write_output(
     store: &Store,
@@ -91,15 +128,7 @@ fn archive(
     added: &ImageAnnotations,
     options: &BuildOptions,
 ) -> Result<[ArchiveImage; 1], ExecError> {
-    let names = if names.is_empty() {
-        &options.tags
-    } else {
-        names
-    };
-    let names = names
-        .iter()
-        .map(|t| ImageName::parse(t))
-        .collect::<Result<Vec<_>, _>>()?;
+    let names = archive_names(names, options)?;
     let all = options.annotations.merged(added);
     let descriptor = if added.manifest.is_empty() {
         image.descriptor.clone()
@@ -112,6 +141,19 @@ fn archive(
         names,
         annotations: all.descriptor,
     }])
+}
+
+/// An archive's names: the output's `name=`s, else the build's tags.
+fn archive_names(names: &[String], options: &BuildOptions) -> Result<Vec<ImageName>, ExecError> {
+    let names = if names.is_empty() {
+        &options.tags
+    } else {
+        names
+    };
+    Ok(names
+        .iter()
+        .map(|t| ImageName::parse(t))
+        .collect::<Result<Vec<_>, _>>()?)
 }
 
 /// The archive's file, or standard output for `dest=-` (`-o type=docker,dest=- | docker

@@ -5,14 +5,14 @@
 use super::cache_io::with_inline_cache;
 use super::env::{BuildEnv, StageOutput};
 use super::error::{BuildError, ExecError};
-use super::events::BuildEvent;
+use super::events::{BuildEvent, Reporter};
 use super::export::export;
 use super::BuildOptions;
 use crate::digest::Digest;
 use crate::image::{Descriptor, LayerDescriptor};
 use crate::plan::Plan;
-use crate::publish::{assemble, ManifestRef};
-use crate::store::ImageName;
+use crate::publish::assemble;
+use crate::store::{ImageName, Store};
 
 /// What a build produced.
 #[derive(Debug, Clone)]
@@ -59,7 +59,17 @@ pub fn finish(
         &annotations.manifest,
     )
     .map_err(ExecError::from)?;
-    let names = name(env, &image)?;
+    let names = if env.options.index_part {
+        Vec::new()
+    } else {
+        name(
+            env.store,
+            env.options,
+            env.reporter,
+            &image.descriptor,
+            &image.config.digest,
+        )?
+    };
     if !env.options.outputs.is_empty() {
         // Outputs read every layer: lazy ones are fetched once, here.
         env.remote
@@ -78,20 +88,29 @@ pub fn finish(
         },
         names,
     };
-    write_result_files(env.options, &result)?;
+    if !env.options.index_part {
+        write_result_files(env.options, &result)?;
+    }
     Ok(result)
 }
 
-/// Gives `image` the build's tags; returns them as written.
-fn name(env: &BuildEnv<'_>, image: &ManifestRef) -> Result<Vec<String>, ExecError> {
-    let digest = image.descriptor.digest.to_string();
-    let id = image.config.digest.to_string();
+/// Gives `image` (a manifest or an index) the build's tags; returns them as written.
+/// `id` is what `ImageWritten` reports as the image ID.
+pub(super) fn name(
+    store: &Store,
+    options: &BuildOptions,
+    reporter: &dyn Reporter,
+    image: &Descriptor,
+    id: &Digest,
+) -> Result<Vec<String>, ExecError> {
+    let digest = image.digest.to_string();
+    let id = id.to_string();
     let mut names = Vec::new();
-    for tag in &env.options.tags {
+    for tag in &options.tags {
         let name = ImageName::parse(tag)?;
-        env.store.set_name(&name, &image.descriptor)?;
+        store.set_name(&name, image)?;
         names.push(name.to_string());
-        env.reporter.event(BuildEvent::ImageWritten {
+        reporter.event(BuildEvent::ImageWritten {
             name: Some(name.to_string()),
             digest: digest.clone(),
             id: id.clone(),
@@ -99,8 +118,8 @@ fn name(env: &BuildEnv<'_>, image: &ManifestRef) -> Result<Vec<String>, ExecErro
     }
     if names.is_empty() {
         // Listed (`rbuild images`: `<none>`) and found by ID until named or pruned.
-        env.store.add_unnamed(&image.descriptor)?;
-        env.reporter.event(BuildEvent::ImageWritten {
+        store.add_unnamed(image)?;
+        reporter.event(BuildEvent::ImageWritten {
             name: None,
             digest,
             id,
@@ -109,7 +128,11 @@ fn name(env: &BuildEnv<'_>, image: &ManifestRef) -> Result<Vec<String>, ExecErro
     Ok(names)
 }
 
-fn write_result_files(options: &BuildOptions, result: &BuildResult) -> Result<(), ExecError> {
+/// `--iidfile` and `--metadata-file` (also of a multi-platform build's index).
+pub(super) fn write_result_files(
+    options: &BuildOptions,
+    result: &BuildResult,
+) -> Result<(), ExecError> {
     if let Some(path) = &options.iidfile {
         std::fs::write(path, result.config.to_string())
             .map_err(ExecError::fs("cannot write", path))?;

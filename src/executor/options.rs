@@ -219,7 +219,14 @@ pub struct BuildOptions {
     pub tags: Vec<String>,
     pub build_args: BTreeMap<String, String>,
     pub target: Option<String>,
+    /// The platform built (`--platform`); `None`: this machine's.
     pub platform: Option<Platform>,
+    /// Several platforms (`--platform a,b`): the plan is built once per platform and
+    /// the result is an index of their images (`multi.rs`); empty for one platform.
+    pub platforms: Vec<Platform>,
+    /// This build makes one platform's image of a multi-platform build: its image is
+    /// left unnamed and unexported, no result files written (the index is all that).
+    pub index_part: bool,
     pub labels: BTreeMap<String, String>,
     /// Annotations of the image (in the store, pushed, and in every export).
     pub annotations: ImageAnnotations,

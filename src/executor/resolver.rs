@@ -31,6 +31,20 @@ pub enum ResolveError {
     },
     #[error("image {reference:?} is not in the local store and --pull=never forbids pulling it")]
     NotLocal { reference: String },
+    /// The store has the name for another platform, and a pull could not bring this one.
+    #[error(
+        "the local image {reference:?} is {has}, not {wanted}{}",
+        match pull {
+            None => " (--pull=never forbids pulling it)".to_owned(),
+            Some(e) => format!(", and pulling {wanted} failed: {e}"),
+        }
+    )]
+    OtherPlatform {
+        reference: String,
+        has: String,
+        wanted: String,
+        pull: Option<Box<RegistryError>>,
+    },
 }
 
 /// When `FROM` images are pulled (`--pull`).
@@ -110,24 +124,54 @@ impl StoreResolver<'_> {
     }
 
     /// The base image `reference` names, from the store or a registry per the policy.
+    /// A stored image of another platform (pulled earlier for another `--platform`)
+    /// is pulled again for this one, never used in its place.
     pub(super) fn base(
         &self,
         reference: &str,
         platform: &Platform,
     ) -> Result<BaseImage, ResolveError> {
-        let descriptor = match self.policy {
-            PullPolicy::Always => self.pull(reference, platform)?,
-            PullPolicy::Missing => match self.local(reference, platform)? {
-                Some(d) => d,
-                None => self.pull(reference, platform)?,
-            },
-            PullPolicy::Never => {
-                self.local(reference, platform)?
-                    .ok_or_else(|| ResolveError::NotLocal {
-                        reference: reference.to_owned(),
-                    })?
-            }
+        let local = match self.policy {
+            PullPolicy::Always => None,
+            PullPolicy::Missing | PullPolicy::Never => self.local(reference, platform)?,
         };
+        let Some(descriptor) = local else {
+            if self.policy == PullPolicy::Never {
+                return Err(ResolveError::NotLocal {
+                    reference: reference.to_owned(),
+                });
+            }
+            let pulled = self.pull(reference, platform)?;
+            return self.read_base(reference, pulled);
+        };
+        let stored = self.read_base(reference, descriptor)?;
+        let c = &stored.config;
+        let has = Platform::of_image(&c.os, &c.architecture, &c.variant);
+        if platform.accepts(&has) {
+            return Ok(stored);
+        }
+        let other = |source: Option<Box<RegistryError>>| ResolveError::OtherPlatform {
+            reference: reference.to_owned(),
+            has: has.to_string(),
+            wanted: platform.to_string(),
+            pull: source,
+        };
+        if self.policy == PullPolicy::Never {
+            return Err(other(None));
+        }
+        match self.pull(reference, platform) {
+            Ok(pulled) => self.read_base(reference, pulled),
+            Err(ResolveError::Registry(e)) => Err(other(Some(Box::new(e)))),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The stored image `descriptor` as a base.
+    fn read_base(
+        &self,
+        reference: &str,
+        descriptor: Descriptor,
+    ) -> Result<BaseImage, ResolveError> {
         let manifest = read_manifest(self.store, &descriptor.digest)?;
         let config = read_config(self.store, &manifest.config.digest)?;
         Ok(BaseImage {

@@ -46,6 +46,14 @@ pub fn run_step(
     step: &Step,
     id: &StepId,
 ) -> Result<Option<Layer>, ExecError> {
+    let platform = &step.state.platform;
+    if let Some(emulator) = super::emulation::check(platform)? {
+        env.build.reporter.event(BuildEvent::Note {
+            message: format!(
+                "RUN for {platform} runs under QEMU user emulation ({emulator}, registered on this host)"
+            ),
+        });
+    }
     let mut step_root = env.roots.root(layers)?;
     let root = step_root.target();
     let user = user_in(&root, &step.state.user)?;

@@ -5,7 +5,7 @@
 //! | step | inputs |
 //! |---|---|
 //! | every filesystem step | `instruction` (the op, canonical), `option:*` (compression, `SOURCE_DATE_EPOCH`) |
-//! | `RUN` | `env` (ENV without the build args), `arg:NAME` (each build arg in scope), `user`, `workdir`, `network`, `security`, `mount:N` (each mount's spec; a bind's source identity), heredoc files, `ulimit:NAME` and `shm-size` when given (as BuildKit; cgroup limits are not inputs) |
+//! | `RUN` | `env` (ENV without the build args), `arg:NAME` (each build arg in scope), `user`, `workdir`, `platform` (the stage's), `network`, `security`, `mount:N` (each mount's spec; a bind's source identity), heredoc files, `ulimit:NAME` and `shm-size` when given (as BuildKit; cgroup limits are not inputs) |
 //! | `COPY`/`ADD` | `user` (for `--chown` names); from the context or a named context's tree `file:PATH` per selected entry (type, mode, content digest or link target, not mtimes); from a stage its key, from an image its digest (`source:...`); URLs by checksum or fetched content; git repositories by the commit their ref resolves to (`git:REMOTE#REF:SUBDIR`, credentials masked; `--keep-git-dir`, `?submodules=` and the rest are in the instruction) |
 //! | `WORKDIR` | `user` (owner of a created directory) |
 //!
@@ -128,6 +128,7 @@ fn run_inputs<S: KeySources>(
     }
     b.input("user", &state.user);
     b.input("workdir", &state.workdir);
+    b.input("platform", &state.platform.to_string());
     let network = run
         .network
         .as_deref()
@@ -345,6 +346,16 @@ mod tests {
         assert_eq!(one[1], two[1], "RUN before the ARG");
         assert_eq!(one[2], None, "ARG is a metadata step");
         assert_ne!(one[3], two[3], "RUN that sees V");
+    }
+
+    #[test]
+    fn a_run_is_keyed_by_its_platform_and_a_copy_is_not() {
+        let df = |p: &str| format!("FROM --platform={p} scratch\nCOPY a /a\nRUN true\n");
+        let arm = keys(&df("linux/arm64"), &[], 1);
+        let amd = keys(&df("linux/amd64"), &[], 1);
+        assert_eq!(arm[0], amd[0], "the same bytes copied");
+        assert_ne!(arm[1], amd[1], "a RUN on another platform");
+        assert_eq!(arm, keys(&df("linux/aarch64"), &[], 1), "normalized");
     }
 
     #[test]

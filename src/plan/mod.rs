@@ -22,7 +22,7 @@ pub use entitlements::{Entitlement, EntitlementError, Entitlements};
 pub use error::{BaseError, NoNamedContext, PlanError, Result};
 pub use history::{go_duration, healthcheck_created_by};
 pub use keys::{base_key, step_key, KeyOptions, KeySources, KeyedStep};
-pub use platform::{Platform, PlatformError};
+pub use platform::{parse_list as parse_platforms, Platform, PlatformError};
 
 use crate::digest::Digest;
 use crate::image::{History, ImageConfig};
@@ -223,6 +223,8 @@ pub struct StepState {
     pub user: String,
     pub workdir: String,
     pub shell: Vec<String>,
+    /// The stage's platform (a RUN's key input: the same command differs per platform).
+    pub platform: Platform,
 }
 
 /// One instruction of a stage, planned.

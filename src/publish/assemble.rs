@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use super::error::{Error, Result};
 use crate::digest::Digest;
 use crate::image::{
-    canonical_json, decode_json, Descriptor, Format, ImageConfig, LayerDescriptor, Manifest,
+    canonical_json, decode_json, Descriptor, Format, ImageConfig, Index, LayerDescriptor, Manifest,
     Platform,
 };
 use crate::store::Store;
@@ -89,6 +89,24 @@ pub fn assemble(
         descriptor,
         config: config_descriptor,
     })
+}
+
+/// Writes an image index (a Docker manifest list in the Docker format) listing the
+/// platform `manifests` (each descriptor with its platform) into the store; returns
+/// its descriptor.
+pub fn assemble_index(
+    store: &Store,
+    manifests: &[Descriptor],
+    format: Format,
+) -> Result<Descriptor> {
+    let index = Index {
+        media_type: Some(format.index().to_owned()),
+        manifests: manifests.to_vec(),
+        ..Index::default()
+    };
+    let bytes = encode(&index, "image index")?;
+    let (digest, size) = store.put_bytes(&bytes)?;
+    Ok(Descriptor::new(format.index(), digest, size))
 }
 
 fn encode<T: serde::Serialize>(value: &T, what: &'static str) -> Result<Vec<u8>> {

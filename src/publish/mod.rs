@@ -12,7 +12,7 @@ pub mod export;
 pub mod import;
 mod layout_image;
 
-pub use assemble::{assemble, read_config, read_manifest, ManifestRef};
+pub use assemble::{assemble, assemble_index, read_config, read_manifest, ManifestRef};
 pub use error::{Error, Result};
 pub use layout_image::{
     copy_blob as copy_layout_blob, import_layout_image, layout_manifest, LayoutPick,

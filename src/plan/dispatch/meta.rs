@@ -8,6 +8,7 @@ use crate::parser::instructions::{ArgDef, HealthSpec, KeyValue};
 use crate::parser::Span;
 use crate::plan::error::{PlanError, Result};
 use crate::plan::history::healthcheck_created_by;
+use crate::plan::Platform;
 
 impl Dispatcher<'_> {
     pub(super) fn key_values(
@@ -90,8 +91,11 @@ impl Dispatcher<'_> {
         Ok(format!("ARG {}", parts.join(" ")))
     }
 
+    /// A platform argument: `TARGET*` name the build's platform, not the stage's
+    /// (`FROM --platform=$BUILDPLATFORM` stages cross-compile for the target).
     pub(super) fn automatic_arg(&self, key: &str) -> Option<String> {
-        self.platform
+        let target = self.options.platform.clone().unwrap_or_else(Platform::host);
+        target
             .default_args()
             .into_iter()
             .find(|(k, _)| k == key)

@@ -220,16 +220,9 @@ fn resolve_image(
 /// image of the wrong architecture named as the right one.
 fn check_platform(image: &BaseImage, platform: &Platform, span: Span) -> Result<()> {
     let config = &image.config;
-    let variant_differs = !config.variant.is_empty()
-        && !platform.variant.is_empty()
-        && config.variant != platform.variant;
-    if config.os == platform.os && config.architecture == platform.architecture && !variant_differs
-    {
+    let has = Platform::of_image(&config.os, &config.architecture, &config.variant);
+    if platform.accepts(&has) {
         return Ok(());
-    }
-    let mut has = format!("{}/{}", config.os, config.architecture);
-    if !config.variant.is_empty() {
-        has = format!("{has}/{}", config.variant);
     }
     Err(PlanError::Invalid {
         message: format!(
@@ -311,6 +304,7 @@ impl<'a> Dispatcher<'a> {
             } else {
                 config.config.shell.clone()
             },
+            platform: platform.clone(),
         };
         Dispatcher {
             dockerfile,
