@@ -18,6 +18,17 @@ pub enum Compression {
     Uncompressed,
 }
 
+impl Compression {
+    /// The name `--compression` and the `compression=` keys give it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+            Compression::Uncompressed => "uncompressed",
+        }
+    }
+}
+
 /// `--format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ImageFormat {

@@ -177,7 +177,7 @@ impl BuildArgs {
         let cache_to: Vec<_> = self
             .cache_to
             .iter()
-            .map(|v| super::cache_arg::cache_to(v))
+            .map(|v| super::cache_arg::cache_to(v, outputs.image.compression.name()))
             .collect::<anyhow::Result<_>>()?;
         let platform = self.asked_platform()?;
         let platforms = match self.asked_platforms()? {

@@ -11,11 +11,7 @@ use crate::executor::{CacheExport, CacheLocation, CacheMode};
 use crate::registry::Reference;
 
 /// Keys of buildx's cache exporters that rbuild refuses, with the reason.
-const REFUSED: [(&str, &str); 5] = [
-    (
-        "compression",
-        "the cache holds the build's own layer blobs: choose their compression with --compression",
-    ),
+const REFUSED: [(&str, &str); 4] = [
     (
         "compression-level",
         "the cache holds the build's own layer blobs: use --compression-level",
@@ -35,8 +31,9 @@ const REFUSED: [(&str, &str); 5] = [
 const DEFAULT_MOUNTS_MAX_SIZE: u64 = 4 << 30;
 
 /// One `--cache-to` value: an export, or `None` for `type=inline` (the cache goes into
-/// the image's config).
-pub fn cache_to(value: &str) -> anyhow::Result<Option<CacheExport>> {
+/// the image's config). `compression` is the build's (`gzip`, `zstd`, `uncompressed`):
+/// the cache holds the image's own layer blobs, so `compression=` must name it.
+pub fn cache_to(value: &str, compression: &str) -> anyhow::Result<Option<CacheExport>> {
     let flag = || format!("--cache-to {value}");
     let fields = fields(value).with_context(flag)?;
     if fields.iter().any(|(k, v)| k == "type" && v == "inline") {
@@ -63,6 +60,12 @@ pub fn cache_to(value: &str) -> anyhow::Result<Option<CacheExport>> {
                     super::prune_cmds::size_arg(size, "mounts-max-size").with_context(flag)?;
                 mounts_cap = Some(bytes);
             }
+            ("compression", c) if c == compression => {}
+            ("compression", c) => bail!(
+                "{}: compression={c}: the cache holds the build's own layer blobs, which are \
+                 {compression}: build with --compression {c} (the image's layers too)",
+                flag()
+            ),
             ("image-manifest" | "oci-mediatypes", "true") => {}
             ("image-manifest" | "oci-mediatypes", _) => bail!(
                 "{}: {key}={val}: rbuild always exports an OCI image manifest ({key}=true)",
@@ -182,18 +185,25 @@ mod tests {
 
     #[test]
     fn registry_and_local_caches_are_read_as_buildx_reads_them() {
-        let to = cache_to("type=registry,ref=127.0.0.1:5000/app:cache,mode=max")
-            .unwrap()
-            .unwrap();
+        let to = cache_to(
+            "type=registry,ref=127.0.0.1:5000/app:cache,mode=max",
+            "gzip",
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(to.mode, CacheMode::Max);
         assert_eq!(to.location.to_string(), "registry 127.0.0.1:5000/app:cache");
         let plain = cache_from("127.0.0.1:5000/app:cache").unwrap();
         assert_eq!(plain, to.location);
-        let to = cache_to("type=local,dest=/tmp/c").unwrap().unwrap();
-        assert_eq!(cache_to("type=inline").unwrap(), None);
-        let with = cache_to("type=local,dest=/c,mounts=true,mounts-max-size=1MiB").unwrap();
+        let to = cache_to("type=local,dest=/tmp/c", "gzip").unwrap().unwrap();
+        assert_eq!(cache_to("type=inline", "gzip").unwrap(), None);
+        let with = cache_to(
+            "type=local,dest=/c,mounts=true,mounts-max-size=1MiB",
+            "gzip",
+        )
+        .unwrap();
         assert_eq!(with.unwrap().mounts, Some(1 << 20));
-        let default = cache_to("type=local,dest=/c,mounts=true").unwrap();
+        let default = cache_to("type=local,dest=/c,mounts=true", "gzip").unwrap();
         assert_eq!(default.unwrap().mounts, Some(DEFAULT_MOUNTS_MAX_SIZE));
         assert_eq!(to.mode, CacheMode::Min, "min is the default");
         assert_eq!(to.location, CacheLocation::Local("/tmp/c".into()));
@@ -201,23 +211,34 @@ mod tests {
             cache_from("type=local,src=/tmp/c").unwrap(),
             CacheLocation::Local("/tmp/c".into())
         );
-        assert!(cache_to("type=registry,ref=r/a,image-manifest=true,oci-mediatypes=true").is_ok());
+        assert!(cache_to(
+            "type=registry,ref=r/a,image-manifest=true,oci-mediatypes=true",
+            "gzip"
+        )
+        .is_ok());
     }
 
     #[test]
     fn what_rbuild_cannot_honour_is_refused_by_name() {
         let err = |r: anyhow::Result<Option<CacheExport>>| format!("{:#}", r.unwrap_err());
-        assert!(err(cache_to("type=inline,mode=max")).contains("mode=min"));
-        assert!(err(cache_to("type=gha")).contains("type=gha"));
-        assert!(err(cache_to("type=local,dest=d,mode=all")).contains("mode=\"all\""));
-        assert!(err(cache_to("type=local,dest=d,mounts-max-size=1G")).contains("mounts=true"));
-        assert!(err(cache_to("type=local,dest=d,mounts=yes")).contains("true or false"));
-        assert!(err(cache_to("type=local,dest=d,compression=zstd")).contains("--compression"));
+        assert!(err(cache_to("type=inline,mode=max", "gzip")).contains("mode=min"));
+        assert!(err(cache_to("type=gha", "gzip")).contains("type=gha"));
+        assert!(err(cache_to("type=local,dest=d,mode=all", "gzip")).contains("mode=\"all\""));
         assert!(
-            err(cache_to("type=registry,ref=r/a,image-manifest=false")).contains("image-manifest")
+            err(cache_to("type=local,dest=d,mounts-max-size=1G", "gzip")).contains("mounts=true")
         );
-        assert!(err(cache_to("type=local,src=d")).contains("unknown key \"src\""));
-        assert!(err(cache_to("type=local")).contains("dest=DIR"));
+        assert!(err(cache_to("type=local,dest=d,mounts=yes", "gzip")).contains("true or false"));
+        assert!(err(cache_to("type=local,dest=d,compression=zstd", "gzip"))
+            .contains("--compression zstd"));
+        assert!(cache_to("type=local,dest=d,compression=zstd", "zstd").is_ok());
+        assert!(cache_to("type=local,dest=d,compression=gzip", "gzip").is_ok());
+        assert!(err(cache_to(
+            "type=registry,ref=r/a,image-manifest=false",
+            "gzip"
+        ))
+        .contains("image-manifest"));
+        assert!(err(cache_to("type=local,src=d", "gzip")).contains("unknown key \"src\""));
+        assert!(err(cache_to("type=local", "gzip")).contains("dest=DIR"));
         assert!(format!("{:#}", cache_from("type=local,dest=d").unwrap_err()).contains("\"dest\""));
         assert!(format!("{:#}", cache_from("type=registry").unwrap_err()).contains("ref="));
     }

@@ -657,8 +657,11 @@ fn cache_flags_rbuild_cannot_honour_are_refused_by_name() {
     let to = |keys: &str| format!("type=local,dest={},{keys}", dest.display());
     let err = t.build_fails(&["--cache-to", &to("mounts-max-size=1G")]);
     assert!(err.contains("needs mounts=true"), "{err}");
+    // The cache's blobs are the image's: compression= must be the build's.
     let err = t.build_fails(&["--cache-to", &to("compression=zstd")]);
-    assert!(err.contains("compression= is not supported"), "{err}");
+    assert!(err.contains("build with --compression zstd"), "{err}");
+    let err = t.build_fails(&["--cache-to", &to("compression-level=3")]);
+    assert!(err.contains("compression-level= is not supported"), "{err}");
     let err = t.build_fails(&["--cache-from", "type=gha"]);
     assert!(err.contains("type=gha"), "{err}");
 }
