@@ -47,7 +47,7 @@ fn entry(
     name: &str,
     node: &Node,
     req: &CopyRequest<'_>,
-    keep: &dyn Fn(&str) -> Result<bool>,
+    keep: &(dyn Fn(&str) -> Result<bool> + Sync),
     digest: &mut FileDigest<'_>,
     out: &mut Vec<(String, String)>,
 ) -> Result<()> {

@@ -41,7 +41,7 @@ pub struct CopyRequest<'a> {
 
 impl<'a> CopyRequest<'a> {
     /// How entries are written, with `keep` as the filter.
-    fn how(&'a self, keep: &'a dyn Fn(&str) -> Result<bool>) -> How<'a> {
+    fn how(&'a self, keep: &'a (dyn Fn(&str) -> Result<bool> + Sync)) -> How<'a> {
         How {
             attrs: &self.attrs,
             keep,
@@ -109,7 +109,7 @@ fn select<'r>(
     tree: &SourceTree<'_>,
     req: &'r CopyRequest<'r>,
     urls: bool,
-    keep: &dyn Fn(&str) -> Result<bool>,
+    keep: &(dyn Fn(&str) -> Result<bool> + Sync),
 ) -> Result<Selection<'r>> {
     let mut selected = Vec::new();
     let mut wildcard_hits = 0;
@@ -193,7 +193,7 @@ fn copy_selected(
     req: &CopyRequest<'_>,
     Selected { node, rel }: &Selected,
     dest_is_dir: bool,
-    keep: &dyn Fn(&str) -> Result<bool>,
+    keep: &(dyn Fn(&str) -> Result<bool> + Sync),
     root: &Path,
 ) -> Result<()> {
     let owner = req.attrs.owner.unwrap_or((0, 0));

@@ -160,9 +160,12 @@ pub fn copy_children(tree: &SourceTree<'_>, node: &Node, dest: &Path, how: &How<
 pub struct How<'a> {
     pub attrs: &'a Attrs,
     /// Filters descendants by their tree-relative path.
-    pub keep: &'a dyn Fn(&str) -> Result<bool>,
+    pub keep: &'a (dyn Fn(&str) -> Result<bool> + Sync),
     pub backing: Option<Backing<'a>>,
 }
+
+/// Subdirectories of one directory are written on up to this many threads.
+const WRITERS: usize = 4;
 
 fn write_children(
     tree: &SourceTree<'_>,
@@ -171,14 +174,77 @@ fn write_children(
     how: &How<'_>,
     state: Dest,
 ) -> Result<()> {
+    let mut subdirs = Vec::new();
     for child in tree.children(&node.rel)? {
         if !(how.keep)(&child.rel)? {
             continue;
         }
         let name = child.rel.rsplit('/').next().unwrap_or_default();
-        write_node(tree, &child, &dest.join(name), how, state)?;
+        let child_dest = dest.join(name);
+        if child.meta.is_dir() {
+            subdirs.push((child, child_dest));
+        } else {
+            write_node(tree, &child, &child_dest, how, state)?;
+        }
     }
-    Ok(())
+    write_subdirs(tree, &subdirs, how, state)
+}
+
+/// Writes the subtrees of sibling directories, on several threads when there are
+/// several: each subtree is its own set of paths, and creating files is most of a
+/// large COPY (the kernel's work, which two cores share).
+fn write_subdirs(
+    tree: &SourceTree<'_>,
+    subdirs: &[(Node, PathBuf)],
+    how: &How<'_>,
+    state: Dest,
+) -> Result<()> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(WRITERS)
+        .min(subdirs.len());
+    if threads < 2 || !PARALLEL.with(|p| p.get()) {
+        return subdirs
+            .iter()
+            .try_for_each(|(child, dest)| write_node(tree, child, dest, how, state));
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    let work = || -> Result<()> {
+        // Below here each thread writes its subtrees alone.
+        PARALLEL.with(|p| p.set(false));
+        loop {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some((child, dest)) = subdirs.get(i) else {
+                return Ok(());
+            };
+            if failed.load(std::sync::atomic::Ordering::Relaxed) {
+                return Ok(());
+            }
+            if let Err(e) = write_node(tree, child, dest, how, state) {
+                failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                return Err(e);
+            }
+        }
+    };
+    std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
+        let mut result = work();
+        PARALLEL.with(|p| p.set(true));
+        for helper in helpers {
+            let joined = helper
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            result = result.and(joined);
+        }
+        result
+    })
+}
+
+thread_local! {
+    /// Whether this thread may still split a directory's subtrees over threads (only
+    /// the outermost split does: one level of threads, no nesting).
+    static PARALLEL: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
 }
 
 fn write_node(
