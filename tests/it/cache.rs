@@ -3,18 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use crate::support::{can_mount, rbuild_in, TestContext};
+use crate::support::{build_at_epoch, can_mount, rbuild_in, TestContext};
 
 /// Builds the context; returns (the image ID it prints, progress log).
 fn build(t: &TestContext, args: &[&str]) -> (String, String) {
-    let ctx = t.context().to_string_lossy().into_owned();
-    let mut all = vec!["build", "--progress", "plain"];
-    all.extend_from_slice(args);
-    all.push(&ctx);
-    let out = rbuild_in(&t.root(), &all, &[("SOURCE_DATE_EPOCH", "1700000000")]);
-    let log = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "build failed:\n{log}");
-    (String::from_utf8_lossy(&out.stdout).trim().to_owned(), log)
+    build_at_epoch(t, args, "1700000000")
 }
 
 /// Step number (`#S.N`) -> whether it was CACHED, for the steps the log shows (not

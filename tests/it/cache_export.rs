@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use crate::registry::{available, Fault, FaultProxy, Registry, Rule};
-use crate::support::{busybox, manifest_digest, rbuild_in, run_ok, TestContext};
+use crate::support::{build_at_epoch, busybox, manifest_digest, rbuild_in, run_ok, TestContext};
 
 /// A builder stage whose result the final stage copies.
 const REST: &str = "FROM base AS builder\nCOPY src/a.txt /src/a.txt\n\
@@ -37,17 +37,7 @@ fn elsewhere(t: &TestContext) -> TestContext {
 
 /// Builds `t`'s context with `args`; (image ID, stderr).
 fn build(t: &TestContext, args: &[&str]) -> (String, String) {
-    let ctx = t.context().to_string_lossy().into_owned();
-    let mut all = vec!["build", "--progress", "plain"];
-    all.extend_from_slice(args);
-    all.push(&ctx);
-    let out = rbuild_in(&t.root(), &all, &[EPOCH]);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "build failed:\n{stderr}");
-    (
-        String::from_utf8_lossy(&out.stdout).trim().to_owned(),
-        stderr,
-    )
+    build_at_epoch(t, args, EPOCH.1)
 }
 
 /// Steps that ran (`#S.N DONE`, the `FROM`s, step 0, left out).
@@ -214,18 +204,53 @@ fn lazy_records(root: &Path) -> usize {
     std::fs::read_dir(root.join("cache/lazy")).map_or(0, |d| d.count())
 }
 
-#[test]
-fn a_lazy_image_is_pushed_by_mount_and_its_layers_fetched_once_by_an_export() {
+/// Store A's build of the project, its cache exported (`mode=max`) to a registry
+/// behind a counting proxy.
+struct Cached {
+    a: TestContext,
+    /// Kept alive for the proxy.
+    reg: Registry,
+    proxy: FaultProxy,
+    /// The cache's reference, through the proxy.
+    cache: String,
+    id_a: String,
+    digest_a: String,
+}
+
+fn cached_in_registry() -> Option<Cached> {
     if !available(&["skopeo"]) {
-        return;
+        return None;
     }
-    let Some(a) = project() else { return };
+    let a = project()?;
     let reg = Registry::plain();
     let proxy = FaultProxy::to(&reg);
     let cache = format!("{}/cache/app:buildcache", proxy.host());
     let to = format!("type=registry,ref={cache},mode=max");
     let (id_a, _) = build(&a, &["--cache-to", &to]);
     let digest_a = manifest_digest(&a.root(), &id_a);
+    Some(Cached {
+        a,
+        reg,
+        proxy,
+        cache,
+        id_a,
+        digest_a,
+    })
+}
+
+#[test]
+fn a_lazy_image_is_pushed_by_mount_and_its_layers_fetched_once_by_an_export() {
+    let Some(Cached {
+        a,
+        reg: _reg,
+        proxy,
+        cache,
+        id_a,
+        digest_a,
+    }) = cached_in_registry()
+    else {
+        return;
+    };
 
     let b = elsewhere(&a);
     let root = b.root();
@@ -291,16 +316,17 @@ fn a_lazy_image_is_pushed_by_mount_and_its_layers_fetched_once_by_an_export() {
 
 #[test]
 fn a_lazy_image_is_fetched_for_another_registry_as_a_base_and_by_an_output() {
-    if !available(&["skopeo"]) {
+    let Some(Cached {
+        a,
+        reg,
+        proxy,
+        cache,
+        id_a: _,
+        digest_a,
+    }) = cached_in_registry()
+    else {
         return;
-    }
-    let Some(a) = project() else { return };
-    let reg = Registry::plain();
-    let proxy = FaultProxy::to(&reg);
-    let cache = format!("{}/cache/app:buildcache", proxy.host());
-    let to = format!("type=registry,ref={cache},mode=max");
-    let (id_a, _) = build(&a, &["--cache-to", &to]);
-    let digest_a = manifest_digest(&a.root(), &id_a);
+    };
 
     // Another registry (the same server under another host name) gets the layers
     // streamed through this store: each fetched once, verified.

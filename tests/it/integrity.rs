@@ -3,20 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::support::{busybox, manifest_digest, rbuild_in, TestContext};
+use crate::support::{build_at_epoch, busybox, manifest_digest, rbuild_in, TestContext};
 
 const EPOCH: (&str, &str) = ("SOURCE_DATE_EPOCH", "1700000000");
 
 /// Builds with plain progress and a fixed epoch; returns (manifest digest, log).
 fn build(t: &TestContext, args: &[&str]) -> (String, String) {
-    let ctx = t.context().to_string_lossy().into_owned();
-    let mut all = vec!["build", "--progress", "plain"];
-    all.extend_from_slice(args);
-    all.push(&ctx);
-    let out = rbuild_in(&t.root(), &all, &[EPOCH]);
-    let log = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "build failed:\n{log}");
-    let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let (id, log) = build_at_epoch(t, args, EPOCH.1);
     (manifest_digest(&t.root(), &id), log)
 }
 

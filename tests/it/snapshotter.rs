@@ -63,6 +63,27 @@ fn diff_ids(store: &Path, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// Builds the context as `TAG:overlay` with overlayfs in a store of its own and as
+/// `TAG:native` with the native snapshotter in the test's store; (overlay store, both
+/// outputs).
+fn build_both(t: &TestContext, tag: &str) -> (std::path::PathBuf, Output, Output) {
+    let overlay_store = t.path("store-overlay");
+    let (overlay, native) = (format!("{tag}:overlay"), format!("{tag}:native"));
+    let a = build_into(
+        t,
+        &overlay_store,
+        &["-t", &overlay, "--snapshotter", "overlayfs"],
+        &[EPOCH],
+    );
+    let b = build_into(
+        t,
+        &t.root(),
+        &["-t", &native, "--snapshotter", "native"],
+        &[EPOCH],
+    );
+    (overlay_store, a, b)
+}
+
 #[test]
 fn native_writes_the_same_layers_as_overlayfs_and_shares_its_store() {
     let Some(t) = busybox(STEPS, &[("ctx-file", "from the context\n")]) else {
@@ -71,19 +92,7 @@ fn native_writes_the_same_layers_as_overlayfs_and_shares_its_store() {
     if !have("umoci") {
         return;
     }
-    let overlay_store = t.path("store-overlay");
-    let a = build_into(
-        &t,
-        &overlay_store,
-        &["-t", "s:overlay", "--snapshotter", "overlayfs"],
-        &[EPOCH],
-    );
-    let b = build_into(
-        &t,
-        &t.root(),
-        &["-t", "s:native", "--snapshotter", "native"],
-        &[EPOCH],
-    );
+    let (overlay_store, a, b) = build_both(&t, "s");
     let overlay_ids = diff_ids(&overlay_store, "s:overlay");
     assert_eq!(overlay_ids.len(), 11, "{overlay_ids:?}");
     assert_eq!(diff_ids(&t.root(), "s:native"), overlay_ids);
@@ -267,19 +276,7 @@ fn copies_into_new_directories_give_native_layers_and_the_last_source_wins() {
     if !have("umoci") {
         return;
     }
-    let overlay_store = t.path("store-overlay");
-    let a = build_into(
-        &t,
-        &overlay_store,
-        &["-t", "c:overlay", "--snapshotter", "overlayfs"],
-        &[EPOCH],
-    );
-    let b = build_into(
-        &t,
-        &t.root(),
-        &["-t", "c:native", "--snapshotter", "native"],
-        &[EPOCH],
-    );
+    let (overlay_store, a, b) = build_both(&t, "c");
     assert_eq!(
         diff_ids(&overlay_store, "c:overlay"),
         diff_ids(&t.root(), "c:native")

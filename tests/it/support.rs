@@ -162,6 +162,19 @@ pub fn leftover_work_files(root: &Path) -> Vec<PathBuf> {
         .unwrap_or_default()
 }
 
+/// Builds `t`'s context with plain progress, `args` and `SOURCE_DATE_EPOCH=epoch`;
+/// panics with the log on failure. Returns (image ID, log).
+pub fn build_at_epoch(t: &TestContext, args: &[&str], epoch: &str) -> (String, String) {
+    let ctx = t.context().to_string_lossy().into_owned();
+    let mut all = vec!["build", "--progress", "plain"];
+    all.extend_from_slice(args);
+    all.push(&ctx);
+    let out = rbuild_in(&t.root(), &all, &[("SOURCE_DATE_EPOCH", epoch)]);
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "build failed:\n{log}");
+    (String::from_utf8_lossy(&out.stdout).trim().to_owned(), log)
+}
+
 /// Unpacks image `name` from the store with umoci; returns the rootfs path.
 pub fn umoci_unpack(t: &TestContext, name: &str) -> PathBuf {
     let bundle = t.path("bundle");
