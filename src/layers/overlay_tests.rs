@@ -11,6 +11,17 @@ fn is_mounted(target: &Path) -> bool {
     info.lines().any(|l| l.split(' ').nth(4) == Some(t))
 }
 
+/// The super options of the mount on `target` (mountinfo's last field).
+fn super_options(target: &Path) -> String {
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let t = target.to_str().unwrap();
+    let line = info
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some(t))
+        .unwrap();
+    line.rsplit(' ').next().unwrap().to_owned()
+}
+
 fn spec(base: &Path, lowerdirs: Vec<PathBuf>) -> OverlaySpec {
     OverlaySpec {
         lowerdirs,
@@ -49,6 +60,11 @@ fn mounts_150_lowerdirs_with_both_apis() {
         fs::create_dir(&target).unwrap();
         let m = OverlayMount::mount_with(&spec(t.path(), lowers), &target, api).unwrap();
         assert!(is_mounted(&target), "{api:?}");
+        // No flush of the store's whole filesystem at fsync or unmount.
+        let options = super_options(&target);
+        // (shown as `fsync=volatile` since Linux 6.6)
+        let volatile = |o: &str| o == "volatile" || o == "fsync=volatile";
+        assert!(options.split(',').any(volatile), "{api:?}: {options}");
         assert_eq!(fs::read_dir(&target).unwrap().count(), 151);
         assert_eq!(
             fs::read_to_string(target.join("shared")).unwrap(),

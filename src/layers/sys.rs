@@ -157,6 +157,12 @@ pub(crate) fn fset_xattr(fd: impl AsFd, name: &[u8], value: &[u8]) -> io::Result
 }
 
 /// Overlay options that keep the upperdir a self-contained diff (see DESIGN.md).
+///
+/// Every overlay is also mounted `volatile` (Linux 5.10+): `fsync`/`syncfs` inside the
+/// step, and the unmount, do not flush the store's whole filesystem. Nothing is lost by
+/// it: an upperdir becomes a snapshot, which is a cache of its layer blob (that blob is
+/// fsynced); a snapshot a crash left incomplete fails its fingerprint at first use and is
+/// made again from the blob (see `store/snapmeta.rs`).
 const OVERLAY_FLAGS: [(&str, &str); 3] = [
     ("index", "off"),
     ("metacopy", "off"),
@@ -211,6 +217,7 @@ pub(crate) fn mount_overlay_new_api(
     if user_xattrs() {
         rmount::fsconfig_set_flag(&fs, "userxattr")?;
     }
+    rmount::fsconfig_set_flag(&fs, "volatile")?;
     rmount::fsconfig_create(&fs)?;
     let mnt = rmount::fsmount(
         &fs,
@@ -230,15 +237,32 @@ pub(crate) fn mount_overlay_new_api(
 /// The largest option string `mount(2)` accepts (one page, NUL included).
 pub(crate) const LEGACY_OPTIONS_MAX: usize = 4095;
 
-/// Mounts an overlay with `mount(2)`. The lowerdirs are opened first and named by their
-/// descriptor numbers relative to `/proc/self/fd`, the working directory of a helper
-/// thread that has its own filesystem context: this keeps each lowerdir to 2-4 bytes so
-/// even overlayfs' 500-layer maximum fits in one page of options.
+/// Mounts an overlay with `mount(2)`, `volatile` unless the kernel (before 5.10) does
+/// not know the option.
 pub(crate) fn mount_overlay_legacy(
     lowers: &[&Path],
     upper: &Path,
     work: &Path,
     target: &Path,
+) -> io::Result<()> {
+    match mount_overlay_legacy_with(lowers, upper, work, target, true) {
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
+            mount_overlay_legacy_with(lowers, upper, work, target, false)
+        }
+        other => other,
+    }
+}
+
+/// Mounts an overlay with `mount(2)`. The lowerdirs are opened first and named by their
+/// descriptor numbers relative to `/proc/self/fd`, the working directory of a helper
+/// thread that has its own filesystem context: this keeps each lowerdir to 2-4 bytes so
+/// even overlayfs' 500-layer maximum fits in one page of options.
+fn mount_overlay_legacy_with(
+    lowers: &[&Path],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+    volatile: bool,
 ) -> io::Result<()> {
     let fds = lowers
         .iter()
@@ -274,6 +298,9 @@ pub(crate) fn mount_overlay_legacy(
     }
     if user_xattrs() {
         opts.extend_from_slice(b",userxattr");
+    }
+    if volatile {
+        opts.extend_from_slice(b",volatile");
     }
     if opts.len() > LEGACY_OPTIONS_MAX {
         return Err(io::Error::new(

@@ -21,7 +21,6 @@
 //! rebuilt from its blob.
 
 use std::fs;
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{renameat_with, RenameFlags, CWD};
@@ -184,16 +183,18 @@ impl SnapshotBuilder<'_> {
         &self.chain_id
     }
 
-    /// Makes the content durable (`syncfs`), writes the sidecar describing `info` and
+    /// Fingerprints the content, writes the sidecar describing `info` (durably) and
     /// renames the directory into place; returns the snapshot's path. If the snapshot
     /// appeared meanwhile (a process that did not take the lock), the existing one is
     /// kept and ours removed.
+    ///
+    /// The content is not flushed (no `syncfs`, which writes back the whole filesystem):
+    /// a snapshot is a cache of its layer blob, which is durable. After a crash, a
+    /// snapshot whose entries did not all reach the disk no longer matches the
+    /// fingerprint in its sidecar, so its first use discards it and makes it again.
     pub fn commit(mut self, info: &SnapshotInfo) -> Result<PathBuf> {
         let dest = self.store.snapshot_path(&self.chain_id);
         let print = fingerprint(&self.temp)?;
-        let dir = fs::File::open(&self.temp).map_err(Error::fs("open snapshot dir", &self.temp))?;
-        rustix::fs::syncfs(dir.as_fd()).map_err(|e| Error::fs("sync", &self.temp)(e.into()))?;
-        drop(dir);
         if dest.is_dir() {
             // Lost a race: keep the existing snapshot (and its sidecar); Drop removes ours.
             return Ok(dest);
