@@ -83,6 +83,28 @@ fresh_cleanup() {
 trap fresh_cleanup EXIT
 for c in "${CASES[@]}"; do [ "$c" != fresh ] || case_fresh; done
 
+# The floor of `touch` for a builder that checks a snapshot before its first use in a
+# process (rbuild: see src/store/snapmeta.rs): one `lstat` of every entry of the
+# 100k-file lower, as `find -printf` does it (one thread; rbuild's fingerprint uses up to
+# four).
+touch_floor() {
+  local snap='' d
+  for d in "$RBUILD_ROOT"/snapshots/*/m; do
+    [ -d "$d" ] && [ "$(find "$d" -maxdepth 1 -type f | head -100001 | wc -l)" -ge 100000 ] \
+      && { snap=${d%/m}; break; }
+  done
+  [ -n "$snap" ] || { echo "touch floor: no 100k-file snapshot in $RBUILD_ROOT" >&2; return 0; }
+  printf '\n## touch floor: lstat of every entry of the lower snapshot (%s)\n\n' "$snap" \
+    | tee -a "$OUT/summary.md"
+  hyperfine -S bash --runs "$((RUNS * 3))" --warmup 1 --export-json "$OUT/touch-floor.json" \
+    -n "touch-one floor (stat walk of the lower)" \
+    "find $snap -printf '%C@ %s %i\\n' >/dev/null" \
+    >>"$OUT/hyperfine.log" 2>&1
+  jq -r '.results[0] | "stat walk of the lower: median \(.median*1000|floor) ms (min \(.min*1000|floor), max \(.max*1000|floor))"' \
+    "$OUT/touch-floor.json" | tee -a "$OUT/summary.md"
+}
+for c in "${CASES[@]}"; do [ "$c" != touch ] || touch_floor; done
+
 # The ratio table: every hyperfine JSON of this OUT named "<workload> <peer>".
 python3 - "$OUT" <<'EOF'
 import glob, json, sys
