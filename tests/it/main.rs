@@ -14,6 +14,7 @@ mod config;
 mod containerd;
 mod crash;
 mod devices;
+mod emulation;
 mod foreign;
 mod hostile;
 mod image;

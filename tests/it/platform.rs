@@ -31,7 +31,7 @@ fn host_machine() -> u16 {
 }
 
 /// A registry holding the multi-arch base; `None` (skip) without the tools.
-fn multi_base() -> Option<(Registry, String)> {
+pub fn multi_base() -> Option<(Registry, String)> {
     if !available(&["skopeo", "dpkg-deb", "apt-get"]) {
         return None;
     }
@@ -189,6 +189,17 @@ fn platform_args_are_buildkits_and_the_build_stage_runs_natively() {
 /// `/out` of the cross-compiled image for `platform` pulled back from `reference` with
 /// skopeo and unpacked with umoci; its busybox's ELF machine.
 fn pulled_back(t: &TestContext, reference: &str, arch: &str) -> (String, u16) {
+    let rootfs = unpacked(t, reference, arch);
+    let text = std::fs::read_to_string(rootfs.join("out")).expect("/out");
+    (
+        text.trim().to_owned(),
+        elf_machine(&rootfs.join("bin/busybox")),
+    )
+}
+
+/// The root filesystem of `reference`'s image for `arch`, pulled with skopeo from the
+/// registry and unpacked with umoci.
+pub fn unpacked(t: &TestContext, reference: &str, arch: &str) -> std::path::PathBuf {
     let layout = t.path(&format!("pulled-{arch}"));
     skopeo(&[
         "copy",
@@ -211,12 +222,7 @@ fn pulled_back(t: &TestContext, reference: &str, arch: &str) -> (String, u16) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let rootfs = bundle.join("rootfs");
-    let text = std::fs::read_to_string(rootfs.join("out")).expect("/out");
-    (
-        text.trim().to_owned(),
-        elf_machine(&rootfs.join("bin/busybox")),
-    )
+    bundle.join("rootfs")
 }
 
 #[test]
@@ -370,7 +376,7 @@ fn several_platforms_write_an_oci_index_and_refuse_a_docker_archive() {
 }
 
 /// The host's `binfmt_misc` registrations (empty when it is not mounted).
-fn binfmt_entries() -> Vec<String> {
+pub fn binfmt_entries() -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir("/proc/sys/fs/binfmt_misc")
         .map(|d| {
             d.flatten()
