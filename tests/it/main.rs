@@ -29,6 +29,7 @@ mod network;
 mod outputs;
 mod parallel;
 mod platform;
+mod platform_outputs;
 mod prune;
 mod pushpull;
 mod registry;
