@@ -3,8 +3,7 @@
 # cold (empty store: the base is pulled, every step runs, arm64's RUN steps under QEMU)
 # and cached (the same build again, nothing changed), rbuild against
 # `buildah build --layers --platform linux/amd64,linux/arm64 --manifest` (--layers: its
-# cache), in one run, medians
-# of RUNS runs each, as one table.
+# cache), in one run, medians of RUNS runs each, as one table.
 #
 # The example's first stage makes its base from the amd64 busybox in the context; here
 # it starts from a two-platform busybox index both tools read instead: the tests'
