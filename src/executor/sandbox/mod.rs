@@ -215,7 +215,7 @@ pub struct SandboxSpec {
     pub cgroup: Option<cgroup::Place>,
     /// For a foreign-platform step: the emulator's `binfmt_misc` registration line
     /// (`:qemu-aarch64:M::magic:mask:/path/to/interpreter:F...`), registered in the
-    /// step's own user namespace ([`binfmt`]); `None`: native, or through the host's.
+    /// step's own user namespace (`sandbox/binfmt.rs`); `None`: native, or through the host's.
     #[serde(default)]
     pub binfmt: Option<String>,
 }
