@@ -124,3 +124,48 @@ fn layer_files(layout: &Path, layer: &serde_json::Value) -> Vec<(String, Vec<u8>
     }
     files
 }
+
+#[test]
+fn an_emulated_step_keeps_the_sandboxs_protections() {
+    if !can_mount() || cfg!(target_arch = "aarch64") || !private_binfmt() {
+        return;
+    }
+    let Some((_reg, base)) = multi_base() else {
+        return;
+    };
+    // Its own user namespace maps every id to itself; the rest is the root sandbox's.
+    let script = "cat /proc/self/uid_map > /uid_map; \
+         grep -E '^(NoNewPrivs|Seccomp|CapEff|CapBnd):' /proc/self/status > /status; \
+         ls /sys/class/net > /nets; grep -c cgroup /proc/self/mounts > /cgroups || true; \
+         ls /proc/sys/fs/binfmt_misc > /binfmt 2>&1 || true; \
+         mknod /dev/shm/null c 1 3 2> /mknod || echo refused >> /mknod";
+    let t = TestContext::new(&format!("FROM {base}\nRUN {script}\n"), &[]);
+    let out = t.path("out");
+    t.build(&[
+        "--platform",
+        "linux/arm64",
+        "-o",
+        &format!("type=local,dest={}", out.display()),
+    ]);
+    let read = |rel: &str| std::fs::read_to_string(out.join(rel)).expect(rel);
+    assert_eq!(
+        read("uid_map").split_whitespace().collect::<Vec<_>>(),
+        ["0", "0", "4294967295"]
+    );
+    let status = read("status");
+    for line in [
+        "NoNewPrivs:\t1",
+        "Seccomp:\t2",
+        "CapEff:\t00000000a80425fb",
+        "CapBnd:\t00000000a80425fb",
+    ] {
+        assert!(status.contains(line), "{line} in {status}");
+    }
+    // The step's network namespace is its own (pasta's tap and lo), its sysfs too:
+    // no host interface, no host cgroup tree, no binfmt_misc.
+    let nets = read("nets");
+    assert!(nets.lines().all(|n| n == "lo" || n == "eth0"), "{nets}");
+    assert_eq!(read("cgroups").trim(), "0");
+    assert!(!read("binfmt").contains("qemu"), "{}", read("binfmt"));
+    assert!(read("mknod").contains("refused"), "{}", read("mknod"));
+}
