@@ -384,29 +384,16 @@ pub fn binfmt_entries() -> Vec<String> {
 
 #[test]
 fn a_foreign_run_is_emulated_through_a_registration_of_its_own() {
-    if !can_mount() || cfg!(target_arch = "aarch64") || !private_binfmt() {
-        return;
-    }
-    let Some((_reg, base)) = multi_base() else {
+    let Some((_reg, base)) = emulated_base() else {
         return;
     };
     let t = TestContext::new(&format!("FROM {base}\nRUN uname -m > /arch\n"), &[]);
     let before = binfmt_entries();
-    let out = t.rbuild(&[
-        "build",
-        "--progress",
-        "plain",
-        "--platform",
-        "linux/arm64",
-        "-o",
-        &format!("type=local,dest={}", t.path("out").display()),
-        t.context().to_str().expect("UTF-8 path"),
-    ]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let dest = format!("type=local,dest={}", t.path("out").display());
+    let log = t.build_log(&["--platform", "linux/arm64", "-o", &dest]);
     assert!(
-        stderr.contains("QEMU user emulation (qemu-aarch64, for this step only)"),
-        "{stderr}"
+        log.contains("QEMU user emulation (qemu-aarch64, for this step only)"),
+        "{log}"
     );
     let arch = std::fs::read_to_string(t.path("out/arch")).expect("/arch");
     assert_eq!(arch.trim(), "aarch64");
@@ -415,6 +402,15 @@ fn a_foreign_run_is_emulated_through_a_registration_of_its_own() {
         before,
         "binfmt_misc registrations changed"
     );
+}
+
+/// [`multi_base`] where an arm64 RUN is emulated through rbuild's own registration:
+/// an amd64 host that can mount, with [`private_binfmt`].
+pub fn emulated_base() -> Option<(Registry, String)> {
+    if !can_mount() || cfg!(target_arch = "aarch64") || !private_binfmt() {
+        return None;
+    }
+    multi_base()
 }
 
 /// Whether rbuild can register QEMU for its own steps here: Debian's qemu-user-static
