@@ -54,6 +54,7 @@ fn spec(root: &Path) -> SandboxSpec {
         timeout: Some(Duration::from_secs(30)),
         limits: Default::default(),
         cgroup: None,
+        binfmt: None,
     }
 }
 

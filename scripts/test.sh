@@ -13,9 +13,10 @@ cd "$(dirname "$0")/.."
 # terminal progress view, read back from a real terminal); passt (pasta: the default network
 # of RUN steps); uidmap (newuidmap/newgidmap: rootless builds with subordinate ids);
 # libcap2-bin and ca-certificates (scripts/image.sh: rbuild's own image, tests/it/image.rs).
+# qemu-user-static: foreign-platform RUN steps (tests/it/platform.rs), registered per step.
 packages=(pkg-config busybox-static skopeo umoci oci-image-tool podman bzip2 xz-utils zstd openssh-client
           docker-registry apache2-utils openssl curl time git man-db containerd tmux passt uidmap
-          libcap2-bin ca-certificates)
+          libcap2-bin ca-certificates qemu-user-static)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -454,23 +454,28 @@ fn is_true(value: &str) -> bool {
     matches!(value, "1" | "t" | "T" | "true" | "TRUE" | "True")
 }
 
-/// The outputs a multi-platform build can write today: the store (and `--push`),
-/// `type=oci` (the index) without output annotations, and `type=local` (a directory
-/// per platform); the others are refused, naming what to use.
+/// The outputs a multi-platform build can write: the store (and `--push`),
+/// `type=oci` (the index) without output annotations, `type=local` (a directory per
+/// platform) and `type=tar` (one tar of those directories); `type=docker` is refused
+/// as BuildKit refuses it (a docker archive, as `docker load` reads it, holds no index).
 fn several_platforms_outputs(outputs: &[crate::executor::Output]) -> anyhow::Result<()> {
     use crate::executor::Output;
     for output in outputs {
-        let refused = match output {
-            Output::Local { .. } => continue,
-            Output::Oci { annotations, .. } if *annotations == Default::default() => continue,
-            Output::Oci { .. } => "annotation keys on -o type=oci",
-            Output::Docker { .. } => "-o type=docker (a docker archive holds one platform)",
-            Output::Tar { .. } => "-o type=tar",
-        };
-        anyhow::bail!(
-            "{refused} with several --platform values is not supported yet: \
-             use --push, type=oci or type=local (a directory per platform), or build one platform"
-        );
+        match output {
+            Output::Local { .. } | Output::Tar { .. } => {}
+            Output::Oci { annotations, .. } if *annotations == Default::default() => {}
+            Output::Oci { .. } => anyhow::bail!(
+                "annotation keys on -o type=oci with several --platform values are not \
+                 supported yet: use --push, type=oci without them or type=local (a \
+                 directory per platform), or build one platform"
+            ),
+            Output::Docker { .. } => anyhow::bail!(
+                "-o type=docker with several --platform values: docker exporter does not \
+                 currently support exporting manifest lists (docker load cannot read an \
+                 index); use -o type=oci (an OCI layout or tar of the index), --push, or \
+                 build one platform"
+            ),
+        }
     }
     Ok(())
 }

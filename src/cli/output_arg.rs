@@ -78,7 +78,8 @@ const REFUSED: [(&str, &str); 13] = [
     ("oci-artifact", "nothing: rbuild writes image manifests"),
     (
         "platform-split",
-        "one platform per build (multi-platform builds come later)",
+        "a directory per platform with several --platform values, always \
+         (platform-split=false, one merged tree, is not supported)",
     ),
 ];
 

@@ -82,10 +82,12 @@ struct Listed {
     id: Option<Digest>,
 }
 
-/// `rbuild images`: `NAME  IMAGE ID  DIGEST  CREATED  SIZE`, named images by name, then
+/// `rbuild images`: `NAME  IMAGE ID  DIGEST  CREATED  SIZE  PLATFORMS`, named images by
+/// name, then
 /// those without a name (`<none>`), newest first. IMAGE ID is the config digest (what
 /// docker and podman show), DIGEST the manifest digest (what registries and
-/// `--metadata-file` name), both 12 hex digits unless `--no-trunc`.
+/// `--metadata-file` name), both 12 hex digits unless `--no-trunc`; PLATFORMS the
+/// image's platform, or each platform of an index (a multi-platform image), one row.
 pub fn run_images(root: &Path, args: &ImagesArgs) -> anyhow::Result<ExitCode> {
     // `--digests` asks for what is always shown.
     let _ = args.digests;
@@ -104,7 +106,8 @@ pub fn run_images(root: &Path, args: &ImagesArgs) -> anyhow::Result<ExitCode> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    let mut rows = vec![["NAME", "IMAGE ID", "DIGEST", "CREATED", "SIZE"].map(String::from)];
+    let mut rows =
+        vec![["NAME", "IMAGE ID", "DIGEST", "CREATED", "SIZE", "PLATFORMS"].map(String::from)];
     for image in &images {
         // One unreadable image is reported, never a reason to hide the others.
         let row = image_row(&store, image, args.no_trunc, now).unwrap_or_else(|e| {
@@ -114,6 +117,7 @@ pub fn run_images(root: &Path, args: &ImagesArgs) -> anyhow::Result<ExitCode> {
                 "?".into(),
                 digest_text(&image.descriptor.digest, args.no_trunc),
                 "unreadable".into(),
+                "?".into(),
                 "?".into(),
             ]
         });
@@ -149,20 +153,23 @@ fn image_row(
     image: &Listed,
     no_trunc: bool,
     now: i64,
-) -> anyhow::Result<[String; 5]> {
+) -> anyhow::Result<[String; 6]> {
     let what = || format!("image {}", listed_name(image));
     let size = image_size(store, &image.descriptor).with_context(what)?;
     let id = match image.id {
         Some(id) => id,
         None => store.image_id(&image.descriptor).with_context(what)?,
     };
-    let created = if media_types::is_manifest(&image.descriptor.media_type) {
+    let (created, platforms) = if media_types::is_manifest(&image.descriptor.media_type) {
         let config = publish::read_config(store, &id).with_context(what)?;
-        config
+        let created = config
             .created
-            .map_or("N/A".to_owned(), |c| relative_time(&c, now))
+            .map_or("N/A".to_owned(), |c| relative_time(&c, now));
+        let platform = platform_text(&config.os, &config.architecture, &config.variant);
+        (created, platform)
     } else {
-        "N/A".to_owned()
+        let platforms = index_platforms(store, &image.descriptor.digest).with_context(what)?;
+        ("N/A".to_owned(), platforms)
     };
     Ok([
         listed_name(image),
@@ -170,7 +177,32 @@ fn image_row(
         digest_text(&image.descriptor.digest, no_trunc),
         created,
         human_size(size),
+        platforms,
     ])
+}
+
+/// `os/architecture[/variant]`.
+fn platform_text(os: &str, architecture: &str, variant: &str) -> String {
+    match variant {
+        "" => format!("{os}/{architecture}"),
+        v => format!("{os}/{architecture}/{v}"),
+    }
+}
+
+/// The platforms an index lists, comma-separated (`?` for an entry without one).
+fn index_platforms(store: &Store, digest: &Digest) -> anyhow::Result<String> {
+    let index: crate::image::Index = serde_json::from_slice(&store.read_blob(digest)?)
+        .with_context(|| format!("index {digest} is not valid JSON"))?;
+    let texts: Vec<String> = index
+        .manifests
+        .iter()
+        .map(|m| {
+            m.platform.as_ref().map_or("?".to_owned(), |p| {
+                platform_text(&p.os, &p.architecture, &p.variant)
+            })
+        })
+        .collect();
+    Ok(texts.join(","))
 }
 
 /// Left-aligned columns separated by three spaces.

@@ -4,9 +4,11 @@
 //! export, result files).
 
 use std::num::NonZeroUsize;
+use std::sync::Arc;
 
 use super::cache_io::{export_caches, RemoteCache};
 use super::caching::BuildCache;
+use super::context::LazyContext;
 use super::env::{BuildEnv, Created, Mode, StageOutput};
 use super::error::{BuildError, ExecError};
 use super::events::{BuildEvent, Reporter};
@@ -28,15 +30,17 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRes
     if options.platforms.len() > 1 {
         return super::multi::build_platforms(options, reporter);
     }
-    build_one(options, reporter)
+    build_one(options, reporter, None)
 }
 
-/// Builds the image of one platform.
+/// Builds the image of one platform, reading the build `context` given (a
+/// multi-platform build's shared one) or its own.
 pub(super) fn build_one(
     options: &BuildOptions,
     reporter: &dyn Reporter,
+    context: Option<Arc<LazyContext>>,
 ) -> Result<BuildResult, BuildError> {
-    run(options, Mode::Build, reporter)?.ok_or_else(|| {
+    run(options, Mode::Build, reporter, context)?.ok_or_else(|| {
         BuildError::from(ExecError::Internal {
             what: "a build ended without an image",
         })
@@ -47,7 +51,7 @@ pub(super) fn build_one(
 /// would run (`StepCached` and `CacheMiss` events), without running, recording or
 /// naming anything.
 pub fn explain(options: &BuildOptions, reporter: &dyn Reporter) -> Result<(), BuildError> {
-    run(options, Mode::Explain, reporter).map(|_| ())
+    run(options, Mode::Explain, reporter, None).map(|_| ())
 }
 
 /// A build in `mode`: its result, or `None` when explaining.
@@ -55,6 +59,7 @@ fn run(
     options: &BuildOptions,
     mode: Mode,
     reporter: &dyn Reporter,
+    context: Option<Arc<LazyContext>>,
 ) -> Result<Option<BuildResult>, BuildError> {
     let dockerfile = read_dockerfile(options)?;
     let store = Store::open(&options.root).map_err(ExecError::from)?;
@@ -65,7 +70,9 @@ fn run(
     let named = prepare_trees(&store, options, &plan, now, reporter)?;
     let sandbox = Sandbox::new().with_cancel(options.cancel.clone());
     let remote = RemoteCache::load(&store, options, reporter);
-    let env = BuildEnv::new(&store, options, mode, reporter, &remote, &sandbox, named);
+    let context = context.unwrap_or_else(|| Arc::new(build_context(options)));
+    let trees = (context, named);
+    let env = BuildEnv::new(&store, options, mode, reporter, &remote, &sandbox, trees);
     if mode == Mode::Build {
         super::run::prewarm_network(&env, &plan);
     }
@@ -78,6 +85,15 @@ fn run(
             Ok(Some(result))
         }
     }
+}
+
+/// The build context of `options`, not walked yet.
+pub(super) fn build_context(options: &BuildOptions) -> LazyContext {
+    LazyContext::new(
+        &options.context,
+        &options.dockerfile,
+        options.ignore_file.as_deref(),
+    )
 }
 
 /// The Dockerfile's stages, and how many steps (each needed stage's `FROM` included)

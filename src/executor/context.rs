@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 use super::copy::ContextIndex;
@@ -31,6 +32,9 @@ pub struct LazyContext {
     cell: OnceLock<ContextIndex>,
     /// Held while walking, so that concurrent first users wait for one walk.
     walking: Mutex<()>,
+    /// How many times the tree was walked (at most once: a multi-platform build's
+    /// platforms share one context, and say so).
+    walks: AtomicUsize,
     /// The tree's directory.
     dir: PathBuf,
     ignore: IgnoreRule,
@@ -60,6 +64,7 @@ impl LazyContext {
         LazyContext {
             cell: OnceLock::new(),
             walking: Mutex::new(()),
+            walks: AtomicUsize::new(0),
             dir: dir.to_owned(),
             ignore,
             lasting,
@@ -87,7 +92,14 @@ impl LazyContext {
             return Ok(index);
         }
         let index = context_index(&self.dir, &self.ignore)?;
+        self.walks.fetch_add(1, Ordering::Relaxed);
         Ok(self.cell.get_or_init(|| index))
+    }
+
+    /// How many times the tree was walked, and its entries (0 if never walked).
+    pub fn walks(&self) -> (usize, usize) {
+        let entries = self.cell.get().map_or(0, ContextIndex::len);
+        (self.walks.load(Ordering::Relaxed), entries)
     }
 }
 

@@ -18,6 +18,7 @@ use super::limits::RunCgroups;
 use super::sandbox::Executor;
 use super::sandbox::NetPool;
 use super::{BuildOptions, CompressionKind};
+use std::sync::Arc;
 
 /// A layer of a built stage: its blob and where its snapshot is.
 #[derive(Debug, Clone)]
@@ -103,8 +104,9 @@ pub struct BuildEnv<'a> {
     pub reporter: &'a dyn Reporter,
     /// The caches of `--cache-from`, and where their layer blobs come from.
     pub remote: &'a RemoteCache,
-    /// The build context, walked on first use.
-    pub context: LazyContext,
+    /// The build context, walked on first use (shared by a multi-platform build's
+    /// platforms).
+    pub context: Arc<LazyContext>,
     /// The named contexts that are trees (`--build-context`), walked on first use.
     pub named: NamedTrees,
     /// How layers are written (compression, mtime clamp).
@@ -142,7 +144,7 @@ impl<'a> BuildEnv<'a> {
         reporter: &'a dyn Reporter,
         remote: &'a RemoteCache,
         executor: &'a dyn Executor,
-        named: NamedTrees,
+        (context, named): (Arc<LazyContext>, NamedTrees),
     ) -> Self {
         BuildEnv {
             store,
@@ -150,11 +152,7 @@ impl<'a> BuildEnv<'a> {
             mode,
             reporter,
             remote,
-            context: LazyContext::new(
-                &options.context,
-                &options.dockerfile,
-                options.ignore_file.as_deref(),
-            ),
+            context,
             named,
             write: write_options(options),
             created: Created::new(options.source_date_epoch),

@@ -218,7 +218,13 @@ fn rootfs_tar(
             store.work_dir(),
         ))?;
     rootfs_dir(store, stage, dir.path())?;
-    let set = crate::layers::tree_changes(dir.path())?;
+    dir_tar(dir.path(), dest, epoch)
+}
+
+/// Directory `dir` as one uncompressed tar at `dest` (`-`: stdout), its entries named
+/// relative to `dir`: a multi-platform build's platform directories (`linux_amd64/`).
+pub fn dir_tar(dir: &Path, dest: &Path, epoch: Option<i64>) -> Result<(), ExecError> {
+    let set = crate::layers::tree_changes(dir)?;
     let mut out = create(dest)?;
     write_tar(
         &set,

@@ -1,14 +1,20 @@
-//! Multi-platform builds (`--platform a,b`): the plan built once per platform, one
-//! after the other, sharing the store (its cache records, snapshots and context stat
-//! cache); their images listed in one image index (a Docker manifest list with the
+//! Multi-platform builds (`--platform a,b`): the plan built once per platform, all at
+//! the same time (a thread each), sharing one walk of the build context and the store
+//! (its cache records, snapshots and context stat cache); their images listed in one image index (a Docker manifest list with the
 //! Docker format), which is what the build's tags name, what is pushed and what a
 //! `type=oci` output holds. A `type=local` output gets one directory per platform
-//! (`linux_arm64`), as BuildKit's.
+//! (`linux_arm64`), as BuildKit's, and a `type=tar` output one tar of those
+//! directories.
 
-use super::build::build_one;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::build::{build_context, build_one};
+use super::context::LazyContext;
 use super::error::{BuildError, ExecError};
 use super::events::{BuildEvent, Reporter};
-use super::export::export_index;
+use super::export::{dir_tar, export_index};
 use super::finish::{name, write_result_files, BuildResult};
 use super::{BuildOptions, Output};
 use crate::image::Descriptor;
@@ -24,21 +30,30 @@ pub fn build_platforms(
     let store = Store::open(&options.root).map_err(ExecError::from)?;
     // Held until the index names the images: a prune between platforms keeps them.
     let _gc = store.gc_shared().map_err(ExecError::from)?;
-    let mut manifests: Vec<Descriptor> = Vec::new();
-    let count = options.platforms.len();
-    for (i, platform) in options.platforms.iter().enumerate() {
-        reporter.event(BuildEvent::Note {
-            message: format!("platform {platform} ({}/{count})", i + 1),
-        });
-        let built = build_one(&part_options(options, platform), reporter)?;
-        let mut descriptor = built.descriptor;
-        descriptor.annotations.clear();
-        manifests.push(descriptor);
-    }
+    let context = Arc::new(build_context(options));
+    // The platforms' root filesystems of `type=tar` outputs, tarred once all are built.
+    let staging = tempfile::Builder::new()
+        .prefix("platforms-")
+        .tempdir_in(store.work_dir())
+        .map_err(ExecError::fs(
+            "cannot create a directory in",
+            store.work_dir(),
+        ))?;
+    let manifests = build_all(options, reporter, &context, staging.path())?;
+    let (walks, entries) = context.walks();
+    reporter.event(BuildEvent::Note {
+        message: format!(
+            "{} platforms built in parallel; build context walked {walks} time(s) ({entries} entries)",
+            manifests.len()
+        ),
+    });
     let index = assemble_index(&store, &manifests, options.format).map_err(ExecError::from)?;
     let names = name(&store, options, reporter, &index, &index.digest)?;
     for output in &options.outputs {
-        export_index(&store, &index, options, output, reporter)?;
+        match output {
+            Output::Tar { dest } => dir_tar(staging.path(), dest, options.source_date_epoch)?,
+            _ => export_index(&store, &index, options, output, reporter)?,
+        }
     }
     let result = BuildResult {
         manifest: index.digest,
@@ -50,20 +65,99 @@ pub fn build_platforms(
     Ok(result)
 }
 
+/// Builds the platforms at the same time (one thread each, every one scheduling its
+/// stages as a single-platform build does), sharing `context`; their manifests in
+/// `options.platforms` order. The first failure cancels the others and is the error.
+fn build_all(
+    options: &BuildOptions,
+    reporter: &dyn Reporter,
+    context: &Arc<LazyContext>,
+    staging: &Path,
+) -> Result<Vec<Descriptor>, BuildError> {
+    let count = options.platforms.len();
+    let results: Vec<Result<Descriptor, BuildError>> = std::thread::scope(|scope| {
+        let threads: Vec<_> = options
+            .platforms
+            .iter()
+            .enumerate()
+            .map(|(i, platform)| {
+                reporter.event(BuildEvent::Note {
+                    message: format!("platform {platform} ({}/{count})", i + 1),
+                });
+                let part = part_options(options, platform, staging);
+                let context = Arc::clone(context);
+                scope.spawn(move || {
+                    let built = build_one(&part, reporter, Some(context));
+                    if built.is_err() {
+                        part.cancel.store(true, Ordering::SeqCst);
+                    }
+                    built.map(|b| b.descriptor)
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| {
+                t.join().unwrap_or_else(|_| {
+                    Err(ExecError::Internal {
+                        what: "a platform's build thread panicked",
+                    }
+                    .into())
+                })
+            })
+            .collect()
+    });
+    first_failure(results)
+}
+
+/// The manifests (annotations cleared), or the first error that is not the
+/// cancellation another platform's failure caused.
+fn first_failure(
+    results: Vec<Result<Descriptor, BuildError>>,
+) -> Result<Vec<Descriptor>, BuildError> {
+    let interrupted =
+        |e: &BuildError| matches!(e, BuildError::Exec(x) if matches!(**x, ExecError::Interrupted));
+    let mut errors: Vec<BuildError> = Vec::new();
+    let mut manifests = Vec::new();
+    for result in results {
+        match result {
+            Ok(mut descriptor) => {
+                descriptor.annotations.clear();
+                manifests.push(descriptor);
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    match errors.iter().position(|e| !interrupted(e)) {
+        Some(i) => Err(errors.swap_remove(i)),
+        None => errors.into_iter().next().map_or(Ok(manifests), Err),
+    }
+}
+
 /// The options of `platform`'s build: that platform, no names or result files, local
-/// outputs in the platform's subdirectory.
-fn part_options(options: &BuildOptions, platform: &Platform) -> BuildOptions {
+/// outputs in the platform's subdirectory, a tar output's in `staging`'s.
+fn part_options(options: &BuildOptions, platform: &Platform, staging: &Path) -> BuildOptions {
+    let dir = platform_dir(platform);
     // The index's outputs (an OCI layout) are written once all platforms are built.
-    let outputs = options
+    let mut outputs: Vec<Output> = options
         .outputs
         .iter()
         .filter_map(|output| match output {
             Output::Local { dest } => Some(Output::Local {
-                dest: dest.join(platform_dir(platform)),
+                dest: dest.join(&dir),
             }),
             _ => None,
         })
         .collect();
+    if options
+        .outputs
+        .iter()
+        .any(|o| matches!(o, Output::Tar { .. }))
+    {
+        outputs.push(Output::Local {
+            dest: staging.join(&dir),
+        });
+    }
     BuildOptions {
         platform: Some(platform.clone()),
         platforms: Vec::new(),

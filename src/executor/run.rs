@@ -19,7 +19,7 @@ use super::stage_env::StageEnv;
 use super::step_user::user_in;
 use super::users::User;
 use crate::image::add_env;
-use crate::plan::{proxy_env, RunOp, Step, DEFAULT_PATH};
+use crate::plan::{proxy_env, Platform, RunOp, Step, DEFAULT_PATH};
 
 /// A step's `/etc/hosts`: loopback names, then each `--add-host` as `IP\tNAME`.
 fn hosts_file(extra: &[(String, String)]) -> String {
@@ -47,18 +47,13 @@ pub fn run_step(
     id: &StepId,
 ) -> Result<Option<Layer>, ExecError> {
     let platform = &step.state.platform;
-    if let Some(emulator) = super::emulation::check(platform)? {
-        env.build.reporter.event(BuildEvent::Note {
-            message: format!(
-                "RUN for {platform} runs under QEMU user emulation ({emulator}, registered on this host)"
-            ),
-        });
-    }
+    let binfmt = emulation_of(env, platform)?;
     let mut step_root = env.roots.root(layers)?;
     let root = step_root.target();
     let user = user_in(&root, &step.state.user)?;
     let step_mounts = mounts::prepare(env, &op.mounts, &step.state.workdir)?;
     let mut spec = sandbox_spec(env, op, step, &user, &step_mounts, root)?;
+    spec.binfmt = binfmt;
     let _lease = join_pooled(env, &mut spec)?;
     if op.security.as_deref() == Some("insecure") {
         // Granted by `--allow security.insecure` (the plan checked), but not widened.
@@ -116,7 +111,25 @@ fn sandbox_spec(
             .build
             .cgroups
             .place_for(&options.limits, env.build.reporter)?,
+        binfmt: None,
     })
+}
+
+/// How a `RUN` of `platform` runs (a note when emulated); the registration the
+/// sandbox makes for the step alone, if any.
+fn emulation_of(env: &StageEnv<'_>, platform: &Platform) -> Result<Option<String>, ExecError> {
+    use super::emulation::Emulation;
+    let (name, how, registration) = match super::emulation::check(platform)? {
+        Emulation::Native => return Ok(None),
+        Emulation::Private { name, registration } => {
+            (name, "for this step only", Some(registration))
+        }
+        Emulation::Host(name) => (name, "registered on this host", None),
+    };
+    env.build.reporter.event(BuildEvent::Note {
+        message: format!("RUN for {platform} runs under QEMU user emulation ({name}, {how})"),
+    });
+    Ok(registration)
 }
 
 /// The process environment with what the mounts add: secret variables, and
@@ -258,9 +271,13 @@ fn join_pooled<'e>(
     env: &StageEnv<'e>,
     spec: &mut SandboxSpec,
 ) -> Result<Option<netpool::Lease<'e>>, ExecError> {
+    // An emulated step's network namespace must belong to its own user namespace.
     let Network::Private(pasta) = &spec.network else {
         return Ok(None);
     };
+    if spec.binfmt.is_some() {
+        return Ok(None);
+    }
     let lease = env.build.netns.lease(pasta).map_err(|e| {
         ExecError::Sandbox(super::sandbox::Error::Setup {
             op: super::sandbox::SetupOp::Network,

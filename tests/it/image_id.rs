@@ -25,7 +25,15 @@ fn images(t: &TestContext, args: &[&str]) -> Vec<Vec<String>> {
     let words: Vec<&str> = header.split_whitespace().collect();
     assert_eq!(
         words,
-        ["NAME", "IMAGE", "ID", "DIGEST", "CREATED", "SIZE"],
+        [
+            "NAME",
+            "IMAGE",
+            "ID",
+            "DIGEST",
+            "CREATED",
+            "SIZE",
+            "PLATFORMS"
+        ],
         "{out}"
     );
     lines

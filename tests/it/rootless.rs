@@ -518,3 +518,32 @@ fn rootless_builds_with_either_snapshotter_give_the_root_builds_digest() {
         );
     }
 }
+
+#[test]
+fn rootless_foreign_run_is_emulated_through_a_registration_of_its_own() {
+    let Some(home) = Home::new(USER) else { return };
+    let Some((_reg, base)) = crate::platform::emulated_base() else {
+        return;
+    };
+    let before = crate::platform::binfmt_entries();
+    let dockerfile = format!("FROM {base}\nRUN uname -m > /arch && id -u > /uid\n");
+    let ctx = home.context("ctx", &[("Dockerfile", &dockerfile)]);
+    let dest = format!("type=local,dest={}", home.path("out").display());
+    let ctx = ctx.to_string_lossy().into_owned();
+    let args = [
+        "build",
+        "--progress",
+        "plain",
+        "--platform",
+        "linux/arm64",
+        "-o",
+        &dest,
+        &ctx,
+    ];
+    let (_, stderr) = home.ok(&args, &[]);
+    assert!(stderr.contains("for this step only"), "{stderr}");
+    let read = |rel: &str| std::fs::read_to_string(home.path("out").join(rel)).unwrap();
+    assert_eq!(read("arch").trim(), "aarch64");
+    assert_eq!(read("uid").trim(), "0");
+    assert_eq!(crate::platform::binfmt_entries(), before);
+}

@@ -54,6 +54,17 @@ impl TestContext {
 
     /// Runs a build of the context with extra arguments; panics with stderr on failure.
     pub fn build(&self, args: &[&str]) -> String {
+        let out = self.build_ok(args);
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// [`TestContext::build`], returning the plain progress log (stderr) instead.
+    pub fn build_log(&self, args: &[&str]) -> String {
+        let out = self.build_ok(args);
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    fn build_ok(&self, args: &[&str]) -> Output {
         let ctx = self.context();
         let mut all: Vec<&str> = vec!["build", "--progress", "plain"];
         all.extend_from_slice(args);
@@ -65,7 +76,7 @@ impl TestContext {
             "build failed:\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        out
     }
 
     /// Runs a build expected to fail; returns stderr.

@@ -187,6 +187,10 @@ pub enum SetupOp {
     Seccomp,
     /// Execute the command.
     Exec,
+    /// Create the step's own user namespace (for its `binfmt_misc` instance).
+    UserNamespace,
+    /// Register the step's emulator in its own `binfmt_misc` instance.
+    Binfmt,
 }
 
 impl fmt::Display for SetupOp {
@@ -227,6 +231,8 @@ impl fmt::Display for SetupOp {
             SetupOp::NoNewPrivs => "set no_new_privs",
             SetupOp::Seccomp => "load the seccomp filter",
             SetupOp::Exec => "execute",
+            SetupOp::UserNamespace => "create the step's user namespace (identity map) for",
+            SetupOp::Binfmt => "register the QEMU emulator in a private binfmt_misc with",
         };
         f.write_str(s)
     }

@@ -18,6 +18,7 @@ use rustix::fs::{Mode, OFlags, CWD};
 use rustix::process::{Pid, Signal, WaitOptions, WaitStatus};
 use rustix::thread::{CapabilitySet, CapabilitySets, UnshareFlags};
 
+use super::binfmt;
 use super::caps::CapSets;
 use super::cgroup::{self, Entry, StepCgroup};
 use super::error::SetupOp;
@@ -127,6 +128,13 @@ fn in_step_cgroup(prepared: &Prepared, report: &Reporter, place: &cgroup::Place)
 /// The namespaces, init (in the step's cgroup, if any) and its supervision; returns
 /// init's exit code.
 fn sandbox(prepared: &Prepared, report: &Reporter, cgroup: Option<&Entry>) -> u8 {
+    // First, so that the step's network namespace belongs to it too.
+    if prepared.spec.binfmt.is_some() {
+        if let Err((op, e)) = binfmt::enter_user_namespace() {
+            report.failed(op, "/proc/self/uid_map", &e);
+            return 1;
+        }
+    }
     // Killed and reaped when this function returns (in the helper; init never returns).
     let (_pasta, ready) = match private_network(&prepared.spec.network) {
         Ok(Some((pasta, ready))) => (Some(pasta), Some(ready)),
@@ -136,15 +144,14 @@ fn sandbox(prepared: &Prepared, report: &Reporter, cgroup: Option<&Entry>) -> u8
             return 1;
         }
     };
-    let mut flags =
-        UnshareFlags::NEWNS | UnshareFlags::NEWUTS | UnshareFlags::NEWIPC | UnshareFlags::NEWPID;
-    if prepared.spec.network == Network::None {
-        flags |= UnshareFlags::NEWNET;
-    }
-    if let Err(e) = sys::unshare(flags) {
-        report.failed(SetupOp::Unshare, "", &e);
-        return 1;
-    }
+    // Held (by init too) until the step is over: the emulator's registration.
+    let _binfmt = match namespaces(&prepared.spec) {
+        Ok(binfmt) => binfmt,
+        Err((op, path, e)) => {
+            report.failed(op, path, &e);
+            return 1;
+        }
+    };
     // Tells init whether the helper is still alive when init's PDEATHSIG is armed.
     let (alive_r, alive_w) = match rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC) {
         Ok(p) => p,
@@ -174,6 +181,24 @@ fn sandbox(prepared: &Prepared, report: &Reporter, cgroup: Option<&Entry>) -> u8
             drop(alive_w);
             code
         }
+    }
+}
+
+/// Unshares the step's namespaces, then, when the spec has an emulator, mounts the
+/// `binfmt_misc` instance of the step's own user namespace and registers it there
+/// ([`binfmt`]); returns that mount.
+fn namespaces(spec: &SandboxSpec) -> Result<Option<OwnedFd>, (SetupOp, &str, io::Error)> {
+    let mut flags =
+        UnshareFlags::NEWNS | UnshareFlags::NEWUTS | UnshareFlags::NEWIPC | UnshareFlags::NEWPID;
+    if spec.network == Network::None {
+        flags |= UnshareFlags::NEWNET;
+    }
+    sys::unshare(flags).map_err(|e| (SetupOp::Unshare, "", e))?;
+    match &spec.binfmt {
+        Some(line) => binfmt::register(line)
+            .map(Some)
+            .map_err(|(op, e)| (op, "binfmt_misc/register", e)),
+        None => Ok(None),
     }
 }
 

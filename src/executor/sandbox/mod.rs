@@ -121,6 +121,7 @@
 //! | `host.rs` | [`Sandbox`]: spawning the helper, streaming, timeout, reports |
 //! | `helper.rs` | the helper, init (pid 1) and the command's last steps before `execve` |
 //! | `rootfs/` | the mount plan, the `Sys` seam, mount-point stubs |
+//! | `binfmt.rs` | a foreign-platform step's own user namespace and `binfmt_misc` registration |
 //! | `caps.rs` | Docker's default capability set and the per-user sets |
 //! | `cgroup/` | the step's cgroup: discovery, v1/v2 files, counters, stale ones |
 //! | `limits.rs` | [`Limits`]: cgroup values, `--ulimit`, `/dev/shm` size |
@@ -131,6 +132,7 @@
 //! | `sys/` | every `unsafe` block of the sandbox, one file per family of system calls |
 //! | `error.rs` | [`Error`] |
 
+mod binfmt;
 mod caps;
 pub mod cgroup;
 mod error;
@@ -211,6 +213,11 @@ pub struct SandboxSpec {
     /// only the limits that need none (`ulimits`, `shm_size`).
     #[serde(default)]
     pub cgroup: Option<cgroup::Place>,
+    /// For a foreign-platform step: the emulator's `binfmt_misc` registration line
+    /// (`:qemu-aarch64:M::magic:mask:/path/to/interpreter:F...`), registered in the
+    /// step's own user namespace (`sandbox/binfmt.rs`); `None`: native, or through the host's.
+    #[serde(default)]
+    pub binfmt: Option<String>,
 }
 
 /// The step's network.

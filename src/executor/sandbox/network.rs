@@ -84,7 +84,7 @@ impl Drop for Pasta {
 /// back there to spawn it. Returns it and the descriptor that becomes readable (a
 /// line) when the namespace is ready, or reaches end-of-file when `pasta` fails.
 pub(super) fn start(path: &Path) -> io::Result<(Pasta, OwnedFd)> {
-    if crate::userns::in_user_namespace() {
+    if crate::userns::in_user_namespace() || super::binfmt::in_own_user_namespace() {
         return start_from_child(path);
     }
     let own = || {
@@ -137,7 +137,8 @@ pub fn tun_usable() -> bool {
     !crate::userns::in_user_namespace() || rustix::fs::access(TUN, rw).is_ok()
 }
 
-/// [`start`] in a user namespace (a rootless build), where the helper could not step
+/// [`start`] in a user namespace (a rootless build, or the step's own for its
+/// emulator), where the helper could not step
 /// back into the host's network namespace (it belongs to the initial user namespace):
 /// a child makes the new namespace, and the helper, still in the host's, spawns
 /// `pasta` on it, then joins it.

@@ -106,6 +106,7 @@ mod tests {
                 ..Default::default()
             },
             cgroup: None,
+            binfmt: None,
         };
         let frame = encode_spec(&spec).unwrap();
         assert_eq!(read_spec(&frame[..]).unwrap(), spec);

@@ -67,13 +67,14 @@ pub(crate) fn enter(
         .map_err(failure(SetupOp::SetAttrs, source))?;
         trees.push(tree);
     }
-    let host = if crate::userns::in_user_namespace() {
-        let (more, host) = super::userns::host_trees(trees.len())?;
-        trees.extend(more);
-        Some(host)
-    } else {
-        None
-    };
+    let host =
+        if crate::userns::in_user_namespace() || super::super::binfmt::in_own_user_namespace() {
+            let (more, host) = super::userns::host_trees(trees.len())?;
+            trees.extend(more);
+            Some(host)
+        } else {
+            None
+        };
     rmount::mount_bind_recursive(rootfs, rootfs).map_err(fail(SetupOp::Bind, rootfs))?;
     let root_path = c_path(rootfs).map_err(failure(SetupOp::SetAttrs, rootfs))?;
     sys::mount_setattr(CWD, &root_path, attr_bits(ROOT_FLAGS), 0, Reach::Tree, true)

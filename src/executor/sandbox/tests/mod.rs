@@ -142,6 +142,7 @@ pub(super) fn spec_at(rootfs: impl Into<PathBuf>) -> SandboxSpec {
         timeout: Some(Duration::from_secs(60)),
         limits: Default::default(),
         cgroup: None,
+        binfmt: None,
     }
 }
 
