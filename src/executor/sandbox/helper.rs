@@ -265,6 +265,7 @@ fn supervise(init: Pid, report: &Reporter) -> u8 {
     let pidfd = rustix::process::pidfd_open(init, rustix::process::PidfdFlags::empty()).ok();
     loop {
         if sys::stop_requested() {
+            report.send(&Report::Stopped);
             return abort(init);
         }
         let mut fds = vec![PollFd::new(&report.0, PollFlags::IN)];

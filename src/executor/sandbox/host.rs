@@ -366,7 +366,8 @@ fn finish(
     if let Some(timeout) = outcome.timed_out {
         return Err(Error::Timeout { timeout });
     }
-    if outcome.cancelled {
+    let stopped = outcome.reports.iter().any(|r| matches!(r, Report::Stopped));
+    if outcome.cancelled || stopped {
         return Err(Error::Cancelled);
     }
     let usage = outcome.reports.iter().find_map(|r| match r {

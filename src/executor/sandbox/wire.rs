@@ -31,6 +31,9 @@ pub(super) enum Report {
     Exited { code: i32, signal: Option<i32> },
     /// What the step's cgroup counted.
     Usage(super::cgroup::Usage),
+    /// A stop signal reached the helper (Ctrl-C reaches rbuild's whole process group):
+    /// it killed the step instead of waiting for it. The run is a cancel.
+    Stopped,
 }
 
 impl Report {

@@ -3,6 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::executor::sandbox::HELPER_ARGV0;
+
 use super::*;
 
 #[test]
@@ -160,6 +162,56 @@ fn a_cancel_flag_stops_the_running_step_and_leaves_nothing() {
     assert!(!String::from_utf8_lossy(&out).contains("not reached"));
     assert_eq!(processes_with("sleep 515"), Vec::<String>::new());
     assert_eq!(host_mounts_under(rootfs.path()), Vec::<String>::new());
+}
+
+/// The pid of the sandbox helper above the host process whose command line contains
+/// `marker`: the topmost of the `rbuild-sandbox` processes above it (the step's init
+/// is a fork of the helper, with the same command line).
+fn helper_of(marker: &str) -> Option<i32> {
+    let first = processes_with(marker).into_iter().next()?;
+    let mut pid: i32 = first.split(':').next()?.parse().ok()?;
+    let mut helper = None;
+    for _ in 0..8 {
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let ppid: i32 = stat.rsplit(") ").next()?.split(' ').nth(1)?.parse().ok()?;
+        let argv0 = fs::read(format!("/proc/{ppid}/cmdline")).ok()?;
+        if argv0.split(|&b| b == 0).next() == Some(HELPER_ARGV0.as_bytes()) {
+            helper = Some(ppid);
+        } else if helper.is_some() {
+            break;
+        }
+        pid = ppid;
+    }
+    helper
+}
+
+/// Ctrl-C reaches the helper and rbuild at once: when the helper stops the step before
+/// rbuild's own handler has run (a busy machine), the run is a cancel all the same, not
+/// a helper that "ended without a report".
+#[test]
+fn a_step_stopped_by_ctrl_c_at_the_helper_is_a_cancel() {
+    if !prerequisites("cancel") {
+        return;
+    }
+    let rootfs = Rootfs::busybox();
+    let spec = rootfs.spec(&["/bin/sh", "-c", "sleep 6161"]);
+    // Another thread, as the terminal is: the run is waiting in `poll` meanwhile.
+    let interrupter = std::thread::spawn(|| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let helper = loop {
+            if let Some(pid) = helper_of("sleep 6161") {
+                break pid;
+            }
+            assert!(Instant::now() < deadline, "no helper above `sleep 6161`");
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let pid = rustix::process::Pid::from_raw(helper).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    });
+    let result = Sandbox::new().run(&spec, &mut |_| {});
+    interrupter.join().unwrap();
+    assert!(matches!(result, Err(Error::Cancelled)), "{result:?}");
+    assert_eq!(processes_with("sleep 6161"), Vec::<String>::new());
 }
 
 #[test]
