@@ -293,11 +293,27 @@ pub fn plan(
         )?;
         planned[index] = Some(stage);
     }
+    if let (Some(target), Some(Some(stage))) = (&options.platform, planned.get_mut(graph.target)) {
+        label_platform(&mut stage.config, target);
+    }
     Ok(Plan {
         stages: planned,
         target: graph.target,
         order: graph.order,
     })
+}
+
+/// An image built for a `--platform` is labelled with it, whatever its base's platform
+/// (`FROM --platform=$BUILDPLATFORM`), as BuildKit labels it: OS and architecture; the
+/// variant too when the target names one or the OS or architecture changed (an
+/// `arm64` build of an `arm64/v8` base keeps `v8`).
+fn label_platform(config: &mut ImageConfig, target: &Platform) {
+    let same = config.os == target.os && config.architecture == target.architecture;
+    config.os.clone_from(&target.os);
+    config.architecture.clone_from(&target.architecture);
+    if !target.variant.is_empty() || !same {
+        config.variant.clone_from(&target.variant);
+    }
 }
 
 /// The proxy variables a build passes to every `RUN` without an `ARG` (BuildKit's
@@ -356,4 +372,31 @@ fn check_syntax(dockerfile: &Dockerfile) -> Result<()> {
         reference: reference.to_owned(),
         span: Span::new(d.line, d.line, 1),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_image_is_labelled_with_its_target_platform_as_buildkit_labels_it() {
+        let labelled = |base: (&str, &str), target: &str| {
+            let mut config = ImageConfig {
+                architecture: base.0.into(),
+                variant: base.1.into(),
+                os: "linux".into(),
+                ..Default::default()
+            };
+            label_platform(&mut config, &target.parse().unwrap());
+            (config.architecture, config.variant)
+        };
+        let pair = |a: &str, v: &str| (a.to_owned(), v.to_owned());
+        assert_eq!(labelled(("amd64", ""), "linux/arm64"), pair("arm64", ""));
+        assert_eq!(
+            labelled(("arm64", "v8"), "linux/arm64"),
+            pair("arm64", "v8")
+        );
+        assert_eq!(labelled(("arm64", "v8"), "linux/amd64"), pair("amd64", ""));
+        assert_eq!(labelled(("arm", "v6"), "linux/arm/v7"), pair("arm", "v7"));
+    }
 }
