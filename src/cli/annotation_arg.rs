@@ -5,11 +5,15 @@
 //!
 //! A TYPE is `manifest` (the default), `manifest-descriptor`, `index` or
 //! `index-descriptor`, optionally qualified by a platform (`manifest[linux/amd64]`).
-//! rbuild builds one platform and makes no image index, so, as BuildKit does for a
-//! single-platform export, `index` and `index-descriptor` annotations are refused, and
-//! a platform qualifier must be the build's platform (BuildKit: "no platform ... found
-//! in source"). BuildKit turns OCI media types on for descriptor annotations; rbuild
-//! refuses them with `--format docker` instead of changing the format asked for.
+//! A build of one platform makes no image index, so, as BuildKit does for a
+//! single-platform export, `index` and `index-descriptor` annotations are refused
+//! there; a multi-platform build puts them on its index and the index's descriptor. A
+//! platform qualifier must name a platform of the build (BuildKit: "no platform ...
+//! found in source"). BuildKit turns OCI media types on for descriptor and index
+//! annotations; rbuild refuses them with `--format docker` instead of changing the
+//! format asked for.
+
+use std::collections::BTreeMap;
 
 use anyhow::bail;
 
@@ -156,26 +160,105 @@ pub fn resolve(
     platform: &Platform,
     oci: bool,
 ) -> anyhow::Result<ImageAnnotations> {
-    let mut out = ImageAnnotations::default();
-    for a in annotations {
-        if let Some(p) = a.platform.as_ref().filter(|p| !same_platform(p, platform)) {
-            bail!("invalid {}: no platform {p} in this build (it builds {platform}; BuildKit: \"invalid annotation: no platform {p} found in source\")", a.origin);
-        }
-        let map = match a.kind {
-            Kind::Manifest => &mut out.manifest,
-            Kind::ManifestDescriptor if oci => &mut out.descriptor,
-            Kind::ManifestDescriptor => bail!(
-                "invalid {}: descriptor annotations need OCI media types (BuildKit switches to them): drop --format docker / oci-mediatypes=false, or annotate the manifest",
-                a.origin
-            ),
-            Kind::Index | Kind::IndexDescriptor => bail!(
-                "invalid {}: index annotations not supported for single platform export (rbuild builds one platform and writes no image index): annotate the manifest (`manifest:` / `annotation.`) or its descriptor (`manifest-descriptor:`)",
-                a.origin
-            ),
-        };
-        map.insert(a.key.clone(), a.value.clone());
+    let (_, mut images) = resolve_all(annotations, std::slice::from_ref(platform), oci)?;
+    Ok(images.pop().unwrap_or_default())
+}
+
+/// The annotations of a multi-platform build of `platforms`: its index's (`index`,
+/// `index_descriptor`), and each platform's image's (`manifest`, `descriptor`; the
+/// unqualified ones on every platform, `[PLATFORM]` ones on that one), in order.
+pub fn resolve_index(
+    annotations: &[Annotation],
+    platforms: &[Platform],
+    oci: bool,
+) -> anyhow::Result<(ImageAnnotations, Vec<ImageAnnotations>)> {
+    resolve_all(annotations, platforms, oci)
+}
+
+/// The annotations an output of a multi-platform build adds (`-o type=oci,annotation-index.k=v`):
+/// to its index and the index's descriptor. Manifest ones, which would need every
+/// platform's manifest made again for that output, are refused.
+pub fn resolve_output_index(
+    own: &[Annotation],
+    platforms: &[Platform],
+    oci: bool,
+) -> anyhow::Result<ImageAnnotations> {
+    let manifest = |a: &&Annotation| matches!(a.kind, Kind::Manifest | Kind::ManifestDescriptor);
+    if let Some(a) = own.iter().find(manifest) {
+        bail!(
+            "{}: manifest and manifest-descriptor annotation keys on an output of a build of several --platform values are not supported: give them with --annotation (every output and the pushed index carry them), or build one platform; index and index-descriptor keys are",
+            a.origin
+        );
     }
-    Ok(out)
+    Ok(resolve_all(own, platforms, oci)?.0)
+}
+
+/// Places each annotation (later ones win on a key); one platform is a
+/// single-platform build, which has no index.
+fn resolve_all(
+    annotations: &[Annotation],
+    platforms: &[Platform],
+    oci: bool,
+) -> anyhow::Result<(ImageAnnotations, Vec<ImageAnnotations>)> {
+    let mut index = ImageAnnotations::default();
+    let mut images = vec![ImageAnnotations::default(); platforms.len()];
+    for a in annotations {
+        check(a, platforms, oci)?;
+        if matches!(a.kind, Kind::Index | Kind::IndexDescriptor) {
+            slot(&mut index, a.kind).insert(a.key.clone(), a.value.clone());
+            continue;
+        }
+        for (platform, image) in platforms.iter().zip(&mut images) {
+            if a.platform
+                .as_ref()
+                .is_none_or(|p| same_platform(p, platform))
+            {
+                slot(image, a.kind).insert(a.key.clone(), a.value.clone());
+            }
+        }
+    }
+    Ok((index, images))
+}
+
+/// The map of `annotations` that annotations of `kind` go in.
+fn slot(annotations: &mut ImageAnnotations, kind: Kind) -> &mut BTreeMap<String, String> {
+    match kind {
+        Kind::Manifest => &mut annotations.manifest,
+        Kind::ManifestDescriptor => &mut annotations.descriptor,
+        Kind::Index => &mut annotations.index,
+        Kind::IndexDescriptor => &mut annotations.index_descriptor,
+    }
+}
+
+/// Refuses what has no place in a build of `platforms`.
+fn check(a: &Annotation, platforms: &[Platform], oci: bool) -> anyhow::Result<()> {
+    let single = platforms.len() == 1;
+    let index = matches!(a.kind, Kind::Index | Kind::IndexDescriptor);
+    if index && single {
+        bail!(
+            "invalid {}: index annotations not supported for single platform export (a build of one platform writes no image index): annotate the manifest (`manifest:` / `annotation.`) or its descriptor (`manifest-descriptor:`), or build several --platform values",
+            a.origin
+        );
+    }
+    if index && a.platform.is_some() {
+        bail!(
+            "invalid {}: a [PLATFORM] qualifier is for manifest and manifest-descriptor annotations; the index is every platform's",
+            a.origin
+        );
+    }
+    if let Some(p) = a.platform.as_ref() {
+        if !platforms.iter().any(|b| same_platform(p, b)) {
+            let builds: Vec<String> = platforms.iter().map(Platform::to_string).collect();
+            bail!("invalid {}: no platform {p} in this build (it builds {}; BuildKit: \"invalid annotation: no platform {p} found in source\")", a.origin, builds.join(", "));
+        }
+    }
+    if !oci && a.kind != Kind::Manifest {
+        bail!(
+            "invalid {}: descriptor and index annotations need OCI media types (BuildKit switches to them): drop --format docker / oci-mediatypes=false, or annotate the manifest",
+            a.origin
+        );
+    }
+    Ok(())
 }
 
 /// Platforms as containerd matches them: arm64 means arm64/v8, arm means arm/v7.
@@ -284,5 +367,57 @@ mod tests {
         assert!(err("manifest-descriptor:k=v", false).contains("OCI media types"));
         let arm64: Platform = "linux/arm64/v8".parse().unwrap();
         assert!(resolve(&all("manifest[linux/arm64]:k=v"), &arm64, true).is_ok());
+    }
+
+    #[test]
+    fn several_platforms_place_each_annotation_where_buildkit_does() {
+        let platforms: Vec<Platform> =
+            crate::plan::parse_platforms("linux/amd64,linux/arm64").unwrap();
+        let all = |texts: &[&str]| -> Vec<Annotation> {
+            texts.iter().flat_map(|t| parse_flag(t).unwrap()).collect()
+        };
+        let notes = all(&[
+            "k=every",
+            "manifest[linux/arm64/v8]:k=arm",
+            "manifest-descriptor:d=1",
+            "index:i=2",
+            "index-descriptor:x=3",
+        ]);
+        let (index, images) = resolve_index(&notes, &platforms, true).unwrap();
+        assert_eq!(index.index["i"], "2");
+        assert_eq!(index.index_descriptor["x"], "3");
+        assert!(index.manifest.is_empty() && index.descriptor.is_empty());
+        assert_eq!(images[0].manifest["k"], "every");
+        assert_eq!(images[1].manifest["k"], "arm");
+        assert!(images
+            .iter()
+            .all(|i| i.descriptor["d"] == "1" && i.index.is_empty()));
+        let err = |texts: &[&str], oci: bool| {
+            resolve_index(&all(texts), &platforms, oci)
+                .unwrap_err()
+                .to_string()
+        };
+        let missing = err(&["manifest[linux/s390x]:k=v"], true);
+        assert!(
+            missing.contains("no platform linux/s390x")
+                && missing.contains("linux/amd64, linux/arm64"),
+            "{missing}"
+        );
+        assert!(err(&["index:k=v"], false).contains("OCI media types"));
+        assert!(err(&["index-descriptor:k=v"], false).contains("OCI media types"));
+        assert!(err(&["index[linux/amd64]:k=v"], true).contains("qualifier"));
+        assert!(resolve_index(&all(&["k=v"]), &platforms, false).is_ok());
+        let own = resolve_output_index(
+            &all(&["index:a=1", "index-descriptor:b=2"]),
+            &platforms,
+            true,
+        )
+        .unwrap();
+        assert_eq!(
+            (own.index["a"].as_str(), own.index_descriptor["b"].as_str()),
+            ("1", "2")
+        );
+        let refused = resolve_output_index(&all(&["k=v"]), &platforms, true).unwrap_err();
+        assert!(refused.to_string().contains("--annotation"), "{refused}");
     }
 }

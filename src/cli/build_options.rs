@@ -24,8 +24,11 @@ struct Outputs {
     push: bool,
     exports: Vec<Output>,
     image: ImageFlags,
-    /// `--annotation`s and those of `type=image|registry` outputs: the image's.
+    /// `--annotation`s and those of `type=image|registry` outputs: the image's (of
+    /// several platforms, the index's).
     annotations: ImageAnnotations,
+    /// Of several platforms, each one's image's annotations.
+    platform_annotations: Vec<ImageAnnotations>,
 }
 
 impl BuildArgs {
@@ -108,6 +111,7 @@ impl BuildArgs {
                 asked: None,
             },
             annotations: ImageAnnotations::default(),
+            platform_annotations: Vec::new(),
         };
         let mut annotations = Vec::new();
         for text in &self.annotations {
@@ -126,14 +130,8 @@ impl BuildArgs {
                 Target::Export(o) => exports.push((o, output.annotations)),
             }
         }
-        // Checked once the platform and the media types are known.
-        let platform = self.target_platform()?;
-        let oci = out.image.format == ImageFormat::Oci;
-        out.annotations = annotation_arg::resolve(&annotations, &platform, oci)?;
-        for (output, own) in exports {
-            let own = annotation_arg::resolve(&own, &platform, oci)?;
-            out.exports.push(with_annotations(output, own));
-        }
+        // Checked once the platforms and the media types are known.
+        self.resolve_annotations(&mut out, &annotations, exports)?;
         let stdout = out.exports.iter().filter(|o| o.to_stdout()).count();
         if stdout > 1 {
             bail!("only one --output can write to standard output (dest=-)");
@@ -142,6 +140,39 @@ impl BuildArgs {
             bail!("--push needs a name to push to: add -t REGISTRY/REPOSITORY:TAG");
         }
         Ok(out)
+    }
+
+    /// Places `annotations` (the image's) and each export's own, for the platforms built.
+    fn resolve_annotations(
+        &self,
+        out: &mut Outputs,
+        annotations: &[annotation_arg::Annotation],
+        exports: Vec<(Output, Vec<annotation_arg::Annotation>)>,
+    ) -> anyhow::Result<()> {
+        let oci = out.image.format == ImageFormat::Oci;
+        let platforms = self.asked_platforms()?;
+        if platforms.len() < 2 {
+            let platform = self.target_platform()?;
+            out.annotations = annotation_arg::resolve(annotations, &platform, oci)?;
+            for (output, own) in exports {
+                let own = annotation_arg::resolve(&own, &platform, oci)?;
+                out.exports.push(with_annotations(output, own));
+            }
+            return Ok(());
+        }
+        let (index, images) = annotation_arg::resolve_index(annotations, &platforms, oci)?;
+        out.annotations = index;
+        out.platform_annotations = images;
+        for (output, own) in exports {
+            let own = annotation_arg::resolve_output_index(&own, &platforms, oci)?;
+            out.exports.push(with_annotations(output, own));
+        }
+        if out.push && !out.annotations.index_descriptor.is_empty() {
+            super::write_stderr(
+                "note: index-descriptor annotations are not pushed (a registry keeps no descriptor of a pushed index, and BuildKit drops them too): they are on the index's entry in the store and in -o type=oci layouts",
+            );
+        }
+        Ok(())
     }
 
     /// `--platform`, else this machine's.
@@ -207,6 +238,7 @@ impl BuildArgs {
             index_part: false,
             labels: key_values(&self.labels, "--label", false)?,
             annotations: outputs.annotations,
+            platform_annotations: outputs.platform_annotations,
             outputs: outputs.exports,
             compression: outputs.image.compression.into(),
             compression_level: outputs.image.level,
@@ -455,20 +487,14 @@ fn is_true(value: &str) -> bool {
 }
 
 /// The outputs a multi-platform build can write: the store (and `--push`),
-/// `type=oci` (the index) without output annotations, `type=local` (a directory per
+/// `type=oci` (the index; output annotations only for it and its descriptor), `type=local` (a directory per
 /// platform) and `type=tar` (one tar of those directories); `type=docker` is refused
 /// as BuildKit refuses it (a docker archive, as `docker load` reads it, holds no index).
 fn several_platforms_outputs(outputs: &[crate::executor::Output]) -> anyhow::Result<()> {
     use crate::executor::Output;
     for output in outputs {
         match output {
-            Output::Local { .. } | Output::Tar { .. } => {}
-            Output::Oci { annotations, .. } if *annotations == Default::default() => {}
-            Output::Oci { .. } => anyhow::bail!(
-                "annotation keys on -o type=oci with several --platform values are not \
-                 supported yet: use --push, type=oci without them or type=local (a \
-                 directory per platform), or build one platform"
-            ),
+            Output::Local { .. } | Output::Tar { .. } | Output::Oci { .. } => {}
             Output::Docker { .. } => anyhow::bail!(
                 "-o type=docker with several --platform values: docker exporter does not \
                  currently support exporting manifest lists (docker load cannot read an \

@@ -9,9 +9,10 @@ use super::env::StageOutput;
 use super::error::{BuildError, ExecError};
 use super::events::{BuildEvent, Reporter};
 use super::{BuildOptions, ImageAnnotations, Output};
+use crate::image::Descriptor;
 use crate::layers::{apply_layer, write_tar, ApplyOptions, Compression, TarOptions, WhiteoutMode};
 use crate::publish::export::{export_docker, export_oci_dir, export_oci_tar, ArchiveImage};
-use crate::publish::{assemble, ManifestRef};
+use crate::publish::{assemble, assemble_index, ManifestRef};
 use crate::store::{ImageName, Store};
 
 /// Writes `output` for the built `image` (the target stage `stage`).
@@ -36,16 +37,22 @@ pub fn export(
 
 /// Writes `output`, an OCI layout, for the index `index` of a multi-platform build
 /// (named by the output's `name=`s, else the build's tags); other outputs are written
-/// per platform (`type=local`) or refused before the build.
+/// per platform (`type=local`) or refused before the build. Index annotations the
+/// output adds make an index of its own for it (listing the same `manifests`); its
+/// index-descriptor annotations go on its `index.json` entries.
 pub fn export_index(
     store: &Store,
-    index: &crate::image::Descriptor,
+    index: &Descriptor,
+    manifests: &[Descriptor],
     options: &BuildOptions,
     output: &Output,
     reporter: &dyn Reporter,
 ) -> Result<(), BuildError> {
     let Output::Oci {
-        dest, tar, names, ..
+        dest,
+        tar,
+        names,
+        annotations: added,
     } = output
     else {
         return Ok(());
@@ -53,10 +60,17 @@ pub fn export_index(
     let what = describe(output);
     reporter.event(BuildEvent::ExportStarted { what: what.clone() });
     let started = std::time::Instant::now();
-    let images = [ArchiveImage::new(
-        index.clone(),
-        archive_names(names, options)?,
-    )];
+    let all = options.annotations.merged(added);
+    let descriptor = if added.index.is_empty() {
+        index.clone()
+    } else {
+        assemble_index(store, manifests, options.format, &all.index).map_err(ExecError::from)?
+    };
+    let images = [ArchiveImage {
+        descriptor,
+        names: archive_names(names, options)?,
+        annotations: all.index_descriptor,
+    }];
     if *tar {
         let file = create(dest)?;
         let mut out = export_oci_tar(store, &images, file).map_err(ExecError::from)?;

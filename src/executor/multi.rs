@@ -47,12 +47,19 @@ pub fn build_platforms(
             manifests.len()
         ),
     });
-    let index = assemble_index(&store, &manifests, options.format).map_err(ExecError::from)?;
+    let annotations = &options.annotations;
+    let index = assemble_index(&store, &manifests, options.format, &annotations.index)
+        .map_err(ExecError::from)?;
+    // As BuildKit's image exporter describes it: with the `index-descriptor` annotations.
+    let index = Descriptor {
+        annotations: annotations.index_descriptor.clone(),
+        ..index
+    };
     let names = name(&store, options, reporter, &index, &index.digest)?;
     for output in &options.outputs {
         match output {
             Output::Tar { dest } => dir_tar(staging.path(), dest, options.source_date_epoch)?,
-            _ => export_index(&store, &index, options, output, reporter)?,
+            _ => export_index(&store, &index, &manifests, options, output, reporter)?,
         }
     }
     let result = BuildResult {
@@ -67,7 +74,10 @@ pub fn build_platforms(
 
 /// Builds the platforms at the same time (one thread each, every one scheduling its
 /// stages as a single-platform build does), sharing `context`; their manifests in
-/// `options.platforms` order. The first failure cancels the others and is the error.
+/// `options.platforms` order, each labelled with the platform it was built for (as
+/// BuildKit labels them, whatever its base's platform: the index never lists one
+/// platform twice) and carrying its `manifest-descriptor` annotations. The first
+/// failure cancels the others and is the error.
 fn build_all(
     options: &BuildOptions,
     reporter: &dyn Reporter,
@@ -84,14 +94,17 @@ fn build_all(
                 reporter.event(BuildEvent::Note {
                     message: format!("platform {platform} ({}/{count})", i + 1),
                 });
-                let part = part_options(options, platform, staging);
+                let part = part_options(options, i, platform, staging);
                 let context = Arc::clone(context);
                 scope.spawn(move || {
                     let built = build_one(&part, reporter, Some(context));
                     if built.is_err() {
                         part.cancel.store(true, Ordering::SeqCst);
                     }
-                    built.map(|b| b.descriptor)
+                    built.map(|b| Descriptor {
+                        platform: Some(index_platform(platform)),
+                        ..b.descriptor
+                    })
                 })
             })
             .collect();
@@ -110,7 +123,7 @@ fn build_all(
     first_failure(results)
 }
 
-/// The manifests (annotations cleared), or the first error that is not the
+/// The manifests, or the first error that is not the
 /// cancellation another platform's failure caused.
 fn first_failure(
     results: Vec<Result<Descriptor, BuildError>>,
@@ -121,10 +134,7 @@ fn first_failure(
     let mut manifests = Vec::new();
     for result in results {
         match result {
-            Ok(mut descriptor) => {
-                descriptor.annotations.clear();
-                manifests.push(descriptor);
-            }
+            Ok(descriptor) => manifests.push(descriptor),
             Err(e) => errors.push(e),
         }
     }
@@ -134,9 +144,15 @@ fn first_failure(
     }
 }
 
-/// The options of `platform`'s build: that platform, no names or result files, local
-/// outputs in the platform's subdirectory, a tar output's in `staging`'s.
-fn part_options(options: &BuildOptions, platform: &Platform, staging: &Path) -> BuildOptions {
+/// The options of `platform`'s build (the `i`th): that platform and its annotations, no
+/// names or result files, local outputs in the platform's subdirectory, a tar output's
+/// in `staging`'s.
+fn part_options(
+    options: &BuildOptions,
+    i: usize,
+    platform: &Platform,
+    staging: &Path,
+) -> BuildOptions {
     let dir = platform_dir(platform);
     // The index's outputs (an OCI layout) are written once all platforms are built.
     let mut outputs: Vec<Output> = options
@@ -162,11 +178,28 @@ fn part_options(options: &BuildOptions, platform: &Platform, staging: &Path) -> 
         platform: Some(platform.clone()),
         platforms: Vec::new(),
         index_part: true,
+        annotations: options
+            .platform_annotations
+            .get(i)
+            .cloned()
+            .unwrap_or_default(),
+        platform_annotations: Vec::new(),
         tags: Vec::new(),
         outputs,
         iidfile: None,
         metadata_file: None,
         ..options.clone()
+    }
+}
+
+/// The platform of an index entry: the target platform, normalized as containerd
+/// normalizes it (`linux/arm64`, no `v8`), as BuildKit writes it.
+fn index_platform(platform: &Platform) -> crate::image::Platform {
+    crate::image::Platform {
+        architecture: platform.architecture.clone(),
+        os: platform.os.clone(),
+        variant: platform.variant.clone(),
+        ..Default::default()
     }
 }
 

@@ -32,15 +32,21 @@ pub enum Snapshotter {
 }
 
 /// OCI annotations of an image (BuildKit's `annotation*` exporter keys, buildx's
-/// `--annotation`). rbuild builds one platform and writes no image index, so there are
-/// no index annotations.
+/// `--annotation`). Index annotations are only those of a multi-platform build (a
+/// single-platform build writes no index; the CLI refuses them there, as BuildKit).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImageAnnotations {
     /// In the manifest (so in its digest): `manifest` annotations, the default.
     pub manifest: BTreeMap<String, String>,
-    /// On the manifest's entries in an exported layout's `index.json` (BuildKit's
-    /// `manifest-descriptor`; a push has no index to carry them, as in BuildKit).
+    /// On the manifest's descriptor (BuildKit's `manifest-descriptor`): its entries in
+    /// an exported layout's `index.json`, or in a multi-platform build's index (so
+    /// pushed with it); a single-platform push has no index to carry them.
     pub descriptor: BTreeMap<String, String>,
+    /// In a multi-platform build's index (so in its digest): `index` annotations.
+    pub index: BTreeMap<String, String>,
+    /// On the index's descriptor (`index-descriptor`): its entries in an exported
+    /// layout's `index.json` and the store's; a push has no place for them.
+    pub index_descriptor: BTreeMap<String, String>,
 }
 
 impl ImageAnnotations {
@@ -54,6 +60,8 @@ impl ImageAnnotations {
         ImageAnnotations {
             manifest: join(&self.manifest, &over.manifest),
             descriptor: join(&self.descriptor, &over.descriptor),
+            index: join(&self.index, &over.index),
+            index_descriptor: join(&self.index_descriptor, &over.index_descriptor),
         }
     }
 }
@@ -228,8 +236,12 @@ pub struct BuildOptions {
     /// left unnamed and unexported, no result files written (the index is all that).
     pub index_part: bool,
     pub labels: BTreeMap<String, String>,
-    /// Annotations of the image (in the store, pushed, and in every export).
+    /// Annotations of the image (in the store, pushed, and in every export); of a
+    /// multi-platform build, its index's (`index`, `index_descriptor`).
     pub annotations: ImageAnnotations,
+    /// A multi-platform build's annotations of each of `platforms`' images (`manifest`
+    /// and `descriptor`, in `platforms` order); empty for one platform.
+    pub platform_annotations: Vec<ImageAnnotations>,
     pub outputs: Vec<Output>,
     pub compression: CompressionKind,
     /// Manifest and config media types: OCI (default) or Docker schema 2.

@@ -92,16 +92,18 @@ pub fn assemble(
 }
 
 /// Writes an image index (a Docker manifest list in the Docker format) listing the
-/// platform `manifests` (each descriptor with its platform) into the store; returns
-/// its descriptor.
+/// platform `manifests` (each descriptor with its platform and annotations) and
+/// carrying `annotations` into the store; returns its descriptor.
 pub fn assemble_index(
     store: &Store,
     manifests: &[Descriptor],
     format: Format,
+    annotations: &BTreeMap<String, String>,
 ) -> Result<Descriptor> {
     let index = Index {
         media_type: Some(format.index().to_owned()),
         manifests: manifests.to_vec(),
+        annotations: annotations.clone(),
         ..Index::default()
     };
     let bytes = encode(&index, "image index")?;

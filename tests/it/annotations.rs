@@ -1,7 +1,9 @@
 //! OCI annotations (`--annotation`, `-o annotation*.K=V`): in the stored and pushed
 //! manifest, per output in exports, on descriptors in exported layouts, read back by
 //! skopeo; a new annotation reuses every layer; what has no place in a
-//! single-platform image is refused as BuildKit refuses it.
+//! single-platform image is refused as BuildKit refuses it; a multi-platform build's
+//! manifest, descriptor, index and index-descriptor annotations each where BuildKit
+//! puts them.
 
 use crate::pushpull::{sha256_of, skopeo};
 use crate::registry::{available, Registry};
@@ -213,6 +215,122 @@ fn what_a_single_platform_image_has_no_place_for_is_refused() {
         ),
     ] {
         let err = fails(&args);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    let (images, _) = run_ok(&t.root(), &["images", "-q"], &[]);
+    assert_eq!(images, "", "nothing was built");
+}
+
+/// The JSON blob `digest` of OCI archive `file`.
+fn blob(file: &std::path::Path, digest: &serde_json::Value) -> serde_json::Value {
+    let hex = digest.as_str().unwrap().trim_start_matches("sha256:");
+    member(file, &format!("blobs/sha256/{hex}"))
+}
+
+#[test]
+fn several_platforms_put_each_annotation_where_buildkit_does() {
+    if !available(&["skopeo"]) {
+        return;
+    }
+    let Some(t) = context() else { return };
+    let reg = Registry::plain();
+    let dest = format!("{}/notes/multi:1", reg.host());
+    let oci = t.path("multi-oci.tar");
+    let log = t.build_log(&[
+        "--platform",
+        "linux/amd64,linux/arm64",
+        "--annotation",
+        "com.example.all=1",
+        "--annotation",
+        "manifest[linux/arm64]:com.example.arm=2",
+        "--annotation",
+        "manifest-descriptor:com.example.d=3",
+        "--annotation",
+        "index:com.example.i=4",
+        "--annotation",
+        "index-descriptor:com.example.x=5",
+        "-o",
+        &format!("type=registry,name={dest}"),
+        "-o",
+        &format!(
+            "type=oci,dest={},annotation-index.com.example.oci=6,annotation-index-descriptor.com.example.ox=7",
+            oci.display()
+        ),
+    ]);
+    assert!(
+        log.contains("index-descriptor annotations are not pushed"),
+        "{log}"
+    );
+    let inspect = |reference: &str| -> serde_json::Value {
+        let raw = skopeo(&["inspect", "--raw", "--tls-verify=false", reference]);
+        serde_json::from_str(&raw).unwrap()
+    };
+    // The pushed index: its own annotations; each entry its target platform and the
+    // manifest-descriptor annotation; each manifest its manifest annotations.
+    let index = inspect(&format!("docker://{dest}"));
+    assert_eq!(
+        index["annotations"],
+        serde_json::json!({"com.example.i": "4"})
+    );
+    let entries = index["manifests"].as_array().unwrap();
+    let archs: Vec<&str> = entries
+        .iter()
+        .map(|e| e["platform"]["architecture"].as_str().unwrap())
+        .collect();
+    assert_eq!(archs, ["amd64", "arm64"], "{index}");
+    let repo = dest.trim_end_matches(":1");
+    let mut manifests = Vec::new();
+    for entry in entries {
+        assert_eq!(
+            entry["annotations"],
+            serde_json::json!({"com.example.d": "3"})
+        );
+        let digest = entry["digest"].as_str().unwrap();
+        manifests.push(inspect(&format!("docker://{repo}@{digest}"))["annotations"].clone());
+    }
+    assert_eq!(
+        manifests,
+        [
+            serde_json::json!({"com.example.all": "1"}),
+            serde_json::json!({"com.example.all": "1", "com.example.arm": "2"}),
+        ]
+    );
+    // The OCI layout: an index of its own (the output's index annotation added), the
+    // index-descriptor annotations on its index.json entry.
+    let entry = &member(&oci, "index.json")["manifests"][0];
+    assert_eq!(entry["annotations"]["com.example.x"], "5");
+    assert_eq!(entry["annotations"]["com.example.ox"], "7");
+    let own = blob(&oci, &entry["digest"]);
+    assert_eq!(
+        own["annotations"],
+        serde_json::json!({"com.example.i": "4", "com.example.oci": "6"})
+    );
+    assert_eq!(own["manifests"], index["manifests"]);
+}
+
+#[test]
+fn what_a_multi_platform_build_has_no_place_for_is_refused() {
+    let Some(t) = context() else { return };
+    let two = ["--platform", "linux/amd64,linux/arm64"];
+    for (args, says) in [
+        (
+            vec!["--annotation", "manifest[linux/s390x]:k=v"],
+            "no platform linux/s390x",
+        ),
+        (
+            vec!["--format", "docker", "--annotation", "index:k=v"],
+            "OCI media types",
+        ),
+        (
+            vec!["--format", "docker", "--annotation", "index-descriptor:k=v"],
+            "OCI media types",
+        ),
+        (vec!["--annotation", "index[linux/amd64]:k=v"], "qualifier"),
+        (vec!["-o", "type=oci,dest=x,annotation.k=v"], "--annotation"),
+    ] {
+        let mut all = two.to_vec();
+        all.extend_from_slice(&args);
+        let err = t.build_fails(&all);
         assert!(err.contains(says), "{args:?}: {err}");
     }
     let (images, _) = run_ok(&t.root(), &["images", "-q"], &[]);

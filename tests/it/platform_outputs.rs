@@ -1,7 +1,8 @@
 //! A multi-platform build's shape: its platforms built at the same time over one walk
 //! of the context, the index listed as one image with its platforms, a `type=tar`
 //! output with a directory per platform (as BuildKit's), `type=docker` refused as
-//! BuildKit refuses it.
+//! BuildKit refuses it; each index entry labelled with its target platform, whatever
+//! its base's.
 
 use crate::platform::multi_base;
 use crate::support::{can_mount, run_ok, TestContext};
@@ -64,8 +65,9 @@ fn two_platforms_build_together_over_one_context_walk() {
         .lines()
         .find(|l| l.starts_with("multi:1 "))
         .unwrap_or_else(|| panic!("no multi:1 in {images}"));
-    // The base's arm64 config names its variant, v8.
-    assert!(row.ends_with("linux/amd64,linux/arm64/v8"), "{images}");
+    // The entries name the target platforms, as BuildKit's (containerd-normalized: the
+    // base's arm64 config names its variant, v8, the entry does not).
+    assert!(row.ends_with("linux/amd64,linux/arm64"), "{images}");
     assert!(images
         .lines()
         .next()
@@ -93,4 +95,49 @@ fn several_platforms_refuse_a_docker_archive_naming_type_oci() {
     );
     assert!(err.contains("-o type=oci"), "{err}");
     assert!(!t.path("d.tar").exists());
+}
+
+#[test]
+fn a_build_platform_final_stage_is_labelled_with_each_target_platform() {
+    if !can_mount() {
+        return;
+    }
+    let Some((_reg, base)) = multi_base() else {
+        return;
+    };
+    let t = TestContext::new(
+        &format!("FROM --platform=$BUILDPLATFORM {base}\nCOPY a /a\n"),
+        &[("a", "a\n")],
+    );
+    let layout = t.path("layout");
+    let dest = format!("type=oci,tar=false,dest={}", layout.display());
+    t.build(&["--platform", "linux/amd64,linux/arm64", "-o", &dest]);
+    let read = |digest: &serde_json::Value| -> serde_json::Value {
+        let hex = digest
+            .as_str()
+            .unwrap_or_default()
+            .trim_start_matches("sha256:");
+        let text = std::fs::read_to_string(layout.join("blobs/sha256").join(hex)).expect("blob");
+        serde_json::from_str(&text).expect("blob JSON")
+    };
+    let top: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(layout.join("index.json")).unwrap()).unwrap();
+    let index = read(&top["manifests"][0]["digest"]);
+    let mut labels = Vec::new();
+    for entry in index["manifests"].as_array().expect("entries") {
+        let config = read(&read(&entry["digest"])["config"]["digest"]);
+        labels.push((
+            entry["platform"]["architecture"].clone(),
+            config["architecture"].clone(),
+        ));
+    }
+    // As BuildKit: the entry and the config name the target platform, not the base's.
+    assert_eq!(
+        labels,
+        [
+            (serde_json::json!("amd64"), serde_json::json!("amd64")),
+            (serde_json::json!("arm64"), serde_json::json!("arm64")),
+        ],
+        "{index}"
+    );
 }
