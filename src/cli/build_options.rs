@@ -215,9 +215,6 @@ impl BuildArgs {
             list if list.len() > 1 => list,
             _ => Vec::new(),
         };
-        if !platforms.is_empty() {
-            several_platforms_outputs(&outputs.exports)?;
-        }
         Ok(BuildOptions {
             registry: self.registry.options(&root)?,
             root,
@@ -484,26 +481,6 @@ fn add_host(spec: &str) -> anyhow::Result<(String, String)> {
 /// A build-arg's boolean value as BuildKit reads it (Go's `strconv.ParseBool`).
 fn is_true(value: &str) -> bool {
     matches!(value, "1" | "t" | "T" | "true" | "TRUE" | "True")
-}
-
-/// The outputs a multi-platform build can write: the store (and `--push`),
-/// `type=oci` (the index; output annotations only for it and its descriptor), `type=local` (a directory per
-/// platform) and `type=tar` (one tar of those directories); `type=docker` is refused
-/// as BuildKit refuses it (a docker archive, as `docker load` reads it, holds no index).
-fn several_platforms_outputs(outputs: &[crate::executor::Output]) -> anyhow::Result<()> {
-    use crate::executor::Output;
-    for output in outputs {
-        match output {
-            Output::Local { .. } | Output::Tar { .. } | Output::Oci { .. } => {}
-            Output::Docker { .. } => anyhow::bail!(
-                "-o type=docker with several --platform values: docker exporter does not \
-                 currently support exporting manifest lists (docker load cannot read an \
-                 index); use -o type=oci (an OCI layout or tar of the index), --push, or \
-                 build one platform"
-            ),
-        }
-    }
-    Ok(())
 }
 
 /// `--platform` from the environment when the flag is not given: `RBUILD_PLATFORM`,

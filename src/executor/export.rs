@@ -35,9 +35,10 @@ pub fn export(
     Ok(())
 }
 
-/// Writes `output`, an OCI layout, for the index `index` of a multi-platform build
-/// (named by the output's `name=`s, else the build's tags); other outputs are written
-/// per platform (`type=local`) or refused before the build. Index annotations the
+/// Writes `output`, an OCI layout or a docker archive (its `manifest.json` entering
+/// this machine's platform; see `publish::export`), for the index `index` of a
+/// multi-platform build (named by the output's `name=`s, else the build's tags);
+/// `type=local` and `type=tar` are written per platform by the caller. Index annotations the
 /// output adds make an index of its own for it (listing the same `manifests`); its
 /// index-descriptor annotations go on its `index.json` entries.
 pub fn export_index(
@@ -48,14 +49,19 @@ pub fn export_index(
     output: &Output,
     reporter: &dyn Reporter,
 ) -> Result<(), BuildError> {
-    let Output::Oci {
-        dest,
-        tar,
-        names,
-        annotations: added,
-    } = output
-    else {
-        return Ok(());
+    let (dest, tar, names, added) = match output {
+        Output::Oci {
+            dest,
+            tar,
+            names,
+            annotations,
+        } => (dest, Some(*tar), names, annotations),
+        Output::Docker {
+            dest,
+            names,
+            annotations,
+        } => (dest, None, names, annotations),
+        Output::Local { .. } | Output::Tar { .. } => return Ok(()),
     };
     let what = describe(output);
     reporter.event(BuildEvent::ExportStarted { what: what.clone() });
@@ -71,12 +77,18 @@ pub fn export_index(
         names: archive_names(names, options)?,
         annotations: all.index_descriptor,
     }];
-    if *tar {
-        let file = create(dest)?;
-        let mut out = export_oci_tar(store, &images, file).map_err(ExecError::from)?;
-        out.flush().map_err(ExecError::fs("cannot write", dest))?;
-    } else {
-        export_oci_dir(store, &images, dest).map_err(ExecError::from)?;
+    match tar {
+        Some(false) => export_oci_dir(store, &images, dest).map_err(ExecError::from)?,
+        Some(true) => {
+            let file = create(dest)?;
+            let mut out = export_oci_tar(store, &images, file).map_err(ExecError::from)?;
+            out.flush().map_err(ExecError::fs("cannot write", dest))?;
+        }
+        None => {
+            let file = create(dest)?;
+            let mut out = export_docker(store, &images, file).map_err(ExecError::from)?;
+            out.flush().map_err(ExecError::fs("cannot write", dest))?;
+        }
     }
     reporter.event(BuildEvent::ExportFinished {
         what,

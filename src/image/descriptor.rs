@@ -115,3 +115,14 @@ pub struct Platform {
     )]
     pub variant: String,
 }
+
+/// This machine's architecture as OCI (Go) names it: `amd64`, `arm64`, ...
+pub fn host_architecture() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        other => other,
+    }
+}

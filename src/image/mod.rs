@@ -16,6 +16,6 @@ pub use config::{
     RootFs, RunConfig,
 };
 pub use decode::{decode_json, JsonError};
-pub use descriptor::{Descriptor, LayerDescriptor, Platform};
+pub use descriptor::{host_architecture, Descriptor, LayerDescriptor, Platform};
 pub use manifest::{Index, Manifest};
 pub use media_types::Format;

@@ -24,13 +24,7 @@ pub struct PlatformError {
 impl Platform {
     /// The platform of the machine rbuild runs on.
     pub fn host() -> Self {
-        let architecture = match std::env::consts::ARCH {
-            "x86_64" => "amd64",
-            "aarch64" => "arm64",
-            "x86" => "386",
-            "powerpc64" => "ppc64le",
-            other => other,
-        };
+        let architecture = crate::image::host_architecture();
         // containerd normalizes arm64/v8 to arm64, so BUILDPLATFORM has no variant.
         Platform {
             os: "linux".into(),

@@ -18,7 +18,7 @@ use serde::Serialize;
 use super::oci::write_layout;
 use super::sink::{blob_path, Sink, TarSink};
 use super::{decode, encode, ArchiveImage};
-use crate::image::{media_types, Manifest};
+use crate::image::{host_architecture, media_types, Descriptor, Index, Manifest};
 use crate::publish::error::{Error, Result};
 use crate::store::Store;
 
@@ -31,8 +31,8 @@ struct ArchiveEntry {
     layers: Vec<String>,
 }
 
-/// Writes `images` (single-platform manifests in `store`) as a docker archive to
-/// `out`, each with its names as `RepoTags`; returns `out`.
+/// Writes `images` (manifests or indexes in `store`) as a docker archive to `out`,
+/// each with its names as `RepoTags`; returns `out`.
 ///
 /// Beside the layout: `manifest.json`, one entry per image, and, when some image has
 /// a name, the legacy `repositories` (`{"repo": {"tag": "<top layer hex>"}}`) that
@@ -62,17 +62,13 @@ pub fn export_docker<W: Write>(store: &Store, images: &[ArchiveImage], out: W) -
     sink.finish()
 }
 
-/// The `manifest.json` entry of one image (a manifest: a docker archive has no index).
+/// The `manifest.json` entry of one image. `manifest.json` has no place for an index:
+/// an index (a multi-platform image, whole in the layout's `index.json`, which
+/// containerd-based `docker load` reads) is entered as its manifest for this machine's
+/// platform (else its first), what classic `docker load` can run here.
 fn archive_entry(store: &Store, image: &ArchiveImage) -> Result<ArchiveEntry> {
-    let desc = &image.descriptor;
-    if !media_types::is_manifest(&desc.media_type) {
-        return Err(Error::Unsupported {
-            digest: desc.digest,
-            media_type: desc.media_type.clone(),
-            reason: "a docker archive holds single-platform images: export one platform's manifest",
-        });
-    }
-    let manifest: Manifest = decode(store, desc, "manifest")?;
+    let desc = native_manifest(store, &image.descriptor)?;
+    let manifest: Manifest = decode(store, &desc, "manifest")?;
     Ok(ArchiveEntry {
         config: blob_path(&manifest.config.digest),
         repo_tags: image.names.iter().map(ToString::to_string).collect(),
@@ -82,4 +78,38 @@ fn archive_entry(store: &Store, image: &ArchiveImage) -> Result<ArchiveEntry> {
             .map(|l| blob_path(&l.digest))
             .collect(),
     })
+}
+
+/// `desc` if it is a manifest; for an index, its entry for linux on this machine's
+/// architecture, else its first manifest.
+fn native_manifest(store: &Store, desc: &Descriptor) -> Result<Descriptor> {
+    if media_types::is_manifest(&desc.media_type) {
+        return Ok(desc.clone());
+    }
+    let unsupported = |reason| Error::Unsupported {
+        digest: desc.digest,
+        media_type: desc.media_type.clone(),
+        reason,
+    };
+    if !media_types::is_index(&desc.media_type) {
+        return Err(unsupported(
+            "a docker archive holds images: export a manifest or an index",
+        ));
+    }
+    let index: Index = decode(store, desc, "index")?;
+    let manifests = || {
+        index
+            .manifests
+            .iter()
+            .filter(|d| media_types::is_manifest(&d.media_type))
+    };
+    let native = manifests().find(|d| {
+        d.platform
+            .as_ref()
+            .is_some_and(|p| p.os == "linux" && p.architecture == host_architecture())
+    });
+    native
+        .or_else(|| manifests().next())
+        .cloned()
+        .ok_or_else(|| unsupported("the index lists no image manifest"))
 }
