@@ -87,6 +87,16 @@ pub(super) fn start(path: &Path) -> io::Result<(Pasta, OwnedFd)> {
     if crate::userns::in_user_namespace() {
         return start_from_child(path);
     }
+    let (host, step) = unshare_keeping_host()?;
+    enter(&host)?;
+    let started = spawn(path, step.as_fd());
+    enter(&step)?;
+    started
+}
+
+/// Unshares a new network namespace for the caller; returns descriptors of the one it
+/// was in (the host's) and of the new one.
+pub(super) fn unshare_keeping_host() -> io::Result<(OwnedFd, OwnedFd)> {
     let own = || {
         rustix::fs::openat(
             CWD,
@@ -97,11 +107,7 @@ pub(super) fn start(path: &Path) -> io::Result<(Pasta, OwnedFd)> {
     };
     let host = own()?;
     sys::unshare(rustix::thread::UnshareFlags::NEWNET)?;
-    let step = own()?;
-    enter(&host)?;
-    let started = spawn(path, step.as_fd());
-    enter(&step)?;
-    started
+    Ok((host, own()?))
 }
 
 /// The tunnel device `pasta` opens in the step's namespace.
@@ -189,7 +195,7 @@ pub(super) fn join(path: &Path) -> io::Result<()> {
 }
 
 /// `setns` into the network namespace `ns`.
-fn enter(ns: &OwnedFd) -> io::Result<()> {
+pub(super) fn enter(ns: &OwnedFd) -> io::Result<()> {
     rustix::thread::move_into_link_name_space(
         ns.as_fd(),
         Some(rustix::thread::LinkNameSpaceType::Network),
