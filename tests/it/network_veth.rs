@@ -65,7 +65,7 @@ fn in_world(t: &TestContext, forward: bool, backend: &str, script: &str) -> Outp
 
 /// What a step sees: its address and route, the world's address, the world's
 /// loopback-only server at the step's gateway and whether it may reconfigure.
-const PROBE: &str = "RUN ip -4 addr > /addr; ip route > /route; \
+const PROBE: &str = "RUN ip -4 addr > /addr; ip -6 addr show eth0 > /addr6; ip route > /route; \
     (wget -q -O /outside http://198.51.100.1:80/ || true); \
     gw=$(ip route | sed -n 's/^default via \\([0-9.]*\\).*/\\1/p'); \
     (timeout 5 wget -q -O /loopback http://$gw:81/ || echo unreachable > /loopback); \
@@ -98,6 +98,7 @@ fn the_veth_backend_reaches_the_hosts_address_not_its_loopback_and_cannot_reconf
         "a /30 of the veth range: {addr}"
     );
     assert!(addr.contains("mtu 65535"), "the largest MTU: {addr}");
+    assert_eq!(read(&out, "addr6"), "", "IPv4 only, as on pasta's path");
     assert_eq!(read(&out, "outside"), "world-address\n");
     assert_eq!(
         read(&out, "loopback"),

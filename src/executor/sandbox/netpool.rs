@@ -240,7 +240,7 @@ impl Holder {
 }
 
 /// The holder's entry point (registered in [`crate::reexec`]): the arguments are
-/// [`Backend::args`].
+/// `Backend::args`.
 pub fn holder_main() -> u8 {
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     let Some(backend) = Backend::from_args(&args) else {

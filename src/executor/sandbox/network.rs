@@ -37,10 +37,8 @@
 //! ~35-45 % of a same-host transfer here, ~1-2 GB/s, far above any mirror apt, pip or
 //! cargo reach. No option raises it: the MTU is already the largest (65520; 9000 and
 //! 1500 are 3x and 10x slower: the cost is per packet), splicing applies only to
-//! port forwarding, IPv4-only is set. slirp4netns is slower still. A kernel path (a
-//! veth pair and NAT, as Docker) would need `net.ipv4.ip_forward=1` and MASQUERADE
-//! rules in the host's namespace: host-wide state that a `kill -9` of rbuild would
-//! leave behind, so rbuild does not do it.
+//! port forwarding, IPv4-only is set. slirp4netns is slower still. Root builds on a
+//! host that already forwards IPv4 take the kernel's path instead ([`super::veth`]).
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};

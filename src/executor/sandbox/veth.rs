@@ -20,7 +20,7 @@
 //! # Nothing outlives the holder
 //!
 //! Each pooled namespace's holder ([`super::netpool`]) attaches its own pair
-//! ([`attach`]) and keeps what it made alive exactly as long as itself: the
+//! (`attach`) and keeps what it made alive exactly as long as itself: the
 //! step's end lives in the holder's namespace, and the kernel deletes a veth pair
 //! when either end's namespace goes; the masquerade rule is in an nftables table with
 //! the `owner` flag, made by an `nft -i` child (tied to the holder by `SIGKILL` as its
@@ -34,12 +34,16 @@
 //!
 //! As from Docker's default bridge: the host at its non-loopback addresses, the other
 //! builds' namespaces through the host's routing, the outside through the masquerade.
-//! Not the host's loopback: `route_localnet` is 0 (rbuild does not change it), so the
-//! host drops packets for `127.0.0.0/8` arriving on a veth, and a service bound to
-//! `127.0.0.1` does not answer at another address. A step has no `CAP_NET_ADMIN`
-//! (`caps.rs`), so it can change neither its addresses nor its routes, and it sees no
-//! host traffic (a namespace of its own). DNS: the host's `resolv.conf` as it is (its
-//! resolvers are not on loopback, checked).
+//! Not the host's loopback: a service bound to `127.0.0.1` does not answer at another
+//! address, and the table drops what arrives on the host end for `127.0.0.0/8` (a
+//! step has `CAP_NET_RAW`, Docker's default, and could write such frames itself; the
+//! kernel drops them too unless the host set `route_localnet`, as kube-proxy does) or
+//! from another source than the step's address (no spoofing of other builds or of
+//! the host). A step has no `CAP_NET_ADMIN` (`caps.rs`), so it can change neither its
+//! addresses nor its routes, and it sees no host traffic (a namespace of its own).
+//! IPv4 only, as on `pasta`'s path: IPv6 is off on the step's `eth0` (the veth's
+//! link-local addresses would otherwise reach the host's IPv6 services). DNS: the
+//! host's `resolv.conf` as it is (its resolvers are not on loopback, checked).
 
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::Ipv4Addr;
@@ -163,15 +167,15 @@ fn overlaps(net: Ipv4Addr, routes: &[(u32, u32)]) -> bool {
     })
 }
 
-/// A free slot, claimed: its lock stays held while the descriptor is open.
-fn claim() -> io::Result<(u32, OwnedFd)> {
+/// A free slot not in `skip`, claimed: its lock stays held while the descriptor is
+/// open.
+fn claim(skip: &[u32]) -> io::Result<(u32, OwnedFd)> {
     use rustix::fs::{FlockOperation, Mode, OFlags, CWD};
     std::fs::create_dir_all(LOCK_DIR)?;
     let routes = routes_in(&std::fs::read_to_string("/proc/net/route")?);
     let start = std::process::id() % slots();
     for slot in (0..slots()).map(|i| (start + i) % slots()) {
-        let busy = Path::new(&format!("/sys/class/net/rbv{slot}")).exists();
-        if busy || overlaps(slot_net(slot), &routes) {
+        if skip.contains(&slot) || overlaps(slot_net(slot), &routes) {
             continue;
         }
         let path = format!("{LOCK_DIR}/{slot}.lock");
@@ -213,19 +217,14 @@ impl Drop for Attached {
 /// host end's address, the masquerade; then enters `step` and configures the step's
 /// end and the default route. The caller is left in `step`.
 pub(super) fn attach(tools: &Tools, step: &OwnedFd) -> io::Result<Attached> {
-    let (slot, lock) = claim()?;
+    let ip = |args: &[&str]| run(&tools.ip, args, &[step.as_fd()]);
+    let (slot, lock) = pair(&ip, step)?;
     let net = slot_net(slot);
     let (gateway, address) = (
         Ipv4Addr::from(u32::from(net) + 1),
         Ipv4Addr::from(u32::from(net) + 2),
     );
     let dev = format!("rbv{slot}");
-    let step_path = format!("/proc/self/fd/{}", step.as_raw_fd());
-    let ip = |args: &[&str]| run(&tools.ip, args, &[step.as_fd()]);
-    ip(&[
-        "link", "add", &dev, "mtu", MTU, "type", "veth", "peer", "name", "eth0", "mtu", MTU,
-        "netns", &step_path,
-    ])?;
     ip(&["addr", "add", &format!("{gateway}/30"), "dev", &dev])?;
     ip(&["link", "set", &dev, "up"])?;
     let (nft, nft_in) = masquerade(&tools.nft, slot, net, &dev)?;
@@ -239,7 +238,37 @@ pub(super) fn attach(tools: &Tools, step: &OwnedFd) -> io::Result<Attached> {
     ip(&["link", "set", "eth0", "up"])?;
     ip(&["link", "set", "lo", "up"])?;
     ip(&["route", "add", "default", "via", &gateway.to_string()])?;
+    ipv4_only()?;
     Ok(attached)
+}
+
+/// Claims a slot and makes its pair, the step's end in `step`: another slot when the
+/// device's name is still taken (a dead holder's namespace goes asynchronously).
+fn pair(ip: &dyn Fn(&[&str]) -> io::Result<()>, step: &OwnedFd) -> io::Result<(u32, OwnedFd)> {
+    let step_path = format!("/proc/self/fd/{}", step.as_raw_fd());
+    let mut taken = Vec::new();
+    loop {
+        let (slot, lock) = claim(&taken)?;
+        let dev = format!("rbv{slot}");
+        match ip(&[
+            "link", "add", &dev, "mtu", MTU, "type", "veth", "peer", "name", "eth0", "mtu", MTU,
+            "netns", &step_path,
+        ]) {
+            Ok(()) => return Ok((slot, lock)),
+            Err(e) if e.to_string().contains("File exists") && taken.len() < 16 => taken.push(slot),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Switches IPv6 off on the step's `eth0` (a setting of the caller's namespace, not
+/// the host's), as on `pasta`'s path: otherwise the veth's link-local addresses would
+/// reach the host's IPv6 services. Loopback keeps `::1`, as on `pasta`'s path.
+fn ipv4_only() -> io::Result<()> {
+    match std::fs::write("/proc/sys/net/ipv6/conf/eth0/disable_ipv6", "1") {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()), // a kernel without IPv6
+        other => other,
+    }
 }
 
 /// Runs `program` with `args` (descriptors `keep` inherited); its output is the error.
@@ -262,14 +291,20 @@ fn run(program: &Path, args: &[&str], keep: &[std::os::fd::BorrowedFd<'_>]) -> i
     )))
 }
 
-/// The rules of slot `slot`'s table: what the /30 at `net` sends out of another
-/// device than its own `dev` leaves with the host's address.
+/// The rules of slot `slot`'s table: what arrives on its host end `dev` from another
+/// address than the step's or for the host's loopback is dropped; what the /30 at
+/// `net` sends out of another device leaves with the host's address.
 fn ruleset(slot: u32, net: Ipv4Addr, dev: &str) -> String {
+    let table = format!("ip rbuild_{slot}");
+    let step = Ipv4Addr::from(u32::from(net) + 2);
     format!(
-        "add table ip rbuild_{slot} {{ flags owner; }}\n\
-         add chain ip rbuild_{slot} postrouting {{ type nat hook postrouting priority srcnat; }}\n\
-         add rule ip rbuild_{slot} postrouting ip saddr {net}/30 oifname != \"{dev}\" masquerade\n\
-         list table ip rbuild_{slot}\n"
+        "add table {table} {{ flags owner; }}\n\
+         add chain {table} prerouting {{ type filter hook prerouting priority raw; }}\n\
+         add rule {table} prerouting iifname \"{dev}\" ip saddr != {step} drop\n\
+         add rule {table} prerouting iifname \"{dev}\" ip daddr 127.0.0.0/8 drop\n\
+         add chain {table} postrouting {{ type nat hook postrouting priority srcnat; }}\n\
+         add rule {table} postrouting ip saddr {net}/30 oifname != \"{dev}\" masquerade\n\
+         list table {table}\n"
     )
 }
 
@@ -348,5 +383,13 @@ mod tests {
             "{rules}"
         );
         assert!(rules.contains("ip saddr 10.231.0.28/30 oifname != \"rbv7\" masquerade"));
+        assert!(
+            rules.contains("iifname \"rbv7\" ip saddr != 10.231.0.30 drop"),
+            "{rules}"
+        );
+        assert!(
+            rules.contains("iifname \"rbv7\" ip daddr 127.0.0.0/8 drop"),
+            "{rules}"
+        );
     }
 }
