@@ -262,7 +262,10 @@ fn step_network<'e>(env: &StageEnv<'e>, mode: Option<&str>) -> Result<StepNetwor
             let lease = env.build.netns.lease(&backend).map_err(|e| {
                 ExecError::Sandbox(super::sandbox::Error::Setup {
                     op: super::sandbox::SetupOp::Network,
-                    path: default_network::KNOB.into(),
+                    path: match &backend {
+                        netpool::Backend::Pasta(pasta) => pasta.display().to_string(),
+                        netpool::Backend::Veth(tools) => tools.nft.display().to_string(),
+                    },
                     source: e,
                 })
             })?;

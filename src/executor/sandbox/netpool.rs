@@ -250,11 +250,13 @@ pub fn holder_main() -> u8 {
     match hold(&backend) {
         Ok(()) => 0,
         Err(e) => {
-            let what = match backend {
-                Backend::Pasta(_) => "start pasta",
-                Backend::Veth(_) => "attach a veth pair",
-            };
-            eprintln!("cannot {what} for the default network: {e}");
+            match backend {
+                Backend::Pasta(_) => eprintln!("cannot start pasta for the default network: {e}"),
+                Backend::Veth(_) => eprintln!(
+                    "cannot attach a veth pair for the default network: {e} \
+                     (RBUILD_NETWORK_BACKEND=pasta uses pasta instead)"
+                ),
+            }
             1
         }
     }

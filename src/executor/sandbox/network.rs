@@ -231,7 +231,8 @@ pub fn find_pasta() -> Option<&'static Path> {
         .as_deref()
 }
 
-fn is_executable(path: &Path) -> bool {
+/// Whether `path` is an executable regular file.
+pub(super) fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }

@@ -122,15 +122,13 @@ fn resolvers_reachable(resolv: &str) -> Result<(), String> {
     }
 }
 
+/// The first executable `name` in `PATH`, else in the system directories.
 fn find_tool(name: &str) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain(["/usr/sbin", "/sbin", "/usr/bin"].map(PathBuf::from))
         .map(|dir| dir.join(name))
-        .find(|p| {
-            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
+        .find(|p| super::network::is_executable(p))
 }
 
 /// One slot: its /30's network address.
