@@ -23,7 +23,7 @@ busybox httpd -f -p 198.51.100.1:80 -h "$W/www" & a=$!
 busybox httpd -f -p 127.0.0.1:81 -h "$W/www" & b=$!
 trap 'kill $a $b' EXIT
 for url in http://198.51.100.1:80/ http://127.0.0.1:81/; do
-  n=0; until wget -q -O /dev/null "$url"; do n=$((n+1)); [ $n -lt 200 ] || exit 9; sleep 0.05; done
+  n=0; until wget -q -T 2 -O /dev/null "$url"; do n=$((n+1)); [ $n -lt 200 ] || exit 9; sleep 0.05; done
 done
 "#;
 
@@ -66,7 +66,7 @@ fn in_world(t: &TestContext, forward: bool, backend: &str, script: &str) -> Outp
 /// What a step sees: its address and route, the world's address, the world's
 /// loopback-only server at the step's gateway and whether it may reconfigure.
 const PROBE: &str = "RUN ip -4 addr > /addr; ip -6 addr show eth0 > /addr6; ip route > /route; \
-    (wget -q -O /outside http://198.51.100.1:80/ || true); \
+    (timeout 10 wget -q -O /outside http://198.51.100.1:80/ || true); \
     gw=$(ip route | sed -n 's/^default via \\([0-9.]*\\).*/\\1/p'); \
     (timeout 5 wget -q -O /loopback http://$gw:81/ || echo unreachable > /loopback); \
     (ip link set eth0 down 2>/admin || echo refused >> /admin); \
@@ -163,6 +163,7 @@ start() { cut -d' ' -f22 /proc/$1/stat 2>/dev/null; }
 tree() { for c in $(cat /proc/$1/task/*/children 2>/dev/null); do
   s=$(start $c); [ -z "$s" ] || echo "$c:$s"; tree $c; done; }
 $R build --progress plain "$CTX" > /dev/null 2>&1 & r=$!
+trap 'kill -9 $r 2>/dev/null || true; kill $a $b' EXIT
 n=0; until tree $r | grep -q . && [ -n "$(pgrep -f '^sleep 3141[5]')" ] && nft list tables | grep -q rbuild_; do
   n=$((n+1)); [ $n -lt 1200 ] || { echo "never ran"; exit 8; }; sleep 0.05; done
 seen=$(tree $r)
