@@ -11,17 +11,29 @@ downloads (MB/s), the median setup time (ms) and the helper's CPU time per downl
 single-threaded). pasta runs with rbuild's options at MTU 65520 (rbuild's), and 9000
 and 1500 to show the per-packet cost.
 
+The kernel path rbuild does not take yet, measured for comparison (`veth`): a veth pair
+per namespace (host end in the host's namespace, a /30 from VETH_NET, the namespace's
+default route through it) and a masquerade rule in an nftables table with the `owner`
+flag, held by an `nft -i` child (the kernel deletes the table when that child's netlink
+socket closes, also on `kill -9`). The download goes to the host's own address, so no
+forwarding is involved and no host-wide setting is read or written. Its setup time is
+that of the `ip`/`nft` commands, not of a netlink implementation. At MTU 1500 (Docker's
+default) and 65535 (the largest a veth takes).
+
 Per-step cost: rbuild (RBUILD, default target/debug/rbuild) builds STEPS `RUN echo`
 steps on a busybox base, uncached, alternately with the default network (pooled: one
-`pasta` per build) and with `--network host`; the difference of the medians over STEPS
-is the default network's cost per RUN step.
+namespace per build; on pasta, and on the veth path where the host forwards IPv4)
+and with `--network host`; the difference of the medians over STEPS is the default
+network's cost per RUN step.
 
-Needs root, curl, pasta (passt), slirp4netns and busybox-static.
+Needs root, curl, pasta (passt), slirp4netns, busybox-static, iproute2 and nftables.
 
     python3 benches/run_network.py [RUNS] [STEPS]
 """
 
 import http.server
+import ipaddress
+import itertools
 import os
 import socket
 import socketserver
@@ -37,6 +49,8 @@ RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 5
 STEPS = int(sys.argv[2]) if len(sys.argv) > 2 else 20
 RBUILD = os.environ.get("RBUILD", os.path.join(os.path.dirname(__file__), "..", "target/debug/rbuild"))
 TICK = os.sysconf("SC_CLK_TCK")
+# The veth mode's /24 (a /30 per namespace, host end .1): not in the host's routes.
+VETH_NET = "10.231.254.0"
 
 
 def host_ip():
@@ -109,6 +123,47 @@ def pasta(mtu):
     return start
 
 
+def veth(mtu):
+    """The kernel path (see the module doc): a veth pair into the namespace at `path`
+    and an owner table masquerading its /30, at `mtu`; returns the `nft -i` holder,
+    whose end removes the table (the veth goes with the namespace)."""
+    routes = subprocess.run(["ip", "-4", "route"], check=True, capture_output=True,
+                            text=True).stdout
+    if VETH_NET.rsplit(".", 1)[0] + "." in routes:
+        raise SystemExit(f"{VETH_NET}/24 is in the host's routes: change VETH_NET")
+    # A device and a /30 per namespace: a dropped namespace's veth goes asynchronously.
+    counter = itertools.count()
+
+    def start(path):
+        begin = time.perf_counter()
+        ip = lambda *a: subprocess.run(["ip", *a], check=True)
+        ns = lambda *a: subprocess.run(["nsenter", f"--net={path}", "ip", *a], check=True)
+        k = next(counter) % 64
+        dev = f"rbveth{k}"
+        net = ipaddress.IPv4Address(VETH_NET) + 4 * k
+        ip("link", "add", dev, "mtu", str(mtu), "type", "veth", "peer", "name", "eth0",
+           "mtu", str(mtu), "netns", path)
+        ip("addr", "add", f"{net + 1}/30", "dev", dev)
+        ip("link", "set", dev, "up")
+        ns("addr", "add", f"{net + 2}/30", "dev", "eth0")
+        ns("link", "set", "eth0", "up")
+        ns("link", "set", "lo", "up")
+        ns("route", "add", "default", "via", f"{net + 1}")
+        nft = subprocess.Popen(["nft", "-i"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+        nft.stdin.write("add table ip rbuild_bench { flags owner; }\n"
+                        "add chain ip rbuild_bench post { type nat hook postrouting "
+                        "priority srcnat; }\n"
+                        f"add rule ip rbuild_bench post ip saddr {net}/30 masquerade\n"
+                        "list table ip rbuild_bench\n")
+        nft.stdin.flush()
+        for line in nft.stdout:  # the listing's last line: the rules are in
+            if line.strip() == "}" and line.startswith("}"):
+                break
+        return nft, time.perf_counter() - begin
+    return start
+
+
 def cpu_ms(pid):
     """User + system CPU time of `pid` so far (ms)."""
     with open(f"/proc/{pid}/stat") as f:
@@ -139,7 +194,10 @@ def measure(start, url, tmp):
         before = cpu_ms(proc.pid)
         speeds.append(download(url, path))
         cpus.append(cpu_ms(proc.pid) - before)
-        proc.terminate()
+        if proc.stdin:
+            proc.stdin.close()  # nft -i: the owner table goes with its socket
+        else:
+            proc.terminate()
         proc.wait()
         drop_ns(holder, path)
     return statistics.median(speeds), statistics.median(setups), statistics.median(cpus)
@@ -159,11 +217,14 @@ def build_seconds(tmp, networks):
     times = {network: [] for network in networks}
     for run in range(RUNS + 1):
         for network in networks:
-            flags = ["--network", network] if network != "default" else []
+            # "default (BACKEND)": the default network on RBUILD_NETWORK_BACKEND=BACKEND
+            mode, _, backend = network.partition(" (")
+            flags = ["--network", mode] if mode != "default" else []
+            env = dict(os.environ, RBUILD_NETWORK_BACKEND=backend.rstrip(")") or "auto")
             start = time.perf_counter()
             subprocess.run([RBUILD, "--root", os.path.join(tmp, "store"), "build", "-q",
                             "--build-arg", f"N={network}{run}{time.time()}", *flags, ctx],
-                           check=True, stdout=subprocess.DEVNULL)
+                           check=True, stdout=subprocess.DEVNULL, env=env)
             if run:  # the first round warms the base
                 times[network].append(time.perf_counter() - start)
     return {network: statistics.median(t) for network, t in times.items()}
@@ -176,19 +237,27 @@ def main():
     host = statistics.median(download(url) for _ in range(RUNS))
     print(f"host network: {host:8.1f} MB/s (50 MB from {ip}, median of {RUNS})")
     modes = (("pasta", pasta(65520)), ("pasta -m 9000", pasta(9000)),
-             ("pasta -m 1500", pasta(1500)), ("slirp4netns", start_slirp))
+             ("pasta -m 1500", pasta(1500)), ("slirp4netns", start_slirp),
+             ("veth -m 1500", veth(1500)), ("veth -m 65535", veth(65535)))
     with tempfile.TemporaryDirectory() as tmp:
         for name, start in modes:
             speed, setup, cpu = measure(start, url, tmp)
             print(f"{name:14}: {speed:8.1f} MB/s ({100 * speed / host:3.0f} % of host), "
                   f"setup {setup:5.1f} ms, helper CPU {cpu:4.0f} ms per 50 MB (medians)")
+    with open("/proc/sys/net/ipv4/ip_forward") as f:
+        forwards = f.read().strip() == "1"
+    # rbuild takes the veth path only on a host that already forwards.
+    defaults = ["default (pasta)"] + (["default (veth)"] if forwards else [])
     with tempfile.TemporaryDirectory(dir="/var/tmp") as tmp:
-        medians = build_seconds(tmp, ("default", "host"))
-    default, hostnet = medians["default"], medians["host"]
-    per_step = (default - hostnet) * 1000 / STEPS
-    print(f"{STEPS} RUN steps, uncached (median of {RUNS} builds): default network "
-          f"{default * 1000:.0f} ms, --network host {hostnet * 1000:.0f} ms: "
-          f"{per_step:+.1f} ms per step")
+        medians = build_seconds(tmp, defaults + ["host"])
+    hostnet = medians["host"]
+    for network in defaults:
+        per_step = (medians[network] - hostnet) * 1000 / STEPS
+        print(f"{STEPS} RUN steps, uncached (median of {RUNS} builds): {network} "
+              f"{medians[network] * 1000:.0f} ms, --network host {hostnet * 1000:.0f} ms: "
+              f"{per_step:+.1f} ms per step")
+    if not forwards:
+        print("(no veth build: this host does not forward IPv4, so rbuild uses pasta)")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 

@@ -11,12 +11,13 @@ cd "$(dirname "$0")/.."
 # builds fed hostile layers); git (git build contexts, served by git-daemon); man-db (the
 # manual pages render); containerd (pulls and mounts a zstd image rbuild pushed); tmux (the
 # terminal progress view, read back from a real terminal); passt (pasta: the default network
-# of RUN steps); uidmap (newuidmap/newgidmap: rootless builds with subordinate ids);
+# of RUN steps); iproute2 and nftables (its veth path, tests/it/network_veth.rs); uidmap
+# (newuidmap/newgidmap: rootless builds with subordinate ids);
 # libcap2-bin and ca-certificates (scripts/image.sh: rbuild's own image, tests/it/image.rs).
 # qemu-user-static: foreign-platform RUN steps (tests/it/platform.rs), registered per step.
 packages=(pkg-config busybox-static skopeo umoci oci-image-tool podman bzip2 xz-utils zstd openssh-client
-          docker-registry apache2-utils openssl curl time git man-db containerd tmux passt uidmap
-          libcap2-bin ca-certificates qemu-user-static)
+          docker-registry apache2-utils openssl curl time git man-db containerd tmux passt iproute2 nftables
+          uidmap libcap2-bin ca-certificates qemu-user-static)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -21,6 +21,9 @@ pub enum ExecError {
     /// The default network needs `pasta`, and it is not installed.
     #[error("RUN steps need `pasta` for their default network (a network namespace of their own): install it (apt-get install passt), or build with --network host (the host's network) or --network none")]
     NoPasta,
+    /// `RBUILD_NETWORK_BACKEND` names no backend, or one not usable here.
+    #[error("{0}")]
+    NetworkBackend(String),
     /// A file's owner does not exist in a rootless build's user namespace.
     #[error("cannot give `{}` the owner {uid}:{gid}: {}", path.display(), crate::userns::UNMAPPED_OWNER)]
     UnmappedOwner { path: PathBuf, uid: u32, gid: u32 },

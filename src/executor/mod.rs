@@ -13,6 +13,7 @@ mod cache_io;
 mod caching;
 mod context;
 pub mod copy;
+mod default_network;
 mod emulation;
 mod env;
 mod error;

@@ -9,12 +9,13 @@
 use std::collections::VecDeque;
 use std::path::PathBuf;
 
+use super::default_network;
 use super::env::Layer;
 use super::error::ExecError;
 use super::events::{BuildEvent, Reporter, StepId};
 use super::limits::limit_failure;
 use super::mounts::{self, StepMounts};
-use super::sandbox::{netpool, network, ExitStatus, Network, SandboxSpec};
+use super::sandbox::{netpool, ExitStatus, Network, SandboxSpec};
 use super::stage_env::StageEnv;
 use super::step_user::user_in;
 use super::users::User;
@@ -52,9 +53,13 @@ pub fn run_step(
     let root = step_root.target();
     let user = user_in(&root, &step.state.user)?;
     let step_mounts = mounts::prepare(env, &op.mounts, &step.state.workdir)?;
-    let mut spec = sandbox_spec(env, op, step, &user, &step_mounts, root)?;
+    let mode = op
+        .network
+        .as_deref()
+        .or(env.build.options.network.as_deref());
+    let network = step_network(env, mode, binfmt.is_some())?;
+    let mut spec = sandbox_spec(env, op, step, &user, &step_mounts, root, &network)?;
     spec.binfmt = binfmt;
-    let _lease = join_pooled(env, &mut spec)?;
     if op.security.as_deref() == Some("insecure") {
         // Granted by `--allow security.insecure` (the plan checked), but not widened.
         env.build.reporter.event(BuildEvent::Note {
@@ -88,10 +93,9 @@ fn sandbox_spec(
     user: &User,
     step_mounts: &StepMounts,
     root: PathBuf,
+    network: &StepNetwork<'_>,
 ) -> Result<SandboxSpec, ExecError> {
     let options = env.build.options;
-    let network = step_network(op.network.as_deref().or(options.network.as_deref()))?;
-    let resolv_conf = resolv_conf(&network);
     Ok(SandboxSpec {
         rootfs: root,
         argv: op.argv.clone(),
@@ -101,17 +105,17 @@ fn sandbox_spec(
         gid: user.gid,
         additional_gids: user.additional_gids.clone(),
         hostname: HOSTNAME.to_owned(),
-        network,
+        network: network.network.clone(),
         mounts: step_mounts.mounts.clone(),
         hosts: hosts_file(&options.add_hosts),
-        resolv_conf,
+        resolv_conf: network.resolv_conf.clone(),
+        binfmt: None,
         timeout: None,
         limits: options.limits.clone(),
         cgroup: env
             .build
             .cgroups
             .place_for(&options.limits, env.build.reporter)?,
-        binfmt: None,
     })
 }
 
@@ -250,47 +254,59 @@ fn process_env(env: &StageEnv<'_>, step: &Step, user: &User) -> Vec<String> {
     vars
 }
 
-/// The sandbox's network for a step's `--network` (or the build's): `host` (granted
-/// by the plan's entitlement check, or the user's build-wide choice), `none`, else
-/// the default, a namespace of its own behind `pasta`.
-fn step_network(mode: Option<&str>) -> Result<Network, ExecError> {
-    match mode.unwrap_or("default") {
-        "none" => Ok(Network::None),
-        "host" => Ok(Network::Host),
-        _ if !network::tun_usable() => Err(ExecError::TunDenied),
-        _ if !network::has_default_route() => Err(ExecError::NoRoute),
-        _ => network::find_pasta()
-            .map(|pasta| Network::Private(pasta.to_owned()))
-            .ok_or(ExecError::NoPasta),
-    }
+/// A step's network: the sandbox's, the step's `resolv.conf`, and on the default
+/// network the lease of the build's namespace it joins (back to the pool on drop).
+struct StepNetwork<'e> {
+    network: Network,
+    resolv_conf: String,
+    _lease: Option<netpool::Lease<'e>>,
 }
 
-/// For the default network: one of the build's namespaces instead of a new one; the
-/// lease returns it to the pool when the step is over.
-fn join_pooled<'e>(
+/// The step's network for its `--network` (or the build's): `host` (granted by the
+/// plan's entitlement check, or the user's build-wide choice), `none`, else the
+/// default: one of the build's pooled namespaces (`default_network::backend`).
+fn step_network<'e>(
     env: &StageEnv<'e>,
-    spec: &mut SandboxSpec,
-) -> Result<Option<netpool::Lease<'e>>, ExecError> {
-    // An emulated step's network namespace must belong to its own user namespace.
-    let Network::Private(pasta) = &spec.network else {
-        return Ok(None);
+    mode: Option<&str>,
+    emulated: bool,
+) -> Result<StepNetwork<'e>, ExecError> {
+    let host = || std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let (network, resolv_conf, lease) = match mode.unwrap_or("default") {
+        "none" => (Network::None, String::new(), None),
+        "host" => (Network::Host, host(), None),
+        // An emulated step's network namespace must belong to its own user namespace
+        // (see `sandbox::binfmt`): a namespace of its own behind its own pasta.
+        _ if emulated => {
+            let pasta = default_network::pasta_path()?;
+            let backend = netpool::Backend::Pasta(pasta.clone());
+            let resolv_conf = default_network::resolv_conf(&backend, &host());
+            (Network::Private(pasta), resolv_conf, None)
+        }
+        _ => {
+            let backend = default_network::backend()?;
+            let lease = env.build.netns.lease(&backend).map_err(|e| {
+                ExecError::Sandbox(super::sandbox::Error::Setup {
+                    op: super::sandbox::SetupOp::Network,
+                    path: match &backend {
+                        netpool::Backend::Pasta(pasta) => pasta.display().to_string(),
+                        netpool::Backend::Veth(tools) => tools.nft.display().to_string(),
+                    },
+                    source: e,
+                })
+            })?;
+            let resolv_conf = default_network::resolv_conf(&backend, &host());
+            (Network::Joined(lease.path()), resolv_conf, Some(lease))
+        }
     };
-    if spec.binfmt.is_some() {
-        return Ok(None);
-    }
-    let lease = env.build.netns.lease(pasta).map_err(|e| {
-        ExecError::Sandbox(super::sandbox::Error::Setup {
-            op: super::sandbox::SetupOp::Network,
-            path: "pasta".into(),
-            source: e,
-        })
-    })?;
-    spec.network = Network::Joined(lease.path());
-    Ok(Some(lease))
+    Ok(StepNetwork {
+        network,
+        resolv_conf,
+        _lease: lease,
+    })
 }
 
-/// The pooled namespace's `pasta` for the default network when the plan has RUN steps
-/// that use it, started while the first steps are prepared.
+/// The pooled namespace for the default network when the plan has RUN steps that use
+/// it, attached while the first steps are prepared.
 pub fn prewarm_network(env: &super::env::BuildEnv<'_>, plan: &crate::plan::Plan) {
     let runs = plan
         .order
@@ -304,20 +320,8 @@ pub fn prewarm_network(env: &super::env::BuildEnv<'_>, plan: &crate::plan::Plan)
     let mode = |run: &RunOp| run.network.clone().or(env.options.network.clone());
     let defaults = runs.filter(|run| !matches!(mode(run).as_deref(), Some("none" | "host")));
     if defaults.count() > 0 {
-        if let Ok(Network::Private(pasta)) = step_network(None) {
-            env.netns.prewarm(&pasta);
+        if let Ok(backend) = default_network::backend() {
+            env.netns.prewarm(&backend);
         }
-    }
-}
-
-/// The step's `/etc/resolv.conf`: none without a network, the host's on the host's
-/// network, the host's with loopback resolvers replaced by `pasta`'s forwarder on a
-/// private one.
-fn resolv_conf(network: &Network) -> String {
-    let host = || std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    match network {
-        Network::None => String::new(),
-        Network::Host => host(),
-        Network::Private(_) | Network::Joined(_) => network::resolv_conf(&host()),
     }
 }

@@ -26,6 +26,7 @@ mod mounts;
 mod multiarch;
 mod named_contexts;
 mod network;
+mod network_veth;
 mod outputs;
 mod parallel;
 mod platform;

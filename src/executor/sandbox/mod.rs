@@ -127,6 +127,7 @@
 //! | `limits.rs` | [`Limits`]: cgroup values, `--ulimit`, `/dev/shm` size |
 //! | `network.rs` | [`Network::Private`]: `pasta` started, awaited and stopped; the step's `resolv.conf` |
 //! | `netpool.rs` | [`NetPool`]: the build's reused default-network namespaces, their holder processes |
+//! | `veth.rs` | the default network's kernel path for root builds on forwarding hosts: a veth pair and an owner-table masquerade per pooled namespace |
 //! | `seccomp/` | the shipped profile, its evaluation and the BPF compiler |
 //! | `wire.rs` | the caller ↔ helper protocol |
 //! | `sys/` | every `unsafe` block of the sandbox, one file per family of system calls |
@@ -146,6 +147,7 @@ mod seccomp;
 mod sys;
 #[cfg(test)]
 mod tests;
+pub mod veth;
 mod wire;
 
 use std::path::PathBuf;

@@ -1,5 +1,6 @@
-//! The build's pool of default-network namespaces: one network namespace with its
-//! `pasta` ([`super::network`]) per RUN step running at the same time, made at first
+//! The build's pool of default-network namespaces: one network namespace, attached to
+//! the host's by its [`Backend`] (`pasta`, [`super::network`], or a veth pair,
+//! [`super::veth`]), per RUN step running at the same time, made at first
 //! use (or ahead of it, [`NetPool::prewarm`]) and reused by the steps that follow, as
 //! BuildKit pools its network namespaces. A step then only `setns`es into one
 //! ([`super::Network::Joined`]) instead of starting `pasta` (15-25 ms per step).
@@ -9,9 +10,10 @@
 //! A namespace is held by a *holder*: this binary re-executed as [`HOLDER_ARGV0`]
 //! (single-threaded, see [`crate::reexec`]), which makes the namespace and starts
 //! `pasta` on it exactly as the sandbox helper does for [`super::Network::Private`]
-//! (from a forked child in a rootless build), prints `ready` once `pasta` has
-//! configured it, and then waits for end-of-file on its stdin (or for `pasta` to end:
-//! the holder then ends too, and the next lease replaces it). The pool keeps the
+//! (from a forked child in a rootless build), or attaches its veth pair and the `nft`
+//! holding its masquerade, prints `ready` once the namespace is configured, and then
+//! waits for end-of-file on its stdin (or for `pasta` or `nft` to end: the holder then
+//! ends too, and the next lease replaces it). The pool keeps the
 //! write end; the step's helper joins `/proc/<holder>/ns/net` (the holder is the pool's
 //! unreaped child, so its pid cannot be reused while the pool holds it). Nothing is
 //! mounted and nothing is written to disk.
@@ -19,11 +21,12 @@
 //! # Cleanup
 //!
 //! At the end of the build the pool closes each holder's stdin and waits for it; the
-//! holder kills `pasta` (`SIGKILL`, not waited for: its exit, the tap device's removal,
+//! holder closes `nft`'s stdin (the veth backend: the kernel deletes its table when
+//! `nft` ends, and the veth pair with the holder's namespace) or kills `pasta` (`SIGKILL`, not waited for: its exit, the tap device's removal,
 //! is ~30 ms of kernel work that would delay the end of every build; init reaps it). When rbuild is killed (`kill -9`), the kernel
 //! closes that stdin the same way, so the holder still ends `pasta` (which also has
-//! `SIGKILL` as its parent-death signal, tied to the holder), and the namespace goes
-//! with its last process. The holder has no parent-death signal of its own: that
+//! `SIGKILL` as its parent-death signal, tied to the holder, as `nft` has), and the
+//! namespace goes with its last process. The holder has no parent-death signal of its own: that
 //! signal follows the *thread* that spawned it, and stage threads end before the build.
 //!
 //! # Why sharing a namespace between steps is safe
@@ -36,9 +39,9 @@
 //! the namespace, which a step never has: its bounding set is Docker's default set
 //! (`caps.rs`: `NET_RAW` and `NET_BIND_SERVICE`, not `NET_ADMIN`), `/proc/sys` is
 //! read-only, and the seccomp profile refuses `setns`/`unshare` without
-//! `CAP_SYS_ADMIN`. There is no conntrack state either: `pasta` translates in user
-//! space, and the namespace has no netfilter rules to track for. So the next step
-//! sees the namespace as `pasta` configured it.
+//! `CAP_SYS_ADMIN`. There is no conntrack state in the namespace either: it has no
+//! netfilter rules to track for (the veth backend's masquerade is in the host's).
+//! So the next step sees the namespace as its holder configured it.
 
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
@@ -48,13 +51,46 @@ use std::sync::Mutex;
 
 use rustix::event::{poll, PollFd, PollFlags};
 
-use super::network;
+use super::{network, veth};
 
 /// `argv[0]` under which [`crate::reexec`] runs a namespace holder.
 pub const HOLDER_ARGV0: &str = "rbuild-netns";
 
 /// The line a holder prints when its namespace is ready.
 const READY: &str = "ready";
+
+/// How a pooled namespace reaches the host's network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// `pasta` at this path, user-mode networking ([`network`]).
+    Pasta(PathBuf),
+    /// A veth pair and a masquerade rule ([`veth`]).
+    Veth(veth::Tools),
+}
+
+impl Backend {
+    /// The holder's arguments after `argv[0]`.
+    fn args(&self) -> Vec<&std::ffi::OsStr> {
+        match self {
+            Backend::Pasta(pasta) => vec!["pasta".as_ref(), pasta.as_os_str()],
+            Backend::Veth(tools) => {
+                vec!["veth".as_ref(), tools.ip.as_os_str(), tools.nft.as_os_str()]
+            }
+        }
+    }
+
+    /// [`Backend::args`] read back.
+    fn from_args(args: &[std::ffi::OsString]) -> Option<Backend> {
+        match args {
+            [kind, pasta] if kind == "pasta" => Some(Backend::Pasta(pasta.into())),
+            [kind, ip, nft] if kind == "veth" => Some(Backend::Veth(veth::Tools {
+                ip: ip.into(),
+                nft: nft.into(),
+            })),
+            _ => None,
+        }
+    }
+}
 
 /// The build's idle namespaces.
 pub struct NetPool {
@@ -90,19 +126,19 @@ impl NetPool {
 
     /// Starts one namespace without waiting for it, so that the first step finds it
     /// (nearly) ready. A failure is left to [`NetPool::lease`] to report.
-    pub fn prewarm(&self, pasta: &Path) {
-        if let Ok(holder) = Holder::spawn(&self.helper, pasta) {
+    pub fn prewarm(&self, backend: &Backend) {
+        if let Ok(holder) = Holder::spawn(&self.helper, backend) {
             self.idle().push(holder);
         }
     }
 
-    /// A ready namespace for one step: an idle one, else a new one (`pasta` at
-    /// `pasta`).
-    pub fn lease(&self, pasta: &Path) -> io::Result<Lease<'_>> {
+    /// A ready namespace for one step: an idle one, else a new one attached by
+    /// `backend` (a build uses one backend).
+    pub fn lease(&self, backend: &Backend) -> io::Result<Lease<'_>> {
         let found = self.idle().pop();
         let mut holder = match found.map(Holder::if_alive) {
             Some(Some(alive)) => alive,
-            _ => Holder::spawn(&self.helper, pasta)?,
+            _ => Holder::spawn(&self.helper, backend)?,
         };
         holder.wait_ready()?;
         Ok(Lease {
@@ -144,12 +180,12 @@ impl Drop for Lease<'_> {
 }
 
 impl Holder {
-    fn spawn(helper: &Path, pasta: &Path) -> io::Result<Holder> {
+    fn spawn(helper: &Path, backend: &Backend) -> io::Result<Holder> {
         let (report, report_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
         let report_w2 = report_w.try_clone()?;
         let mut child = Command::new(helper)
             .arg0(HOLDER_ARGV0)
-            .arg(pasta)
+            .args(backend.args())
             .env_clear()
             .stdin(Stdio::piped())
             .stdout(Stdio::from(report_w))
@@ -203,31 +239,65 @@ impl Holder {
     }
 }
 
-/// The holder's entry point (registered in [`crate::reexec`]): `argv[1]` is `pasta`.
+/// The holder's entry point (registered in [`crate::reexec`]): the arguments are
+/// `Backend::args`.
 pub fn holder_main() -> u8 {
-    let Some(pasta) = std::env::args_os().nth(1) else {
-        eprintln!("usage: {HOLDER_ARGV0} PASTA");
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let Some(backend) = Backend::from_args(&args) else {
+        eprintln!("usage: {HOLDER_ARGV0} pasta PASTA | veth IP NFT");
         return 2;
     };
-    match hold(Path::new(&pasta)) {
+    match hold(&backend) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("cannot start pasta for the default network: {e}");
+            match backend {
+                Backend::Pasta(_) => eprintln!("cannot start pasta for the default network: {e}"),
+                Backend::Veth(_) => eprintln!(
+                    "cannot attach a veth pair for the default network: {e} \
+                     (RBUILD_NETWORK_BACKEND=pasta uses pasta instead)"
+                ),
+            }
             1
         }
     }
 }
 
-/// Makes the namespace, reports it ready, holds it until stdin ends (or `pasta` does:
-/// the holder then ends too, and the pool replaces it at the next lease).
-fn hold(pasta: &Path) -> io::Result<()> {
-    let (pasta, ready) = network::start(pasta)?;
-    let pid = i32::try_from(pasta.id())
+/// Makes the namespace, reports it ready, holds it until stdin ends (or the process
+/// that keeps it attached, `pasta` or `nft`, does: the holder then ends too, and the
+/// pool replaces it at the next lease). What attaches it goes when this returns.
+fn hold(backend: &Backend) -> io::Result<()> {
+    match backend {
+        Backend::Pasta(pasta) => {
+            let (pasta, ready) = network::start(pasta)?;
+            let exit = pidfd(pasta.id())?;
+            network::wait_ready(ready)?;
+            serve(&exit, "pasta") // `pasta` is killed on drop
+        }
+        Backend::Veth(tools) => {
+            let (host, step) = network::unshare_keeping_host()?;
+            network::enter(&host)?;
+            let attached = veth::attach(tools, &step)?;
+            let exit = pidfd(attached.nft_pid())?;
+            serve(&exit, "nft") // `nft` ends on drop, its table with it
+        }
+    }
+}
+
+/// A descriptor that becomes readable when the child `pid` ends.
+fn pidfd(pid: u32) -> io::Result<rustix::fd::OwnedFd> {
+    let pid = i32::try_from(pid)
         .ok()
         .and_then(rustix::process::Pid::from_raw)
-        .ok_or_else(|| io::Error::other("pasta has no valid pid"))?;
-    let pasta_exit = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())?;
-    network::wait_ready(ready)?;
+        .ok_or_else(|| io::Error::other("no valid pid"))?;
+    Ok(rustix::process::pidfd_open(
+        pid,
+        rustix::process::PidfdFlags::empty(),
+    )?)
+}
+
+/// Says `ready`, then waits for end-of-file on stdin, or for `keeper` (named `name`)
+/// to end: an error.
+fn serve(keeper: &rustix::fd::OwnedFd, name: &str) -> io::Result<()> {
     let mut out = io::stdout();
     writeln!(out, "{READY}")?;
     out.flush()?;
@@ -236,7 +306,7 @@ fn hold(pasta: &Path) -> io::Result<()> {
     loop {
         let mut fds = [
             PollFd::new(&stdin, PollFlags::IN),
-            PollFd::new(&pasta_exit, PollFlags::IN),
+            PollFd::new(keeper, PollFlags::IN),
         ];
         match poll(&mut fds, None) {
             Ok(_) => {}
@@ -244,10 +314,10 @@ fn hold(pasta: &Path) -> io::Result<()> {
             Err(e) => return Err(e.into()),
         }
         if !fds[1].revents().is_empty() {
-            return Err(io::Error::other("pasta exited"));
+            return Err(io::Error::other(format!("{name} exited")));
         }
         match rustix::io::read(stdin, &mut buf) {
-            Ok(0) => return Ok(()), // `pasta` is killed on drop
+            Ok(0) => return Ok(()),
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
             Err(e) => return Err(e.into()),
         }
@@ -267,7 +337,7 @@ mod tests {
     fn a_holder_that_cannot_start_pasta_is_an_error_saying_so() {
         let pool = pool();
         let err = pool
-            .lease(Path::new("/nonexistent/pasta"))
+            .lease(&Backend::Pasta("/nonexistent/pasta".into()))
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
@@ -282,6 +352,7 @@ mod tests {
             eprintln!("skipped: needs root, pasta and a default route");
             return;
         };
+        let pasta = &Backend::Pasta(pasta.to_owned());
         let pool = pool();
         pool.prewarm(pasta);
         let first = pool.lease(pasta).map(|l| l.path());
@@ -311,6 +382,7 @@ mod tests {
             eprintln!("skipped: needs root, pasta and a default route");
             return;
         };
+        let pasta = &Backend::Pasta(pasta.to_owned());
         let pool = pool();
         let first = pool.lease(pasta).map(|l| l.path());
         let holder = pool.idle().first().map_or(0, |h| h.child.id());

@@ -37,10 +37,8 @@
 //! ~35-45 % of a same-host transfer here, ~1-2 GB/s, far above any mirror apt, pip or
 //! cargo reach. No option raises it: the MTU is already the largest (65520; 9000 and
 //! 1500 are 3x and 10x slower: the cost is per packet), splicing applies only to
-//! port forwarding, IPv4-only is set. slirp4netns is slower still. A kernel path (a
-//! veth pair and NAT, as Docker) would need `net.ipv4.ip_forward=1` and MASQUERADE
-//! rules in the host's namespace: host-wide state that a `kill -9` of rbuild would
-//! leave behind, so rbuild does not do it.
+//! port forwarding, IPv4-only is set. slirp4netns is slower still. Root builds on a
+//! host that already forwards IPv4 take the kernel's path instead ([`super::veth`]).
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -87,6 +85,16 @@ pub(super) fn start(path: &Path) -> io::Result<(Pasta, OwnedFd)> {
     if crate::userns::in_user_namespace() || super::binfmt::in_own_user_namespace() {
         return start_from_child(path);
     }
+    let (host, step) = unshare_keeping_host()?;
+    enter(&host)?;
+    let started = spawn(path, step.as_fd());
+    enter(&step)?;
+    started
+}
+
+/// Unshares a new network namespace for the caller; returns descriptors of the one it
+/// was in (the host's) and of the new one.
+pub(super) fn unshare_keeping_host() -> io::Result<(OwnedFd, OwnedFd)> {
     let own = || {
         rustix::fs::openat(
             CWD,
@@ -97,11 +105,7 @@ pub(super) fn start(path: &Path) -> io::Result<(Pasta, OwnedFd)> {
     };
     let host = own()?;
     sys::unshare(rustix::thread::UnshareFlags::NEWNET)?;
-    let step = own()?;
-    enter(&host)?;
-    let started = spawn(path, step.as_fd());
-    enter(&step)?;
-    started
+    Ok((host, own()?))
 }
 
 /// The tunnel device `pasta` opens in the step's namespace.
@@ -190,7 +194,7 @@ pub(super) fn join(path: &Path) -> io::Result<()> {
 }
 
 /// `setns` into the network namespace `ns`.
-fn enter(ns: &OwnedFd) -> io::Result<()> {
+pub(super) fn enter(ns: &OwnedFd) -> io::Result<()> {
     rustix::thread::move_into_link_name_space(
         ns.as_fd(),
         Some(rustix::thread::LinkNameSpaceType::Network),
@@ -228,7 +232,8 @@ pub fn find_pasta() -> Option<&'static Path> {
         .as_deref()
 }
 
-fn is_executable(path: &Path) -> bool {
+/// Whether `path` is an executable regular file.
+pub(super) fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
