@@ -162,15 +162,25 @@ pub fn run_pull(root: &Path, args: &PullArgs) -> anyhow::Result<ExitCode> {
     let pulled = registry::pull(&client, &store, &reference, &platform, &|e| view.event(e));
     view.finish();
     let pulled = pulled?;
+    let name = pulled
+        .name
+        .as_ref()
+        .map_or_else(|| reference.to_string(), ToString::to_string);
+    // Ready to build on, as `docker pull` leaves an image: its layers unpacked.
+    let started = std::time::Instant::now();
+    let layers = crate::executor::unpack_image(
+        &store,
+        &pulled.descriptor.digest,
+        &name,
+        &crate::executor::NoReporter,
+    )
+    .with_context(|| format!("unpacking the layers of {name}"))?;
     if !args.quiet {
         let (count, bytes) = pulled.downloaded;
         super::write_stderr(&format!(
-            "pulled {} ({count} blobs, {} downloaded)",
-            pulled
-                .name
-                .as_ref()
-                .map_or_else(|| reference.to_string(), ToString::to_string),
-            super::store_cmds::human_size(bytes)
+            "pulled {name} ({count} blobs, {} downloaded; {layers} layers unpacked in {:.2}s)",
+            super::store_cmds::human_size(bytes),
+            started.elapsed().as_secs_f64()
         ));
     }
     println!("{}", pulled.descriptor.digest);

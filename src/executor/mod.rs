@@ -48,3 +48,4 @@ pub use options::{
     OutputError, Snapshotter,
 };
 pub use resolver::PullPolicy;
+pub use snapshots::unpack_image;

@@ -20,11 +20,39 @@ pub fn image_layers(
     image: &BaseImage,
     reporter: &dyn Reporter,
 ) -> Result<Vec<Layer>, ExecError> {
-    let manifest = read_manifest(store, &image.digest)?;
+    layers_of(
+        store,
+        Some(remote),
+        &image.digest,
+        &image.reference,
+        reporter,
+    )
+}
+
+/// Makes the snapshots of the stored image manifest `digest` (`rbuild pull`: a pulled
+/// image is ready to build on, as `docker pull` leaves it); returns its layer count.
+pub fn unpack_image(
+    store: &Store,
+    digest: &crate::digest::Digest,
+    reference: &str,
+    reporter: &dyn Reporter,
+) -> Result<usize, ExecError> {
+    Ok(layers_of(store, None, digest, reference, reporter)?.len())
+}
+
+/// The layers of the stored manifest `digest`, each applied once to its snapshot.
+fn layers_of(
+    store: &Store,
+    remote: Option<&RemoteCache>,
+    digest: &crate::digest::Digest,
+    reference: &str,
+    reporter: &dyn Reporter,
+) -> Result<Vec<Layer>, ExecError> {
+    let manifest = read_manifest(store, digest)?;
     let config = read_config(store, &manifest.config.digest)?;
     if config.rootfs.diff_ids.len() != manifest.layers.len() {
         return Err(ExecError::BadImage {
-            reference: image.reference.clone(),
+            reference: reference.to_owned(),
             reason: "layer count differs from diff_ids".into(),
         });
     }
@@ -36,7 +64,7 @@ pub fn image_layers(
         .enumerate()
     {
         let chain = chain_id(&config.rootfs.diff_ids[..=i]).ok_or_else(|| ExecError::BadImage {
-            reference: image.reference.clone(),
+            reference: reference.to_owned(),
             reason: "empty layer list".into(),
         })?;
         let blob = LayerDescriptor {
@@ -49,14 +77,7 @@ pub fn image_layers(
             diff_id: *diff_id,
             chain,
         };
-        ensure_snapshot(
-            store,
-            Some(remote),
-            &layer,
-            out.last(),
-            &image.reference,
-            reporter,
-        )?;
+        ensure_snapshot(store, remote, &layer, out.last(), reference, reporter)?;
         out.push(layer);
     }
     Ok(out)

@@ -100,8 +100,13 @@ fn push_then_pull_round_trips_through_a_plain_registry() {
         &format!("FROM {dest}\nRUN cat /base.txt > /copy.txt\n"),
         &[],
     );
-    let (pulled, _) = run_ok(&other.root(), &["pull", &dest], &[]);
+    let (pulled, said) = run_ok(&other.root(), &["pull", &dest], &[]);
     assert_eq!(pulled, digest);
+    // Pulled means ready to build on, as after `docker pull`: the layers are unpacked,
+    // so a build on it unpacks nothing.
+    assert!(said.contains("layers unpacked in"), "{said}");
+    let log = other.build_log(&["-t", "child:0"]);
+    assert!(!log.contains("unpacking"), "{log}");
     let fresh = TestContext::new(
         &format!("FROM {dest}\nRUN cat /base.txt > /copy.txt\n"),
         &[],
