@@ -27,10 +27,14 @@ use crate::store::{FileLock, Store};
 
 /// Runs a build: of one platform, or of several into an index (`multi.rs`).
 pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildResult, BuildError> {
-    if options.platforms.len() > 1 {
-        return super::multi::build_platforms(options, reporter);
-    }
-    build_one(options, reporter, None)
+    let result = if options.platforms.len() > 1 {
+        super::multi::build_platforms(options, reporter)?
+    } else {
+        build_one(options, reporter, None)?
+    };
+    // One flush for every snapshot the build made (they are not flushed one by one).
+    crate::store::layout::sync_filesystem(&options.root).map_err(ExecError::from)?;
+    Ok(result)
 }
 
 /// Builds the image of one platform, reading the build `context` given (a

@@ -164,6 +164,17 @@ pub(crate) fn sync_parent(path: &Path) -> Result<()> {
     }
 }
 
+/// Flushes the filesystem that holds `dir` (`syncfs`): once at the end of a build, for
+/// the snapshots it made, which are not flushed one by one (see
+/// [`super::SnapshotBuilder::commit`]). Without it, their writeback and journal work
+/// is left to the next build: on this machine's ext4, ten back-to-back builds of a
+/// small example slowed from 50 to 120 ms each.
+pub fn sync_filesystem(dir: &Path) -> Result<()> {
+    use std::os::fd::AsFd;
+    let handle = File::open(dir).map_err(Error::fs("open directory", dir))?;
+    rustix::fs::syncfs(handle.as_fd()).map_err(|e| Error::fs("sync", dir)(e.into()))
+}
+
 /// Fsyncs a directory.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     let handle = File::open(dir).map_err(Error::fs("open directory", dir))?;

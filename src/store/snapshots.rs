@@ -188,10 +188,11 @@ impl SnapshotBuilder<'_> {
     /// appeared meanwhile (a process that did not take the lock), the existing one is
     /// kept and ours removed.
     ///
-    /// The content is not flushed (no `syncfs`, which writes back the whole filesystem):
-    /// a snapshot is a cache of its layer blob, which is durable. After a crash, a
-    /// snapshot whose entries did not all reach the disk no longer matches the
-    /// fingerprint in its sidecar, so its first use discards it and makes it again.
+    /// The content is not flushed here (`syncfs` writes back the whole filesystem: a
+    /// build flushes once, at its end, for all its snapshots): a snapshot is a cache of
+    /// its layer blob, which is durable. After a crash, a snapshot whose entries did not
+    /// all reach the disk no longer matches the fingerprint in its sidecar, so its
+    /// first use discards it and makes it again.
     pub fn commit(mut self, info: &SnapshotInfo) -> Result<PathBuf> {
         let dest = self.store.snapshot_path(&self.chain_id);
         let print = fingerprint(&self.temp)?;
