@@ -24,9 +24,10 @@
 #   3. Hands each image to podman (docker archive + `podman load`, or `rbuild push` to the
 #      loopback registry + `podman pull`), runs it and checks it works: HTTP answers (in
 #      the container's own network namespace, through nsenter), output, user, healthcheck.
-#   4. With --compare, also builds each case with BuildKit (`docker builder prune -af`
-#      first, which empties dockerd's whole build cache; bases already local) and prints
-#      seconds side by side.
+#   4. With --compare, also builds each case with BuildKit (`docker build --network host`;
+#      RBUILD_NETWORK=host runs rbuild's RUN steps on the host's network too; `docker
+#      builder prune -af` first, which empties dockerd's whole build cache; bases already
+#      local) and prints seconds side by side.
 # Takes 3 to 4 minutes with the rootfs and bases cached (3 more to make them), about
 # twice that with --compare; most of it is apt, pip and npm downloads and compiling.
 # One PASS/FAIL line per case; exit status 1 if any case failed.
@@ -432,6 +433,12 @@ case_target() {
 case_rbuild_flags() {
   if grep -q '^HEALTHCHECK' "$CASES_DIR/$1/Dockerfile"; then
     echo --format docker
+  fi
+  # RBUILD_NETWORK=host: RUN steps on the host's network, as the BuildKit side of
+  # --compare runs them (`docker build --network host`: the peers' dockerd has no
+  # bridge); default: rbuild's isolated default network.
+  if [ -n "${RBUILD_NETWORK:-}" ]; then
+    echo --network "$RBUILD_NETWORK"
   fi
 }
 
