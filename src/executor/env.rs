@@ -20,6 +20,18 @@ use super::sandbox::NetPool;
 use super::{BuildOptions, CompressionKind};
 use std::sync::Arc;
 
+/// A directory in the store's work dir (same filesystem as the snapshots), named
+/// `PREFIX…`, removed on drop.
+pub fn scratch_dir(store: &Store, prefix: &str) -> Result<tempfile::TempDir, ExecError> {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(store.work_dir())
+        .map_err(ExecError::fs(
+            "cannot create a directory in",
+            store.work_dir(),
+        ))
+}
+
 /// A layer of a built stage: its blob and where its snapshot is.
 #[derive(Debug, Clone)]
 pub struct Layer {

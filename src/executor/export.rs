@@ -236,13 +236,7 @@ fn rootfs_tar(
     dest: &Path,
     epoch: Option<i64>,
 ) -> Result<(), ExecError> {
-    let dir = tempfile::Builder::new()
-        .prefix("rootfs-")
-        .tempdir_in(store.work_dir())
-        .map_err(ExecError::fs(
-            "cannot create a directory in",
-            store.work_dir(),
-        ))?;
+    let dir = super::env::scratch_dir(store, "rootfs-")?;
     rootfs_dir(store, stage, dir.path())?;
     dir_tar(dir.path(), dest, epoch)
 }

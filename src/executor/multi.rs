@@ -32,13 +32,7 @@ pub fn build_platforms(
     let _gc = store.gc_shared().map_err(ExecError::from)?;
     let context = Arc::new(build_context(options));
     // The platforms' root filesystems of `type=tar` outputs, tarred once all are built.
-    let staging = tempfile::Builder::new()
-        .prefix("platforms-")
-        .tempdir_in(store.work_dir())
-        .map_err(ExecError::fs(
-            "cannot create a directory in",
-            store.work_dir(),
-        ))?;
+    let staging = super::env::scratch_dir(&store, "platforms-")?;
     let manifests = build_all(options, reporter, &context, staging.path())?;
     let (walks, entries) = context.walks();
     reporter.event(BuildEvent::Note {

@@ -15,7 +15,7 @@ use super::error::ExecError;
 use super::events::{BuildEvent, Reporter, StepId};
 use super::limits::limit_failure;
 use super::mounts::{self, StepMounts};
-use super::sandbox::{netpool, ExitStatus, Network, SandboxSpec};
+use super::sandbox::{netpool, network, ExitStatus, Network, SandboxSpec};
 use super::stage_env::StageEnv;
 use super::step_user::user_in;
 use super::users::User;
@@ -278,9 +278,7 @@ fn step_network<'e>(
         // (see `sandbox::binfmt`): a namespace of its own behind its own pasta.
         _ if emulated => {
             let pasta = default_network::pasta_path()?;
-            let backend = netpool::Backend::Pasta(pasta.clone());
-            let resolv_conf = default_network::resolv_conf(&backend, &host());
-            (Network::Private(pasta), resolv_conf, None)
+            (Network::Private(pasta), network::resolv_conf(&host()), None)
         }
         _ => {
             let backend = default_network::backend()?;

@@ -384,13 +384,7 @@ struct StepDirs {
 
 impl StepDirs {
     fn new(store: &Store) -> Result<Self, ExecError> {
-        let dir = tempfile::Builder::new()
-            .prefix("step-")
-            .tempdir_in(store.work_dir())
-            .map_err(ExecError::fs(
-                "cannot create step directory in",
-                store.work_dir(),
-            ))?;
+        let dir = super::env::scratch_dir(store, "step-")?;
         Ok(StepDirs { dir })
     }
 

@@ -345,14 +345,21 @@ mod tests {
         assert!(err.contains("cannot start pasta"), "{err}");
     }
 
+    /// pasta as a backend, where a holder can run it (root, pasta, a default route).
+    fn usable_pasta() -> Option<Backend> {
+        let usable = rustix::process::geteuid().is_root() && network::has_default_route();
+        let pasta = network::find_pasta().filter(|_| usable);
+        if pasta.is_none() {
+            eprintln!("skipped: needs root, pasta and a default route");
+        }
+        pasta.map(|p| Backend::Pasta(p.to_owned()))
+    }
+
     #[test]
     fn a_namespace_is_reused_after_its_step_and_not_shared_during_it() {
-        let usable = rustix::process::geteuid().is_root() && network::has_default_route();
-        let Some(pasta) = network::find_pasta().filter(|_| usable) else {
-            eprintln!("skipped: needs root, pasta and a default route");
+        let Some(pasta) = &usable_pasta() else {
             return;
         };
-        let pasta = &Backend::Pasta(pasta.to_owned());
         let pool = pool();
         pool.prewarm(pasta);
         let first = pool.lease(pasta).map(|l| l.path());
@@ -377,12 +384,9 @@ mod tests {
 
     #[test]
     fn a_holder_whose_pasta_died_is_replaced() {
-        let usable = rustix::process::geteuid().is_root() && network::has_default_route();
-        let Some(pasta) = network::find_pasta().filter(|_| usable) else {
-            eprintln!("skipped: needs root, pasta and a default route");
+        let Some(pasta) = &usable_pasta() else {
             return;
         };
-        let pasta = &Backend::Pasta(pasta.to_owned());
         let pool = pool();
         let first = pool.lease(pasta).map(|l| l.path());
         let holder = pool.idle().first().map_or(0, |h| h.child.id());
