@@ -187,10 +187,10 @@ fn build_stages(env: &BuildEnv<'_>, plan: &Plan) -> Result<Vec<Option<StageOutpu
         env.store,
         env.reporter,
         env.remote,
-        &env.write,
         &options.cancel,
     );
     let cache = BuildCache::new(env.store, env.remote, options);
+    let exported = exported_stages(plan);
     let limit = options
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN));
@@ -219,6 +219,7 @@ fn build_stages(env: &BuildEnv<'_>, plan: &Plan) -> Result<Vec<Option<StageOutpu
                 roots: &roots,
                 outputs: &outputs,
                 no_cache: !cache.lookups_for(stage),
+                exported: exported.contains(&index),
             };
             run_stage(&stage_env, &cache, stage)
         },
@@ -236,6 +237,25 @@ fn build_stages(env: &BuildEnv<'_>, plan: &Plan) -> Result<Vec<Option<StageOutpu
         }
         .into(),
     })
+}
+
+/// The stages whose layers are the image's: the target and the stages it starts
+/// `FROM`, down the chain. The others' layers never leave the store.
+fn exported_stages(plan: &Plan) -> std::collections::BTreeSet<usize> {
+    let mut exported = std::collections::BTreeSet::new();
+    let mut next = Some(plan.target);
+    while let Some(index) = next.filter(|i| exported.insert(*i)) {
+        next = match plan
+            .stages
+            .get(index)
+            .and_then(Option::as_ref)
+            .map(|s| &s.base)
+        {
+            Some(crate::plan::Base::Stage(base)) => Some(*base),
+            _ => None,
+        };
+    }
+    exported
 }
 
 /// The plan's stages as jobs: each waits for the stages it reads.

@@ -69,6 +69,11 @@ pub enum BuildEvent {
         #[serde(with = "millis")]
         elapsed: Duration,
         layer: bool,
+        /// Of `elapsed`, the part spent turning the step's changes into its layer
+        /// blob and snapshot (`None` for a `FROM`); the rest is the step's own work
+        /// (the command, the copy) and its set-up.
+        #[serde(with = "opt_millis", skip_serializing_if = "Option::is_none")]
+        commit: Option<Duration>,
     },
     /// A step failed; the build stops.
     StepFailed { id: StepId, error: String },
@@ -124,6 +129,17 @@ mod millis {
 
     pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+}
+
+mod opt_millis {
+    use std::time::Duration;
+
+    pub fn serialize<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => super::millis::serialize(d, s),
+            None => s.serialize_none(),
+        }
     }
 }
 

@@ -9,17 +9,18 @@ use super::copy::{self, Attrs, Backing, CopyRequest, SourceTree};
 use super::env::Layer;
 use super::error::ExecError;
 use super::stage_env::StageEnv;
+use super::step_root::Committed;
 use super::step_user::owner_in;
 use crate::plan::{CopyOp, Op, Source, Step};
 
-/// Runs a WORKDIR or COPY/ADD on a root holding `layers`; returns the new layer, or
-/// `None` when the step changed nothing.
+/// Runs a WORKDIR or COPY/ADD on a root holding `layers`; returns what its commit
+/// made (no layer when the step changed nothing).
 pub fn fs_step(
     env: &StageEnv<'_>,
     layers: &[Layer],
     op: &Op,
     step: &Step,
-) -> Result<Option<Layer>, ExecError> {
+) -> Result<Committed, ExecError> {
     let step_root = env.roots.root(layers)?;
     let root = step_root.target();
     match op {
@@ -30,7 +31,7 @@ pub fn fs_step(
         Op::Copy(c) => copy_step(env, c, &root, step_root.upperdir().as_deref())?,
         Op::Meta | Op::Run(_) => {}
     }
-    step_root.commit()
+    step_root.commit(&env.write())
 }
 
 /// Copies what `op` selects into `root` (a step root being written; `upper`: its

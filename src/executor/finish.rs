@@ -3,6 +3,7 @@
 //! (`--iidfile`, `--metadata-file`).
 
 use super::cache_io::with_inline_cache;
+use super::compress_layers::compress_made_layers;
 use super::env::{BuildEnv, StageOutput};
 use super::error::{BuildError, ExecError};
 use super::events::{BuildEvent, Reporter};
@@ -39,10 +40,13 @@ pub fn finish(
         .ok_or(ExecError::Internal {
             what: "the target stage was not built",
         })?;
+    // Layers a builder stage left uncompressed get the image's compression first, so
+    // that the inline cache names the blobs the manifest has.
+    let target = compress_made_layers(env, target)?;
     // Every manifest of the image (its exports' too) has the inline cache, if asked.
     let target = &StageOutput {
-        config: with_inline_cache(env.options, target)?,
-        ..target.clone()
+        config: with_inline_cache(env.options, &target)?,
+        ..target
     };
     // Layers of registry cache hits stay there (lazy blobs); a local cache's are copied.
     for layer in &target.layers {

@@ -11,6 +11,7 @@
 mod build;
 mod cache_io;
 mod caching;
+mod compress_layers;
 mod context;
 pub mod copy;
 mod default_network;

@@ -17,6 +17,7 @@ use super::limits::limit_failure;
 use super::mounts::{self, StepMounts};
 use super::sandbox::{netpool, network, ExitStatus, Network, SandboxSpec};
 use super::stage_env::StageEnv;
+use super::step_root::Committed;
 use super::step_user::user_in;
 use super::users::User;
 use crate::image::add_env;
@@ -38,15 +39,15 @@ pub const HOSTNAME: &str = "buildkitsandbox";
 /// Lines of output kept for the error report of a failing step.
 const TAIL_LINES: usize = 20;
 
-/// Runs one `RUN` on a root holding `layers`; returns its layer (`None` if it changed
-/// nothing).
+/// Runs one `RUN` on a root holding `layers`; returns what its commit made (no layer
+/// if it changed nothing).
 pub fn run_step(
     env: &StageEnv<'_>,
     layers: &[Layer],
     op: &RunOp,
     step: &Step,
     id: &StepId,
-) -> Result<Option<Layer>, ExecError> {
+) -> Result<Committed, ExecError> {
     let platform = &step.state.platform;
     let binfmt = emulation_of(env, platform)?;
     let mut step_root = env.roots.root(layers)?;
@@ -81,7 +82,7 @@ pub fn run_step(
     drop(step_mounts);
     step_root.unmount()?;
     check_status(env, op, &status, tail)?;
-    step_root.commit()
+    step_root.commit(&env.write())
 }
 
 /// What the sandbox runs: the command, as `user`, with the step's environment,

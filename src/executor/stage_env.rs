@@ -6,6 +6,7 @@ use super::env::{BuildEnv, Layer, StageOutput};
 use super::error::ExecError;
 use super::snapshots::image_layers;
 use super::step_root::{RootView, StepRoots};
+use crate::layers::WriteOptions;
 use crate::plan::{Base, Source};
 
 /// The environment of one stage's steps.
@@ -18,9 +19,26 @@ pub struct StageEnv<'a> {
     /// The stage uses no cached result (`--no-cache`, `--no-cache-filter`): its cache
     /// mounts start empty too.
     pub no_cache: bool,
+    /// The stage's layers are the image's (the target, or a stage it starts `FROM`):
+    /// written in the image's compression. Other stages' layers stay uncompressed
+    /// tars, as nothing reads them compressed unless a later image takes them in
+    /// (`publish::compress_made_layers` then compresses them once).
+    pub exported: bool,
 }
 
 impl StageEnv<'_> {
+    /// How this stage's layers are written (see [`StageEnv::exported`]).
+    pub fn write(&self) -> WriteOptions {
+        let write = self.build.write.clone();
+        if self.exported {
+            return write;
+        }
+        WriteOptions {
+            compression: crate::layers::Compression::None,
+            ..write
+        }
+    }
+
     /// The output of stage `index`, if this stage reads it.
     pub fn output(&self, index: usize) -> Option<&StageOutput> {
         self.outputs.get(index).and_then(Option::as_ref)

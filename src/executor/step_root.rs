@@ -43,8 +43,6 @@ pub struct StepRoots<'a> {
     reporter: &'a dyn Reporter,
     /// Where the layer blobs of imported cache hits come from.
     remote: &'a RemoteCache,
-    /// How a committed root's layer is written.
-    write: &'a WriteOptions,
     /// Stops a native copy (the build's cancel flag).
     cancel: &'a AtomicBool,
     decided: Decision,
@@ -57,14 +55,12 @@ impl<'a> StepRoots<'a> {
         store: &'a Store,
         reporter: &'a dyn Reporter,
         remote: &'a RemoteCache,
-        write: &'a WriteOptions,
         cancel: &'a AtomicBool,
     ) -> Self {
         StepRoots {
             store,
             reporter,
             remote,
-            write,
             cancel,
             decided: Decision::new(snapshotter),
         }
@@ -264,6 +260,15 @@ impl RootView {
     }
 }
 
+/// What [`StepRoot::commit`] made.
+#[derive(Debug)]
+pub struct Committed {
+    /// The new layer; `None` if the step changed nothing.
+    pub layer: Option<Layer>,
+    /// How long the commit took: the change set, the layer blob, the snapshot.
+    pub took: std::time::Duration,
+}
+
 /// A step's writable root on top of the layers it was made from; dropping it undoes
 /// the mount and removes what it made.
 pub struct StepRoot<'r> {
@@ -293,9 +298,19 @@ impl StepRoot<'_> {
         }
     }
 
-    /// Turns what the step changed into a layer blob and the snapshot of the new chain
-    /// on top of the root's layers; `None` if nothing changed.
-    pub fn commit(mut self) -> Result<Option<Layer>, ExecError> {
+    /// Turns what the step changed into a layer blob written as `write` says and the
+    /// snapshot of the new chain on top of the root's layers (no layer if nothing
+    /// changed), and says how long that took.
+    pub fn commit(self, write: &WriteOptions) -> Result<Committed, ExecError> {
+        let started = std::time::Instant::now();
+        let layer = self.commit_layer(write)?;
+        Ok(Committed {
+            layer,
+            took: started.elapsed(),
+        })
+    }
+
+    fn commit_layer(mut self, write: &WriteOptions) -> Result<Option<Layer>, ExecError> {
         self.unmount()?;
         let (store, layers) = (self.roots.store, self.layers);
         let (set, skip) = self.changes()?;
@@ -303,7 +318,7 @@ impl StepRoot<'_> {
             return Ok(None);
         }
         let mut writer = store.blob_writer()?;
-        let blob = write_changes(&set, self.roots.write, &mut writer)?;
+        let blob = write_changes(&set, write, &mut writer)?;
         writer.commit(Some(blob.digest))?;
         let mut diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id).collect();
         diff_ids.push(blob.diff_id);
@@ -316,7 +331,7 @@ impl StepRoot<'_> {
             builder.commit(&SnapshotInfo {
                 parent: layers.last().map(|l| l.chain),
                 diff_id: blob.diff_id,
-                source_date_epoch: self.roots.write.source_date_epoch,
+                source_date_epoch: write.source_date_epoch,
                 skip,
             })?;
         }

@@ -54,7 +54,7 @@ mod tar_write;
 mod testutil;
 
 pub use apply::{apply_layer, Applied, ApplyOptions, WhiteoutMode};
-pub use blob::{write_changes, write_layer, Changes, LayerBlob, WriteOptions};
+pub use blob::{compress_tar, write_changes, write_layer, Changes, LayerBlob, WriteOptions};
 pub use changes::{tree_changes, upperdir_changes, Change, ChangeKind, ChangeSet};
 pub use compare::first_difference;
 pub use compress::{

@@ -6,6 +6,7 @@ mod annotations;
 mod archives;
 mod build;
 mod build_push;
+mod builder_layers;
 mod cache;
 mod cache_export;
 mod commands;

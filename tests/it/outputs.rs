@@ -153,9 +153,17 @@ fn onbuild_triggers_iidfile_metadata_and_json_progress() {
     let iid = std::fs::read_to_string(iid).unwrap();
     assert_eq!(meta["containerimage.config.digest"], iid.as_str());
     assert_eq!(iid, id, "the build prints the image ID");
+    let mut commits = Vec::new();
     for line in String::from_utf8_lossy(&out.stderr).lines() {
         let event: serde_json::Value =
             serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
         assert!(event["event"].is_string(), "{line}");
+        if event["event"] == "step_finished" {
+            commits.push((event["id"]["step"].clone(), event["commit"].clone()));
+        }
     }
+    // The FROM has no commit time; the trigger's COPY has one, within its elapsed.
+    assert_eq!(commits.len(), 2, "{commits:?}");
+    assert!(commits[0].1.is_null(), "{commits:?}");
+    assert!(commits[1].1.is_u64(), "{commits:?}");
 }

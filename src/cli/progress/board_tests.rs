@@ -48,6 +48,7 @@ fn building(output: usize) -> Board {
             id: step(0, "FROM busybox"),
             elapsed: ms(100),
             layer: false,
+            commit: None,
         },
         BuildEvent::StepMetadata {
             id: step(1, "ENV A=1"),
@@ -80,6 +81,7 @@ fn the_header_counts_steps_done_of_all_steps_and_says_how_it_ended() {
         id: step(2, "RUN make"),
         elapsed: ms(900),
         layer: true,
+        commit: None,
     };
     board.apply(finished, ms(1100));
     board.apply(
@@ -140,6 +142,7 @@ fn a_running_step_shows_its_last_lines_and_collapses_when_it_succeeds() {
         id: step(2, "RUN make"),
         elapsed: ms(900),
         layer: true,
+        commit: None,
     };
     board.apply(finished, ms(1100));
     let lines = board.lines(ms(1200), &PLAIN);

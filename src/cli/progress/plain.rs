@@ -51,7 +51,9 @@ fn plain_line(event: BuildEvent, stages: usize) -> Option<String> {
         BuildEvent::StepLog { id, line } => {
             format!("#{}.{} {} {line}", id.stage, id.step, tag(&id, stages))
         }
-        BuildEvent::StepFinished { id, elapsed, layer } => {
+        BuildEvent::StepFinished {
+            id, elapsed, layer, ..
+        } => {
             let note = if layer || id.is_from() {
                 ""
             } else {
@@ -130,6 +132,7 @@ mod tests {
             id: build,
             elapsed: Duration::from_millis(1500),
             layer: false,
+            commit: None,
         });
         assert_eq!(done, "#1.2 DONE 1.50s (no layer)");
         let unnamed = line(BuildEvent::StepLog {
@@ -150,6 +153,7 @@ mod tests {
             id: from,
             elapsed: Duration::from_millis(20),
             layer: false,
+            commit: None,
         };
         assert_eq!(line(done), "#1.0 DONE 0.02s");
         let env = BuildEvent::StepMetadata {

@@ -9,6 +9,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use super::super::compress_layers::compress_records;
 use super::super::env::{BuildEnv, StageOutput};
 use super::super::error::{BuildError, ExecError};
 use super::super::events::BuildEvent;
@@ -37,7 +38,10 @@ pub fn export_caches(
             cache: export.location.to_string(),
             reason,
         };
-        let mut description = CacheDescription::new(selected(export, plan, outputs));
+        // A builder stage's layers are uncompressed tars: the cache gets them compressed.
+        let mut records = selected(export, plan, outputs);
+        compress_records(env, &mut records)?;
+        let mut description = CacheDescription::new(records);
         if let Some(cap) = export.mounts {
             description = description.with_mounts(mount_layers(env, cap)?);
         }

@@ -8,7 +8,7 @@ mod history;
 mod tree_base;
 
 use std::cell::OnceCell;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use self::history::StageConfig;
 use self::tree_base::tree_layer;
@@ -19,6 +19,7 @@ use super::events::{BuildEvent, StepId};
 use super::file_steps::fs_step;
 use super::run::run_step;
 use super::stage_env::StageEnv;
+use super::step_root::Committed;
 use crate::cache::{CacheKey, LayerRecord, PortableRecord, Record, StageLog, StepInputs};
 use crate::plan::{base_key, step_key, Base, Op, StagePlan, Step};
 
@@ -68,6 +69,7 @@ fn start_reported<'s>(
         id,
         elapsed: started.elapsed(),
         layer: false,
+        commit: None,
     });
     Ok(run)
 }
@@ -300,17 +302,21 @@ impl<'s> StageRun<'s> {
         reporter.event(BuildEvent::StepStarted { id: id.clone() });
         let started = Instant::now();
         let result = match &step.op {
-            Op::Meta => Ok(None),
+            Op::Meta => Ok(Committed {
+                layer: None,
+                took: Duration::ZERO,
+            }),
             Op::Run(run) => run_step(self.env, &self.layers, run, step, &id),
             op => fs_step(self.env, &self.layers, op, step),
         };
-        let layer = result.inspect_err(|e| reporter.event(failed(&id, e)))?;
+        let Committed { layer, took } = result.inspect_err(|e| reporter.event(failed(&id, e)))?;
         let created = &self.env.build.created.text;
         self.cache.record(key, layer.as_ref(), created)?;
         reporter.event(BuildEvent::StepFinished {
             id,
             elapsed: started.elapsed(),
             layer: layer.is_some(),
+            commit: Some(took),
         });
         Ok(layer)
     }

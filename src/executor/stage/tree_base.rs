@@ -53,7 +53,7 @@ pub(super) fn tree_layer(
         &step_root.target(),
         step_root.upperdir().as_deref(),
     )?;
-    let layer = step_root.commit()?;
+    let layer = step_root.commit(&env.write())?.layer;
     cache.record(key, layer.as_ref(), now)?;
     Ok(layer.map(|l| (l, now.clone())))
 }
