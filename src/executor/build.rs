@@ -18,24 +18,12 @@ use super::resolver::StoreResolver;
 use super::sandbox::Sandbox;
 use super::schedule::{self, Job, ScheduleError};
 use super::stage::run_stage;
-use super::stage_env::StageEnv;
+use super::stage_env::{StageEnv, StageOutputs};
 use super::step_root::StepRoots;
 use super::BuildOptions;
 use crate::parser::instructions::{self, Dockerfile};
 use crate::plan::{self, Plan, PlanOptions};
 use crate::store::{FileLock, Store};
-
-/// Runs a build: of one platform, or of several into an index (`multi.rs`).
-pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildResult, BuildError> {
-    let result = if options.platforms.len() > 1 {
-        super::multi::build_platforms(options, reporter)?
-    } else {
-        build_one(options, reporter, None)?
-    };
-    // One flush for every snapshot the build made (they are not flushed one by one).
-    crate::store::layout::sync_filesystem(&options.root).map_err(ExecError::from)?;
-    Ok(result)
-}
 
 /// Builds the image of one platform, reading the build `context` given (a
 /// multi-platform build's shared one) or its own.
@@ -208,12 +196,7 @@ fn build_stages(env: &BuildEnv<'_>, plan: &Plan) -> Result<Vec<Option<StageOutpu
                         what: "a scheduled stage is not in the plan",
                     })?;
             // The stage sees the outputs of the stages it reads, and only those.
-            let mut outputs: Vec<Option<StageOutput>> = vec![None; plan.stages.len()];
-            for &dep in &stage.deps {
-                if let (Some(slot), Some(output)) = (outputs.get_mut(dep), done.get(dep)) {
-                    *slot = output.get().cloned();
-                }
-            }
+            let outputs = StageOutputs::new(done, &stage.deps);
             let stage_env = StageEnv {
                 build: env,
                 roots: &roots,
@@ -258,15 +241,26 @@ fn exported_stages(plan: &Plan) -> std::collections::BTreeSet<usize> {
     exported
 }
 
-/// The plan's stages as jobs: each waits for the stages it reads.
+/// The plan's stages as jobs: each starts once the stage it starts `FROM` is built,
+/// and waits for the others it reads at the step that reads them.
 fn jobs(plan: &Plan) -> Vec<Job> {
     plan.order
         .iter()
         .filter_map(|&index| {
             let stage = plan.stages.get(index)?.as_ref()?;
+            let base = match stage.base {
+                crate::plan::Base::Stage(base) => Some(base),
+                _ => None,
+            };
             Some(Job {
                 id: index,
-                deps: stage.deps.iter().copied().collect(),
+                deps: base.into_iter().collect(),
+                reads: stage
+                    .deps
+                    .iter()
+                    .copied()
+                    .filter(|&d| Some(d) != base)
+                    .collect(),
             })
         })
         .collect()

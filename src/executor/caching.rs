@@ -17,8 +17,9 @@ use std::sync::{Arc, Mutex};
 use super::cache_io::RemoteCache;
 use super::context::LazyContext;
 use super::copy::{self, Attrs, ContextIndex, CopyRequest, SourceTree};
-use super::env::{BuildEnv, Layer, StageOutput};
+use super::env::{BuildEnv, Layer};
 use super::error::ExecError;
+use super::stage_env::StageOutputs;
 use super::{BuildOptions, CompressionKind};
 use crate::cache::{
     explain, hash_reader, BuildLogs, CacheKey, LayerRecord, Record, Records, StageLog, StatCache,
@@ -148,7 +149,7 @@ impl<'s> BuildCache<'s> {
     pub fn sources<'e>(
         &'e self,
         build: &'e BuildEnv<'e>,
-        outputs: &'e [Option<StageOutput>],
+        outputs: &'e StageOutputs<'e>,
     ) -> Sources<'e> {
         Sources {
             cache: self,
@@ -208,7 +209,7 @@ pub fn layer_of(record: &LayerRecord, below: &[Layer]) -> Result<Layer, ExecErro
 pub struct Sources<'e> {
     cache: &'e BuildCache<'e>,
     build: &'e BuildEnv<'e>,
-    outputs: &'e [Option<StageOutput>],
+    outputs: &'e StageOutputs<'e>,
 }
 
 impl Sources<'_> {
@@ -318,8 +319,7 @@ impl KeySources for Sources<'_> {
 
     fn stage_key(&self, index: usize) -> Result<CacheKey, ExecError> {
         self.outputs
-            .get(index)
-            .and_then(Option::as_ref)
+            .get(index)?
             .map(|o| o.key)
             .ok_or(ExecError::Internal {
                 what: "a stage was keyed before the stage it reads",

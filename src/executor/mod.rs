@@ -16,6 +16,7 @@ mod context;
 pub mod copy;
 mod default_network;
 mod emulation;
+mod entry;
 mod env;
 mod error;
 mod events;
@@ -38,7 +39,8 @@ mod step_root;
 mod step_user;
 pub mod users;
 
-pub use build::{build, explain};
+pub use build::explain;
+pub use entry::build;
 pub use env::rfc3339;
 pub use error::{BuildError, ExecError, Result};
 pub use events::{BuildEvent, NoReporter, Recorder, Reporter, StepId};

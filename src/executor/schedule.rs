@@ -4,8 +4,13 @@
 //! [`run`] starts a job as soon as every job it depends on has finished, at most
 //! `limit` at once, picking among the ready ones in the order given: with a limit of
 //! one the jobs run exactly in that order, on the calling thread. A job reads the
-//! values of the jobs it depends on through the shared slots ([`OnceLock`]s, each set
-//! once, when its job finishes, before any dependent starts).
+//! values of the jobs it depends on through the shared [`Slots`] (each set once, when
+//! its job finishes, before any dependent starts). A job may also name jobs it only
+//! *reads* (a stage's `COPY --from`): it starts without them and [`Slots::wait`]s for
+//! one when it needs it, as BuildKit runs a stage's steps up to the first that reads
+//! another stage. That cannot deadlock: every job is listed after what it depends on
+//! or reads, and a free thread always takes the first ready job, so the first
+//! unfinished job is always ready and, once running, never waits.
 //!
 //! On the first failure (an error or a panic) the cancel flag is set, so running jobs
 //! stop at their next check, no new job starts, and the running ones are waited for;
@@ -27,6 +32,45 @@ pub struct Job {
     pub id: usize,
     /// Jobs that must finish before it starts.
     pub deps: Vec<usize>,
+    /// Jobs it may wait for while it runs ([`Slots::wait`]).
+    pub reads: Vec<usize>,
+}
+
+/// The values of finished jobs, as a running job sees them.
+pub struct Slots<'a, T> {
+    values: &'a [OnceLock<T>],
+    /// Notified whenever a job ends (its value set, or the schedule stopping).
+    signal: &'a (Mutex<()>, Condvar),
+    cancel: &'a AtomicBool,
+}
+
+impl<T> Slots<'_, T> {
+    /// The value of job `id` if it has finished (tests check dependencies with it).
+    #[cfg(test)]
+    pub fn get(&self, id: usize) -> Option<&T> {
+        self.values.get(id)?.get()
+    }
+
+    /// The value of job `id`, waiting for it to finish; `None` if the schedule stops
+    /// first (a failure, the cancel flag) or `id` has no slot.
+    pub fn wait(&self, id: usize) -> Option<&T> {
+        let slot = self.values.get(id)?;
+        let (lock, ended) = self.signal;
+        let mut guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if let Some(value) = slot.get() {
+                return Some(value);
+            }
+            if self.cancel.load(Ordering::SeqCst) {
+                return None;
+            }
+            // The timeout only bounds how late a flag set from outside (Ctrl-C) is seen.
+            guard = ended
+                .wait_timeout(guard, std::time::Duration::from_millis(100))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
 }
 
 /// Why a schedule did not run every job to completion.
@@ -59,7 +103,7 @@ pub fn run<T, E, F>(
 where
     T: Send + Sync,
     E: Send,
-    F: Fn(usize, &[OnceLock<T>]) -> Result<T, E> + Sync,
+    F: Fn(usize, &Slots<'_, T>) -> Result<T, E> + Sync,
 {
     check(jobs, slots)?;
     let pool = Pool {
@@ -74,6 +118,7 @@ where
             failure: None,
         }),
         changed: Condvar::new(),
+        signal: (Mutex::new(()), Condvar::new()),
     };
     let helpers = limit.get().min(jobs.len()).saturating_sub(1);
     std::thread::scope(|scope| {
@@ -99,14 +144,15 @@ where
     Ok(pool.outputs.into_iter().map(OnceLock::into_inner).collect())
 }
 
-/// Every dependency must be a job listed before the one that needs it (which also
-/// rules out cycles): otherwise the schedule could never finish.
+/// Every dependency and every job read must be a job listed before the one that needs
+/// it (which also rules out cycles): otherwise the schedule could never finish.
 fn check<E>(jobs: &[Job], slots: usize) -> Result<(), ScheduleError<E>> {
     let mut seen = vec![false; slots];
     for job in jobs {
         if let Some(&dep) = job
             .deps
             .iter()
+            .chain(&job.reads)
             .find(|&&d| !seen.get(d).copied().unwrap_or(false))
         {
             return Err(ScheduleError::Unsatisfiable { id: job.id, dep });
@@ -132,6 +178,8 @@ struct Pool<'a, T, E, F> {
     state: Mutex<State<E>>,
     /// Signalled whenever a job finishes or fails.
     changed: Condvar,
+    /// What [`Slots::wait`] waits on (apart from the state, which jobs never lock).
+    signal: (Mutex<()>, Condvar),
 }
 
 struct State<E> {
@@ -148,7 +196,7 @@ impl<T, E, F> Pool<'_, T, E, F>
 where
     T: Send + Sync,
     E: Send,
-    F: Fn(usize, &[OnceLock<T>]) -> Result<T, E> + Sync,
+    F: Fn(usize, &Slots<'_, T>) -> Result<T, E> + Sync,
 {
     /// The state; a panic never happens while it is held (jobs run outside the lock),
     /// so a poisoned lock still holds consistent data.
@@ -171,7 +219,12 @@ where
                 state.running += 1;
                 drop(state);
                 let id = self.jobs[pos].id;
-                let outcome = catch_unwind(AssertUnwindSafe(|| (self.work)(id, &self.outputs)));
+                let slots = Slots {
+                    values: &self.outputs,
+                    signal: &self.signal,
+                    cancel: self.cancel,
+                };
+                let outcome = catch_unwind(AssertUnwindSafe(|| (self.work)(id, &slots)));
                 state = self.lock();
                 state.running -= 1;
                 match outcome {
@@ -184,6 +237,8 @@ where
                     Err(_) => self.fail(&mut state, ScheduleError::Panicked { id }),
                 }
                 self.changed.notify_all();
+                let _ended = self.signal.0.lock().unwrap_or_else(PoisonError::into_inner);
+                self.signal.1.notify_all();
                 continue;
             }
             if state.started.iter().all(|&s| s) || state.running == 0 {
@@ -218,6 +273,7 @@ mod tests {
         Job {
             id,
             deps: deps.to_vec(),
+            reads: Vec::new(),
         }
     }
 
@@ -257,7 +313,7 @@ mod tests {
                     .unwrap()
                     .deps
                     .iter()
-                    .map(|&d| *slots[d].get().expect("dependency finished"))
+                    .map(|&d| *slots.get(d).expect("dependency finished"))
                     .sum();
                 std::thread::sleep(Duration::from_millis(2));
                 marks.lock().unwrap().push(Mark::End(id));
@@ -379,18 +435,96 @@ mod tests {
 
     #[test]
     fn an_impossible_graph_is_an_error() {
-        let never = |_: usize, _: &[OnceLock<()>]| -> Result<(), ()> { unreachable!() };
+        let never = |_: usize, _: &Slots<'_, ()>| -> Result<(), ()> { unreachable!() };
         let cancel = AtomicBool::new(false);
         for jobs in [
             vec![job(0, &[1]), job(1, &[0])],
             vec![job(0, &[7])],
             vec![job(0, &[]), job(0, &[])],
             vec![job(9, &[])],
+            vec![reader(0, &[], &[1]), job(1, &[])],
         ] {
             let result = run(&jobs, 2, limit(2), &cancel, never);
             assert!(
                 matches!(result, Err(ScheduleError::Unsatisfiable { .. })),
                 "{jobs:?}"
+            );
+        }
+    }
+
+    fn reader(id: usize, deps: &[usize], reads: &[usize]) -> Job {
+        Job {
+            reads: reads.to_vec(),
+            ..job(id, deps)
+        }
+    }
+
+    #[test]
+    fn a_reader_starts_before_what_it_reads_ends_and_waits_for_its_value() {
+        // Job 0 ends only once job 1 has started: both must run at once.
+        let started = AtomicBool::new(false);
+        let jobs = [job(0, &[]), reader(1, &[], &[0])];
+        let out = run(&jobs, 2, limit(2), &AtomicBool::new(false), |id, slots| {
+            if id == 0 {
+                while !started.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                return Ok::<_, ()>(10);
+            }
+            started.store(true, Ordering::SeqCst);
+            Ok(slots.wait(0).copied().unwrap_or(0) + 1)
+        })
+        .unwrap();
+        assert_eq!(out, [Some(10), Some(11)]);
+    }
+
+    #[test]
+    fn a_reader_waiting_for_a_failed_job_stops_and_the_failure_wins() {
+        let jobs = [job(0, &[]), reader(1, &[], &[0])];
+        let result = run(&jobs, 2, limit(2), &AtomicBool::new(false), |id, slots| {
+            if id == 0 {
+                std::thread::sleep(Duration::from_millis(50));
+                return Err("broken");
+            }
+            slots.wait(0).copied().ok_or("interrupted").map(|v: u8| v)
+        });
+        assert!(
+            matches!(
+                result,
+                Err(ScheduleError::Job {
+                    id: 0,
+                    error: "broken"
+                })
+            ),
+            "{result:?}"
+        );
+    }
+
+    #[test]
+    fn readers_never_deadlock_whatever_the_limit() {
+        // Each job reads the two before it; job 5 also starts FROM job 2.
+        let jobs = [
+            job(0, &[]),
+            reader(1, &[], &[0]),
+            reader(2, &[], &[0, 1]),
+            reader(3, &[], &[1, 2]),
+            reader(4, &[], &[2, 3]),
+            reader(5, &[2], &[3, 4]),
+        ];
+        for n in [1, 2, 3, 8] {
+            let out = run(&jobs, 6, limit(n), &AtomicBool::new(false), |id, slots| {
+                let job = jobs.iter().find(|j| j.id == id).unwrap();
+                let mut sum = 1;
+                for &r in job.deps.iter().chain(&job.reads) {
+                    sum += slots.wait(r).copied().ok_or(())?;
+                }
+                Ok::<usize, ()>(sum)
+            })
+            .unwrap();
+            assert_eq!(
+                out,
+                [Some(1), Some(2), Some(4), Some(7), Some(12), Some(24)],
+                "{n}"
             );
         }
     }

@@ -3,7 +3,10 @@
 //! which `COPY --from` and `RUN --mount from=` take their layers.
 
 use super::env::{BuildEnv, Layer, StageOutput};
+use std::collections::BTreeSet;
+
 use super::error::ExecError;
+use super::schedule::Slots;
 use super::snapshots::image_layers;
 use super::step_root::{RootView, StepRoots};
 use crate::layers::WriteOptions;
@@ -14,15 +17,15 @@ pub struct StageEnv<'a> {
     pub build: &'a BuildEnv<'a>,
     /// Makes step roots and read-only views with the build's snapshotter.
     pub roots: &'a StepRoots<'a>,
-    /// Outputs by stage index: those of the stages this one reads, `None` elsewhere.
-    pub outputs: &'a [Option<StageOutput>],
+    /// The outputs of the stages this one reads, waited for when first needed.
+    pub outputs: &'a StageOutputs<'a>,
     /// The stage uses no cached result (`--no-cache`, `--no-cache-filter`): its cache
     /// mounts start empty too.
     pub no_cache: bool,
     /// The stage's layers are the image's (the target, or a stage it starts `FROM`):
     /// written in the image's compression. Other stages' layers stay uncompressed
     /// tars, as nothing reads them compressed unless a later image takes them in
-    /// (`publish::compress_made_layers` then compresses them once).
+    /// (`compress_layers` then compresses them once).
     pub exported: bool,
 }
 
@@ -39,23 +42,24 @@ impl StageEnv<'_> {
         }
     }
 
-    /// The output of stage `index`, if this stage reads it.
-    pub fn output(&self, index: usize) -> Option<&StageOutput> {
-        self.outputs.get(index).and_then(Option::as_ref)
+    /// The output of stage `index`, if this stage reads it (see [`StageOutputs::get`]).
+    pub fn output(&self, index: usize) -> Result<Option<&StageOutput>, ExecError> {
+        self.outputs.get(index)
     }
 
     /// The layers of stage `index` (none if this stage does not read it).
-    pub fn stage_layers(&self, index: usize) -> Vec<Layer> {
-        self.output(index)
+    pub fn stage_layers(&self, index: usize) -> Result<Vec<Layer>, ExecError> {
+        Ok(self
+            .output(index)?
             .map(|o| o.layers.clone())
-            .unwrap_or_default()
+            .unwrap_or_default())
     }
 
     /// The layers a stage starts from, the snapshots of an image's made when missing.
     pub fn base_layers(&self, base: &Base) -> Result<Vec<Layer>, ExecError> {
         match base {
             Base::Scratch => Ok(Vec::new()),
-            Base::Stage(j) => Ok(self.stage_layers(*j)),
+            Base::Stage(j) => self.stage_layers(*j),
             Base::Image(image) => image_layers(
                 self.build.store,
                 self.build.remote,
@@ -74,7 +78,7 @@ impl StageEnv<'_> {
     pub fn view(&self, source: &Source) -> Result<Option<(RootView, String)>, ExecError> {
         let (layers, origin) = match source {
             Source::Context | Source::Named(_) => return Ok(None),
-            Source::Stage(j) => (self.stage_layers(*j), format!("stage {j}")),
+            Source::Stage(j) => (self.stage_layers(*j)?, format!("stage {j}")),
             Source::Image(image) => (
                 image_layers(
                     self.build.store,
@@ -86,5 +90,34 @@ impl StageEnv<'_> {
             ),
         };
         Ok(Some((self.roots.view(&layers)?, origin)))
+    }
+}
+
+/// The outputs of the stages one stage reads. The stage it starts `FROM` is built
+/// before it starts; another (`COPY --from`, `RUN --mount from=`) is waited for at the
+/// first step that needs it, so the steps before run meanwhile (see
+/// [`super::schedule`]).
+pub struct StageOutputs<'a> {
+    slots: &'a Slots<'a, StageOutput>,
+    /// The stages it reads: it sees those only.
+    reads: &'a BTreeSet<usize>,
+}
+
+impl<'a> StageOutputs<'a> {
+    /// The outputs in `slots` of the stages in `reads`.
+    pub fn new(slots: &'a Slots<'a, StageOutput>, reads: &'a BTreeSet<usize>) -> Self {
+        StageOutputs { slots, reads }
+    }
+
+    /// The output of stage `index` once it is built; `None` if this stage does not
+    /// read it; interrupted if the build stops first (a failure elsewhere, Ctrl-C).
+    pub fn get(&self, index: usize) -> Result<Option<&'a StageOutput>, ExecError> {
+        if !self.reads.contains(&index) {
+            return Ok(None);
+        }
+        self.slots
+            .wait(index)
+            .map(Some)
+            .ok_or(ExecError::Interrupted)
     }
 }

@@ -8,10 +8,10 @@
 use super::artifact::fetch_blob;
 use super::client::Client;
 use super::error::RegistryError;
+use super::parts::image_parts;
 use super::reference::Reference;
 use super::transfer::DEFAULT_CONCURRENCY;
 use super::transfer::{for_each_concurrently, BlobState, Progress, TransferEvent};
-use super::upload::image_parts;
 use crate::image::Descriptor;
 use crate::store::{LazyBlob, Store};
 

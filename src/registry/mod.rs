@@ -24,6 +24,7 @@ mod client;
 mod credentials;
 mod error;
 mod lazy;
+mod parts;
 mod pull;
 mod reference;
 mod repo;

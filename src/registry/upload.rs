@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use super::client::Client;
 use super::error::RegistryError;
 use super::lazy::{fetch_lazy, fetch_lazy_blobs};
+use super::parts::{image_parts, Parts};
 use super::reference::Reference;
 use super::repo::Repo;
 use super::sources;
@@ -17,7 +18,7 @@ use super::transfer::{
     for_each_concurrently, metered, BlobState, Progress, TransferEvent, DEFAULT_CONCURRENCY,
 };
 use crate::digest::Digest;
-use crate::image::{media_types, Descriptor, Index, Manifest};
+use crate::image::Descriptor;
 use crate::store::{LazyBlob, Store};
 
 /// What a push did.
@@ -32,54 +33,6 @@ pub struct Pushed {
     pub uploaded: (usize, u64),
     pub mounted: usize,
     pub existing: usize,
-}
-
-/// The manifests (children first) and blobs of a stored image.
-pub(super) struct Parts {
-    pub manifests: Vec<(Descriptor, Vec<u8>)>,
-    pub blobs: Vec<Descriptor>,
-}
-
-/// The parts of stored image `top` (a manifest or an index); its manifests must be in
-/// the store, its other blobs may be absent.
-pub(super) fn image_parts(store: &Store, top: &Descriptor) -> Result<Parts, RegistryError> {
-    let mut parts = Parts {
-        manifests: Vec::new(),
-        blobs: Vec::new(),
-    };
-    let mut seen = BTreeSet::new();
-    let mut add_manifest = |desc: &Descriptor, parts: &mut Parts| -> Result<(), RegistryError> {
-        let bytes = store.read_blob(&desc.digest)?;
-        let manifest: Manifest =
-            crate::image::decode_json(&bytes).map_err(|e| RegistryError::Unsupported {
-                reference: desc.digest.to_string(),
-                reason: format!("the stored manifest is malformed: {e}"),
-            })?;
-        for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
-            if seen.insert(blob.digest) {
-                parts.blobs.push(blob.clone());
-            }
-        }
-        parts.manifests.push((desc.clone(), bytes));
-        Ok(())
-    };
-    if media_types::is_index(&top.media_type) {
-        let bytes = store.read_blob(&top.digest)?;
-        let index: Index =
-            crate::image::decode_json(&bytes).map_err(|e| RegistryError::Unsupported {
-                reference: top.digest.to_string(),
-                reason: format!("the stored index is malformed: {e}"),
-            })?;
-        for child in &index.manifests {
-            if media_types::is_manifest(&child.media_type) {
-                add_manifest(child, &mut parts)?;
-            }
-        }
-        parts.manifests.push((top.clone(), bytes));
-    } else {
-        add_manifest(top, &mut parts)?;
-    }
-    Ok(parts)
 }
 
 /// The parts of `top` for a push to `dest`: every blob must be in the store, except

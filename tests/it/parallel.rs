@@ -63,6 +63,46 @@ fn independent_stages_run_at_the_same_time() {
     assert_clean(&t, "store");
 }
 
+/// The final stage's first RUN and the builder's RUN wait for each other: the build
+/// finishes only if the final stage starts before the builder is done, as BuildKit
+/// runs a stage's steps up to the first that reads another stage.
+const READER: &str = "\
+FROM base AS builder
+ARG WAIT=120
+RUN --mount=type=cache,id=rendezvous,target=/c,sharing=shared touch /c/builder && i=0 && \
+    while [ ! -e /c/final ]; do i=$((i+1)); if [ $i -gt $WAIT ]; then echo \"builder: no final after ${WAIT}s\"; exit 3; fi; sleep 1; done && \
+    echo built > /built
+FROM base
+ARG WAIT=120
+RUN --mount=type=cache,id=rendezvous,target=/c,sharing=shared touch /c/final && i=0 && \
+    while [ ! -e /c/builder ]; do i=$((i+1)); if [ $i -gt $WAIT ]; then echo \"final: no builder after ${WAIT}s\"; exit 3; fi; sleep 1; done && \
+    echo final met builder
+COPY --from=builder /built /built
+RUN cat /built
+";
+
+#[test]
+fn a_stage_runs_its_steps_up_to_the_one_that_reads_another_stage() {
+    let Some(t) = busybox(READER, &[]) else {
+        return;
+    };
+    let out = build_in(&t, "store", &["--jobs", "2"], &[]);
+    let log = stderr(&out);
+    assert!(out.status.success(), "the stages met:\n{log}");
+    assert!(log.contains("final met builder"), "{log}");
+    assert!(
+        log.contains("] built"),
+        "the COPY --from waited for the builder:\n{log}"
+    );
+    assert_clean(&t, "store");
+    // With one job the stages run one after the other: the builder waits in vain.
+    let out = build_in(&t, "one", &["--jobs", "1", "--build-arg", "WAIT=2"], &[]);
+    let log = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(log.contains("builder: no final after 2s"), "{log}");
+    assert_clean(&t, "one");
+}
+
 #[test]
 fn one_job_builds_one_stage_at_a_time() {
     let Some(t) = busybox(RENDEZVOUS, &[]) else {

@@ -71,8 +71,11 @@ impl StepMounts {
         let locked: Vec<PathBuf> = mounts
             .iter()
             .filter(|m| m.spec.kind == MountType::Cache && m.spec.sharing_mode() == Sharing::Locked)
-            .map(|m| cache::dir_for(env.build.store, &m.spec, cache_seed(env, m).as_deref()))
-            .collect::<Result<_, _>>()?;
+            .map(|m| {
+                let seed = cache_seed(env, m)?;
+                cache::dir_for(env.build.store, &m.spec, seed.as_deref())
+            })
+            .collect::<Result<_, ExecError>>()?;
         for lock in cache::lock_all(locked)? {
             self.scratch.keep(Keeper::Lock(lock));
         }
@@ -235,7 +238,7 @@ fn cache_mount(
     scratch: &mut Scratch,
 ) -> Result<PathBuf, ExecError> {
     let rel = source_rel(&m.spec);
-    let seed = cache_seed(env, m);
+    let seed = cache_seed(env, m)?;
     let fresh = env.no_cache.then_some(&env.build.fresh_caches);
     let store = env.build.store;
     let key = cache::dir_for(store, &m.spec, seed.as_deref())?
@@ -267,18 +270,20 @@ fn cache_mount(
 }
 
 /// What seeds a cache mount with `from=`: the source's identity and path.
-fn cache_seed(env: &StageEnv<'_>, m: &RunMount) -> Option<String> {
-    let from = m.from.as_ref()?;
+fn cache_seed(env: &StageEnv<'_>, m: &RunMount) -> Result<Option<String>, ExecError> {
+    let Some(from) = m.from.as_ref() else {
+        return Ok(None);
+    };
     let base = match from {
         Source::Context => "context".to_owned(),
         Source::Stage(j) => env
-            .stage_layers(*j)
+            .stage_layers(*j)?
             .last()
             .map_or("scratch".to_owned(), |l| l.chain.to_string()),
         Source::Image(image) => image.digest.to_string(),
         Source::Named(name) => format!("context {name}"),
     };
-    Some(format!("{base}:/{}", source_rel(&m.spec)))
+    Ok(Some(format!("{base}:/{}", source_rel(&m.spec))))
 }
 
 /// Copies `rel` of `from` into `dir`, a new cache directory not yet published, owners

@@ -117,7 +117,7 @@ impl<'s> StageRun<'s> {
         stage: &'s StagePlan,
     ) -> Result<Self, ExecError> {
         let parent = match &stage.base {
-            Base::Stage(j) => env.output(*j),
+            Base::Stage(j) => env.output(*j)?,
             Base::Scratch | Base::Image(_) | Base::Named(_) => None,
         };
         let records = parent.map(|p| p.records.clone()).unwrap_or_default();
