@@ -747,9 +747,9 @@ run_case() {
       other_seconds=failed
     fi
     if [ "$BUILDER" = rbuild ]; then
-      COMPARE_ROWS+=("$c $other_seconds $seconds")
+      COMPARE_ROWS+=("$c $other_seconds $seconds $(layer_seconds "$logf")")
     else
-      COMPARE_ROWS+=("$c $seconds $other_seconds")
+      COMPARE_ROWS+=("$c $seconds $other_seconds $(layer_seconds "$LOGS/$c.rbuild.log")")
     fi
   fi
   # The stores go at exit: files made soon after a big rm -rf were made several times
@@ -759,15 +759,25 @@ run_case() {
   printf '%s  %-34s %s %ss (bases: %s) %s\n' "$status" "$c" "$BUILDER" "$seconds" "${bases% }" "$detail"
 }
 
+# layer_seconds LOG: the seconds rbuild's timed build spent making layers (the sum of
+# its plain progress's `DONE …s (layer Xs)` notes, before the delivery's rebuild).
+layer_seconds() {
+  [ -f "$1" ] || { echo -; return 0; }
+  awk '/^=== delivery/ { exit } match($0, /\(layer [0-9.]+s\)/) {
+         sum += substr($0, RSTART + 7, RLENGTH - 9) } END { printf "%.1f", sum }' "$1"
+}
+
 print_comparison() {
-  local row c bk rb
+  local row c bk rb layers
   echo
-  echo "Cold builds, empty build cache, bases local (seconds of the build command):"
-  printf '%-34s %10s %10s %8s\n' Dockerfile BuildKit rbuild ratio
+  echo "Cold builds, empty build cache, bases local (seconds of the build command;"
+  echo "layers: of rbuild's, the seconds its steps spent making layers):"
+  printf '%-34s %10s %10s %8s %8s\n' Dockerfile BuildKit rbuild ratio layers
   for row in "${COMPARE_ROWS[@]}"; do
-    read -r c bk rb <<<"$row"
-    printf '%-34s %10s %10s %8s\n' "$c" "$bk" "$rb" \
-      "$(awk -v a="$bk" -v b="$rb" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", b / a; else print "-" }')"
+    read -r c bk rb layers <<<"$row"
+    printf '%-34s %10s %10s %8s %8s\n' "$c" "$bk" "$rb" \
+      "$(awk -v a="$bk" -v b="$rb" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", b / a; else print "-" }')" \
+      "${layers:--}"
   done
 }
 

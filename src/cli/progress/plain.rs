@@ -52,12 +52,16 @@ fn plain_line(event: BuildEvent, stages: usize) -> Option<String> {
             format!("#{}.{} {} {line}", id.stage, id.step, tag(&id, stages))
         }
         BuildEvent::StepFinished {
-            id, elapsed, layer, ..
+            id,
+            elapsed,
+            layer,
+            commit,
         } => {
-            let note = if layer || id.is_from() {
-                ""
-            } else {
-                " (no layer)"
+            // What making the layer took, of the step's time.
+            let note = match (layer, commit) {
+                (true, Some(c)) => format!(" (layer {:.2}s)", c.as_secs_f64()),
+                (false, _) if !id.is_from() => " (no layer)".to_owned(),
+                _ => String::new(),
             };
             format!(
                 "#{}.{} DONE {:.2}s{note}",
@@ -129,12 +133,19 @@ mod tests {
         });
         assert_eq!(log, "#1.2 [build 3/4] cc -o app");
         let done = line(BuildEvent::StepFinished {
-            id: build,
+            id: build.clone(),
             elapsed: Duration::from_millis(1500),
             layer: false,
             commit: None,
         });
         assert_eq!(done, "#1.2 DONE 1.50s (no layer)");
+        let done = line(BuildEvent::StepFinished {
+            id: build,
+            elapsed: Duration::from_millis(1500),
+            layer: true,
+            commit: Some(Duration::from_millis(320)),
+        });
+        assert_eq!(done, "#1.2 DONE 1.50s (layer 0.32s)");
         let unnamed = line(BuildEvent::StepLog {
             id: id(None, 2, "RUN x"),
             line: "out".into(),
