@@ -159,7 +159,8 @@ pub fn run_pull(root: &Path, args: &PullArgs) -> anyhow::Result<ExitCode> {
     let _gc = store.gc_shared()?;
     let client = Client::new(args.registry.options(root)?);
     let view = TransferView::new(args.quiet);
-    let pulled = registry::pull(&client, &store, &reference, &platform, &|e| view.event(e));
+    let progress = |e: registry::TransferEvent<'_>| view.event(e);
+    let pulled = registry::pull_unnamed(&client, &store, &reference, &platform, &progress);
     view.finish();
     let pulled = pulled?;
     let name = pulled
@@ -175,6 +176,8 @@ pub fn run_pull(root: &Path, args: &PullArgs) -> anyhow::Result<ExitCode> {
         &crate::executor::NoReporter,
     )
     .with_context(|| format!("unpacking the layers of {name}"))?;
+    // Named only once its layers are in: a refused image gets no name.
+    registry::name_pulled(&store, &pulled)?;
     if !args.quiet {
         let (count, bytes) = pulled.downloaded;
         super::write_stderr(&format!(

@@ -40,7 +40,7 @@ pub use client::{check, error_chain, Client, RegistryOptions, Retry};
 pub use credentials::{Credential, CredentialError, CredentialFiles, Stored, DOCKER_HUB_AUTH_KEY};
 pub use error::RegistryError;
 pub use lazy::{fetch_image_blobs, fetch_lazy};
-pub use pull::{platform_text, pull, Pulled};
+pub use pull::{name_pulled, platform_text, pull, pull_unnamed, Pulled};
 pub use reference::{Reference, ReferenceError, DOCKER_HUB, DOCKER_HUB_API};
 pub use repo::FetchedManifest;
 pub use tls::TlsOptions;

@@ -31,8 +31,23 @@ pub struct Pulled {
     pub downloaded: (usize, u64),
 }
 
-/// Pulls `reference` for `platform` into `store`.
+/// Pulls `reference` for `platform` into `store` and names it.
 pub fn pull(
+    client: &Client,
+    store: &Store,
+    reference: &Reference,
+    platform: &Platform,
+    progress: &Progress<'_>,
+) -> Result<Pulled, RegistryError> {
+    let pulled = pull_unnamed(client, store, reference, platform, progress)?;
+    name_pulled(store, &pulled)?;
+    Ok(pulled)
+}
+
+/// Pulls `reference` for `platform` into `store` without naming it yet: `name` is the
+/// name [`name_pulled`] gives it (`rbuild pull` unpacks the layers first, so that an
+/// image whose layers are refused is not named).
+pub fn pull_unnamed(
     client: &Client,
     store: &Store,
     reference: &Reference,
@@ -45,13 +60,21 @@ pub fn pull(
     let parsed = usable_manifest(&manifest, &text)?;
     let downloaded = fetch_blobs(&repo, store, reference, &parsed, progress)?;
     check_config(store, &parsed.config, &text)?;
-    let (descriptor, name) = store_and_name(store, reference, &manifest, index.as_ref())?;
+    let (descriptor, name) = store_manifest(store, reference, &manifest, index.as_ref())?;
     Ok(Pulled {
         descriptor,
         index: index.map(|i| i.digest),
         name,
         downloaded,
     })
+}
+
+/// Gives the image [`pull_unnamed`] stored its name (none for a digest reference).
+pub fn name_pulled(store: &Store, pulled: &Pulled) -> Result<(), RegistryError> {
+    if let Some(name) = &pulled.name {
+        store.set_name(name, &pulled.descriptor)?;
+    }
+    Ok(())
 }
 
 /// The manifest `reference` names for `platform`, and the index it was chosen from
@@ -161,7 +184,9 @@ fn fetch_blobs(
 
 /// Stores the manifest (and index) after the blobs they reach, then names the image
 /// (not for a digest reference).
-fn store_and_name(
+/// Stores the manifest (and index) blobs; returns the manifest's descriptor and the
+/// name it is to get.
+fn store_manifest(
     store: &Store,
     reference: &Reference,
     manifest: &FetchedManifest,
@@ -180,7 +205,6 @@ fn store_and_name(
         return Ok((descriptor, None));
     }
     let name = ImageName::parse(&reference.familiar())?;
-    store.set_name(&name, &descriptor)?;
     Ok((descriptor, Some(name)))
 }
 

@@ -282,3 +282,84 @@ fn pax_header_bombs_run_in_bounded_memory() {
     assert_eq!(std::fs::read(out.join("g")).expect("g"), b"g");
     assert!(out.join("a.txt").is_file());
 }
+
+/// A tar entry of `kind` (`b'1'` hard link, `b'2'` symlink) named `name` pointing at
+/// `target`.
+fn link(kind: u8, name: &str, target: &str) -> Vec<u8> {
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::new(kind));
+    h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+    h.as_old_mut().linkname[..target.len()].copy_from_slice(target.as_bytes());
+    h.set_size(0);
+    h.set_mode(0o777);
+    h.set_mtime(0);
+    h.set_cksum();
+    h.as_bytes().to_vec()
+}
+
+/// `rbuild pull` applies a pulled image's layers at once: crafted layers are refused
+/// there, naming the layer and the entry, nothing outside the store is touched, the
+/// refused image is not named (before, the pull named it and then failed), and the
+/// store stays intact.
+#[test]
+fn rbuild_pull_of_hostile_layers_touches_nothing_outside_the_store() {
+    if !available(&[]) || !can_mount() {
+        return;
+    }
+    let reg = Registry::plain();
+    let t = TestContext::new("", &[]);
+    let outside = t.path("outside");
+    std::fs::create_dir_all(&outside).expect("outside");
+    let out = outside.display().to_string();
+    let cases: [(&str, Vec<Vec<u8>>, &str); 4] = [
+        (
+            "whiteout",
+            vec![entry(b'0', "a", b"a"), entry(b'0', ".wh...", b"")],
+            "invalid whiteout name",
+        ),
+        (
+            "dotdot",
+            vec![entry(b'0', "../../pwned", b"x")],
+            "`../../pwned`",
+        ),
+        (
+            "symlink",
+            vec![
+                link(b'2', "escape", &out),
+                entry(b'0', "escape/pwned", b"x"),
+            ],
+            "`escape/pwned`: a parent directory is a symlink",
+        ),
+        (
+            "hardlink",
+            vec![link(b'1', "passwd", &format!("{out}/../../../etc/passwd"))],
+            "`passwd`",
+        ),
+    ];
+    let canaries = store_canaries(&t);
+    for (name, entries, refusal) in cases {
+        let repo = format!("hostile/pull-{name}");
+        let (image, layer_digest) = push_image(reg.host(), &repo, std::iter::once(tar(&entries)));
+        let pulled = crate::support::rbuild_in(&t.root(), &["pull", &image], &[]);
+        let err = String::from_utf8_lossy(&pulled.stderr).into_owned();
+        assert!(!pulled.status.success(), "{name}: pulled\n{err}");
+        assert!(
+            err.contains(&layer_digest) && err.contains(refusal),
+            "{name}: {err}"
+        );
+        let images = crate::support::rbuild_in(&t.root(), &["images"], &[]);
+        let listed = String::from_utf8_lossy(&images.stdout).into_owned();
+        assert!(
+            !listed.contains(&repo),
+            "{name}: a refused image is named\n{listed}"
+        );
+        let left: Vec<_> = std::fs::read_dir(&outside).expect("outside").collect();
+        assert!(left.is_empty(), "{name}: wrote outside the store: {left:?}");
+        assert!(
+            !t.path("pwned").exists() && !t.root().join("../pwned").exists(),
+            "{name}"
+        );
+        assert_all_exist(&canaries, name);
+        assert_store_intact(&t);
+    }
+}
