@@ -72,11 +72,20 @@ case_fresh() {
     --prepare "rm -rf /tmp/rbuild-large-fresh-root" \
     "$RBUILD --root /tmp/rbuild-large-fresh-root build --progress quiet --network none -t out $w/ctx" \
     >>"$OUT/hyperfine.log" 2>&1
+  # The floor both share: extracting the base's files onto this disk (GNU tar, one
+  # thread), after the same delete of the last run's tree.
+  hyperfine -S bash --runs "$RUNS" --export-json "$OUT/fresh-floor.json" \
+    -n "fresh-store floor (tar -x of the base)" \
+    --prepare "rm -rf /tmp/rbuild-large-fresh-x && mkdir /tmp/rbuild-large-fresh-x" \
+    "tar -xf $w/base.tar -C /tmp/rbuild-large-fresh-x" \
+    >>"$OUT/hyperfine.log" 2>&1
+  jq -r '.results[0] | "tar -x of the base: median \(.median*1000|floor) ms (min \(.min*1000|floor), max \(.max*1000|floor))"' \
+    "$OUT/fresh-floor.json" | tee -a "$OUT/summary.md"
   fresh_cleanup
 }
 fresh_cleanup() {
   [ -n "${FRESH_W:-}" ] || return 0
-  rm -rf "$FRESH_W" /tmp/rbuild-large-fresh-root
+  rm -rf "$FRESH_W" /tmp/rbuild-large-fresh-root /tmp/rbuild-large-fresh-x
   $D rmi -f "$REG/large-fresh:1" large-fresh-out >/dev/null 2>&1 || true
   FRESH_W=
 }
