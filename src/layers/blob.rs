@@ -82,23 +82,10 @@ pub fn write_layer(
 
 /// Writes the layer of an already collected change set.
 pub fn write_changes(set: &ChangeSet, opts: &WriteOptions, sink: impl Write) -> Result<LayerBlob> {
-    let threads = threads(opts);
-    let blob_error = |source| Error::WriteBlob { source };
     if opts.compression == Compression::None {
         return write_uncompressed(set, opts, sink);
     }
-    let compressed = Hasher::new(sink);
-    let encoder = Encoder::new(opts.compression, compressed, threads).map_err(blob_error)?;
-    let (diff_id, _, encoder) = tar_into(set, opts, Hasher::new(encoder))?.finish();
-    let compressed = encoder.finish().map_err(blob_error)?;
-    let (digest, size, mut sink) = compressed.finish();
-    sink.flush().map_err(blob_error)?;
-    Ok(LayerBlob {
-        digest,
-        diff_id,
-        size,
-        media_type: opts.compression.media_type(),
-    })
+    compressed_pass(opts, sink, |plain| tar_into(set, opts, plain))
 }
 
 /// Compresses the uncompressed layer tar `tar` as `opts` says, in one pass: the blob
@@ -106,12 +93,26 @@ pub fn write_changes(set: &ChangeSet, opts: &WriteOptions, sink: impl Write) -> 
 /// output does not depend on how the input is cut). `opts.source_date_epoch` is not
 /// applied: the tar is taken as it is.
 pub fn compress_tar(tar: impl Read, opts: &WriteOptions, sink: impl Write) -> Result<LayerBlob> {
+    compressed_pass(opts, sink, |mut plain| {
+        copy_all(tar, &mut plain)?;
+        Ok(plain)
+    })
+}
+
+/// The hashing writer the uncompressed tar goes into, in front of the encoder.
+type Plain<W> = Hasher<Encoder<Hasher<W>>>;
+
+/// One compressed pass into `sink`: `fill` writes the uncompressed tar into the
+/// hasher it is given (the diff ID) in front of the encoder and the blob's hasher.
+fn compressed_pass<W: Write>(
+    opts: &WriteOptions,
+    sink: W,
+    fill: impl FnOnce(Plain<W>) -> Result<Plain<W>>,
+) -> Result<LayerBlob> {
     let blob_error = |source| Error::WriteBlob { source };
     let compressed = Hasher::new(sink);
     let encoder = Encoder::new(opts.compression, compressed, threads(opts)).map_err(blob_error)?;
-    let mut plain = Hasher::new(encoder);
-    copy_all(tar, &mut plain)?;
-    let (diff_id, _, encoder) = plain.finish();
+    let (diff_id, _, encoder) = fill(Hasher::new(encoder))?.finish();
     let (digest, size, mut sink) = encoder.finish().map_err(blob_error)?.finish();
     sink.flush().map_err(blob_error)?;
     Ok(LayerBlob {
