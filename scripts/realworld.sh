@@ -27,9 +27,13 @@
 #   4. With --compare, also builds each case with BuildKit (`docker build --network host`;
 #      RBUILD_NETWORK=host runs rbuild's RUN steps on the host's network too; `docker
 #      builder prune -af` first, which empties dockerd's whole build cache; bases already
-#      local) and prints seconds side by side.
+#      local) and prints seconds side by side, with the seconds rbuild spent making
+#      layers; `--runs N` builds each case N times with each builder, one after the
+#      other, and prints the medians and every run (single runs swing by up to 30 %
+#      here: downloads, and this disk).
 # Takes 3 to 4 minutes with the rootfs and bases cached (3 more to make them), about
-# twice that with --compare; most of it is apt, pip and npm downloads and compiling.
+# twice that with --compare (and N times that with --runs N); most of it is apt, pip and
+# npm downloads and compiling.
 # One PASS/FAIL line per case; exit status 1 if any case failed.
 set -euo pipefail
 
@@ -45,6 +49,9 @@ Options:
   --compare         also build every case with BuildKit (empty cache, bases local)
                     and print a table: case, BuildKit s, rbuild s, ratio. Runs
                     `docker builder prune -af`: dockerd's build cache is emptied
+  --runs N          with --compare: N cold builds per builder and case, one after
+                    the other (each run both builders); the table gives the medians
+                    and every run (default 1)
   --builder B       build the cases with B = rbuild (default) or buildkit (checks the
                     Dockerfiles and the checks themselves against Docker)
   --rebuild-bases   remake the base images even if their inputs did not change
@@ -74,6 +81,7 @@ FIRST_PORT=${RBUILD_REALWORLD_PORT:-5055}
 NAME_PREFIX=rbuild-realworld # podman containers and docker/podman image names we make
 
 COMPARE=0
+COMPARE_RUNS=1
 BUILDER=rbuild
 REBUILD_BASES=0
 KEEP=0
@@ -82,6 +90,8 @@ SELECTED=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --compare) COMPARE=1 ;;
+    --runs) COMPARE_RUNS=${2:?--runs needs a number}; shift ;;
+    --runs=*) COMPARE_RUNS=${1#--runs=} ;;
     --builder) BUILDER=${2:?--builder needs rbuild or buildkit}; shift ;;
     --builder=*) BUILDER=${1#--builder=} ;;
     --rebuild-bases) REBUILD_BASES=1 ;;
@@ -94,6 +104,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 case "$BUILDER" in rbuild | buildkit) ;; *) echo "realworld.sh: --builder rbuild|buildkit" >&2; exit 2 ;; esac
+case "$COMPARE_RUNS" in '' | *[!0-9]* | 0) echo "realworld.sh: --runs needs a number above 0" >&2; exit 2 ;; esac
 
 ALL_CASES=()
 for dir in "$CASES_DIR"/*/; do
@@ -705,9 +716,56 @@ FAILED=0
 OTHER=buildkit
 [ "$BUILDER" = rbuild ] || OTHER=rbuild
 
+# cold_start BUILDER CASE: an empty build cache for BUILDER (a fresh rbuild store, or
+# dockerd's build cache pruned).
+cold_start() {
+  if [ "$1" = buildkit ]; then
+    "$DOCKER" builder prune -af >/dev/null
+  else
+    prepare_store "$2" || true
+  fi
+}
+
+# timed BUILDER CASE LOG: one cold build without delivery; prints its seconds, or
+# `failed`.
+timed() {
+  cold_start "$1" "$2" >&2
+  if DELIVER=0 build "$2" "$1" "$3" >&2; then echo "$BUILD_SECONDS"; else echo failed; fi
+}
+
+# median X...: the median of numbers (`failed` if any run failed).
+median() {
+  printf '%s\n' "$@" | sort -n | awk '/failed/ { bad = 1 } { v[NR] = $1 }
+    END { if (bad || NR == 0) print "failed"; else if (NR % 2) print v[(NR + 1) / 2];
+          else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# compare_case CASE SECONDS LOG: COMPARE_RUNS cold builds by the other builder (and
+# COMPARE_RUNS - 1 more by this one, whose first is the checked build of SECONDS, LOG);
+# adds the case's row of medians and runs to COMPARE_ROWS.
+compare_case() {
+  local c=$1 logf=$3 i
+  local mine=("$2") others=() layers=()
+  [ "$BUILDER" = rbuild ] && layers+=("$(layer_seconds "$logf")")
+  for ((i = 1; i <= COMPARE_RUNS; i++)); do
+    if ((i > 1)); then
+      log "case $c: run $i of $COMPARE_RUNS with $BUILDER"
+      mine+=("$(timed "$BUILDER" "$c" "$LOGS/$c.$BUILDER.run$i.log")")
+      [ "$BUILDER" = rbuild ] && layers+=("$(layer_seconds "$LOGS/$c.$BUILDER.run$i.log")")
+    fi
+    log "case $c: the same build with $OTHER, for the comparison (run $i of $COMPARE_RUNS)"
+    others+=("$(timed "$OTHER" "$c" "$LOGS/$c.$OTHER.log")")
+    [ "$OTHER" = rbuild ] && layers+=("$(layer_seconds "$LOGS/$c.$OTHER.log")")
+  done
+  local rb=("${mine[@]}") bk=("${others[@]}")
+  if [ "$BUILDER" != rbuild ]; then rb=("${others[@]}") bk=("${mine[@]}"); fi
+  COMPARE_ROWS+=("$c $(median "${bk[@]}") $(median "${rb[@]}") $(median "${layers[@]}") \
+$(IFS=/; echo "${bk[*]}") $(IFS=/; echo "${rb[*]}")")
+}
+
 run_case() {
   local c=$1 logf=$LOGS/$1.$BUILDER.log bases arg status=PASS detail=ok
-  local seconds=- other_seconds=- t0
+  local seconds=- t0
   bases=$(for arg in $(case_image_args "$c"); do base_for_arg "$arg"; done \
     | sed 's|.*/realworld/||' | sort -u | tr '\n' ' ')
   BUILD_SECONDS=-
@@ -735,22 +793,7 @@ run_case() {
   fi
   podman rm -f -t 0 "$NAME_PREFIX-$c" >/dev/null 2>&1 || true
   if [ "$COMPARE" = 1 ]; then
-    log "case $c: the same build with $OTHER, for the comparison"
-    if [ "$OTHER" = buildkit ]; then
-      "$DOCKER" builder prune -af >/dev/null
-    else
-      prepare_store "$c" || true
-    fi
-    if DELIVER=0 build "$c" "$OTHER" "$LOGS/$c.$OTHER.log"; then
-      other_seconds=$BUILD_SECONDS
-    else
-      other_seconds=failed
-    fi
-    if [ "$BUILDER" = rbuild ]; then
-      COMPARE_ROWS+=("$c $other_seconds $seconds $(layer_seconds "$logf")")
-    else
-      COMPARE_ROWS+=("$c $seconds $other_seconds $(layer_seconds "$LOGS/$c.rbuild.log")")
-    fi
+    compare_case "$c" "$seconds" "$logf"
   fi
   # The stores go at exit: files made soon after a big rm -rf were made several times
   # slower on the test machine (GNU tar too), which would skew the next case's timing.
@@ -768,16 +811,16 @@ layer_seconds() {
 }
 
 print_comparison() {
-  local row c bk rb layers
+  local row c bk rb layers bk_runs rb_runs
   echo
-  echo "Cold builds, empty build cache, bases local (seconds of the build command;"
-  echo "layers: of rbuild's, the seconds its steps spent making layers):"
-  printf '%-34s %10s %10s %8s %8s\n' Dockerfile BuildKit rbuild ratio layers
+  echo "Cold builds, empty build cache, bases local (seconds of the build command, median of"
+  echo "$COMPARE_RUNS run(s); layers: of rbuild's, the seconds its steps spent making layers):"
+  printf '%-34s %10s %10s %8s %8s   %s\n' Dockerfile BuildKit rbuild ratio layers "runs (BuildKit; rbuild)"
   for row in "${COMPARE_ROWS[@]}"; do
-    read -r c bk rb layers <<<"$row"
-    printf '%-34s %10s %10s %8s %8s\n' "$c" "$bk" "$rb" \
+    read -r c bk rb layers bk_runs rb_runs <<<"$row"
+    printf '%-34s %10s %10s %8s %8s   %s\n' "$c" "$bk" "$rb" \
       "$(awk -v a="$bk" -v b="$rb" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", b / a; else print "-" }')" \
-      "${layers:--}"
+      "${layers:--}" "$bk_runs; $rb_runs"
   done
 }
 
