@@ -37,6 +37,17 @@ pub struct LayerRecord {
     pub chain: Option<Digest>,
 }
 
+impl LayerRecord {
+    /// The blob's descriptor.
+    pub fn descriptor(&self) -> crate::image::LayerDescriptor {
+        crate::image::LayerDescriptor {
+            digest: self.digest,
+            size: self.size,
+            media_type: self.media_type.clone(),
+        }
+    }
+}
+
 /// What a step produced.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -228,17 +228,21 @@ fn exported_stages(plan: &Plan) -> std::collections::BTreeSet<usize> {
     let mut exported = std::collections::BTreeSet::new();
     let mut next = Some(plan.target);
     while let Some(index) = next.filter(|i| exported.insert(*i)) {
-        next = match plan
+        next = plan
             .stages
             .get(index)
             .and_then(Option::as_ref)
-            .map(|s| &s.base)
-        {
-            Some(crate::plan::Base::Stage(base)) => Some(*base),
-            _ => None,
-        };
+            .and_then(base_stage);
     }
     exported
+}
+
+/// The stage `stage` starts `FROM`, if it starts from a stage.
+fn base_stage(stage: &crate::plan::StagePlan) -> Option<usize> {
+    match stage.base {
+        crate::plan::Base::Stage(base) => Some(base),
+        _ => None,
+    }
 }
 
 /// The plan's stages as jobs: each starts once the stage it starts `FROM` is built,
@@ -248,10 +252,7 @@ fn jobs(plan: &Plan) -> Vec<Job> {
         .iter()
         .filter_map(|&index| {
             let stage = plan.stages.get(index)?.as_ref()?;
-            let base = match stage.base {
-                crate::plan::Base::Stage(base) => Some(base),
-                _ => None,
-            };
+            let base = base_stage(stage);
             Some(Job {
                 id: index,
                 deps: base.into_iter().collect(),

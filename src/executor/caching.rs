@@ -25,7 +25,6 @@ use crate::cache::{
     explain, hash_reader, BuildLogs, CacheKey, LayerRecord, Record, Records, StageLog, StatCache,
     StepInputs,
 };
-use crate::image::LayerDescriptor;
 use crate::plan::{CopyOp, GitSource, KeyOptions, KeySources, Source, StagePlan};
 use crate::store::{chain_id, Store};
 
@@ -195,11 +194,7 @@ pub fn layer_of(record: &LayerRecord, below: &[Layer]) -> Result<Layer, ExecErro
         what: "chain ID of an empty layer list",
     })?;
     Ok(Layer {
-        blob: LayerDescriptor {
-            digest: record.digest,
-            size: record.size,
-            media_type: record.media_type.clone(),
-        },
+        blob: record.descriptor(),
         diff_id: record.diff_id,
         chain,
     })

@@ -80,11 +80,7 @@ pub fn compress_records(
 /// (an earlier export compressed it), if any.
 fn already(stored: Option<&Record>, tar: &LayerRecord) -> Option<LayerDescriptor> {
     let layer = stored?.layer.as_ref()?;
-    (layer.diff_id == tar.diff_id && layer.media_type != MEDIA_TYPE_TAR).then(|| LayerDescriptor {
-        digest: layer.digest,
-        size: layer.size,
-        media_type: layer.media_type.clone(),
-    })
+    (layer.diff_id == tar.diff_id && layer.media_type != MEDIA_TYPE_TAR).then(|| layer.descriptor())
 }
 
 /// Writes the compressed blob of the uncompressed layer `tar`.
@@ -98,9 +94,5 @@ fn compress_blob(env: &BuildEnv<'_>, tar: &LayerRecord) -> Result<LayerDescripto
         });
     }
     writer.commit(Some(blob.digest))?;
-    Ok(LayerDescriptor {
-        digest: blob.digest,
-        size: blob.size,
-        media_type: blob.media_type.to_owned(),
-    })
+    Ok(blob.descriptor())
 }

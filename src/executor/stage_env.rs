@@ -2,9 +2,9 @@
 //! ([`StepRoots`]), and the outputs of the stages this one reads, only those, from
 //! which `COPY --from` and `RUN --mount from=` take their layers.
 
-use super::env::{BuildEnv, Layer, StageOutput};
 use std::collections::BTreeSet;
 
+use super::env::{BuildEnv, Layer, StageOutput};
 use super::error::ExecError;
 use super::schedule::Slots;
 use super::snapshots::image_layers;
@@ -32,14 +32,11 @@ pub struct StageEnv<'a> {
 impl StageEnv<'_> {
     /// How this stage's layers are written (see [`StageEnv::exported`]).
     pub fn write(&self) -> WriteOptions {
-        let write = self.build.write.clone();
-        if self.exported {
-            return write;
+        let mut write = self.build.write.clone();
+        if !self.exported {
+            write.compression = crate::layers::Compression::None;
         }
-        WriteOptions {
-            compression: crate::layers::Compression::None,
-            ..write
-        }
+        write
     }
 
     /// The output of stage `index`, if this stage reads it (see [`StageOutputs::get`]).

@@ -28,7 +28,6 @@ use super::events::{BuildEvent, Reporter};
 use super::snapshots::ensure_snapshots;
 use super::Snapshotter;
 use crate::digest::Digest;
-use crate::image::LayerDescriptor;
 use crate::layers::{
     flatten, has_whiteouts, materialize, upperdir_changes, write_changes, ChangeSet, FlatRoot,
     OverlayMount, OverlaySpec, WriteOptions,
@@ -335,13 +334,8 @@ impl StepRoot<'_> {
                 skip,
             })?;
         }
-        let descriptor = LayerDescriptor {
-            digest: blob.digest,
-            size: blob.size,
-            media_type: blob.media_type.to_owned(),
-        };
         Ok(Some(Layer {
-            blob: descriptor,
+            blob: blob.descriptor(),
             diff_id: blob.diff_id,
             chain,
         }))

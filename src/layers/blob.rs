@@ -32,6 +32,17 @@ pub struct LayerBlob {
     pub media_type: &'static str,
 }
 
+impl LayerBlob {
+    /// The blob's descriptor, as a manifest lists it.
+    pub fn descriptor(&self) -> crate::image::LayerDescriptor {
+        crate::image::LayerDescriptor {
+            digest: self.digest,
+            size: self.size,
+            media_type: self.media_type.to_owned(),
+        }
+    }
+}
+
 /// How to write a layer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriteOptions {

@@ -303,11 +303,7 @@ impl RemoteCache {
         let Some((layer, index)) = self.mounts.get(key) else {
             return Ok(());
         };
-        let blob = LayerDescriptor {
-            digest: layer.digest,
-            size: layer.size,
-            media_type: layer.media_type.clone(),
-        };
+        let blob = layer.descriptor();
         self.ensure_blob_to_apply(store, &blob, "a cache mount", reporter)?;
         let opts = ApplyOptions {
             whiteouts: WhiteoutMode::Delete,
