@@ -107,6 +107,11 @@ impl<'s> BuildCache<'s> {
             .map(|(record, from)| (record, Some(from))))
     }
 
+    /// This store's record of `key` (none from a `--cache-from` source).
+    pub fn local_record(&self, key: &CacheKey) -> Option<Record> {
+        self.records.get(key).ok().flatten()
+    }
+
     /// Records what the step of `key` produced.
     pub fn record(
         &self,
@@ -236,6 +241,7 @@ impl Sources<'_> {
             created: 0,
             cancel: Some(&self.cache.cancel),
             backing: None,
+            reuse: None,
         };
         if !tree.lasting() {
             // Fetched for this build: nothing to keep for the next one.

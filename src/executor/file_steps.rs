@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use super::copy::{self, Attrs, Backing, CopyRequest, SourceTree};
+use super::copy::{self, Attrs, Backing, CopyRequest, Reuse, SourceTree};
 use super::env::Layer;
 use super::error::ExecError;
 use super::stage_env::StageEnv;
@@ -14,12 +14,14 @@ use super::step_user::owner_in;
 use crate::plan::{CopyOp, Op, Source, Step};
 
 /// Runs a WORKDIR or COPY/ADD on a root holding `layers`; returns what its commit
-/// made (no layer when the step changed nothing).
+/// made (no layer when the step changed nothing). `reuse`: the step's last snapshot,
+/// whose unchanged files a COPY links.
 pub fn fs_step(
     env: &StageEnv<'_>,
     layers: &[Layer],
     op: &Op,
     step: &Step,
+    reuse: Option<&Reuse>,
 ) -> Result<Committed, ExecError> {
     let step_root = env.roots.root(layers)?;
     let root = step_root.target();
@@ -28,19 +30,20 @@ pub fn fs_step(
             let owner = owner_in(&root, &step.state.user)?;
             copy::ensure_dir(&root, path, owner)?;
         }
-        Op::Copy(c) => copy_step(env, c, &root, step_root.upperdir().as_deref())?,
+        Op::Copy(c) => copy_step(env, c, &root, step_root.upperdir().as_deref(), reuse)?,
         Op::Meta | Op::Run(_) => {}
     }
     step_root.commit(&env.write())
 }
 
 /// Copies what `op` selects into `root` (a step root being written; `upper`: its
-/// overlay's upperdir).
+/// overlay's upperdir; `reuse`: where unchanged files are linked from).
 pub(super) fn copy_step(
     env: &StageEnv<'_>,
     op: &CopyOp,
     root: &Path,
     upper: Option<&Path>,
+    reuse: Option<&Reuse>,
 ) -> Result<(), ExecError> {
     let owner = match &op.options.chown {
         Some(spec) => Some(owner_in(root, spec)?),
@@ -67,6 +70,7 @@ pub(super) fn copy_step(
             merged: root,
             upper,
         }),
+        reuse,
     };
     if let Some(tree) = env.build.tree(&op.source)? {
         copy::copy(&SourceTree::Context(tree.get()?), &req, root)?;

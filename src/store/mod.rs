@@ -54,7 +54,9 @@ pub use ids::{UnnamedImage, IMAGE_ID_ANNOTATION};
 pub use lazy::LazyBlob;
 pub use lock::FileLock;
 pub use names::{ImageName, NamedImage, CONTAINERD_NAME_ANNOTATION, REF_NAME_ANNOTATION};
-pub use snapmeta::{fingerprint, read_sidecar, Fingerprint, Sidecar, SnapshotInfo, SnapshotMeta};
+pub use snapmeta::{
+    fingerprint, read_sidecar, Fingerprint, FingerprintVersion, Sidecar, SnapshotInfo, SnapshotMeta,
+};
 pub use snapshots::{chain_id, chain_ids, Prepared, SnapshotBuilder};
 
 use workdir::WorkDir;

@@ -9,15 +9,20 @@
 //!
 //! The fingerprint is SHA-256 over every entry below the snapshot root (not the root,
 //! whose ctime changes when it is renamed into place), in sorted depth-first order:
-//! the path and `lstat`'s mode, size, inode and ctime (seconds and nanoseconds). Any
-//! write, truncate, chmod, chown, xattr change, rename, link or unlink through the
-//! filesystem changes a ctime or the entry list, and ctime cannot be set from user
-//! space. The ctime of an inode also moves when a link to it *outside* the snapshot
-//! goes, so a snapshot must be settled before it is committed: overlayfs makes every
-//! whiteout a link of one inode in its workdir, and a native step root shares
-//! hardlinked files with the snapshot made from it; the executor removes both first. Cost: one `lstat` per entry, no file content read (~10-30 ms for a 10,000-file
-//! Debian base on this machine's ext4); it does not see damage below the filesystem (a
-//! bad disk block), which only the diff ID recomputation of `store check` finds.
+//! the path and `lstat`'s mode, size and inode, then for a directory its ctime
+//! (seconds and nanoseconds) and for any other entry its mtime (seconds and
+//! nanoseconds), owner and group. A directory's ctime moves with any entry made,
+//! removed or renamed in it, and with its own chmod, chown or xattr change; a file's
+//! write or truncate moves its mtime (and size), and a chmod or chown shows in its
+//! mode or owner. A file's ctime is left out so that a snapshot may share a file's
+//! inode with another snapshot (a COPY step's unchanged files are hard links to its
+//! last snapshot's: `executor::copy`): a link made or removed elsewhere moves the
+//! ctime of the inode but changes nothing the snapshot holds. Sidecars of version 1
+//! recorded the ctime of every entry ([`FingerprintVersion::Ctime`]); they are still
+//! read and checked that way, and such a snapshot is never a link source. Cost: one
+//! `lstat` per entry, no file content read (~10-30 ms for a 10,000-file Debian base on
+//! this machine's ext4); it does not see damage below the filesystem (a bad disk
+//! block), which only the diff ID recomputation of `store check` finds.
 //!
 //! The sidecar is written before the directory is renamed into place, so a snapshot
 //! directory always has one; a crash in between leaves a sidecar without a directory,
@@ -40,8 +45,17 @@ use super::error::{Error, Result};
 use crate::digest::{Digest, Hasher};
 use crate::fs_error::FsError;
 
-/// The sidecar format version.
-pub const SIDECAR_VERSION: u32 = 1;
+/// The sidecar format version: 2 since fingerprints leave a file's ctime out.
+pub const SIDECAR_VERSION: u32 = 2;
+
+/// How a sidecar's fingerprint was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FingerprintVersion {
+    /// Version 1: the ctime of every entry.
+    Ctime,
+    /// Version 2: a directory's ctime; any other entry's mtime, owner and group.
+    Mtime,
+}
 
 /// What the caller knows about a snapshot it commits: the layer it holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +107,15 @@ impl SnapshotMeta {
         }
     }
 
+    /// How this sidecar's fingerprint was taken.
+    pub fn fingerprint_version(&self) -> FingerprintVersion {
+        if self.version == 1 {
+            FingerprintVersion::Ctime
+        } else {
+            FingerprintVersion::Mtime
+        }
+    }
+
     /// The skipped directories as paths.
     pub fn skip_paths(&self) -> Vec<PathBuf> {
         self.skip.iter().map(|s| unescape_path(s)).collect()
@@ -127,7 +150,9 @@ pub fn read_sidecar(path: &Path) -> Result<Sidecar> {
         Err(e) => return Err(Error::fs("read", path)(e)),
     };
     match serde_json::from_slice::<SnapshotMeta>(&bytes) {
-        Ok(meta) if meta.version == SIDECAR_VERSION => Ok(Sidecar::Valid(meta)),
+        Ok(meta) if meta.version == 1 || meta.version == SIDECAR_VERSION => {
+            Ok(Sidecar::Valid(meta))
+        }
         Ok(meta) => Ok(Sidecar::Invalid(format!("version {}", meta.version))),
         Err(e) => Ok(Sidecar::Invalid(e.to_string())),
     }
@@ -144,22 +169,12 @@ pub struct Fingerprint {
 /// cannot overflow the stack; one directory open at a time, each entry `statx`ed by name
 /// relative to its directory (no path walk per entry: a 100k-file snapshot is checked
 /// before every build that uses it as a lower).
-pub fn fingerprint(root: &Path) -> Result<Fingerprint> {
+pub fn fingerprint(root: &Path, version: FingerprintVersion) -> Result<Fingerprint> {
     let mut hasher = Hasher::new(std::io::sink());
     let mut entries = 0u64;
     let mut stack: Vec<(PathBuf, Stat)> = children(root, Path::new(""))?;
     while let Some((rel, stat)) = stack.pop() {
-        let mut record = rel.as_os_str().as_bytes().to_vec();
-        record.push(0);
-        for n in [
-            u64::from(stat.stx_mode),
-            stat.stx_size,
-            stat.stx_ino,
-            stat.stx_ctime.tv_sec as u64,
-            u64::from(stat.stx_ctime.tv_nsec),
-        ] {
-            record.extend_from_slice(&n.to_le_bytes());
-        }
+        let record = entry_record(&rel, &stat, version);
         // invariant: writing to a hasher over `io::sink` cannot fail.
         let _ = hasher.write_all(&record);
         entries += 1;
@@ -169,6 +184,31 @@ pub fn fingerprint(root: &Path) -> Result<Fingerprint> {
     }
     let (digest, _, _) = hasher.finish();
     Ok(Fingerprint { digest, entries })
+}
+
+/// What the fingerprint hashes of one entry (see the module doc).
+fn entry_record(rel: &Path, stat: &Stat, version: FingerprintVersion) -> Vec<u8> {
+    let mut record = rel.as_os_str().as_bytes().to_vec();
+    record.push(0);
+    let is_dir = FileType::from_raw_mode(u32::from(stat.stx_mode)) == FileType::Directory;
+    let head = [u64::from(stat.stx_mode), stat.stx_size, stat.stx_ino];
+    let tail: &[u64] = if is_dir || version == FingerprintVersion::Ctime {
+        &[
+            stat.stx_ctime.tv_sec as u64,
+            u64::from(stat.stx_ctime.tv_nsec),
+        ]
+    } else {
+        &[
+            stat.stx_mtime.tv_sec as u64,
+            u64::from(stat.stx_mtime.tv_nsec),
+            u64::from(stat.stx_uid),
+            u64::from(stat.stx_gid),
+        ]
+    };
+    for n in head.iter().chain(tail) {
+        record.extend_from_slice(&n.to_le_bytes());
+    }
+    record
 }
 
 /// Directories with at least this many entries have them `statx`ed on several threads.
@@ -288,8 +328,8 @@ pub fn unescape_path(text: &str) -> PathBuf {
 mod tests {
     use super::*;
 
-    /// The fingerprint as sidecars of earlier versions recorded it: path-based `lstat`
-    /// of each entry, depth-first, names ascending.
+    /// The fingerprint as version 1 sidecars recorded it: path-based `lstat` of each
+    /// entry, depth-first, names ascending, the ctime of every entry.
     fn reference_fingerprint(root: &Path) -> Fingerprint {
         use std::os::unix::fs::MetadataExt;
         fn walk(root: &Path, rel: &Path, hasher: &mut Hasher<std::io::Sink>, n: &mut u64) {
@@ -351,27 +391,62 @@ mod tests {
         for i in 0..PARALLEL_STAT + 10 {
             fs::File::create(root.join(format!("big/{i}"))).unwrap();
         }
-        let print = fingerprint(root).unwrap();
+        let print = fingerprint(root, FingerprintVersion::Ctime).unwrap();
         assert_eq!(print, reference_fingerprint(root));
+        let v2 = fingerprint(root, FingerprintVersion::Mtime).unwrap();
+        assert_ne!(v2.digest, print.digest);
+        assert_eq!(v2.entries, print.entries);
         assert_eq!(print.entries, 17 + PARALLEL_STAT as u64 + 10);
     }
 
     #[test]
     fn fingerprint_sees_writes_but_not_reads_or_renames_of_the_root() {
+        for version in [FingerprintVersion::Ctime, FingerprintVersion::Mtime] {
+            let t = tempfile::tempdir().unwrap();
+            let root = t.path().join("a");
+            fs::create_dir_all(root.join("d/e")).unwrap();
+            fs::write(root.join("d/e/f"), b"0123").unwrap();
+            let before = fingerprint(&root, version).unwrap();
+            assert_eq!(before.entries, 3);
+            let _ = fs::read(root.join("d/e/f")).unwrap();
+            let moved = t.path().join("b");
+            fs::rename(&root, &moved).unwrap();
+            assert_eq!(fingerprint(&moved, version).unwrap(), before);
+            // Same size, one byte different: the mtime and the ctime move.
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            fs::write(moved.join("d/e/f"), b"0124").unwrap();
+            assert_ne!(fingerprint(&moved, version).unwrap(), before, "{version:?}");
+        }
+    }
+
+    #[test]
+    fn a_version_2_fingerprint_ignores_links_made_elsewhere_but_sees_owner_mode_and_entries() {
+        use std::os::unix::fs::PermissionsExt;
         let t = tempfile::tempdir().unwrap();
-        let root = t.path().join("a");
-        fs::create_dir_all(root.join("d/e")).unwrap();
-        fs::write(root.join("d/e/f"), b"0123").unwrap();
-        let before = fingerprint(&root).unwrap();
-        assert_eq!(before.entries, 3);
-        let _ = fs::read(root.join("d/e/f")).unwrap();
-        let moved = t.path().join("b");
-        fs::rename(&root, &moved).unwrap();
-        assert_eq!(fingerprint(&moved).unwrap(), before);
-        // Same size, one byte different: the ctime moves.
+        let root = t.path().join("snap");
+        fs::create_dir_all(root.join("d")).unwrap();
+        fs::write(root.join("d/f"), b"0123").unwrap();
+        let print = |v| fingerprint(&root, v).unwrap();
+        let (v1, v2) = (
+            print(FingerprintVersion::Ctime),
+            print(FingerprintVersion::Mtime),
+        );
         std::thread::sleep(std::time::Duration::from_millis(5));
-        fs::write(moved.join("d/e/f"), b"0124").unwrap();
-        assert_ne!(fingerprint(&moved).unwrap(), before);
+        // Another snapshot links the file, then lets go of it: its ctime moves twice.
+        let other = t.path().join("other-f");
+        fs::hard_link(root.join("d/f"), &other).unwrap();
+        fs::remove_file(&other).unwrap();
+        assert_eq!(print(FingerprintVersion::Mtime), v2);
+        assert_ne!(print(FingerprintVersion::Ctime), v1);
+        // What the snapshot holds still shows: a mode, an owner, a new entry.
+        fs::set_permissions(root.join("d/f"), fs::Permissions::from_mode(0o600)).unwrap();
+        let moded = print(FingerprintVersion::Mtime);
+        assert_ne!(moded, v2);
+        std::os::unix::fs::lchown(root.join("d/f"), Some(1), Some(1)).unwrap();
+        let owned = print(FingerprintVersion::Mtime);
+        assert_ne!(owned, moded);
+        fs::write(root.join("d/g"), b"").unwrap();
+        assert_ne!(print(FingerprintVersion::Mtime), owned);
     }
 
     #[test]

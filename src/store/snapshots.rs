@@ -29,7 +29,9 @@ use rustix::io::Errno;
 use super::error::{Error, Result};
 use super::layout::{self, LOCKS_DIR, SNAPSHOTS_DIR};
 use super::lock::FileLock;
-use super::snapmeta::{fingerprint, read_sidecar, Sidecar, SnapshotInfo, SnapshotMeta};
+use super::snapmeta::{
+    fingerprint, read_sidecar, FingerprintVersion, Sidecar, SnapshotInfo, SnapshotMeta,
+};
 use super::Store;
 use crate::digest::Digest;
 use crate::fs_error::FsError;
@@ -97,6 +99,24 @@ impl Store {
         self.snapshot_path(chain_id).is_dir()
     }
 
+    /// The snapshot `chain_id` as a source of hard links for a new snapshot (see
+    /// `executor::copy`): there, with a sidecar whose fingerprint leaves a file's ctime
+    /// out (linking to a file moves its ctime). Whether each file is the one wanted is
+    /// the caller's to check.
+    pub fn link_source(&self, chain_id: &Digest) -> Option<PathBuf> {
+        let path = self.snapshot_path(chain_id);
+        match read_sidecar(&self.snapshot_sidecar_path(chain_id)) {
+            Ok(Sidecar::Valid(meta))
+                if meta.chain_id == *chain_id
+                    && meta.fingerprint_version() == FingerprintVersion::Mtime
+                    && path.is_dir() =>
+            {
+                Some(path)
+            }
+            _ => None,
+        }
+    }
+
     /// Gets the snapshot `chain_id`, or the right to build it. Waits while another
     /// process (or thread) is building the same snapshot, then reports it ready. A
     /// snapshot this process has not used yet is checked against its sidecar first;
@@ -134,7 +154,8 @@ impl Store {
             return Ok(false);
         };
         let intact = meta.chain_id == *chain_id
-            && fingerprint(&self.snapshot_path(chain_id))?.digest == meta.fingerprint;
+            && fingerprint(&self.snapshot_path(chain_id), meta.fingerprint_version())?.digest
+                == meta.fingerprint;
         if intact {
             self.verified_snapshots().insert(*chain_id);
         }
@@ -195,7 +216,7 @@ impl SnapshotBuilder<'_> {
     /// first use discards it and makes it again.
     pub fn commit(mut self, info: &SnapshotInfo) -> Result<PathBuf> {
         let dest = self.store.snapshot_path(&self.chain_id);
-        let print = fingerprint(&self.temp)?;
+        let print = fingerprint(&self.temp, FingerprintVersion::Mtime)?;
         if dest.is_dir() {
             // Lost a race: keep the existing snapshot (and its sidecar); Drop removes ours.
             return Ok(dest);

@@ -13,6 +13,7 @@ mod commands;
 mod compat;
 mod config;
 mod containerd;
+mod copy_reuse;
 mod crash;
 mod devices;
 mod emulation;

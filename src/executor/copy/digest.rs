@@ -106,6 +106,7 @@ mod tests {
             created: 0,
             cancel: None,
             backing: None,
+            reuse: None,
         }
     }
 

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use super::source::{Node, SourceTree};
-use super::write::{copy_children, ensure_dir, How};
+use super::write::{copy_children, ensure_dir};
 use super::{keeper, CopyRequest};
 use crate::context::source::git::{self, Resolved};
 use crate::executor::error::{ExecError, Result};
@@ -78,10 +78,6 @@ pub fn add_git(
     let owner = req.attrs.owner.unwrap_or((0, 0));
     let dest = ensure_dir(root, req.op.dest.trim_end_matches('/'), owner)?;
     let keep = keeper(req)?;
-    let how = How {
-        attrs: &req.attrs,
-        keep: &keep,
-        backing: req.backing,
-    };
+    let how = req.how(&keep, None, root);
     copy_children(&tree, &top, &dest, &how)
 }

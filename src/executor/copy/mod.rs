@@ -9,12 +9,14 @@ pub mod archive;
 mod digest;
 pub mod fetch;
 mod git;
+mod reuse;
 mod source;
 mod write;
 
 pub use digest::{source_inputs, FileDigest};
 pub use fetch::url_identity;
 pub use git::{add_git, GitPins};
+pub use reuse::{changed_files, Reuse};
 pub use source::{clean_relative, has_wildcards, ContextIndex, Node, SourceTree};
 pub use write::{ensure_dir, host_path, set_mtime, write_stream, Attrs, Backing, How};
 
@@ -37,15 +39,34 @@ pub struct CopyRequest<'a> {
     pub cancel: Option<&'a std::sync::atomic::AtomicBool>,
     /// The root's upperdir when it is an overlay (see [`Backing`]).
     pub backing: Option<Backing<'a>>,
+    /// The step's last snapshot, whose unchanged files are linked rather than copied.
+    pub reuse: Option<&'a Reuse>,
 }
 
 impl<'a> CopyRequest<'a> {
-    /// How entries are written, with `keep` as the filter.
-    fn how(&'a self, keep: &'a (dyn Fn(&str) -> Result<bool> + Sync)) -> How<'a> {
+    /// How entries are written, with `keep` as the filter; `selected` (the source's
+    /// path in its tree and its name) and `root` (the step root) place the links of
+    /// [`Reuse`].
+    fn how(
+        &'a self,
+        keep: &'a (dyn Fn(&str) -> Result<bool> + Sync),
+        selected: Option<(&'a str, &'a str)>,
+        root: &'a Path,
+    ) -> How<'a> {
+        let reuse = match (self.reuse, selected) {
+            (Some(reuse), Some((tree_rel, name))) => Some(reuse::ReuseAt {
+                reuse,
+                base: self.backing.map_or(root, |b| b.upper),
+                tree_rel,
+                name,
+            }),
+            _ => None,
+        };
         How {
             attrs: &self.attrs,
             keep,
             backing: self.backing,
+            reuse,
         }
     }
 }
@@ -205,7 +226,8 @@ fn copy_selected(
             dest_path.to_owned()
         };
         let host = ensure_dir(root, &target, owner)?;
-        return write::copy_children(tree, node, &host, &req.how(keep));
+        let how = req.how(keep, Some((&node.rel, rel)), root);
+        return write::copy_children(tree, node, &host, &how);
     }
     if req.extract_archives() && node.meta.is_file() {
         let open = || tree.open_file(node);
@@ -225,7 +247,8 @@ fn copy_selected(
         dest_path.to_owned()
     };
     let host = place(root, &target, owner)?;
-    write::copy_node(tree, node, &host, &req.how(keep))
+    let how = req.how(keep, Some((&node.rel, rel)), root);
+    write::copy_node(tree, node, &host, &how)
 }
 
 /// Fetches an ADD's URL source into the destination.
@@ -320,6 +343,7 @@ mod tests {
             created: 0,
             cancel: None,
             backing: None,
+            reuse: None,
         };
         let result = copy(&SourceTree::Context(&index), &req, root.path());
         (root, result)
@@ -377,6 +401,7 @@ mod tests {
             created: 0,
             cancel: None,
             backing: None,
+            reuse: None,
         };
         copy(&SourceTree::Context(&index), &req, root.path()).unwrap();
         let app = root.path().join("app");
@@ -455,6 +480,7 @@ mod tests {
             created: 0,
             cancel: None,
             backing: None,
+            reuse: None,
         };
         copy(&SourceTree::Context(&index), &req, root.path()).unwrap();
         assert!(

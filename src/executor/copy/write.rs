@@ -162,6 +162,8 @@ pub struct How<'a> {
     /// Filters descendants by their tree-relative path.
     pub keep: &'a (dyn Fn(&str) -> Result<bool> + Sync),
     pub backing: Option<Backing<'a>>,
+    /// Where unchanged files can be linked from (see [`super::Reuse`]).
+    pub reuse: Option<super::reuse::ReuseAt<'a>>,
 }
 
 /// Subdirectories of one directory are written on up to this many threads.
@@ -273,6 +275,9 @@ fn write_node(
     if ft.is_file() {
         let owner = attrs.owner_of(&node.meta);
         let mode = attrs.mode_of(&node.meta);
+        if how.reuse.is_some_and(|r| r.link(node, dest, owner, mode)) {
+            return Ok(());
+        }
         return copy_file(tree.open_file(node)?, dest, &node.meta, owner, mode);
     }
     if ft.is_symlink() {

@@ -310,6 +310,7 @@ fn seed_cache(
         created: env.build.created.epoch,
         cancel: Some(&env.build.options.cancel),
         backing: None,
+        reuse: None,
     };
     if let Some(tree) = env.build.tree(from)? {
         return copy::copy(&SourceTree::Context(tree.get()?), &req, dir);

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use self::history::StageConfig;
 use self::tree_base::tree_layer;
 use super::caching::{layer_of, layer_record, reasons, BuildCache, Sources};
+use super::copy::{changed_files, Reuse};
 use super::env::{Layer, Mode, StageOutput};
 use super::error::{BuildError, ExecError};
 use super::events::{BuildEvent, StepId};
@@ -181,6 +182,7 @@ impl<'s> StageRun<'s> {
         if let Some((record, from)) = record {
             return self.cached(i, id, record, from, inputs);
         }
+        let reuse = self.reuse_for(step, &inputs);
         self.explain_miss(&id, &inputs);
         self.missed = true;
         if self.env.build.mode == Mode::Explain {
@@ -188,7 +190,7 @@ impl<'s> StageRun<'s> {
             self.advance(None, inputs);
             return Ok(());
         }
-        let layer = self.execute(step, id, &inputs.key)?;
+        let layer = self.execute(step, id, &inputs.key, reuse.as_ref())?;
         let created = self.env.build.created.text.clone();
         self.config.dated(i, &created, layer.is_some());
         let record = layer.as_ref().map(layer_record);
@@ -267,6 +269,31 @@ impl<'s> StageRun<'s> {
         Ok(())
     }
 
+    /// For a COPY that misses: the snapshot its last build made, with the files it
+    /// copies unchanged, which are linked from there (see `copy::Reuse`). That build
+    /// must have run the steps before with the same keys, and this step with the same
+    /// instruction and the same inputs but for files.
+    fn reuse_for(&self, step: &Step, inputs: &StepInputs) -> Option<Reuse> {
+        let build = self.env.build;
+        if !matches!(step.op, Op::Copy(_)) || build.mode != Mode::Build || !self.lookups {
+            return None;
+        }
+        let index = self.log.steps.len();
+        let before = self.last_keys.get(..=index)?;
+        if before.iter().zip(&self.log.steps).any(|(k, s)| *k != s.key) {
+            return None;
+        }
+        let last = self
+            .last_log
+            .get_or_init(|| self.cache.last_log(self.stage));
+        let then = last.steps.get(index).filter(|t| t.text == inputs.text)?;
+        let changed = changed_files(&then.inputs, &inputs.inputs)?;
+        let record = self.cache.local_record(&then.key)?;
+        let layer = layer_of(record.layer.as_ref()?, &self.layers).ok()?;
+        let snapshot = build.store.link_source(&layer.chain)?;
+        Reuse::open(&snapshot, changed)
+    }
+
     /// Says why a step misses when asked (explain mode), or when there is a last build
     /// to compare with.
     fn explain_miss(&mut self, id: &StepId, inputs: &StepInputs) {
@@ -297,7 +324,13 @@ impl<'s> StageRun<'s> {
     }
 
     /// Runs a step the cache does not have and records what it made under `key`.
-    fn execute(&self, step: &Step, id: StepId, key: &CacheKey) -> Result<Option<Layer>, ExecError> {
+    fn execute(
+        &self,
+        step: &Step,
+        id: StepId,
+        key: &CacheKey,
+        reuse: Option<&Reuse>,
+    ) -> Result<Option<Layer>, ExecError> {
         let reporter = self.env.build.reporter;
         reporter.event(BuildEvent::StepStarted { id: id.clone() });
         let started = Instant::now();
@@ -307,7 +340,7 @@ impl<'s> StageRun<'s> {
                 took: Duration::ZERO,
             }),
             Op::Run(run) => run_step(self.env, &self.layers, run, step, &id),
-            op => fs_step(self.env, &self.layers, op, step),
+            op => fs_step(self.env, &self.layers, op, step, reuse),
         };
         let Committed { layer, took } = result.inspect_err(|e| reporter.event(failed(&id, e)))?;
         let created = &self.env.build.created.text;

@@ -52,6 +52,7 @@ pub(super) fn tree_layer(
         &op,
         &step_root.target(),
         step_root.upperdir().as_deref(),
+        None,
     )?;
     let layer = step_root.commit(&env.write())?.layer;
     cache.record(key, layer.as_ref(), now)?;

@@ -99,7 +99,7 @@ fn verify(
         ));
     }
     let path = store.snapshot_path(chain);
-    let print = fingerprint(&path).map_err(|e| e.to_string())?;
+    let print = fingerprint(&path, meta.fingerprint_version()).map_err(|e| e.to_string())?;
     if print.digest != meta.fingerprint {
         return Err(format!(
             "modified since it was made: fingerprint of {} entries differs from the {} recorded",

@@ -179,7 +179,9 @@ fn a_snapshot_whose_content_is_not_its_layer_is_found() {
     let Sidecar::Valid(mut meta) = read_sidecar(&sidecar).unwrap() else {
         panic!("sidecar");
     };
-    meta.fingerprint = fingerprint(&store.snapshot_path(&chain)).unwrap().digest;
+    meta.fingerprint = fingerprint(&store.snapshot_path(&chain), meta.fingerprint_version())
+        .unwrap()
+        .digest;
     fs::write(&sidecar, serde_json::to_vec(&meta).unwrap()).unwrap();
     let report = check(&store, false).unwrap();
     assert_eq!(kinds(&report), [("snapshot", Severity::Damage)]);
