@@ -717,14 +717,18 @@ OTHER=buildkit
 [ "$BUILDER" = rbuild ] || OTHER=rbuild
 
 # cold_start BUILDER CASE: an empty build cache for BUILDER (a fresh rbuild store, or
-# dockerd's build cache pruned).
+# dockerd's build cache pruned), then the same settling for both: what the delete left
+# to the disk (this disk is mounted with `discard`, and files made right after a big
+# delete were made several times slower) is flushed before the timed build starts.
 cold_start() {
   if [ "$1" = buildkit ]; then
     "$DOCKER" builder prune -af >/dev/null
   else
     prepare_store "$2" || true
   fi
+  settle
 }
+settle() { sync; sleep 2; }
 
 # timed BUILDER CASE LOG: one cold build without delivery; prints its seconds, or
 # `failed`.
@@ -776,7 +780,7 @@ run_case() {
   [ "$BUILDER" = rbuild ] || "$DOCKER" builder prune -af >/dev/null
   if [ "$BUILDER" = rbuild ] && ! prepare_store "$c"; then
     status=FAIL detail=$WHY
-  elif ! build "$c" "$BUILDER" "$logf"; then
+  elif ! settle || ! build "$c" "$BUILDER" "$logf"; then
     status=FAIL
     detail="build failed: $(grep -E -i 'error|fail' "$logf" | tail -1 | cut -c1-400) (log $logf)"
     tail -25 "$logf" | sed 's/^/    | /' >&2

@@ -2,6 +2,7 @@
 //! setuid bits), then xattrs (chown clears file capabilities; overlayfs' and rbuild's own
 //! are never applied), then times.
 
+use std::borrow::Cow;
 use std::ffi::OsStr;
 use std::io;
 use std::os::fd::OwnedFd;
@@ -12,13 +13,14 @@ use super::super::error::{Error, Result};
 use super::super::sys;
 use super::super::tar_read::EntryHeader;
 
-/// The metadata to restore, checked and converted (xattrs borrowed from the header).
+/// The metadata to restore, checked and converted (xattrs borrowed from the header,
+/// or owned by a file queued for a writer thread).
 pub(super) struct Meta<'h> {
     mode: u32,
     uid: u32,
     gid: u32,
     pub(super) mtime: Timespec,
-    xattrs: &'h [(Vec<u8>, Vec<u8>)],
+    xattrs: Cow<'h, [(Vec<u8>, Vec<u8>)]>,
 }
 
 impl<'h> Meta<'h> {
@@ -33,8 +35,19 @@ impl<'h> Meta<'h> {
                 tv_sec: h.mtime.0,
                 tv_nsec: h.mtime.1.into(),
             },
-            xattrs: &h.xattrs,
+            xattrs: Cow::Borrowed(&h.xattrs),
         })
+    }
+
+    /// The same metadata, owning its xattrs.
+    pub(super) fn into_owned(self) -> Meta<'static> {
+        Meta {
+            mode: self.mode,
+            uid: self.uid,
+            gid: self.gid,
+            mtime: self.mtime,
+            xattrs: Cow::Owned(self.xattrs.into_owned()),
+        }
     }
 }
 
@@ -65,7 +78,7 @@ pub(super) fn finish_node(
         )
         .map_err(|e| Error::apply("set mode", name)(e.into()))?;
     }
-    for (k, v) in applicable(meta.xattrs) {
+    for (k, v) in applicable(&meta.xattrs) {
         sys::set_xattr_at(parent, base, k, v).map_err(Error::apply("set xattr", name))?;
     }
     rfs::utimensat(parent, base, &times(meta.mtime), AtFlags::SYMLINK_NOFOLLOW)
@@ -84,7 +97,7 @@ pub(super) fn set_owner_mode_xattrs(fd: &OwnedFd, meta: &Meta, name: &str) -> Re
     ))?;
     rfs::fchmod(fd, Mode::from_raw_mode(meta.mode))
         .map_err(|e| Error::apply("set mode", name)(e.into()))?;
-    for (k, v) in applicable(meta.xattrs) {
+    for (k, v) in applicable(&meta.xattrs) {
         sys::fset_xattr(fd, k, v).map_err(Error::apply("set xattr", name))?;
     }
     Ok(())

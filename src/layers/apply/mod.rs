@@ -24,7 +24,6 @@
 
 use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
-use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
@@ -32,6 +31,7 @@ use std::path::Path;
 
 mod meta;
 mod whiteout;
+mod writers;
 
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Timespec};
 use rustix::io::Errno;
@@ -44,6 +44,7 @@ use super::tar_write::WHITEOUT_PREFIX;
 use crate::digest::{Digest, Hasher};
 use crate::fs_error::FsError;
 use meta::{finish_node, set_owner_mode_xattrs, times, Meta};
+use writers::{write_file, Writers};
 
 /// What to do with whiteout entries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,19 +88,23 @@ pub fn apply_layer(layer: impl Read, target: &Path, opts: &ApplyOptions) -> Resu
     let decompressed = decoder(&mut raw, opts.compression).map_err(read_err)?;
     let tar_stream = HashRead::new(BufReader::with_capacity(256 * 1024, decompressed));
     let mut reader = TarReader::new(tar_stream);
-    let mut ap = Applier {
-        walker: DirWalker::new(target).map_err(Error::fs("open", target))?,
-        mode: opts.whiteouts,
-        written: HashSet::new(),
-        dirs: Vec::new(),
-        buf: vec![0u8; 256 * 1024],
-    };
-    let mut entries = 0;
-    while let Some(header) = reader.next_entry()? {
-        ap.entry(&header, &mut reader)?;
-        entries += 1;
-    }
-    ap.finish()?;
+    let walker = DirWalker::new(target).map_err(Error::fs("open", target))?;
+    let entries = std::thread::scope(|scope| {
+        let mut ap = Applier {
+            walker,
+            mode: opts.whiteouts,
+            written: HashSet::new(),
+            dirs: Vec::new(),
+            writers: Writers::start(scope),
+        };
+        let mut entries = 0;
+        while let Some(header) = reader.next_entry()? {
+            ap.entry(&header, &mut reader)?;
+            entries += 1;
+        }
+        ap.finish()?;
+        Ok::<_, Error>(entries)
+    })?;
     // Hash what follows the end-of-archive blocks too: the digests cover every byte.
     let mut tar_stream = reader.into_inner();
     io::copy(&mut tar_stream, &mut io::sink()).map_err(read_err)?;
@@ -149,7 +154,8 @@ struct Applier {
     written: HashSet<Vec<OsString>>,
     /// Directories whose mtime is set at the end.
     dirs: Vec<(Vec<OsString>, Timespec)>,
-    buf: Vec<u8>,
+    /// Small regular files are written on these threads (`writers.rs`).
+    writers: Writers,
 }
 
 impl Applier {
@@ -174,27 +180,27 @@ impl Applier {
             return Err(unsafe_entry(UnsafeReason::ReplacesRoot));
         };
         if let Some(rest) = base.as_bytes().strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
+            self.writers.settle()?;
             return self.whiteout(parent_comps, base, rest, &name);
         }
+        // Nothing looks at a path a writer thread may still be creating.
+        self.writers.clear_path(&comps)?;
         let parent = self.parent(parent_comps, true, &name)?;
         match h.kind {
             b'5' => self.dir(&parent, &comps, &meta, &name)?,
             b'0' | b'7' => {
                 self.replace(&parent, base, false, &name)?;
-                let flags = OFlags::WRONLY
-                    | OFlags::CREATE
-                    | OFlags::EXCL
-                    | OFlags::NOFOLLOW
-                    | OFlags::CLOEXEC;
-                let fd = rfs::openat(&parent, base.as_os_str(), flags, Mode::from_raw_mode(0o600))
-                    .map_err(|e| Error::apply("create file", &name)(e.into()))?;
-                let mut file = File::from(fd);
-                copy(content, &mut file, &mut self.buf)
-                    .map_err(Error::apply("write file", &name))?;
-                let fd = OwnedFd::from(file);
-                set_owner_mode_xattrs(&fd, &meta, &name)?;
-                let ts = times(meta.mtime);
-                rfs::futimens(&fd, &ts).map_err(|e| Error::apply("set mtime", &name)(e.into()))?;
+                if self.writers.takes(h.size) {
+                    let mut data = Vec::with_capacity(h.size as usize); // at most SMALL_FILE
+                    content
+                        .read_to_end(&mut data)
+                        .map_err(|source| Error::ReadLayer { source })?;
+                    let meta = meta.into_owned();
+                    self.writers
+                        .queue(&comps, parent, data, meta, name.clone())?;
+                } else {
+                    write_file(&parent, base, content, &meta, &name)?;
+                }
             }
             b'1' => self.hardlink(&h.link, &parent, base, &name)?,
             b'2' => {
@@ -269,10 +275,12 @@ impl Applier {
             Err(Errno::NOENT) => return Ok(false),
             Err(e) => return Err(Error::apply("stat existing path", name)(e.into())),
         };
+        if FileType::from_raw_mode(st.st_mode) == FileType::Directory && keep_dir {
+            return Ok(true);
+        }
+        // A removal waits for the files being written (one may be below it).
+        self.writers.settle()?;
         if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
-            if keep_dir {
-                return Ok(true);
-            }
             self.walker.invalidate();
             remove_tree(parent, base).map_err(Error::apply("remove existing directory", name))?;
         } else {
@@ -300,6 +308,7 @@ impl Applier {
         let Some((tbase, tparent_comps)) = tcomps.split_last() else {
             return Err(missing());
         };
+        self.writers.clear_path(&tcomps)?;
         let tparent = match self.walker.open_dir(tparent_comps, false) {
             Ok(fd) => fd,
             Err(WalkError::NotFound) => return Err(missing()),
@@ -320,8 +329,10 @@ impl Applier {
             .map_err(|e| Error::apply("create hardlink", name)(e.into()))
     }
 
-    /// Sets directory mtimes, deepest first (children changed them while applying).
+    /// Waits for the files being written, then sets directory mtimes, deepest first
+    /// (children changed them while applying).
     fn finish(&mut self) -> Result<()> {
+        self.writers.settle()?;
         for (comps, mtime) in std::mem::take(&mut self.dirs).into_iter().rev() {
             let shown = comps.join(OsStr::new("/")).to_string_lossy().into_owned();
             let ts = times(mtime);
@@ -355,17 +366,6 @@ fn walk_error(e: WalkError, name: &str) -> Error {
         WalkError::NotDir => unsafe_entry(UnsafeReason::ParentNotDirectory),
         WalkError::NotFound => Error::apply("open parent directory", name)(Errno::NOENT.into()),
         WalkError::Io(e) => Error::apply("open parent directory", name)(e),
-    }
-}
-
-fn copy(r: &mut impl Read, w: &mut impl Write, buf: &mut [u8]) -> io::Result<()> {
-    loop {
-        match r.read(buf) {
-            Ok(0) => return Ok(()),
-            Ok(n) => w.write_all(&buf[..n])?,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
     }
 }
 

@@ -243,3 +243,4 @@ fn trailing_garbage_is_hashed() {
 }
 
 mod hostile;
+mod order;
