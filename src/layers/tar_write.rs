@@ -59,6 +59,7 @@ pub fn write_tar(set: &ChangeSet, opts: &TarOptions, out: &mut impl Write) -> Re
         out,
         opts,
         links: HashMap::new(),
+        link_names: Vec::new(),
         buf: vec![0u8; 256 * 1024],
     };
     for change in set.changes() {
@@ -105,7 +106,11 @@ struct TarWriter<'a, W: Write> {
     out: &'a mut W,
     opts: &'a TarOptions,
     /// (dev, ino) -> tar name of the first occurrence in this layer.
-    links: HashMap<(u64, u64), Vec<u8>>,
+    links: HashMap<(u64, u64), (usize, usize)>,
+    /// The first names of `links`, one after another (`links` holds each one's start
+    /// and length): one allocation, not one per name. Every file of a COPY that links
+    /// its unchanged files from the last snapshot has two links or more, and is here.
+    link_names: Vec<u8>,
     buf: Vec<u8>,
 }
 
@@ -228,10 +233,11 @@ impl<W: Write> TarWriter<'_, W> {
             return None;
         }
         let key = (meta.dev(), meta.ino());
-        if let Some(first) = self.links.get(&key) {
-            return Some(first.clone());
+        if let Some(&(start, len)) = self.links.get(&key) {
+            return self.link_names.get(start..start + len).map(<[u8]>::to_vec);
         }
-        self.links.insert(key, name.to_vec());
+        self.links.insert(key, (self.link_names.len(), name.len()));
+        self.link_names.extend_from_slice(name);
         None
     }
 
