@@ -21,6 +21,7 @@
 //!
 //! Anything else (a source added or removed, a link that fails) is copied as before.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
@@ -112,7 +113,7 @@ impl ReuseAt<'_> {
         else {
             return false;
         };
-        if self.reuse.changed.contains(&self.name_of(&node.rel)) {
+        if self.reuse.changed.contains(&*self.name_of(&node.rel)) {
             return false;
         }
         let resolve =
@@ -140,20 +141,21 @@ impl ReuseAt<'_> {
         same && link_fd(&old, dest)
     }
 
-    /// The name the file inputs give the node at tree path `rel`.
-    fn name_of(&self, rel: &str) -> String {
+    /// The name the file inputs give the node at tree path `rel` (borrowed when the
+    /// source was not reached through a symlink: once per file of the copy).
+    fn name_of<'r>(&self, rel: &'r str) -> Cow<'r, str> {
         if self.tree_rel == self.name {
-            return rel.to_owned();
+            return Cow::Borrowed(rel);
         }
         let below = rel
             .strip_prefix(self.tree_rel)
             .unwrap_or(rel)
             .trim_start_matches('/');
-        match (self.name.is_empty(), below.is_empty()) {
+        Cow::Owned(match (self.name.is_empty(), below.is_empty()) {
             (_, true) => self.name.to_owned(),
             (true, false) => below.to_owned(),
             (false, false) => format!("{}/{below}", self.name),
-        }
+        })
     }
 }
 
