@@ -4,9 +4,10 @@
 # Runs ../shared/peers/large/bench-large.sh with PEERS="buildkit rbuild" (the 1 GiB COPY,
 # 100k-file COPY cold / no change / one file changed, a RUN writing 100k files, a RUN
 # touching one file of that image, the push of the 1 GiB image, and the machine's raw
-# speeds), adds the case it lacks, `fresh` (the first build on an empty store: a CI
-# runner's), then prints one row per workload: BuildKit's and rbuild's medians, the ratio
-# and the issue's target.
+# speeds) once per round, adds the case it lacks, `fresh` (the first build on an empty
+# store: a CI runner's), then prints one row per workload: BuildKit's and rbuild's
+# medians over the rounds, the ratio, the issue's target and rbuild's max RSS, then the
+# raw speeds and floors of the same run.
 #
 #   fresh: a Debian bookworm rootfs (the one scripts/realworld.sh makes with mmdebstrap)
 #   plus a marker file, so that no layer is shared with an image Docker already has, is
@@ -16,29 +17,38 @@
 #   is `FROM base` + `RUN echo hi > /x`.
 #
 # Usage: benches/large.sh [CASE...]   CASEs: limits bigcopy many run touch push fresh
-#        (default: all). Env: RUNS (3), OUT (default /tmp/rbuild-large-out), ORDER
-#        (buildkit-first or rbuild-first, see below), the shared script's others (see
-#        its header). At the end, `rbuild prune` drops the cache the runs left in the
-#        benchmark store (images and their snapshots stay). Needs root, ../shared/peers/setup.sh run,
-#        hyperfine, jq, python3; `fresh` also needs scripts/realworld.sh to have made its
-#        rootfs once (RBUILD_REALWORLD_DIR, default /tmp/rbuild-realworld).
+#        (default: all). Env: RUNS (3: rounds, one run of each builder per case in each),
+#        OUT (default /tmp/rbuild-large-out), ORDER (see below), the shared script's
+#        others (see its header). At the end, `rbuild prune` drops the cache the runs left
+#        in the benchmark store (images and their snapshots stay). Needs root,
+#        ../shared/peers/setup.sh run, hyperfine, jq, python3; `fresh` also needs
+#        scripts/realworld.sh to have made its rootfs once (RBUILD_REALWORLD_DIR, default
+#        /tmp/rbuild-realworld).
 # WARNING: cold BuildKit runs empty dockerd's whole build cache (`docker builder prune -af`).
-# Takes about 35 minutes on 2 cores for everything with RUNS=3.
+# Takes about 45 minutes on 2 cores for everything with RUNS=3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
 SHARED=${RBUILD_SHARED:-$REPO/../shared}
-export RUNS=${RUNS:-3} OUT=${OUT:-/tmp/rbuild-large-out}
-# ORDER=rbuild-first runs rbuild's runs of each case before BuildKit's. Each cold run
-# writes and deletes gigabytes, and on a VM whose disk is mounted `discard` the builder
-# that runs right after the other's deletes pays for them (the 1 GiB COPY: 0.30x with
-# rbuild first, 0.55-0.82x with BuildKit first, same day): report both orders.
-case ${ORDER:-buildkit-first} in
-  buildkit-first) PEERS="buildkit rbuild" ;;
-  rbuild-first) PEERS="rbuild buildkit" ;;
-  *) echo "benches/large.sh: ORDER is buildkit-first or rbuild-first" >&2; exit 2 ;;
+ROUNDS=${RUNS:-3}; OUT=${OUT:-/tmp/rbuild-large-out}
+# The runs are interleaved: RUNS rounds, each running the shared script once with one run
+# per builder and case, then settling (sync, 10 s). Each cold run writes and deletes
+# gigabytes, and on a VM whose disk is mounted `discard` and whose host takes freed memory
+# back, the builder that runs right after the other's deletes pays for them. ORDER says who
+# goes first in a round: `alternate` (default: BuildKit in odd rounds, rbuild in even ones),
+# `buildkit-first` or `rbuild-first` (every round).
+case ${ORDER:=alternate} in
+  alternate|buildkit-first|rbuild-first) ;;
+  *) echo "benches/large.sh: ORDER is alternate, buildkit-first or rbuild-first" >&2; exit 2 ;;
 esac
-export PEERS RBUILD=${RBUILD:-$REPO/target/release/rbuild}
+peers_of_round() {
+  case $ORDER in
+    buildkit-first) echo "buildkit rbuild" ;;
+    rbuild-first) echo "rbuild buildkit" ;;
+    alternate) if (( $1 % 2 )); then echo "buildkit rbuild"; else echo "rbuild buildkit"; fi ;;
+  esac
+}
+export RUNS=1 RBUILD=${RBUILD:-$REPO/target/release/rbuild}
 export RBUILD_ROOT=${RBUILD_ROOT:-/tmp/rbuild-large-root}
 REG=127.0.0.1:5000
 D=/usr/bin/docker
@@ -48,12 +58,7 @@ done
 [ -x "$RBUILD" ] || cargo build --release -q
 
 CASES=("$@"); [ ${#CASES[@]} -gt 0 ] || CASES=(limits bigcopy many run touch push fresh)
-SHARED_CASES=()
-for c in "${CASES[@]}"; do [ "$c" = fresh ] || SHARED_CASES+=("$c"); done
-mkdir -p "$OUT"
-if [ ${#SHARED_CASES[@]} -gt 0 ]; then
-  bash "$SHARED/peers/large/bench-large.sh" "${SHARED_CASES[@]}"
-fi
+OUT_ALL=$OUT; rm -rf "$OUT_ALL"; mkdir -p "$OUT_ALL"
 
 case_fresh() {
   local rw=${RBUILD_REALWORLD_DIR:-/tmp/rbuild-realworld} tarball w tag=$REG/large-fresh:1
@@ -71,8 +76,8 @@ case_fresh() {
   mkdir -p "$w/ctx" && printf 'FROM %s\nRUN echo hi > /x\n' "$tag" >"$w/ctx/Dockerfile"
   local files; files=$(tar -tf "$w/base.tar" | wc -l)
   printf '\n## fresh: first build on an empty store (base: %s entries, %s MiB, one layer)\n\n' \
-    "$files" "$(( $(stat -c %s "$w/base.tar") / 1048576 ))" | tee -a "$OUT/summary.md"
-  printf 'load at start: `%s`\n\n' "$(uptime | sed 's/^ *//')" | tee -a "$OUT/summary.md"
+    "$files" "$(( $(stat -c %s "$w/base.tar") / 1048576 ))" | tee -a "$OUT/fresh-summary.md"
+  printf 'load at start: `%s`\n\n' "$(uptime | sed 's/^ *//')" | tee -a "$OUT/fresh-summary.md"
   fresh_buildkit() {
     hyperfine -S bash --runs "$RUNS" --export-json "$OUT/fresh-buildkit.json" \
       -n "fresh-store first build buildkit" \
@@ -96,7 +101,7 @@ case_fresh() {
     "tar -xf $w/base.tar -C /tmp/rbuild-large-fresh-x" \
     >>"$OUT/hyperfine.log" 2>&1
   jq -r '.results[0] | "tar -x of the base: median \(.median*1000|floor) ms (min \(.min*1000|floor), max \(.max*1000|floor))"' \
-    "$OUT/fresh-floor.json" | tee -a "$OUT/summary.md"
+    "$OUT/fresh-floor.json" | tee -a "$OUT/fresh-summary.md"
   fresh_cleanup
 }
 fresh_cleanup() {
@@ -106,7 +111,6 @@ fresh_cleanup() {
   FRESH_W=
 }
 trap fresh_cleanup EXIT
-for c in "${CASES[@]}"; do [ "$c" != fresh ] || case_fresh; done
 
 # The floor of `touch` for a builder that checks a snapshot before its first use in a
 # process (rbuild: see src/store/snapmeta.rs): one `lstat` of every entry of the
@@ -121,42 +125,77 @@ touch_floor() {
   [ -n "$snap" ] || { echo "touch floor: no 100k-file snapshot in $RBUILD_ROOT" >&2; return 0; }
   printf '\n## touch floor: lstat of every entry of the lower snapshot (%s)\n\n' "$snap" \
     | tee -a "$OUT/summary.md"
-  hyperfine -S bash --runs "$((RUNS * 3))" --warmup 1 --export-json "$OUT/touch-floor.json" \
+  hyperfine -S bash --runs "$((ROUNDS * 3))" --warmup 1 --export-json "$OUT/touch-floor.json" \
     -n "touch-one floor (stat walk of the lower)" \
     "find $snap -printf '%C@ %s %i\\n' >/dev/null" \
     >>"$OUT/hyperfine.log" 2>&1
   jq -r '.results[0] | "stat walk of the lower: median \(.median*1000|floor) ms (min \(.min*1000|floor), max \(.max*1000|floor))"' \
     "$OUT/touch-floor.json" | tee -a "$OUT/summary.md"
 }
+
+settle() { sync; sleep 10; }
+for round in $(seq 1 "$ROUNDS"); do
+  export PEERS; PEERS=$(peers_of_round "$round")
+  export OUT=$OUT_ALL/round-$round; mkdir -p "$OUT"
+  shared_cases=()
+  for c in "${CASES[@]}"; do
+    case $c in fresh) ;; limits) [ "$round" = 1 ] && shared_cases+=("$c") ;; *) shared_cases+=("$c") ;; esac
+  done
+  printf '\n# round %s of %s: %s\n' "$round" "$ROUNDS" "$PEERS" | tee -a "$OUT_ALL/summary.md"
+  if [ ${#shared_cases[@]} -gt 0 ]; then
+    bash "$SHARED/peers/large/bench-large.sh" "${shared_cases[@]}"
+    cat "$OUT/summary.md" >>"$OUT_ALL/summary.md"
+  fi
+  for c in "${CASES[@]}"; do
+    if [ "$c" = fresh ]; then settle; case_fresh; cat "$OUT/fresh-summary.md" >>"$OUT_ALL/summary.md"; fi
+  done
+  settle
+done
+export OUT=$OUT_ALL
 for c in "${CASES[@]}"; do [ "$c" != touch ] || touch_floor; done
 # Every --no-cache run leaves cache records and blobs: without this the store had
 # grown to 45 GB over many runs, and a nearly full disk slows every case.
 "$RBUILD" --root "$RBUILD_ROOT" prune -f >/dev/null || echo "benches/large.sh: rbuild prune failed" >&2
 
-# The ratio table: every hyperfine JSON of this OUT named "<workload> <peer>".
+# The ratio table: every hyperfine JSON of the rounds, named "<workload> <peer>"; a row's
+# median, min and max are over all its runs (one per round). Then the raw speeds and floors
+# measured in the same run, and rbuild's max RSS per workload (GNU time, KiB -> MiB).
 python3 - "$OUT" <<'EOF'
-import glob, json, sys
+import glob, json, statistics, sys
 targets = {
     "big-copy cold": "<= 0.5", "many-files-copy cold": "<= 0.2",
     "many-files-copy no-change rebuild": "<= 0.15", "many-files-copy one file changed": "<= 0.3",
     "run-many-files cold": "<= 0.5", "touch-one cold": "<= 0.3", "push cold (repo empty)": "keep (0.34)",
     "fresh-store first build": "<= 0.7",
 }
-rows = {}
-for path in glob.glob(sys.argv[1] + "/*.json"):
+times, rss = {}, {}
+paths = glob.glob(sys.argv[1] + "/round-*/*.json") + glob.glob(sys.argv[1] + "/*.json")
+for path in paths:
     try:
         res = json.load(open(path))["results"][0]
     except (ValueError, KeyError, IndexError):
         continue
     name, _, peer = res["command"].rpartition(" ")
-    rows.setdefault(name, {})[peer] = (res["median"], res["min"], res["max"])
-print("\n| workload | BuildKit s (min-max) | rbuild s (min-max) | ratio | target |")
-print("|---|---|---|---|---|")
-fmt = lambda t: "%.2f (%.2f-%.2f)" % t
-for name in sorted(rows):
-    r = rows[name]
+    times.setdefault(name, {}).setdefault(peer, []).extend(res["times"])
+    try:
+        kib = [int(l) for l in open(path[:-5] + ".rss") if l.strip().isdigit()]
+        rss.setdefault(name, {})[peer] = max(kib + [rss.get(name, {}).get(peer, 0)])
+    except OSError:
+        pass
+stat = lambda t: (statistics.median(t), min(t), max(t))
+fmt = lambda t: "%.2f (%.2f-%.2f)" % stat(t)
+print("\n| workload | BuildKit s (min-max) | rbuild s (min-max) | ratio | target | rbuild max RSS MiB |")
+print("|---|---|---|---|---|---|")
+for name in sorted(times):
+    r = times[name]
     if "rbuild" not in r or "buildkit" not in r:
         continue
-    ratio = r["rbuild"][0] / r["buildkit"][0]
-    print(f"| {name} | {fmt(r['buildkit'])} | {fmt(r['rbuild'])} | {ratio:.2f}x | {targets.get(name, '-')} |")
+    ratio = stat(r["rbuild"])[0] / stat(r["buildkit"])[0]
+    mib = rss.get(name, {}).get("rbuild", 0) // 1024 or "-"
+    print(f"| {name} | {fmt(r['buildkit'])} | {fmt(r['rbuild'])} | {ratio:.2f}x | {targets.get(name, '-')} | {mib} |")
+print("\n| raw speed or floor (same run) | median s (min-max) |\n|---|---|")
+for name in sorted(times):
+    for peer, t in sorted(times[name].items()):
+        if peer not in ("rbuild", "buildkit"):
+            print(f"| {name} {peer} | {fmt(t)} |")
 EOF

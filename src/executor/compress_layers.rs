@@ -86,13 +86,13 @@ fn already(stored: Option<&Record>, tar: &LayerRecord) -> Option<LayerDescriptor
 /// Writes the compressed blob of the uncompressed layer `tar`.
 fn compress_blob(env: &BuildEnv<'_>, tar: &LayerRecord) -> Result<LayerDescriptor, ExecError> {
     let file = env.store.open_blob(&tar.digest)?;
-    let mut writer = env.store.blob_writer()?;
+    let mut writer = env.store.hashed_blob_writer()?;
     let blob = compress_tar(std::io::BufReader::new(file), &env.write, &mut writer)?;
     if blob.diff_id != tar.diff_id {
         return Err(ExecError::Internal {
             what: "an uncompressed layer blob does not hash to its diff ID",
         });
     }
-    writer.commit(Some(blob.digest))?;
+    writer.commit(blob.digest, blob.size)?;
     Ok(blob.descriptor())
 }

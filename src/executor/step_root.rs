@@ -316,9 +316,9 @@ impl StepRoot<'_> {
         if set.is_empty() {
             return Ok(None);
         }
-        let mut writer = store.blob_writer()?;
+        let mut writer = store.hashed_blob_writer()?;
         let blob = write_changes(&set, write, &mut writer)?;
-        writer.commit(Some(blob.digest))?;
+        writer.commit(blob.digest, blob.size)?;
         let mut diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id).collect();
         diff_ids.push(blob.diff_id);
         let chain = chain_id(&diff_ids).ok_or(ExecError::Internal {

@@ -91,7 +91,9 @@ pub fn write_layer(
     write_changes(&source.collect()?, opts, sink)
 }
 
-/// Writes the layer of an already collected change set.
+/// Writes the layer of an already collected change set. The returned digest and size
+/// are those of exactly the bytes written to `sink` (a store's hashed blob writer
+/// relies on it).
 pub fn write_changes(set: &ChangeSet, opts: &WriteOptions, sink: impl Write) -> Result<LayerBlob> {
     if opts.compression == Compression::None {
         return write_uncompressed(set, opts, sink);

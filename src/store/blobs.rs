@@ -1,19 +1,22 @@
 //! Content-addressed blobs: `blobs/sha256/<hex>`, written through the work dir.
 //!
-//! A blob is streamed into a temp file while being hashed ([`Hasher`]), fsynced, and
-//! renamed to its digest's path. Committing a blob that already exists is a no-op (the
+//! A blob is streamed into a temp file while being hashed, written past the page cache
+//! (`direct.rs`), fsynced, and renamed to its digest's path. Committing a blob that already exists is a no-op (the
 //! content is by definition the same), so concurrent writers of one blob never conflict.
 //! A temp file that is not committed is removed on drop, and with the work dir after a
 //! crash; a digest mismatch leaves nothing behind.
 
 use std::fs::{self, File};
-use std::io::{self, BufWriter, ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::error::{Error, Result};
 use super::layout::{self, BLOBS_DIR};
 use super::Store;
-use crate::digest::{Digest, Hasher};
+use sha2::{Digest as _, Sha256};
+
+use super::direct::DirectFile;
+use crate::digest::Digest;
 use crate::fs_error::FsError;
 
 /// JSON blobs (manifests, configs, indexes) larger than this are refused by
@@ -22,15 +25,30 @@ pub const MAX_JSON_BLOB: u64 = 64 << 20;
 
 /// A blob being written; hashes and counts the bytes as they pass.
 pub struct BlobWriter<'s> {
+    temp: TempBlob<'s>,
+    sha: Sha256,
+}
+
+/// A blob being written whose writer hashes the same bytes itself (a layer's
+/// compressed pass does): it is not hashed twice. The caller names the digest at
+/// [`HashedBlobWriter::commit`].
+pub struct HashedBlobWriter<'s> {
+    temp: TempBlob<'s>,
+}
+
+/// The temp file under a blob writer: counts the bytes, writes them past the page
+/// cache ([`DirectFile`]), and is removed unless it is committed.
+struct TempBlob<'s> {
     store: &'s Store,
     temp: PathBuf,
-    out: Option<BufWriter<Hasher<File>>>,
+    out: Option<DirectFile>,
+    len: u64,
 }
 
 impl std::fmt::Debug for BlobWriter<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BlobWriter")
-            .field("temp", &self.temp)
+            .field("temp", &self.temp.temp)
             .finish()
     }
 }
@@ -38,66 +56,100 @@ impl std::fmt::Debug for BlobWriter<'_> {
 impl<'s> BlobWriter<'s> {
     /// The temp file the blob is being written to.
     pub fn temp_path(&self) -> &Path {
-        &self.temp
+        &self.temp.temp
     }
 
     /// Finishes the blob: fsyncs it and moves it to `blobs/sha256/<hex>`. With
     /// `expected`, a different digest is an error and the temp file is removed.
     /// Returns the digest and the size in bytes.
     pub fn commit(mut self, expected: Option<Digest>) -> Result<(Digest, u64)> {
-        let result = self.finish(expected);
+        let digest = Digest::from_bytes(std::mem::take(&mut self.sha).finalize().into());
+        if let Some(expected) = expected.filter(|e| *e != digest) {
+            return Err(Error::DigestMismatch {
+                expected,
+                actual: digest,
+            });
+        }
+        self.temp.commit(digest)
+    }
+}
+
+impl<'s> HashedBlobWriter<'s> {
+    /// Finishes the blob as `digest` of `size` bytes, which the caller computed over
+    /// exactly the bytes it wrote here: fsyncs it and moves it to `blobs/sha256/<hex>`.
+    /// A different byte count is an error (the temp file is removed).
+    pub fn commit(mut self, digest: Digest, size: u64) -> Result<(Digest, u64)> {
+        if self.temp.len != size {
+            return Err(Error::SizeMismatch {
+                digest,
+                expected: size,
+                actual: self.temp.len,
+            });
+        }
+        self.temp.commit(digest)
+    }
+}
+
+impl TempBlob<'_> {
+    fn commit(&mut self, digest: Digest) -> Result<(Digest, u64)> {
+        let result = self.finish(digest);
         if result.is_err() {
             let _ = fs::remove_file(&self.temp);
         }
         result
     }
 
-    fn finish(&mut self, expected: Option<Digest>) -> Result<(Digest, u64)> {
-        // invariant: `out` is only taken here, and `commit` consumes the writer.
+    fn finish(&mut self, digest: Digest) -> Result<(Digest, u64)> {
+        // invariant: `out` is only taken here, and the writers' `commit` consume them.
         let out = self.out.take().expect("blob writer used after commit");
-        let hasher = out
-            .into_inner()
-            .map_err(|e| Error::fs("write", &self.temp)(e.into_error()))?;
-        let (digest, size, file) = hasher.finish();
-        if let Some(expected) = expected {
-            if expected != digest {
-                return Err(Error::DigestMismatch {
-                    expected,
-                    actual: digest,
-                });
-            }
-        }
+        let file = out.finish().map_err(Error::fs("write", &self.temp))?;
         file.sync_all().map_err(Error::fs("fsync", &self.temp))?;
         drop(file);
         let dest = self.store.blob_path(&digest);
         if dest.is_file() {
             // Already there (the content is the same by definition): drop ours.
             let _ = fs::remove_file(&self.temp);
-            return Ok((digest, size));
+            return Ok((digest, self.len));
         }
         fs::rename(&self.temp, &dest).map_err(Error::fs("rename into place", &dest))?;
         layout::sync_parent(&dest)?;
-        Ok((digest, size))
+        Ok((digest, self.len))
+    }
+
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let out = self
+            .out
+            .as_mut()
+            .ok_or_else(|| io::Error::other("blob writer already committed"))?;
+        let n = out.write(buf)?;
+        self.len += n as u64;
+        Ok(n)
     }
 }
 
 impl Write for BlobWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match &mut self.out {
-            Some(out) => out.write(buf),
-            None => Err(io::Error::other("blob writer already committed")),
-        }
+        let n = self.temp.write(buf)?;
+        self.sha.update(&buf[..n]);
+        Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        match &mut self.out {
-            Some(out) => out.flush(),
-            None => Ok(()),
-        }
+        Ok(())
     }
 }
 
-impl Drop for BlobWriter<'_> {
+impl Write for HashedBlobWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.temp.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for TempBlob<'_> {
     fn drop(&mut self) {
         if self.out.is_some() {
             let _ = fs::remove_file(&self.temp);
@@ -108,12 +160,28 @@ impl Drop for BlobWriter<'_> {
 impl Store {
     /// Starts writing a blob.
     pub fn blob_writer(&self) -> Result<BlobWriter<'_>> {
+        Ok(BlobWriter {
+            temp: self.temp_blob()?,
+            sha: Sha256::new(),
+        })
+    }
+
+    /// Starts writing a blob that the caller hashes as it writes (see
+    /// [`HashedBlobWriter`]).
+    pub fn hashed_blob_writer(&self) -> Result<HashedBlobWriter<'_>> {
+        Ok(HashedBlobWriter {
+            temp: self.temp_blob()?,
+        })
+    }
+
+    fn temp_blob(&self) -> Result<TempBlob<'_>> {
         let temp = self.temp_path("blob");
         let file = File::create(&temp).map_err(Error::fs("create", &temp))?;
-        Ok(BlobWriter {
+        Ok(TempBlob {
             store: self,
             temp,
-            out: Some(BufWriter::with_capacity(1 << 16, Hasher::new(file))),
+            out: Some(DirectFile::new(file)),
+            len: 0,
         })
     }
 
@@ -244,6 +312,37 @@ mod tests {
         w.write_all(b"same").unwrap();
         assert_eq!(w.commit(Some(a.0)).unwrap(), a);
         assert_eq!(store.put_bytes(b"same").unwrap(), a);
+        assert_eq!(work_files(&store), 0);
+    }
+
+    #[test]
+    fn a_hashed_writer_commits_under_the_callers_digest_and_checks_the_size() {
+        let (_d, store) = store();
+        let data = vec![5u8; 9 << 20]; // more than two direct-write chunks
+        let mut w = store.hashed_blob_writer().unwrap();
+        w.write_all(&data).unwrap();
+        let d = Digest::of(&data);
+        assert_eq!(
+            w.commit(d, data.len() as u64).unwrap(),
+            (d, data.len() as u64)
+        );
+        assert_eq!(fs::read(store.blob_path(&d)).unwrap(), data);
+
+        let mut w = store.hashed_blob_writer().unwrap();
+        w.write_all(b"four").unwrap();
+        let err = w.commit(Digest::of(b"four"), 5).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::SizeMismatch {
+                    expected: 5,
+                    actual: 4,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(!store.has_blob(&Digest::of(b"four")));
         assert_eq!(work_files(&store), 0);
     }
 

@@ -28,6 +28,7 @@
 
 mod blobs;
 pub mod check;
+mod direct;
 mod error;
 mod gc;
 mod ids;
@@ -47,7 +48,7 @@ use std::path::{Path, PathBuf};
 
 use crate::digest::Digest;
 
-pub use blobs::{BlobWriter, MAX_JSON_BLOB};
+pub use blobs::{BlobWriter, HashedBlobWriter, MAX_JSON_BLOB};
 pub use error::{Error, Result};
 pub use gc::{ImageRoots, StoreConfig, CONFIG_FILE, GC_LOCK};
 pub use ids::{UnnamedImage, IMAGE_ID_ANNOTATION};

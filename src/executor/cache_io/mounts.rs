@@ -77,9 +77,9 @@ fn dir_layer(env: &BuildEnv<'_>, dir: &std::path::Path) -> Result<Option<LayerRe
     if set.is_empty() {
         return Ok(None);
     }
-    let mut writer = env.store.blob_writer()?;
+    let mut writer = env.store.hashed_blob_writer()?;
     let blob = write_changes(&set, &env.write, &mut writer)?;
-    writer.commit(Some(blob.digest))?;
+    writer.commit(blob.digest, blob.size)?;
     Ok(Some(LayerRecord {
         digest: blob.digest,
         size: blob.size,
