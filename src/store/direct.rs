@@ -14,7 +14,10 @@
 //!
 //! From the second full chunk on, a thread writes each chunk while the caller fills
 //! the next (a direct write waits for the disk: 0.8 s per GiB here, which the layer's
-//! hashing and compression now overlap). Two buffers, 8 MiB, are in play.
+//! hashing and compression now overlap). Two buffers, 2 MiB, are in play: with 4 MiB
+//! chunks the one-file edit of a 100k-file COPY peaked at 103 MiB, over the 100 MiB
+//! every large workload must stay under; 1 MiB direct writes run at the disk's speed
+//! here as well (`dd oflag=direct bs=1M`: 0.8 s per GiB).
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -28,7 +31,7 @@ use rustix::fs::{fcntl_getfl, fcntl_setfl, OFlags};
 /// Alignment of the buffer, the file offsets and the lengths of direct writes.
 const ALIGN: usize = 4096;
 /// Bytes per direct write.
-pub(crate) const CHUNK: usize = 4 << 20;
+pub(crate) const CHUNK: usize = 1 << 20;
 
 /// A file written in [`CHUNK`]-byte direct writes; see the module docs.
 pub(crate) struct DirectFile {
