@@ -17,13 +17,18 @@
 #   is `FROM base` + `RUN echo hi > /x`.
 #
 # Usage: benches/large.sh [CASE...]   CASEs: limits bigcopy many run touch push fresh
-#        (default: all). Env: RUNS (3: rounds, one run of each builder per case in each),
+#        settled (default: all but settled). Env: RUNS (3: rounds, one run of each builder per case in each),
 #        OUT (default /tmp/rbuild-large-out), ORDER (see below), the shared script's
 #        others (see its header). At the end, `rbuild prune` drops the cache the runs left
 #        in the benchmark store (images and their snapshots stay). Needs root,
 #        ../shared/peers/setup.sh run, hyperfine, jq, python3; `fresh` also needs
 #        scripts/realworld.sh to have made its rootfs once (RBUILD_REALWORLD_DIR, default
 #        /tmp/rbuild-realworld).
+#   settled: the two cold rows that create 100k files (the COPY of 100k files, the RUN
+#   writing 100k files), each run preceded, for both builders alike, by its clean-up,
+#   `sync` and SETTLE seconds (default 35): ext4 skips inodes freed in the last 5-30 s
+#   when it allocates, so a builder creating 100k files right after the other deleted
+#   as many pays for the other's deletes. Rows "... cold, settled".
 # WARNING: cold BuildKit runs empty dockerd's whole build cache (`docker builder prune -af`).
 # Takes about 45 minutes on 2 cores for everything with RUNS=3.
 set -euo pipefail
@@ -58,6 +63,7 @@ done
 [ -x "$RBUILD" ] || cargo build --release -q
 
 CASES=("$@"); [ ${#CASES[@]} -gt 0 ] || CASES=(limits bigcopy many run touch push fresh)
+SETTLED_W=$(mktemp -d /tmp/rbuild-large-settled.XXXXXX)
 OUT_ALL=$OUT; rm -rf "$OUT_ALL"; mkdir -p "$OUT_ALL"
 
 case_fresh() {
@@ -110,7 +116,40 @@ fresh_cleanup() {
   $D rmi -f "$REG/large-fresh:1" large-fresh-out >/dev/null 2>&1 || true
   FRESH_W=
 }
-trap fresh_cleanup EXIT
+trap 'fresh_cleanup; rm -rf "$SETTLED_W"' EXIT
+
+case_settled() {
+  local w=$SETTLED_W settle=${SETTLE:-35} p lbl=rbuild-large=1
+  if [ ! -d "$w/many/files" ]; then
+    mkdir -p "$w/run"
+    for d in $(seq -w 0 99); do
+      mkdir -p "$w/many/files/d$d"
+      head -c 1024000 /dev/urandom | split -b 1024 -a 3 -d - "$w/many/files/d$d/f"
+    done
+    printf 'FROM base\nCOPY files/ /files/\n' >"$w/many/Dockerfile"
+    printf 'FROM base\nRUN mkdir /m && cd /m && for i in $(seq 1 100000); do echo $i > f$i; done\n' >"$w/run/Dockerfile"
+  fi
+  $D image inspect base >/dev/null 2>&1 || { $D pull -q "$REG/busybox:latest" && $D tag "$REG/busybox:latest" base; } >/dev/null
+  "$RBUILD" inspect base >/dev/null 2>&1 || { "$RBUILD" pull -q "$REG/busybox:latest" && "$RBUILD" tag "$REG/busybox:latest" base; } >/dev/null
+  local c name tag
+  for c in many run; do
+    case $c in many) name="many-files-copy cold, settled" tag=large-settled-many ;;
+               run) name="run-many-files cold, settled" tag=large-settled-run ;; esac
+    for p in $PEERS; do
+      case $p in
+        buildkit) hyperfine -S bash --runs 1 --export-json "$OUT/settled-$c-$p.json" -n "$name $p" \
+            --prepare "$D rmi -f $tag >/dev/null 2>&1; $D builder prune -af >/dev/null; sync; sleep $settle" \
+            "DOCKER_BUILDKIT=1 $D build -q --network none --label $lbl -t $tag $w/$c >/dev/null" >>"$OUT/hyperfine.log" 2>&1 ;;
+        rbuild) hyperfine -S bash --runs 1 --export-json "$OUT/settled-$c-$p.json" -n "$name $p" \
+            --prepare "$RBUILD rmi $tag >/dev/null 2>&1; sync; sleep $settle" \
+            "$RBUILD build --progress quiet --network none --no-cache -t $tag $w/$c" >>"$OUT/hyperfine.log" 2>&1 ;;
+      esac
+      jq -r '.results[0] | "\(.command): \(.median*100|round/100) s"' "$OUT/settled-$c-$p.json" \
+        | tee -a "$OUT/fresh-summary.md"
+    done
+  done
+  $D rmi -f large-settled-many large-settled-run >/dev/null 2>&1 || true
+}
 
 # The floor of `touch` for a builder that checks a snapshot before its first use in a
 # process (rbuild: see src/store/snapmeta.rs): one `lstat` of every entry of the
@@ -139,16 +178,21 @@ for round in $(seq 1 "$ROUNDS"); do
   export OUT=$OUT_ALL/round-$round; mkdir -p "$OUT"
   shared_cases=()
   for c in "${CASES[@]}"; do
-    case $c in fresh) ;; limits) [ "$round" = 1 ] && shared_cases+=("$c") ;; *) shared_cases+=("$c") ;; esac
+    case $c in fresh|settled) ;; limits) [ "$round" = 1 ] && shared_cases+=("$c") ;; *) shared_cases+=("$c") ;; esac
   done
   printf '\n# round %s of %s: %s\n' "$round" "$ROUNDS" "$PEERS" | tee -a "$OUT_ALL/summary.md"
   if [ ${#shared_cases[@]} -gt 0 ]; then
     bash "$SHARED/peers/large/bench-large.sh" "${shared_cases[@]}"
     cat "$OUT/summary.md" >>"$OUT_ALL/summary.md"
   fi
+  : >"$OUT/fresh-summary.md"
   for c in "${CASES[@]}"; do
-    if [ "$c" = fresh ]; then settle; case_fresh; cat "$OUT/fresh-summary.md" >>"$OUT_ALL/summary.md"; fi
+    case $c in
+      fresh) settle; case_fresh ;;
+      settled) case_settled ;;
+    esac
   done
+  cat "$OUT/fresh-summary.md" >>"$OUT_ALL/summary.md"
   settle
 done
 export OUT=$OUT_ALL
@@ -167,6 +211,7 @@ targets = {
     "many-files-copy no-change rebuild": "<= 0.15", "many-files-copy one file changed": "<= 0.3",
     "run-many-files cold": "<= 0.5", "touch-one cold": "<= 0.3", "push cold (repo empty)": "keep (0.34)",
     "fresh-store first build": "<= 0.7",
+    "many-files-copy cold, settled": "<= 0.2", "run-many-files cold, settled": "<= 0.5",
 }
 times, rss = {}, {}
 paths = glob.glob(sys.argv[1] + "/round-*/*.json") + glob.glob(sys.argv[1] + "/*.json")
