@@ -131,6 +131,11 @@ impl<W: Write> Hasher<W> {
     }
 
     /// The inner writer.
+    pub fn get_ref(&self) -> &W {
+        &self.inner
+    }
+
+    /// The inner writer.
     pub fn get_mut(&mut self) -> &mut W {
         &mut self.inner
     }

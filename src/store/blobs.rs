@@ -1,8 +1,9 @@
 //! Content-addressed blobs: `blobs/sha256/<hex>`, written through the work dir.
 //!
-//! A blob is streamed into a temp file while being hashed, written past the page cache
-//! (`direct.rs`), fsynced, and renamed to its digest's path. Committing a blob that already exists is a no-op (the
-//! content is by definition the same), so concurrent writers of one blob never conflict.
+//! A blob is streamed into a temp file while being hashed ([`Hasher`]), written past
+//! the page cache (`direct.rs`), fsynced, and renamed to its digest's path. Committing
+//! a blob that already exists is a no-op (the content is by definition the same), so
+//! concurrent writers of one blob never conflict.
 //! A temp file that is not committed is removed on drop, and with the work dir after a
 //! crash; a digest mismatch leaves nothing behind.
 
@@ -10,13 +11,11 @@ use std::fs::{self, File};
 use std::io::{self, ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 
+use super::direct::DirectFile;
 use super::error::{Error, Result};
 use super::layout::{self, BLOBS_DIR};
 use super::Store;
-use sha2::{Digest as _, Sha256};
-
-use super::direct::DirectFile;
-use crate::digest::Digest;
+use crate::digest::{Digest, Hasher};
 use crate::fs_error::FsError;
 
 /// JSON blobs (manifests, configs, indexes) larger than this are refused by
@@ -25,8 +24,7 @@ pub const MAX_JSON_BLOB: u64 = 64 << 20;
 
 /// A blob being written; hashes and counts the bytes as they pass.
 pub struct BlobWriter<'s> {
-    temp: TempBlob<'s>,
-    sha: Sha256,
+    out: Hasher<TempBlob<'s>>,
 }
 
 /// A blob being written whose writer hashes the same bytes itself (a layer's
@@ -48,7 +46,7 @@ struct TempBlob<'s> {
 impl std::fmt::Debug for BlobWriter<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BlobWriter")
-            .field("temp", &self.temp.temp)
+            .field("temp", &self.temp_path())
             .finish()
     }
 }
@@ -56,21 +54,21 @@ impl std::fmt::Debug for BlobWriter<'_> {
 impl<'s> BlobWriter<'s> {
     /// The temp file the blob is being written to.
     pub fn temp_path(&self) -> &Path {
-        &self.temp.temp
+        &self.out.get_ref().temp
     }
 
     /// Finishes the blob: fsyncs it and moves it to `blobs/sha256/<hex>`. With
     /// `expected`, a different digest is an error and the temp file is removed.
     /// Returns the digest and the size in bytes.
-    pub fn commit(mut self, expected: Option<Digest>) -> Result<(Digest, u64)> {
-        let digest = Digest::from_bytes(std::mem::take(&mut self.sha).finalize().into());
+    pub fn commit(self, expected: Option<Digest>) -> Result<(Digest, u64)> {
+        let (digest, _, mut temp) = self.out.finish();
         if let Some(expected) = expected.filter(|e| *e != digest) {
             return Err(Error::DigestMismatch {
                 expected,
                 actual: digest,
             });
         }
-        self.temp.commit(digest)
+        temp.commit(digest)
     }
 }
 
@@ -115,7 +113,9 @@ impl TempBlob<'_> {
         layout::sync_parent(&dest)?;
         Ok((digest, self.len))
     }
+}
 
+impl Write for TempBlob<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let out = self
             .out
@@ -125,13 +125,15 @@ impl TempBlob<'_> {
         self.len += n as u64;
         Ok(n)
     }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 impl Write for BlobWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.temp.write(buf)?;
-        self.sha.update(&buf[..n]);
-        Ok(n)
+        self.out.write(buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -161,8 +163,7 @@ impl Store {
     /// Starts writing a blob.
     pub fn blob_writer(&self) -> Result<BlobWriter<'_>> {
         Ok(BlobWriter {
-            temp: self.temp_blob()?,
-            sha: Sha256::new(),
+            out: Hasher::new(self.temp_blob()?),
         })
     }
 

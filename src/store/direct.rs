@@ -36,11 +36,8 @@ pub(crate) const CHUNK: usize = 1 << 20;
 /// A file written in [`CHUNK`]-byte direct writes; see the module docs.
 pub(crate) struct DirectFile {
     file: Arc<File>,
-    /// The chunk being filled: [`CHUNK`] bytes from a 4 KiB-aligned address, allocated
-    /// at the first write.
+    /// The chunk being filled, allocated at the first write.
     chunk: Option<Chunk>,
-    /// Bytes waiting in the chunk.
-    len: usize,
     /// Bytes handed to the file so far (a multiple of `CHUNK` until the end).
     pos: u64,
     /// `None` until the first full chunk: whether `O_DIRECT` is on.
@@ -50,7 +47,10 @@ pub(crate) struct DirectFile {
     writer: Option<Writer>,
 }
 
-/// An aligned buffer of [`CHUNK`] bytes.
+/// A buffer of up to [`CHUNK`] bytes starting at a 4 KiB-aligned address: a vector
+/// with room for the chunk and the alignment padding, filled by appending (no
+/// reallocation, so the start stays aligned, and nothing is zeroed beforehand: a
+/// 200-byte config touches one page, not a megabyte).
 struct Chunk {
     buf: Vec<u8>,
     start: usize,
@@ -58,17 +58,30 @@ struct Chunk {
 
 impl Chunk {
     fn new() -> Self {
-        let buf = vec![0; CHUNK + ALIGN];
+        let mut buf: Vec<u8> = Vec::with_capacity(CHUNK + ALIGN);
         let start = buf.as_ptr().align_offset(ALIGN).min(ALIGN);
+        buf.resize(start, 0);
         Chunk { buf, start }
     }
 
-    fn bytes(&self, len: usize) -> &[u8] {
-        &self.buf[self.start..self.start + len]
+    /// Bytes in the chunk.
+    fn len(&self) -> usize {
+        self.buf.len() - self.start
     }
 
-    fn bytes_mut(&mut self) -> &mut [u8] {
-        &mut self.buf[self.start..self.start + CHUNK]
+    /// Appends what fits of `data`; returns how much.
+    fn push(&mut self, data: &[u8]) -> usize {
+        let n = (CHUNK - self.len()).min(data.len());
+        self.buf.extend_from_slice(&data[..n]);
+        n
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
+    fn clear(&mut self) {
+        self.buf.truncate(self.start);
     }
 }
 
@@ -87,7 +100,6 @@ impl DirectFile {
         DirectFile {
             file: Arc::new(file),
             chunk: None,
-            len: 0,
             pos: 0,
             direct: None,
             writer: None,
@@ -105,12 +117,11 @@ impl DirectFile {
         if let Some(writer) = self.writer.take() {
             writer.stop()?;
         }
-        if self.len > 0 {
-            if self.direct == Some(true) && !self.len.is_multiple_of(ALIGN) {
+        if let Some(chunk) = self.chunk.take().filter(|c| c.len() > 0) {
+            if self.direct == Some(true) && !chunk.len().is_multiple_of(ALIGN) {
                 set_direct(&self.file, false)?;
             }
-            let chunk = self.chunk.take().unwrap_or_else(Chunk::new);
-            write_at(&self.file, chunk.bytes(self.len), self.pos)?;
+            write_at(&self.file, chunk.bytes(), self.pos)?;
         }
         // invariant: the writer thread, the only other holder, was joined above.
         Arc::try_unwrap(self.file).map_err(|_| io::Error::other("blob file still shared"))
@@ -119,13 +130,15 @@ impl DirectFile {
     /// Hands the full chunk to the writer thread (the first one is written here, and
     /// decides whether `O_DIRECT` is used), and takes an empty one.
     fn chunk_full(&mut self) -> io::Result<()> {
-        let chunk = self.chunk.take().unwrap_or_else(Chunk::new);
+        let Some(mut chunk) = self.chunk.take() else {
+            return Ok(());
+        };
         let pos = self.pos;
         self.pos += CHUNK as u64;
-        self.len = 0;
         if self.direct.is_none() {
             self.direct = Some(set_direct(&self.file, true).is_ok());
-            write_at(&self.file, chunk.bytes(CHUNK), pos)?;
+            write_at(&self.file, chunk.bytes(), pos)?;
+            chunk.clear();
             self.chunk = Some(chunk);
             return Ok(());
         }
@@ -143,8 +156,11 @@ impl Writer {
         let (full, todo) = sync_channel::<(Chunk, u64)>(1);
         let (back, done) = sync_channel(2);
         let thread = std::thread::spawn(move || {
-            for (chunk, pos) in todo {
-                let result = write_at(&file, chunk.bytes(CHUNK), pos).map(|()| chunk);
+            for (mut chunk, pos) in todo {
+                let result = write_at(&file, chunk.bytes(), pos).map(|()| {
+                    chunk.clear();
+                    chunk
+                });
                 if back.send(result).is_err() {
                     return;
                 }
@@ -228,13 +244,9 @@ impl Write for DirectFile {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         let mut done = 0;
         while done < data.len() {
-            let at = self.len;
-            let n = (CHUNK - at).min(data.len() - done);
             let chunk = self.chunk.get_or_insert_with(Chunk::new);
-            chunk.bytes_mut()[at..at + n].copy_from_slice(&data[done..done + n]);
-            self.len += n;
-            done += n;
-            if self.len == CHUNK {
+            done += chunk.push(&data[done..]);
+            if chunk.len() == CHUNK {
                 self.chunk_full()?;
             }
         }
