@@ -14,7 +14,14 @@
 #   imported by `docker import` and pushed to the peers' registry. Cold for BuildKit is
 #   `docker rmi` of it + `docker builder prune -af`, then `docker pull` + `docker build`;
 #   for rbuild an empty store, then `rbuild build` (which pulls the base). The Dockerfile
-#   is `FROM base` + `RUN echo hi > /x`.
+#   is `FROM base` + `RUN echo hi > /x`. rbuild's store and the floors' targets are new
+#   directories, none deleted until the case ends: this machine's ext4 has no journal, and
+#   then it scans past every inode freed in the last minutes (up to six while the inode
+#   table is dirty) for each inode it allocates, so a run right after deleting the last
+#   run's 6,300 files took 2-5 s where the same run on a fresh directory takes 0.3-0.9 s
+#   (a CI runner's disk has no such delete storm behind it). BuildKit's cold start has to
+#   delete (`docker rmi`, `builder prune`) and is followed by `sync` and 10 s. Floors: `tar
+#   -x` of the base's tar and `tar -xzf` of it gzipped (what pulling a gzip layer is).
 #
 # Usage: benches/large.sh [CASE...]   CASEs: limits bigcopy many run touch push fresh
 #        settled (default: all but settled). Env: RUNS (3: rounds, one run of each builder per case in each),
@@ -26,9 +33,10 @@
 #        /tmp/rbuild-realworld).
 #   settled: the two cold rows that create 100k files (the COPY of 100k files, the RUN
 #   writing 100k files), each run preceded, for both builders alike, by its clean-up,
-#   `sync` and SETTLE seconds (default 35): ext4 skips inodes freed in the last 5-30 s
-#   when it allocates, so a builder creating 100k files right after the other deleted
-#   as many pays for the other's deletes. Rows "... cold, settled".
+#   `sync` and SETTLE seconds (default 65): ext4 without a journal skips inodes freed in
+#   the last 60 s (360 s while their inode table block is dirty: hence the `sync`) when
+#   it allocates, so a builder creating 100k files right after the other deleted as many
+#   pays for the other's deletes. Rows "... cold, settled".
 # WARNING: cold BuildKit runs empty dockerd's whole build cache (`docker builder prune -af`).
 # Takes about 45 minutes on 2 cores for everything with RUNS=3.
 set -euo pipefail
@@ -87,39 +95,45 @@ case_fresh() {
   fresh_buildkit() {
     hyperfine -S bash --runs "$RUNS" --export-json "$OUT/fresh-buildkit.json" \
       -n "fresh-store first build buildkit" \
-      --prepare "$D rmi -f $tag large-fresh-out >/dev/null 2>&1; $D builder prune -af >/dev/null" \
+      --prepare "$D rmi -f $tag large-fresh-out >/dev/null 2>&1; $D builder prune -af >/dev/null; sync; sleep 10" \
       "$D pull -q $tag >/dev/null && DOCKER_BUILDKIT=1 $D build -q --network none -t large-fresh-out $w/ctx >/dev/null" \
       >>"$OUT/hyperfine.log" 2>&1
   }
   fresh_rbuild() {
     hyperfine -S bash --runs "$RUNS" --export-json "$OUT/fresh-rbuild.json" \
-      -n "fresh-store first build rbuild" \
-      --prepare "rm -rf /tmp/rbuild-large-fresh-root" \
-      "$RBUILD --root /tmp/rbuild-large-fresh-root build --progress quiet --network none -t out $w/ctx" \
+      -n "fresh-store first build rbuild" --prepare "sync; sleep 3" \
+      "$RBUILD --root \$(mktemp -d -u $w/root.XXXXXX) build --progress quiet --network none -t out $w/ctx" \
       >>"$OUT/hyperfine.log" 2>&1
   }
   local p; for p in $PEERS; do "fresh_$p"; done
-  # The floor both share: extracting the base's files onto this disk (GNU tar, one
-  # thread), after the same delete of the last run's tree.
+  # The floors: extracting the base's files onto this disk (GNU tar, one thread), from
+  # its tar and from the tar gzipped (gzip -d in a process of its own), each into a new
+  # directory as rbuild's store is.
+  gzip -c "$w/base.tar" >"$w/base.tar.gz"
   hyperfine -S bash --runs "$RUNS" --export-json "$OUT/fresh-floor.json" \
-    -n "fresh-store floor (tar -x of the base)" \
-    --prepare "rm -rf /tmp/rbuild-large-fresh-x && mkdir /tmp/rbuild-large-fresh-x" \
-    "tar -xf $w/base.tar -C /tmp/rbuild-large-fresh-x" \
+    -n "fresh-store floor (tar -x of the base)" --prepare "sync; sleep 3" \
+    "tar -xf $w/base.tar -C \$(mktemp -d $w/x.XXXXXX)" \
+    >>"$OUT/hyperfine.log" 2>&1
+  hyperfine -S bash --runs "$RUNS" --export-json "$OUT/fresh-floor-gz.json" \
+    -n "fresh-store floor (tar -xzf of the base gzipped)" --prepare "sync; sleep 3" \
+    "tar -xzf $w/base.tar.gz -C \$(mktemp -d $w/x.XXXXXX)" \
     >>"$OUT/hyperfine.log" 2>&1
   jq -r '.results[0] | "tar -x of the base: median \(.median*1000|floor) ms (min \(.min*1000|floor), max \(.max*1000|floor))"' \
     "$OUT/fresh-floor.json" | tee -a "$OUT/fresh-summary.md"
+  jq -r '.results[0] | "tar -xzf of the base gzipped: median \(.median*1000|floor) ms (min \(.min*1000|floor), max \(.max*1000|floor))"' \
+    "$OUT/fresh-floor-gz.json" | tee -a "$OUT/fresh-summary.md"
   fresh_cleanup
 }
 fresh_cleanup() {
   [ -n "${FRESH_W:-}" ] || return 0
-  rm -rf "$FRESH_W" /tmp/rbuild-large-fresh-root /tmp/rbuild-large-fresh-x
+  rm -rf "$FRESH_W"
   $D rmi -f "$REG/large-fresh:1" large-fresh-out >/dev/null 2>&1 || true
   FRESH_W=
 }
 trap 'fresh_cleanup; rm -rf "$SETTLED_W"' EXIT
 
 case_settled() {
-  local w=$SETTLED_W settle=${SETTLE:-35} p lbl=rbuild-large=1
+  local w=$SETTLED_W settle=${SETTLE:-65} p lbl=rbuild-large=1
   if [ ! -d "$w/many/files" ]; then
     mkdir -p "$w/run"
     for d in $(seq -w 0 99); do
@@ -243,4 +257,9 @@ for name in sorted(times):
     for peer, t in sorted(times[name].items()):
         if peer not in ("rbuild", "buildkit"):
             print(f"| {name} {peer} | {fmt(t)} |")
+fresh = times.get("fresh-store first build", {}).get("rbuild")
+for name in sorted(times):
+    for peer, t in times[name].items():
+        if fresh and name.startswith("fresh-store floor"):
+            print(f"\nrbuild's first build on an empty store: {stat(fresh)[0] / stat(t)[0]:.2f}x of {name} {peer}")
 EOF

@@ -23,9 +23,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
-use std::path::Path;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{Mode, OFlags, CWD};
+use rustix::io::Errno;
 
 use super::changes::{is_whiteout, ChangeKind, ChangeSet, Seen};
 use super::error::{Error, Result};
@@ -61,6 +65,7 @@ pub fn write_tar(set: &ChangeSet, opts: &TarOptions, out: &mut impl Write) -> Re
         links: HashMap::new(),
         link_names: Vec::new(),
         buf: vec![0u8; 256 * 1024],
+        dir: None,
     };
     for change in set.changes() {
         let rel = change.path.as_os_str().as_bytes();
@@ -112,6 +117,10 @@ struct TarWriter<'a, W: Write> {
     /// its unchanged files from the last snapshot has two links or more, and is here.
     link_names: Vec<u8>,
     buf: Vec<u8>,
+    /// The directory of the last regular file opened (relative to the root) and a
+    /// descriptor of it: a directory's files are opened by name, one path walk per
+    /// directory instead of one per file.
+    dir: Option<(PathBuf, OwnedFd)>,
 }
 
 /// What goes into one header (after PAX overflow decisions).
@@ -159,7 +168,7 @@ impl<W: Write> TarWriter<'_, W> {
     fn add(&mut self, root: &Path, rel: &Path, seen: Seen) -> Result<u32> {
         let host = root.join(rel);
         let mut opened = match seen {
-            Seen::File => open_regular(&host)?,
+            Seen::File => self.open_in_dir(root, rel, &host)?,
             Seen::Dir | Seen::Other => None,
         };
         let mut meta = match &opened {
@@ -169,7 +178,11 @@ impl<W: Write> TarWriter<'_, W> {
         let t = meta.file_type();
         let mut name = rel.as_os_str().as_bytes().to_vec();
         let mut records = BTreeMap::new();
-        for (k, v) in sys::list_xattrs(&host).map_err(Error::fs("read xattrs of", &host))? {
+        let xattrs = match &opened {
+            Some((file, _)) => sys::list_fd_xattrs(file.as_fd()),
+            None => sys::list_xattrs(&host),
+        };
+        for (k, v) in xattrs.map_err(Error::fs("read xattrs of", &host))? {
             records.insert([b"SCHILY.xattr.".as_slice(), &k].concat(), v);
         }
         let mut file = None;
@@ -181,7 +194,7 @@ impl<W: Write> TarWriter<'_, W> {
         } else if t.is_file() {
             let (opened, fstat) = match opened.take() {
                 Some(done) => done,
-                None => open_regular(&host)?.ok_or_else(|| {
+                None => open_regular(CWD, &host, &host)?.ok_or_else(|| {
                     Error::fs("archive", &host)(io::Error::other("no longer a regular file"))
                 })?,
             };
@@ -225,6 +238,30 @@ impl<W: Write> TarWriter<'_, W> {
             self.content(file, size, &host)?;
         }
         Ok(fields.mode)
+    }
+
+    /// Opens `root/rel` (`host`) if it is a regular file, by name in a descriptor of its
+    /// directory (see [`open_regular`]).
+    fn open_in_dir(
+        &mut self,
+        root: &Path,
+        rel: &Path,
+        host: &Path,
+    ) -> Result<Option<(File, fs::Metadata)>> {
+        let (Some(parent), Some(base)) = (rel.parent(), rel.file_name()) else {
+            return open_regular(CWD, host, host);
+        };
+        if self.dir.as_ref().is_none_or(|(cached, _)| cached != parent) {
+            let dir = root.join(parent);
+            let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+            let fd = rustix::fs::open(&dir, flags, Mode::empty())
+                .map_err(|e| Error::fs("open directory", &dir)(e.into()))?;
+            self.dir = Some((parent.to_path_buf(), fd));
+        }
+        match &self.dir {
+            Some((_, fd)) => open_regular(fd.as_fd(), Path::new(base), host),
+            None => open_regular(CWD, host, host),
+        }
     }
 
     /// For the second and later names of a multiply-linked inode, the first name.
@@ -353,37 +390,25 @@ impl<W: Write> TarWriter<'_, W> {
     }
 }
 
-/// Opens `host` if it is a regular file, with its fstat: O_NOFOLLOW and O_NONBLOCK,
-/// so a name swapped for a symlink or a FIFO since the walk is neither followed nor
-/// waited on, and the fstat says what was opened. `None`: it is something else now
-/// (the caller looks at it with lstat).
-fn open_regular(host: &Path) -> Result<Option<(File, fs::Metadata)>> {
-    let opened = match fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(open_flags())
-        .open(host)
-    {
-        Ok(f) => f,
-        Err(e) => {
-            // ELOOP: a symlink now; ENXIO: a socket.
-            let code = e.raw_os_error();
-            let other_now = [rustix::io::Errno::LOOP, rustix::io::Errno::NXIO]
-                .iter()
-                .any(|n| Some(n.raw_os_error()) == code);
-            return if other_now {
-                Ok(None)
-            } else {
-                Err(Error::fs("open", host)(e))
-            };
-        }
+/// Opens `name` in directory `dir` (`host` is its full path, for errors) if it is a
+/// regular file, with its fstat: O_NOFOLLOW and O_NONBLOCK, so a name swapped for a
+/// symlink or a FIFO since the walk is neither followed nor waited on, and the fstat
+/// says what was opened. `None`: it is something else now (the caller looks at it with
+/// lstat).
+fn open_regular(
+    dir: BorrowedFd<'_>,
+    name: &Path,
+    host: &Path,
+) -> Result<Option<(File, fs::Metadata)>> {
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let opened = match rustix::fs::openat(dir, name, flags, Mode::empty()) {
+        Ok(fd) => File::from(fd),
+        // ELOOP: a symlink now; ENXIO: a socket.
+        Err(Errno::LOOP | Errno::NXIO) => return Ok(None),
+        Err(e) => return Err(Error::fs("open", host)(e.into())),
     };
     let meta = opened.metadata().map_err(Error::fs("stat", host))?;
     Ok(meta.is_file().then_some((opened, meta)))
-}
-
-/// Extra open flags for file content: `O_NOFOLLOW | O_NONBLOCK`.
-fn open_flags() -> i32 {
-    (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32
 }
 
 /// One PAX record: `"<len> <key>=<value>\n"`, where `<len>` counts the whole record.

@@ -287,3 +287,26 @@ fn a_file_swapped_after_the_walk_is_archived_as_what_it_became() {
     assert!(swapped.data.is_empty(), "the link was not followed");
     assert_eq!(by_name("socket"), None, "sockets are skipped, as tar does");
 }
+
+#[test]
+fn files_are_read_from_the_directory_they_are_in_as_the_walk_moves_between_directories() {
+    // Regular files are opened by name in a descriptor of their directory, kept from one
+    // file to the next: every file must still come from its own directory, including
+    // after a subdirectory and back, at the top and with names shared across directories.
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    for d in ["a", "a/sub", "b"] {
+        fs::create_dir(root.join(d)).unwrap();
+    }
+    let files = ["top", "a/f", "a/sub/f", "a/z", "b/f", "z"];
+    for f in files {
+        fs::write(root.join(f), format!("content of {f}")).unwrap();
+    }
+    let tar = tar_of(Changes::Tree(root), None);
+    let l = list_tar(&tar);
+    for f in files {
+        let e = l.iter().find(|e| e.path == f).unwrap();
+        assert_eq!(e.data, format!("content of {f}").into_bytes(), "{f}");
+    }
+    assert_eq!(l.iter().filter(|e| e.kind == '0').count(), files.len());
+}

@@ -24,10 +24,11 @@
 
 use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 mod meta;
 mod whiteout;
@@ -82,41 +83,147 @@ pub struct Applied {
 }
 
 /// Applies the layer read from `layer` to the directory `target`.
-pub fn apply_layer(layer: impl Read, target: &Path, opts: &ApplyOptions) -> Result<Applied> {
+///
+/// The layer stream is read, hashed and decompressed on a thread of its own
+/// ([`inflate`]), which hands the tar to this one in [`CHUNK`]-sized pieces: on an empty
+/// store, decompressing a base layer and creating its files (this thread and the
+/// writers') then overlap instead of taking turns.
+pub fn apply_layer(layer: impl Read + Send, target: &Path, opts: &ApplyOptions) -> Result<Applied> {
     let read_err = |source| Error::ReadLayer { source };
-    let mut raw = HashRead::new(layer);
-    let decompressed = decoder(&mut raw, opts.compression).map_err(read_err)?;
-    let tar_stream = HashRead::new(BufReader::with_capacity(256 * 1024, decompressed));
-    let mut reader = TarReader::new(tar_stream);
     let walker = DirWalker::new(target).map_err(Error::fs("open", target))?;
-    let entries = std::thread::scope(|scope| {
-        let mut ap = Applier {
-            walker,
-            mode: opts.whiteouts,
-            written: HashSet::new(),
-            dirs: Vec::new(),
-            writers: Writers::start(scope),
+    let compression = opts.compression;
+    let (entries, diff_id, raw) = std::thread::scope(|scope| {
+        let (tx, rx) = sync_channel(IN_FLIGHT);
+        let inflating = scope.spawn(move || inflate(layer, compression, &tx));
+        let mut reader = TarReader::new(HashRead::new(Chunks::new(rx)));
+        let applied = apply_entries(&mut reader, walker, opts.whiteouts, scope);
+        // Hash what follows the end-of-archive blocks too: the digests cover every byte.
+        let rest = applied.and_then(|entries| {
+            let mut tar_stream = reader.into_inner();
+            io::copy(&mut tar_stream, &mut io::sink()).map_err(read_err)?;
+            Ok((entries, tar_stream.finish().0))
+        });
+        // On an error the receiver is gone by now (dropped with `reader`), so the
+        // inflating thread stops at its next chunk.
+        let raw = match inflating.join() {
+            Ok(raw) => raw,
+            Err(panic) => std::panic::resume_unwind(panic),
         };
-        let mut entries = 0;
-        while let Some(header) = reader.next_entry()? {
-            ap.entry(&header, &mut reader)?;
-            entries += 1;
-        }
-        ap.finish()?;
-        Ok::<_, Error>(entries)
+        rest.map(|(entries, diff_id)| (entries, diff_id, raw))
     })?;
-    // Hash what follows the end-of-archive blocks too: the digests cover every byte.
-    let mut tar_stream = reader.into_inner();
-    io::copy(&mut tar_stream, &mut io::sink()).map_err(read_err)?;
-    let (diff_id, _) = tar_stream.finish(); // also ends the decoder's borrow of `raw`
-    io::copy(&mut raw, &mut io::sink()).map_err(read_err)?;
-    let (digest, size) = raw.finish();
+    let (digest, size) = raw.map_err(read_err)?;
     Ok(Applied {
         digest,
         diff_id,
         size,
         entries,
     })
+}
+
+/// Pieces of decompressed tar handed from [`inflate`] to the applier.
+const CHUNK: usize = 256 * 1024;
+/// Pieces in flight at most (memory: `IN_FLIGHT + 2` pieces).
+const IN_FLIGHT: usize = 4;
+
+/// Applies every entry of `reader` with the writer threads of `scope`; the entry count.
+fn apply_entries<'s, R: Read>(
+    reader: &mut TarReader<R>,
+    walker: DirWalker,
+    mode: WhiteoutMode,
+    scope: &'s std::thread::Scope<'s, '_>,
+) -> Result<u64> {
+    let mut ap = Applier {
+        walker,
+        mode,
+        written: HashSet::new(),
+        dirs: Vec::new(),
+        writers: Writers::start(scope),
+    };
+    let mut entries = 0;
+    while let Some(header) = reader.next_entry()? {
+        ap.entry(&header, reader)?;
+        entries += 1;
+    }
+    ap.finish()?;
+    Ok(entries)
+}
+
+/// Reads `layer` to its end, hashing it, and sends its decompressed bytes to `tx` in
+/// pieces of [`CHUNK`]; a read or decompression error is sent as the last piece. The
+/// layer's digest and size, once every byte was read (also those after the compressed
+/// stream), or the error; stops early, with an error, when the receiver is gone.
+fn inflate(
+    layer: impl Read,
+    compression: Option<Compression>,
+    tx: &SyncSender<io::Result<Vec<u8>>>,
+) -> io::Result<(Digest, u64)> {
+    let gone = || io::Error::other("the layer's reader stopped");
+    let mut raw = HashRead::new(layer);
+    let mut decompressed = match decoder(&mut raw, compression) {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = tx.send(Err(io::Error::new(e.kind(), e.to_string())));
+            return Err(e);
+        }
+    };
+    loop {
+        let mut chunk = vec![0u8; CHUNK];
+        let mut filled = 0;
+        while filled < CHUNK {
+            match decompressed.read(&mut chunk[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let _ = tx.send(Err(io::Error::new(e.kind(), e.to_string())));
+                    return Err(e);
+                }
+            }
+        }
+        if filled == 0 {
+            break;
+        }
+        chunk.truncate(filled);
+        tx.send(Ok(chunk)).map_err(|_| gone())?;
+    }
+    drop(decompressed); // ends its borrow of `raw`
+    io::copy(&mut raw, &mut io::sink())?;
+    Ok(raw.finish())
+}
+
+/// The receiving end of [`inflate`] as a reader.
+struct Chunks {
+    rx: Receiver<io::Result<Vec<u8>>>,
+    chunk: Vec<u8>,
+    pos: usize,
+}
+
+impl Chunks {
+    fn new(rx: Receiver<io::Result<Vec<u8>>>) -> Self {
+        Chunks {
+            rx,
+            chunk: Vec::new(),
+            pos: 0,
+        }
+    }
+}
+
+impl Read for Chunks {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.chunk.len() {
+            match self.rx.recv() {
+                Ok(next) => {
+                    self.chunk = next?;
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(0), // the stream ended
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.pos);
+        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
 }
 
 /// A reader that hashes what it reads.

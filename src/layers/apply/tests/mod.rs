@@ -242,5 +242,46 @@ fn trailing_garbage_is_hashed() {
     assert_eq!(applied.entries, 1);
 }
 
+#[test]
+fn a_refused_entry_ends_the_apply_while_much_of_the_layer_is_still_unread() {
+    // The layer is decompressed on a thread of its own, a few pieces ahead: a refusal
+    // near the start must end the apply (and that thread), not wait for the rest.
+    let big = vec![7u8; (IN_FLIGHT + 4) * CHUNK];
+    let tar = raw_tar(&[
+        Raw::File("a", b"1"),
+        Raw::File("../x", b"2"),
+        Raw::File("big", &big),
+    ]);
+    for compression in [Compression::None, Compression::Gzip { level: 1 }] {
+        let mut layer = Vec::new();
+        let mut enc = crate::layers::compress::Encoder::new(compression, &mut layer, 1).unwrap();
+        enc.write_all(&tar).unwrap();
+        enc.finish().unwrap();
+        let s = sandbox();
+        assert_refused(&s, &layer, UnsafeReason::EscapesRoot);
+        assert!(!s.root.join("big").exists());
+    }
+}
+
+#[test]
+fn a_cut_stream_fails_naming_the_entry_it_cut() {
+    let big = vec![7u8; 3 * CHUNK];
+    let tar = raw_tar(&[Raw::File("a", b"1"), Raw::File("big", &big)]);
+    let mut layer = Vec::new();
+    let mut enc = flate2::write::GzEncoder::new(&mut layer, flate2::Compression::fast());
+    enc.write_all(&tar).unwrap();
+    enc.finish().unwrap();
+    let cut = layer.len() - 40;
+    layer.truncate(cut);
+    let s = sandbox();
+    match apply_layer(&layer[..], &s.root, &OVERLAY) {
+        Err(Error::Apply { entry, source, .. }) => {
+            assert_eq!(entry, "big");
+            assert_eq!(source.kind(), io::ErrorKind::UnexpectedEof);
+        }
+        other => panic!("expected the cut entry's error, got {other:?}"),
+    }
+}
+
 mod hostile;
 mod order;
