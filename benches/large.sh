@@ -162,7 +162,35 @@ case_settled() {
         | tee -a "$OUT/fresh-summary.md"
     done
   done
+  run_floor "$w" "$settle"
   $D rmi -f large-settled-many large-settled-run >/dev/null 2>&1 || true
+}
+
+# The floor of the RUN writing 100k files, settled like the builders' runs: the same
+# command by busybox sh, chrooted into a `volatile` overlay on the busybox rootfs (the
+# step's own work), then what the issue names as the commit's floor, `tar -cf - | sha256sum`
+# of the upperdir, and a flush of the filesystem (`sync -f`).
+run_floor() {
+  local w=$1 settle=$2 d=$1/runfloor rootfs=/tmp/rbuild-peers/oci/busybox-rootfs.tar.gz
+  [ -f "$rootfs" ] || { echo "run floor: no $rootfs (../shared/peers/setup.sh)" >&2; return 0; }
+  cat >"$w/runfloor-prepare.sh" <<PREP
+set -e; rm -rf $d; mkdir -p $d/lower $d/upper $d/work $d/merged; tar -xzf $rootfs -C $d/lower
+PREP
+  cat >"$w/runfloor.sh" <<'RUN'
+set -e; d=$1
+mount -t overlay overlay -o "lowerdir=$d/lower,upperdir=$d/upper,workdir=$d/work,volatile" "$d/merged"
+chroot "$d/merged" /bin/sh -c 'mkdir /m && cd /m && for i in $(seq 1 100000); do echo $i > f$i; done'
+umount "$d/merged"
+tar -cf - -C "$d/upper" . | sha256sum >/dev/null
+sync -f "$d/upper"
+RUN
+  hyperfine -S bash --runs 1 --export-json "$OUT/settled-run-floor.json" \
+    -n "run-many-files cold, settled floor" \
+    --prepare "bash $w/runfloor-prepare.sh; sync; sleep $settle" "bash $w/runfloor.sh $d" \
+    >>"$OUT/hyperfine.log" 2>&1
+  jq -r '.results[0] | "\(.command): \(.median*100|round/100) s (sh loop in a volatile overlay + tar | sha256sum + sync -f)"' \
+    "$OUT/settled-run-floor.json" | tee -a "$OUT/fresh-summary.md"
+  rm -rf "$d"
 }
 
 # The floor of `touch` for a builder that checks a snapshot before its first use in a
@@ -257,6 +285,10 @@ for name in sorted(times):
     for peer, t in sorted(times[name].items()):
         if peer not in ("rbuild", "buildkit"):
             print(f"| {name} {peer} | {fmt(t)} |")
+for name in sorted(times):
+    r = times[name]
+    if "rbuild" in r and "floor" in r:
+        print(f"\n{name}: rbuild {stat(r['rbuild'])[0] / stat(r['floor'])[0]:.2f}x of its floor")
 fresh = times.get("fresh-store first build", {}).get("rbuild")
 for name in sorted(times):
     for peer, t in times[name].items():
