@@ -85,7 +85,7 @@ pub struct Applied {
 /// Applies the layer read from `layer` to the directory `target`.
 ///
 /// The layer stream is read, hashed and decompressed on a thread of its own
-/// ([`inflate`]), which hands the tar to this one in [`CHUNK`]-sized pieces: on an empty
+/// (`inflate`), which hands the tar to this one in 256 KiB pieces: on an empty
 /// store, decompressing a base layer and creating its files (this thread and the
 /// writers') then overlap instead of taking turns.
 pub fn apply_layer(layer: impl Read + Send, target: &Path, opts: &ApplyOptions) -> Result<Applied> {
