@@ -251,17 +251,17 @@ impl<W: Write> TarWriter<'_, W> {
         let (Some(parent), Some(base)) = (rel.parent(), rel.file_name()) else {
             return open_regular(CWD, host, host);
         };
-        if self.dir.as_ref().is_none_or(|(cached, _)| cached != parent) {
-            let dir = root.join(parent);
-            let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-            let fd = rustix::fs::open(&dir, flags, Mode::empty())
-                .map_err(|e| Error::fs("open directory", &dir)(e.into()))?;
-            self.dir = Some((parent.to_path_buf(), fd));
-        }
-        match &self.dir {
-            Some((_, fd)) => open_regular(fd.as_fd(), Path::new(base), host),
-            None => open_regular(CWD, host, host),
-        }
+        let (_, fd) = match &mut self.dir {
+            Some(cached) if cached.0 == parent => cached,
+            slot => {
+                let dir = root.join(parent);
+                let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+                let fd = rustix::fs::open(&dir, flags, Mode::empty())
+                    .map_err(|e| Error::fs("open directory", &dir)(e.into()))?;
+                slot.insert((parent.to_path_buf(), fd))
+            }
+        };
+        open_regular(fd.as_fd(), Path::new(base), host)
     }
 
     /// For the second and later names of a multiply-linked inode, the first name.

@@ -157,38 +157,34 @@ fn inflate(
     compression: Option<Compression>,
     tx: &SyncSender<io::Result<Vec<u8>>>,
 ) -> io::Result<(Digest, u64)> {
-    let gone = || io::Error::other("the layer's reader stopped");
     let mut raw = HashRead::new(layer);
-    let mut decompressed = match decoder(&mut raw, compression) {
-        Ok(d) => d,
-        Err(e) => {
-            let _ = tx.send(Err(io::Error::new(e.kind(), e.to_string())));
-            return Err(e);
-        }
-    };
-    loop {
-        let mut chunk = vec![0u8; CHUNK];
-        let mut filled = 0;
-        while filled < CHUNK {
-            match decompressed.read(&mut chunk[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    let _ = tx.send(Err(io::Error::new(e.kind(), e.to_string())));
-                    return Err(e);
-                }
-            }
-        }
-        if filled == 0 {
-            break;
-        }
-        chunk.truncate(filled);
-        tx.send(Ok(chunk)).map_err(|_| gone())?;
+    if let Err(e) = send_decompressed(&mut raw, compression, tx) {
+        // The applier sees the error where the tar stops (a copy: the error is ours too).
+        let _ = tx.send(Err(io::Error::new(e.kind(), e.to_string())));
+        return Err(e);
     }
-    drop(decompressed); // ends its borrow of `raw`
     io::copy(&mut raw, &mut io::sink())?;
     Ok(raw.finish())
+}
+
+/// Sends the decompressed stream of `raw` to `tx`, piece by piece, to its end.
+fn send_decompressed(
+    raw: &mut impl Read,
+    compression: Option<Compression>,
+    tx: &SyncSender<io::Result<Vec<u8>>>,
+) -> io::Result<()> {
+    let mut decompressed = decoder(raw, compression)?;
+    loop {
+        let mut chunk = Vec::with_capacity(CHUNK);
+        (&mut decompressed)
+            .take(CHUNK as u64)
+            .read_to_end(&mut chunk)?;
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        tx.send(Ok(chunk))
+            .map_err(|_| io::Error::other("the layer's reader stopped"))?;
+    }
 }
 
 /// The receiving end of [`inflate`] as a reader.
