@@ -23,7 +23,7 @@
 //! cli/      command-line edge: flags -> options, rendering of results and errors
 //! reexec    hidden helper entry points (the RUN sandbox), dispatched first by main.rs
 //! userns    rootless: a non-root user's command re-run as root of a user namespace
-//! leaves:   image/ (config/manifest/index types, canonical JSON), digest, fs_error
+//! leaves:   image/ (config/manifest/index types, canonical JSON), digest, fs_error, cpus
 //! ```
 //!
 //! `ARCHITECTURE.md` has the full map.
@@ -31,6 +31,7 @@
 pub mod cache;
 pub mod cli;
 pub mod context;
+pub mod cpus;
 pub mod digest;
 pub mod executor;
 pub mod fs_error;

@@ -67,7 +67,7 @@ pub(super) fn list(full: &Path, split: bool) -> Listing {
 
 /// Threads worth using for `lstat` calls.
 pub(super) fn threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+    crate::cpus::available().min(8)
 }
 
 fn thread_failed(dir: &Path) -> Error {

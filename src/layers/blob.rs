@@ -155,7 +155,7 @@ fn copy_all(mut from: impl Read, to: &mut impl Write) -> Result<()> {
 /// Worker threads for `opts`: 0 means one per available core.
 fn threads(opts: &WriteOptions) -> usize {
     match opts.threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        0 => crate::cpus::available(),
         n => n,
     }
 }

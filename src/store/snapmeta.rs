@@ -259,7 +259,7 @@ fn stat_all<'n>(
         )
         .map_err(|e| (name, e))
     };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    let threads = crate::cpus::available().min(4);
     if names.len() < PARALLEL_STAT || threads < 2 {
         return names.iter().map(one).collect();
     }

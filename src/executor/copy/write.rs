@@ -201,10 +201,7 @@ fn write_subdirs(
     how: &How<'_>,
     state: Dest,
 ) -> Result<()> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(WRITERS)
-        .min(subdirs.len());
+    let threads = crate::cpus::available().min(WRITERS).min(subdirs.len());
     if threads < 2 || !PARALLEL.with(|p| p.get()) {
         return subdirs
             .iter()

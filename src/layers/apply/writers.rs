@@ -73,7 +73,7 @@ impl Writers {
     /// Starts up to two writer threads in `scope`.
     pub(super) fn start<'s>(scope: &'s Scope<'s, '_>) -> Self {
         let shared: Shared = Arc::default();
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(2));
+        let threads = crate::cpus::available().min(2);
         let jobs = (threads > 1).then(|| {
             let (tx, rx) = sync_channel::<FileJob>(QUEUE);
             let rx = Arc::new(Mutex::new(rx));
