@@ -28,9 +28,12 @@
 #      RBUILD_NETWORK=host runs rbuild's RUN steps on the host's network too; `docker
 #      builder prune -af` first, which empties dockerd's whole build cache; bases already
 #      local) and prints seconds side by side, with the seconds rbuild spent making
-#      layers; `--runs N` builds each case N times with each builder, one after the
-#      other, and prints the medians and every run (single runs swing by up to 30 %
-#      here: downloads, and this disk).
+#      layers and the seconds each builder's RUN steps ran their commands (summed over
+#      stages: the floor of a build that is its own apt, pip, npm and compilers, where
+#      its stages do not overlap) with rbuild's ratio to the lower of the two; `--runs
+#      N` builds each case N times with each builder, one after the other, and prints
+#      the medians and every run (single runs swing by up to 30 % here: downloads, and
+#      this disk).
 # Takes 3 to 4 minutes with the rootfs and bases cached (3 more to make them), about
 # twice that with --compare (and N times that with --runs N); most of it is apt, pip and
 # npm downloads and compiling.
@@ -748,23 +751,36 @@ median() {
 # COMPARE_RUNS - 1 more by this one, whose first is the checked build of SECONDS, LOG);
 # adds the case's row of medians and runs to COMPARE_ROWS.
 compare_case() {
-  local c=$1 logf=$3 i
-  local mine=("$2") others=() layers=()
-  [ "$BUILDER" = rbuild ] && layers+=("$(layer_seconds "$logf")")
+  local c=$1 logf=$3 i log
+  local mine=("$2") others=() layers=() rb_cmds=() bk_cmds=()
+  note_run "$BUILDER" "$logf"
   for ((i = 1; i <= COMPARE_RUNS; i++)); do
     if ((i > 1)); then
       log "case $c: run $i of $COMPARE_RUNS with $BUILDER"
-      mine+=("$(timed "$BUILDER" "$c" "$LOGS/$c.$BUILDER.run$i.log")")
-      [ "$BUILDER" = rbuild ] && layers+=("$(layer_seconds "$LOGS/$c.$BUILDER.run$i.log")")
+      log=$LOGS/$c.$BUILDER.run$i.log
+      mine+=("$(timed "$BUILDER" "$c" "$log")")
+      note_run "$BUILDER" "$log"
     fi
     log "case $c: the same build with $OTHER, for the comparison (run $i of $COMPARE_RUNS)"
-    others+=("$(timed "$OTHER" "$c" "$LOGS/$c.$OTHER.log")")
-    [ "$OTHER" = rbuild ] && layers+=("$(layer_seconds "$LOGS/$c.$OTHER.log")")
+    log=$LOGS/$c.$OTHER.run$i.log
+    others+=("$(timed "$OTHER" "$c" "$log")")
+    note_run "$OTHER" "$log"
   done
   local rb=("${mine[@]}") bk=("${others[@]}")
   if [ "$BUILDER" != rbuild ]; then rb=("${others[@]}") bk=("${mine[@]}"); fi
   COMPARE_ROWS+=("$c $(median "${bk[@]}") $(median "${rb[@]}") $(median "${layers[@]}") \
-$(IFS=/; echo "${bk[*]}") $(IFS=/; echo "${rb[*]}")")
+$(median "${rb_cmds[@]}") $(median "${bk_cmds[@]}") $(IFS=/; echo "${bk[*]}") $(IFS=/; echo "${rb[*]}")")
+}
+
+# note_run BUILDER LOG: adds what the timed build's log says to compare_case's lists:
+# rbuild's layer seconds and both builders' command seconds.
+note_run() {
+  if [ "$1" = rbuild ]; then
+    layers+=("$(layer_seconds "$2")")
+    rb_cmds+=("$(command_seconds "$2")")
+  else
+    bk_cmds+=("$(command_seconds "$2")")
+  fi
 }
 
 run_case() {
@@ -814,17 +830,39 @@ layer_seconds() {
          sum += substr($0, RSTART + 7, RLENGTH - 9) } END { printf "%.1f", sum }' "$1"
 }
 
+# command_seconds LOG: the seconds the timed build's RUN steps ran their commands: the
+# floor of a build that is its apt, pip, npm and compilers. From plain progress, both
+# builders' (`#ID [stage n/m] RUN …`, then `#ID DONE Xs`): BuildKit's step seconds
+# (its commit of the step's files included), rbuild's minus the step's `(layer Ys)`.
+command_seconds() {
+  [ -f "$1" ] || { echo -; return 0; }
+  awk '/^=== delivery/ { exit }
+       $1 ~ /^#[0-9.]+$/ && !($1 in seen) { seen[$1] = 1; if ($0 ~ /^#[0-9.]+ \[[^]]*\] RUN /) run[$1] = 1 }
+       $1 in run && $2 == "DONE" {
+         t = $3; sub(/s$/, "", t); sum += t
+         if (match($0, /\(layer [0-9.]+s\)/)) sum -= substr($0, RSTART + 7, RLENGTH - 9)
+       }
+       END { printf "%.1f", sum }' "$1"
+}
+
 print_comparison() {
-  local row c bk rb layers bk_runs rb_runs
+  local row c bk rb layers rb_cmds bk_cmds bk_runs rb_runs
   echo
   echo "Cold builds, empty build cache, bases local (seconds of the build command, median of"
-  echo "$COMPARE_RUNS run(s); layers: of rbuild's, the seconds its steps spent making layers):"
-  printf '%-34s %10s %10s %8s %8s   %s\n' Dockerfile BuildKit rbuild ratio layers "runs (BuildKit; rbuild)"
+  echo "$COMPARE_RUNS run(s); layers: of rbuild's, the seconds its steps spent making layers;"
+  echo "cmds: the seconds the RUN steps ran their commands, rbuild's and BuildKit's, summed"
+  echo "over stages: the floor of builds that are their own apt, pip, npm and compilers where"
+  echo "stages do not overlap; rb/cmd: rbuild's seconds over the lower of the two):"
+  printf '%-34s %9s %9s %6s %7s %9s %9s %7s   %s\n' Dockerfile BuildKit rbuild ratio layers \
+    "cmds rb" "cmds bk" "rb/cmd" "runs (BuildKit; rbuild)"
   for row in "${COMPARE_ROWS[@]}"; do
-    read -r c bk rb layers bk_runs rb_runs <<<"$row"
-    printf '%-34s %10s %10s %8s %8s   %s\n' "$c" "$bk" "$rb" \
+    read -r c bk rb layers rb_cmds bk_cmds bk_runs rb_runs <<<"$row"
+    printf '%-34s %9s %9s %6s %7s %9s %9s %7s   %s\n' "$c" "$bk" "$rb" \
       "$(awk -v a="$bk" -v b="$rb" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", b / a; else print "-" }')" \
-      "${layers:--}" "$bk_runs; $rb_runs"
+      "${layers:--}" "$rb_cmds" "$bk_cmds" \
+      "$(awk -v r="$rb" -v x="$rb_cmds" -v y="$bk_cmds" 'BEGIN { f = x + 0; if (y + 0 < f) f = y + 0
+         if (f >= 1 && r + 0 > 0) printf "%.2f", r / f; else print "-" }')" \
+      "$bk_runs; $rb_runs"
   done
 }
 

@@ -16,7 +16,8 @@
 //!   registry repository holds it (fetched by the registry module on first use);
 //! - a work dir whose process died is removed by the next [`Store::open`];
 //! - integrity: a snapshot is fingerprinted at commit and checked at its first use in a
-//!   process (`snapmeta.rs`); [`check`] verifies the whole store (`rbuild store check`).
+//!   process (`snapmeta.rs`, its walk reading directories ahead on other threads:
+//!   `treewalk.rs`); [`check`] verifies the whole store (`rbuild store check`).
 //!
 //! - garbage collection: a build holds `locks/gc.lock` shared, a prune exclusively
 //!   (`gc.rs`); [`usage`] measures what the store holds, exactly (`du -sB1`).
@@ -40,6 +41,7 @@ mod snapmeta;
 mod snapshots;
 #[cfg(test)]
 pub(crate) mod testutil;
+mod treewalk;
 pub mod usage;
 mod workdir;
 

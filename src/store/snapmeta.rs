@@ -31,17 +31,17 @@
 //!
 //! [`Store::prepare_snapshot`]: super::Store::prepare_snapshot
 
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::OsString;
 use std::fs;
 use std::io::Write;
-use std::os::fd::OwnedFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Statx as Stat, StatxFlags};
+use rustix::fs::{FileType, Statx as Stat};
 use serde::{Deserialize, Serialize};
 
 use super::error::{Error, Result};
+use super::treewalk::walk_sorted;
 use crate::digest::{Digest, Hasher};
 use crate::fs_error::FsError;
 
@@ -165,23 +165,18 @@ pub struct Fingerprint {
     pub entries: u64,
 }
 
-/// Fingerprints the tree below `root` (see the module doc). Iterative, so a deep tree
-/// cannot overflow the stack; one directory open at a time, each entry `statx`ed by name
-/// relative to its directory (no path walk per entry: a 100k-file snapshot is checked
-/// before every build that uses it as a lower).
+/// Fingerprints the tree below `root` (see the module doc). Each entry is `statx`ed by
+/// name relative to its directory (no path walk per entry: a 100k-file snapshot is
+/// checked before every build that uses it as a lower), with directories read ahead
+/// on other threads (the store's `treewalk`).
 pub fn fingerprint(root: &Path, version: FingerprintVersion) -> Result<Fingerprint> {
     let mut hasher = Hasher::new(std::io::sink());
     let mut entries = 0u64;
-    let mut stack: Vec<(PathBuf, Stat)> = children(root, Path::new(""))?;
-    while let Some((rel, stat)) = stack.pop() {
-        let record = entry_record(&rel, &stat, version);
+    walk_sorted(root, |rel, stat| {
         // invariant: writing to a hasher over `io::sink` cannot fail.
-        let _ = hasher.write_all(&record);
+        let _ = hasher.write_all(&entry_record(rel, stat, version));
         entries += 1;
-        if FileType::from_raw_mode(u32::from(stat.stx_mode)) == FileType::Directory {
-            stack.extend(children(root, &rel)?);
-        }
-    }
+    })?;
     let (digest, _, _) = hasher.finish();
     Ok(Fingerprint { digest, entries })
 }
@@ -209,82 +204,6 @@ fn entry_record(rel: &Path, stat: &Stat, version: FingerprintVersion) -> Vec<u8>
         record.extend_from_slice(&n.to_le_bytes());
     }
     record
-}
-
-/// Directories with at least this many entries have them `statx`ed on several threads.
-const PARALLEL_STAT: usize = 4096;
-
-/// The children of `root/rel` with their `lstat`, sorted descending (popped ascending).
-fn children(root: &Path, rel: &Path) -> Result<Vec<(PathBuf, Stat)>> {
-    let dir = root.join(rel);
-    let fd = rfs::open(
-        &dir,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| Error::fs("open directory", &dir)(e.into()))?;
-    let mut names = Vec::new();
-    let listing =
-        rfs::Dir::read_from(&fd).map_err(|e| Error::fs("read directory", &dir)(e.into()))?;
-    for entry in listing {
-        let entry = entry.map_err(|e| Error::fs("read directory", &dir)(e.into()))?;
-        let name = entry.file_name();
-        if name != c"." && name != c".." {
-            names.push(name.to_owned());
-        }
-    }
-    names.sort_by(|a, b| b.as_bytes().cmp(a.as_bytes()));
-    let stats = stat_all(&fd, &names).map_err(|(name, e)| {
-        Error::fs("stat", dir.join(OsStr::from_bytes(name.to_bytes())))(e.into())
-    })?;
-    Ok(names
-        .iter()
-        .zip(stats)
-        .map(|(name, stat)| (rel.join(OsStr::from_bytes(name.to_bytes())), stat))
-        .collect())
-}
-
-/// `lstat` of each of `names` in directory `fd`, in order; a large directory's on up to
-/// four threads (one `statx` per entry is most of a fingerprint).
-fn stat_all<'n>(
-    fd: &OwnedFd,
-    names: &'n [CString],
-) -> std::result::Result<Vec<Stat>, (&'n CString, rustix::io::Errno)> {
-    let one = |name: &'n CString| {
-        rfs::statx(
-            fd,
-            name.as_c_str(),
-            AtFlags::SYMLINK_NOFOLLOW,
-            StatxFlags::BASIC_STATS,
-        )
-        .map_err(|e| (name, e))
-    };
-    let threads = crate::cpus::available().min(4);
-    if names.len() < PARALLEL_STAT || threads < 2 {
-        return names.iter().map(one).collect();
-    }
-    let chunk = names.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let parts: Vec<_> = names
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(one)
-                        .collect::<std::result::Result<Vec<_>, _>>()
-                })
-            })
-            .collect();
-        let mut out = Vec::with_capacity(names.len());
-        for part in parts {
-            // invariant: `one` does not panic; a panic is the thread's to report.
-            out.extend(
-                part.join()
-                    .unwrap_or_else(|p| std::panic::resume_unwind(p))?,
-            );
-        }
-        Ok(out)
-    })
 }
 
 /// A path as JSON-safe text: bytes outside printable ASCII, and `%`, become `%XX`.
@@ -327,6 +246,8 @@ pub fn unescape_path(text: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::treewalk::PARALLEL_STAT;
+    use std::ffi::OsStr;
 
     /// The fingerprint as version 1 sidecars recorded it: path-based `lstat` of each
     /// entry, depth-first, names ascending, the ctime of every entry.

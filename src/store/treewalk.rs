@@ -1,0 +1,334 @@
+//! A depth-first walk of a directory tree in sorted order, with every entry's `lstat`,
+//! for snapshot fingerprints.
+//!
+//! Most of a fingerprint is the kernel's work: reading each directory and one `statx`
+//! per entry (~2.5 µs here; a node base of 37,000 entries took 100 ms on one thread).
+//! The visit order is fixed (names ascending, a directory's subtree before its next
+//! sibling), so the visitor runs on the caller's thread while worker threads read
+//! directories ahead of it:
+//!
+//! - whoever lists a directory (a worker or the caller) queues its subdirectories on a
+//!   last-in-first-out queue, the first in visit order on top, so the workers move
+//!   through the tree in about the order the caller visits it;
+//! - the caller takes each directory's listing when it reaches it: finished, it is
+//!   used; being read, the caller waits for it; still queued, the caller reads it
+//!   itself, so it never waits for work nobody has started;
+//! - at most [`AHEAD`] finished listings wait for the caller; beyond that the workers
+//!   wait, so memory stays bounded by that many directories;
+//! - the first error the caller meets ends the walk, and the workers with it.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::{CString, OsStr};
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Statx as Stat, StatxFlags};
+
+use super::error::{Error, Result};
+use crate::fs_error::FsError;
+
+/// Finished listings that may wait for the caller.
+const AHEAD: usize = 64;
+/// Worker threads at most.
+const MAX_WORKERS: usize = 4;
+/// Directories with at least this many entries have them `statx`ed on several threads.
+pub(super) const PARALLEL_STAT: usize = 4096;
+
+/// One entry: its path relative to the root, and its `lstat`.
+pub(super) type Entry = (PathBuf, Stat);
+
+/// Calls `visit` for every entry below `root` (not the root itself), depth first,
+/// names ascending by bytes, each directory before its contents.
+pub(super) fn walk_sorted(root: &Path, visit: impl FnMut(&Path, &Stat)) -> Result<()> {
+    walk(root, crate::cpus::available().min(MAX_WORKERS), visit)
+}
+
+/// [`walk_sorted`] with `workers` threads reading ahead (none below 2).
+fn walk(root: &Path, workers: usize, mut visit: impl FnMut(&Path, &Stat)) -> Result<()> {
+    let ahead = ReadAhead::new(root, workers >= 2);
+    std::thread::scope(|scope| {
+        if ahead.enabled {
+            for _ in 0..workers {
+                scope.spawn(|| ahead.work());
+            }
+        }
+        let _stop = StopOnDrop(&ahead);
+        let mut stack = ahead.take(Path::new(""))?;
+        while let Some((rel, stat)) = stack.pop() {
+            visit(&rel, &stat);
+            if is_dir(&stat) {
+                stack.extend(ahead.take(&rel)?);
+            }
+        }
+        Ok(())
+    })
+}
+
+fn is_dir(stat: &Stat) -> bool {
+    FileType::from_raw_mode(u32::from(stat.stx_mode)) == FileType::Directory
+}
+
+/// The listings read ahead of the caller.
+struct ReadAhead<'r> {
+    root: &'r Path,
+    enabled: bool,
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    /// Directories to read, the next on top; an entry no longer in `queued` was taken
+    /// by the caller and is skipped.
+    queue: Vec<PathBuf>,
+    queued: HashSet<PathBuf>,
+    running: HashSet<PathBuf>,
+    done: HashMap<PathBuf, Result<Vec<Entry>>>,
+    stop: bool,
+}
+
+impl<'r> ReadAhead<'r> {
+    fn new(root: &'r Path, enabled: bool) -> Self {
+        ReadAhead {
+            root,
+            enabled,
+            state: Mutex::default(),
+            changed: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wait<'g>(&self, guard: MutexGuard<'g, State>) -> MutexGuard<'g, State> {
+        self.changed.wait(guard).unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The listing of `rel` (sorted descending: popped ascending), for the caller.
+    fn take(&self, rel: &Path) -> Result<Vec<Entry>> {
+        if !self.enabled {
+            return children(self.root, rel);
+        }
+        let mut state = self.lock();
+        loop {
+            if let Some(listing) = state.done.remove(rel) {
+                self.changed.notify_all();
+                return listing;
+            }
+            if !state.running.contains(rel) {
+                break;
+            }
+            state = self.wait(state);
+        }
+        state.queued.remove(rel);
+        drop(state);
+        let listing = children(self.root, rel);
+        if let Ok(entries) = &listing {
+            let mut state = self.lock();
+            queue_subdirs(&mut state, entries);
+            self.changed.notify_all();
+        }
+        listing
+    }
+
+    /// A worker: reads queued directories until the caller is done.
+    fn work(&self) {
+        let mut state = self.lock();
+        loop {
+            if state.stop {
+                return;
+            }
+            let next = if state.done.len() < AHEAD {
+                next_queued(&mut state)
+            } else {
+                None
+            };
+            let Some(rel) = next else {
+                state = self.wait(state);
+                continue;
+            };
+            state.running.insert(rel.clone());
+            drop(state);
+            let listing = children(self.root, &rel);
+            state = self.lock();
+            state.running.remove(&rel);
+            if let Ok(entries) = &listing {
+                queue_subdirs(&mut state, entries);
+            }
+            state.done.insert(rel, listing);
+            self.changed.notify_all();
+        }
+    }
+}
+
+/// Pops the next directory still queued.
+fn next_queued(state: &mut State) -> Option<PathBuf> {
+    while let Some(rel) = state.queue.pop() {
+        if state.queued.remove(&rel) {
+            return Some(rel);
+        }
+    }
+    None
+}
+
+/// Queues the subdirectories of a listing (sorted descending), the first in visit
+/// order on top.
+fn queue_subdirs(state: &mut State, entries: &[Entry]) {
+    for (rel, stat) in entries {
+        if is_dir(stat) {
+            state.queued.insert(rel.clone());
+            state.queue.push(rel.clone());
+        }
+    }
+}
+
+/// Ends the workers when the caller's walk ends, however it ends.
+struct StopOnDrop<'a, 'r>(&'a ReadAhead<'r>);
+
+impl Drop for StopOnDrop<'_, '_> {
+    fn drop(&mut self) {
+        self.0.lock().stop = true;
+        self.0.changed.notify_all();
+    }
+}
+
+/// The children of `root/rel` with their `lstat`, sorted descending (popped ascending).
+fn children(root: &Path, rel: &Path) -> Result<Vec<Entry>> {
+    let dir = root.join(rel);
+    let fd = rfs::open(
+        &dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::fs("open directory", &dir)(e.into()))?;
+    let mut names = Vec::new();
+    let listing =
+        rfs::Dir::read_from(&fd).map_err(|e| Error::fs("read directory", &dir)(e.into()))?;
+    for entry in listing {
+        let entry = entry.map_err(|e| Error::fs("read directory", &dir)(e.into()))?;
+        let name = entry.file_name();
+        if name != c"." && name != c".." {
+            names.push(name.to_owned());
+        }
+    }
+    names.sort_by(|a, b| b.as_bytes().cmp(a.as_bytes()));
+    let stats = stat_all(&fd, &names).map_err(|(name, e)| {
+        Error::fs("stat", dir.join(OsStr::from_bytes(name.to_bytes())))(e.into())
+    })?;
+    Ok(names
+        .iter()
+        .zip(stats)
+        .map(|(name, stat)| (rel.join(OsStr::from_bytes(name.to_bytes())), stat))
+        .collect())
+}
+
+/// `lstat` of each of `names` in directory `fd`, in order; a large directory's on up to
+/// four threads.
+fn stat_all<'n>(
+    fd: &OwnedFd,
+    names: &'n [CString],
+) -> std::result::Result<Vec<Stat>, (&'n CString, rustix::io::Errno)> {
+    let one = |name: &'n CString| {
+        rfs::statx(
+            fd,
+            name.as_c_str(),
+            AtFlags::SYMLINK_NOFOLLOW,
+            StatxFlags::BASIC_STATS,
+        )
+        .map_err(|e| (name, e))
+    };
+    let threads = crate::cpus::available().min(MAX_WORKERS);
+    if names.len() < PARALLEL_STAT || threads < 2 {
+        return names.iter().map(one).collect();
+    }
+    let chunk = names.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = names
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(one)
+                        .collect::<std::result::Result<Vec<_>, _>>()
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(names.len());
+        for part in parts {
+            // invariant: `one` does not panic; a panic is the thread's to report.
+            out.extend(
+                part.join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p))?,
+            );
+        }
+        Ok(out)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn visited(root: &Path, workers: usize) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        walk(root, workers, |rel, _| out.push(rel.to_path_buf())).unwrap();
+        out
+    }
+
+    /// A tree with more directories than `AHEAD`, some deep, some wide.
+    fn tree(root: &Path) {
+        for i in 0..40 {
+            for j in 0..5 {
+                fs::create_dir_all(root.join(format!("d{i:02}/s{j}/x"))).unwrap();
+                fs::write(root.join(format!("d{i:02}/s{j}/x/f")), b"").unwrap();
+            }
+            fs::write(root.join(format!("d{i:02}/file")), b"").unwrap();
+        }
+        fs::create_dir_all(root.join("deep/a/b/c/d/e/f/g/h")).unwrap();
+        fs::write(root.join("a-file"), b"").unwrap();
+    }
+
+    #[test]
+    fn reading_ahead_visits_what_one_thread_visits_in_the_same_order() {
+        let t = tempfile::tempdir().unwrap();
+        tree(t.path());
+        let one = visited(t.path(), 1);
+        assert_eq!(one.len(), 40 * (5 * 3 + 1) + 40 + 9 + 1);
+        let mut sorted = one.clone();
+        sorted.sort_by(|a, b| a.as_os_str().as_bytes().cmp(b.as_os_str().as_bytes()));
+        // Depth first with names ascending is byte order of the paths here, since no
+        // name has a byte below `/`.
+        assert_eq!(one, sorted);
+        for _ in 0..20 {
+            assert_eq!(visited(t.path(), 2), one);
+            assert_eq!(visited(t.path(), MAX_WORKERS), one);
+        }
+    }
+
+    #[test]
+    fn a_directory_gone_before_the_walk_reaches_it_fails_the_walk_naming_it() {
+        let t = tempfile::tempdir().unwrap();
+        tree(t.path());
+        // `d09` comes after 99 directories, more than the workers may read before the
+        // caller takes a listing (`AHEAD` plus one being read per worker): it is still
+        // unread when the first visit removes it.
+        const { assert!(9 * 11 > AHEAD + MAX_WORKERS) };
+        for workers in [1, 2] {
+            let gone = t.path().join("d09");
+            let moved = t.path().join("keep");
+            let mut first = true;
+            let err = walk(t.path(), workers, |_, _| {
+                if std::mem::take(&mut first) {
+                    fs::rename(&gone, &moved).unwrap();
+                }
+            })
+            .unwrap_err();
+            assert!(err.to_string().contains("d09"), "{workers}: {err}");
+            fs::rename(&moved, &gone).unwrap();
+        }
+    }
+}
