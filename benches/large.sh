@@ -195,8 +195,8 @@ RUN
 
 # The floor of `touch` for a builder that checks a snapshot before its first use in a
 # process (rbuild: see src/store/snapmeta.rs): one `lstat` of every entry of the
-# 100k-file lower, as `find -printf` does it (one thread; rbuild's fingerprint uses up to
-# four).
+# 100k-file lower, as `find -printf` does it (one thread; rbuild's fingerprint reads
+# directories ahead on up to four, src/store/treewalk.rs).
 touch_floor() {
   local snap='' d
   for d in "$RBUILD_ROOT"/snapshots/*/m; do

@@ -861,7 +861,7 @@ print_comparison() {
       "$(awk -v a="$bk" -v b="$rb" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", b / a; else print "-" }')" \
       "${layers:--}" "$rb_cmds" "$bk_cmds" \
       "$(awk -v r="$rb" -v x="$rb_cmds" -v y="$bk_cmds" 'BEGIN { f = x + 0; if (y + 0 < f) f = y + 0
-         if (f >= 1 && r + 0 > 0) printf "%.2f", r / f; else print "-" }')" \
+         if (f >= 0.5 && r + 0 > 0) printf "%.2f", r / f; else print "-" }')" \
       "$bk_runs; $rb_runs"
   done
 }
