@@ -13,8 +13,9 @@
 //! - the caller takes each directory's listing when it reaches it: finished, it is
 //!   used; being read, the caller waits for it; still queued, the caller reads it
 //!   itself, so it never waits for work nobody has started;
-//! - at most [`AHEAD`] finished listings wait for the caller; beyond that the workers
-//!   wait, so memory stays bounded by that many directories;
+//! - at most [`AHEAD`] finished listings, and [`AHEAD_ENTRIES`] entries in them, wait
+//!   for the caller (an entry's `statx` is 256 bytes: 64 directories of 1,000 files
+//!   held 19 MB); beyond that the workers wait, so memory stays bounded;
 //! - the first error the caller meets ends the walk, and the workers with it.
 
 use std::collections::{HashMap, HashSet};
@@ -31,6 +32,8 @@ use crate::fs_error::FsError;
 
 /// Finished listings that may wait for the caller.
 const AHEAD: usize = 64;
+/// Entries in them (~2 MiB); a larger directory is still read, alone.
+const AHEAD_ENTRIES: usize = 8192;
 /// Worker threads at most.
 const MAX_WORKERS: usize = 4;
 /// Directories with at least this many entries have them `statx`ed on several threads.
@@ -74,6 +77,8 @@ fn is_dir(stat: &Stat) -> bool {
 struct ReadAhead<'r> {
     root: &'r Path,
     enabled: bool,
+    /// [`AHEAD_ENTRIES`], or less in tests.
+    max_entries: usize,
     state: Mutex<State>,
     changed: Condvar,
 }
@@ -86,6 +91,8 @@ struct State {
     queued: HashSet<PathBuf>,
     running: HashSet<PathBuf>,
     done: HashMap<PathBuf, Result<Vec<Entry>>>,
+    /// Entries in `done`.
+    done_entries: usize,
     stop: bool,
 }
 
@@ -94,6 +101,7 @@ impl<'r> ReadAhead<'r> {
         ReadAhead {
             root,
             enabled,
+            max_entries: AHEAD_ENTRIES,
             state: Mutex::default(),
             changed: Condvar::new(),
         }
@@ -115,6 +123,7 @@ impl<'r> ReadAhead<'r> {
         let mut state = self.lock();
         loop {
             if let Some(listing) = state.done.remove(rel) {
+                state.done_entries -= entry_count(&listing);
                 self.changed.notify_all();
                 return listing;
             }
@@ -141,7 +150,7 @@ impl<'r> ReadAhead<'r> {
             if state.stop {
                 return;
             }
-            let next = if state.done.len() < AHEAD {
+            let next = if state.done.len() < AHEAD && state.done_entries < self.max_entries {
                 next_queued(&mut state)
             } else {
                 None
@@ -158,10 +167,15 @@ impl<'r> ReadAhead<'r> {
             if let Ok(entries) = &listing {
                 queue_subdirs(&mut state, entries);
             }
+            state.done_entries += entry_count(&listing);
             state.done.insert(rel, listing);
             self.changed.notify_all();
         }
     }
+}
+
+fn entry_count(listing: &Result<Vec<Entry>>) -> usize {
+    listing.as_ref().map_or(0, Vec::len)
 }
 
 /// Pops the next directory still queued.
@@ -330,5 +344,45 @@ mod tests {
             assert!(err.to_string().contains("d09"), "{workers}: {err}");
             fs::rename(&moved, &gone).unwrap();
         }
+    }
+
+    #[test]
+    fn the_workers_stop_reading_ahead_at_the_bound_while_the_caller_is_away() {
+        let t = tempfile::tempdir().unwrap();
+        for d in 0..15 {
+            let dir = t.path().join(format!("d{d:02}"));
+            fs::create_dir(&dir).unwrap();
+            for f in 0..100 {
+                fs::File::create(dir.join(f.to_string())).unwrap();
+            }
+        }
+        let mut ahead = ReadAhead::new(t.path(), true);
+        ahead.max_entries = 500;
+        std::thread::scope(|scope| {
+            for _ in 0..2 {
+                scope.spawn(|| ahead.work());
+            }
+            let _stop = StopOnDrop(&ahead);
+            let root = ahead.take(Path::new("")).unwrap();
+            assert_eq!(root.len(), 15);
+            // The caller takes nothing for a while: the workers read until the bound.
+            let mut waiting = 0;
+            for _ in 0..100 {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                let state = ahead.lock();
+                waiting = state.done_entries;
+                assert!(state.done.len() <= AHEAD);
+                // One directory past the bound per worker at most.
+                assert!(waiting < 500 + 2 * 100, "{waiting}");
+                if waiting >= 500 && state.running.is_empty() {
+                    break;
+                }
+            }
+            assert!(waiting >= 500, "the workers read ahead: {waiting}");
+            assert_eq!(
+                ahead.lock().done.values().map(entry_count).sum::<usize>(),
+                waiting
+            );
+        });
     }
 }
