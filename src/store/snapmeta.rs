@@ -37,11 +37,10 @@ use std::io::Write;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{FileType, Statx as Stat};
 use serde::{Deserialize, Serialize};
 
 use super::error::{Error, Result};
-use super::treewalk::walk_sorted;
+use super::treewalk::{walk_sorted, Stat};
 use crate::digest::{Digest, Hasher};
 use crate::fs_error::FsError;
 
@@ -185,19 +184,15 @@ pub fn fingerprint(root: &Path, version: FingerprintVersion) -> Result<Fingerpri
 fn entry_record(rel: &Path, stat: &Stat, version: FingerprintVersion) -> Vec<u8> {
     let mut record = rel.as_os_str().as_bytes().to_vec();
     record.push(0);
-    let is_dir = FileType::from_raw_mode(u32::from(stat.stx_mode)) == FileType::Directory;
-    let head = [u64::from(stat.stx_mode), stat.stx_size, stat.stx_ino];
-    let tail: &[u64] = if is_dir || version == FingerprintVersion::Ctime {
-        &[
-            stat.stx_ctime.tv_sec as u64,
-            u64::from(stat.stx_ctime.tv_nsec),
-        ]
+    let head = [u64::from(stat.mode), stat.size, stat.ino];
+    let tail: &[u64] = if stat.is_dir() || version == FingerprintVersion::Ctime {
+        &[stat.ctime.0 as u64, u64::from(stat.ctime.1)]
     } else {
         &[
-            stat.stx_mtime.tv_sec as u64,
-            u64::from(stat.stx_mtime.tv_nsec),
-            u64::from(stat.stx_uid),
-            u64::from(stat.stx_gid),
+            stat.mtime.0 as u64,
+            u64::from(stat.mtime.1),
+            u64::from(stat.uid),
+            u64::from(stat.gid),
         ]
     };
     for n in head.iter().chain(tail) {

@@ -25,7 +25,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
-use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Statx as Stat, StatxFlags};
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Statx, StatxFlags};
 
 use super::error::{Error, Result};
 use crate::fs_error::FsError;
@@ -39,8 +39,43 @@ const MAX_WORKERS: usize = 4;
 /// Directories with at least this many entries have them `statx`ed on several threads.
 pub(super) const PARALLEL_STAT: usize = 4096;
 
-/// One entry: its path relative to the root, and its `lstat`.
+/// One entry: its path relative to the root, and what a fingerprint takes of its
+/// `lstat`.
 pub(super) type Entry = (PathBuf, Stat);
+
+/// The fields of a `statx` a fingerprint uses: 64 bytes where the `statx` is 256, for
+/// every entry read ahead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Stat {
+    pub mode: u16,
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u64,
+    pub ino: u64,
+    /// Seconds and nanoseconds.
+    pub ctime: (i64, u32),
+    pub mtime: (i64, u32),
+}
+
+impl From<&Statx> for Stat {
+    fn from(s: &Statx) -> Self {
+        Stat {
+            mode: s.stx_mode,
+            uid: s.stx_uid,
+            gid: s.stx_gid,
+            size: s.stx_size,
+            ino: s.stx_ino,
+            ctime: (s.stx_ctime.tv_sec, s.stx_ctime.tv_nsec),
+            mtime: (s.stx_mtime.tv_sec, s.stx_mtime.tv_nsec),
+        }
+    }
+}
+
+impl Stat {
+    pub(super) fn is_dir(&self) -> bool {
+        FileType::from_raw_mode(u32::from(self.mode)) == FileType::Directory
+    }
+}
 
 /// Calls `visit` for every entry below `root` (not the root itself), depth first,
 /// names ascending by bytes, each directory before its contents.
@@ -61,16 +96,12 @@ fn walk(root: &Path, workers: usize, mut visit: impl FnMut(&Path, &Stat)) -> Res
         let mut stack = ahead.take(Path::new(""))?;
         while let Some((rel, stat)) = stack.pop() {
             visit(&rel, &stat);
-            if is_dir(&stat) {
+            if stat.is_dir() {
                 stack.extend(ahead.take(&rel)?);
             }
         }
         Ok(())
     })
-}
-
-fn is_dir(stat: &Stat) -> bool {
-    FileType::from_raw_mode(u32::from(stat.stx_mode)) == FileType::Directory
 }
 
 /// The listings read ahead of the caller.
@@ -192,7 +223,7 @@ fn next_queued(state: &mut State) -> Option<PathBuf> {
 /// order on top.
 fn queue_subdirs(state: &mut State, entries: &[Entry]) {
     for (rel, stat) in entries {
-        if is_dir(stat) {
+        if stat.is_dir() {
             state.queued.insert(rel.clone());
             state.queue.push(rel.clone());
         }
@@ -252,6 +283,7 @@ fn stat_all<'n>(
             AtFlags::SYMLINK_NOFOLLOW,
             StatxFlags::BASIC_STATS,
         )
+        .map(|s| Stat::from(&s))
         .map_err(|e| (name, e))
     };
     let threads = crate::cpus::available().min(MAX_WORKERS);
