@@ -179,9 +179,9 @@ fn build_stages(env: &BuildEnv<'_>, plan: &Plan) -> Result<Vec<Option<StageOutpu
     );
     let cache = BuildCache::new(env.store, env.remote, options);
     let exported = exported_stages(plan);
-    let limit = options
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN));
+    let limit = options.jobs.unwrap_or_else(|| {
+        NonZeroUsize::new(crate::cpus::available()).unwrap_or(NonZeroUsize::MIN)
+    });
     let result = schedule::run(
         &jobs(plan),
         plan.stages.len(),

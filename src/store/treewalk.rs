@@ -14,8 +14,9 @@
 //!   used; being read, the caller waits for it; still queued, the caller reads it
 //!   itself, so it never waits for work nobody has started;
 //! - at most [`AHEAD`] finished listings, and [`AHEAD_ENTRIES`] entries in them, wait
-//!   for the caller (an entry's `statx` is 256 bytes: 64 directories of 1,000 files
-//!   held 19 MB); beyond that the workers wait, so memory stays bounded;
+//!   for the caller; beyond that the workers wait, so memory stays bounded (each entry
+//!   keeps the 64 bytes of its `statx` the fingerprint uses, not the 256 of the
+//!   `statx`: 64 directories of 1,000 files held 19 MB before both bounds);
 //! - the first error the caller meets ends the walk, and the workers with it.
 
 use std::collections::{HashMap, HashSet};
@@ -32,7 +33,8 @@ use crate::fs_error::FsError;
 
 /// Finished listings that may wait for the caller.
 const AHEAD: usize = 64;
-/// Entries in them (~2 MiB); a larger directory is still read, alone.
+/// Entries in them (about 1 MiB with their paths); a larger directory is still read,
+/// alone.
 const AHEAD_ENTRIES: usize = 8192;
 /// Worker threads at most.
 const MAX_WORKERS: usize = 4;
@@ -181,12 +183,8 @@ impl<'r> ReadAhead<'r> {
             if state.stop {
                 return;
             }
-            let next = if state.done.len() < AHEAD && state.done_entries < self.max_entries {
-                next_queued(&mut state)
-            } else {
-                None
-            };
-            let Some(rel) = next else {
+            let room = state.done.len() < AHEAD && state.done_entries < self.max_entries;
+            let Some(rel) = room.then(|| next_queued(&mut state)).flatten() else {
                 state = self.wait(state);
                 continue;
             };
