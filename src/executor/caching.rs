@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use super::cache_io::RemoteCache;
 use super::context::LazyContext;
-use super::copy::{self, Attrs, ContextIndex, CopyRequest, SourceTree};
+use super::copy::{self, Attrs, ContextIndex, CopyRequest};
 use super::env::{BuildEnv, Layer};
 use super::error::ExecError;
 use super::stage_env::StageOutputs;
@@ -246,14 +246,14 @@ impl Sources<'_> {
         if !tree.lasting() {
             // Fetched for this build: nothing to keep for the next one.
             let index = tree.get()?;
-            return copy::source_inputs(&SourceTree::Context(index), &req, &mut |node| {
-                hash_reader(index.open_io(node)?)
+            return copy::source_inputs(index, &req, &mut |rel, meta| {
+                hash_reader(index.open_rel(rel, meta)?)
             });
         }
         let index = self.walk_and_load(tree)?;
         self.with_stat(tree.dir(), |stat| {
-            copy::source_inputs(&SourceTree::Context(index), &req, &mut |node| {
-                stat.digest_opened(&node.rel, &node.meta, || index.open_io(node))
+            copy::source_inputs(index, &req, &mut |rel, meta| {
+                stat.digest_opened(rel, meta, || index.open_rel(rel, meta))
             })
         })
     }

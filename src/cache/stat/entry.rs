@@ -1,7 +1,6 @@
 //! What the stat cache remembers of a file: its stamp (size, mtime, ctime, inode,
 //! device), its digest, and whether the stamp is old enough to be trusted.
 
-use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -43,8 +42,6 @@ impl std::hash::Hasher for PathHasher {
         self.0
     }
 }
-
-pub(super) type Entries = HashMap<String, Entry, std::hash::BuildHasherDefault<PathHasher>>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Stamp {

@@ -1,8 +1,10 @@
 //! The stat cache's file: a magic line, the moment the entries were recorded, then one
 //! record per trusted entry (path length and path, then fixed-width fields), little
-//! endian, sorted by path. Any other bytes, an older magic included, read as no cache.
+//! endian, sorted by path, each path once. Any other bytes, an older magic included,
+//! read as no cache.
 
-use super::entry::{Entries, Entry, Stamp, Time};
+use super::entry::{Entry, Stamp, Time};
+use super::table::Entries;
 use crate::digest::Digest;
 
 pub(super) const MAGIC: &[u8] = b"rbuild-stat-v2\n";
@@ -13,21 +15,21 @@ const FIXED: usize = 8 + 8 + 4 + 8 + 4 + 8 + 8 + 32;
 
 /// The file: magic, `moment`, then the trusted entries sorted by path.
 pub(super) fn encode(moment: Time, entries: &Entries) -> Vec<u8> {
-    let mut out = Vec::with_capacity(MAGIC.len() + MOMENT + entries.len() * (FIXED + 40));
+    let sorted = entries.sorted();
+    let mut out = Vec::with_capacity(MAGIC.len() + MOMENT + sorted.len() * (4 + FIXED + 40));
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&moment.0.to_le_bytes());
     out.extend_from_slice(&moment.1.to_le_bytes());
-    let mut sorted: Vec<_> = entries.iter().filter(|(_, e)| e.trusted).collect();
-    sorted.sort_by(|a, b| a.0.cmp(b.0));
+    let trusted = sorted.into_iter().filter(|(_, e)| e.trusted);
     for (
         path,
         Entry {
             stamp: s, digest, ..
         },
-    ) in sorted
+    ) in trusted
     {
         out.extend_from_slice(&(path.len() as u32).to_le_bytes());
-        out.extend_from_slice(path.as_bytes());
+        out.extend_from_slice(path);
         out.extend_from_slice(&s.size.to_le_bytes());
         out.extend_from_slice(&s.mtime.0.to_le_bytes());
         out.extend_from_slice(&s.mtime.1.to_le_bytes());
@@ -48,11 +50,11 @@ pub(super) fn decode(bytes: &[u8]) -> Option<(Time, Entries)> {
         i64::from_le_bytes(head[..8].try_into().ok()?),
         u32::from_le_bytes(head[8..].try_into().ok()?),
     );
-    // About 50 bytes of path per record: reserve once instead of rehashing as it grows.
-    let mut out = Entries::with_capacity_and_hasher(rest.len() / (FIXED + 50), Default::default());
+    // About 50 bytes of path per record.
+    let mut out = Entries::with_capacity(rest.len() / (4 + FIXED + 50), rest.len());
     while !rest.is_empty() {
         let len = u32::from_le_bytes(take(&mut rest, 4)?.try_into().ok()?) as usize;
-        let path = std::str::from_utf8(take(&mut rest, len)?).ok()?.to_owned();
+        let path = std::str::from_utf8(take(&mut rest, len)?).ok()?;
         let fixed = take(&mut rest, FIXED)?;
         let u64_at = |i: usize| u64::from_le_bytes(fixed[i..i + 8].try_into().unwrap_or_default());
         let u32_at = |i: usize| u32::from_le_bytes(fixed[i..i + 4].try_into().unwrap_or_default());
@@ -69,7 +71,8 @@ pub(super) fn decode(bytes: &[u8]) -> Option<(Time, Entries)> {
             digest: Digest::from_bytes(digest),
             trusted: !stamp.is_racy(moment),
         };
-        out.insert(path, entry);
+        // Sorted, each path once, or not a file this cache wrote.
+        out.push_loaded(path.as_bytes(), entry).then_some(())?;
     }
     Some((moment, out))
 }

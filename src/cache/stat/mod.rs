@@ -18,6 +18,7 @@
 
 mod entry;
 mod format;
+mod table;
 
 use std::fs::{self, File};
 use std::io::{self, Read};
@@ -30,8 +31,9 @@ use sha2::{Digest as _, Sha256};
 use super::error::Result;
 use crate::digest::Digest;
 use crate::store::Store;
-use entry::{time_of, Entries, Entry, Stamp, Time};
+use entry::{time_of, Entry, Stamp, Time};
 use format::{decode, encode};
+use table::Entries;
 
 /// Digests of the files of one context directory.
 #[derive(Debug)]

@@ -5,91 +5,145 @@
 //! `-` unless the copy keeps owners (`COPY --from` without `--chown`). Modification
 //! times are not part of it: touching a file keeps the key.
 
+use std::fmt::Write as _;
 use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 
-use super::source::{Node, SourceTree};
+use super::source::{ContextIndex, SourceTree};
 use super::{keeper, select, CopyRequest};
+use crate::context::Stat;
 use crate::digest::Digest;
 use crate::executor::error::{ExecError, Result};
 
-/// Gives the content digest of a regular file (through the stat cache for the context).
-pub type FileDigest<'a> = dyn FnMut(&Node) -> std::io::Result<Digest> + 'a;
+/// Gives the content digest of the regular context file at a path (relative to the
+/// context, as the walk saw it) with the metadata the walk read (through the stat
+/// cache).
+pub type FileDigest<'a> = dyn FnMut(&str, &Stat) -> std::io::Result<Digest> + 'a;
 
-/// `(name, value)` inputs for what `req` selects in `tree`: one `file:PATH` per entry,
-/// named by the path the Dockerfile gives it (wildcards expanded) and, below a
-/// directory, by the path inside the tree. URL sources are set apart whether or not
-/// the op is an ADD, and not covered (the caller keys them by checksum or fetched
-/// content).
+/// `(name, value)` inputs for what `req` selects in the context `index`: one
+/// `file:PATH` per entry, named by the path the Dockerfile gives it (wildcards
+/// expanded) and, below a directory, by the path inside the tree. URL sources are set
+/// apart whether or not the op is an ADD, and not covered (the caller keys them by
+/// checksum or fetched content).
+///
+/// Entries are read from the index where they are (a COPY of 100k files makes no
+/// per-file node or host path).
 pub fn source_inputs(
-    tree: &SourceTree<'_>,
+    index: &ContextIndex,
     req: &CopyRequest<'_>,
     digest: &mut FileDigest<'_>,
 ) -> Result<Vec<(String, String)>> {
     let keep = keeper(req)?;
-    let selection = select(tree, req, true, &keep)?;
-    let mut out = Vec::new();
+    let selection = select(&SourceTree::Context(index), req, true, &keep)?;
+    let mut inputs = Inputs {
+        index,
+        owner: req.attrs.keep_owner && req.attrs.owner.is_none(),
+        keep: &keep,
+        digest,
+        out: Vec::new(),
+    };
     for selected in &selection.nodes {
-        entry(
-            tree,
-            &selected.rel,
-            &selected.node,
-            req,
-            &keep,
-            digest,
-            &mut out,
-        )?;
+        let node = &selected.node;
+        let item = Item {
+            rel: &node.rel,
+            meta: &node.meta,
+            exact: node.host.strip_prefix(index.root()).unwrap_or(&node.host),
+        };
+        inputs.entry(&selected.rel, item)?;
     }
-    Ok(out)
+    Ok(inputs.out)
 }
 
-fn entry(
-    tree: &SourceTree<'_>,
-    name: &str,
-    node: &Node,
-    req: &CopyRequest<'_>,
-    keep: &(dyn Fn(&str) -> Result<bool> + Sync),
-    digest: &mut FileDigest<'_>,
-    out: &mut Vec<(String, String)>,
-) -> Result<()> {
-    let meta = &node.meta;
-    let ft = meta.file_type();
-    let owner = if req.attrs.keep_owner && req.attrs.owner.is_none() {
-        format!("{}:{}", meta.uid(), meta.gid())
-    } else {
-        "-".to_owned()
-    };
-    let mode = meta.mode() & 0o7777;
-    let value = if ft.is_dir() {
-        format!("d {mode:o} {owner} -")
-    } else if ft.is_symlink() {
-        let target = std::fs::read_link(&node.host)
-            .map_err(ExecError::fs("cannot read link", &node.host))?;
-        format!("l {mode:o} {owner} {}", target.display())
-    } else if ft.is_file() {
-        let d = digest(node).map_err(ExecError::fs("cannot read", &node.host))?;
-        format!("f {mode:o} {owner} {d}")
-    } else {
-        return Ok(()); // sockets, fifos and devices are not copied from a context
-    };
-    out.push((
-        format!("file:{}", if name.is_empty() { "." } else { name }),
-        value,
-    ));
-    if ft.is_dir() {
-        for child in tree.children(&node.rel)? {
-            if !keep(&child.rel)? {
+/// A context entry as the inputs read it, borrowed from the index.
+#[derive(Clone, Copy)]
+struct Item<'a> {
+    /// The `/`-separated path the walk gave it.
+    rel: &'a str,
+    meta: &'a Stat,
+    /// The exact path relative to the context (names that are not UTF-8 included).
+    exact: &'a Path,
+}
+
+struct Inputs<'a, 'd> {
+    index: &'a ContextIndex,
+    /// Whether the copy keeps owners (`COPY --from` without `--chown`).
+    owner: bool,
+    keep: &'a (dyn Fn(&str) -> Result<bool> + Sync),
+    digest: &'a mut FileDigest<'d>,
+    out: Vec<(String, String)>,
+}
+
+impl Inputs<'_, '_> {
+    /// Adds `item` as input `file:NAME` (`file:.` for the root), then, for a
+    /// directory, its children.
+    fn entry(&mut self, name: &str, item: Item<'_>) -> Result<()> {
+        let Some(value) = self.value(item)? else {
+            return Ok(()); // sockets, fifos and devices are not copied from a context
+        };
+        let mut input = String::with_capacity(6 + name.len());
+        input.push_str("file:");
+        input.push_str(if name.is_empty() { "." } else { name });
+        self.out.push((input, value));
+        if !item.meta.is_dir() {
+            return Ok(());
+        }
+        let index = self.index;
+        for child in index.child_entries(item.rel) {
+            if !(self.keep)(child.path_str())? {
                 continue;
             }
-            let base = child.rel.rsplit('/').next().unwrap_or_default();
+            let base = child.path_str().rsplit('/').next().unwrap_or_default();
             let child_name = if name.is_empty() {
                 base.to_owned()
             } else {
                 format!("{name}/{base}")
             };
-            entry(tree, &child_name, &child, req, keep, digest, out)?;
+            let child = Item {
+                rel: child.path_str(),
+                meta: child.metadata(),
+                exact: child.path(),
+            };
+            self.entry(&child_name, child)?;
         }
+        Ok(())
     }
-    Ok(())
+
+    /// `TYPE MODE OWNER WHAT` of `item`; `None` for what a copy leaves out.
+    fn value(&mut self, item: Item<'_>) -> Result<Option<String>> {
+        let meta = item.meta;
+        let host = || self.index.root().join(item.exact);
+        let mut value = String::with_capacity(96);
+        let kind = if meta.is_dir() {
+            'd'
+        } else if meta.is_symlink() {
+            'l'
+        } else if meta.is_file() {
+            'f'
+        } else {
+            return Ok(None);
+        };
+        // Writing to a String cannot fail.
+        let _ = write!(value, "{kind} {:o} ", meta.mode() & 0o7777);
+        if self.owner {
+            let _ = write!(value, "{}:{}", meta.uid(), meta.gid());
+        } else {
+            value.push('-');
+        }
+        match kind {
+            'd' => value.push_str(" -"),
+            'l' => {
+                let target = std::fs::read_link(host())
+                    .map_err(ExecError::fs("cannot read link", host()))?;
+                let _ = write!(value, " {}", target.display());
+            }
+            _ => {
+                let d =
+                    (self.digest)(item.rel, meta).map_err(ExecError::fs("cannot read", host()))?;
+                let _ = write!(value, " {d}");
+            }
+        }
+        Ok(Some(value))
+    }
 }
 
 #[cfg(test)]
@@ -131,11 +185,11 @@ mod tests {
         };
         let req = request(&op);
         let mut hashed = 0;
-        let mut digest = |n: &Node| {
+        let mut digest = |rel: &str, _: &Stat| {
             hashed += 1;
-            crate::cache::hash_file(&n.host)
+            crate::cache::hash_file(&root.join(rel))
         };
-        let inputs = source_inputs(&SourceTree::Context(&index), &req, &mut digest).unwrap();
+        let inputs = source_inputs(&index, &req, &mut digest).unwrap();
         assert_eq!(hashed, 1);
         let names: Vec<&str> = inputs.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["file:src", "file:src/a.rs"]);

@@ -89,12 +89,12 @@ impl ContextIndex {
 
     /// [`ContextIndex::open`] with a plain I/O error.
     pub fn open_io(&self, node: &Node) -> std::io::Result<std::fs::File> {
-        crate::context::open_unchanged(&self.root_fd, &node.rel, &node.meta)
+        self.open_rel(&node.rel, &node.meta)
     }
 
     /// Every entry strictly below directory `rel`, sorted by path (parents first).
     pub fn descendants(&self, rel: &str) -> Vec<Node> {
-        self.below(rel, true)
+        self.below(rel)
     }
 }
 
@@ -328,11 +328,57 @@ impl ContextIndex {
     }
 
     fn children(&self, rel: &str) -> Vec<Node> {
-        self.below(rel, false)
+        self.child_entries(rel)
+            .into_iter()
+            .map(|e| self.node_of(e.path_str(), e))
+            .collect()
     }
 
-    /// Entries under directory `rel`: all of them, or only its direct children.
-    fn below(&self, rel: &str, all: bool) -> Vec<Node> {
+    /// The entries directly inside directory `rel`, sorted by name, borrowed: a
+    /// subdirectory's own run of descendants is stepped over with one search, so a
+    /// listing costs its children, not everything below them.
+    pub fn child_entries(&self, rel: &str) -> Vec<&Entry> {
+        let prefix = if rel.is_empty() {
+            String::new()
+        } else {
+            format!("{rel}/")
+        };
+        let mut i = self
+            .entries
+            .partition_point(|e| e.path_str() < prefix.as_str());
+        let mut out = Vec::new();
+        while let Some(e) = self.entries.get(i) {
+            let Some(tail) = e.path_str().strip_prefix(prefix.as_str()) else {
+                break;
+            };
+            match tail.find('/') {
+                None => {
+                    out.push(e);
+                    i += 1;
+                }
+                Some(slash) => {
+                    // Below child `tail[..slash]`: its run ends before `child0`
+                    // (`0` is the byte after `/`).
+                    let end = format!("{prefix}{}0", &tail[..slash]);
+                    i += self.entries[i..].partition_point(|e| e.path_str() < end.as_str());
+                }
+            }
+        }
+        out
+    }
+
+    /// The context directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// [`ContextIndex::open_io`] for an entry known by its path and walked metadata.
+    pub fn open_rel(&self, rel: &str, walked: &Stat) -> std::io::Result<std::fs::File> {
+        crate::context::open_unchanged(&self.root_fd, rel, walked)
+    }
+
+    /// Every entry under directory `rel`.
+    fn below(&self, rel: &str) -> Vec<Node> {
         let prefix = if rel.is_empty() {
             String::new()
         } else {
@@ -344,7 +390,6 @@ impl ContextIndex {
         self.entries[start..]
             .iter()
             .take_while(|e| e.path_str().starts_with(&prefix))
-            .filter(|e| all || !e.path_str()[prefix.len()..].contains('/'))
             .map(|e| self.node_of(e.path_str(), e))
             .collect()
     }
