@@ -33,10 +33,14 @@
 #        /tmp/rbuild-realworld).
 #   settled: the two cold rows that create 100k files (the COPY of 100k files, the RUN
 #   writing 100k files), each run preceded, for both builders alike, by its clean-up,
-#   `sync` and SETTLE seconds (default 65): ext4 without a journal skips inodes freed in
-#   the last 60 s (360 s while their inode table block is dirty: hence the `sync`) when
-#   it allocates, so a builder creating 100k files right after the other deleted as many
-#   pays for the other's deletes. Rows "... cold, settled".
+#   `sync` and SETTLE seconds (default 400): ext4 without a journal skips inodes freed in
+#   the last 60 s, or 360 s while their inode table block is dirty, when it allocates, so
+#   a builder creating 100k files right after the other deleted as many pays for the
+#   other's deletes. The `sync` cleans the blocks, but the next build's own allocations
+#   dirty them again, so only a wait past 360 s drains the deletes: with 65 s, in three
+#   rounds, rbuild's settled COPY took 7.1 s when it ran second and 25.6 s when it ran
+#   first after the fresh case's clean-up. Rows "... cold, settled"; about 35 minutes a
+#   round.
 # WARNING: cold BuildKit runs empty dockerd's whole build cache (`docker builder prune -af`).
 # Takes about 45 minutes on 2 cores for everything with RUNS=3.
 set -euo pipefail
@@ -133,7 +137,7 @@ fresh_cleanup() {
 trap 'fresh_cleanup; rm -rf "$SETTLED_W"' EXIT
 
 case_settled() {
-  local w=$SETTLED_W settle=${SETTLE:-65} p lbl=rbuild-large=1
+  local w=$SETTLED_W settle=${SETTLE:-400} p lbl=rbuild-large=1
   if [ ! -d "$w/many/files" ]; then
     mkdir -p "$w/run"
     for d in $(seq -w 0 99); do
