@@ -39,8 +39,9 @@
 #   other's deletes. The `sync` cleans the blocks, but the next build's own allocations
 #   dirty them again, so only a wait past 360 s drains the deletes: with 65 s, in three
 #   rounds, rbuild's settled COPY took 7.1 s when it ran second and 25.6 s when it ran
-#   first after the fresh case's clean-up. Rows "... cold, settled"; about 35 minutes a
-#   round.
+#   first after the fresh case's clean-up. Rows "... cold, settled", each with its floor
+#   (`cp -a` of the files, the RUN's loop in an overlay; each + `tar | sha256sum`); about
+#   45 minutes a round.
 # WARNING: cold BuildKit runs empty dockerd's whole build cache (`docker builder prune -af`).
 # Takes about 45 minutes on 2 cores for everything with RUNS=3.
 set -euo pipefail
@@ -166,8 +167,24 @@ case_settled() {
         | tee -a "$OUT/fresh-summary.md"
     done
   done
+  copy_floor "$w" "$settle"
   run_floor "$w" "$settle"
   $D rmi -f large-settled-many large-settled-run >/dev/null 2>&1 || true
+}
+
+# The floor of the COPY of 100k files, settled like the builders' runs: `cp -a` of the
+# context's files into a new directory (one thread reads and creates them), then
+# `tar -cf - | sha256sum` of the copy (a layer's tar and diff ID) and `sync -f`.
+copy_floor() {
+  local w=$1 settle=$2 d=$1/copyfloor
+  hyperfine -S bash --runs 1 --export-json "$OUT/settled-many-floor.json" \
+    -n "many-files-copy cold, settled floor" \
+    --prepare "rm -rf $d; mkdir -p $d; sync; sleep $settle" \
+    "cp -a $w/many/files $d/files && tar -cf - -C $d files | sha256sum >/dev/null && sync -f $d" \
+    >>"$OUT/hyperfine.log" 2>&1
+  jq -r '.results[0] | "\(.command): \(.median*100|round/100) s (cp -a + tar | sha256sum + sync -f)"' \
+    "$OUT/settled-many-floor.json" | tee -a "$OUT/fresh-summary.md"
+  rm -rf "$d"
 }
 
 # The floor of the RUN writing 100k files, settled like the builders' runs: the same
