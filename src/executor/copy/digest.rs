@@ -111,8 +111,6 @@ impl Inputs<'_, '_> {
     /// `TYPE MODE OWNER WHAT` of `item`; `None` for what a copy leaves out.
     fn value(&mut self, item: Item<'_>) -> Result<Option<String>> {
         let meta = item.meta;
-        let host = || self.index.root().join(item.exact);
-        let mut value = String::with_capacity(96);
         let kind = if meta.is_dir() {
             'd'
         } else if meta.is_symlink() {
@@ -122,6 +120,7 @@ impl Inputs<'_, '_> {
         } else {
             return Ok(None);
         };
+        let mut value = String::with_capacity(96);
         // Writing to a String cannot fail.
         let _ = write!(value, "{kind} {:o} ", meta.mode() & 0o7777);
         if self.owner {
@@ -129,16 +128,19 @@ impl Inputs<'_, '_> {
         } else {
             value.push('-');
         }
+        // The host path only for a link or an error: not one allocation per file.
+        let host = |index: &ContextIndex| index.root().join(item.exact);
         match kind {
             'd' => value.push_str(" -"),
             'l' => {
-                let target = std::fs::read_link(host())
-                    .map_err(ExecError::fs("cannot read link", host()))?;
+                let host = host(self.index);
+                let target =
+                    std::fs::read_link(&host).map_err(ExecError::fs("cannot read link", &host))?;
                 let _ = write!(value, " {}", target.display());
             }
             _ => {
-                let d =
-                    (self.digest)(item.rel, meta).map_err(ExecError::fs("cannot read", host()))?;
+                let d = (self.digest)(item.rel, meta)
+                    .map_err(|e| ExecError::fs("cannot read", host(self.index))(e))?;
                 let _ = write!(value, " {d}");
             }
         }
