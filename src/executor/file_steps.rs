@@ -9,7 +9,7 @@ use super::copy::{self, Attrs, Backing, CopyRequest, Reuse, SourceTree};
 use super::env::Layer;
 use super::error::ExecError;
 use super::stage_env::StageEnv;
-use super::step_root::Committed;
+use super::step_root::{Committed, LastLayer};
 use super::step_user::owner_in;
 use crate::plan::{CopyOp, Op, Source, Step};
 
@@ -33,7 +33,14 @@ pub fn fs_step(
         Op::Copy(c) => copy_step(env, c, &root, step_root.upperdir().as_deref(), reuse)?,
         Op::Meta | Op::Run(_) => {}
     }
-    step_root.commit(&env.write())
+    let last = reuse
+        .and_then(Reuse::patch_source)
+        .map(|(blob, chunks, linked)| LastLayer {
+            blob,
+            chunks,
+            linked,
+        });
+    step_root.commit_patching(&env.write(), last)
 }
 
 /// Copies what `op` selects into `root` (a step root being written; `upper`: its

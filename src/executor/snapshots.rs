@@ -163,6 +163,7 @@ fn ensure_snapshot(
             diff_id: layer.diff_id,
             source_date_epoch: None,
             skip: Vec::new(),
+            layer_chunks: None,
         })?;
         reporter.event(BuildEvent::LayerUnpacked {
             digest,

@@ -29,10 +29,19 @@ use super::snapshots::ensure_snapshots;
 use super::Snapshotter;
 use crate::digest::Digest;
 use crate::layers::{
-    flatten, has_whiteouts, materialize, upperdir_changes, write_changes, ChangeSet, FlatRoot,
-    OverlayMount, OverlaySpec, WriteOptions,
+    flatten, has_whiteouts, materialize, upperdir_changes, write_indexed, ChangeSet, FlatRoot,
+    LayerChunks, OverlayMount, OverlaySpec, PatchBase, WriteOptions, Written,
 };
-use crate::store::{chain_id, Prepared, SnapshotInfo, Store};
+use crate::store::{chain_id, HashedBlobWriter, Prepared, SnapshotInfo, Store};
+
+/// The last layer of a COPY, which its new layer is patched from (`layers::patch`):
+/// its blob, how the blob was cut, and the inodes the step linked from its snapshot.
+#[derive(Debug)]
+pub struct LastLayer<'c> {
+    pub blob: Digest,
+    pub chunks: &'c LayerChunks,
+    pub linked: std::collections::HashSet<u64>,
+}
 
 /// Makes step roots with the build's snapshotter; under `auto`, the first overlay mount
 /// decides for the whole build.
@@ -277,7 +286,7 @@ pub struct StepRoot<'r> {
     layers: &'r [Layer],
 }
 
-impl StepRoot<'_> {
+impl<'a> StepRoot<'a> {
     /// The root directory the step works in.
     pub fn target(&self) -> PathBuf {
         self.mounted.target()
@@ -301,23 +310,38 @@ impl StepRoot<'_> {
     /// snapshot of the new chain on top of the root's layers (no layer if nothing
     /// changed), and says how long that took.
     pub fn commit(self, write: &WriteOptions) -> Result<Committed, ExecError> {
+        self.commit_patching(write, None)
+    }
+
+    /// [`StepRoot::commit`], the layer patched from `last` when it can be: the last
+    /// layer of the same COPY (its blob and chunks) and the inodes the step linked from
+    /// its snapshot (`layers::patch`; the bytes are a full write's).
+    pub fn commit_patching(
+        self,
+        write: &WriteOptions,
+        last: Option<LastLayer<'_>>,
+    ) -> Result<Committed, ExecError> {
         let started = std::time::Instant::now();
-        let layer = self.commit_layer(write)?;
+        let layer = self.commit_layer(write, last)?;
         Ok(Committed {
             layer,
             took: started.elapsed(),
         })
     }
 
-    fn commit_layer(mut self, write: &WriteOptions) -> Result<Option<Layer>, ExecError> {
+    fn commit_layer(
+        mut self,
+        write: &WriteOptions,
+        last: Option<LastLayer<'_>>,
+    ) -> Result<Option<Layer>, ExecError> {
         self.unmount()?;
         let (store, layers) = (self.roots.store, self.layers);
         let (set, skip) = self.changes()?;
         if set.is_empty() {
             return Ok(None);
         }
-        let mut writer = store.hashed_blob_writer()?;
-        let blob = write_changes(&set, write, &mut writer)?;
+        let (written, writer) = self.write_layer(&set, write, last)?;
+        let blob = written.blob;
         writer.commit(blob.digest, blob.size)?;
         let mut diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id).collect();
         diff_ids.push(blob.diff_id);
@@ -332,6 +356,7 @@ impl StepRoot<'_> {
                 diff_id: blob.diff_id,
                 source_date_epoch: write.source_date_epoch,
                 skip,
+                layer_chunks: written.chunks.map(Box::new),
             })?;
         }
         Ok(Some(Layer {
@@ -339,6 +364,40 @@ impl StepRoot<'_> {
             diff_id: blob.diff_id,
             chain,
         }))
+    }
+
+    /// Writes the layer of `set` into a new blob writer: patched from `last` when it
+    /// can be, else (or when the patch fails: the last blob or its index is damaged) in
+    /// full.
+    fn write_layer(
+        &self,
+        set: &ChangeSet,
+        write: &WriteOptions,
+        last: Option<LastLayer<'_>>,
+    ) -> Result<(Written, HashedBlobWriter<'a>), ExecError> {
+        let store = self.roots.store;
+        if let Some(last) = last {
+            let blob = last.blob;
+            if let Ok(file) = store.open_blob(&blob) {
+                let mut writer = store.hashed_blob_writer()?;
+                let base = PatchBase {
+                    blob: file,
+                    chunks: last.chunks,
+                    linked: last.linked,
+                };
+                match write_indexed(set, write, &mut writer, Some(base)) {
+                    Ok(written) => return Ok((written, writer)),
+                    Err(e) => self.roots.reporter.event(BuildEvent::Note {
+                        message: format!(
+                            "warning: cannot patch the last layer {blob} ({e}); writing it in full"
+                        ),
+                    }),
+                }
+            }
+        }
+        let mut writer = store.hashed_blob_writer()?;
+        let written = write_indexed(set, write, &mut writer, None)?;
+        Ok((written, writer))
     }
 
     /// What the step changed, and the directories the snapshot holds but the layer

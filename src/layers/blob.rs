@@ -9,6 +9,7 @@
 //! whole file or the whole layer in memory; the same tree and options give the same
 //! bytes, so the same digests.
 
+use std::cell::RefCell;
 use std::io::{BufWriter, Read, Write};
 use std::path::Path;
 
@@ -16,7 +17,9 @@ use super::changes::{tree_changes, upperdir_changes, ChangeSet};
 use super::compress::{Compression, Encoder};
 use super::diff::diff;
 use super::error::{Error, Result};
-use super::tar_write::{write_tar, TarOptions};
+use super::pargz::{ChunkInfo, KnownChunks};
+use super::patch::{self, writer_id, Entries, Known, LayerChunks, PatchBase};
+use super::tar_write::{write_tar_with, TarOptions, Unchanged};
 use crate::digest::{Digest, Hasher};
 
 /// A written layer: what a manifest and a config need to reference it.
@@ -95,10 +98,71 @@ pub fn write_layer(
 /// are those of exactly the bytes written to `sink` (a store's hashed blob writer
 /// relies on it).
 pub fn write_changes(set: &ChangeSet, opts: &WriteOptions, sink: impl Write) -> Result<LayerBlob> {
+    Ok(write_indexed(set, opts, sink, None)?.blob)
+}
+
+/// A layer written, and how its gzip stream was cut (what a later patch reads).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    /// The layer.
+    pub blob: LayerBlob,
+    /// Its chunks, for a gzip layer.
+    pub chunks: Option<LayerChunks>,
+    /// How many chunks were copied from the earlier layer of a patch.
+    pub copied: usize,
+}
+
+/// [`write_changes`], with the chunk index; with `base`, a patch of that earlier
+/// layer (`patch.rs`) when it was written the same way (same gzip level, writer and
+/// mtime clamp), else a full write. The bytes are the same either way.
+pub fn write_indexed(
+    set: &ChangeSet,
+    opts: &WriteOptions,
+    sink: impl Write,
+    base: Option<PatchBase<'_>>,
+) -> Result<Written> {
     if opts.compression == Compression::None {
-        return write_uncompressed(set, opts, sink);
+        let blob = write_uncompressed(set, opts, sink)?;
+        return Ok(Written {
+            blob,
+            chunks: None,
+            copied: 0,
+        });
     }
-    compressed_pass(opts, sink, |plain| tar_into(set, opts, plain))
+    let compatible = |b: &PatchBase<'_>| {
+        let c = b.chunks;
+        opts.compression == (Compression::Gzip { level: c.level })
+            && c.writer == writer_id()
+            && c.source_date_epoch == opts.source_date_epoch
+    };
+    let old = match base.filter(compatible) {
+        Some(b) => Some(RefCell::new(
+            patch::open(b).map_err(|source| Error::ReadLayer { source })?,
+        )),
+        None => None,
+    };
+    let mut known = old.as_ref().map(Known);
+    let mut entries = old.as_ref().map(Entries);
+    let known = known.as_mut().map(|k| k as &mut dyn KnownChunks);
+    let (blob, chunks, copied) = compressed_pass(opts, sink, known, |plain| {
+        let unchanged = entries.as_mut().map(|e| e as &mut dyn Unchanged);
+        tar_into(set, opts, plain, unchanged)
+    })?;
+    let chunks = chunks.map(|c| LayerChunks {
+        blob: blob.digest,
+        writer: writer_id(),
+        level: match opts.compression {
+            Compression::Gzip { level } => level,
+            _ => 0,
+        },
+        source_date_epoch: opts.source_date_epoch,
+        chunks: c.iter().map(|c| (c.ulen, c.clen, c.crc)).collect(),
+    });
+    Ok(Written {
+        blob,
+        chunks,
+        copied,
+    })
 }
 
 /// Compresses the uncompressed layer tar `tar` as `opts` says, in one pass: the blob
@@ -106,34 +170,44 @@ pub fn write_changes(set: &ChangeSet, opts: &WriteOptions, sink: impl Write) -> 
 /// output does not depend on how the input is cut). `opts.source_date_epoch` is not
 /// applied: the tar is taken as it is.
 pub fn compress_tar(tar: impl Read, opts: &WriteOptions, sink: impl Write) -> Result<LayerBlob> {
-    compressed_pass(opts, sink, |mut plain| {
+    let pass = compressed_pass(opts, sink, None, |mut plain| {
         copy_all(tar, &mut plain)?;
         Ok(plain)
-    })
+    })?;
+    Ok(pass.0)
 }
 
 /// The hashing writer the uncompressed tar goes into, in front of the encoder.
-type Plain<W> = Hasher<Encoder<Hasher<W>>>;
+type Plain<'k, W> = Hasher<Encoder<'k, Hasher<W>>>;
 
 /// One compressed pass into `sink`: `fill` writes the uncompressed tar into the
-/// hasher it is given (the diff ID) in front of the encoder and the blob's hasher.
-fn compressed_pass<W: Write>(
+/// hasher it is given (the diff ID) in front of the encoder (which copies the chunks
+/// `known` has) and the blob's hasher. Also gives a gzip stream's chunks and how many
+/// were copied.
+fn compressed_pass<'k, W: Write>(
     opts: &WriteOptions,
     sink: W,
-    fill: impl FnOnce(Plain<W>) -> Result<Plain<W>>,
-) -> Result<LayerBlob> {
+    known: Option<&'k mut dyn KnownChunks>,
+    fill: impl FnOnce(Plain<'k, W>) -> Result<Plain<'k, W>>,
+) -> Result<(LayerBlob, Option<Vec<ChunkInfo>>, usize)> {
     let blob_error = |source| Error::WriteBlob { source };
     let compressed = Hasher::new(sink);
-    let encoder = Encoder::new(opts.compression, compressed, threads(opts)).map_err(blob_error)?;
+    let mut encoder =
+        Encoder::new(opts.compression, compressed, threads(opts)).map_err(blob_error)?;
+    if let Some(known) = known {
+        encoder = encoder.with_known(known);
+    }
     let (diff_id, _, encoder) = fill(Hasher::new(encoder))?.finish();
-    let (digest, size, mut sink) = encoder.finish().map_err(blob_error)?.finish();
+    let (compressed, chunks, copied) = encoder.finish_indexed().map_err(blob_error)?;
+    let (digest, size, mut sink) = compressed.finish();
     sink.flush().map_err(blob_error)?;
-    Ok(LayerBlob {
+    let blob = LayerBlob {
         digest,
         diff_id,
         size,
         media_type: opts.compression.media_type(),
-    })
+    };
+    Ok((blob, chunks, copied))
 }
 
 /// Copies `from` into `to` through a buffer of 256 KiB (reads fail as
@@ -160,13 +234,19 @@ fn threads(opts: &WriteOptions) -> usize {
     }
 }
 
-/// Writes the tar of `set` into `out` (buffered) and returns `out`.
-fn tar_into<W: Write>(set: &ChangeSet, opts: &WriteOptions, out: W) -> Result<W> {
+/// Writes the tar of `set` into `out` (buffered) and returns `out`; the entries
+/// `unchanged` has are copied from an earlier layer.
+fn tar_into<W: Write>(
+    set: &ChangeSet,
+    opts: &WriteOptions,
+    out: W,
+    unchanged: Option<&mut dyn Unchanged>,
+) -> Result<W> {
     let mut tar = BufWriter::with_capacity(256 * 1024, out);
     let tar_opts = TarOptions {
         source_date_epoch: opts.source_date_epoch,
     };
-    write_tar(set, &tar_opts, &mut tar)?;
+    write_tar_with(set, &tar_opts, &mut tar, unchanged)?;
     tar.into_inner().map_err(|e| Error::WriteBlob {
         source: e.into_error(),
     })
@@ -175,7 +255,7 @@ fn tar_into<W: Write>(set: &ChangeSet, opts: &WriteOptions, out: W) -> Result<W>
 /// An uncompressed layer: the blob is the tar, so one hash gives the diff ID and the
 /// digest (hashing the same bytes twice costs ~0.6 s per GiB).
 fn write_uncompressed(set: &ChangeSet, opts: &WriteOptions, sink: impl Write) -> Result<LayerBlob> {
-    let (digest, size, mut sink) = tar_into(set, opts, Hasher::new(sink))?.finish();
+    let (digest, size, mut sink) = tar_into(set, opts, Hasher::new(sink), None)?.finish();
     sink.flush().map_err(|source| Error::WriteBlob { source })?;
     Ok(LayerBlob {
         digest,

@@ -32,6 +32,9 @@ pub struct Change {
     pub kind: ChangeKind,
     /// What the walk saw at the path, from the directory entry's type (no stat).
     pub seen: Seen,
+    /// The inode number the directory entry gave (0 when the walk did not read one):
+    /// lets a layer patch know a file for one it linked, without a stat.
+    pub ino: u64,
 }
 
 /// An entry's type as its directory listing gives it: enough to skip a stat where only
@@ -180,13 +183,22 @@ pub(crate) fn read_dir_sorted(dir: &Path) -> Result<Vec<OsString>> {
 /// The sorted names in directory `dir` with their types (from `readdir`'s `d_type`, so
 /// without a `stat` per entry on filesystems that report it).
 pub(crate) fn read_dir_typed(dir: &Path) -> Result<Vec<(OsString, fs::FileType)>> {
+    Ok(read_dir_entries(dir)?
+        .into_iter()
+        .map(|(name, ft, _)| (name, ft))
+        .collect())
+}
+
+/// [`read_dir_typed`] with each entry's inode number.
+fn read_dir_entries(dir: &Path) -> Result<Vec<(OsString, fs::FileType, u64)>> {
+    use std::os::unix::fs::DirEntryExt;
     let mut out = Vec::new();
     for entry in fs::read_dir(dir).map_err(Error::fs("read directory", dir))? {
         let entry = entry.map_err(Error::fs("read directory", dir))?;
         let ft = entry
             .file_type()
             .map_err(Error::fs("stat", dir.join(entry.file_name())))?;
-        out.push((entry.file_name(), ft));
+        out.push((entry.file_name(), ft, entry.ino()));
     }
     out.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     Ok(out)
@@ -222,7 +234,7 @@ pub fn tree_changes(root: &Path) -> Result<ChangeSet> {
 fn walk(root: &Path, rel: &Path, overlay: bool, out: &mut Vec<Change>) -> Result<()> {
     let dir = root.join(rel);
     let mut kids = Vec::new();
-    for (name, ft) in read_dir_typed(&dir)? {
+    for (name, ft, ino) in read_dir_entries(&dir)? {
         let host = dir.join(&name);
         // Only a char device can be a whiteout: only then is a stat needed for rdev.
         let kind = if overlay && ft.is_char_device() && is_whiteout(&lstat(&host)?) {
@@ -236,15 +248,16 @@ fn walk(root: &Path, rel: &Path, overlay: bool, out: &mut Vec<Change>) -> Result
             ChangeKind::Delete => Seen::Other,
             _ => Seen::of(ft),
         };
-        kids.push((tar_name(&name, kind), name, kind, seen));
+        kids.push((tar_name(&name, kind), name, kind, seen, ino));
     }
     kids.sort_by(|a, b| a.0.cmp(&b.0));
-    for (_, name, kind, seen) in kids {
+    for (_, name, kind, seen, ino) in kids {
         let path = rel.join(&name);
         out.push(Change {
             path: path.clone(),
             kind,
             seen,
+            ino,
         });
         if seen == Seen::Dir {
             walk(root, &path, overlay, out)?;

@@ -7,7 +7,7 @@
 
 use std::io::{self, Read, Write};
 
-use super::pargz::ParGzWriter;
+use super::pargz::{ChunkInfo, KnownChunks, ParGzWriter};
 
 /// OCI media type of an uncompressed layer.
 pub const MEDIA_TYPE_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
@@ -103,13 +103,13 @@ pub fn docker_media_type(oci_media_type: &str) -> Option<&'static str> {
 }
 
 /// A streaming compressor in front of `W`.
-pub(crate) enum Encoder<W: Write> {
+pub(crate) enum Encoder<'k, W: Write> {
     Plain(W),
-    Gzip(Box<ParGzWriter<W>>),
+    Gzip(Box<ParGzWriter<'k, W>>),
     Zstd(zstd::stream::write::Encoder<'static, W>),
 }
 
-impl<W: Write> Encoder<W> {
+impl<'k, W: Write> Encoder<'k, W> {
     /// The encoder for `c`; gzip uses up to `threads` workers (output is the same for
     /// any count).
     pub(crate) fn new(c: Compression, sink: W, threads: usize) -> io::Result<Self> {
@@ -128,17 +128,35 @@ impl<W: Write> Encoder<W> {
         })
     }
 
-    /// Ends the stream and returns the sink.
-    pub(crate) fn finish(self) -> io::Result<W> {
+    /// A gzip encoder copies the chunks `known` has instead of compressing them (the
+    /// others ignore it).
+    pub(crate) fn with_known(self, known: &'k mut dyn KnownChunks) -> Self {
         match self {
-            Encoder::Plain(w) => Ok(w),
-            Encoder::Gzip(g) => g.finish(),
-            Encoder::Zstd(z) => z.finish(),
+            Encoder::Gzip(g) => Encoder::Gzip(Box::new(g.with_known(known))),
+            other => other,
+        }
+    }
+
+    /// Ends the stream and returns the sink.
+    #[cfg(test)]
+    pub(crate) fn finish(self) -> io::Result<W> {
+        Ok(self.finish_indexed()?.0)
+    }
+
+    /// Ends the stream: the sink, a gzip stream's chunks and how many were copied.
+    pub(crate) fn finish_indexed(self) -> io::Result<(W, Option<Vec<ChunkInfo>>, usize)> {
+        match self {
+            Encoder::Plain(w) => Ok((w, None, 0)),
+            Encoder::Gzip(g) => {
+                let (w, chunks, copied) = g.finish_indexed()?;
+                Ok((w, Some(chunks), copied))
+            }
+            Encoder::Zstd(z) => Ok((z.finish()?, None, 0)),
         }
     }
 }
 
-impl<W: Write> Write for Encoder<W> {
+impl<W: Write> Write for Encoder<'_, W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Encoder::Plain(w) => w.write(buf),
@@ -256,7 +274,7 @@ mod tests {
 
     #[test]
     fn every_compression_round_trips() {
-        let data = sample(3 * super::super::pargz::BLOCK_SIZE + 12345);
+        let data = sample(3 * super::super::tar_chunks::MAX_CHUNK as usize + 12345);
         for c in [
             Compression::None,
             Compression::Gzip { level: 1 },
@@ -281,7 +299,7 @@ mod tests {
 
     #[test]
     fn gzip_bytes_do_not_depend_on_threads_or_write_sizes() {
-        let data = sample(2 * super::super::pargz::BLOCK_SIZE + 77);
+        let data = sample(2 * super::super::tar_chunks::MAX_CHUNK as usize + 77);
         let a = encode(Compression::default(), &data, 1, 4096);
         let b = encode(Compression::default(), &data, 2, 1_000_003);
         let c = encode(Compression::default(), &data, 3, 512);
@@ -309,7 +327,7 @@ mod tests {
 
     #[test]
     fn random_blocks_are_stored_and_text_around_them_compressed() {
-        let block = super::super::pargz::BLOCK_SIZE;
+        let block = super::super::tar_chunks::TARGET_CHUNK as usize;
         let mut data = sample(block);
         data.extend(random(2 * block + 999));
         data.extend(sample(block / 2));

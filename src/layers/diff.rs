@@ -249,7 +249,12 @@ fn is_marked_copy(path: &Path, rel: &Path) -> Result<bool> {
 }
 
 fn change(path: PathBuf, kind: ChangeKind, seen: Seen) -> Change {
-    Change { path, kind, seen }
+    Change {
+        path,
+        kind,
+        seen,
+        ino: 0,
+    }
 }
 
 /// Type-independent metadata equality (what a tar header records, plus nanoseconds).

@@ -43,18 +43,23 @@ mod error;
 mod flatten;
 mod overlay;
 mod pargz;
+mod patch;
 mod resolve;
 #[cfg(test)]
 mod roundtrip_tests;
 mod stack;
 mod sys;
+mod tar_chunks;
 mod tar_read;
 mod tar_write;
 #[cfg(test)]
 mod testutil;
 
 pub use apply::{apply_layer, Applied, ApplyOptions, WhiteoutMode};
-pub use blob::{compress_tar, write_changes, write_layer, Changes, LayerBlob, WriteOptions};
+pub use blob::{
+    compress_tar, write_changes, write_indexed, write_layer, Changes, LayerBlob, WriteOptions,
+    Written,
+};
 pub use changes::{tree_changes, upperdir_changes, Change, ChangeKind, ChangeSet};
 pub use compare::first_difference;
 pub use compress::{
@@ -66,6 +71,7 @@ pub use diff::diff;
 pub use error::{Error, HeaderProblem, Result, UnsafeReason};
 pub use flatten::{flatten, materialize, FlatRoot};
 pub use overlay::{OverlayMount, OverlaySpec, MAX_LOWERDIRS};
+pub use patch::{LayerChunks, PatchBase};
 pub use resolve::resolve_in_root;
 pub use stack::has_whiteouts;
 pub use tar_read::header_checksum_ok;

@@ -1,19 +1,23 @@
 //! A parallel, deterministic gzip writer (pigz's block design on `flate2` + zlib-rs).
 //!
-//! The input is cut into fixed [`BLOCK_SIZE`] blocks. Each block is compressed as raw
-//! deflate primed with the last 32 KiB of the block before it (so the ratio matches a
-//! serial stream closely) and ends with a sync flush, which byte-aligns it; the blocks
+//! The input is cut into chunks where `tar_chunks.rs` says (at tar entry boundaries the
+//! entries choose, at most 2 MiB apart). Each chunk is compressed as raw deflate on its
+//! own (no dictionary from the chunk before, as `pigz --independent`: about 0.2 % more
+//! bytes for chunks of about 640 KiB) and ends with a sync flush, which byte-aligns it; the chunks
 //! are concatenated in order, an empty final block (`03 00`) closes the deflate stream,
-//! and the CRC-32 (combined from per-block CRCs) and length close the gzip member.
+//! and the CRC-32 (combined from per-chunk CRCs) and length close the single gzip
+//! member. A chunk's compressed bytes are a function of its bytes and the level only,
+//! so a chunk an earlier layer already holds can be copied from it ([`KnownChunks`]).
 //!
 //! Invariants:
-//! - the output depends only on the input bytes and the level: block boundaries are
-//!   byte offsets, never write boundaries or timing, and a block compresses the same
-//!   way on a worker or inline, so the thread count never changes the bytes;
+//! - the output depends only on the input bytes and the level: cuts are decided by the
+//!   bytes, never by write boundaries or timing, and a chunk compresses the same way on
+//!   a worker, inline or copied from a layer written by this format ([`FORMAT`]), so
+//!   neither the thread count nor a copied chunk changes the bytes;
 //! - the gzip header is fixed (no name, mtime 0, XFL 0, OS 255 "unknown", as Go writes);
-//! - memory is bounded: at most `2 * threads` blocks in flight, plus their outputs;
-//! - a layer smaller than one block is compressed inline and starts no thread;
-//! - a block whose bytes look random (order-0 entropy above [`STORE_ENTROPY`] bits per
+//! - memory is bounded: at most `2 * threads` chunks in flight, plus their outputs;
+//! - a layer of one chunk is compressed inline and starts no thread;
+//! - a chunk whose bytes look random (order-0 entropy above [`STORE_ENTROPY`] bits per
 //!   byte: compressed or encrypted data, which deflate cannot shrink by more than about
 //!   half a percent) is written as stored deflate blocks instead of being squeezed:
 //!   the same valid gzip stream at the cost of a byte histogram, not of a level-6
@@ -26,29 +30,47 @@ use std::thread::JoinHandle;
 
 use flate2::{Compress, Compression, FlushCompress};
 
-/// Bytes of input per independently compressed block.
-pub(crate) const BLOCK_SIZE: usize = 1 << 20;
-/// The deflate window: how much of the previous block primes the next.
-const DICT_SIZE: usize = 32 * 1024;
+use super::tar_chunks::{Chunker, MAX_CHUNK};
+
+/// The version of the stream layout (cut rule, independent chunks, stored random
+/// chunks): a chunk index of another version is not a source of [`KnownChunks`].
+pub(crate) const FORMAT: u32 = 1;
 /// gzip header: magic, CM=deflate, no flags, mtime 0, XFL 0, OS 255.
-const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
+pub(crate) const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
 /// An empty fixed-Huffman block with BFINAL set: ends the deflate stream.
 const FINAL_BLOCK: [u8; 2] = [0x03, 0x00];
-/// Bits per byte above which a block is stored rather than compressed.
+/// Bits per byte above which a chunk is stored rather than compressed.
 const STORE_ENTROPY: f64 = 7.95;
 /// The largest stored deflate block (RFC 1951: LEN is 16 bits).
 const STORED_MAX: usize = 65_535;
 
-/// A compressed block and what the writer needs back from the worker.
+/// One chunk of a written stream: its uncompressed and compressed lengths and the
+/// CRC-32 of its uncompressed bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ChunkInfo {
+    pub(crate) ulen: u64,
+    pub(crate) clen: u64,
+    pub(crate) crc: u32,
+}
+
+/// Chunks an earlier layer of the same [`FORMAT`] and level holds: one whose bytes
+/// equal a new chunk's gives its compressed bytes instead of a compression.
+pub(crate) trait KnownChunks {
+    /// The compressed bytes of the known chunk whose bytes are exactly `data` (CRC-32
+    /// `crc`), if there is one.
+    fn compressed(&mut self, data: &[u8], crc: u32) -> Option<Vec<u8>>;
+}
+
+/// A compressed chunk and what the writer needs back from the worker.
 struct Done {
     out: Vec<u8>,
     crc: crc32fast::Hasher,
+    ulen: u64,
     input: Vec<u8>,
 }
 
 struct Job {
     input: Vec<u8>,
-    dict: Vec<u8>,
     reply: mpsc::SyncSender<io::Result<Done>>,
 }
 
@@ -57,15 +79,15 @@ struct Pool {
     workers: Vec<JoinHandle<()>>,
 }
 
-/// The gzip writer; call [`ParGzWriter::finish`] to complete the stream.
-pub(crate) struct ParGzWriter<W: Write> {
+/// The gzip writer; call [`ParGzWriter::finish_indexed`] to complete the stream.
+pub(crate) struct ParGzWriter<'k, W: Write> {
     /// `None` only after `finish`.
     sink: Option<W>,
     header_done: bool,
     level: u32,
     threads: usize,
+    chunker: Chunker,
     block: Vec<u8>,
-    dict: Vec<u8>,
     pending: VecDeque<mpsc::Receiver<io::Result<Done>>>,
     pool: Option<Pool>,
     inline: Option<Compress>,
@@ -73,9 +95,14 @@ pub(crate) struct ParGzWriter<W: Write> {
     crc: crc32fast::Hasher,
     len: u64,
     started: bool,
+    chunks: Vec<ChunkInfo>,
+    known: Option<&'k mut dyn KnownChunks>,
+    copied: usize,
+    /// The stream offset of `block`'s first byte.
+    block_start: u64,
 }
 
-impl<W: Write> ParGzWriter<W> {
+impl<'k, W: Write> ParGzWriter<'k, W> {
     /// A writer at `level` (0-9) using up to `threads` worker threads.
     pub(crate) fn new(sink: W, level: u32, threads: usize) -> Self {
         ParGzWriter {
@@ -83,8 +110,8 @@ impl<W: Write> ParGzWriter<W> {
             header_done: false,
             level: level.min(9),
             threads: threads.max(1),
-            block: Vec::with_capacity(BLOCK_SIZE),
-            dict: Vec::new(),
+            chunker: Chunker::default(),
+            block: Vec::with_capacity(MAX_CHUNK as usize),
             pending: VecDeque::new(),
             pool: None,
             inline: None,
@@ -92,13 +119,34 @@ impl<W: Write> ParGzWriter<W> {
             crc: crc32fast::Hasher::new(),
             len: 0,
             started: false,
+            chunks: Vec::new(),
+            known: None,
+            copied: 0,
+            block_start: 0,
         }
     }
 
-    /// Compresses what is buffered, writes the trailer and returns the sink.
-    pub(crate) fn finish(mut self) -> io::Result<W> {
+    /// An empty chunk buffer: one that went through before, or a new one that holds
+    /// the largest chunk (chunks vary in length: buffers of one size are reused, not
+    /// reallocated, and the allocator keeps no trail of sizes).
+    fn buffer(&mut self) -> Vec<u8> {
+        self.free
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(MAX_CHUNK as usize))
+    }
+
+    /// Copies the chunks `known` has instead of compressing them.
+    pub(crate) fn with_known(mut self, known: &'k mut dyn KnownChunks) -> Self {
+        self.known = Some(known);
+        self
+    }
+
+    /// Compresses what is buffered and writes the trailer: the sink, the chunks
+    /// written and how many were copied.
+    pub(crate) fn finish_indexed(mut self) -> io::Result<(W, Vec<ChunkInfo>, usize)> {
         if !self.block.is_empty() || !self.started {
-            self.dispatch(true)?;
+            let last = std::mem::take(&mut self.block);
+            self.dispatch(last, true)?;
         }
         while let Some(rx) = self.pending.pop_front() {
             self.emit(recv(&rx)?)?;
@@ -111,9 +159,11 @@ impl<W: Write> ParGzWriter<W> {
         sink.write_all(&crc.to_le_bytes())?;
         sink.write_all(&len.to_le_bytes())?;
         sink.flush()?;
-        self.sink
+        let sink = self
+            .sink
             .take()
-            .ok_or_else(|| io::Error::other("gzip writer already finished"))
+            .ok_or_else(|| io::Error::other("gzip writer already finished"))?;
+        Ok((sink, std::mem::take(&mut self.chunks), self.copied))
     }
 
     fn sink(&mut self) -> io::Result<&mut W> {
@@ -122,30 +172,30 @@ impl<W: Write> ParGzWriter<W> {
             .ok_or_else(|| io::Error::other("gzip writer already finished"))
     }
 
-    /// Sends the current block to be compressed (or compresses it inline).
-    fn dispatch(&mut self, last: bool) -> io::Result<()> {
-        let next = self
-            .free
-            .pop()
-            .unwrap_or_else(|| Vec::with_capacity(BLOCK_SIZE));
-        let input = std::mem::replace(&mut self.block, next);
-        let tail = input.len().saturating_sub(DICT_SIZE);
-        let dict = std::mem::replace(&mut self.dict, input[tail..].to_vec());
-        // A stream that is a single block never starts the pool.
-        let use_pool = self.threads > 1 && !(last && self.pool.is_none());
+    /// Sends one chunk to be compressed (or compresses or copies it inline).
+    fn dispatch(&mut self, input: Vec<u8>, last: bool) -> io::Result<()> {
         self.started = true;
+        if let Some(done) = self.copy_known(&input) {
+            let (reply, rx) = mpsc::sync_channel(1);
+            let _ = reply.send(Ok(Done { input, ..done }));
+            self.pending.push_back(rx);
+            return self.drain(0);
+        }
+        // A stream that is a single chunk never starts the pool.
+        let use_pool = self.threads > 1 && !(last && self.pool.is_none());
         if !use_pool {
+            self.drain(0)?;
             let c = self
                 .inline
                 .get_or_insert_with(|| Compress::new(Compression::new(self.level), false));
-            let done = compress_block(c, input, &dict)?;
+            let done = compress_block(c, input)?;
             return self.emit(done);
         }
         if self.pool.is_none() {
             self.pool = Some(start_pool(self.threads, self.level));
         }
         let (reply, rx) = mpsc::sync_channel(1);
-        let job = Job { input, dict, reply };
+        let job = Job { input, reply };
         let sent = self
             .pool
             .as_ref()
@@ -155,7 +205,27 @@ impl<W: Write> ParGzWriter<W> {
             return Err(io::Error::other("gzip worker pool stopped"));
         }
         self.pending.push_back(rx);
-        while self.pending.len() >= 2 * self.threads {
+        self.drain(2 * self.threads - 1)
+    }
+
+    /// The known compressed bytes of `input`, if [`KnownChunks`] has them.
+    fn copy_known(&mut self, input: &[u8]) -> Option<Done> {
+        let known = self.known.as_mut()?;
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(input);
+        let out = known.compressed(input, crc.clone().finalize())?;
+        self.copied += 1;
+        Some(Done {
+            out,
+            crc,
+            ulen: input.len() as u64,
+            input: Vec::new(),
+        })
+    }
+
+    /// Emits finished chunks in order until at most `keep` are pending.
+    fn drain(&mut self, keep: usize) -> io::Result<()> {
+        while self.pending.len() > keep {
             if let Some(rx) = self.pending.pop_front() {
                 self.emit(recv(&rx)?)?;
             }
@@ -163,18 +233,26 @@ impl<W: Write> ParGzWriter<W> {
         Ok(())
     }
 
-    /// Writes one compressed block in order.
+    /// Writes one compressed chunk in order.
     fn emit(&mut self, done: Done) -> io::Result<()> {
         if !self.header_done {
             self.sink()?.write_all(&HEADER)?;
             self.header_done = true;
         }
         self.sink()?.write_all(&done.out)?;
+        let ulen = done.ulen;
         self.crc.combine(&done.crc);
-        self.len += done.input.len() as u64;
+        self.len += ulen;
+        self.chunks.push(ChunkInfo {
+            ulen,
+            clen: done.out.len() as u64,
+            crc: done.crc.finalize(),
+        });
         let mut input = done.input;
         input.clear();
-        self.free.push(input);
+        if input.capacity() > 0 {
+            self.free.push(input);
+        }
         Ok(())
     }
 
@@ -188,31 +266,43 @@ impl<W: Write> ParGzWriter<W> {
     }
 }
 
-impl<W: Write> Write for ParGzWriter<W> {
+impl<W: Write> Write for ParGzWriter<'_, W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let room = BLOCK_SIZE - self.block.len();
-        let n = room.min(buf.len());
-        self.block.extend_from_slice(&buf[..n]);
-        if self.block.len() == BLOCK_SIZE {
-            self.dispatch(false)?;
+        let mut taken = 0;
+        while taken == 0 && !buf.is_empty() {
+            let (n, cut) = self.chunker.step(buf);
+            self.block.extend_from_slice(&buf[..n]);
+            taken = n;
+            if let Some(at) = cut {
+                // The block holds the stream from `at - split` on; the cut is at most
+                // one header block back from its end.
+                let split = (at - self.block_start) as usize;
+                self.block_start = at;
+                let mut next = self.buffer();
+                next.extend_from_slice(&self.block[split..]);
+                self.block.truncate(split);
+                let chunk = std::mem::replace(&mut self.block, next);
+                if !chunk.is_empty() {
+                    self.dispatch(chunk, false)?;
+                }
+            }
         }
-        Ok(n)
+        Ok(taken)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        // Flushing mid-block would change block boundaries (and the output): only the
-        // already compressed bytes are flushed.
+        // Flushing mid-chunk would change the cuts (and the output): only the already
+        // compressed bytes are flushed.
         self.sink()?.flush()
     }
 }
 
-impl<W: Write> Drop for ParGzWriter<W> {
+impl<W: Write> Drop for ParGzWriter<'_, W> {
     fn drop(&mut self) {
         self.pending.clear();
         self.stop_pool();
     }
 }
-
 fn recv(rx: &mpsc::Receiver<io::Result<Done>>) -> io::Result<Done> {
     rx.recv()
         .unwrap_or_else(|_| Err(io::Error::other("gzip worker died")))
@@ -232,7 +322,7 @@ fn start_pool(threads: usize, level: u32) -> Pool {
                         Err(_) => return,
                     };
                     let Ok(job) = job else { return };
-                    let result = compress_block(&mut c, job.input, &job.dict);
+                    let result = compress_block(&mut c, job.input);
                     let _ = job.reply.send(result);
                 }
             })
@@ -244,17 +334,22 @@ fn start_pool(threads: usize, level: u32) -> Pool {
     }
 }
 
-/// Compresses one block as raw deflate ending byte-aligned (a sync flush, or stored
+/// Compresses one chunk as raw deflate ending byte-aligned (a sync flush, or stored
 /// blocks, which are byte-aligned by construction).
-fn compress_block(c: &mut Compress, input: Vec<u8>, dict: &[u8]) -> io::Result<Done> {
+fn compress_block(c: &mut Compress, input: Vec<u8>) -> io::Result<Done> {
     let mut crc = crc32fast::Hasher::new();
     crc.update(&input);
     let out = if looks_random(&input) {
         stored_blocks(&input)
     } else {
-        deflate_block(c, &input, dict)?
+        deflate_block(c, &input)?
     };
-    Ok(Done { out, crc, input })
+    Ok(Done {
+        out,
+        crc,
+        ulen: input.len() as u64,
+        input,
+    })
 }
 
 /// Whether `input`'s order-0 entropy is above [`STORE_ENTROPY`] bits per byte.
@@ -293,13 +388,12 @@ fn stored_blocks(input: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Raw deflate of `input` primed with `dict`, ending in a sync flush.
-fn deflate_block(c: &mut Compress, input: &[u8], dict: &[u8]) -> io::Result<Vec<u8>> {
+/// Raw deflate of `input` on its own, ending in a sync flush.
+fn deflate_block(c: &mut Compress, input: &[u8]) -> io::Result<Vec<u8>> {
     c.reset();
-    if !dict.is_empty() {
-        c.set_dictionary(dict).map_err(io::Error::other)?;
-    }
-    let mut out = Vec::with_capacity(input.len() / 2 + 4096);
+    // deflate's bound (stored blocks, 5 bytes per 16 KiB, and the flush): no
+    // reallocation, and the same size every time for a chunk of the same length.
+    let mut out = Vec::with_capacity(input.len() + input.len() / 16_384 * 5 + 64);
     let start = c.total_in();
     loop {
         if out.len() == out.capacity() {

@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{Mode, OFlags, CWD};
 use rustix::io::Errno;
 
-use super::changes::{is_whiteout, ChangeKind, ChangeSet, Seen};
+use super::changes::{is_whiteout, Change, ChangeKind, ChangeSet, Seen};
 use super::error::{Error, Result};
 use super::sys;
 use crate::fs_error::FsError;
@@ -56,9 +56,35 @@ const WHITEOUT_MODE: u32 = 0o600;
 /// The prefix of a whiteout's name.
 pub(crate) const WHITEOUT_PREFIX: &str = ".wh.";
 
+/// Entries an earlier layer holds byte for byte (a layer patch: `patch.rs`).
+pub(crate) trait Unchanged {
+    /// If the regular file `name` (inode `ino`) is one the earlier layer holds as it
+    /// is, writes that entry's bytes to `out` and returns true.
+    fn copy(&mut self, name: &[u8], ino: u64, out: &mut dyn Write) -> io::Result<bool>;
+    /// The entry `name` is written afresh: the earlier layer's entry of that name, if
+    /// it is the next one, is passed over.
+    fn pass(&mut self, name: &[u8]) -> io::Result<()>;
+}
+
 /// Writes the tar of `set` to `out` (which should be buffered).
 pub fn write_tar(set: &ChangeSet, opts: &TarOptions, out: &mut impl Write) -> Result<()> {
+    write_tar_with(set, opts, out, None)
+}
+
+/// [`write_tar`], copying the entries `unchanged` has from an earlier layer.
+pub(crate) fn write_tar_with(
+    set: &ChangeSet,
+    opts: &TarOptions,
+    out: &mut impl Write,
+    mut unchanged: Option<&mut dyn Unchanged>,
+) -> Result<()> {
     check_names(set)?;
+    let root_dev = match unchanged {
+        Some(_) => fs::metadata(set.root())
+            .map_err(Error::fs("stat", set.root()))?
+            .dev(),
+        None => 0,
+    };
     let mut w = TarWriter {
         out,
         opts,
@@ -67,8 +93,24 @@ pub fn write_tar(set: &ChangeSet, opts: &TarOptions, out: &mut impl Write) -> Re
         buf: vec![0u8; 256 * 1024],
         dir: None,
     };
+    let patch_error = |source| Error::ReadLayer { source };
     for change in set.changes() {
         let rel = change.path.as_os_str().as_bytes();
+        if let Some(u) = unchanged.as_deref_mut() {
+            if w.copied(u, change, root_dev).map_err(patch_error)? {
+                continue;
+            }
+            let name = match (change.kind, change.seen) {
+                (ChangeKind::Delete, _) => whiteout_name(rel),
+                (_, Seen::Dir) => [rel, b"/"].concat(),
+                _ => rel.to_vec(),
+            };
+            u.pass(&name).map_err(patch_error)?;
+            if change.kind == ChangeKind::Opaque {
+                u.pass(&[rel, b"/", OPAQUE_MARKER.as_bytes()].concat())
+                    .map_err(patch_error)?;
+            }
+        }
         match change.kind {
             ChangeKind::Add => {
                 w.add(set.root(), &change.path, change.seen)?;
@@ -78,18 +120,20 @@ pub fn write_tar(set: &ChangeSet, opts: &TarOptions, out: &mut impl Write) -> Re
                 let marker = [rel, b"/", OPAQUE_MARKER.as_bytes()].concat();
                 w.marker(&marker, mode & 0o7777)?;
             }
-            ChangeKind::Delete => {
-                let name = match rel.iter().rposition(|&b| b == b'/') {
-                    Some(i) => [&rel[..=i], WHITEOUT_PREFIX.as_bytes(), &rel[i + 1..]].concat(),
-                    None => [WHITEOUT_PREFIX.as_bytes(), rel].concat(),
-                };
-                w.marker(&name, WHITEOUT_MODE)?;
-            }
+            ChangeKind::Delete => w.marker(&whiteout_name(rel), WHITEOUT_MODE)?,
         }
     }
     w.out
         .write_all(&[0u8; 2 * BLOCK])
         .map_err(|source| Error::WriteBlob { source })
+}
+
+/// The whiteout entry's name for the deleted path `rel`.
+fn whiteout_name(rel: &[u8]) -> Vec<u8> {
+    match rel.iter().rposition(|&b| b == b'/') {
+        Some(i) => [&rel[..=i], WHITEOUT_PREFIX.as_bytes(), &rel[i + 1..]].concat(),
+        None => [WHITEOUT_PREFIX.as_bytes(), rel].concat(),
+    }
 }
 
 /// Refuses, before anything is written, a change set with a name starting with `.wh.`:
@@ -137,6 +181,24 @@ struct Fields<'n> {
 }
 
 impl<W: Write> TarWriter<'_, W> {
+    /// Whether `change`, a regular file, was written as the earlier layer's entry: it
+    /// must be the first name of its inode in this layer (a later name is a link entry
+    /// to it), which it then becomes.
+    fn copied(&mut self, u: &mut dyn Unchanged, change: &Change, dev: u64) -> io::Result<bool> {
+        let key = (dev, change.ino);
+        let candidate = change.kind == ChangeKind::Add
+            && change.seen == Seen::File
+            && change.ino != 0
+            && !self.links.contains_key(&key);
+        let name = change.path.as_os_str().as_bytes();
+        if !candidate || !u.copy(name, change.ino, &mut *self.out)? {
+            return Ok(false);
+        }
+        self.links.insert(key, (self.link_names.len(), name.len()));
+        self.link_names.extend_from_slice(name);
+        Ok(true)
+    }
+
     fn put(&mut self, bytes: &[u8]) -> Result<()> {
         self.out
             .write_all(bytes)

@@ -43,6 +43,7 @@ use super::error::{Error, Result};
 use super::treewalk::{walk_sorted, Stat};
 use crate::digest::{Digest, Hasher};
 use crate::fs_error::FsError;
+use crate::layers::LayerChunks;
 
 /// The sidecar format version: 2 since fingerprints leave a file's ctime out.
 pub const SIDECAR_VERSION: u32 = 2;
@@ -69,6 +70,9 @@ pub struct SnapshotInfo {
     /// Directories (relative paths) that are in the directory but not in the layer:
     /// overlay copy-ups whose metadata equals the layer below.
     pub skip: Vec<PathBuf>,
+    /// How the layer's gzip blob was cut, when this directory was written as it (what
+    /// a patch of the next build's layer copies from: `layers::patch`).
+    pub layer_chunks: Option<Box<LayerChunks>>,
 }
 
 /// The sidecar of a committed snapshot.
@@ -89,6 +93,9 @@ pub struct SnapshotMeta {
     pub fingerprint: Digest,
     /// How many entries the fingerprint covers.
     pub entries: u64,
+    /// [`SnapshotInfo::layer_chunks`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer_chunks: Option<Box<LayerChunks>>,
 }
 
 impl SnapshotMeta {
@@ -103,6 +110,7 @@ impl SnapshotMeta {
             skip: info.skip.iter().map(|p| escape_path(p)).collect(),
             fingerprint: print.digest,
             entries: print.entries,
+            layer_chunks: info.layer_chunks.clone(),
         }
     }
 
@@ -383,6 +391,7 @@ mod tests {
             diff_id: d,
             source_date_epoch: None,
             skip: Vec::new(),
+            layer_chunks: None,
         };
         let print = Fingerprint {
             digest: d,

@@ -35,6 +35,7 @@ use super::snapmeta::{
 use super::Store;
 use crate::digest::Digest;
 use crate::fs_error::FsError;
+use crate::layers::LayerChunks;
 
 /// The chain ID of a layer stack given its diff IDs (base first); `None` when empty.
 pub fn chain_id(diff_ids: &[Digest]) -> Option<Digest> {
@@ -102,8 +103,9 @@ impl Store {
     /// The snapshot `chain_id` as a source of hard links for a new snapshot (see
     /// `executor::copy`): there, with a sidecar whose fingerprint leaves a file's ctime
     /// out (linking to a file moves its ctime). Whether each file is the one wanted is
-    /// the caller's to check.
-    pub fn link_source(&self, chain_id: &Digest) -> Option<PathBuf> {
+    /// the caller's to check. Also gives how the layer's blob was cut, when the
+    /// snapshot was written as it (`layers::patch`).
+    pub fn link_source(&self, chain_id: &Digest) -> Option<(PathBuf, Option<Box<LayerChunks>>)> {
         let path = self.snapshot_path(chain_id);
         match read_sidecar(&self.snapshot_sidecar_path(chain_id)) {
             Ok(Sidecar::Valid(meta))
@@ -111,7 +113,7 @@ impl Store {
                     && meta.fingerprint_version() == FingerprintVersion::Mtime
                     && path.is_dir() =>
             {
-                Some(path)
+                Some((path, meta.layer_chunks))
             }
             _ => None,
         }
@@ -261,6 +263,7 @@ mod tests {
             diff_id: Digest::of(b"chain"),
             source_date_epoch: None,
             skip: Vec::new(),
+            layer_chunks: None,
         }
     }
 

@@ -26,8 +26,12 @@ use std::collections::HashSet;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use rustix::fs::{self as rfs, AtFlags, Mode, OFlags, ResolveFlags, CWD};
+
+use crate::digest::Digest;
+use crate::layers::LayerChunks;
 
 use super::source::Node;
 
@@ -38,15 +42,39 @@ use super::source::Node;
 pub struct Reuse {
     snapshot: OwnedFd,
     changed: HashSet<String>,
+    /// The inodes linked so far (the snapshot's: alive while it is), which the layer
+    /// patch copies the last layer's entries for.
+    linked: Mutex<HashSet<u64>>,
+    /// The last layer's blob and how it was cut, when its snapshot recorded that.
+    layer: Option<(Digest, Box<LayerChunks>)>,
 }
 
 impl Reuse {
-    /// Opens the snapshot at `snapshot` (made by the last build of the step), for the
-    /// files not in `changed` ([`changed_files`]); `None` when it cannot be opened.
-    pub fn open(snapshot: &Path, changed: HashSet<String>) -> Option<Self> {
+    /// Opens the snapshot at `snapshot` (made by the last build of the step, whose
+    /// layer is `layer`: blob and chunks), for the files not in `changed`
+    /// ([`changed_files`]); `None` when it cannot be opened.
+    pub fn open(
+        snapshot: &Path,
+        changed: HashSet<String>,
+        layer: Option<(Digest, Box<LayerChunks>)>,
+    ) -> Option<Self> {
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let snapshot = rfs::open(snapshot, flags, Mode::empty()).ok()?;
-        Some(Reuse { snapshot, changed })
+        let layer = layer.filter(|(blob, chunks)| chunks.blob == *blob);
+        Some(Reuse {
+            snapshot,
+            changed,
+            linked: Mutex::new(HashSet::new()),
+            layer,
+        })
+    }
+
+    /// The last layer's blob and chunks, and the inodes linked from its snapshot: what
+    /// a patch of the new layer reads (`layers::patch`).
+    pub fn patch_source(&self) -> Option<(Digest, &LayerChunks, HashSet<u64>)> {
+        let (blob, chunks) = self.layer.as_ref()?;
+        let linked = std::mem::take(&mut *self.linked.lock().unwrap_or_else(|p| p.into_inner()));
+        Some((*blob, &**chunks, linked))
     }
 }
 
@@ -138,7 +166,12 @@ impl ReuseAt<'_> {
             && stat.st_mtime_nsec as i64 == meta.mtime_nsec()
             && (stat.st_uid, stat.st_gid) == owner
             && stat.st_mode & 0o7777 == mode;
-        same && link_fd(&old, dest)
+        if !(same && link_fd(&old, dest)) {
+            return false;
+        }
+        let mut linked = self.reuse.linked.lock().unwrap_or_else(|p| p.into_inner());
+        linked.insert(stat.st_ino);
+        true
     }
 
     /// The name the file inputs give the node at tree path `rel` (borrowed when the
@@ -225,6 +258,8 @@ mod tests {
         let reuse = Reuse {
             snapshot: rfs::open("/", OFlags::RDONLY, Mode::empty()).unwrap(),
             changed: HashSet::new(),
+            linked: Mutex::new(HashSet::new()),
+            layer: None,
         };
         let at = |tree_rel, name| ReuseAt {
             reuse: &reuse,

@@ -290,8 +290,9 @@ impl<'s> StageRun<'s> {
         let changed = changed_files(&then.inputs, &inputs.inputs)?;
         let record = self.cache.local_record(&then.key)?;
         let layer = layer_of(record.layer.as_ref()?, &self.layers).ok()?;
-        let snapshot = build.store.link_source(&layer.chain)?;
-        Reuse::open(&snapshot, changed)
+        let (snapshot, chunks) = build.store.link_source(&layer.chain)?;
+        let blob = chunks.map(|c| (layer.blob.digest, c));
+        Reuse::open(&snapshot, changed, blob)
     }
 
     /// Says why a step misses when asked (explain mode), or when there is a last build

@@ -143,6 +143,7 @@ fn snapshot(store: &Store) -> Digest {
         diff_id: blob.diff_id,
         source_date_epoch: None,
         skip: Vec::new(),
+        layer_chunks: None,
     };
     b.commit(&info).unwrap();
     blob.diff_id
