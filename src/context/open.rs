@@ -13,12 +13,14 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path};
 
 use super::Stat;
 use rustix::fs::{openat, openat2, Mode, OFlags, ResolveFlags};
 
 /// Opens `rel` (`a/b/c`, relative) below directory `root` for reading.
-pub fn open_beneath(root: impl AsFd, rel: &str) -> io::Result<File> {
+pub fn open_beneath(root: impl AsFd, rel: impl AsRef<Path>) -> io::Result<File> {
+    let rel = rel.as_ref();
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
     let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
     match openat2(&root, rel, flags, Mode::empty(), resolve) {
@@ -30,17 +32,22 @@ pub fn open_beneath(root: impl AsFd, rel: &str) -> io::Result<File> {
 
 /// The fallback of [`open_beneath`]: each directory opened with `O_NOFOLLOW`, `..` and
 /// absolute paths refused.
-fn open_by_components(root: impl AsFd, rel: &str, flags: OFlags) -> io::Result<File> {
-    let parts: Vec<&str> = rel
-        .split('/')
-        .filter(|p| !p.is_empty() && *p != ".")
-        .collect();
-    if parts.is_empty() || parts.contains(&"..") || rel.starts_with('/') {
-        return Err(io::Error::from_raw_os_error(libc::EXDEV));
+fn open_by_components(root: impl AsFd, rel: &Path, flags: OFlags) -> io::Result<File> {
+    let mut parts = Vec::new();
+    for part in rel.components() {
+        match part {
+            Component::Normal(p) => parts.push(p),
+            Component::CurDir => {}
+            Component::RootDir | Component::ParentDir | Component::Prefix(_) => {
+                return Err(io::Error::from_raw_os_error(libc::EXDEV));
+            }
+        }
     }
     let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let mut dir: Option<OwnedFd> = None;
-    let (last, dirs) = parts.split_last().unwrap_or((&"", &[]));
+    let Some((last, dirs)) = parts.split_last() else {
+        return Err(io::Error::from_raw_os_error(libc::EXDEV));
+    };
     for part in dirs {
         let next = match &dir {
             Some(d) => openat(d, *part, dir_flags, Mode::empty())?,
@@ -57,7 +64,7 @@ fn open_by_components(root: impl AsFd, rel: &str, flags: OFlags) -> io::Result<F
 
 /// Opens `rel` below `root` (see [`open_beneath`]) and checks that it is the file the
 /// walk saw as `walked`; every way it can have changed is said as such.
-pub fn open_unchanged(root: impl AsFd, rel: &str, walked: &Stat) -> io::Result<File> {
+pub fn open_unchanged(root: impl AsFd, rel: impl AsRef<Path>, walked: &Stat) -> io::Result<File> {
     let file = open_beneath(root, rel).map_err(|e| {
         let how = match e.raw_os_error() {
             Some(libc::ELOOP) => "it is now a symlink, which is not followed",
@@ -118,10 +125,18 @@ mod tests {
         assert!(open_beneath(&root, "dirlink/secret").is_err());
         assert!(open_beneath(&root, "../secret").is_err());
         let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
-        assert!(open_by_components(&root, "d/f", flags).is_ok());
-        assert!(open_by_components(&root, "dirlink/secret", flags).is_err());
-        assert!(open_by_components(&root, "../secret", flags).is_err());
-        assert!(open_by_components(&root, "link", flags).is_err());
+        let by_components = |rel: &str| open_by_components(&root, Path::new(rel), flags);
+        assert!(by_components("d/f").is_ok());
+        assert!(by_components("dirlink/secret").is_err());
+        assert!(by_components("../secret").is_err());
+        assert!(by_components("/etc/passwd").is_err());
+        assert!(by_components("link").is_err());
+        // A name that is not UTF-8 is opened by its bytes.
+        use std::os::unix::ffi::OsStrExt;
+        let odd = std::ffi::OsStr::from_bytes(b"d/caf\xe9");
+        fs::write(ctx.join(odd), "odd").unwrap();
+        assert!(open_by_components(&root, Path::new(odd), flags).is_ok());
+        assert!(open_beneath(&root, odd).is_ok());
     }
 
     #[test]

@@ -246,14 +246,14 @@ impl Sources<'_> {
         if !tree.lasting() {
             // Fetched for this build: nothing to keep for the next one.
             let index = tree.get()?;
-            return copy::source_inputs(index, &req, &mut |rel, meta| {
-                hash_reader(index.open_rel(rel, meta)?)
+            return copy::source_inputs(index, &req, &mut |_, exact, meta| {
+                hash_reader(index.open_rel(exact, meta)?)
             });
         }
         let index = self.walk_and_load(tree)?;
         self.with_stat(tree.dir(), |stat| {
-            copy::source_inputs(index, &req, &mut |rel, meta| {
-                stat.digest_opened(rel, meta, || index.open_rel(rel, meta))
+            copy::source_inputs(index, &req, &mut |rel, exact, meta| {
+                stat.digest_opened(rel, meta, || index.open_rel(exact, meta))
             })
         })
     }

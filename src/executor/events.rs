@@ -11,6 +11,15 @@ use serde::Serialize;
 ///
 /// `step` and `steps` keep their meaning for JSON readers (the `FROM` is step 0 and
 /// not counted); [`StepId::position`] numbers steps as BuildKit shows them.
+/// How much of a layer was copied from the step's last one (`layers::patch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Patched {
+    /// Chunks copied compressed.
+    pub copied: usize,
+    /// Chunks in the layer.
+    pub chunks: usize,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StepId {
     /// Stage index.
@@ -74,6 +83,10 @@ pub enum BuildEvent {
         /// (the command, the copy) and its set-up.
         #[serde(with = "opt_millis", skip_serializing_if = "Option::is_none")]
         commit: Option<Duration>,
+        /// For a layer patched from the step's last one (a COPY's edit): how many of
+        /// its gzip chunks were copied from there, of how many.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        patched: Option<Patched>,
     },
     /// A step failed; the build stops.
     StepFailed { id: StepId, error: String },

@@ -43,7 +43,7 @@ pub use build::explain;
 pub use entry::build;
 pub use env::rfc3339;
 pub use error::{BuildError, ExecError, Result};
-pub use events::{BuildEvent, NoReporter, Recorder, Reporter, StepId};
+pub use events::{BuildEvent, NoReporter, Patched, Recorder, Reporter, StepId};
 pub use finish::BuildResult;
 pub use mounts::{FlagError, SecretSource, SecretSpec, SshSpec};
 pub use options::{

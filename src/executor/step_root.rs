@@ -24,7 +24,7 @@ use rustix::io::Errno;
 use super::cache_io::RemoteCache;
 use super::env::Layer;
 use super::error::ExecError;
-use super::events::{BuildEvent, Reporter};
+use super::events::{BuildEvent, Patched, Reporter};
 use super::snapshots::ensure_snapshots;
 use super::Snapshotter;
 use crate::digest::Digest;
@@ -275,6 +275,8 @@ pub struct Committed {
     pub layer: Option<Layer>,
     /// How long the commit took: the change set, the layer blob, the snapshot.
     pub took: std::time::Duration,
+    /// For a layer patched from the step's last one, how much was copied.
+    pub patched: Option<Patched>,
 }
 
 /// A step's writable root on top of the layers it was made from; dropping it undoes
@@ -322,10 +324,14 @@ impl<'a> StepRoot<'a> {
         last: Option<LastLayer<'_>>,
     ) -> Result<Committed, ExecError> {
         let started = std::time::Instant::now();
-        let layer = self.commit_layer(write, last)?;
+        let (layer, patched) = match self.commit_layer(write, last)? {
+            Some((layer, patched)) => (Some(layer), patched),
+            None => (None, None),
+        };
         Ok(Committed {
             layer,
             took: started.elapsed(),
+            patched,
         })
     }
 
@@ -333,14 +339,22 @@ impl<'a> StepRoot<'a> {
         mut self,
         write: &WriteOptions,
         last: Option<LastLayer<'_>>,
-    ) -> Result<Option<Layer>, ExecError> {
+    ) -> Result<Option<(Layer, Option<Patched>)>, ExecError> {
         self.unmount()?;
         let (store, layers) = (self.roots.store, self.layers);
         let (set, skip) = self.changes()?;
         if set.is_empty() {
             return Ok(None);
         }
+        let patching = last.is_some();
         let (written, writer) = self.write_layer(&set, write, last)?;
+        let patched = match &written.chunks {
+            Some(c) if patching => Some(Patched {
+                copied: written.copied,
+                chunks: c.chunks.len(),
+            }),
+            _ => None,
+        };
         let blob = written.blob;
         writer.commit(blob.digest, blob.size)?;
         let mut diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id).collect();
@@ -359,11 +373,12 @@ impl<'a> StepRoot<'a> {
                 layer_chunks: written.chunks.map(Box::new),
             })?;
         }
-        Ok(Some(Layer {
+        let layer = Layer {
             blob: blob.descriptor(),
             diff_id: blob.diff_id,
             chain,
-        }))
+        };
+        Ok(Some((layer, patched)))
     }
 
     /// Writes the layer of `set` into a new blob writer: patched from `last` when it

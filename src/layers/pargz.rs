@@ -2,11 +2,12 @@
 //!
 //! The input is cut into chunks where `tar_chunks.rs` says (at tar entry boundaries the
 //! entries choose, at most 2 MiB apart). Each chunk is compressed as raw deflate on its
-//! own (no dictionary from the chunk before, as `pigz --independent`: about 0.2 % more
-//! bytes for chunks of about 640 KiB) and ends with a sync flush, which byte-aligns it; the chunks
-//! are concatenated in order, an empty final block (`03 00`) closes the deflate stream,
-//! and the CRC-32 (combined from per-chunk CRCs) and length close the single gzip
-//! member. A chunk's compressed bytes are a function of its bytes and the level only,
+//! own, with no dictionary from the chunk before, as `pigz --independent` does: 0.3 %
+//! more bytes than primed 1 MiB blocks for a 68 MB tree of Python and Perl libraries
+//! (17.39 MB against 17.34 MB). A chunk ends with a sync flush, which byte-aligns it;
+//! the chunks are concatenated in order, an empty final block (`03 00`) closes the
+//! deflate stream, and the CRC-32 (combined from per-chunk CRCs) and length close the
+//! single gzip member. A chunk's compressed bytes are a function of its bytes and the level only,
 //! so a chunk an earlier layer already holds can be copied from it ([`KnownChunks`]).
 //!
 //! Invariants:

@@ -85,7 +85,7 @@ fn store_file(
 /// file must not be read.
 pub(super) fn open_in(dir: &Path, rel: &str) -> Result<File> {
     let root = File::open(dir).map_err(|e| invalid(dir, &e.to_string()))?;
-    crate::context::open_beneath(&root, rel.trim_start_matches("./"))
+    crate::context::open_beneath(&root, Path::new(rel.trim_start_matches("./")))
         .map_err(|e| invalid(dir, &format!("cannot open {rel}: {e}")))
 }
 

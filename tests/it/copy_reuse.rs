@@ -186,6 +186,13 @@ fn noisy(i: usize) -> String {
         .collect()
 }
 
+/// The "N of M gzip chunks from the last build" of a build log.
+fn chunks_copied(log: &str) -> (usize, usize) {
+    let at = log.find(" gzip chunks from the last build").expect(log);
+    let words: Vec<&str> = log[..at].rsplit([' ', ',']).take(3).collect();
+    (words[2].parse().unwrap(), words[0].parse().unwrap())
+}
+
 /// The new layer of a one-file edit is patched from the last one (the chunks around
 /// the edit copied: `layers::patch`), twice in a row, and is still the blob a fresh
 /// store writes, byte for byte.
@@ -220,8 +227,58 @@ fn a_patched_layer_is_the_layer_a_fresh_store_writes() {
         let (_, log) = build_at_epoch(&t, &["-t", &tag], EPOCH);
         assert!(log.contains("changed"), "{log}");
         assert!(!log.contains("cannot patch"), "{log}");
+        // "(layer 0.05s, 8 of 10 gzip chunks from the last build)"
+        let (copied, chunks) = chunks_copied(&log);
+        assert!(copied > 0 && copied + 3 >= chunks, "{log}");
         assert!(sidecar(&tag) >= 3);
         assert_eq!(manifest_digest(&t.root(), &tag), fresh_digest(&t, &tag));
     }
+    assert_clean(&t.root());
+}
+
+/// A context file whose name is not UTF-8 (Docker copies such names as they are) is
+/// copied with its exact name, keyed by that name (a rename to another such name is a
+/// miss, not a hit that keeps the old name), and an edit that keeps its size and mtime
+/// is a miss whose copy has the new bytes (never a link to the last snapshot).
+#[test]
+fn a_context_name_that_is_not_utf8_is_copied_keyed_and_never_linked() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    if !can_mount() {
+        return;
+    }
+    let t = TestContext::new(
+        "FROM scratch\nCOPY . /c/\n",
+        &[("plain", "plain\n"), ("d/x", "x\n")],
+    );
+    let name = |b: &[u8]| t.context().join("d").join(OsStr::from_bytes(b));
+    fs::write(name(b"caf\xe9"), "same\n").unwrap();
+    let out = t.path("out");
+    let output = format!("type=local,dest={}", out.display());
+    let build = |tag: &str| {
+        let _ = fs::remove_dir_all(&out);
+        build_at_epoch(&t, &["-t", tag, "--output", &output], EPOCH).1
+    };
+    build("app:1");
+    let exported = |b: &[u8]| fs::read_to_string(out.join("c/d").join(OsStr::from_bytes(b)));
+    assert_eq!(exported(b"caf\xe9").unwrap(), "same\n");
+
+    fs::rename(name(b"caf\xe9"), name(b"caf\xe8")).unwrap();
+    let log = build("app:2");
+    assert!(log.contains("cache miss"), "{log}");
+    assert!(exported(b"caf\xe9").is_err(), "the old name is gone");
+    assert_eq!(exported(b"caf\xe8").unwrap(), "same\n");
+
+    // Same size, same mtime, other bytes.
+    let mtime = fs::metadata(name(b"caf\xe8")).unwrap().modified().unwrap();
+    fs::write(name(b"caf\xe8"), "diff\n").unwrap();
+    set_mtime(&name(b"caf\xe8"), mtime);
+    let log = build("app:3");
+    assert!(log.contains("cache miss"), "{log}");
+    assert_eq!(exported(b"caf\xe8").unwrap(), "diff\n");
+    assert_eq!(
+        manifest_digest(&t.root(), "app:3"),
+        fresh_digest(&t, "app:3")
+    );
     assert_clean(&t.root());
 }

@@ -49,6 +49,7 @@ fn building(output: usize) -> Board {
             elapsed: ms(100),
             layer: false,
             commit: None,
+            patched: None,
         },
         BuildEvent::StepMetadata {
             id: step(1, "ENV A=1"),
@@ -82,6 +83,7 @@ fn the_header_counts_steps_done_of_all_steps_and_says_how_it_ended() {
         elapsed: ms(900),
         layer: true,
         commit: None,
+        patched: None,
     };
     board.apply(finished, ms(1100));
     board.apply(
@@ -143,6 +145,7 @@ fn a_running_step_shows_its_last_lines_and_collapses_when_it_succeeds() {
         elapsed: ms(900),
         layer: true,
         commit: None,
+        patched: None,
     };
     board.apply(finished, ms(1100));
     let lines = board.lines(ms(1200), &PLAIN);

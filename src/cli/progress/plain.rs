@@ -56,10 +56,19 @@ fn plain_line(event: BuildEvent, stages: usize) -> Option<String> {
             elapsed,
             layer,
             commit,
+            patched,
         } => {
             // What making the layer took, of the step's time.
             let note = match (layer, commit) {
-                (true, Some(c)) => format!(" (layer {:.2}s)", c.as_secs_f64()),
+                (true, Some(c)) => match patched {
+                    Some(p) => format!(
+                        " (layer {:.2}s, {} of {} gzip chunks from the last build)",
+                        c.as_secs_f64(),
+                        p.copied,
+                        p.chunks
+                    ),
+                    None => format!(" (layer {:.2}s)", c.as_secs_f64()),
+                },
                 (false, _) if !id.is_from() => " (no layer)".to_owned(),
                 _ => String::new(),
             };
@@ -137,6 +146,7 @@ mod tests {
             elapsed: Duration::from_millis(1500),
             layer: false,
             commit: None,
+            patched: None,
         });
         assert_eq!(done, "#1.2 DONE 1.50s (no layer)");
         let done = line(BuildEvent::StepFinished {
@@ -144,8 +154,23 @@ mod tests {
             elapsed: Duration::from_millis(1500),
             layer: true,
             commit: Some(Duration::from_millis(320)),
+            patched: None,
         });
         assert_eq!(done, "#1.2 DONE 1.50s (layer 0.32s)");
+        let patched = line(BuildEvent::StepFinished {
+            id: id(Some("build"), 2, "COPY . /"),
+            elapsed: Duration::from_millis(900),
+            layer: true,
+            commit: Some(Duration::from_millis(410)),
+            patched: Some(crate::executor::Patched {
+                copied: 118,
+                chunks: 121,
+            }),
+        });
+        assert_eq!(
+            patched,
+            "#1.2 DONE 0.90s (layer 0.41s, 118 of 121 gzip chunks from the last build)"
+        );
         let unnamed = line(BuildEvent::StepLog {
             id: id(None, 2, "RUN x"),
             line: "out".into(),
@@ -165,6 +190,7 @@ mod tests {
             elapsed: Duration::from_millis(20),
             layer: false,
             commit: None,
+            patched: None,
         };
         assert_eq!(line(done), "#1.0 DONE 0.02s");
         let env = BuildEvent::StepMetadata {

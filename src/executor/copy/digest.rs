@@ -5,6 +5,7 @@
 //! `-` unless the copy keeps owners (`COPY --from` without `--chown`). Modification
 //! times are not part of it: touching a file keeps the key.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -15,10 +16,10 @@ use crate::context::Stat;
 use crate::digest::Digest;
 use crate::executor::error::{ExecError, Result};
 
-/// Gives the content digest of the regular context file at a path (relative to the
-/// context, as the walk saw it) with the metadata the walk read (through the stat
-/// cache).
-pub type FileDigest<'a> = dyn FnMut(&str, &Stat) -> std::io::Result<Digest> + 'a;
+/// Gives the content digest of the regular context file at a path relative to the
+/// context (as the walk named it, and exact: a name that is not UTF-8 is opened by the
+/// latter) with the metadata the walk read (through the stat cache).
+pub type FileDigest<'a> = dyn FnMut(&str, &Path, &Stat) -> std::io::Result<Digest> + 'a;
 
 /// `(name, value)` inputs for what `req` selects in the context `index`: one
 /// `file:PATH` per entry, named by the path the Dockerfile gives it (wildcards
@@ -52,6 +53,31 @@ pub fn source_inputs(
         inputs.entry(&selected.rel, item)?;
     }
     Ok(inputs.out)
+}
+
+/// The last component of a context entry's path as its input names it (`walked`: the
+/// `/`-separated path the walk gave, lossy; `exact`: the path): itself when UTF-8;
+/// else `/` and its bytes, `%XX` for each byte that is not printable ASCII or is `%`.
+/// A walked path never holds `//` nor starts with `/`, so the input of a name that is
+/// not UTF-8 is the input of no other name (two such names differ in their escapes).
+fn input_base<'a>(walked: &'a str, exact: &Path) -> Cow<'a, str> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = exact
+        .file_name()
+        .map(OsStrExt::as_bytes)
+        .unwrap_or_default();
+    if std::str::from_utf8(bytes).is_ok() {
+        return Cow::Borrowed(walked.rsplit('/').next().unwrap_or_default());
+    }
+    let mut out = String::from("/");
+    for &b in bytes {
+        if b.is_ascii_graphic() && b != b'%' {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// A context entry as the inputs read it, borrowed from the index.
@@ -92,9 +118,9 @@ impl Inputs<'_, '_> {
             if !(self.keep)(child.path_str())? {
                 continue;
             }
-            let base = child.path_str().rsplit('/').next().unwrap_or_default();
+            let base = input_base(child.path_str(), child.path());
             let child_name = if name.is_empty() {
-                base.to_owned()
+                base.into_owned()
             } else {
                 format!("{name}/{base}")
             };
@@ -139,7 +165,7 @@ impl Inputs<'_, '_> {
                 let _ = write!(value, " {}", target.display());
             }
             _ => {
-                let d = (self.digest)(item.rel, meta)
+                let d = (self.digest)(item.rel, item.exact, meta)
                     .map_err(|e| ExecError::fs("cannot read", host(self.index))(e))?;
                 let _ = write!(value, " {d}");
             }
@@ -187,7 +213,7 @@ mod tests {
         };
         let req = request(&op);
         let mut hashed = 0;
-        let mut digest = |rel: &str, _: &Stat| {
+        let mut digest = |rel: &str, _: &Path, _: &Stat| {
             hashed += 1;
             crate::cache::hash_file(&root.join(rel))
         };

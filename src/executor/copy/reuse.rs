@@ -141,7 +141,9 @@ impl ReuseAt<'_> {
         else {
             return false;
         };
-        if self.reuse.changed.contains(&*self.name_of(&node.rel)) {
+        // A name that is not UTF-8 has an escaped input name (`digest.rs`), which the
+        // lossy `rel` does not give: such a file is copied.
+        if node.host.to_str().is_none() || self.reuse.changed.contains(&*self.name_of(&node.rel)) {
             return false;
         }
         let resolve =

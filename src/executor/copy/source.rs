@@ -89,7 +89,8 @@ impl ContextIndex {
 
     /// [`ContextIndex::open`] with a plain I/O error.
     pub fn open_io(&self, node: &Node) -> std::io::Result<std::fs::File> {
-        self.open_rel(&node.rel, &node.meta)
+        let rel = node.host.strip_prefix(&self.root).unwrap_or(&node.host);
+        self.open_rel(rel, &node.meta)
     }
 
     /// Every entry strictly below directory `rel`, sorted by path (parents first).
@@ -373,7 +374,8 @@ impl ContextIndex {
     }
 
     /// [`ContextIndex::open_io`] for an entry known by its path and walked metadata.
-    pub fn open_rel(&self, rel: &str, walked: &Stat) -> std::io::Result<std::fs::File> {
+    /// `rel` is the exact path (a name that is not UTF-8 included).
+    pub fn open_rel(&self, rel: &Path, walked: &Stat) -> std::io::Result<std::fs::File> {
         crate::context::open_unchanged(&self.root_fd, rel, walked)
     }
 

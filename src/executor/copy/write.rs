@@ -181,8 +181,11 @@ fn write_children(
         if !(how.keep)(&child.rel)? {
             continue;
         }
-        let name = child.rel.rsplit('/').next().unwrap_or_default();
-        let child_dest = dest.join(name);
+        // The exact name (`rel` is lossy for a name that is not UTF-8).
+        let child_dest = match child.host.file_name() {
+            Some(name) => dest.join(name),
+            None => dest.join(child.rel.rsplit('/').next().unwrap_or_default()),
+        };
         if child.meta.is_dir() {
             subdirs.push((child, child_dest));
         } else {

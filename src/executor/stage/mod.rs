@@ -71,6 +71,7 @@ fn start_reported<'s>(
         elapsed: started.elapsed(),
         layer: false,
         commit: None,
+        patched: None,
     });
     Ok(run)
 }
@@ -339,11 +340,16 @@ impl<'s> StageRun<'s> {
             Op::Meta => Ok(Committed {
                 layer: None,
                 took: Duration::ZERO,
+                patched: None,
             }),
             Op::Run(run) => run_step(self.env, &self.layers, run, step, &id),
             op => fs_step(self.env, &self.layers, op, step, reuse),
         };
-        let Committed { layer, took } = result.inspect_err(|e| reporter.event(failed(&id, e)))?;
+        let Committed {
+            layer,
+            took,
+            patched,
+        } = result.inspect_err(|e| reporter.event(failed(&id, e)))?;
         let created = &self.env.build.created.text;
         self.cache.record(key, layer.as_ref(), created)?;
         reporter.event(BuildEvent::StepFinished {
@@ -351,6 +357,7 @@ impl<'s> StageRun<'s> {
             elapsed: started.elapsed(),
             layer: layer.is_some(),
             commit: Some(took),
+            patched,
         });
         Ok(layer)
     }
