@@ -89,6 +89,9 @@ struct OldChunk {
 const KEEP_BEHIND: usize = 3;
 /// Chunks inflated ahead of the reader.
 const AHEAD: usize = 1;
+/// The furthest the reader looks past its offset: an entry's headers and PAX data
+/// (read up to 1 MiB), or one piece of its content.
+const LOOK_AHEAD: u64 = 4 << 20;
 
 /// The earlier layer's uncompressed stream, read entry by entry.
 pub(crate) struct OldStream {
@@ -185,8 +188,13 @@ struct OldEntry {
 }
 
 impl OldStream {
-    /// Makes the window hold the stream up to offset `end`; false at the stream's end.
+    /// Makes the window hold the stream up to offset `end`; false at the stream's end,
+    /// or when `end` is further ahead than an entry's headers can reach (a header
+    /// claiming a huge extension never pulls the whole layer into memory).
     fn fill(&mut self, end: u64) -> io::Result<bool> {
+        if end.saturating_sub(self.pos) > LOOK_AHEAD {
+            return Ok(false);
+        }
         while self.window_end() < end {
             if self.ended {
                 return Ok(false);
@@ -332,12 +340,19 @@ impl OldStream {
         })
     }
 
-    /// Passes over the next entry if it is named `name`.
+    /// Passes over the next entry if it is named `name` (chunk by chunk: a large
+    /// file's entry is never held whole).
     fn pass(&mut self, name: &[u8]) -> io::Result<()> {
-        if let Some(e) = self.peek()? {
-            if e.name == name && self.fill(self.pos + e.len)? {
-                self.advance(e.len);
-            }
+        let Some(e) = self.peek()? else {
+            return Ok(());
+        };
+        if e.name != name {
+            return Ok(());
+        }
+        let mut left = e.len;
+        while left > 0 {
+            let (_, range) = self.take(left)?;
+            left -= range.len() as u64;
         }
         Ok(())
     }

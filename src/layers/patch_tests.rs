@@ -189,3 +189,35 @@ fn a_damaged_blob_or_a_lying_index_fails_the_patch() {
     // A blob of another size.
     assert!(attempt(old_blob[..old_blob.len() - 1].to_vec(), &chunks).is_err());
 }
+
+#[test]
+fn a_changed_file_larger_than_the_look_ahead_is_passed_over() {
+    let t = tempfile::tempdir().unwrap();
+    let (old, new) = (t.path().join("old"), t.path().join("new"));
+    old_tree(&old);
+    // A 9 MiB file before every other: its entry spans several chunks.
+    let big: Vec<u8> = (0..9u32 << 20).map(|i| (i * 7 / 5) as u8).collect();
+    fs::write(old.join("a-big"), &big).unwrap();
+    let (before, old_blob) = write(&old, None);
+    let chunks = before.chunks.clone().unwrap();
+    let linked = new_tree(&old, &new);
+    let mut changed = big;
+    changed[5 << 20] ^= 1;
+    fs::write(new.join("a-big"), &changed).unwrap();
+    let (full, full_bytes) = write(&new, None);
+    let base = PatchBase {
+        blob: base_file(t.path(), &old_blob),
+        chunks: &chunks,
+        linked,
+    };
+    let (patched, bytes) = write(&new, Some(base));
+    assert!(bytes == full_bytes);
+    assert_eq!(patched.blob, full.blob);
+    // The files after it were still copied: the reader moved past the big entry.
+    let n = patched.chunks.as_ref().unwrap().chunks.len();
+    assert!(
+        patched.copied + 6 >= n && n > 10,
+        "{} of {n}",
+        patched.copied
+    );
+}
