@@ -7,8 +7,9 @@
 //! (17.39 MB against 17.34 MB). A chunk ends with a sync flush, which byte-aligns it;
 //! the chunks are concatenated in order, an empty final block (`03 00`) closes the
 //! deflate stream, and the CRC-32 (combined from per-chunk CRCs) and length close the
-//! single gzip member. A chunk's compressed bytes are a function of its bytes and the level only,
-//! so a chunk an earlier layer already holds can be copied from it ([`KnownChunks`]).
+//! single gzip member. A chunk's compressed bytes are a function of its bytes and the
+//! level only, so a chunk an earlier layer already holds can be copied from it
+//! ([`KnownChunks`]).
 //!
 //! Invariants:
 //! - the output depends only on the input bytes and the level: cuts are decided by the
