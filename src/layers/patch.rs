@@ -211,37 +211,23 @@ impl OldStream {
         self.window_start + self.window.iter().map(|c| c.data.len() as u64).sum::<u64>()
     }
 
-    /// `len` bytes from stream offset `at` (in the window), given to `f` piece by piece.
-    fn pieces(
-        &self,
-        mut at: u64,
-        len: u64,
-        f: &mut dyn FnMut(&[u8]) -> io::Result<()>,
-    ) -> io::Result<()> {
-        let end = at + len;
-        let mut start = self.window_start;
-        for chunk in &self.window {
-            let chunk_end = start + chunk.data.len() as u64;
-            if at < chunk_end && at < end {
-                let from = (at - start) as usize;
-                let to = (end.min(chunk_end) - start) as usize;
-                f(&chunk.data[from..to])?;
-                at = start + to as u64;
-            }
-            start = chunk_end;
-        }
-        Ok(())
-    }
-
+    /// A copy of `len` bytes from stream offset `at` (at or after the window's start),
+    /// or `None` when the stream (or the look-ahead) ends before them.
     fn bytes(&mut self, at: u64, len: u64) -> io::Result<Option<Vec<u8>>> {
         if !self.fill(at + len)? {
             return Ok(None);
         }
+        let end = at + len;
         let mut out = Vec::with_capacity(len as usize);
-        self.pieces(at, len, &mut |p| {
-            out.extend_from_slice(p);
-            Ok(())
-        })?;
+        let mut start = self.window_start;
+        for chunk in &self.window {
+            let chunk_end = start + chunk.data.len() as u64;
+            let (from, to) = (at.max(start), end.min(chunk_end));
+            if from < to {
+                out.extend_from_slice(&chunk.data[(from - start) as usize..(to - start) as usize]);
+            }
+            start = chunk_end;
+        }
         Ok(Some(out))
     }
 

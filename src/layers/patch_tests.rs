@@ -93,6 +93,20 @@ fn base_file(dir: &Path, bytes: &[u8]) -> File {
     File::open(p).unwrap()
 }
 
+/// The earlier layer `blob` (written to a file in `dir`) with its `chunks`.
+fn earlier<'a>(
+    dir: &Path,
+    blob: &[u8],
+    chunks: &'a LayerChunks,
+    linked: &HashSet<u64>,
+) -> PatchBase<'a> {
+    PatchBase {
+        blob: base_file(dir, blob),
+        chunks,
+        linked: linked.clone(),
+    }
+}
+
 #[test]
 fn a_patched_layer_is_the_full_write_byte_for_byte() {
     let t = tempfile::tempdir().unwrap();
@@ -103,11 +117,7 @@ fn a_patched_layer_is_the_full_write_byte_for_byte() {
     assert!(chunks.chunks.len() >= 5, "{:?}", chunks.chunks);
     let linked = new_tree(&old, &new);
     let (full, full_bytes) = write(&new, None);
-    let base = PatchBase {
-        blob: base_file(t.path(), &old_blob),
-        chunks: &chunks,
-        linked: linked.clone(),
-    };
+    let base = earlier(t.path(), &old_blob, &chunks, &linked);
     let (patched, patched_bytes) = write(&new, Some(base));
     assert!(patched_bytes == full_bytes, "the patch wrote other bytes");
     assert_eq!(patched.blob, full.blob);
@@ -123,11 +133,7 @@ fn a_patched_layer_is_the_full_write_byte_for_byte() {
     // Nothing linked: every file is read, and the same bytes come out (chunks whose
     // bytes are the old ones' are still copied, being checked byte for byte).
     let none = HashSet::new();
-    let base = PatchBase {
-        blob: base_file(t.path(), &old_blob),
-        chunks: &chunks,
-        linked: none,
-    };
+    let base = earlier(t.path(), &old_blob, &chunks, &none);
     let (unlinked, bytes) = write(&new, Some(base));
     assert!(bytes == full_bytes);
     assert_eq!(unlinked.blob, full.blob);
@@ -146,11 +152,7 @@ fn an_index_of_another_writer_or_level_is_not_used() {
     let mut level = before.chunks.clone().unwrap();
     level.level = 9;
     for chunks in [&other, &level] {
-        let base = PatchBase {
-            blob: base_file(t.path(), &old_blob),
-            chunks,
-            linked: linked.clone(),
-        };
+        let base = earlier(t.path(), &old_blob, chunks, &linked);
         let (w, bytes) = write(&new, Some(base));
         assert_eq!(w.copied, 0);
         assert!(bytes == full_bytes);
@@ -167,11 +169,7 @@ fn a_damaged_blob_or_a_lying_index_fails_the_patch() {
     let linked = new_tree(&old, &new);
     let set = tree_changes(&new).unwrap();
     let attempt = |blob: Vec<u8>, chunks: &LayerChunks| {
-        let base = PatchBase {
-            blob: base_file(t.path(), &blob),
-            chunks,
-            linked: linked.clone(),
-        };
+        let base = earlier(t.path(), &blob, chunks, &linked);
         write_indexed(&set, &WriteOptions::default(), io::sink(), Some(base))
     };
     // A flipped byte in the first chunk's compressed bytes.
@@ -205,11 +203,7 @@ fn a_changed_file_larger_than_the_look_ahead_is_passed_over() {
     changed[5 << 20] ^= 1;
     fs::write(new.join("a-big"), &changed).unwrap();
     let (full, full_bytes) = write(&new, None);
-    let base = PatchBase {
-        blob: base_file(t.path(), &old_blob),
-        chunks: &chunks,
-        linked,
-    };
+    let base = earlier(t.path(), &old_blob, &chunks, &linked);
     let (patched, bytes) = write(&new, Some(base));
     assert!(bytes == full_bytes);
     assert_eq!(patched.blob, full.blob);
